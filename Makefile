@@ -1,0 +1,28 @@
+# Two commands on a fresh machine: `make demo` (the main job on a built-in dataset) and
+# `make test` (the whole test suite). Both set up .venv first; torch is the local CPU build.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+WHEELS := $(wildcard /opt/wheels)
+
+.PHONY: setup test test-all demo fuzz bench lint
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	# torch first and pinned: an unpinned torch would pull a multi-GB CUDA build.
+	$(PY) -m pip install -q $(if $(WHEELS),--find-links $(WHEELS)) torch==2.13.0
+	$(PY) -m pip install -q $(if $(WHEELS),--find-links $(WHEELS)) -e '.[train,dev,onnx]'
+	touch $@
+
+test: setup
+	$(PY) -m pytest -q
+
+test-all: setup
+	$(PY) -m pytest -q -m ''
+
+demo: setup
+	$(VENV)/bin/posedata demo
+
+lint: setup
+	$(VENV)/bin/ruff check posedata trainer tests bench

@@ -1,0 +1,216 @@
+"""The in-memory dataset model: COCO keypoint data as typed dataclasses with NumPy keypoints.
+
+Every importer reads into a `Dataset`; validate checks raw JSON (it must report what a typed
+model cannot hold); convert, preview and the trainer read a `Dataset` built from checked JSON.
+Keypoints are kept in the file's own keypoint order as float64 (n, 3) arrays with COCO
+visibility (0 not labelled, 1 labelled but occluded, 2 visible).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import InputError
+from .io import load_json
+
+
+@dataclass
+class Image:
+    id: int
+    file_name: str
+    width: int
+    height: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_coco(self) -> dict[str, Any]:
+        return {**self.extra, "id": self.id, "file_name": self.file_name, "width": self.width, "height": self.height}
+
+
+@dataclass
+class Category:
+    id: int
+    name: str
+    keypoints: list[str] = field(default_factory=list)
+    skeleton: list[list[int]] = field(default_factory=list)  # 1-based pairs, as COCO
+    supercategory: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_coco(self) -> dict[str, Any]:
+        d = {**self.extra, "id": self.id, "name": self.name, "supercategory": self.supercategory}
+        if self.keypoints:
+            d["keypoints"] = list(self.keypoints)
+            d["skeleton"] = [list(e) for e in self.skeleton]
+        return d
+
+
+@dataclass
+class Annotation:
+    id: int
+    image_id: int
+    category_id: int
+    keypoints: np.ndarray | None = None  # (n, 3) float64, COCO visibility
+    bbox: tuple[float, float, float, float] | None = None  # x, y, w, h
+    area: float | None = None
+    iscrowd: bool = False
+    segmentation: Any = None
+    num_keypoints: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def labelled(self) -> np.ndarray:
+        """Boolean mask of keypoints with v > 0."""
+        if self.keypoints is None:
+            return np.zeros(0, dtype=bool)
+        return self.keypoints[:, 2] > 0
+
+    def to_coco(self) -> dict[str, Any]:
+        d: dict[str, Any] = {**self.extra, "id": self.id, "image_id": self.image_id, "category_id": self.category_id,
+                             "iscrowd": int(bool(self.iscrowd))}
+        if self.keypoints is not None:
+            kp = self.keypoints
+            flat = []
+            for x, y, v in kp.tolist():
+                flat += [_num(x), _num(y), int(v)]
+            d["keypoints"] = flat
+            d["num_keypoints"] = int((kp[:, 2] > 0).sum()) if self.num_keypoints is None else int(self.num_keypoints)
+        if self.bbox is not None:
+            d["bbox"] = [_num(v) for v in self.bbox]
+        if self.area is not None:
+            d["area"] = _num(self.area)
+        d["segmentation"] = self.segmentation if self.segmentation is not None else []
+        return d
+
+
+def _num(v: float) -> float | int:
+    """Integers stay integers in JSON (exports round-trip byte-for-byte where they were ints)."""
+    f = float(v)
+    return int(f) if f.is_integer() and abs(f) < 2**53 else round(f, 4)
+
+
+@dataclass
+class Dataset:
+    images: list[Image] = field(default_factory=list)
+    annotations: list[Annotation] = field(default_factory=list)
+    categories: list[Category] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+    licenses: list[Any] = field(default_factory=list)
+    file: str | None = None
+
+    def to_coco(self) -> dict[str, Any]:
+        return {
+            "info": self.info,
+            "licenses": self.licenses,
+            "images": [im.to_coco() for im in self.images],
+            "annotations": [a.to_coco() for a in self.annotations],
+            "categories": [c.to_coco() for c in self.categories],
+        }
+
+    def image_index(self) -> dict[int, Image]:
+        return {im.id: im for im in self.images}
+
+    def category(self, category_id: int | None = None) -> Category:
+        """The chosen keypoint category (the only one with keypoints when not given)."""
+        cats = [c for c in self.categories if c.keypoints]
+        if category_id is not None:
+            for c in self.categories:
+                if c.id == category_id:
+                    if not c.keypoints:
+                        raise InputError(f"category {category_id} ({c.name!r}) has no keypoints", file=self.file)
+                    return c
+            raise InputError(f"no category with id {category_id}; keypoint categories: {[c.id for c in cats]}", file=self.file)
+        if len(cats) != 1:
+            raise InputError(
+                f"expected exactly one keypoint category, found {len(cats)} ({[(c.id, c.name) for c in cats]}); choose one with --category",
+                file=self.file)
+        return cats[0]
+
+
+def keypoint_category(data: Any, category_id: int | None = None, file: str | None = None) -> dict[str, Any]:
+    """The chosen keypoint category of raw COCO JSON (the only one with keypoints when not given)."""
+    if not isinstance(data, dict) or not isinstance(data.get("categories"), list):
+        raise InputError("expected a COCO object with a 'categories' list", file=file, where="categories")
+    cats = [(i, c) for i, c in enumerate(data["categories"]) if isinstance(c, dict)]
+    kcats = [(i, c) for i, c in cats if isinstance(c.get("keypoints"), list) and c["keypoints"]]
+    if category_id is not None:
+        for i, c in cats:
+            if c.get("id") == category_id:
+                if not (isinstance(c.get("keypoints"), list) and c["keypoints"]):
+                    raise InputError(f"category {category_id} has no keypoints", file=file, where=f"categories[{i}]")
+                return c
+        raise InputError(f"no category with id {category_id}; keypoint categories: {[c.get('id') for _, c in kcats]}",
+                         file=file, where="categories")
+    if len(kcats) != 1:
+        raise InputError(
+            f"expected exactly one category with keypoints, found {len(kcats)} "
+            f"({[c.get('id') for _, c in kcats]}); choose one with --category", file=file, where="categories")
+    return kcats[0][1]
+
+
+def _as_int_id(v: Any, where: str, file: str | None) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not float(v).is_integer():
+        raise InputError(f"expected an integer id, got {v!r}", file=file, where=where)
+    return int(v)
+
+
+def from_coco(data: Any, file: str | None = None) -> Dataset:
+    """Build a Dataset from parsed COCO JSON. Assumes it passed validate's structure checks, but
+    still raises InputError (never KeyError/TypeError) on anything it cannot represent."""
+    if not isinstance(data, dict):
+        raise InputError(f"expected a JSON object at the top level, got {type(data).__name__}", file=file)
+    ds = Dataset(info=data.get("info") or {}, licenses=data.get("licenses") or [], file=file)
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(data.get(key), list):
+            raise InputError(f"expected a list under {key!r}", file=file, where=key)
+    try:
+        for i, c in enumerate(data["categories"]):
+            where = f"categories[{i}]"
+            if not isinstance(c, dict):
+                raise InputError("expected an object", file=file, where=where)
+            extra = {k: v for k, v in c.items() if k not in ("id", "name", "keypoints", "skeleton", "supercategory")}
+            ds.categories.append(Category(
+                id=_as_int_id(c.get("id"), f"{where}.id", file), name=str(c.get("name", "")),
+                keypoints=[str(k) for k in (c.get("keypoints") or [])],
+                skeleton=[list(map(int, e)) for e in (c.get("skeleton") or [])],
+                supercategory=str(c.get("supercategory", "")), extra=extra))
+        for i, im in enumerate(data["images"]):
+            where = f"images[{i}]"
+            if not isinstance(im, dict):
+                raise InputError("expected an object", file=file, where=where)
+            extra = {k: v for k, v in im.items() if k not in ("id", "file_name", "width", "height")}
+            ds.images.append(Image(
+                id=_as_int_id(im.get("id"), f"{where}.id", file), file_name=str(im.get("file_name", "")),
+                width=_as_int_id(im.get("width"), f"{where}.width", file),
+                height=_as_int_id(im.get("height"), f"{where}.height", file), extra=extra))
+        skip = ("id", "image_id", "category_id", "keypoints", "bbox", "area", "iscrowd", "segmentation", "num_keypoints")
+        for i, a in enumerate(data["annotations"]):
+            where = f"annotations[{i}]"
+            if not isinstance(a, dict):
+                raise InputError("expected an object", file=file, where=where)
+            kp = a.get("keypoints")
+            kparr = None
+            if kp is not None:
+                if not isinstance(kp, list) or len(kp) % 3:
+                    raise InputError("keypoints must be a list of x, y, v triples", file=file, where=f"{where}.keypoints")
+                kparr = np.asarray(kp, dtype=np.float64).reshape(-1, 3)
+            bbox = a.get("bbox")
+            ds.annotations.append(Annotation(
+                id=_as_int_id(a.get("id"), f"{where}.id", file),
+                image_id=_as_int_id(a.get("image_id"), f"{where}.image_id", file),
+                category_id=_as_int_id(a.get("category_id"), f"{where}.category_id", file),
+                keypoints=kparr,
+                bbox=tuple(float(v) for v in bbox) if isinstance(bbox, list) and len(bbox) == 4 else None,  # type: ignore[arg-type]
+                area=float(a["area"]) if isinstance(a.get("area"), (int, float)) else None,
+                iscrowd=bool(a.get("iscrowd", False)),
+                segmentation=a.get("segmentation"),
+                num_keypoints=int(a["num_keypoints"]) if isinstance(a.get("num_keypoints"), (int, float)) else None,
+                extra={k: v for k, v in a.items() if k not in skip}))
+    except (TypeError, ValueError) as e:
+        raise InputError(f"cannot read COCO data: {e}", file=file) from None
+    return ds
+
+
+def load(path: str | Path) -> Dataset:
+    """Read a COCO keypoint JSON file into a Dataset."""
+    return from_coco(load_json(path), file=str(path))

@@ -1,0 +1,41 @@
+"""One finding type shared by skeleton checks, validate, import reports and flip checks."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Iterable
+
+SEVERITIES = ("error", "warning", "info")
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    severity: str  # "error" | "warning" | "info"
+    message: str
+    where: str | None = None  # JSON path such as annotations[812].keypoints[14]
+    file: str | None = None
+    image_id: int | None = None
+    annotation_id: int | None = None
+
+    def location(self) -> str:
+        parts = [p for p in (self.file, self.where) if p]
+        ids = []
+        if self.annotation_id is not None:
+            ids.append(f"annotation {self.annotation_id}")
+        if self.image_id is not None:
+            ids.append(f"image {self.image_id}")
+        loc = ": ".join(parts)
+        if ids:
+            loc = f"{loc} ({', '.join(ids)})" if loc else ", ".join(ids)
+        return loc
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def count(findings: Iterable[Finding], severity: str) -> int:
+    return sum(1 for f in findings if f.severity == severity)
+
+
+def has_errors(findings: Iterable[Finding]) -> bool:
+    return any(f.severity == "error" for f in findings)

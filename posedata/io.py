@@ -1,0 +1,91 @@
+"""Atomic writes and output-exists policy shared by every command that writes."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError, OutputExistsError
+
+
+def check_output(path: str | os.PathLike, force: bool) -> Path:
+    """Refuse to overwrite an existing output unless force; call before doing any work."""
+    p = Path(path)
+    if p.exists() and not force:
+        raise OutputExistsError("output exists; pass --force to replace it", file=str(p))
+    return p
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write to a temp file in the same folder, fsync, then rename: readers never see half a file."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int | None = None) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=indent, allow_nan=False))
+
+
+def read_bytes(path: str | os.PathLike) -> bytes:
+    p = Path(path)
+    if not p.exists():
+        raise InputError("file not found", file=str(p))
+    if p.is_dir():
+        raise InputError("expected a file, found a folder", file=str(p))
+    try:
+        return p.read_bytes()
+    except OSError as e:
+        raise InputError(f"cannot read: {e.strerror}", file=str(p)) from None
+
+
+def read_text(path: str | os.PathLike) -> str:
+    data = read_bytes(path)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise InputError(f"not UTF-8 text (byte {e.start})", file=str(path)) from None
+
+
+def load_json(path: str | os.PathLike) -> Any:
+    """Parse a JSON file; errors name the file, line and column."""
+    text = read_text(path)
+    if not text.strip():
+        raise InputError("empty file, expected JSON", file=str(path))
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(f"invalid JSON: {e.msg}", file=str(path), where=f"line {e.lineno} column {e.colno}") from None
+    except RecursionError:
+        raise InputError("invalid JSON: nested too deeply", file=str(path)) from None
+
+
+def safe_image_path(root: str | os.PathLike, name: str) -> Path:
+    """Resolve an image name from a JSON inside root; refuse '..', absolute paths and symlinks out."""
+    if not isinstance(name, str) or not name:
+        raise InputError(f"image path must be a non-empty string, got {name!r}")
+    if os.path.isabs(name) or name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        raise InputError(f"image path {name!r} is absolute; it must be relative to the images folder")
+    root_r = Path(root).resolve()
+    p = (root_r / name).resolve()
+    if p != root_r and root_r not in p.parents:
+        raise InputError(f"image path {name!r} escapes the images folder {str(root)!r}")
+    return p

@@ -1,0 +1,175 @@
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+from conftest import TEMPLATE_NAMES, TEMPLATES
+
+from posedata import skeleton as S
+from posedata.cli import cli
+from posedata.errors import SkeletonError
+
+BASE = {
+    "name": "t",
+    "keypoints": ["head", "left_hand", "right_hand", "tail"],
+    "limbs": [["head", "left_hand"], ["head", "right_hand"], ["head", "tail"]],
+    "root": "head",
+    "flip": [["left_hand", "right_hand"]],
+    "sigmas": [0.05, 0.05, 0.05, 0.05],
+}
+
+
+def codes(d):
+    sk, f = S.parse(d)
+    if sk is not None:
+        f += S.check(sk)
+    return {x.code for x in f if x.severity == "error"}, {x.code for x in f if x.severity == "warning"}
+
+
+@pytest.mark.parametrize("name", TEMPLATE_NAMES)
+def test_templates_load_without_warnings(name):
+    sk, findings = S.load_with_findings(TEMPLATES / f"{name}.yaml")
+    assert sk is not None
+    assert findings == []
+    assert sk.num_heatmaps == sk.num_keypoints + 1 and sk.num_pafs == 2 * sk.num_limbs
+    # every limb is reached from an already-placed end in grouping order
+    placed = {sk.root}
+    for li, known, new in sk.grouping_steps:
+        if not sk.redundant[li]:
+            assert known in placed
+            placed.add(new)
+    assert placed == set(range(sk.num_keypoints))
+
+
+def test_required_templates_exist():
+    assert {"coco17", "openpose18", "hand21", "quadruped17", "object5"} <= set(TEMPLATE_NAMES)
+
+
+def test_openpose18_matches_reference_tables():
+    sk = S.load(TEMPLATES / "openpose18.yaml")
+    # the reference's training limb order (keypoint ids in its 18-point order)
+    ref = [[1, 8], [8, 9], [9, 10], [1, 11], [11, 12], [12, 13], [1, 2], [2, 3], [3, 4], [2, 16],
+           [1, 5], [5, 6], [6, 7], [5, 17], [1, 0], [0, 14], [0, 15], [14, 16], [15, 17]]
+    assert [list(lb) for lb in sk.limbs] == ref
+    # the reference's flip swap list for its 18 points
+    assert list(sk.flip) == [0, 1, 5, 6, 7, 2, 3, 4, 11, 12, 13, 8, 9, 10, 15, 14, 17, 16]
+    assert [sk.limb_names(i) for i, r in enumerate(sk.redundant) if r] == [
+        ("right_shoulder", "right_ear"), ("left_shoulder", "left_ear")]
+    assert sk.grouping_order[-2:] == (9, 13)
+    assert sk.coco_keypoints[0] == "nose" and len(sk.coco_keypoints) == 17
+    idx = sk.source_index(list(sk.coco_keypoints))
+    assert idx[1] == -1 and idx[2] == 6 and idx[5] == 5
+
+
+def test_bfs_marks_cycle_closing_limb_redundant():
+    d = copy.deepcopy(BASE)
+    d["limbs"].append(["left_hand", "right_hand"])
+    sk = S.from_dict(d)
+    assert sk.redundant == (False, False, False, True)
+    assert sk.grouping_order == (0, 1, 2, 3)
+
+
+def test_grouping_steps_orient_limbs_from_placed_end():
+    d = copy.deepcopy(BASE)
+    d["limbs"][2] = ["tail", "head"]
+    sk = S.from_dict(d)
+    assert (2, 0, 3) in sk.grouping_steps
+
+
+@pytest.mark.parametrize("mutate,code", [
+    (lambda d: d["keypoints"].append("head"), "S010"),
+    (lambda d: d["limbs"].append(["head", "nope"]), "S011"),
+    (lambda d: d["limbs"].append(["tail", "tail"]), "S012"),
+    (lambda d: d["limbs"].append(["tail", "head"]), "S013"),
+    (lambda d: d["flip"].append(["left_hand", "tail"]), "S014"),
+    (lambda d: d["flip"].append(["tail", "tail"]), "S014"),
+    (lambda d: d.__setitem__("sigmas", [0.05] * 3), "S015"),
+    (lambda d: d.__setitem__("sigmas", [0.05, -1, 0.05, 0.05]), "S015"),
+    (lambda d: d["limbs"].pop(), "S020"),
+    (lambda d: d.__setitem__("root", "nope"), "S011"),
+    (lambda d: d.__setitem__("limbs", "head-tail"), "S001"),
+])
+def test_skeleton_errors(mutate, code):
+    d = copy.deepcopy(BASE)
+    mutate(d)
+    errors, _ = codes(d)
+    assert code in errors
+    with pytest.raises(SkeletonError):
+        S.from_dict(d)
+
+
+def test_warnings_for_missing_flip_pair_and_unmirrored_limb():
+    d = copy.deepcopy(BASE)
+    d["flip"] = []
+    errors, warnings = codes(d)
+    assert not errors and "S022" in warnings
+    d = copy.deepcopy(BASE)
+    d["keypoints"].append("left_foot")
+    d["limbs"].append(["tail", "left_foot"])
+    d["sigmas"].append(0.05)
+    errors, warnings = codes(d)
+    assert "S023" in warnings
+    d = copy.deepcopy(BASE)
+    d["keypoints"] += ["left_foot", "right_foot"]
+    d["sigmas"] += [0.05, 0.05]
+    d["flip"].append(["left_foot", "right_foot"])
+    d["limbs"] += [["tail", "left_foot"], ["left_hand", "right_foot"]]
+    errors, warnings = codes(d)
+    assert "S021" in warnings
+
+
+def test_fingerprint_depends_on_channel_meaning_only():
+    a = S.from_dict(copy.deepcopy(BASE))
+    d = copy.deepcopy(BASE)
+    d["sigmas"] = [0.1] * 4
+    assert S.from_dict(d).fingerprint == a.fingerprint
+    d["limbs"] = d["limbs"][::-1]
+    assert S.from_dict(d).fingerprint != a.fingerprint
+
+
+def test_round_trip_yaml(tmp_path):
+    sk = S.load(TEMPLATES / "openpose18.yaml")
+    p = tmp_path / "s.yaml"
+    p.write_text(sk.to_yaml())
+    again = S.load(p)
+    assert again.fingerprint == sk.fingerprint and again.redundant == sk.redundant
+
+
+@pytest.mark.parametrize("name,side", [("left_eye", "left"), ("RightHand", "right"), ("l_knee", "left"),
+                                       ("paw_R", "right"), ("lShoulder", "left"), ("nose", None),
+                                       ("elbow", None), ("tail", None)])
+def test_name_side(name, side):
+    assert S.name_side(name) == side
+
+
+def test_cli_check_show_init(runner, tmp_path):
+    r = runner.invoke(cli, ["skeleton", "check", str(TEMPLATES / "coco17.yaml")])
+    assert r.exit_code == 0, r.output
+    bad = tmp_path / "bad.yaml"
+    d = copy.deepcopy(BASE)
+    d["limbs"].append(["tail", "tail"])
+    bad.write_text(yaml.safe_dump(d))
+    r = runner.invoke(cli, ["skeleton", "check", str(bad)])
+    assert r.exit_code == 1 and "S012" in r.output
+    png = tmp_path / "g.png"
+    r = runner.invoke(cli, ["skeleton", "show", str(TEMPLATES / "openpose18.yaml"), "--plot", str(png)])
+    assert r.exit_code == 0, r.output
+    assert png.stat().st_size > 1000 and png.read_bytes()[:4] == b"\x89PNG"
+    r = runner.invoke(cli, ["skeleton", "show", str(tmp_path / "missing.yaml")])
+    assert r.exit_code == 2 and "missing.yaml" in r.output and "Traceback" not in r.output
+    garbage = tmp_path / "garbage.yaml"
+    garbage.write_text("keypoints: [a, b\n")
+    r = runner.invoke(cli, ["skeleton", "show", str(garbage)])
+    assert r.exit_code == 2 and "line" in r.output
+
+
+def test_cli_init_from_coco(runner, tmp_path, shared_real):
+    out = tmp_path / "s.yaml"
+    r = runner.invoke(cli, ["skeleton", "init", "--from-coco", str(shared_real / "coco" / "test_coco.json"), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    sk = S.load(out)
+    assert sk.num_keypoints == 17 and len(sk.flip_pairs()) == 8
+    assert sk.keypoints[sk.root] in ("left_shoulder", "right_shoulder", "left_hip", "right_hip")
+    r = runner.invoke(cli, ["skeleton", "init", "--from-coco", str(shared_real / "coco" / "test_coco.json"), "-o", str(out)])
+    assert r.exit_code == 2 and "--force" in r.output
