@@ -154,6 +154,12 @@ def skeleton_init(from_coco: Path, category: int | None, output: Path, force: bo
                   f"{len(d['flip'])} flip pair(s)")
 
 
+# -------------------------------------------------------------------- export
+@cli.group(cls=PosedataSubGroup)
+def export() -> None:
+    """Write data or models for other tools: `export yolo`, `export onnx`, `export reference`."""
+
+
 def main() -> None:
     cli(prog_name="posedata")
 
