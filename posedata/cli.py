@@ -154,10 +154,173 @@ def skeleton_init(from_coco: Path, category: int | None, output: Path, force: bo
                   f"{len(d['flip'])} flip pair(s)")
 
 
+# ------------------------------------------------------------------ flipcheck
+@cli.command("flipcheck")
+@click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--skeleton", "skeleton_spec", required=True, help="Skeleton file or template name.")
+@click.option("--images", type=click.Path(file_okay=False, path_type=Path), help="Images folder (for the side-by-side plots).")
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder for the PNGs.")
+@click.option("-n", "num", type=int, default=12, show_default=True, help="Instances to draw side by side.")
+@click.option("--category", type=int, default=None, help="Keypoint category id (default: the only one).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--force", is_flag=True, help="Write into an existing non-empty folder.")
+def flipcheck_cmd(data: Path, skeleton_spec: str, images: Path | None, output: Path, num: int,
+                  category: int | None, seed: int, force: bool) -> None:
+    """Check the skeleton's flip map against the data (left/right swap list right?)."""
+    import numpy as np
+
+    from . import coco
+    from . import flipcheck as F
+    from . import skeleton as S
+    from .io import check_output_dir
+    from .plots import plot_flip_instances, plot_orientation_scores, plot_side_statistics
+
+    sk = S.resolve(skeleton_spec)
+    check_output_dir(output, force)
+    ds = coco.load(data)
+    failed = False
+    prop = F.skeleton_flip_property(sk)
+    t = Table(title="skeleton-level flip property (internal consistency only)")
+    for c in ("kind", "name", "result"):
+        t.add_column(c)
+    for kind, name, ok in prop:
+        t.add_row(kind, name, "[green]PASS[/]" if ok else "[bold red]FAIL[/]")
+        failed |= not ok
+    console.print(t)
+
+    res = F.orientation_check(ds, sk, category)
+    t = Table(title=f"data-level orientation check on {res.n_instances} instances (flag above {F.FLAG_THRESHOLD})")
+    for c in ("keypoint", "deviation", "noise z", "no flip map", "triples", "verdict"):
+        t.add_column(c)
+    for i, name in enumerate(res.keypoints):
+        verdict = "[bold red]FLAG[/]" if name in res.flagged else ("-" if not np.isfinite(res.scores[i]) else "[green]ok[/]")
+        t.add_row(name, f"{res.scores[i]:.3f}", f"{res.z_scores[i]:.2f}" if res.z_scores is not None else "",
+                  f"{res.identity_scores[i]:.3f}", str(int(res.triple_counts[i])), verdict)
+    console.print(t)
+    output.mkdir(parents=True, exist_ok=True)
+    plot_orientation_scores(res, F.FLAG_THRESHOLD, output / "orientation.png")
+    stats = F.side_statistics(ds, sk, category)
+    plot_side_statistics(stats, output / "sides.png")
+    written = ["orientation.png", "sides.png"]
+    if images is not None:
+        pts, lab, anns = F.instance_keypoints(ds, sk, category)
+        swaps = F.suspected_swaps(pts, lab, sk).any(1)
+        rng = np.random.default_rng(seed)
+        order = list(np.flatnonzero(swaps)) + list(rng.permutation(np.flatnonzero(~swaps)))
+        items = F.instance_crops(ds, sk, images, anns, pts, lab, [int(i) for i in order[:num]])
+        plot_flip_instances(items, sk, output / "instances.png")
+        written.append("instances.png")
+        console.print(f"{int(swaps.sum())} instance(s) with a suspected left/right swap drawn first")
+    if res.inconclusive:
+        console.print(f"[yellow]inconclusive:[/] {res.inconclusive}")
+    elif res.flagged:
+        console.print(f"[bold red]FAIL[/] flip map looks wrong around: {', '.join(res.flagged)}")
+        failed = True
+    else:
+        console.print("[bold green]PASS[/] the flip map agrees with the data's mirror symmetry")
+    console.print(f"plots: {', '.join(str(output / w) for w in written)}")
+    if failed:
+        sys.exit(1)
+
+
 # -------------------------------------------------------------------- export
 @cli.group(cls=PosedataSubGroup)
 def export() -> None:
     """Write data or models for other tools: `export yolo`, `export onnx`, `export reference`."""
+
+
+# -------------------------------------------------------------------- import
+def print_import_report(report: Any) -> None:
+    """What an import read, wrote, repaired and skipped; every line with its count and examples."""
+    console.print(f"[bold]import {report.format}[/] {report.source}: read {report.images_read} image(s), "
+                  f"{report.instances_read} instance(s); wrote {report.images_written} image(s), "
+                  f"{report.instances_written} instance(s)")
+    for title, counts, examples in (("repairs", report.repairs, report.repair_examples),
+                                    ("skipped", report.skipped, report.skip_examples)):
+        if not counts:
+            continue
+        t = Table(title=title)
+        t.add_column("count", justify="right")
+        t.add_column("what" if title == "repairs" else "why", overflow="fold")
+        t.add_column("first examples (ids)", overflow="fold")
+        for what, n in counts.most_common():
+            ex = examples.get(what, [])
+            t.add_row(str(n), what, ", ".join(map(str, ex)) + (" ..." if n > len(ex) and ex else ""))
+        console.print(t)
+    for w in report.warnings:
+        console.print(f"[yellow]warning:[/] {w}", soft_wrap=True)
+
+
+@cli.command("import")
+@click.argument("fmt", metavar="FORMAT")
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option("--skeleton", "skeleton_spec", required=True, help="Skeleton file or template name.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="COCO keypoint JSON to write.")
+@click.option("--images", type=click.Path(file_okay=False, path_type=Path),
+              help="Images folder: files are resolved by file name, then by the tail of the export's path; "
+                   "sizes the export lacks are read from the files.")
+@click.option("--category", default=None, metavar="NAME_OR_ID",
+              help="Keypoint category/label to import (default: the only one with keypoints).")
+@click.option("--bbox-margin", type=click.FloatRange(0, 10), default=0.1, show_default=True,
+              help="Boxes made from keypoints are padded by this fraction of the keypoints' extent.")
+@click.option("--drop-unlabelled", is_flag=True, help="Drop instances with no labelled keypoints.")
+@click.option("--keep-empty", is_flag=True, help="Keep images without annotations (as negatives).")
+@click.option("--write-invalid", is_flag=True,
+              help="Write the output even when it fails validation (still exit 1), to inspect it.")
+@click.option("--force", is_flag=True, help="Replace an existing output.")
+def import_cmd(fmt: str, input_path: Path, skeleton_spec: str, output: Path, images: Path | None,
+               category: str | None, bbox_margin: float, drop_unlabelled: bool, keep_empty: bool,
+               write_invalid: bool, force: bool) -> None:
+    """Turn a labelling tool's export INPUT into clean COCO keypoint JSON for a skeleton.
+
+    FORMAT is `auto` (recognised by content) or one of the formats listed at the end of this
+    help. Keypoint names are matched to the skeleton by name (case and separators ignored),
+    never by position. Every repair and every skipped item is reported with counts and example ids,
+    then the result is checked exactly as `posedata validate` would.
+
+    Exit 0: written and valid. Exit 2: the input could not be read (nothing written). Exit 1: the
+    imported data fails validation; the findings are printed and OUTPUT is NOT written (so a
+    pipeline never picks up a file that did not validate) unless --write-invalid is given.
+    """
+    from . import skeleton as S
+    from .findings import has_errors
+    from .importer import ImportOptions, import_file, validate_result
+    from .io import atomic_write_json, check_output
+
+    check_output(output, force)
+    sk = S.resolve(skeleton_spec)
+    opts = ImportOptions(images=images, category=category, bbox_margin=bbox_margin,
+                         drop_unlabelled=drop_unlabelled, keep_empty=keep_empty)
+    result = import_file(fmt, input_path, sk, opts)
+    print_import_report(result.report)
+    findings = validate_result(result, sk, opts, file=str(output))
+    print_findings(findings, title="validate (imported data)")
+    data = result.dataset.to_coco()
+    if has_errors(findings):
+        n = sum(f.severity == "error" for f in findings)
+        if write_invalid:
+            atomic_write_json(output, data)
+            console.print(f"[bold red]FAIL[/] the imported data has {n} validation error(s); wrote {output} anyway "
+                          "(--write-invalid) for inspection")
+        else:
+            console.print(f"[bold red]FAIL[/] the imported data has {n} validation error(s); {output} was not "
+                          "written (pass --write-invalid to write it for inspection)")
+        sys.exit(1)
+    atomic_write_json(output, data)
+    console.print(f"[bold green]OK[/] wrote {output}: {len(data['images'])} image(s), "
+                  f"{len(data['annotations'])} instance(s), {len(sk.coco_keypoints)} keypoints")
+
+
+def _import_help_formats() -> None:
+    from .formats import FORMATS
+
+    import inspect
+
+    import_cmd.help = inspect.cleandoc(import_cmd.help or "") + "\n\nFormats: auto, " + ", ".join(FORMATS) + "."
+
+
+_import_help_formats()
 
 
 def main() -> None:

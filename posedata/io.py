@@ -89,3 +89,13 @@ def safe_image_path(root: str | os.PathLike, name: str) -> Path:
     if p != root_r and root_r not in p.parents:
         raise InputError(f"image path {name!r} escapes the images folder {str(root)!r}")
     return p
+
+
+def check_output_dir(path: str | os.PathLike, force: bool) -> Path:
+    """An output folder may exist only if empty, unless force."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise OutputExistsError("output exists and is not a folder", file=str(p))
+    if p.is_dir() and any(p.iterdir()) and not force:
+        raise OutputExistsError("output folder exists and is not empty; pass --force to write into it", file=str(p))
+    return p

@@ -90,3 +90,94 @@ def plot_skeleton(sk: Skeleton, path: str | Path) -> None:
     ax.set_title(f"{sk.name}: {sk.num_keypoints} keypoints, {sk.num_limbs} limbs, root {sk.keypoints[sk.root]}")
     ax.axis("off")
     save_figure(fig, path)
+
+
+def draw_instance(ax, image_rgb: np.ndarray, pts: np.ndarray, lab: np.ndarray, sk: Skeleton,
+                  labels: list[int] | None = None, title: str = "") -> None:
+    """An image crop with keypoints coloured by the side of the label they carry, names written
+    beside them and limbs drawn. `labels[n]` is the keypoint index point n carries (default n)."""
+    ax.imshow(image_rgb)
+    labels = list(range(len(pts))) if labels is None else labels
+    where = {lbl: n for n, lbl in enumerate(labels)}
+    for a, b in sk.limbs:
+        na, nb = where.get(a), where.get(b)
+        if na is not None and nb is not None and lab[na] and lab[nb]:
+            ax.plot([pts[na, 0], pts[nb, 0]], [pts[na, 1], pts[nb, 1]], "-", color="white", lw=1, alpha=0.7)
+    for n, lbl in enumerate(labels):
+        if not lab[n]:
+            continue
+        c = SIDE_COLORS[sk.side(lbl)]
+        ax.scatter(pts[n, 0], pts[n, 1], s=25, color=c, edgecolors="white", linewidths=0.5, zorder=3)
+        ax.text(pts[n, 0] + 2, pts[n, 1], sk.keypoints[lbl], fontsize=6, color=c, zorder=4,
+                bbox=dict(boxstyle="round,pad=0.05", fc="white", ec="none", alpha=0.6))
+    ax.set_title(title, fontsize=8)
+    ax.axis("off")
+
+
+def plot_flip_instances(items: list[dict], sk: Skeleton, path: str | Path) -> None:
+    """For each instance: the original crop and the flipped crop with the swap applied, side by side.
+    After a right flip the left-coloured labels still sit on the body's left side."""
+    plt = pyplot()
+    n = max(len(items), 1)
+    fig, axes = plt.subplots(n, 2, figsize=(7, 3.4 * n), squeeze=False)
+    for row, it in enumerate(items):
+        crop, pts, lab = it["crop"], it["points"], it["labelled"]
+        w = crop.shape[1]
+        draw_instance(axes[row, 0], crop[..., ::-1], pts, lab, sk, title=f"{it['title']}: original")
+        fpts = pts.copy()
+        fpts[:, 0] = w - 1 - fpts[:, 0]
+        draw_instance(axes[row, 1], crop[:, ::-1, ::-1], fpts, lab, sk, labels=list(sk.flip),
+                      title="flipped, labels swapped by the flip map")
+    for side, c in SIDE_COLORS.items():
+        axes[0, 1].scatter([], [], color=c, label=side)
+    axes[0, 1].legend(loc="upper right", fontsize=7)
+    save_figure(fig, path)
+
+
+def plot_side_statistics(stats: list[dict], path: str | Path) -> None:
+    """Per flip pair, the horizontal offset of the left point from the right one (fraction of the
+    instance's width): a consistent annotator gives one cluster per facing direction; points against
+    the pair's majority are marked with their annotation ids."""
+    plt = pyplot()
+    n = max(len(stats), 1)
+    cols = min(4, n)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.6 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, st in zip(axes.flat, stats):
+        ax.axis("on")
+        off = np.asarray(st["offsets"])
+        if len(off):
+            ax.hist(off, bins=30, color="#888888")
+            majority = np.sign(np.median(off)) or 1.0
+            against = np.flatnonzero(np.sign(off) == -majority)
+            ax.scatter(off[against], np.zeros(len(against)), color="#d62728", zorder=3, s=12,
+                       label=f"{len(against)} against majority")
+            ax.legend(fontsize=6)
+        ax.axvline(0, color="black", lw=0.8)
+        share = st["left_of_right"]
+        ax.set_title(f"{st['left']} / {st['right']}\nleft lies left of right in "
+                     f"{'n/a' if not np.isfinite(share) else f'{100 * share:.0f}%'} of {st['n']}", fontsize=8)
+        ax.set_xlabel("(x_left - x_right) / width", fontsize=7)
+        ax.tick_params(labelsize=6)
+    save_figure(fig, path)
+
+
+def plot_orientation_scores(result, threshold: float, path: str | Path) -> None:
+    """Per keypoint: deviation from mirror consistency under the flip map, against no flip map."""
+    plt = pyplot()
+    k = len(result.keypoints)
+    fig, ax = plt.subplots(figsize=(max(6, 0.45 * k), 3.5))
+    x = np.arange(k)
+    colors = ["#d62728" if name in result.flagged else "#1f77b4" for name in result.keypoints]
+    ax.bar(x - 0.2, np.nan_to_num(result.scores), width=0.4, color=colors, label="your flip map")
+    ax.bar(x + 0.2, np.nan_to_num(result.identity_scores), width=0.4, color="#cccccc", label="no flip map")
+    ax.axhline(threshold, color="black", ls="--", lw=0.8, label=f"flag threshold {threshold}")
+    ax.set_xticks(x)
+    ax.set_xticklabels(result.keypoints, rotation=60, ha="right", fontsize=7)
+    ax.set_ylabel("orientation deviation")
+    verdict = "inconclusive" if result.inconclusive else ("FAIL: " + ", ".join(result.flagged) if result.flagged else "PASS")
+    ax.set_title(f"flip map check on {result.n_instances} instances: {verdict}", fontsize=9)
+    ax.legend(fontsize=7)
+    save_figure(fig, path)
