@@ -1,0 +1,190 @@
+"""Checkpoints: atomic saves, safe loads, and partial loading by name and shape.
+
+Loading always uses `torch.load(weights_only=True)`: a checkpoint is data, and the full unpickler
+would run whatever code the file names. Three layouts are understood:
+
+- posedata's own (`format: posedata-checkpoint`): `state_dict` with the reference's module names,
+  plus the model spec, skeleton, optimiser, scheduler, iteration and RNG states;
+- the reference's COCO checkpoints: a dict whose `state_dict` uses the same module names
+  (`model`, `cpm`, `initial_stage`, `refinement_stages`), heads sized 19 / 38;
+- the reference's MobileNet ImageNet weights: `state_dict` saved through DataParallel, so every
+  name starts with `module.` (`module.model.0.0.weight`, ..., `module.fc.weight`).
+
+A bare state dict (name -> tensor) is accepted too.
+"""
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from posedata.errors import InputError
+from posedata.io import atomic_write_bytes
+
+FORMAT = "posedata-checkpoint"
+VERSION = 1
+
+
+@dataclass
+class LoadReport:
+    """What a partial load did, name by name (model names, after any prefix was stripped)."""
+
+    layout: str
+    loaded: list[str] = field(default_factory=list)
+    # model name -> (checkpoint shape, model shape): same name, different shape (e.g. heads)
+    shape_mismatch: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)  # in the model, not in the checkpoint
+    unused: list[str] = field(default_factory=list)  # in the checkpoint, not in the model
+
+    @property
+    def not_loaded(self) -> list[str]:
+        return list(self.shape_mismatch) + self.missing
+
+    def summary(self) -> str:
+        return (f"{self.layout}: loaded {len(self.loaded)} tensors, {len(self.shape_mismatch)} kept initialised "
+                f"(shape differs), {len(self.missing)} kept initialised (not in checkpoint), "
+                f"{len(self.unused)} checkpoint tensors unused")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "layout": self.layout,
+            "loaded": self.loaded,
+            "shape_mismatch": {k: [list(a), list(b)] for k, (a, b) in self.shape_mismatch.items()},
+            "missing": self.missing,
+            "unused": self.unused,
+        }
+
+
+# ------------------------------------------------------------------------ save
+def save(obj: dict[str, Any], path: str | os.PathLike) -> None:
+    """Serialise to memory, then temp file + fsync + os.replace: a kill at any moment leaves
+    either the previous file or the new one, never a truncated one."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def training_checkpoint(model: nn.Module, spec: dict, skeleton: dict, fingerprint: str, **extra: Any) -> dict[str, Any]:
+    """posedata's checkpoint dict; `state_dict` first so the reference's own loader reads it too."""
+    return {
+        "state_dict": {k: v.detach().cpu() for k, v in unwrap(model).state_dict().items()},
+        "format": FORMAT,
+        "version": VERSION,
+        "model": dict(spec),
+        "skeleton": skeleton,
+        "fingerprint": fingerprint,
+        **extra,
+    }
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The plain model inside DistributedDataParallel / DataParallel."""
+    return getattr(model, "module", model)
+
+
+# ------------------------------------------------------------------------ load
+def load(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a checkpoint file without unpickling arbitrary objects.
+
+    Returns a dict that has a `state_dict` (a bare state dict is wrapped)."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError("checkpoint not found", file=str(p))
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises UnpicklingError, RuntimeError, EOFError... for bad files
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "weights_only" in str(e) or "Unsupported global" in str(e):
+            msg = ("it holds pickled Python objects other than tensors and plain containers; refusing to "
+                   f"unpickle them (torch.load weights_only=True): {msg}")
+        raise InputError(f"cannot read checkpoint: {msg}", file=str(p)) from None
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        state = obj["state_dict"]
+    elif isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        obj = {"state_dict": obj}
+        state = obj["state_dict"]
+    else:
+        keys = sorted(obj)[:8] if isinstance(obj, dict) else type(obj).__name__
+        raise InputError(f"not a model checkpoint: expected a dict with a 'state_dict' of tensors, found {keys}",
+                         file=str(p))
+    bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise InputError(f"state_dict entries that are not tensors: {bad[:5]}", file=str(p), where="state_dict")
+    return obj
+
+
+def detect_layout(state: dict[str, torch.Tensor]) -> tuple[str, str]:
+    """(layout name, prefix to strip). Every name starting with `module.` means the weights
+    were saved through DataParallel (the reference's MobileNet ImageNet file does this)."""
+    names = list(state)
+    if names and all(n.startswith("module.") for n in names):
+        if any(n.startswith("module.model.") for n in names) and not any(n.startswith("module.cpm.") for n in names):
+            return "MobileNet ImageNet layout (module.model.*)", "module."
+        return "DataParallel layout (module.*)", "module."
+    if any(n.startswith(("cpm.", "initial_stage.")) for n in names):
+        return "reference / posedata layout (model, cpm, initial_stage, refinement_stages)", ""
+    return "unrecognised layout (matching names only)", ""
+
+
+def load_partial(model: nn.Module, state: dict[str, torch.Tensor]) -> LoadReport:
+    """Copy every tensor whose name and shape match; leave everything else as initialised.
+
+    Names are compared after stripping a DataParallel `module.` prefix from the checkpoint,
+    which is how the reference maps MobileNet's `module.model.*` onto `model.*`."""
+    model = unwrap(model)
+    layout, prefix = detect_layout(state)
+    source = {k[len(prefix):]: v for k, v in state.items()} if prefix else dict(state)
+    target = model.state_dict()
+    report = LoadReport(layout=layout)
+    update = {}
+    for name, value in target.items():
+        if name not in source:
+            report.missing.append(name)
+        elif tuple(source[name].shape) != tuple(value.shape):
+            report.shape_mismatch[name] = (tuple(source[name].shape), tuple(value.shape))
+        else:
+            update[name] = source[name].to(dtype=value.dtype)
+            report.loaded.append(name)
+    report.unused = [prefix + k for k in source if k not in target]
+    model.load_state_dict(update, strict=False)
+    return report
+
+
+def load_model(path: str | os.PathLike, skeleton=None, device: str | torch.device = "cpu"):
+    """Rebuild the network stored in a posedata checkpoint; refuses a skeleton mismatch.
+
+    Returns (model in eval mode, checkpoint dict). For other layouts (the reference's files)
+    build the model yourself and use load_partial."""
+    from .model import ModelSpec, build
+
+    ckpt = load(path)
+    if ckpt.get("format") != FORMAT:
+        raise InputError("not a posedata training checkpoint (no model spec); for the reference's checkpoints "
+                         "use `posedata train --init`", file=str(path))
+    try:
+        spec = ModelSpec(**ckpt["model"])
+    except (KeyError, TypeError) as e:
+        raise InputError(f"checkpoint model spec unreadable: {e}", file=str(path), where="model") from None
+    if skeleton is not None:
+        check_fingerprint(ckpt, skeleton, str(path))
+    model = build(spec)
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as e:
+        raise InputError(f"checkpoint weights do not fit its own model spec: {str(e).splitlines()[0]}",
+                         file=str(path)) from None
+    return model.to(device).eval(), ckpt
+
+
+def check_fingerprint(ckpt: dict, skeleton, file: str | None = None) -> None:
+    fp = ckpt.get("fingerprint")
+    if fp is not None and fp != skeleton.fingerprint:
+        other = (ckpt.get("skeleton") or {}).get("name", "?")
+        raise InputError(
+            f"checkpoint was trained for skeleton {other!r} (fingerprint {fp}), not {skeleton.name!r} "
+            f"(fingerprint {skeleton.fingerprint}); channel meanings differ", file=file)
