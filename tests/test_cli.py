@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from posedata.cli import cli
+
+DATA_COMMANDS = ["skeleton", "validate", "convert", "import", "preview", "flipcheck", "synth", "check"]
+
+
+def test_help_is_fast_and_never_imports_torch():
+    code = (
+        "import sys, time; t = time.perf_counter(); from posedata.cli import cli\n"
+        "try:\n    cli(['--help'], standalone_mode=False)\nexcept SystemExit:\n    pass\n"
+        "print(time.perf_counter() - t); print('torch' in sys.modules, 'cv2' in sys.modules, 'matplotlib' in sys.modules)"
+    )
+    best = 9.0
+    for _ in range(3):
+        t = time.perf_counter()
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+        best = min(best, time.perf_counter() - t)
+        assert out[-2] == "False False False", out
+    assert best < 0.5, f"`posedata --help` took {best:.2f} s"
+
+
+def test_data_commands_help_without_torch():
+    names = [n for n in DATA_COMMANDS if n in cli.commands]
+    code = (
+        "import sys\nfrom posedata.cli import cli\n"
+        f"for n in {names!r}:\n"
+        "    try:\n        cli([n, '--help'], standalone_mode=False)\n    except SystemExit:\n        pass\n"
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().endswith("False")
+
+
+def test_unknown_command_is_usage_error(runner):
+    r = runner.invoke(cli, ["frobnicate"])
+    assert r.exit_code == 2
