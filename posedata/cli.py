@@ -313,9 +313,9 @@ def import_cmd(fmt: str, input_path: Path, skeleton_spec: str, output: Path, ima
 
 
 def _import_help_formats() -> None:
-    from .formats import FORMATS
-
     import inspect
+
+    from .formats import FORMATS
 
     import_cmd.help = inspect.cleandoc(import_cmd.help or "") + "\n\nFormats: auto, " + ", ".join(FORMATS) + "."
 

@@ -5,10 +5,20 @@ A format module defines:
     def detect(path: Path) -> bool: True when the file or folder looks like this format (content, not name)
     def read(path: Path, skeleton: Skeleton, options: ImportOptions) -> ImportResult
 and is listed in FORMATS below.
+
+Readers share posedata/importer.py: `keypoint_mapping` (match the export's names to the skeleton,
+never by position), `read_json`, and `DatasetBuilder`, which takes `RawImage`/`RawInstance` records
+(keypoints already in skeleton.coco_keypoints order) and applies the repairs common to every format
+(image resolution against --images, sizes, bbox/area from keypoints, --drop-unlabelled,
+--keep-empty, ids, the output category). Raise only posedata.errors types on bad input.
 """
 from __future__ import annotations
 
 from .base import ImportOptions, ImportReport, ImportResult  # noqa: F401
 
-# name -> module path; imported lazily so the CLI stays fast
-FORMATS: dict[str, str] = {}
+# name -> module path; imported lazily so the CLI stays fast. `--format auto` tries detect() in
+# this order, so put formats whose files are a superset of another's (coco-annotator's COCO, CVAT's
+# COCO) before any plainer reader of the same kind.
+FORMATS: dict[str, str] = {
+    "coco-annotator": "posedata.formats.coco_annotator",
+}
