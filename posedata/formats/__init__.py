@@ -21,4 +21,5 @@ from .base import ImportOptions, ImportReport, ImportResult  # noqa: F401
 # COCO) before any plainer reader of the same kind.
 FORMATS: dict[str, str] = {
     "coco-annotator": "posedata.formats.coco_annotator",
+    "deeplabcut": "posedata.formats.deeplabcut",
 }

@@ -1,0 +1,375 @@
+"""DeepLabCut labelled data: `CollectedData_<scorer>.csv` (single- and multi-animal) and `config.yaml`.
+
+The CSV is pandas' MultiIndex dump, parsed here with the csv module (no pandas):
+- single-animal: 3 header rows `scorer`, `bodyparts`, `coords`; multi-animal (maDLC): 4 rows
+  `scorer`, `individuals`, `bodyparts`, `coords`. The maDLC individual `single` holds the project's
+  `uniquebodyparts` (landmarks that belong to no animal); they are not an instance and are skipped.
+- the row index is one column (`labeled-data/<video>/img001.png`, with `\\` on Windows-made files)
+  or, in newer DLC, three columns (`labeled-data`, `<video>`, `img001.png`): the header rows then
+  start with empty cells, which is how the index width is told.
+- an empty cell or NaN is "not labelled"; a labelled bodypart is COCO v=2 (DLC has no occlusion flag).
+The CSV carries no image sizes, so the images are needed (their headers are read, not decoded).
+
+The `.h5` twin that DLC writes next to every CSV stores its column names as Python pickles
+(pandas/PyTables), and posedata never unpickles input; the CSV holds the same labels.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+import yaml
+
+from ..errors import InputError
+from ..io import read_text, safe_image_path
+from ..skeleton import Skeleton, guess_flip_pairs, guess_root
+from .base import ImportOptions, ImportReport, ImportResult
+
+NAME = "deeplabcut"
+
+UNIQUE_INDIVIDUAL = "single"  # maDLC's pseudo-individual for uniquebodyparts
+_NAN_TOKENS = {"", "nan", "NaN", "NAN", "null", "None"}
+
+
+# ------------------------------------------------------------------- detect
+def _sniff_rows(path: Path, n: int = 4) -> list[list[str]]:
+    from ..importer import peek_text
+
+    text = peek_text(path, 8192)
+    lines = text.splitlines()[:n]
+    try:
+        return list(csv.reader(lines))
+    except csv.Error:
+        return []
+
+
+def _is_dlc_csv(path: Path) -> bool:
+    rows = _sniff_rows(path)
+    if len(rows) < 3 or not rows[0] or rows[0][0].strip() != "scorer":
+        return False
+    return any(r and r[0].strip() == "coords" for r in rows[1:4])
+
+
+def _csvs_in(folder: Path) -> list[Path]:
+    """CollectedData CSVs of a DLC project (or of one labeled-data/<video> folder), sorted."""
+    found = [p for p in sorted(folder.rglob("*.csv")) if p.is_file() and _is_dlc_csv(p)]
+    return found
+
+
+def detect(path: Path) -> bool:
+    path = Path(path)
+    if path.is_dir():
+        return bool(_csvs_in(path))
+    return path.suffix.lower() != ".h5" and _is_dlc_csv(path)
+
+
+# -------------------------------------------------------------------- parse
+class DLCTable:
+    """One parsed CollectedData CSV: image paths and per (individual, bodypart) x/y arrays."""
+
+    def __init__(self, paths: list[str], lines: list[int], individuals: list[str], bodyparts: list[str],
+                 xy: np.ndarray, multi: bool, has_likelihood: bool, bodyparts_line: int, unique_xy: np.ndarray):
+        self.paths = paths  # per row, '/'-joined, forward slashes
+        self.lines = lines  # per row, 1-based line number in the file
+        self.individuals = individuals  # [''] for single-animal files
+        self.bodyparts = bodyparts  # union over individuals, in file order
+        self.xy = xy  # (rows, individuals, bodyparts, 2) float64, NaN = not labelled / no column
+        self.multi = multi
+        self.has_likelihood = has_likelihood
+        self.bodyparts_line = bodyparts_line
+        self.unique_xy = unique_xy  # (rows, individuals, unique bodyparts, 2): maDLC's 'single' landmarks
+
+
+def parse_csv(path: Path) -> DLCTable:
+    """Parse a CollectedData CSV; every structural problem is an InputError with its line."""
+    file = str(path)
+    text = read_text(path)
+    try:
+        rows = list(csv.reader(io.StringIO(text)))
+    except csv.Error as e:
+        raise InputError(f"not a readable CSV: {e}", file=file) from None
+    if not rows or not rows[0] or rows[0][0].strip() != "scorer":
+        raise InputError("expected a DeepLabCut CSV: the first cell must be 'scorer'", file=file, where="line 1")
+    coords_row = next((r for r in range(1, min(4, len(rows))) if rows[r] and rows[r][0].strip() == "coords"), None)
+    if coords_row is None:
+        raise InputError("expected a 'coords' header row (row 3 single-animal, row 4 multi-animal); "
+                         "the file is truncated or not a DeepLabCut CSV", file=file, where="line 1-4")
+    multi = coords_row == 3
+    if multi and rows[1][:1] != ["individuals"]:
+        raise InputError(f"a 4-row header must have 'individuals' in row 2, found {rows[1][:1]}",
+                         file=file, where="line 2")
+    bp_row = 2 if multi else 1
+    if rows[bp_row][:1] != ["bodyparts"]:
+        raise InputError(f"expected 'bodyparts' in row {bp_row + 1}, found {rows[bp_row][:1]}", file=file,
+                         where=f"line {bp_row + 1}")
+    header = rows[: coords_row + 1]
+    ncol = len(header[0])
+    for r, h in enumerate(header):
+        if len(h) != ncol:
+            raise InputError(f"header row has {len(h)} fields, the first has {ncol}", file=file, where=f"line {r + 1}")
+    # index width: pandas leaves the header cells above the extra index levels empty
+    n_idx = 1
+    while n_idx < ncol and all(h[n_idx] == "" for h in header):
+        n_idx += 1
+    if n_idx >= ncol:
+        raise InputError("no bodypart columns after the index", file=file, where="line 1")
+
+    ind_of_col, bp_of_col = [], []
+    coords = header[coords_row][n_idx:]
+    for c in range(n_idx, ncol):
+        ind_of_col.append(header[1][c].strip() if multi else "")
+        bp_of_col.append(header[bp_row][c].strip())
+    individuals = list(dict.fromkeys(ind_of_col))
+    bodyparts = list(dict.fromkeys(b for b, i in zip(bp_of_col, ind_of_col, strict=True) if i != UNIQUE_INDIVIDUAL))
+    uniques = list(dict.fromkeys(b for b, i in zip(bp_of_col, ind_of_col, strict=True) if i == UNIQUE_INDIVIDUAL))
+    all_bp = bodyparts + [b for b in uniques if b not in bodyparts]
+    col_x: dict[tuple[str, str], int] = {}
+    col_y: dict[tuple[str, str], int] = {}
+    has_lik = False
+    for k, (ind, bp, co) in enumerate(zip(ind_of_col, bp_of_col, coords, strict=True)):
+        where = f"line {coords_row + 1} column {k + n_idx + 1}"
+        if not bp:
+            raise InputError("empty bodypart name", file=file, where=f"line {bp_row + 1} column {k + n_idx + 1}")
+        co = co.strip()
+        target = col_x if co == "x" else col_y if co == "y" else None
+        if co == "likelihood":
+            has_lik = True
+            continue
+        if target is None:
+            raise InputError(f"expected coords 'x', 'y' or 'likelihood', got {co!r}", file=file, where=where)
+        if (ind, bp) in target:
+            raise InputError(f"bodypart {bp!r}{f' of {ind!r}' if ind else ''} has two {co!r} columns",
+                             file=file, where=where)
+        target[(ind, bp)] = k
+    for key in set(col_x) ^ set(col_y):
+        have = "x" if key in col_x else "y"
+        raise InputError(f"bodypart {key[1]!r}{f' of {key[0]!r}' if key[0] else ''} has a {have!r} column "
+                         f"but no {'y' if have == 'x' else 'x'!r} column", file=file, where=f"line {coords_row + 1}")
+
+    paths: list[str] = []
+    lines: list[int] = []
+    values: list[list[str]] = []
+    for r in range(coords_row + 1, len(rows)):
+        row = rows[r]
+        if not row or all(not c.strip() for c in row):
+            continue
+        if len(row) != ncol:
+            raise InputError(f"expected {ncol} fields, found {len(row)} (truncated or malformed row)",
+                             file=file, where=f"line {r + 1}")
+        parts = [p.strip() for p in row[:n_idx] if p.strip()]
+        if not parts:
+            raise InputError("row has no image path", file=file, where=f"line {r + 1}")
+        paths.append("/".join(p.replace("\\", "/") for p in parts))
+        lines.append(r + 1)
+        values.append(row[n_idx:])
+    data = np.full((len(values), ncol - n_idx), np.nan)
+    for i, vals in enumerate(values):
+        for c, v in enumerate(vals):
+            v = v.strip()
+            if v in _NAN_TOKENS:
+                continue
+            try:
+                data[i, c] = float(v)
+            except ValueError:
+                raise InputError(f"expected a number or empty (not labelled), got {v!r}", file=file,
+                                 where=f"line {lines[i]} column {c + n_idx + 1}") from None
+    data[~np.isfinite(data)] = np.nan
+
+    xy = np.full((len(values), len(individuals), len(all_bp), 2), np.nan)
+    bp_index = {b: j for j, b in enumerate(all_bp)}
+    ind_index = {n: j for j, n in enumerate(individuals)}
+    for (ind, bp), cx in col_x.items():
+        cy = col_y[(ind, bp)]
+        xy[:, ind_index[ind], bp_index[bp], 0] = data[:, cx]
+        xy[:, ind_index[ind], bp_index[bp], 1] = data[:, cy]
+    animals = [j for j, n in enumerate(individuals) if n != UNIQUE_INDIVIDUAL]
+    single = [j for j, n in enumerate(individuals) if n == UNIQUE_INDIVIDUAL]
+    return DLCTable(paths, lines, [individuals[j] for j in animals], bodyparts, xy[:, animals, : len(bodyparts)],
+                    multi, has_lik, bp_row + 1, unique_xy=xy[:, single, len(bodyparts):])
+
+
+# ------------------------------------------------------------------- images
+def _image_roots(csv_path: Path) -> list[Path]:
+    """Where a DLC path like labeled-data/<video>/img.png can be relative to: the project root
+    (the CSV sits in <project>/labeled-data/<video>/), then the CSV's own folder."""
+    d = csv_path.resolve().parent
+    roots = []
+    if d.parent.name == "labeled-data":
+        roots.append(d.parent.parent)
+    roots += [d, d.parent, d.parent.parent]
+    return list(dict.fromkeys(roots))
+
+
+def _resolve_local(paths: list[str], csv_path: Path, file: str, lines: list[int]) -> tuple[Path, list[str]]:
+    """Without --images: one root under which every image is found, and each image's name under it."""
+    from ..importer import path_tails
+
+    roots = _image_roots(csv_path)
+
+    def find(root: Path, p: str) -> str | None:
+        for t in path_tails(p):
+            try:
+                if safe_image_path(root, t).is_file():
+                    return t
+            except InputError:
+                continue
+        return None
+
+    best: tuple[int, Path, list[str | None]] | None = None
+    for root in roots:
+        names = [find(root, p) for p in paths[:1]]
+        if names and names[0] is not None:
+            names = [find(root, p) for p in paths]
+            n = sum(x is not None for x in names)
+            if best is None or n > best[0]:
+                best = (n, root, names)
+            if n == len(paths):
+                break
+    if best is None:
+        raise InputError(f"image {paths[0]!r} not found next to the CSV or in the DLC project folder "
+                         f"({', '.join(str(r) for r in roots)}); pass --images", file=file, where=f"line {lines[0]}")
+    _, root, names = best
+    missing = [(p, ln) for p, ln, n in zip(paths, lines, names, strict=True) if n is None]
+    if missing:
+        ex = ", ".join(repr(p) for p, _ in missing[:5])
+        raise InputError(f"{len(missing)} image(s) not found under {root}: {ex}{' ...' if len(missing) > 5 else ''}; "
+                         "pass --images", file=file, where=f"line {missing[0][1]}")
+    return root, [str(n) for n in names]
+
+
+# --------------------------------------------------------------------- read
+def _csv_inputs(path: Path) -> list[Path]:
+    if path.is_dir():
+        found = _csvs_in(path)
+        if not found:
+            raise InputError("no DeepLabCut CollectedData CSV in this folder", file=str(path))
+        return found
+    if path.suffix.lower() == ".h5":
+        twin = sorted(path.parent.glob(path.stem + ".csv"))
+        hint = f" (use {twin[0].name} next to it)" if twin else " (DeepLabCut writes a CSV next to every .h5)"
+        raise InputError("DeepLabCut .h5 files store their column names as Python pickles, which posedata "
+                         f"does not load; import the CSV instead{hint}", file=str(path))
+    return [path]
+
+
+def read(path: Path, skeleton: Skeleton, options: ImportOptions) -> ImportResult:
+    from ..importer import DatasetBuilder, RawImage, RawInstance, image_size, keypoint_mapping
+
+    path = Path(path)
+    report = ImportReport(format=NAME, source=str(path))
+    builder = DatasetBuilder(skeleton, options, report, file=str(path), category_name=skeleton.name)
+    K = len(skeleton.coco_keypoints)
+    seen_images: set[str] = set()
+    roots: set[Path] = set()
+    for csv_path in _csv_inputs(path):
+        file = str(csv_path)
+        t = parse_csv(csv_path)
+        mapping = keypoint_mapping(t.bodyparts, skeleton, file=file, where=f"line {t.bodyparts_line} (bodyparts)")
+        if t.has_likelihood:
+            report.warnings.append(f"{csv_path.name}: 'likelihood' columns ignored; this looks like a file of "
+                                   "predictions, not of labels")
+        unique_xy = t.unique_xy
+        if unique_xy.size and np.isfinite(unique_xy).all(axis=-1).any():
+            n = int(np.isfinite(unique_xy).all(axis=-1).sum())
+            report.skip("maDLC unique bodypart (individual 'single') labels: they belong to no animal", file, n=n)
+        if not t.paths:
+            continue
+        if options.images is None:
+            root, names = _resolve_local(t.paths, csv_path, file, t.lines)
+            roots.add(root)
+        else:
+            root, names = None, t.paths  # the builder resolves them under --images
+        # (rows, individuals, K, 2) in skeleton.coco_keypoints order
+        xy = t.xy[:, :, mapping, :]
+        lab = np.isfinite(xy).all(axis=-1)
+        half = np.isfinite(xy).any(axis=-1) & ~lab
+        for r, (p, name, line) in enumerate(zip(t.paths, names, t.lines, strict=True)):
+            where = f"{csv_path.name}: line {line}"
+            if name in seen_images:
+                report.skip("image listed twice (second row ignored)", where)
+                continue
+            seen_images.add(name)
+            key = len(seen_images)
+            if root is not None:
+                w, h = image_size(root / name)
+                img = RawImage(key=key, file_name=name, width=w, height=h, where=where)
+            else:
+                img = RawImage(key=key, file_name=p, candidates=[PurePosixPath(p).name], where=where)
+            builder.add_image(img)
+            for i, ind in enumerate(t.individuals):
+                if half[r, i].any():
+                    report.repair("bodypart with only one of x, y set treated as not labelled", where,
+                                  n=int(half[r, i].sum()))
+                if not lab[r, i].any():
+                    if t.multi:
+                        report.skip("individual with no labelled bodyparts in a frame (absent)", f"{where} {ind}")
+                    continue
+                kp = np.zeros((K, 3))
+                kp[lab[r, i], :2] = xy[r, i][lab[r, i]]
+                kp[lab[r, i], 2] = 2
+                report.instances_read += 1
+                extra = {"individual": ind} if t.multi else {}
+                builder.add_instance(RawInstance(image_key=key, keypoints=kp, source_id=f"{where}{' ' + ind if ind else ''}",
+                                                 where=where, extra=extra))
+    report.images_read = len(seen_images)
+    if options.images is None and roots:
+        report.warnings.append(f"images found under {', '.join(str(r) for r in sorted(roots))}; the output's "
+                               "file_name values are relative to it (pass it as --images to later commands)")
+    return builder.build()
+
+
+# --------------------------------------------------------- skeleton init
+def skeleton_from_config(path: Path) -> tuple[dict[str, Any], list[str]]:
+    """A starting skeleton dict from a DLC project's config.yaml, plus notes for the user.
+
+    Single-animal projects list `bodyparts`; maDLC projects list `multianimalbodyparts` (the
+    animal) and `uniquebodyparts` (landmarks that are no part of an animal, left out here).
+    `skeleton` gives the limbs (DLC's are for drawing: review them and the root)."""
+    file = str(path)
+    try:
+        cfg = yaml.safe_load(read_text(path))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise InputError(f"invalid YAML: {getattr(e, 'problem', None) or e}", file=file,
+                         where=f"line {mark.line + 1}" if mark else None) from None
+    if not isinstance(cfg, dict):
+        raise InputError("expected a DeepLabCut config.yaml mapping (Task, bodyparts, skeleton, ...)", file=file)
+    notes: list[str] = []
+    multi = bool(cfg.get("multianimalproject")) or cfg.get("bodyparts") == "MULTI!"
+    key = "multianimalbodyparts" if multi else "bodyparts"
+    parts = cfg.get(key)
+    if not isinstance(parts, list) or not parts or not all(isinstance(b, (str, int)) for b in parts):
+        raise InputError(f"expected a non-empty list of names under {key!r}", file=file, where=key)
+    kps = list(dict.fromkeys(str(b).strip() for b in parts))
+    if len(kps) != len(parts):
+        notes.append(f"repeated names under {key!r} were listed once")
+    uniques = cfg.get("uniquebodyparts") or []
+    if multi and isinstance(uniques, list) and uniques:
+        notes.append(f"uniquebodyparts {[str(u) for u in uniques]} belong to no animal and were left out")
+    limbs: list[list[str]] = []
+    raw = cfg.get("skeleton") or []
+    if not isinstance(raw, list):
+        raise InputError("expected a list of [bodypart, bodypart] pairs", file=file, where="skeleton")
+    for i, e in enumerate(raw):
+        if not (isinstance(e, list) and len(e) == 2 and all(isinstance(x, (str, int)) for x in e)):
+            notes.append(f"skeleton[{i}] {e!r} is not a pair of names; left out")
+            continue
+        a, b = str(e[0]).strip(), str(e[1]).strip()
+        if a not in kps or b not in kps or a == b:
+            notes.append(f"skeleton[{i}] {a}-{b} names an unknown bodypart or joins one to itself; left out")
+        elif [a, b] not in limbs and [b, a] not in limbs:
+            limbs.append([a, b])
+    if not limbs:
+        notes.append("the config has no skeleton edges: add limbs that connect every keypoint to the root")
+    d = {
+        "name": str(cfg.get("Task") or Path(path).resolve().parent.name or "deeplabcut"),
+        "keypoints": kps,
+        "limbs": limbs,
+        "root": guess_root(kps, limbs),
+        "flip": [list(p) for p in guess_flip_pairs(kps)],
+        "sigmas": [0.05] * len(kps),
+    }
+    return d, notes
