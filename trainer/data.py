@@ -1,0 +1,141 @@
+"""A torch Dataset over a posedata label file.
+
+Decoding, augmentation, crowd masks and target rendering are posedata's own functions
+(`posedata.augment.training_sample`, which renders with `posedata.targets`); this module only
+turns their NumPy arrays into tensors and decides the random stream.
+
+Reproducibility: the augmentation of a sample is drawn from its own generator seeded by
+(run seed, epoch, sample index). It therefore does not depend on the number of loader workers,
+on which rank of a distributed run draws it, or on whether the run was resumed half-way through
+an epoch. Worker processes additionally seed the global NumPy / Python / torch generators from
+the loader's seeded generator, so any library that reaches for a global generator is
+deterministic too.
+"""
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, DistributedSampler
+
+from posedata.errors import InputError
+
+
+def check_fingerprint(labels, skeleton, labels_file: str | None = None) -> None:
+    """Refuse a label file made for another skeleton, naming both."""
+    if labels.fingerprint != skeleton.fingerprint:
+        raise InputError(
+            f"label file was made for skeleton {labels.skeleton_name!r} (fingerprint {labels.fingerprint}, "
+            f"{len(labels.keypoint_names)} keypoints) but the skeleton given is {skeleton.name!r} "
+            f"(fingerprint {skeleton.fingerprint}, {skeleton.num_keypoints} keypoints"
+            f"{', file ' + str(skeleton.file) if skeleton.file else ''}); re-import the data with this skeleton",
+            file=labels_file,
+        )
+
+
+def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
+    return np.random.default_rng([seed, epoch, index])
+
+
+class PoseDataset(Dataset):
+    """Items are dicts of tensors: image (3, H, W) float32, heatmaps (K+1, h, w), pafs (2L, h, w),
+    mask (h, w) (0 in crowd regions and padding that must not count).
+
+    Index with an int (epoch 0) or with (epoch, index) pairs as EpochSampler yields them."""
+
+    def __init__(self, labels_path: str | Path, images_root: str | Path, skeleton, augment_config: Any,
+                 seed: int = 0, augment: bool = True):
+        from posedata import labels as L
+
+        self.labels_path = str(labels_path)
+        self.labels = L.load(labels_path)
+        check_fingerprint(self.labels, skeleton, self.labels_path)
+        if self.labels.num_samples == 0:
+            raise InputError("label file holds no training samples", file=self.labels_path)
+        self.images_root = Path(images_root)
+        if not self.images_root.is_dir():
+            raise InputError("images folder not found", file=str(images_root))
+        self.skeleton = skeleton
+        self.config = augment_config
+        self.seed = int(seed)
+        self.augment = augment
+
+    def __len__(self) -> int:
+        return self.labels.num_samples
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        from posedata.augment import to_network_input, training_sample
+
+        epoch, index = (0, key) if isinstance(key, int) else key
+        rng = sample_rng(self.seed, int(epoch), int(index))
+        s = training_sample(self.labels, int(index), self.images_root, self.skeleton, self.config, rng,
+                            augment=self.augment)
+        return {
+            "image": torch.from_numpy(np.ascontiguousarray(to_network_input(s.image), dtype=np.float32)),
+            "heatmaps": torch.from_numpy(np.ascontiguousarray(s.heatmaps, dtype=np.float32)),
+            "pafs": torch.from_numpy(np.ascontiguousarray(s.pafs, dtype=np.float32)),
+            "mask": torch.from_numpy(np.ascontiguousarray(s.mask, dtype=np.float32)),
+        }
+
+
+class EpochSampler(DistributedSampler):
+    """DistributedSampler (per-epoch seeded shuffle, one shard per rank) that yields
+    (epoch, index) pairs, so the dataset can seed each sample's augmentation, and that can
+    start part-way into an epoch, so a resumed run continues the exact same sample stream.
+
+    Works single-process too (num_replicas=1, rank=0)."""
+
+    def __init__(self, dataset: Dataset, num_replicas: int = 1, rank: int = 0, seed: int = 0):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=False)
+        self.start = 0
+
+    def set_position(self, epoch: int, start: int) -> None:
+        """Begin at the start-th sample of this rank's shard of the given epoch."""
+        self.set_epoch(epoch)
+        self.start = start
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
+        indices = list(super().__iter__())[self.start:]
+        epoch = self.epoch
+        return iter([(epoch, i) for i in indices])
+
+    def __len__(self) -> int:
+        return self.num_samples - self.start
+
+
+def batches_per_epoch(num_samples: int, batch_size: int, world_size: int = 1) -> int:
+    """Batches each rank sees per epoch (DistributedSampler pads shards to equal length)."""
+    return math.ceil(math.ceil(num_samples / world_size) / batch_size)
+
+
+def seed_worker(worker_id: int) -> None:
+    """Seed a loader worker's global generators from the loader's own seeded stream."""
+    info = torch.utils.data.get_worker_info()
+    seed = info.seed if info is not None else torch.initial_seed()
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+    torch.manual_seed(seed)
+    try:  # several OpenCV threads per worker only oversubscribe the cores
+        import cv2
+
+        cv2.setNumThreads(1)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def make_loader(dataset: PoseDataset, batch_size: int, workers: int, seed: int, rank: int = 0,
+                world_size: int = 1) -> tuple[torch.utils.data.DataLoader, EpochSampler]:
+    sampler = EpochSampler(dataset, num_replicas=world_size, rank=rank, seed=seed)
+    generator = torch.Generator()
+    generator.manual_seed(seed * 1000 + rank)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+        worker_init_fn=seed_worker if workers > 0 else None, generator=generator,
+        persistent_workers=workers > 0, drop_last=False,
+    )
+    return loader, sampler
