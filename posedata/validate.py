@@ -1,0 +1,1087 @@
+"""`posedata validate`: every check of a COCO keypoint file, each with a stable code and a location.
+
+validate_coco() works on the raw parsed JSON, never on the typed model, because it must report what
+a typed model cannot hold (wrong types, NaN, dangling references). It never raises on any JSON
+value: every problem is a Finding. Keypoint checks are vectorised: all well-formed keypoint arrays of
+a category are stacked into one (N, K, 3) array.
+
+fix() repairs the mechanical problems (num_keypoints, area, v=0 coordinates, missing boxes) in a
+copy; the input is never touched. See docs/checks.md for what each code means and how to fix it.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+import struct
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import DataError, InputError, SkeletonError
+from .findings import Finding
+from .io import load_json, safe_image_path
+from .skeleton import Skeleton
+
+# code -> (severity, short title). Codes are stable: never renumber, only add.
+CHECKS: dict[str, tuple[str, str]] = {
+    "V001": ("error", "top-level structure: not an object, or images/annotations/categories missing or not a list"),
+    "V002": ("error", "record is not a JSON object"),
+    "V003": ("error", "required field missing"),
+    "V004": ("error", "field has the wrong type or value"),
+    "V005": ("error", "duplicate image id"),
+    "V006": ("error", "duplicate annotation id"),
+    "V007": ("error", "duplicate category id"),
+    "V008": ("error", "image_id matches no image"),
+    "V009": ("error", "category_id matches no category"),
+    "V010": ("error", "no usable keypoint category"),
+    "V011": ("warning", "optional top-level field (info, licenses) has the wrong type"),
+    "V012": ("warning", "iscrowd missing (read as 0)"),
+    "V020": ("error", "category keypoint names do not match the skeleton"),
+    "V021": ("error", "keypoints missing, not a list, or length not 3*K"),
+    "V022": ("error", "keypoint value not a finite number"),
+    "V023": ("error", "visibility not 0, 1 or 2"),
+    "V024": ("warning", "v=0 with non-zero x, y"),
+    "V025": ("warning", "labelled keypoint outside the image"),
+    "V026": ("error", "num_keypoints missing or not the count of v>0"),
+    "V027": ("info", "dataset keypoints the skeleton does not use"),
+    "V030": ("error", "bbox missing or not 4 finite numbers"),
+    "V031": ("error", "bbox width or height not positive"),
+    "V032": ("warning", "bbox extends outside the image"),
+    "V033": ("warning", "labelled keypoint far outside its bbox"),
+    "V034": ("error", "area missing, not a number, or not positive"),
+    "V035": ("error", "crowd annotation without a usable segmentation"),
+    "V040": ("warning", "category skeleton edge malformed or out of range"),
+    "V041": ("error", "duplicate file_name"),
+    "V042": ("error", "image width/height not positive"),
+    "V050": ("error", "image file missing"),
+    "V051": ("error", "image path escapes the images folder"),
+    "V052": ("error", "image unreadable or corrupt"),
+    "V053": ("error", "image size differs from width/height"),
+    "V054": ("warning", "image file looks truncated"),
+    "V060": ("error", "keypoint type never labelled"),
+    "V061": ("info", "person with fewer than 5 labelled keypoints (never a training sample)"),
+    "V062": ("info", "person with area under 32*32 (never a training sample)"),
+    "V063": ("info", "non-crowd instance with no labelled keypoints (ignored, not masked)"),
+    "V064": ("info", "image with no person (dropped from training)"),
+    "V070": ("warning", "suspected left/right swap"),
+    "V099": ("error", "internal error while checking (please report)"),
+}
+
+# The reference's training-sample filters (lwop-conventions §1).
+MIN_KEYPOINTS = 5
+MIN_AREA = 32 * 32
+# A labelled point this far beyond its bbox, as a fraction of the box's larger side, is "far".
+FAR_OUTSIDE_BBOX = 0.5
+# A bbox may overhang the image by this many pixels before it is reported (rounding in exports).
+BBOX_SLACK = 1.0
+BBOX_MARGIN = 0.1  # --fix: padding of a bbox made from keypoints, fraction of the keypoints' extent
+
+_NUM = (int, float)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One repair made by fix(): which check it answers, where, and the old and new values."""
+
+    code: str
+    where: str
+    old: Any
+    new: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "where": self.where, "old": self.old, "new": self.new}
+
+
+# ---------------------------------------------------------------- small helpers
+def _is_num(v: Any) -> bool:
+    return isinstance(v, _NUM) and not isinstance(v, bool)
+
+
+def _finite(v: Any) -> float | None:
+    """v as a finite float, or None (non-number, bool, NaN, inf, or an int beyond float range)."""
+    if not _is_num(v):
+        return None
+    try:
+        f = float(v)
+    except (OverflowError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _as_id(v: Any) -> int | None:
+    """An id as int: ints and integer-valued floats (as coco.from_coco accepts), else None."""
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int):
+        return v
+    if isinstance(v, float) and math.isfinite(v) and v.is_integer():
+        return int(v)
+    return None
+
+
+def _short(v: Any, limit: int = 60) -> str:
+    """A safe, short description of any JSON value (no deep repr, no huge int to str)."""
+    if isinstance(v, bool) or v is None:
+        return repr(v)
+    if isinstance(v, int):
+        return repr(v) if v.bit_length() <= 128 else f"an integer of {v.bit_length()} bits"
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, str):
+        r = repr(v)
+        return r if len(r) <= limit else r[: limit - 4] + "...'"
+    if isinstance(v, dict):
+        return f"an object with {len(v)} key(s)"
+    if isinstance(v, list):
+        return f"a list of {len(v)} item(s)"
+    return type(v).__name__
+
+
+def _type_name(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, (int, float)):
+        return "number"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, list):
+        return "list"
+    if isinstance(v, dict):
+        return "object"
+    return type(v).__name__
+
+
+def _names(names: Iterable[str], limit: int = 6) -> str:
+    names = list(names)
+    more = f" (+{len(names) - limit} more)" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+class _Report:
+    def __init__(self, file: str | None) -> None:
+        self.file = file
+        self.findings: list[Finding] = []
+
+    def add(self, code: str, where: str, message: str, image_id: Any = None, annotation_id: Any = None) -> None:
+        self.findings.append(Finding(
+            code, CHECKS[code][0], message, where=where, file=self.file,
+            image_id=image_id if isinstance(image_id, int) and not isinstance(image_id, bool) else None,
+            annotation_id=annotation_id if isinstance(annotation_id, int) and not isinstance(annotation_id, bool) else None,
+        ))
+
+
+# ------------------------------------------------------------------ validate
+def validate_coco(data: Any, skeleton: Skeleton, file: str | None = None, images: Path | None = None,
+                  category_id: int | None = None, *,
+                  progress: Callable[[int, int], None] | None = None) -> list[Finding]:
+    """Check parsed COCO keypoint JSON against a skeleton; returns every finding, never raises.
+
+    images: the images folder; when given, every image file is located and its header read.
+    category_id: the keypoint category to check (default: every category that has keypoints).
+    progress: called as progress(done, total) while image files are read.
+    """
+    rep = _Report(file)
+    try:
+        _Validator(rep, skeleton, images, category_id, progress).run(data)
+    except Exception as e:  # noqa: BLE001 - the contract is "never raise"; tests assert V099 never appears
+        rep.add("V099", "(top level)", f"{type(e).__name__}: {e}")
+    return rep.findings
+
+
+def validate_file(path: str | os.PathLike, skeleton: Skeleton | str | os.PathLike, images: Path | None = None,
+                  category_id: int | None = None, *,
+                  progress: Callable[[int, int], None] | None = None) -> tuple[Any, list[Finding]]:
+    """Load a JSON file (InputError when unreadable) and validate it; returns (data, findings)."""
+    if not isinstance(skeleton, Skeleton):
+        from .skeleton import resolve
+
+        skeleton = resolve(skeleton)
+    try:
+        data = load_json(path)
+    except ValueError as e:  # e.g. an integer literal beyond Python's digit limit
+        raise InputError(f"invalid JSON: {e}", file=str(path)) from None
+    return data, validate_coco(data, skeleton, file=str(path), images=images, category_id=category_id,
+                               progress=progress)
+
+
+class _Cat:
+    """A keypoint category being checked."""
+
+    def __init__(self, index: int, cid: int, names: list[str]) -> None:
+        self.index = index
+        self.id = cid
+        self.names = names
+        self.k = len(names)
+        self.src: np.ndarray | None = None  # skeleton keypoint -> dataset index (-1 derived); None: no match
+        self.rows: list[int] = []  # annotation indices with well-formed keypoint arrays
+        self.kps: list[list] = []
+
+
+class _Validator:
+    def __init__(self, rep: _Report, sk: Skeleton, images: Path | None, category_id: int | None,
+                 progress: Callable[[int, int], None] | None) -> None:
+        self.rep = rep
+        self.sk = sk
+        self.images_root = images
+        self.category_id = category_id
+        self.progress = progress
+        self.add = rep.add
+
+    # ---------------------------------------------------------------- run
+    def run(self, data: Any) -> None:
+        if not isinstance(data, dict):
+            self.add("V001", "(top level)", f"expected a JSON object with images, annotations and categories; got {_type_name(data)}")
+            return
+        lists = {}
+        for key in ("images", "annotations", "categories"):
+            if key not in data:
+                self.add("V001", key, "required top-level key missing")
+            elif not isinstance(data[key], list):
+                self.add("V001", key, f"expected a list, got {_type_name(data[key])}")
+            else:
+                lists[key] = data[key]
+        if "info" in data and not isinstance(data["info"], dict):
+            self.add("V011", "info", f"expected an object, got {_type_name(data['info'])}")
+        if "licenses" in data and not isinstance(data["licenses"], list):
+            self.add("V011", "licenses", f"expected a list, got {_type_name(data['licenses'])}")
+
+        self.image_rows = self._images(lists["images"]) if "images" in lists else None
+        cats = self._categories(lists["categories"]) if "categories" in lists else None
+        if "annotations" in lists:
+            self._annotations(lists["annotations"], cats)
+        if self.images_root is not None and "images" in lists:
+            self._image_files(lists["images"])
+
+    # ------------------------------------------------------------- images
+    def _images(self, imgs: list) -> dict[int, tuple[int, float, float]]:
+        """image id -> (index, width, height); width/height NaN when unusable."""
+        rows: dict[int, tuple[int, float, float]] = {}
+        first_name: dict[str, int] = {}
+        for i, im in enumerate(imgs):
+            where = f"images[{i}]"
+            if not isinstance(im, dict):
+                self.add("V002", where, f"expected an image object, got {_type_name(im)}")
+                continue
+            iid = None
+            if "id" not in im:
+                self.add("V003", f"{where}.id", "image id missing")
+            else:
+                iid = _as_id(im["id"])
+                if iid is None:
+                    self.add("V004", f"{where}.id", f"expected an integer id, got {_short(im['id'])}")
+            fn = im.get("file_name")
+            if "file_name" not in im:
+                self.add("V003", f"{where}.file_name", "file_name missing", image_id=iid)
+            elif not isinstance(fn, str) or not fn:
+                self.add("V004", f"{where}.file_name", f"expected a non-empty string, got {_short(fn)}", image_id=iid)
+            elif fn in first_name:
+                self.add("V041", f"{where}.file_name",
+                         f"file_name {_short(fn)} already used by images[{first_name[fn]}]; the same picture as two "
+                         "records splits its people, so each record teaches 'no person' where the other's people are",
+                         image_id=iid)
+            else:
+                first_name[fn] = i
+            size = []
+            for key in ("width", "height"):
+                v = im.get(key)
+                if key not in im:
+                    self.add("V003", f"{where}.{key}", f"{key} missing", image_id=iid)
+                    size.append(math.nan)
+                elif _finite(v) is None:
+                    self.add("V004", f"{where}.{key}", f"expected a positive number, got {_short(v)}", image_id=iid)
+                    size.append(math.nan)
+                elif v <= 0:
+                    self.add("V042", f"{where}.{key}", f"{key} is {_short(v)}; must be positive", image_id=iid)
+                    size.append(math.nan)
+                else:
+                    size.append(float(v))
+            if iid is not None:
+                if iid in rows:
+                    self.add("V005", f"{where}.id", f"image id {iid} already used by images[{rows[iid][0]}]", image_id=iid)
+                else:
+                    rows[iid] = (i, size[0], size[1])
+        return rows
+
+    # --------------------------------------------------------- categories
+    def _categories(self, cats: list) -> dict[int, _Cat | None]:
+        """category id -> _Cat for the keypoint categories checked, None for the others."""
+        out: dict[int, _Cat | None] = {}
+        seen: dict[int, int] = {}
+        kp_cats: list[tuple[int, int, Any]] = []
+        for i, c in enumerate(cats):
+            where = f"categories[{i}]"
+            if not isinstance(c, dict):
+                self.add("V002", where, f"expected a category object, got {_type_name(c)}")
+                continue
+            cid = None
+            if "id" not in c:
+                self.add("V003", f"{where}.id", "category id missing")
+            else:
+                cid = _as_id(c["id"])
+                if cid is None:
+                    self.add("V004", f"{where}.id", f"expected an integer id, got {_short(c['id'])}")
+            if "name" not in c:
+                self.add("V003", f"{where}.name", "category name missing")
+            elif not isinstance(c["name"], str):
+                self.add("V004", f"{where}.name", f"expected a string, got {_short(c['name'])}")
+            if cid is None:
+                continue
+            if cid in seen:
+                self.add("V007", f"{where}.id", f"category id {cid} already used by categories[{seen[cid]}]")
+                continue
+            seen[cid] = i
+            out[cid] = None
+            kps = c.get("keypoints")
+            if kps is None or kps == []:
+                continue
+            if not isinstance(kps, list) or not all(isinstance(k, str) for k in kps):
+                self.add("V004", f"{where}.keypoints", f"expected a list of keypoint names, got {_short(kps)}")
+                continue
+            kp_cats.append((i, cid, c))
+
+        chosen = kp_cats
+        if self.category_id is not None:
+            chosen = [t for t in kp_cats if t[1] == self.category_id]
+            if not chosen:
+                plain = self.category_id in out
+                self.add("V010", "categories",
+                         f"category {self.category_id} {'has no keypoints' if plain else 'does not exist'}; "
+                         f"keypoint categories: {[t[1] for t in kp_cats]}")
+        elif not kp_cats:
+            self.add("V010", "categories",
+                     "no category has a non-empty keypoints list; this is not a keypoint dataset (or the keypoint "
+                     "category is malformed)")
+        self.cats: list[_Cat] = []
+        for i, cid, c in chosen:
+            cat = _Cat(i, cid, list(c["keypoints"]))
+            out[cid] = cat
+            self.cats.append(cat)
+            where = f"categories[{i}]"
+            try:
+                cat.src = self.sk.source_index(cat.names)
+            except SkeletonError as e:
+                self.add("V020", f"{where}.keypoints",
+                         f"{e.message}; fix the names or add a `source` mapping to skeleton {self.sk.name!r}"
+                         + ("; choose one category with --category" if len(chosen) > 1 else ""))
+            if cat.src is not None:
+                used = set(int(j) for j in cat.src if j >= 0)
+                unused = [n for j, n in enumerate(cat.names) if j not in used]
+                if unused:
+                    self.add("V027", f"{where}.keypoints",
+                             f"{len(unused)} dataset keypoint(s) not in skeleton {self.sk.name!r} are ignored: {_names(unused)}")
+            self._category_skeleton(c, where, cat.k)
+        return out
+
+    def _category_skeleton(self, c: dict, where: str, k: int) -> None:
+        edges = c.get("skeleton")
+        if edges is None:
+            return
+        if not isinstance(edges, list):
+            self.add("V040", f"{where}.skeleton", f"expected a list of 1-based [a, b] pairs, got {_short(edges)}")
+            return
+        for j, e in enumerate(edges):
+            ok = isinstance(e, list) and len(e) == 2 and all(_as_id(x) is not None for x in e)
+            if not ok:
+                self.add("V040", f"{where}.skeleton[{j}]", f"expected a 1-based [a, b] pair, got {_short(e)}")
+            elif not all(1 <= _as_id(x) <= k for x in e):  # type: ignore[operator]
+                self.add("V040", f"{where}.skeleton[{j}]",
+                         f"edge {[_short(x) for x in e]} out of range 1..{k} (COCO skeleton edges are 1-based)")
+
+    # -------------------------------------------------------- annotations
+    def _annotations(self, anns: list, cats: dict[int, _Cat | None] | None) -> None:
+        img_rows = self.image_rows
+        n = len(anns)
+        ann_ids: dict[int, int] = {}
+        self.ann_id: list[int | None] = [None] * n
+        self.ann_img: list[int | None] = [None] * n
+        self.wh = np.full((n, 2), np.nan)
+        self.bbox = np.full((n, 4), np.nan)
+        self.area = np.full(n, np.nan)
+        self.nkp = np.full(n, np.nan)  # num_keypoints as given (NaN: missing or wrong type)
+        person_images: set[int] = set()
+        self.person_images = person_images
+        kp_cat_ids = {cid for cid, c in (cats or {}).items() if c is not None}
+        for i, a in enumerate(anns):
+            where = f"annotations[{i}]"
+            if not isinstance(a, dict):
+                self.add("V002", where, f"expected an annotation object, got {_type_name(a)}")
+                continue
+            aid = None
+            if "id" not in a:
+                self.add("V003", f"{where}.id", "annotation id missing")
+            else:
+                aid = _as_id(a["id"])
+                if aid is None:
+                    self.add("V004", f"{where}.id", f"expected an integer id, got {_short(a['id'])}")
+                elif aid in ann_ids:
+                    self.add("V006", f"{where}.id", f"annotation id {aid} already used by annotations[{ann_ids[aid]}]",
+                             annotation_id=aid)
+                else:
+                    ann_ids[aid] = i
+            self.ann_id[i] = aid
+            iid = None
+            if "image_id" not in a:
+                self.add("V003", f"{where}.image_id", "image_id missing", annotation_id=aid)
+            else:
+                iid = _as_id(a["image_id"])
+                if iid is None:
+                    self.add("V004", f"{where}.image_id", f"expected an integer id, got {_short(a['image_id'])}",
+                             annotation_id=aid)
+                elif img_rows is not None:
+                    row = img_rows.get(iid)
+                    if row is None:
+                        self.add("V008", f"{where}.image_id", f"no image has id {iid}", image_id=iid, annotation_id=aid)
+                    else:
+                        self.wh[i] = row[1:]
+            self.ann_img[i] = iid
+            cat = None
+            if "category_id" not in a:
+                self.add("V003", f"{where}.category_id", "category_id missing", image_id=iid, annotation_id=aid)
+            else:
+                cid = _as_id(a["category_id"])
+                if cid is None:
+                    self.add("V004", f"{where}.category_id", f"expected an integer id, got {_short(a['category_id'])}",
+                             image_id=iid, annotation_id=aid)
+                elif cats is not None:
+                    if cid not in cats:
+                        self.add("V009", f"{where}.category_id", f"no category has id {cid}", image_id=iid,
+                                 annotation_id=aid)
+                    elif cid in kp_cat_ids:
+                        cat = cats[cid]
+            if cat is None:
+                continue  # other categories get structure checks only
+            self._keypoint_annotation(i, a, where, cat, iid, aid)
+        self._vector_checks(anns)
+        self._images_without_person()
+
+    def _keypoint_annotation(self, i: int, a: dict, where: str, cat: _Cat, iid: int | None, aid: int | None) -> None:
+        crowd = False
+        if "iscrowd" not in a:
+            self.add("V012", f"{where}.iscrowd", "iscrowd missing; read as 0 (the reference's label step reads it "
+                     "directly and stops with a KeyError)", image_id=iid, annotation_id=aid)
+        elif a["iscrowd"] in (0, 1) and not isinstance(a["iscrowd"], float):
+            crowd = bool(a["iscrowd"])
+        else:
+            self.add("V004", f"{where}.iscrowd", f"expected 0 or 1, got {_short(a['iscrowd'])}", image_id=iid,
+                     annotation_id=aid)
+        bb = a.get("bbox")
+        if "bbox" not in a:
+            self.add("V030", f"{where}.bbox", "bbox missing", image_id=iid, annotation_id=aid)
+        elif not isinstance(bb, list) or len(bb) != 4 or any(_finite(x) is None for x in bb):
+            self.add("V030", f"{where}.bbox", f"expected [x, y, width, height] of finite numbers, got {_short(bb)}",
+                     image_id=iid, annotation_id=aid)
+        else:
+            self.bbox[i] = [float(x) for x in bb]
+        ar = a.get("area")
+        if "area" not in a:
+            self.add("V034", f"{where}.area", "area missing (pycocotools evaluation needs it)", image_id=iid,
+                     annotation_id=aid)
+        elif _finite(ar) is None or ar <= 0:
+            self.add("V034", f"{where}.area", f"expected a positive number, got {_short(ar)}", image_id=iid,
+                     annotation_id=aid)
+        else:
+            self.area[i] = float(ar)
+        if crowd:
+            if not _usable_segmentation(a.get("segmentation")):
+                self.add("V035", f"{where}.segmentation",
+                         f"a crowd region needs a polygon list or an RLE {{counts, size}} for its loss mask, got "
+                         f"{_short(a.get('segmentation'))}", image_id=iid, annotation_id=aid)
+            return  # crowd keypoints are never used
+        nk = a.get("num_keypoints")
+        if "num_keypoints" not in a:
+            self.add("V026", f"{where}.num_keypoints", "num_keypoints missing (the reference selects people by it)",
+                     image_id=iid, annotation_id=aid)
+        elif _as_id(nk) is None:
+            self.add("V026", f"{where}.num_keypoints", f"expected an integer, got {_short(nk)}", image_id=iid,
+                     annotation_id=aid)
+        else:
+            self.nkp[i] = float(_as_id(nk))  # type: ignore[arg-type]
+        kp = a.get("keypoints")
+        if "keypoints" not in a:
+            self.add("V021", f"{where}.keypoints", f"keypoints missing; expected {3 * cat.k} numbers "
+                     f"(x, y, v for each of {cat.k} keypoints)", image_id=iid, annotation_id=aid)
+            return
+        if not isinstance(kp, list) or len(kp) != 3 * cat.k:
+            got = f"{len(kp)} values" if isinstance(kp, list) else _short(kp)
+            self.add("V021", f"{where}.keypoints", f"expected {3 * cat.k} values (x, y, v for each of {cat.k} "
+                     f"keypoints), got {got}", image_id=iid, annotation_id=aid)
+            return
+        if not set(map(type, kp)) <= {int, float}:
+            bad = [j for j, x in enumerate(kp) if not _is_num(x)]
+            if bad:
+                j = bad[0]
+                kn = list(dict.fromkeys(cat.names[b // 3] for b in bad))
+                self.add("V022", f"{where}.keypoints[{j}]", f"expected a number, got {_short(kp[j])}; "
+                         f"{len(bad)} non-number value(s), keypoint(s) {_names(kn)}", image_id=iid, annotation_id=aid)
+                return
+        cat.rows.append(i)
+        cat.kps.append(kp)
+
+    # ---------------------------------------------------- vectorised checks
+    def _stack(self, cat: _Cat) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, (N, K, 3) float64) for a category's well-formed keypoint arrays; ints beyond float
+        range become inf (reported as non-finite)."""
+        rows = np.asarray(cat.rows, dtype=np.int64)
+        if not cat.kps:
+            return rows, np.zeros((0, cat.k, 3))
+        try:
+            arr = np.array(cat.kps, dtype=np.float64)
+        except (OverflowError, ValueError, TypeError):
+            arr = np.empty((len(cat.kps), 3 * cat.k))
+            for r, kp in enumerate(cat.kps):
+                arr[r] = [f if (f := _finite(x)) is not None else (math.nan if isinstance(x, float) else math.inf)
+                          for x in kp]
+        return rows, arr.reshape(len(cat.kps), cat.k, 3)
+
+    def _vector_checks(self, anns: list) -> None:
+        sk = self.sk
+        labelled_any = np.zeros(sk.num_keypoints, dtype=bool)
+        first_mapped: _Cat | None = None
+        for cat in self.cats:
+            lab = self._category_keypoints(cat)
+            if cat.src is not None:
+                labelled_any[cat.src >= 0] |= lab[:, cat.src[cat.src >= 0]].any(axis=0)
+                if first_mapped is None:
+                    first_mapped = cat
+        self._bbox_only_checks(anns)
+        if first_mapped is not None:
+            src = first_mapped.src
+            for k in np.flatnonzero(~labelled_any & (src >= 0)):  # type: ignore[operator]
+                j = int(src[k])  # type: ignore[index]
+                self.add("V060", f"categories[{first_mapped.index}].keypoints[{j}]",
+                         f"keypoint {sk.keypoints[k]!r} is never labelled in any instance; its heatmap channel "
+                         "would only ever learn 'absent'")
+
+    def _emit(self, code: str, cat: _Cat, rows: np.ndarray, mask: np.ndarray, field: int,
+              text: Callable[[int, list[str]], str]) -> None:
+        """One finding per instance with any flagged keypoint, located at the first one."""
+        for r in np.flatnonzero(mask.any(axis=1)):
+            ks = np.flatnonzero(mask[r])
+            i = int(rows[r])
+            self.add(code, f"annotations[{i}].keypoints[{3 * int(ks[0]) + field}]",
+                     text(int(r), [cat.names[k] for k in ks]), image_id=self.ann_img[i], annotation_id=self.ann_id[i])
+
+    def _category_keypoints(self, cat: _Cat) -> np.ndarray:
+        """All per-keypoint checks of one category at once; returns the (N, K) labelled mask."""
+        rows, arr = self._stack(cat)
+        cat.kps = []  # free the Python lists early at COCO scale
+        x, y, v = arr[..., 0], arr[..., 1], arr[..., 2]
+        finite_kp = np.isfinite(arr).all(axis=2)
+        v_ok = finite_kp & np.isin(v, (0, 1, 2))
+        lab = v_ok & (v > 0)
+        W, H = self.wh[rows, 0], self.wh[rows, 1]
+
+        self._emit("V022", cat, rows, ~finite_kp, 0, lambda r, ns: "non-finite value (NaN, Infinity or too large) "
+                   f"in keypoint(s) {_names(ns)}")
+        self._emit("V023", cat, rows, finite_kp & ~v_ok, 2, lambda r, ns: "visibility must be 0 (not labelled), "
+                   f"1 (occluded) or 2 (visible); wrong for {_names(ns)}")
+        self._emit("V024", cat, rows, v_ok & (v == 0) & ((x != 0) | (y != 0)), 0,
+                   lambda r, ns: f"not labelled (v=0) but at non-zero (x, y): {_names(ns)}")
+        with np.errstate(invalid="ignore"):
+            outside = lab & ((x < 0) | (y < 0) | (x >= W[:, None]) | (y >= H[:, None]))
+        self._emit("V025", cat, rows, outside, 0, lambda r, ns: f"labelled point(s) outside the {W[r]:g}x{H[r]:g} "
+                   f"image: {_names(ns)} (training treats them as absent)")
+
+        count = lab.sum(axis=1)
+        nk = self.nkp[rows]
+        for r in np.flatnonzero(np.isfinite(nk) & (nk != count)):
+            i = int(rows[r])
+            self.add("V026", f"annotations[{i}].num_keypoints",
+                     f"num_keypoints is {int(nk[r])} but {int(count[r])} keypoint(s) have v>0; the reference "
+                     "selects training people by this field", image_id=self.ann_img[i], annotation_id=self.ann_id[i])
+        self._box_checks(cat, rows, x, y, lab)
+        self._relevance(rows, count)
+        if cat.src is not None:
+            self._flip_check(cat, rows, x, lab)
+        return lab
+
+    def _box_checks(self, cat: _Cat, rows: np.ndarray, x: np.ndarray, y: np.ndarray, lab: np.ndarray) -> None:
+        b = self.bbox[rows]
+        bx, by, bw, bh = b[:, 0:1], b[:, 1:2], b[:, 2:3], b[:, 3:4]
+        with np.errstate(invalid="ignore"):
+            excess = np.maximum.reduce([bx - x, x - (bx + bw), by - y, y - (by + bh), np.zeros_like(x)])
+            far = lab & (bw > 0) & (bh > 0) & (excess > FAR_OUTSIDE_BBOX * np.maximum(bw, bh))
+        for r in np.flatnonzero(far.any(axis=1)):
+            ks = np.flatnonzero(far[r])
+            i = int(rows[r])
+            self.add("V033", f"annotations[{i}].keypoints[{3 * int(ks[0])}]",
+                     f"labelled point(s) {_names(cat.names[k] for k in ks)} lie more than {FAR_OUTSIDE_BBOX:g} x the "
+                     f"box size outside bbox {[round(float(t), 2) for t in b[r]]}; a wrong box or a point from another "
+                     "instance", image_id=self.ann_img[i], annotation_id=self.ann_id[i])
+
+    def _bbox_only_checks(self, anns: list) -> None:
+        """Box size and image overhang for every keypoint-category annotation with a parsed bbox."""
+        b, wh = self.bbox, self.wh
+        with np.errstate(invalid="ignore"):
+            nonpos = (b[:, 2] <= 0) | (b[:, 3] <= 0)
+            over = ~nonpos & ((b[:, 0] < -BBOX_SLACK) | (b[:, 1] < -BBOX_SLACK)
+                              | (b[:, 0] + b[:, 2] > wh[:, 0] + BBOX_SLACK) | (b[:, 1] + b[:, 3] > wh[:, 1] + BBOX_SLACK))
+        for i in np.flatnonzero(nonpos):
+            i = int(i)
+            self.add("V031", f"annotations[{i}].bbox",
+                     f"bbox {[round(float(t), 2) for t in b[i]]} has no positive width and height (the reference "
+                     "scales by bbox height; a zero box divides by zero)", image_id=self.ann_img[i],
+                     annotation_id=self.ann_id[i])
+        for i in np.flatnonzero(over):
+            i = int(i)
+            self.add("V032", f"annotations[{i}].bbox",
+                     f"bbox {[round(float(t), 2) for t in b[i]]} extends outside the {wh[i, 0]:g}x{wh[i, 1]:g} image",
+                     image_id=self.ann_img[i], annotation_id=self.ann_id[i])
+
+    def _relevance(self, rows: np.ndarray, count: np.ndarray) -> None:
+        """The reference's person filters: who never becomes a training sample, and why."""
+        nk = self.nkp[rows]
+        # the reference reads num_keypoints; where it is unusable, the true count stands in
+        nk = np.where(np.isfinite(nk), nk, count)
+        person = nk > 0
+        for r in np.flatnonzero(person):
+            iid = self.ann_img[int(rows[r])]
+            if iid is not None:
+                self.person_images.add(iid)
+        area = self.area[rows]
+        few = person & (nk < MIN_KEYPOINTS)
+        with np.errstate(invalid="ignore"):
+            small = person & (area < MIN_AREA)
+        for code, mask, msg in (
+            ("V061", few, lambda r: f"{int(nk[r])} labelled keypoint(s) < {MIN_KEYPOINTS}: the reference never makes "
+             "this person a training sample (it only appears in others' targets)"),
+            ("V062", small, lambda r: f"area {area[r]:g} < {MIN_AREA}: the reference never makes this person a "
+             "training sample (it only appears in others' targets)"),
+            ("V063", ~person, lambda r: "no labelled keypoints and not crowd: the reference ignores this instance "
+             "and does not mask it, so its pixels are trained as background"),
+        ):
+            for r in np.flatnonzero(mask):
+                i = int(rows[r])
+                field = "num_keypoints" if code != "V062" else "area"
+                self.add(code, f"annotations[{i}].{field}", msg(r), image_id=self.ann_img[i],
+                         annotation_id=self.ann_id[i])
+
+    def _images_without_person(self) -> None:
+        if self.image_rows is None or not self.cats:
+            return
+        for iid, (i, _w, _h) in self.image_rows.items():
+            if iid not in self.person_images:
+                self.add("V064", f"images[{i}]", "no person (non-crowd instance with labelled keypoints): the "
+                         "reference drops this image from training", image_id=iid)
+
+    def _flip_check(self, cat: _Cat, rows: np.ndarray, x: np.ndarray, lab: np.ndarray) -> None:
+        """Per instance, every flip pair's sign of x_left - x_right should agree with the majority."""
+        sk = self.sk
+        pairs = []
+        for a in range(sk.num_keypoints):
+            b = sk.flip[a]
+            if a < b:
+                left, right = (a, b) if sk.side(a) != "right" else (b, a)
+                ja, jb = int(cat.src[left]), int(cat.src[right])  # type: ignore[index]
+                if ja >= 0 and jb >= 0:
+                    pairs.append((ja, jb, sk.keypoints[left], sk.keypoints[right]))
+        if len(pairs) < 3 or not len(rows):
+            return
+        L = np.array([p[0] for p in pairs])
+        R = np.array([p[1] for p in pairs])
+        both = lab[:, L] & lab[:, R]
+        d = x[:, L] - x[:, R]
+        # a pair nearly level in x (a side view) says nothing about facing
+        xs = np.where(lab, x, np.nan)
+        with np.errstate(invalid="ignore"), _nan_quiet():
+            extent = np.nanmax(xs, axis=1) - np.nanmin(xs, axis=1)
+        tol = np.maximum(1.0, 0.05 * np.nan_to_num(extent))[:, None]
+        pos = both & (d > tol)
+        neg = both & (d < -tol)
+        npos, nneg = pos.sum(axis=1), neg.sum(axis=1)
+        minority = np.where((npos > nneg)[:, None], neg, np.where((nneg > npos)[:, None], pos, False))
+        # only a clear majority says which way the instance faces (a 3:2 split is a twisting body)
+        major, minor = np.maximum(npos, nneg), np.minimum(npos, nneg)
+        minority &= ((major >= 2) & (major >= 2 * minor))[:, None]
+        for r, p in zip(*np.nonzero(minority), strict=True):
+            i = int(rows[r])
+            ja, jb, ln, rn = pairs[p]
+            self.add("V070", f"annotations[{i}].keypoints[{3 * ja}]",
+                     f"suspected left/right swap: {ln}/{rn} face the other way from the instance's other "
+                     f"{int(max(npos[r], nneg[r]))} flip pair(s); if swapped, horizontal-flip augmentation teaches "
+                     "contradictory sides", image_id=self.ann_img[i], annotation_id=self.ann_id[i])
+
+    # ------------------------------------------------------------ image files
+    def _image_files(self, imgs: list) -> None:
+        root = Path(self.images_root)  # type: ignore[arg-type]
+        if not root.is_dir():
+            self.add("V050", "images", f"images folder {str(root)!r} does not exist or is not a folder")
+            return
+        todo = []
+        for i, im in enumerate(imgs):
+            if isinstance(im, dict) and isinstance(im.get("file_name"), str) and im["file_name"]:
+                todo.append((i, im))
+        total = len(todo)
+        for n, (i, im) in enumerate(todo):
+            if self.progress is not None and n % 64 == 0:
+                self.progress(n, total)
+            self._image_file(root, i, im)
+        if self.progress is not None:
+            self.progress(total, total)
+
+    def _image_file(self, root: Path, i: int, im: dict) -> None:
+        where = f"images[{i}].file_name"
+        fn = im["file_name"]
+        iid = _as_id(im.get("id"))
+        try:
+            p = safe_image_path(root, fn)
+        except (InputError, OSError, ValueError) as e:
+            self.add("V051", where, getattr(e, "message", str(e)), image_id=iid)
+            return
+        if not p.is_file():
+            self.add("V050", where, f"{fn!r} not found under {str(root)!r}", image_id=iid)
+            return
+        try:
+            info = image_header(p)
+        except (InputError, OSError) as e:
+            self.add("V052", where, f"{fn!r}: {getattr(e, 'message', None) or e}", image_id=iid)
+            return
+        if info.truncated:
+            self.add("V054", where, f"{fn!r} has no end marker; the file was probably cut short and decodes "
+                     "with grey or garbage rows", image_id=iid)
+        w, h = _finite(im.get("width")), _finite(im.get("height"))
+        if w is None or h is None:
+            return
+        if (w, h) != (info.width, info.height):
+            note = ""
+            if info.orientation >= 5 and (w, h) == (info.stored_width, info.stored_height):
+                note = (f"; the file's pixels are {info.stored_width}x{info.stored_height} but its EXIF orientation "
+                        f"{info.orientation} makes OpenCV load it rotated, so the labels would not line up")
+            self.add("V053", where, f"{fn!r} is {info.width}x{info.height} as loaded, the JSON says {w:g}x{h:g}{note}",
+                     image_id=iid)
+
+
+class _nan_quiet:
+    """Silence 'All-NaN slice' warnings from nanmax on instances with no labelled points."""
+
+    def __enter__(self) -> None:
+        import warnings
+
+        self._cm = warnings.catch_warnings()
+        self._cm.__enter__()
+        warnings.simplefilter("ignore", RuntimeWarning)
+
+    def __exit__(self, *exc: Any) -> None:
+        self._cm.__exit__(*exc)
+
+
+def _usable_segmentation(seg: Any) -> bool:
+    if isinstance(seg, dict):
+        size = seg.get("size")
+        return ("counts" in seg and isinstance(size, list) and len(size) == 2
+                and all(_as_id(s) is not None and s > 0 for s in size))
+    if isinstance(seg, list) and seg:
+        return all(isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0 and all(_finite(t) is not None for t in p)
+                   for p in seg)
+    return False
+
+
+# -------------------------------------------------------------- image headers
+@dataclass(frozen=True)
+class ImageInfo:
+    format: str
+    stored_width: int
+    stored_height: int
+    orientation: int = 1  # EXIF orientation; 5..8 swap width and height when OpenCV loads the file
+    truncated: bool = False
+
+    @property
+    def width(self) -> int:
+        return self.stored_height if self.orientation >= 5 else self.stored_width
+
+    @property
+    def height(self) -> int:
+        return self.stored_width if self.orientation >= 5 else self.stored_height
+
+
+def image_header(path: str | os.PathLike) -> ImageInfo:
+    """Size of an image from its header only (JPEG, PNG, BMP, GIF, WebP); other formats are decoded
+    with OpenCV. Raises InputError for an unreadable or corrupt file."""
+    p = Path(path)
+    with open(p, "rb") as f:
+        head = f.read(64)
+        try:
+            if head[:3] == b"\xff\xd8\xff":
+                return _jpeg(f, _tail(f, 4096))
+            if head[:8] == b"\x89PNG\r\n\x1a\n":
+                if head[12:16] != b"IHDR" or len(head) < 24:
+                    raise InputError("corrupt PNG header", file=str(p))
+                w, h = struct.unpack(">II", head[16:24])
+                return _checked(ImageInfo("png", w, h, truncated=b"IEND" not in _tail(f, 64)), p)
+            if head[:6] in (b"GIF87a", b"GIF89a"):
+                if len(head) < 10:
+                    raise InputError("corrupt GIF header", file=str(p))
+                w, h = struct.unpack("<HH", head[6:10])
+                return _checked(ImageInfo("gif", w, h), p)
+            if head[:2] == b"BM":
+                if len(head) < 26:
+                    raise InputError("corrupt BMP header", file=str(p))
+                dib = struct.unpack("<I", head[14:18])[0]
+                if dib == 12:
+                    w, h = struct.unpack("<HH", head[18:22])
+                else:
+                    w, h = struct.unpack("<ii", head[18:26])
+                return _checked(ImageInfo("bmp", abs(w), abs(h)), p)
+            if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+                return _checked(_webp(head), p)
+        except struct.error:
+            raise InputError("corrupt image header", file=str(p)) from None
+    return _opencv_size(p)
+
+
+def _tail(f: Any, n: int) -> bytes:
+    pos = f.tell()
+    f.seek(0, os.SEEK_END)
+    size = f.tell()
+    f.seek(max(0, size - n))
+    t = f.read(n)
+    f.seek(pos)
+    return t
+
+
+def _checked(info: ImageInfo, p: Path) -> ImageInfo:
+    if info.stored_width <= 0 or info.stored_height <= 0:
+        raise InputError(f"header gives size {info.stored_width}x{info.stored_height}", file=str(p))
+    return info
+
+
+def _jpeg(f: Any, tail: bytes) -> ImageInfo:
+    """Walk the JPEG markers up to the first SOFn; note the EXIF orientation on the way."""
+    f.seek(2)
+    orientation = 1
+    while True:
+        b = f.read(1)
+        if not b:
+            raise InputError("JPEG ends before its frame header (no SOF marker)")
+        if b != b"\xff":
+            raise InputError("corrupt JPEG: expected a marker")
+        m = f.read(1)
+        while m == b"\xff":
+            m = f.read(1)
+        if not m:
+            raise InputError("JPEG ends inside a marker")
+        marker = m[0]
+        if marker in (0x01, *range(0xD0, 0xD8)):
+            continue
+        if marker == 0xD9 or marker == 0xDA:
+            raise InputError("corrupt JPEG: image data before any frame header")
+        seg_len = f.read(2)
+        if len(seg_len) < 2:
+            raise InputError("JPEG ends inside a segment header")
+        length = struct.unpack(">H", seg_len)[0]
+        if length < 2:
+            raise InputError("corrupt JPEG: bad segment length")
+        if marker in range(0xC0, 0xD0) and marker not in (0xC4, 0xC8, 0xCC):
+            sof = f.read(5)
+            if len(sof) < 5:
+                raise InputError("JPEG ends inside its frame header")
+            h, w = struct.unpack(">HH", sof[1:5])
+            info = ImageInfo("jpeg", w, h, orientation, truncated=b"\xff\xd9" not in tail)
+            if w <= 0 or h <= 0:
+                raise InputError(f"JPEG frame header gives size {w}x{h}")
+            return info
+        body = f.read(length - 2)
+        if len(body) < length - 2:
+            raise InputError("JPEG ends inside a segment")
+        if marker == 0xE1 and body[:6] == b"Exif\x00\x00":
+            orientation = _exif_orientation(body[6:])
+
+
+def _exif_orientation(tiff: bytes) -> int:
+    """Tag 0x0112 of IFD0 (1 when absent or unparsable: EXIF is advisory)."""
+    try:
+        end = {b"II": "<", b"MM": ">"}[tiff[:2]]
+        ifd = struct.unpack(end + "I", tiff[4:8])[0]
+        (count,) = struct.unpack(end + "H", tiff[ifd:ifd + 2])
+        for e in range(count):
+            off = ifd + 2 + 12 * e
+            tag, typ = struct.unpack(end + "HH", tiff[off:off + 4])
+            if tag == 0x0112 and typ == 3:
+                val = struct.unpack(end + "H", tiff[off + 8:off + 10])[0]
+                return val if 1 <= val <= 8 else 1
+    except (KeyError, struct.error):
+        pass
+    return 1
+
+
+def _webp(head: bytes) -> ImageInfo:
+    chunk = head[12:16]
+    if chunk == b"VP8X":
+        w = int.from_bytes(head[24:27], "little") + 1
+        h = int.from_bytes(head[27:30], "little") + 1
+        return ImageInfo("webp", w, h)
+    if chunk == b"VP8 ":
+        if head[23:26] != b"\x9d\x01\x2a":
+            raise InputError("corrupt WebP (VP8) header")
+        w, h = struct.unpack("<HH", head[26:30])
+        return ImageInfo("webp", w & 0x3FFF, h & 0x3FFF)
+    if chunk == b"VP8L":
+        if head[20] != 0x2F:
+            raise InputError("corrupt WebP (VP8L) header")
+        bits = int.from_bytes(head[21:25], "little")
+        return ImageInfo("webp", (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1)
+    raise InputError(f"unknown WebP chunk {chunk!r}")
+
+
+def _opencv_size(p: Path) -> ImageInfo:
+    import cv2  # only for formats without a header parser here (TIFF, ...)
+
+    img = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise InputError("not a readable image (unknown format or corrupt)", file=str(p))
+    return ImageInfo("opencv", int(img.shape[1]), int(img.shape[0]))
+
+
+# ------------------------------------------------------------------ importer hint
+def suggest_importer(data: Any) -> str | None:
+    """The `posedata import` format whose quirks the raw JSON shows, or None.
+
+    coco-annotator: images with `path`/`dataset_id`/`annotated`, annotations with `isbbox`, keypoint
+    instances with area 0 and bbox [0, 0, 0, 0], or keypoint arrays longer than 3*K."""
+    try:
+        if not isinstance(data, dict):
+            return None
+        imgs = data.get("images") if isinstance(data.get("images"), list) else []
+        anns = data.get("annotations") if isinstance(data.get("annotations"), list) else []
+        cats = data.get("categories") if isinstance(data.get("categories"), list) else []
+        score = 0
+        if any(isinstance(im, dict) and {"path", "dataset_id", "annotated"} & im.keys() for im in imgs[:1000]):
+            score += 1
+        kcount = {c.get("id"): len(c["keypoints"]) for c in cats
+                  if isinstance(c, dict) and isinstance(c.get("keypoints"), list) and _as_id(c.get("id")) is not None}
+        for a in anns:
+            if not isinstance(a, dict):
+                continue
+            if "isbbox" in a:
+                score += 1
+                break
+            kp = a.get("keypoints")
+            if isinstance(kp, list):
+                k = kcount.get(a.get("category_id")) if _as_id(a.get("category_id")) is not None else None
+                if k is not None and len(kp) > 3 * k:
+                    score += 1
+                    break
+                if a.get("area") == 0 and a.get("bbox") == [0, 0, 0, 0]:
+                    score += 1
+                    break
+        return "coco-annotator" if score >= 1 else None
+    except Exception:  # noqa: BLE001 - a hint must never break validation
+        return None
+
+
+# ----------------------------------------------------------------------- fix
+FIXABLE = ("V012", "V024", "V026", "V030", "V031", "V034")
+_ANN_RE = re.compile(r"^annotations\[(\d+)\]")
+
+
+def fix(data: Any, skeleton: Skeleton, findings: Iterable[Finding]) -> tuple[dict, list[Change]]:
+    """Repair what is mechanical in a copy of `data` (never mutated): recount num_keypoints, area
+    from bbox, zero the coordinates of v=0, bbox from the labelled keypoints (padded by 10% of their
+    extent, clipped to the image) where missing or empty, iscrowd 0 where missing. Only the
+    annotations the findings point at are touched. Raises DataError when `data` is not a COCO object."""
+    if not isinstance(data, dict) or not isinstance(data.get("annotations"), list):
+        raise DataError("cannot repair: not a COCO object with an annotations list")
+    todo: dict[int, set[str]] = defaultdict(set)
+    for f in findings:
+        if f.code in FIXABLE and f.where:
+            m = _ANN_RE.match(f.where)
+            if m:
+                todo[int(m.group(1))].add(f.code)
+    out = _json_copy(data)
+    anns = out["annotations"]
+    sizes = {}
+    for im in out.get("images") or []:
+        if isinstance(im, dict) and _as_id(im.get("id")) is not None:
+            sizes[_as_id(im["id"])] = (_finite(im.get("width")), _finite(im.get("height")))
+    changes: list[Change] = []
+    for i in sorted(todo):
+        if i >= len(anns) or not isinstance(anns[i], dict):
+            continue
+        _fix_annotation(anns[i], f"annotations[{i}]", todo[i], sizes, changes)
+    return out, changes
+
+
+def _fix_annotation(a: dict, where: str, codes: set[str], sizes: dict, changes: list[Change]) -> None:
+    kp = a.get("keypoints")
+    good = isinstance(kp, list) and len(kp) % 3 == 0 and all(_finite(t) is not None for t in kp)
+    if "V012" in codes:
+        a["iscrowd"] = 0
+        changes.append(Change("V012", f"{where}.iscrowd", None, 0))
+    if good and "V024" in codes:
+        for j in range(0, len(kp), 3):
+            if kp[j + 2] == 0 and (kp[j] != 0 or kp[j + 1] != 0):
+                changes.append(Change("V024", f"{where}.keypoints[{j}]", [kp[j], kp[j + 1]], [0, 0]))
+                kp[j] = kp[j + 1] = 0
+    if good and "V026" in codes:
+        n = sum(1 for j in range(2, len(kp), 3) if kp[j] in (1, 2))
+        changes.append(Change("V026", f"{where}.num_keypoints", a.get("num_keypoints"), n))
+        a["num_keypoints"] = n
+    if good and codes & {"V030", "V031"}:
+        pts = [(kp[j], kp[j + 1]) for j in range(0, len(kp), 3) if kp[j + 2] in (1, 2)]
+        if pts:
+            xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+            w, h = sizes.get(_as_id(a.get("image_id")), (None, None))
+            bb = bbox_from_points(xs, ys, w, h)
+            if bb is not None:
+                code = "V030" if "V030" in codes else "V031"
+                changes.append(Change(code, f"{where}.bbox", a.get("bbox"), bb))
+                a["bbox"] = bb
+    if "V034" in codes:
+        bb = a.get("bbox")
+        if isinstance(bb, list) and len(bb) == 4 and all(_finite(t) is not None for t in bb) and bb[2] > 0 and bb[3] > 0:
+            area = round(float(bb[2]) * float(bb[3]), 4)
+            changes.append(Change("V034", f"{where}.area", a.get("area"), area))
+            a["area"] = area
+
+
+def bbox_from_points(xs: list[float], ys: list[float], width: float | None, height: float | None,
+                     margin: float = BBOX_MARGIN) -> list[float] | None:
+    """[x, y, w, h] around points, padded by `margin` of their extent on each side (at least 1 px,
+    so a single point still gets a box), clipped to the image when its size is known."""
+    x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
+    px, py = max(1.0, margin * (x1 - x0)), max(1.0, margin * (y1 - y0))
+    x0, x1, y0, y1 = x0 - px, x1 + px, y0 - py, y1 + py
+    if width is not None and height is not None:
+        x0, y0 = max(0.0, x0), max(0.0, y0)
+        x1, y1 = min(float(width), x1), min(float(height), y1)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)]
+
+
+def _json_copy(v: Any) -> Any:
+    """Deep copy of a JSON value without recursion (copy.deepcopy overflows on deep nesting)."""
+    if not isinstance(v, (dict, list)):
+        return v
+    root: Any = {} if isinstance(v, dict) else []
+    stack = [(v, root)]
+    while stack:
+        src, dst = stack.pop()
+        items = src.items() if isinstance(src, dict) else enumerate(src)
+        for k, x in items:
+            if isinstance(x, (dict, list)):
+                y: Any = {} if isinstance(x, dict) else []
+                stack.append((x, y))
+            else:
+                y = x
+            if isinstance(dst, dict):
+                dst[k] = y
+            else:
+                dst.append(y)
+    return root
+
+
+# ------------------------------------------------------------------ summaries
+def counts(findings: Iterable[Finding]) -> dict[str, Any]:
+    """{"error": n, "warning": n, "info": n, "by_code": {code: n}}."""
+    findings = list(findings)
+    sev = Counter(f.severity for f in findings)
+    return {"error": sev.get("error", 0), "warning": sev.get("warning", 0), "info": sev.get("info", 0),
+            "by_code": dict(sorted(Counter(f.code for f in findings).items()))}
