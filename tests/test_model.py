@@ -1,0 +1,279 @@
+"""trainer.model, trainer.checkpoint and trainer.loss: the reference's layout, partial loads, the loss."""
+from __future__ import annotations
+
+import os
+from collections import Counter
+
+import pytest
+import torch
+from conftest import TEMPLATE_NAMES
+
+from posedata import skeleton as S
+from posedata.errors import InputError
+from trainer import checkpoint as C
+from trainer.loss import masked_l2, stage_losses, total_loss
+from trainer.model import ModelSpec, PoseNet, for_skeleton, param_groups
+
+PREFIXES = ("model.", "cpm.", "initial_stage.", "refinement_stages.")
+
+# Written from the reference's models/with_mobilenet.py and modules/conv.py (19 heatmaps, 38 PAFs,
+# one refinement stage): names and shapes its published checkpoints carry.
+REFERENCE_SHAPES = {
+    "model.0.0.weight": (32, 3, 3, 3),
+    "model.0.1.running_var": (32,),
+    "model.1.0.weight": (32, 1, 3, 3),
+    "model.1.3.weight": (64, 32, 1, 1),
+    "model.4.3.weight": (256, 128, 1, 1),
+    "model.6.3.weight": (512, 256, 1, 1),
+    "model.7.0.weight": (512, 1, 3, 3),
+    "model.11.4.bias": (512,),
+    "cpm.align.0.weight": (128, 512, 1, 1),
+    "cpm.align.0.bias": (128,),
+    "cpm.trunk.0.0.weight": (128, 1, 3, 3),
+    "cpm.trunk.2.2.weight": (128, 128, 1, 1),
+    "cpm.conv.0.weight": (128, 128, 3, 3),
+    "initial_stage.trunk.2.0.weight": (128, 128, 3, 3),
+    "initial_stage.heatmaps.0.0.weight": (512, 128, 1, 1),
+    "initial_stage.heatmaps.1.0.weight": (19, 512, 1, 1),
+    "initial_stage.pafs.1.0.bias": (38,),
+    "refinement_stages.0.trunk.0.initial.0.weight": (128, 128 + 19 + 38, 1, 1),
+    "refinement_stages.0.trunk.1.initial.0.weight": (128, 128, 1, 1),
+    "refinement_stages.0.trunk.4.trunk.0.1.running_mean": (128,),
+    "refinement_stages.0.trunk.4.trunk.1.0.weight": (128, 128, 3, 3),
+    "refinement_stages.0.heatmaps.0.0.weight": (128, 128, 1, 1),
+    "refinement_stages.0.heatmaps.1.0.weight": (19, 128, 1, 1),
+    "refinement_stages.0.pafs.1.0.weight": (38, 128, 1, 1),
+}
+# Counted by hand from the reference: backbone 6 + 11 * 12, CPM 10, initial stage 14,
+# refinement stage 5 * 16 + 8.
+REFERENCE_TENSORS = 6 + 11 * 12 + 10 + 14 + 5 * 16 + 8
+
+
+@pytest.fixture(scope="module")
+def reference_net():
+    torch.manual_seed(1)
+    return PoseNet(19, 38, stages=1, width=1.0)
+
+
+@pytest.fixture(scope="module")
+def coco17():
+    return S.resolve("coco17")
+
+
+def test_reference_names_and_shapes(reference_net):
+    sd = reference_net.state_dict()
+    assert len(sd) == REFERENCE_TENSORS
+    assert all(k.startswith(PREFIXES) for k in sd)
+    for name, shape in REFERENCE_SHAPES.items():
+        assert tuple(sd[name].shape) == shape, name
+    # the published network has about 4.1 M parameters
+    assert 4.0e6 < sum(p.numel() for p in reference_net.parameters()) < 4.2e6
+
+
+def test_output_stride_and_stage_outputs(reference_net):
+    with torch.no_grad():
+        out = PoseNet(19, 38, stages=2, width=0.25)(torch.zeros(1, 3, 96, 128))
+    assert [tuple(o.shape) for o in out] == [(1, 19, 12, 16), (1, 38, 12, 16)] * 3
+
+
+@pytest.mark.parametrize("name", TEMPLATE_NAMES)
+def test_channels_follow_skeleton(name):
+    sk = S.resolve(name)
+    net = for_skeleton(sk, stages=1, width=0.25)
+    with torch.no_grad():
+        out = net(torch.zeros(2, 3, 64, 64))
+    assert len(out) == 4
+    for i, o in enumerate(out):
+        assert o.shape == (2, sk.num_keypoints + 1 if i % 2 == 0 else 2 * sk.num_limbs, 8, 8)
+    sd = net.state_dict()
+    assert sd["initial_stage.heatmaps.1.0.weight"].shape[0] == sk.num_keypoints + 1
+    assert sd["refinement_stages.0.pafs.1.0.weight"].shape[0] == 2 * sk.num_limbs
+    assert net.spec == ModelSpec(sk.num_heatmaps, sk.num_pafs, 1, 0.25)
+
+
+def test_width_keeps_names_and_shrinks(reference_net):
+    small = PoseNet(19, 38, stages=1, width=0.25)
+    assert list(small.state_dict()) == list(reference_net.state_dict())
+    assert sum(p.numel() for p in small.parameters()) < 0.1 * sum(p.numel() for p in reference_net.parameters())
+    assert small.state_dict()["cpm.align.0.weight"].shape == (32, 128, 1, 1)
+
+
+def test_param_groups_follow_reference(reference_net):
+    lr = 4e-5
+    groups = {g["name"]: g for g in param_groups(reference_net, lr)}
+    ids = [id(p) for g in groups.values() for p in g["params"]]
+    assert len(ids) == len(set(ids)) == len(list(reference_net.parameters()))
+    sd = dict(reference_net.named_parameters())
+
+    def group_of(name):
+        return next(g for g in groups.values() if any(p is sd[name] for p in g["params"]))
+
+    expect = {  # name: (lr multiplier, weight decay None = optimiser default)
+        "model.0.0.weight": (1, None), "model.1.0.weight": (1, 0), "model.1.1.weight": (1, 0),
+        "model.1.1.bias": (2, 0), "cpm.align.0.weight": (1, None), "cpm.align.0.bias": (2, 0),
+        "cpm.trunk.0.0.weight": (1, 0), "cpm.trunk.0.2.weight": (1, None),
+        "initial_stage.pafs.1.0.bias": (2, 0), "initial_stage.trunk.0.0.weight": (1, None),
+        "refinement_stages.0.trunk.0.initial.0.weight": (4, None), "refinement_stages.0.heatmaps.1.0.bias": (8, 0),
+        "refinement_stages.0.trunk.0.trunk.0.1.weight": (1, 0), "refinement_stages.0.trunk.0.trunk.0.1.bias": (2, 0),
+    }
+    for name, (mult, wd) in expect.items():
+        g = group_of(name)
+        assert g.get("lr", lr) == pytest.approx(lr * mult), name
+        assert g.get("weight_decay") == wd, name
+    opt = torch.optim.Adam(param_groups(reference_net, lr), lr=lr, weight_decay=5e-4)
+    assert len(opt.param_groups) == 13
+
+
+# ------------------------------------------------------------------ checkpoints
+def reference_checkpoint(net, path):
+    """What the reference's train.py writes: state_dict, optimizer, scheduler (with a Counter), iter, epoch."""
+    opt = torch.optim.Adam(net.parameters(), lr=4e-5)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[100, 200, 260], gamma=0.333)
+    assert isinstance(sched.state_dict()["milestones"], Counter)
+    torch.save({"state_dict": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                "iter": 370000, "current_epoch": 279}, path)
+
+
+def test_reference_coco_checkpoint_partial_load(tmp_path, reference_net, coco17):
+    path = tmp_path / "checkpoint_iter_370000.pth"
+    reference_checkpoint(reference_net, path)
+    ckpt = C.load(path)
+    net = for_skeleton(coco17, stages=1, width=1.0)
+    fresh = {k: v.clone() for k, v in net.state_dict().items()}
+    report = C.load_partial(net, ckpt["state_dict"])
+
+    nk, npaf = coco17.num_heatmaps, coco17.num_pafs
+    assert nk != 19  # coco17 has no neck: every head differs from the reference's
+    expected_mismatch = {
+        "initial_stage.heatmaps.1.0.weight": ((19, 512, 1, 1), (nk, 512, 1, 1)),
+        "initial_stage.heatmaps.1.0.bias": ((19,), (nk,)),
+        "refinement_stages.0.trunk.0.initial.0.weight": ((128, 185, 1, 1), (128, 128 + nk + npaf, 1, 1)),
+        "refinement_stages.0.heatmaps.1.0.weight": ((19, 128, 1, 1), (nk, 128, 1, 1)),
+        "refinement_stages.0.heatmaps.1.0.bias": ((19,), (nk,)),
+    }
+    if npaf != 38:
+        expected_mismatch.update({
+            "initial_stage.pafs.1.0.weight": ((38, 512, 1, 1), (npaf, 512, 1, 1)),
+            "initial_stage.pafs.1.0.bias": ((38,), (npaf,)),
+            "refinement_stages.0.pafs.1.0.weight": ((38, 128, 1, 1), (npaf, 128, 1, 1)),
+            "refinement_stages.0.pafs.1.0.bias": ((38,), (npaf,)),
+        })
+    assert report.shape_mismatch == expected_mismatch
+    assert report.missing == [] and report.unused == []
+    assert set(report.loaded) == set(fresh) - set(expected_mismatch)
+    assert "reference" in report.layout
+    src, now = reference_net.state_dict(), net.state_dict()
+    for name in report.loaded:
+        assert torch.equal(now[name], src[name]), name
+    for name in expected_mismatch:
+        assert torch.equal(now[name], fresh[name]), name  # heads stay initialised
+
+
+def test_same_skeleton_loads_everything(tmp_path, reference_net):
+    path = tmp_path / "ref.pth"
+    reference_checkpoint(reference_net, path)
+    net = PoseNet(19, 38, stages=3, width=1.0)  # more stages than the checkpoint
+    report = C.load_partial(net, C.load(path)["state_dict"])
+    assert report.shape_mismatch == {}
+    assert report.missing and all(n.startswith(("refinement_stages.1.", "refinement_stages.2.")) for n in report.missing)
+    assert len(report.loaded) == REFERENCE_TENSORS
+
+
+def test_mobilenet_imagenet_layout(tmp_path, coco17):
+    """The reference's MobileNet weights: DataParallel names, 14 blocks and an fc layer."""
+    torch.manual_seed(2)
+    imagenet = torch.nn.Sequential(*PoseNet(19, 38).model, *[PoseNet(19, 38).model[11] for _ in range(2)])
+    state = {f"module.model.{k}": v for k, v in imagenet.state_dict().items()}
+    state["module.fc.weight"] = torch.zeros(1000, 512)
+    state["module.fc.bias"] = torch.zeros(1000)
+    path = tmp_path / "mobilenet_sgd_68.848.pth.tar"
+    torch.save({"epoch": 150, "arch": "mobilenet", "state_dict": state, "best_prec1": 68.848}, path)
+
+    net = for_skeleton(coco17, stages=1, width=1.0)
+    report = C.load_partial(net, C.load(path)["state_dict"])
+    assert "MobileNet" in report.layout
+    backbone = [k for k in net.state_dict() if k.startswith("model.")]
+    assert sorted(report.loaded) == sorted(backbone)
+    assert report.shape_mismatch == {}
+    assert set(report.missing) == {k for k in net.state_dict() if not k.startswith("model.")}
+    assert set(report.unused) == ({k for k in state if k.startswith(("module.model.12.", "module.model.13."))}
+                                  | {"module.fc.weight", "module.fc.bias"})
+    assert torch.equal(net.state_dict()["model.7.0.weight"], state["module.model.7.0.weight"])
+
+
+class NotATensor:
+    def __reduce__(self):
+        return (os.getcwd, ())
+
+
+def test_load_refuses_pickled_objects_and_garbage(tmp_path):
+    evil = tmp_path / "evil.pt"
+    torch.save({"state_dict": {"a": torch.zeros(1)}, "extra": NotATensor()}, evil)
+    with pytest.raises(InputError, match="weights_only"):
+        C.load(evil)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(InputError, match="cannot read checkpoint"):
+        C.load(junk)
+    wrong = tmp_path / "wrong.pt"
+    torch.save({"weights": [1, 2, 3]}, wrong)
+    with pytest.raises(InputError, match="not a model checkpoint"):
+        C.load(wrong)
+    with pytest.raises(InputError, match="not found"):
+        C.load(tmp_path / "missing.pt")
+
+
+def test_bare_state_dict_accepted(tmp_path):
+    net = PoseNet(5, 4, stages=0, width=0.25)
+    torch.save(net.state_dict(), tmp_path / "bare.pt")
+    other = PoseNet(5, 4, stages=0, width=0.25)
+    report = C.load_partial(other, C.load(tmp_path / "bare.pt")["state_dict"])
+    assert len(report.loaded) == len(net.state_dict()) and not report.not_loaded
+
+
+def test_atomic_save_keeps_old_file_on_failure(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    C.save({"state_dict": {"w": torch.ones(3)}}, path)
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError):
+        C.save({"state_dict": {"w": torch.zeros(3)}}, path)
+    monkeypatch.undo()
+    assert torch.equal(C.load(path)["state_dict"]["w"], torch.ones(3))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]  # no temp file left behind
+
+
+def test_load_model_roundtrip_and_fingerprint(tmp_path, coco17):
+    net = for_skeleton(coco17, stages=1, width=0.25)
+    C.save(C.training_checkpoint(net, net.spec.to_dict(), coco17.to_dict(), coco17.fingerprint, iteration=3),
+           tmp_path / "c.pt")
+    model, ckpt = C.load_model(tmp_path / "c.pt", coco17)
+    assert ckpt["iteration"] == 3 and not model.training
+    for k, v in net.state_dict().items():
+        assert torch.equal(model.state_dict()[k], v)
+    with pytest.raises(InputError, match="fingerprint"):
+        C.load_model(tmp_path / "c.pt", S.resolve("hand21"))
+
+
+# ------------------------------------------------------------------------ loss
+def test_loss_matches_reference_formula():
+    torch.manual_seed(0)
+    b, k, l2, h, w = 3, 4, 6, 5, 7
+    hm, paf = torch.rand(b, k, h, w), torch.rand(b, l2, h, w) - 0.5
+    mask = (torch.rand(b, h, w) > 0.3).float() * 0.5 + 0.25  # fractional values: mask enters squared
+    outs = [torch.rand(b, k, h, w), torch.rand(b, l2, h, w), torch.rand(b, k, h, w), torch.rand(b, l2, h, w)]
+    losses = stage_losses(outs, hm, paf, mask)
+    for i, o in enumerate(outs):
+        t = hm if i % 2 == 0 else paf
+        expect = sum(float((((o[n] - t[n]) * mask[n]) ** 2).sum()) for n in range(b)) / 2 / b
+        assert float(losses[i]) == pytest.approx(expect, rel=1e-5)
+    total, parts = total_loss(outs, hm, paf, mask)
+    assert float(total) == pytest.approx(sum(parts), rel=1e-6)
+    # a masked-out cell does not count, however wrong the prediction
+    m0 = torch.zeros(1, 1, 2, 2)
+    assert float(masked_l2(torch.full((1, 3, 2, 2), 9.0), torch.zeros(1, 3, 2, 2), m0, 1)) == 0.0
+    with pytest.raises(ValueError, match="shape"):
+        stage_losses([outs[1]], hm, paf, mask)
