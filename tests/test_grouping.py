@@ -1,0 +1,408 @@
+"""Grouping: parity with a port of the reference's own algorithm, ground-truth recovery, edge cases.
+
+`ref_extract` / `ref_group` below port the reference's extract_keypoints / group_keypoints
+(Daniil-Osokin/lightweight-human-pose-estimation.pytorch, modules/keypoints.py) loop for loop,
+with its hard-coded 18-point tables. Note its PAF table is not in its limb-list order: limb
+[1, 2] (neck-right shoulder) reads PAF channels 12, 13. The template openpose18.yaml lists limbs in
+the reference's training PAF-channel order, so template limb i owns channels 2i, 2i + 1.
+bench/bench_grouping.py imports these ports for its speed ratio.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from conftest import TEMPLATES
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from posedata import skeleton as S
+from trainer.grouping import GroupingParams, extract_peaks, group, match_greedy, score_pairs
+
+# ------------------------------------------------------------------ reference port
+REF_LIMBS = [[1, 2], [1, 5], [2, 3], [3, 4], [5, 6], [6, 7], [1, 8], [8, 9], [9, 10], [1, 11],
+             [11, 12], [12, 13], [1, 0], [0, 14], [14, 16], [0, 15], [15, 17], [2, 16], [5, 17]]
+REF_PAFS = [[12, 13], [20, 21], [14, 15], [16, 17], [22, 23], [24, 25], [0, 1], [2, 3], [4, 5],
+            [6, 7], [8, 9], [10, 11], [28, 29], [30, 31], [34, 35], [32, 33], [36, 37], [18, 19], [26, 27]]
+REF_FILL_ONLY = (17, 18)
+
+
+def ref_extract(heatmap: np.ndarray, by_type: list, first_id: int) -> int:
+    """Port of extract_keypoints: one channel (H, W); appends a list of (x, y, score, id)."""
+    heatmap = heatmap.copy()
+    heatmap[heatmap < 0.1] = 0
+    c = np.pad(heatmap, [(1, 1), (1, 1)])
+    left = np.pad(heatmap, [(1, 1), (0, 2)])
+    right = np.pad(heatmap, [(1, 1), (2, 0)])
+    up = np.pad(heatmap, [(0, 2), (1, 1)])
+    down = np.pad(heatmap, [(2, 0), (1, 1)])
+    peaks = (c > left) & (c > right) & (c > up) & (c > down)
+    peaks = peaks[1:-1, 1:-1]
+    ys, xs = np.nonzero(peaks)
+    pts = sorted(zip(xs.tolist(), ys.tolist(), strict=True), key=lambda p: p[0])
+    gone = [False] * len(pts)
+    found = []
+    for i, (xi, yi) in enumerate(pts):
+        if gone[i]:
+            continue
+        for j in range(i + 1, len(pts)):
+            if math.sqrt((xi - pts[j][0]) ** 2 + (yi - pts[j][1]) ** 2) < 6:
+                gone[j] = True
+        found.append((xi, yi, heatmap[yi, xi], first_id + len(found)))
+    by_type.append(found)
+    return len(found)
+
+
+def _lone_entries(entries: list, kpts: list, kid: int, size: int) -> None:
+    for p in kpts:
+        if not any(e[kid] == p[3] for e in entries):
+            e = np.full(size, -1.0)
+            e[kid] = p[3]
+            e[-1] = 1
+            e[-2] = p[2]
+            entries.append(e)
+
+
+def ref_group(by_type: list, pafs_hwc: np.ndarray, size: int = 20, min_paf_score: float = 0.05):
+    """Port of group_keypoints: pafs (H, W, 38); returns (entries (P, 20), all keypoints)."""
+    entries: list = []
+    all_kp = np.array([p for lst in by_type for p in lst])
+    for part in range(len(REF_PAFS)):
+        field = pafs_hwc[:, :, REF_PAFS[part]]
+        ka_id, kb_id = REF_LIMBS[part]
+        ka, kb = by_type[ka_id], by_type[kb_id]
+        if not ka and not kb:
+            continue
+        if not ka:
+            _lone_entries(entries, kb, kb_id, size)
+            continue
+        if not kb:
+            _lone_entries(entries, ka, ka_id, size)
+            continue
+        cands = []
+        for i in range(len(ka)):
+            for j in range(len(kb)):
+                vx, vy = kb[j][0] - ka[i][0], kb[j][1] - ka[i][1]
+                norm = math.sqrt(vx * vx + vy * vy)
+                if norm == 0:
+                    continue
+                vx, vy = vx / norm, vy / norm
+                half_h = pafs_hwc.shape[0] // 2
+                xs = np.linspace(ka[i][0], kb[j][0], 10)
+                ys = np.linspace(ka[i][1], kb[j][1], 10)
+                total, hits = 0, 0
+                for t in range(10):
+                    v = field[int(round(ys[t])), int(round(xs[t])), 0:2]
+                    s = vx * v[0] + vy * v[1]
+                    if s > min_paf_score:
+                        total += s
+                        hits += 1
+                ratio = total / hits if hits > 0 else 0
+                ratio += min(half_h / norm - 1, 0)
+                if ratio > 0 and hits / 10 > 0.8:
+                    cands.append([i, j, ratio, ratio + ka[i][2] + kb[j][2]])
+        cands = sorted(cands, key=lambda c: c[2], reverse=True)
+        cap = min(len(ka), len(kb))
+        used_a, used_b, conns = set(), set(), []
+        for i, j, s, _ in cands:
+            if len(conns) == cap:
+                break
+            if i not in used_a and j not in used_b:
+                conns.append([ka[i][3], kb[j][3], s])
+                used_a.add(i)
+                used_b.add(j)
+        if not conns:
+            continue
+        if part == 0:
+            entries = []
+            for ga, gb, s in conns:
+                e = np.full(size, -1.0)
+                e[ka_id], e[kb_id] = ga, gb
+                e[-1] = 2
+                e[-2] = np.sum(all_kp[[int(ga), int(gb)], 2]) + s
+                entries.append(e)
+        elif part in REF_FILL_ONLY:
+            for ga, gb, _ in conns:
+                for e in entries:
+                    if e[ka_id] == ga and e[kb_id] == -1:
+                        e[kb_id] = gb
+                    elif e[kb_id] == gb and e[ka_id] == -1:
+                        e[ka_id] = ga
+        else:
+            for ga, gb, s in conns:
+                hit = 0
+                for e in entries:
+                    if e[ka_id] == ga:
+                        e[kb_id] = gb
+                        hit += 1
+                        e[-1] += 1
+                        e[-2] += all_kp[int(gb), 2] + s
+                if hit == 0:
+                    e = np.full(size, -1.0)
+                    e[ka_id], e[kb_id] = ga, gb
+                    e[-1] = 2
+                    e[-2] = np.sum(all_kp[[int(ga), int(gb)], 2]) + s
+                    entries.append(e)
+    kept = [e for e in entries if not (e[-1] < 3 or e[-2] / e[-1] < 0.2)]
+    return np.asarray(kept), all_kp
+
+
+def ref_run(heatmaps: np.ndarray, pafs: np.ndarray):
+    """The reference's evaluate loop on channels-first maps: (entries, all keypoints)."""
+    by_type: list = []
+    total = 0
+    for k in range(18):
+        total += ref_extract(heatmaps[k], by_type, total)
+    return ref_group(by_type, np.ascontiguousarray(pafs.transpose(1, 2, 0))), by_type
+
+
+def ref_instances(entries: np.ndarray, all_kp: np.ndarray) -> list[tuple]:
+    """Entries as sorted (keypoint sets of (k, x, y), score, count) for comparison."""
+    out = []
+    for e in entries:
+        pts = frozenset((k, int(all_kp[int(g), 0]), int(all_kp[int(g), 1])) for k, g in enumerate(e[:18]) if g >= 0)
+        out.append((pts, float(e[-2]), int(e[-1])))
+    return sorted(out, key=lambda t: sorted(t[0]))
+
+
+def our_instances(poses: np.ndarray, scores: np.ndarray, counts: np.ndarray) -> list[tuple]:
+    out = []
+    for p, s, c in zip(poses, scores, counts, strict=True):
+        pts = frozenset((k, int(x), int(y)) for k, (x, y, _) in enumerate(p) if x >= 0)
+        out.append((pts, float(s), int(c)))
+    return sorted(out, key=lambda t: sorted(t[0]))
+
+
+def assert_same_groups(ours: list[tuple], ref: list[tuple]) -> None:
+    assert [o[0] for o in ours] == [r[0] for r in ref]
+    assert [o[2] for o in ours] == [r[2] for r in ref]
+    np.testing.assert_allclose([o[1] for o in ours], [r[1] for r in ref], rtol=1e-6, atol=1e-6)
+
+
+# ------------------------------------------------------------------ inputs
+OP18 = S.load(TEMPLATES / "openpose18.yaml")
+
+
+def random_maps(rng: np.random.Generator, k: int, n_limbs: int, h: int, w: int, blobs=(0, 7), paf_grid=(4, 5)):
+    """Gaussian blobs with noise per keypoint channel (some channels empty) and smooth random
+    vector fields per limb (some zero): many crossing candidates, lone ends, fills."""
+    import cv2
+
+    yy, xx = np.mgrid[0:h, 0:w]
+    heat = np.zeros((k + 1, h, w), np.float32)
+    for c in range(k):
+        for _ in range(rng.integers(*blobs)):
+            cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+            s = rng.uniform(1.5, 4)
+            heat[c] += rng.uniform(0.2, 1.0) * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * s * s))
+        heat[c] += rng.uniform(0, 0.06, (h, w))
+    heat[k] = 1 - heat[:k].max(0)
+    pafs = np.zeros((2 * n_limbs, h, w), np.float32)
+    for li in range(n_limbs):
+        if rng.random() < 0.1:
+            continue
+        coarse = rng.normal(0, 1, (2, *paf_grid)).astype(np.float32)
+        for c in range(2):
+            pafs[2 * li + c] = cv2.resize(coarse[c], (w, h), interpolation=cv2.INTER_LINEAR)
+    return heat, pafs
+
+
+def layout_instances(sk, n: int, rng: np.random.Generator, size: float, cols: int, jitter: float = 0.12,
+                     absent: float = 0.0, margin: float = 32) -> np.ndarray:
+    """n instances (n, K, 3) in skeleton order, internal visibility, on a grid of cells `size`
+    wide starting `margin` from the image's top left: the skeleton's tree layout, jittered,
+    scaled and shifted. (Keep a margin: cubic upsampling of a peak within a few cells of the
+    border rings into a second, spurious peak on the border row, in the reference too.)"""
+    from posedata.plots import tree_layout
+
+    base = tree_layout(sk).astype(np.float64)
+    base -= base.min(0)
+    base /= np.maximum(base.max(0), 1e-9)
+    out = np.zeros((n, sk.num_keypoints, 3))
+    for i in range(n):
+        pts = base + rng.normal(0, jitter / 4, base.shape)
+        s = size * rng.uniform(0.55, 0.75)
+        r, c = divmod(i, cols)
+        out[i, :, 0] = margin + c * size + size * 0.12 + pts[:, 0] * s
+        out[i, :, 1] = margin + r * size + size * 0.12 + (1 - pts[:, 1]) * s * 0.9
+        out[i, :, 2] = 1
+        if absent:
+            out[i, rng.random(sk.num_keypoints) < absent, 2] = 2
+    return out
+
+
+def rendered_maps(sk, kps: np.ndarray, h: int, w: int, stride: int = 8):
+    """Ground-truth maps rendered at 1/stride and upsampled as inference does."""
+    import cv2
+
+    from posedata.targets import render_heatmaps, render_pafs
+
+    mh, mw = h // stride, w // stride
+    heat = render_heatmaps(kps, mh, mw, stride)
+    pafs = render_pafs(kps, sk.limbs_array, mh, mw, stride)
+    up = lambda m: cv2.resize(m.transpose(1, 2, 0), (w, h), interpolation=cv2.INTER_CUBIC).transpose(2, 0, 1)  # noqa: E731
+    return np.ascontiguousarray(up(heat)), np.ascontiguousarray(up(pafs))
+
+
+# ------------------------------------------------------------------ peaks
+def test_peaks_match_reference_on_random_maps():
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        heat, _ = random_maps(rng, 18, 1, 60, 80, blobs=(0, 12))
+        by_type: list = []
+        total = 0
+        for k in range(18):
+            total += ref_extract(heat[k], by_type, total)
+        ours = extract_peaks(heat, num_keypoints=18)
+        assert len(ours) == 18
+        for k in range(18):
+            ref = np.array(by_type[k], dtype=np.float64).reshape(-1, 4)
+            np.testing.assert_array_equal(ours[k], ref)
+
+
+def test_peaks_plateau_ties_and_suppression():
+    hm = np.zeros((2, 20, 30), np.float32)
+    hm[0, 5, 5] = hm[0, 5, 6] = 0.9  # plateau: neither is strictly greater, no peak
+    hm[0, 10, 10] = 0.5
+    hm[0, 13, 12] = 0.8  # distance sqrt(13) < 6 to (10, 10): suppressed although higher (x order decides)
+    hm[0, 10, 16] = 0.7  # distance exactly 6: kept
+    hm[0, 15, 25] = 0.05  # below threshold
+    hm[1, 0, 0] = 0.3  # at the border: outside counts as 0
+    p = extract_peaks(hm)
+    np.testing.assert_array_equal(p[0][:, :2], [[10, 10], [16, 10]])
+    np.testing.assert_allclose(p[0][:, 2], [0.5, 0.7])
+    np.testing.assert_array_equal(p[1], [[0, 0, np.float32(0.3), 2]])
+    assert extract_peaks(hm, num_keypoints=1)[0].shape == (2, 4)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 39), st.integers(0, 29), st.floats(0.1, 1.0)), max_size=40),
+       st.floats(1.0, 10.0))
+def test_peaks_suppression_property(points, min_dist):
+    """Kept peaks are pairwise at least min_dist apart, and every local maximum that was dropped
+    lies within min_dist of a kept peak that comes before it in x order."""
+    hm = np.zeros((1, 30, 40), np.float32)
+    for x, y, v in points:
+        hm[0, y, x] = v
+    kept = extract_peaks(hm, min_dist=min_dist)[0]
+    d = np.hypot(kept[:, None, 0] - kept[None, :, 0], kept[:, None, 1] - kept[None, :, 1])
+    assert (d[np.triu_indices(len(kept), 1)] >= min_dist).all()
+    all_peaks = extract_peaks(hm, min_dist=0)[0]
+    kept_set = {(int(x), int(y)) for x, y in kept[:, :2]}
+    for x, y in all_peaks[:, :2]:
+        if (int(x), int(y)) not in kept_set:
+            near = [(kx, ky) for kx, ky in kept[:, :2] if math.hypot(kx - x, ky - y) < min_dist and (kx, ky) <= (x, y)]
+            assert near
+
+
+# ------------------------------------------------------------------ parity with the reference
+@pytest.mark.parametrize("seed", range(6))
+def test_group_matches_reference_on_random_maps(seed):
+    rng = np.random.default_rng(100 + seed)
+    heat, pafs = random_maps(rng, 18, 19, 72, 96)
+    (entries, all_kp), _ = ref_run(heat, pafs)
+    poses, scores, counts = group(heat, pafs, OP18, return_counts=True)
+    ref = ref_instances(entries, all_kp)
+    assert_same_groups(our_instances(poses, scores, counts), ref)
+    assert len(ref) > 0  # the inputs do produce instances
+
+
+def test_group_matches_reference_on_rendered_maps():
+    rng = np.random.default_rng(7)
+    n_total = 0
+    for n in (1, 3, 6):
+        kps = layout_instances(OP18, n, rng, size=120, cols=3, absent=0.15)
+        heat, pafs = rendered_maps(OP18, kps, 320, 448)
+        (entries, all_kp), _ = ref_run(heat, pafs)
+        poses, scores, counts = group(heat, pafs, OP18, return_counts=True)
+        ref = ref_instances(entries, all_kp)
+        assert_same_groups(our_instances(poses, scores, counts), ref)
+        n_total += len(ref)
+    assert n_total >= 8
+
+
+def test_template_limbs_are_the_reference_paf_channels():
+    """Template limb i is the limb whose PAF the reference reads from channels 2i, 2i + 1."""
+    for (a, b), (cx, cy) in zip(REF_LIMBS, REF_PAFS, strict=True):
+        assert cy == cx + 1 and cx % 2 == 0
+        assert OP18.limbs[cx // 2] == (a, b)
+    assert {i for i, r in enumerate(OP18.redundant) if r} == {REF_PAFS[p][0] // 2 for p in REF_FILL_ONLY}
+
+
+# ------------------------------------------------------------------ ground truth, any skeleton
+@pytest.mark.parametrize("name", ["openpose18", "hand21", "quadruped17", "object5", "coco17"])
+def test_group_recovers_rendered_ground_truth(name):
+    sk = S.load(TEMPLATES / f"{name}.yaml")
+    rng = np.random.default_rng(3)
+    kps = layout_instances(sk, 6, rng, size=128, cols=3)
+    heat, pafs = rendered_maps(sk, kps, 320, 448)
+    poses, scores = group(heat, pafs, sk)
+    assert poses.shape == (6, sk.num_keypoints, 3) and scores.shape == (6,)
+    # every found instance is one ground-truth instance, every keypoint within 3 px
+    matched = set()
+    for p in poses:
+        d = np.linalg.norm(kps[:, :, :2] - p[None, :, :2], axis=2).mean(1)
+        g = int(np.argmin(d))
+        assert g not in matched
+        matched.add(g)
+        np.testing.assert_array_less(np.abs(p[:, :2] - kps[g, :, :2]), 3.0)
+    assert len(matched) == 6
+
+
+def test_group_on_empty_and_degenerate_maps():
+    sk = S.load(TEMPLATES / "object5.yaml")
+    heat = np.zeros((6, 40, 50), np.float32)
+    pafs = np.zeros((8, 40, 50), np.float32)
+    poses, scores = group(heat, pafs, sk)
+    assert poses.shape == (0, 5, 3) and scores.shape == (0,)
+    heat[0, 10, 10] = 1.0  # a centre without corners: one one-keypoint entry, filtered out
+    poses, scores, counts = group(heat, pafs, sk, return_counts=True)
+    assert len(poses) == 0
+    # without the minimum-size filter that lone centre is an instance of 1 keypoint
+    poses, scores, counts = group(heat, pafs, sk, return_counts=True, min_keypoints=1)
+    assert counts.tolist() == [1] and poses[0, 0, :2].tolist() == [10, 10] and (poses[0, 1:] == -1).all()
+
+
+def test_group_rejects_wrong_channel_counts():
+    sk = S.load(TEMPLATES / "object5.yaml")
+    with pytest.raises(ValueError, match="heatmaps"):
+        group(np.zeros((4, 10, 10)), np.zeros((8, 10, 10)), sk)
+    with pytest.raises(ValueError, match="pafs"):
+        group(np.zeros((6, 10, 10)), np.zeros((6, 10, 10)), sk)
+
+
+def test_reversed_limb_direction_is_scored_along_the_paf():
+    """A limb listed child -> parent in the file is walked parent first but scored a -> b."""
+    d = {"name": "rev", "keypoints": ["root", "tip", "end"], "limbs": [["tip", "root"], ["tip", "end"]],
+         "root": "root", "flip": [], "sigmas": [0.05] * 3}
+    sk = S.from_dict(d)
+    assert sk.grouping_steps[0] == (0, 0, 1)  # limb 0, known end root, new end tip
+    kps = np.array([[[40, 20, 1], [40, 80, 1], [90, 80, 1]], [[150, 20, 1], [150, 80, 1], [200, 80, 1]]], float)
+    heat, pafs = rendered_maps(sk, kps, 128, 256)
+    poses, _ = group(heat, pafs, sk)
+    assert len(poses) == 2
+    flipped = pafs.copy()
+    flipped[0:2] *= -1  # a field pointing root -> tip contradicts the limb: no connection
+    poses, _ = group(heat, flipped, sk)
+    assert len(poses) == 0
+
+
+def test_score_pairs_and_greedy_matching():
+    paf_x = np.ones((50, 50))
+    paf_y = np.zeros((50, 50))
+    a = np.array([[5.0, 5.0], [5.0, 30.0]])
+    b = np.array([[25.0, 5.0], [25.0, 30.0], [5.0, 5.0]])
+    score, valid = score_pairs(a, b, paf_x, paf_y)
+    # along +x: score 1; the pair (0, 2) has zero length; diagonals score cos(angle) > 0.05
+    assert valid[0, 0] and valid[1, 1] and not valid[0, 2]
+    np.testing.assert_allclose(score[0, 0], 1.0)
+    assert not valid[1, 2]  # b - a = (0, -25) is perpendicular to the field: dot 0
+    i, j, s = match_greedy(score, valid)
+    assert sorted(zip(i.tolist(), j.tolist(), strict=True)) == [(0, 0), (1, 1)]
+    # long limbs pay the reference's length penalty: H // 2 = 25, |b - a| = 40 -> -0.375
+    score2, _ = score_pairs(np.array([[0.0, 0.0]]), np.array([[40.0, 0.0]]), paf_x, paf_y)
+    np.testing.assert_allclose(score2[0, 0], 1.0 + 25 / 40 - 1)
+    score3, _ = score_pairs(np.array([[0.0, 0.0]]), np.array([[40.0, 0.0]]), paf_x, paf_y,
+                            GroupingParams(length_penalty=False))
+    np.testing.assert_allclose(score3[0, 0], 1.0)

@@ -1,0 +1,303 @@
+"""Peak extraction and part-affinity grouping for any skeleton (pure NumPy, no torch).
+
+This is the reference's bottom-up assembly (conventions §5), generalised: the limb table, the
+order limbs are walked in and the fill-only ("redundant") limbs come from the skeleton
+(`grouping_steps`, `redundant`), never from hard-coded ids. Peak finding and the scoring of every
+candidate pair of a limb are array operations; only the greedy one-to-one matching and the few
+entry updates per limb stay sequential, because their result depends on order.
+
+Parity with the reference for its own 18-point skeleton (templates/openpose18.yaml): the same groups
+on the same maps. The reference walks its limbs in a hand-written depth-first order, this module in
+the skeleton's breadth-first order; both visit a limb only after the limb that places its known
+end, and each keypoint type is the new end of exactly one tree limb, so the same connections end up
+in the same entries (tests/test_grouping.py checks this against a port of the reference). Entry
+order and the summation order of entry scores may differ.
+
+Maps are channels-first: heatmaps (K [+ 1 background], H, W), PAFs (2L, H, W) with channels 2i, 2i+1
+the x, y components of limb i pointing from limbs[i][0] to limbs[i][1]. Coordinates returned are map
+cells (x = column, y = row), so at image resolution they are pixels.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# The reference's constants, kept as defaults.
+PEAK_THRESHOLD = 0.1
+PEAK_MIN_DIST = 6.0
+MIN_PAF_SCORE = 0.05
+POINTS_PER_LIMB = 10
+SUCCESS_RATIO = 0.8
+MIN_KEYPOINTS = 3
+MIN_MEAN_SCORE = 0.2
+
+
+def extract_peaks(heatmaps: np.ndarray, threshold: float = PEAK_THRESHOLD, min_dist: float = PEAK_MIN_DIST,
+                  num_keypoints: int | None = None) -> list[np.ndarray]:
+    """Per keypoint channel, the peaks as an (n, 4) float64 array of x, y, score, global id.
+
+    As the reference: values below `threshold` count as 0; a peak is a cell strictly greater than
+    its 4 neighbours (outside the map counts as 0); peaks are ordered by x (ties by y); walking that
+    order, a kept peak suppresses every later peak closer than `min_dist`. Global ids number the
+    peaks of all channels consecutively in channel order. `heatmaps` is (C, H, W); only the first
+    `num_keypoints` channels are used when given (pass K to skip the background channel).
+    """
+    hm = np.asarray(heatmaps)
+    if hm.ndim != 3:
+        raise ValueError(f"heatmaps must be (C, H, W), got shape {hm.shape}")
+    if num_keypoints is not None:
+        hm = hm[:num_keypoints]
+    c, h, w = hm.shape
+    hm = np.where(hm < threshold, 0, hm)
+    padded = np.zeros((c, h + 2, w + 2), dtype=hm.dtype)
+    padded[:, 1:-1, 1:-1] = hm
+    centre = padded[:, 1:-1, 1:-1]
+    is_peak = ((centre > padded[:, 1:-1, :-2]) & (centre > padded[:, 1:-1, 2:])
+               & (centre > padded[:, :-2, 1:-1]) & (centre > padded[:, 2:, 1:-1]))
+    ch, ys, xs = np.nonzero(is_peak)
+    # channel, then x, then y: the reference sorts each channel's row-major peaks by x, stably
+    order = np.lexsort((ys, xs, ch))
+    ch, ys, xs = ch[order], ys[order], xs[order]
+    scores = hm[ch, ys, xs].astype(np.float64)
+    bounds = np.searchsorted(ch, np.arange(c + 1))
+    keep = np.ones(len(ch), dtype=bool)
+    r2 = float(min_dist) ** 2
+    for k in range(c):
+        lo, hi = bounds[k], bounds[k + 1]
+        if hi - lo > 1:
+            keep[lo:hi] = _suppress(xs[lo:hi], ys[lo:hi], r2, min_dist)
+    out = []
+    next_id = 0
+    for k in range(c):
+        lo, hi = bounds[k], bounds[k + 1]
+        sel = np.flatnonzero(keep[lo:hi]) + lo
+        n = len(sel)
+        arr = np.empty((n, 4), dtype=np.float64)
+        arr[:, 0] = xs[sel]
+        arr[:, 1] = ys[sel]
+        arr[:, 2] = scores[sel]
+        arr[:, 3] = np.arange(next_id, next_id + n)
+        next_id += n
+        out.append(arr)
+    return out
+
+
+def _suppress(xs: np.ndarray, ys: np.ndarray, r2: float, min_dist: float) -> np.ndarray:
+    """Keep-mask of the reference's greedy suppression over peaks sorted by x.
+
+    Conflicting pairs (i < j, closer than min_dist) are found with array operations inside an x
+    window; only peaks that have such a conflict need the sequential pass, since a suppressed peak
+    suppresses nothing (which makes the result order-dependent)."""
+    n = len(xs)
+    xf = xs.astype(np.float64)
+    yf = ys.astype(np.float64)
+    hi = np.searchsorted(xf, xf + min_dist, side="left")  # |dx| < min_dist is necessary
+    counts = hi - np.arange(1, n + 1)
+    counts = np.maximum(counts, 0)
+    total = int(counts.sum())
+    keep = np.ones(n, dtype=bool)
+    if total == 0:
+        return keep
+    ii = np.repeat(np.arange(n), counts)
+    starts = np.cumsum(counts) - counts
+    jj = ii + 1 + (np.arange(total) - np.repeat(starts, counts))
+    close = (xf[ii] - xf[jj]) ** 2 + (yf[ii] - yf[jj]) ** 2 < r2
+    ii, jj = ii[close], jj[close]
+    if len(ii) == 0:
+        return keep
+    bounds = np.searchsorted(ii, np.arange(n + 1))
+    for i in np.unique(ii):
+        if keep[i]:
+            keep[jj[bounds[i]:bounds[i + 1]]] = False
+    return keep
+
+
+@dataclass(frozen=True)
+class GroupingParams:
+    """The reference's grouping constants; `length_penalty` is its term min(H/2 / |b - a| - 1, 0)
+    added to a pair's score, which disfavours limbs longer than half the map height."""
+
+    threshold: float = PEAK_THRESHOLD
+    min_dist: float = PEAK_MIN_DIST
+    min_paf_score: float = MIN_PAF_SCORE
+    points_per_limb: int = POINTS_PER_LIMB
+    success_ratio: float = SUCCESS_RATIO
+    min_keypoints: int = MIN_KEYPOINTS
+    min_mean_score: float = MIN_MEAN_SCORE
+    length_penalty: bool = True
+
+
+def score_pairs(pts_a: np.ndarray, pts_b: np.ndarray, paf_x: np.ndarray, paf_y: np.ndarray,
+                params: GroupingParams = GroupingParams()) -> tuple[np.ndarray, np.ndarray]:
+    """Score every candidate pair of a limb at once.
+
+    pts_a (na, >=2), pts_b (nb, >=2) are integer cell positions; paf_x, paf_y (H, W) the limb's
+    field. Each pair is sampled at `points_per_limb` evenly spaced points rounded to cells; a point
+    counts when dot(PAF, unit(b - a)) > min_paf_score. Returns (score (na, nb), valid (na, nb)):
+    score is the mean over counted points (0 if none) plus the length penalty; valid needs more
+    than `success_ratio` of the points to count, score > 0 and a != b.
+    """
+    h, w = paf_x.shape
+    ax, ay = pts_a[:, 0][:, None], pts_a[:, 1][:, None]
+    bx, by = pts_b[:, 0][None, :], pts_b[:, 1][None, :]
+    dx, dy = bx - ax, by - ay
+    norm = np.sqrt(dx * dx + dy * dy)
+    nonzero = norm > 0
+    safe = np.where(nonzero, norm, 1.0)
+    ux, uy = dx / safe, dy / safe
+    n = params.points_per_limb
+    passed_sum = np.zeros(norm.shape, dtype=np.float64)
+    passed_num = np.zeros(norm.shape, dtype=np.int64)
+    px_all = np.rint(ax + dx * (np.arange(n) / max(n - 1, 1))[:, None, None]).astype(np.int64)
+    py_all = np.rint(ay + dy * (np.arange(n) / max(n - 1, 1))[:, None, None]).astype(np.int64)
+    np.clip(px_all, 0, w - 1, out=px_all)
+    np.clip(py_all, 0, h - 1, out=py_all)
+    # accumulate point by point, in the reference's order, so sums (and ties) come out alike
+    for t in range(n):
+        px, py = px_all[t], py_all[t]
+        s = ux * paf_x[py, px] + uy * paf_y[py, px]
+        ok = s > params.min_paf_score
+        passed_sum += np.where(ok, s, 0.0)
+        passed_num += ok
+    score = np.where(passed_num > 0, passed_sum / np.maximum(passed_num, 1), 0.0)
+    if params.length_penalty:
+        score = score + np.minimum((h // 2) / safe - 1.0, 0.0)
+    valid = nonzero & (score > 0) & (passed_num / n > params.success_ratio)
+    return score, valid
+
+
+def match_greedy(score: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One-to-one pairs by descending score (ties in (i, j) order): (i, j, score) arrays."""
+    ii, jj = np.nonzero(valid)
+    if len(ii) == 0:
+        e = np.zeros(0, dtype=np.int64)
+        return e, e, np.zeros(0)
+    s = score[ii, jj]
+    order = np.argsort(-s, kind="stable")
+    used_a = np.zeros(score.shape[0], dtype=bool)
+    used_b = np.zeros(score.shape[1], dtype=bool)
+    cap = min(score.shape)
+    sel = []
+    for o in order.tolist():
+        i, j = ii[o], jj[o]
+        if not used_a[i] and not used_b[j]:
+            used_a[i] = used_b[j] = True
+            sel.append(o)
+            if len(sel) == cap:
+                break
+    sel_arr = np.asarray(sel, dtype=np.int64)
+    return ii[sel_arr], jj[sel_arr], s[sel_arr]
+
+
+class _Entries:
+    """Growable table of pose entries: global peak id per keypoint (-1 missing), count, score."""
+
+    def __init__(self, k: int, capacity: int = 16):
+        self.ids = np.full((capacity, k), -1, dtype=np.int64)
+        self.count = np.zeros(capacity, dtype=np.int64)
+        self.score = np.zeros(capacity, dtype=np.float64)
+        self.n = 0
+
+    def add(self, count: int, score: np.ndarray, cols: tuple[int, ...], new_ids: np.ndarray) -> None:
+        """Append len(score) entries with new_ids[:, c] in column cols[c]."""
+        m = len(score)
+        if m == 0:
+            return
+        need = self.n + m
+        if need > len(self.count):
+            cap = max(need, 2 * len(self.count))
+            grow = cap - len(self.count)
+            self.ids = np.vstack([self.ids, np.full((grow, self.ids.shape[1]), -1, dtype=np.int64)])
+            self.count = np.concatenate([self.count, np.zeros(grow, dtype=np.int64)])
+            self.score = np.concatenate([self.score, np.zeros(grow)])
+        sl = slice(self.n, need)
+        for c, col in enumerate(cols):
+            self.ids[sl, col] = new_ids[:, c]
+        self.count[sl] = count
+        self.score[sl] = score
+        self.n = need
+
+
+def group(heatmaps: np.ndarray, pafs: np.ndarray, skeleton, params: GroupingParams | None = None,
+          peaks: list[np.ndarray] | None = None, return_counts: bool = False, **overrides
+          ) -> tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Assemble instances from heatmaps (K or K+1, H, W) and PAFs (2L, H, W).
+
+    Returns poses (P, K, 3) with x, y, peak score per keypoint (all -1 where missing) and the
+    instance scores (P,): the reference's entry score, i.e. the sum of the member peaks' scores and
+    of the accepted connections' scores. With return_counts, also (P,) the entry's keypoint count
+    as the reference keeps it (keypoints filled in by redundant limbs are not counted).
+    `overrides` set GroupingParams fields (e.g. threshold=0.2); `peaks` skips peak extraction.
+    """
+    params = params or GroupingParams()
+    if overrides:
+        params = GroupingParams(**{**params.__dict__, **overrides})
+    k = skeleton.num_keypoints
+    hm = np.asarray(heatmaps)
+    pf = np.asarray(pafs)
+    if hm.ndim != 3 or hm.shape[0] not in (k, k + 1):
+        raise ValueError(f"heatmaps must be ({k} or {k + 1}, H, W) for skeleton {skeleton.name!r}, got {hm.shape}")
+    if pf.ndim != 3 or pf.shape[0] != 2 * skeleton.num_limbs or pf.shape[1:] != hm.shape[1:]:
+        raise ValueError(f"pafs must be ({2 * skeleton.num_limbs}, {hm.shape[1]}, {hm.shape[2]}), got {pf.shape}")
+    if peaks is None:
+        peaks = extract_peaks(hm, params.threshold, params.min_dist, num_keypoints=k)
+    all_scores = np.concatenate([p[:, 2] for p in peaks]) if peaks else np.zeros(0)
+    all_pts = np.concatenate([p for p in peaks]) if peaks else np.zeros((0, 4))
+    entries = _Entries(k)
+    redundant = skeleton.redundant
+    for li, known, new in skeleton.grouping_steps:
+        a, b = skeleton.limbs[li]
+        pa, pb = peaks[a], peaks[b]
+        if len(pa) == 0 and len(pb) == 0:
+            continue
+        if len(pa) == 0 or len(pb) == 0:
+            # one end has no peaks: its other end's peaks that no entry holds yet become
+            # one-keypoint entries (they can grow through later limbs)
+            end, pts = (b, pb) if len(pa) == 0 else (a, pa)
+            gids = pts[:, 3].astype(np.int64)
+            fresh = ~np.isin(gids, entries.ids[:entries.n, end])
+            entries.add(1, pts[fresh, 2], (end,), gids[fresh][:, None])
+            continue
+        score, valid = score_pairs(pa, pb, pf[2 * li], pf[2 * li + 1], params)
+        i, j, s = match_greedy(score, valid)
+        if len(i) == 0:
+            continue
+        ga, gb = pa[i, 3].astype(np.int64), pb[j, 3].astype(np.int64)
+        if redundant[li]:
+            _fill(entries, a, b, ga, gb)
+            continue
+        gk, gn = (ga, gb) if known == a else (gb, ga)
+        col = entries.ids[:entries.n, known]
+        hit = col[:, None] == gk[None, :]
+        rows, cs = np.nonzero(hit)
+        entries.ids[rows, new] = gn[cs]
+        entries.count[rows] += 1
+        entries.score[rows] += all_scores[gn[cs]] + s[cs]
+        lone = ~hit.any(axis=0)
+        entries.add(2, all_scores[gk[lone]] + all_scores[gn[lone]] + s[lone], (known, new),
+                    np.stack([gk[lone], gn[lone]], axis=1))
+    n = entries.n
+    ids, count, total = entries.ids[:n], entries.count[:n], entries.score[:n]
+    keep = (count >= params.min_keypoints) & ~(total / np.maximum(count, 1) < params.min_mean_score)
+    ids, count, total = ids[keep], count[keep], total[keep]
+    poses = np.full((len(ids), k, 3), -1.0)
+    have = ids >= 0
+    poses[have] = all_pts[ids[have], :3]
+    if return_counts:
+        return poses, total, count
+    return poses, total
+
+
+def _fill(entries: _Entries, a: int, b: int, ga: np.ndarray, gb: np.ndarray) -> None:
+    """A redundant limb only fills a missing end of an entry that holds the other end; neither the
+    count nor the score changes (as the reference). An entry can match on one side only, and ids
+    within a limb's connections are unique, so all fills are independent."""
+    ids = entries.ids[:entries.n]
+    col_a, col_b = ids[:, a].copy(), ids[:, b].copy()
+    m1 = (col_a[:, None] == ga[None, :]) & (col_b[:, None] == -1)
+    rows, cs = np.nonzero(m1)
+    ids[rows, b] = gb[cs]
+    m2 = (col_b[:, None] == gb[None, :]) & (col_a[:, None] == -1)
+    rows, cs = np.nonzero(m2)
+    ids[rows, a] = ga[cs]
