@@ -22,4 +22,6 @@ from .base import ImportOptions, ImportReport, ImportResult  # noqa: F401
 FORMATS: dict[str, str] = {
     "coco-annotator": "posedata.formats.coco_annotator",
     "deeplabcut": "posedata.formats.deeplabcut",
+    "labelme": "posedata.formats.labelme",
+    "yolo": "posedata.formats.yolo",
 }
