@@ -28,7 +28,7 @@ from .skeleton import Skeleton, normalize_name
 __all__ = [
     "ImportOptions", "ImportReport", "ImportResult", "DatasetBuilder", "RawImage", "RawInstance",
     "available_formats", "bboxes_from_keypoints", "category_limbs", "detect_format", "format_module",
-    "import_file", "keypoint_mapping", "read_json", "validate_result",
+    "import_file", "keypoint_mapping", "keypoint_slots", "read_json", "unknown_names_error", "validate_result",
 ]
 
 
@@ -160,6 +160,26 @@ def keypoint_mapping(names: list[str] | tuple[str, ...], skeleton: Skeleton, fil
         raise InputError("; ".join(parts) + " (names match case and separator tolerantly; add them to the "
                          "skeleton or map them under source.names)", file=file, where=where)
     return out
+
+
+def keypoint_slots(skeleton: Skeleton) -> dict[str, int]:
+    """Normalised name -> output slot (skeleton.coco_keypoints order), by source and own names.
+    For formats that carry no list of keypoint names, only the names each point was labelled with."""
+    targets = list(skeleton.coco_keypoints)
+    slots = {normalize_name(t): j for j, t in enumerate(targets)}
+    try:
+        for i, j in enumerate(skeleton.source_index(targets).tolist()):
+            if j >= 0:
+                slots.setdefault(normalize_name(skeleton.keypoints[i]), j)
+    except InputError:
+        pass
+    return slots
+
+
+def unknown_names_error(unknown: list[str], skeleton: Skeleton, file: str | None, where: str | None) -> InputError:
+    return InputError(f"keypoint name(s) not in skeleton {skeleton.name!r}: {sorted(set(unknown))} (skeleton: "
+                      f"{list(skeleton.coco_keypoints)}; names match case and separator tolerantly; add them to the "
+                      "skeleton or map them under source.names)", file=file, where=where)
 
 
 def category_limbs(skeleton: Skeleton) -> list[list[int]]:
@@ -324,7 +344,11 @@ class DatasetBuilder:
             raise InputError("images folder not found", file=str(root))
         out: dict[Any, tuple[str, int, int]] = {}
         missing: list[tuple[str, str | None]] = []
+        wanted = {inst.image_key for inst in self.instances}
         for im in self.images:
+            if im.key not in wanted and not self.options.keep_empty:
+                out[im.key] = (im.file_name, 0, 0)  # dropped in build(); its file and size never matter
+                continue
             name = im.file_name
             found: Path | None = None
             if root is not None:
@@ -489,7 +513,7 @@ class DatasetBuilder:
                 rep.skip("image with no annotations (pass --keep-empty to keep it as a negative)", im.key)
         img_ids = _ids([im.key for im in img_keep])
         if img_ids is None:
-            rep.repair("image ids renumbered from 1 (the export's were not unique integers)")
+            rep.repair("image ids renumbered from 1 (the export's were not unique positive integers)")
             img_ids = list(range(1, len(img_keep) + 1))
         img_id_of = {im.key: i for im, i in zip(img_keep, img_ids, strict=True)}
         ann_ids = _ids([insts[n].source_id for n in kept])

@@ -7,7 +7,7 @@ A format module defines:
 and is listed in FORMATS below.
 
 Readers share posedata/importer.py: `keypoint_mapping` (match the export's names to the skeleton,
-never by position), `read_json`, and `DatasetBuilder`, which takes `RawImage`/`RawInstance` records
+never by position; `keypoint_slots` when the export has no name list), `read_json`, and `DatasetBuilder`, which takes `RawImage`/`RawInstance` records
 (keypoints already in skeleton.coco_keypoints order) and applies the repairs common to every format
 (image resolution against --images, sizes, bbox/area from keypoints, --drop-unlabelled,
 --keep-empty, ids, the output category). Raise only posedata.errors types on bad input.
@@ -21,6 +21,8 @@ from .base import ImportOptions, ImportReport, ImportResult  # noqa: F401
 # COCO) before any plainer reader of the same kind.
 FORMATS: dict[str, str] = {
     "coco-annotator": "posedata.formats.coco_annotator",
+    "cvat": "posedata.formats.cvat",
+    "label-studio": "posedata.formats.label_studio",
     "deeplabcut": "posedata.formats.deeplabcut",
     "labelme": "posedata.formats.labelme",
     "yolo": "posedata.formats.yolo",

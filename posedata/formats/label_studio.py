@@ -1,0 +1,288 @@
+"""Label Studio JSON export (a list of tasks) with `keypointlabels` results.
+
+Each task: {"id", "data": {"image": URL}, "annotations": [{"result": [...], "was_cancelled"}],
+"predictions": [...]}. A keypoint result: {"id", "type": "keypointlabels", "original_width",
+"original_height", "image_rotation", "value": {"x", "y", "width", "keypointlabels": [name]},
+optionally "parentID"}; x and y are percent of the original image size. Relations are results
+{"type": "relation", "from_id", "to_id"}. Label Studio exports no keypoint list and no
+occlusion flag, so every placed point is v=2 and names are checked against the skeleton.
+
+Points become instances by their parent region (`parentID`, e.g. the person's rectangle, which
+then gives the bbox), else by relations (connected points form one instance), else all points of
+a task form one instance, with a warning when a keypoint name repeats in it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlparse
+
+import numpy as np
+
+from ..errors import InputError
+from .base import ImportOptions, ImportReport, ImportResult
+
+NAME = "label-studio"
+_IMAGE_EXT = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
+
+
+def detect(path: Path) -> bool:
+    """A JSON list of tasks whose annotations hold keypointlabels results."""
+    from ..importer import peek_text, read_json
+
+    if not path.is_file() or not peek_text(path, 64).lstrip().startswith("["):
+        return False
+    data = read_json(path)
+    if not isinstance(data, list):
+        return False
+    for t in data[:50]:
+        if not isinstance(t, dict) or not isinstance(t.get("data"), dict):
+            return False
+        for a in (t.get("annotations") or t.get("completions") or []):
+            if isinstance(a, dict) and any(isinstance(r, dict) and r.get("type") == "keypointlabels"
+                                           for r in (a.get("result") or [])):
+                return True
+    return False
+
+
+def _image_ref(data: dict) -> tuple[str | None, str | None]:
+    """(key, value) of the task's image URL: data["image"] / ["img"], else the first image-like string."""
+    for k in ("image", "img"):
+        if isinstance(data.get(k), str) and data[k]:
+            return k, data[k]
+    for k, v in data.items():
+        if isinstance(v, str) and urlparse(v).path.lower().endswith(_IMAGE_EXT):
+            return k, v
+    return None, None
+
+
+def image_names(url: str) -> tuple[str, list[str]]:
+    """A file name and alternative paths to try under --images for a Label Studio image URL.
+
+    /data/upload/3/8f2c1a9e-cat.jpg -> cat.jpg (uploads get an 8-hex prefix), then the stored name;
+    /data/local-files/?d=photos/cat.jpg -> photos/cat.jpg; s3://bucket/a/cat.jpg -> a/cat.jpg ..."""
+    u = urlparse(url)
+    q = parse_qs(u.query)
+    if q.get("d"):
+        path = unquote(q["d"][0]).lstrip("/")
+        return path, [path.rsplit("/", 1)[-1]]
+    path = unquote(u.path).lstrip("/")
+    base = path.rsplit("/", 1)[-1]
+    head, _, rest = base.partition("-")
+    if rest and len(head) == 8 and all(c in "0123456789abcdef" for c in head.lower()):
+        return rest, [base, path]
+    return base, [path]
+
+
+def _finder(parent: dict[Any, Any]) -> Any:
+    """Union-find lookup over region ids (relations join points and regions into one instance)."""
+
+    def find(u: Any) -> Any:
+        parent.setdefault(u, u)
+        while parent[u] != u:
+            parent[u] = parent.setdefault(parent[u], parent[u])
+            u = parent[u]
+        return u
+
+    return find
+
+
+def _rid(v: Any, file: str, where: str) -> Any:
+    """A region id (string or integer) or None."""
+    if v is None or (isinstance(v, (str, int)) and not isinstance(v, bool)):
+        return v
+    raise InputError(f"expected a region id (string), got {v!r}", file=file, where=where)
+
+
+def _num(v: Any, file: str, where: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
+        raise InputError(f"expected a finite number, got {v!r}", file=file, where=where)
+    return float(v)
+
+
+def read(path: Path, skeleton: Any, options: ImportOptions) -> ImportResult:
+    from ..importer import (
+        DatasetBuilder,
+        RawImage,
+        RawInstance,
+        keypoint_slots,
+        normalize_name,
+        read_json,
+        unknown_names_error,
+    )
+
+    path = Path(path)
+    file = str(path)
+    report = ImportReport(format=NAME, source=file)
+    data = read_json(path)
+    if not isinstance(data, list):
+        raise InputError(f"expected a JSON list of tasks (Label Studio 'JSON' export), got {type(data).__name__}",
+                         file=file)
+    slots = keypoint_slots(skeleton)
+    K = len(skeleton.coco_keypoints)
+    cat_name = options.category or skeleton.name
+    b = DatasetBuilder(skeleton, options, report, file, category_id=1, category_name=cat_name)
+    unknown: dict[str, str] = {}
+    seen_tasks: dict[Any, int] = {}
+
+    for ti, task in enumerate(data):
+        tw = f"[{ti}]"
+        if not isinstance(task, dict):
+            raise InputError("expected a task object", file=file, where=tw)
+        tid = task.get("id", ti + 1)
+        if isinstance(tid, bool) or not isinstance(tid, (int, str)):
+            raise InputError(f"task id must be an integer, got {tid!r}", file=file, where=f"{tw}.id")
+        if tid in seen_tasks:
+            raise InputError(f"duplicate task id {tid!r} (first at [{seen_tasks[tid]}])", file=file, where=f"{tw}.id")
+        seen_tasks[tid] = ti
+        tdata = task.get("data")
+        if not isinstance(tdata, dict):
+            raise InputError("expected a 'data' object with the image URL", file=file, where=f"{tw}.data")
+        key, url = _image_ref(tdata)
+        if url is None:
+            raise InputError("no image URL in the task data (expected data.image)", file=file, where=f"{tw}.data")
+        fname, cands = image_names(url)
+
+        anns = task.get("annotations", task.get("completions", []))
+        if anns is None:
+            anns = []
+        if not isinstance(anns, list):
+            raise InputError("expected a list of annotations", file=file, where=f"{tw}.annotations")
+        if task.get("predictions"):
+            report.skip("model predictions (not human labels) ignored", tid)
+        chosen = None
+        for ai, a in enumerate(anns):
+            if not isinstance(a, dict):
+                raise InputError("expected an annotation object", file=file, where=f"{tw}.annotations[{ai}]")
+            if a.get("was_cancelled"):
+                report.skip("cancelled (skipped) annotation", f"task {tid}")
+                continue
+            if chosen is None:
+                chosen = (ai, a)
+            else:
+                report.skip("another annotator's annotation of the same task (the first is imported)", f"task {tid}")
+
+        width = height = None
+        results: list[tuple[str, dict]] = []
+        if chosen is not None:
+            ai, a = chosen
+            res = a.get("result", [])
+            if not isinstance(res, list):
+                raise InputError("expected a list of results", file=file, where=f"{tw}.annotations[{ai}].result")
+            for ri, r in enumerate(res):
+                rw = f"{tw}.annotations[{ai}].result[{ri}]"
+                if not isinstance(r, dict):
+                    raise InputError("expected a result object", file=file, where=rw)
+                results.append((rw, r))
+                if r.get("original_width") is not None and width is None:
+                    width = r.get("original_width")
+                    height = r.get("original_height")
+        b.add_image(RawImage(key=tid, file_name=fname, width=width, height=height, candidates=cands,
+                             where=f"{tw}.data.{key}"))
+        if chosen is None:
+            continue
+
+        # points, parent regions and relations of this annotation
+        points: list[tuple[str, Any, int, float, float, Any]] = []  # where, id, slot, x, y, parent
+        rects: dict[Any, tuple[str, tuple[float, float, float, float], list[str]]] = {}
+        edges: list[tuple[Any, Any]] = []
+        for rw, r in results:
+            typ = r.get("type")
+            if typ == "relation":
+                u, v = _rid(r.get("from_id"), file, f"{rw}.from_id"), _rid(r.get("to_id"), file, f"{rw}.to_id")
+                if u is not None and v is not None:
+                    edges.append((u, v))
+                continue
+            val = r.get("value")
+            if typ not in ("keypointlabels", "rectanglelabels"):
+                report.skip(f"{typ!r} result (not a keypoint or its region)", f"task {tid}")
+                continue
+            if not isinstance(val, dict):
+                raise InputError("expected a 'value' object", file=file, where=f"{rw}.value")
+            ow, oh = r.get("original_width", width), r.get("original_height", height)
+            if ow is None or oh is None:
+                raise InputError("original_width/original_height missing: cannot turn percent into pixels",
+                                 file=file, where=rw)
+            ow, oh = _num(ow, file, f"{rw}.original_width"), _num(oh, file, f"{rw}.original_height")
+            rot = r.get("image_rotation", 0) or 0
+            if rot:
+                report.warnings.append(f"task {tid}: image_rotation {rot} ignored (points are read unrotated)")
+            # percent -> pixels; rounded to 1/1000 px so exact pixel positions come back as integers
+            x = round(_num(val.get("x"), file, f"{rw}.value.x") * ow / 100.0, 3)
+            y = round(_num(val.get("y"), file, f"{rw}.value.y") * oh / 100.0, 3)
+            if typ == "rectanglelabels":
+                if (val.get("rotation") or 0) != 0:
+                    report.warnings.append(f"task {tid}: rotated rectangle read as its unrotated box")
+                w = round(_num(val.get("width"), file, f"{rw}.value.width") * ow / 100.0, 3)
+                h = round(_num(val.get("height"), file, f"{rw}.value.height") * oh / 100.0, 3)
+                labs = val.get("rectanglelabels") or []
+                rects[_rid(r.get("id"), file, f"{rw}.id")] = (rw, (x, y, w, h), [str(v) for v in labs] if isinstance(labs, list) else [])
+                continue
+            labs = val.get("keypointlabels")
+            if not isinstance(labs, list) or not labs or not isinstance(labs[0], str):
+                raise InputError(f"expected keypointlabels: [name], got {labs!r}", file=file,
+                                 where=f"{rw}.value.keypointlabels")
+            if len(labs) > 1:
+                report.warnings.append(f"{rw}: a point with several labels {labs}; the first is used")
+            s = slots.get(normalize_name(labs[0]))
+            if s is None:
+                unknown.setdefault(labs[0], rw)
+                continue
+            points.append((rw, _rid(r.get("id"), file, f"{rw}.id"), s, x, y,
+                           _rid(r.get("parentID"), file, f"{rw}.parentID")))
+        # group: parent region, else relation components, else the whole task
+        parent: dict[Any, Any] = {}
+        find = _finder(parent)
+        for u, v in edges:
+            parent[find(u)] = find(v)
+        related = {u for e in edges for u in e}
+        has_structure = any(p[5] is not None for p in points) or bool(edges)
+        groups: dict[Any, list] = {}
+        loose: list = []
+        for p in points:
+            if p[5] is not None:
+                groups.setdefault(find(p[5]), []).append(p)
+            elif p[1] in related:
+                groups.setdefault(find(p[1]), []).append(p)
+            else:
+                loose.append(p)
+        if loose:
+            if has_structure:
+                report.repair("points with no parent region or relation grouped into one instance", f"task {tid}")
+            groups[("task", tid)] = loose
+        rect_of: dict[Any, Any] = {}
+        for rid in rects:
+            rect_of.setdefault(find(rid), rid)
+        for rid, (_rw, _box, labs) in rects.items():
+            if find(rid) in groups:
+                continue
+            if not labs or normalize_name(cat_name) in {normalize_name(v) for v in labs}:
+                groups[find(rid)] = []
+            else:
+                report.skip(f"rectangle labelled {labs} with no keypoints (not category {cat_name!r})", f"task {tid}")
+        for n, (g, pts) in enumerate(groups.items()):
+            report.instances_read += 1
+            kp = np.zeros((K, 3))
+            repeated = []
+            for _rw, _pid, s, x, y, _par in pts:
+                if kp[s, 2] > 0:
+                    repeated.append(skeleton.coco_keypoints[s])
+                    continue
+                kp[s] = (x, y, 2.0)
+            if repeated:
+                what = ("keypoint name repeats in one instance (task has no parent regions or relations to "
+                        "separate instances): the first point kept") if not has_structure else \
+                    "keypoint name repeats in one instance: the first point kept"
+                report.repair(what, f"task {tid}", n=len(repeated))
+                report.warnings.append(f"task {tid}: keypoint(s) {sorted(set(repeated))} placed more than once in one "
+                                       "instance; use a parent region or relations to separate people")
+            rid = rect_of.get(g) if not isinstance(g, tuple) else None
+            rect = rects.get(rid) if rid is not None else None
+            sid = f"task {tid} #{n + 1}"
+            b.add_instance(RawInstance(image_key=tid, keypoints=kp, bbox=rect[1] if rect else None,
+                                       source_id=sid, where=f"{tw}.annotations[{chosen[0]}]"))
+    if unknown:
+        first = next(iter(unknown.values()))
+        raise unknown_names_error(list(unknown), skeleton, file, first)
+    report.images_read = len(data)
+    return b.build()
