@@ -26,4 +26,5 @@ FORMATS: dict[str, str] = {
     "deeplabcut": "posedata.formats.deeplabcut",
     "labelme": "posedata.formats.labelme",
     "yolo": "posedata.formats.yolo",
+    "sleap": "posedata.formats.sleap",
 }
