@@ -1,0 +1,261 @@
+"""Targets: parity with a cell-by-cell implementation of the reference rules, masks, flip."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from conftest import TEMPLATE_NAMES
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from posedata import skeleton as skmod
+from posedata.errors import InputError
+from posedata.targets import (
+    crowd_mask,
+    flip_targets,
+    mask_to_map,
+    render_heatmaps,
+    render_pafs,
+    render_targets,
+)
+
+
+# ----------------------------------------------------------- the rules, one cell at a time
+def cellwise_heatmaps(kp, map_h, map_w, stride, sigma):
+    """The reference's rules written as directly as possible: loop over instances and cells."""
+    n, k, _ = kp.shape
+    maps = np.zeros((k + 1, map_h, map_w), dtype=np.float32)
+    shift = stride / 2 - 0.5
+    for j in range(k):
+        for i in range(n):
+            x, y, v = (float(c) for c in kp[i, j])
+            if v > 1:
+                continue
+            left = max(int(x - 4 * sigma), 0)
+            top = max(int(y - 4 * sigma), 0)
+            right = min(int(x + 4 * sigma), map_w * stride)
+            bottom = min(int(y + 4 * sigma), map_h * stride)
+            for my in range(top // stride, bottom // stride):
+                for mx in range(left // stride, right // stride):
+                    d2 = (mx * stride + shift - x) ** 2 + (my * stride + shift - y) ** 2
+                    exponent = d2 / 2 / sigma / sigma
+                    if exponent > 4.6052:
+                        continue
+                    maps[j, my, mx] = min(maps[j, my, mx] + math.exp(-exponent), 1.0)
+    maps[k] = 1 - maps[:k].max(axis=0)
+    return maps
+
+
+def cellwise_pafs(kp, limbs, map_h, map_w, stride, t):
+    maps = np.zeros((2 * len(limbs), map_h, map_w), dtype=np.float32)
+    for li, (ia, ib) in enumerate(limbs):
+        for i in range(kp.shape[0]):
+            xa, ya, va = (float(c) for c in kp[i, ia])
+            xb, yb, vb = (float(c) for c in kp[i, ib])
+            if va > 1 or vb > 1:
+                continue
+            xa, ya, xb, yb = xa / stride, ya / stride, xb / stride, yb / stride
+            dx, dy = xb - xa, yb - ya
+            x0, x1 = int(max(min(xa, xb) - t, 0)), int(min(max(xa, xb) + t, map_w))
+            y0, y1 = int(max(min(ya, yb) - t, 0)), int(min(max(ya, yb) + t, map_h))
+            norm = (dx * dx + dy * dy) ** 0.5
+            if norm < 1e-7:
+                continue
+            dx, dy = dx / norm, dy / norm
+            for y in range(y0, y1):
+                for x in range(x0, x1):
+                    if abs((x - xa) * dy - (y - ya) * dx) <= t:
+                        maps[2 * li, y, x] = dx
+                        maps[2 * li + 1, y, x] = dy
+    return maps
+
+
+# --------------------------------------------------------------------- random inputs
+@st.composite
+def scenes(draw):
+    k = draw(st.integers(1, 7))
+    pairs = [(a, b) for a in range(k) for b in range(k) if a != b]
+    limbs = draw(st.lists(st.sampled_from(pairs), min_size=0, max_size=8, unique=True)) if pairs else []
+    n = draw(st.integers(1, 4))
+    stride = draw(st.sampled_from([1, 2, 4, 8]))
+    map_h = draw(st.integers(1, 24))
+    map_w = draw(st.integers(1, 24))
+    ext_x, ext_y = map_w * stride, map_h * stride
+    # a mix of arbitrary floats and grid-aligned values (the latter make exact ties likely)
+    coord_x = st.one_of(
+        st.floats(-0.3 * ext_x - 10, 1.3 * ext_x + 10, allow_nan=False),
+        st.integers(-4, map_w + 4).map(lambda c: float(c * stride)),
+        st.integers(-8, 2 * map_w + 8).map(lambda c: c * stride / 2),
+    )
+    coord_y = st.one_of(
+        st.floats(-0.3 * ext_y - 10, 1.3 * ext_y + 10, allow_nan=False),
+        st.integers(-4, map_h + 4).map(lambda c: float(c * stride)),
+        st.integers(-8, 2 * map_h + 8).map(lambda c: c * stride / 2),
+    )
+    kp = np.zeros((n, k, 3))
+    for i in range(n):
+        for j in range(k):
+            kp[i, j] = (draw(coord_x), draw(coord_y), draw(st.sampled_from([0, 1, 1, 2])))
+    if n > 1 and draw(st.booleans()):
+        kp[1, :, :2] = kp[0, :, :2]  # coincident instances: sums to clip, PAF overwrite
+    sigma = draw(st.sampled_from([0.7, 1.0, 2.5, 7.0, float(draw(st.floats(0.3, 12.0)))]))
+    thickness = draw(st.sampled_from([0.5, 1.0, 1.5, float(draw(st.floats(0.1, 4.0)))]))
+    return kp, np.array(limbs, dtype=np.int64).reshape(-1, 2), map_h, map_w, stride, sigma, thickness
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenes())
+def test_parity_with_cellwise_rules(scene):
+    kp, limbs, map_h, map_w, stride, sigma, thickness = scene
+    heat = render_heatmaps(kp, map_h, map_w, stride, sigma)
+    assert heat.dtype == np.float32 and heat.shape == (kp.shape[1] + 1, map_h, map_w)
+    np.testing.assert_allclose(heat, cellwise_heatmaps(kp, map_h, map_w, stride, sigma), rtol=0, atol=1e-5)
+    pafs = render_pafs(kp, limbs, map_h, map_w, stride, thickness)
+    assert pafs.dtype == np.float32 and pafs.shape == (2 * len(limbs), map_h, map_w)
+    np.testing.assert_allclose(pafs, cellwise_pafs(kp, limbs, map_h, map_w, stride, thickness), rtol=0, atol=1e-5)
+
+
+# A standing person in openpose18 order, unit height, origin at the neck.
+PERSON18 = np.array([
+    [0, -0.12], [0, 0], [-0.1, 0], [-0.14, 0.16], [-0.16, 0.32], [0.1, 0], [0.14, 0.16], [0.16, 0.32],
+    [-0.07, 0.33], [-0.08, 0.55], [-0.08, 0.78], [0.07, 0.33], [0.08, 0.55], [0.08, 0.78],
+    [-0.03, -0.15], [0.03, -0.15], [-0.06, -0.13], [0.06, -0.13],
+])
+
+
+def people18(n, rng, vis=True):
+    out = np.zeros((n, 18, 3))
+    for i in range(n):
+        h, a = rng.uniform(60, 260), rng.uniform(-0.8, 0.8)
+        rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+        out[i, :, :2] = (PERSON18 * h) @ rot.T + rng.uniform(-20, 390, 2)
+        out[i, :, 2] = rng.choice([0, 1, 1, 1, 2], 18) if not vis else 1
+    return out
+
+
+@pytest.mark.parametrize("n", [1, 3, 10])
+def test_openpose18_parity(n):
+    sk = skmod.resolve("openpose18")
+    rng = np.random.default_rng(n)
+    for trial in range(3):
+        kp = people18(n, rng, vis=trial > 0)
+        heat, pafs = render_targets(kp, sk, 46, 46)
+        np.testing.assert_allclose(heat, cellwise_heatmaps(kp, 46, 46, 8, 7.0), rtol=0, atol=1e-5)
+        np.testing.assert_allclose(pafs, cellwise_pafs(kp, sk.limbs, 46, 46, 8, 1.0), rtol=0, atol=1e-5)
+        assert heat[:-1].max() > 0.9 and np.abs(pafs).max() > 0.5  # something was drawn
+
+
+def test_targets_edge_cases():
+    # nothing labelled: zero maps, background 1
+    kp = np.zeros((2, 3, 3))
+    kp[..., 2] = 2
+    heat = render_heatmaps(kp, 5, 6)
+    assert (heat[:3] == 0).all() and (heat[3] == 1).all()
+    assert (render_pafs(kp, np.array([[0, 1]]), 5, 6) == 0).all()
+    # zero-length limb draws nothing; a NaN coordinate is treated as unlabelled
+    kp = np.array([[[20.0, 20.0, 1], [20.0, 20.0, 1], [np.nan, 3.0, 1]]])
+    assert (render_pafs(kp, np.array([[0, 1], [0, 2]]), 6, 6) == 0).all()
+    assert render_heatmaps(kp, 6, 6)[2].max() == 0
+    # later instances overwrite: two crossing limbs on the same channel
+    kp = np.array([[[0.0, 20.0, 1], [40.0, 20.0, 1]], [[20.0, 0.0, 1], [20.0, 40.0, 1]]])
+    pafs = render_pafs(kp, np.array([[0, 1]]), 6, 6)
+    assert pafs[0, 2, 2] == 0 and pafs[1, 2, 2] == 1  # the vertical (second) instance won
+    np.testing.assert_array_equal(pafs, cellwise_pafs(kp, [(0, 1)], 6, 6, 8, 1.0))
+    with pytest.raises(InputError):
+        render_heatmaps(np.zeros((2, 4)), 4, 4)
+    with pytest.raises(InputError):
+        render_targets(np.zeros((1, 3, 3)), skmod.resolve("openpose18"), 4, 4)
+
+
+# --------------------------------------------------------------------------- masks
+def test_crowd_mask_polygon_and_rle():
+    from pycocotools import mask as mask_utils
+
+    h, w = 40, 50
+    square = [[10.0, 5.0, 30.0, 5.0, 30.0, 25.0, 10.0, 25.0]]
+    m = crowd_mask([square], h, w)
+    assert m.dtype == np.uint8 and m.shape == (h, w)
+    assert m[15, 20] == 0 and m[2, 2] == 1 and m[35, 45] == 1
+    assert 350 <= (m == 0).sum() <= 450  # ~20 x 20 pixels
+
+    block = np.zeros((h, w), dtype=np.uint8, order="F")
+    block[30:36, 40:48] = 1
+    compressed = mask_utils.encode(block)
+    compressed_json = {"size": compressed["size"], "counts": compressed["counts"].decode("ascii")}
+    # uncompressed RLE: run lengths in column-major order, starting with zeros
+    flat = block.flatten(order="F")
+    change = np.flatnonzero(np.diff(flat)) + 1
+    runs = np.diff(np.concatenate([[0], change, [flat.size]])).tolist()
+    uncompressed = {"size": [h, w], "counts": runs}
+    for seg in (compressed_json, uncompressed):
+        m2 = crowd_mask([seg], h, w)
+        np.testing.assert_array_equal(m2, 1 - block)
+    both = crowd_mask([square, uncompressed], h, w)
+    assert (both == (m & (1 - block))).all()
+    assert (crowd_mask([], h, w) == 1).all()
+    with pytest.raises(InputError):
+        crowd_mask([{"counts": 5}], h, w)
+
+
+def test_mask_to_map_is_area_average():
+    m = np.ones((368, 368), dtype=np.uint8)
+    m[0:16, 0:12] = 0  # 2 x 1.5 cells
+    small = mask_to_map(m, 46, 46)
+    assert small.dtype == np.float32 and small.shape == (46, 46)
+    assert small[0, 0] == 0 and small[1, 0] == 0
+    assert small[0, 1] == pytest.approx(0.5) and small[5, 5] == 1
+
+
+# ---------------------------------------------------------------------------- flip
+def _mirror(kp, sk, width):
+    m = kp.copy()
+    m[..., 0] = width - 1 - m[..., 0]
+    return m[:, sk.flip_array]
+
+
+@pytest.mark.parametrize("name", TEMPLATE_NAMES)
+def test_flip_targets_involution(name):
+    sk = skmod.resolve(name)
+    rng = np.random.default_rng(7)
+    kp = np.concatenate([rng.uniform(0, 368, (3, sk.num_keypoints, 2)), np.ones((3, sk.num_keypoints, 1))], axis=2)
+    heat, pafs = render_targets(kp, sk, 46, 46)
+    h2, p2 = flip_targets(*flip_targets(heat, pafs, sk), sk)
+    np.testing.assert_array_equal(h2, heat)
+    mirrored = np.array([j >= 0 for j, _ in sk.limb_flip]).repeat(2)
+    np.testing.assert_array_equal(p2[mirrored], pafs[mirrored])
+    assert (p2[~mirrored] == 0).all()
+
+
+@pytest.mark.parametrize("name", TEMPLATE_NAMES)
+def test_flip_targets_match_targets_of_mirrored_keypoints(name):
+    """Heatmaps mirror exactly (cell centres are symmetric under x -> w - 1 - x). PAF cells sit
+    on integer map coordinates and the box ends are truncated, so mirrored supports differ by up
+    to a cell or two at the band edges; what holds exactly is the value wherever both are drawn."""
+    sk = skmod.resolve(name)
+    rng = np.random.default_rng(11)
+    yy, xx = np.mgrid[0:46, 0:46]
+    for _ in range(6):
+        kp = np.concatenate([rng.uniform(0, 368, (1, sk.num_keypoints, 2)), np.ones((1, sk.num_keypoints, 1))], axis=2)
+        heat, pafs = render_targets(kp, sk, 46, 46)
+        fh, fp = flip_targets(heat, pafs, sk)
+        mk = _mirror(kp, sk, 368)
+        mh, mp = render_targets(mk, sk, 46, 46)
+        np.testing.assert_allclose(mh, fh, rtol=0, atol=1e-6)
+        for li, (a, b) in enumerate(sk.limbs):
+            if sk.limb_flip[li][0] < 0:
+                continue
+            got = mp[2 * li: 2 * li + 2]
+            want = fp[2 * li: 2 * li + 2]
+            sup_got, sup_want = (got != 0).any(0), (want != 0).any(0)
+            both = sup_got & sup_want
+            np.testing.assert_allclose(got[:, both], want[:, both], rtol=0, atol=1e-6)
+            pa, pb = mk[0, a, :2] / 8, mk[0, b, :2] / 8
+            if np.linalg.norm(pb - pa) >= 2:
+                assert both.any()
+            # every cell drawn in one but not the other hugs the same limb segment
+            cells = np.stack([xx[sup_got ^ sup_want], yy[sup_got ^ sup_want]], 1).astype(float)
+            v = pb - pa
+            tt = np.clip((cells - pa) @ v / max(v @ v, 1e-12), 0, 1)
+            dist = np.linalg.norm(cells - (pa + tt[:, None] * v), axis=1)
+            assert dist.size == 0 or dist.max() <= 1.0 + 2.0
