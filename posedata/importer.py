@@ -201,7 +201,10 @@ def bboxes_from_keypoints(kps: np.ndarray, sizes: np.ndarray, margin: float) -> 
     points' extent padded by `margin` times that extent on each side (at least 1 px across, so a
     single point still gets a box), clipped to the image. Returns (N, 4) x, y, w, h and a (N,)
     mask of instances that had any labelled keypoint."""
-    kps = np.asarray(kps, dtype=np.float64).reshape(len(kps), -1, 3)
+    kps = np.asarray(kps, dtype=np.float64)
+    if kps.size == 0:
+        return np.zeros((len(kps), 4)), np.zeros(len(kps), dtype=bool)
+    kps = kps.reshape(len(kps), -1, 3)
     lab = (kps[:, :, 2] > 0) & np.isfinite(kps[:, :, 0]) & np.isfinite(kps[:, :, 1])
     ok = lab.any(axis=1)
     x = np.where(lab, kps[:, :, 0], np.nan)
@@ -464,6 +467,9 @@ class DatasetBuilder:
         for n, inst in enumerate(insts):
             if not keep[n]:
                 continue
+            if not _json_ok(inst.segmentation):
+                raise InputError("segmentation holds values JSON cannot carry (NaN, Infinity or non-JSON types)",
+                                 file=self.file, where=f"{inst.where}.segmentation" if inst.where else None)
             W, H = img_wh[n]
             b = _finite_box(inst.bbox)
             poly = polygon_bbox_area(inst.segmentation)
@@ -522,13 +528,21 @@ class DatasetBuilder:
 
         cat_id = self.category_id if isinstance(self.category_id, int) and not isinstance(self.category_id, bool) \
             and self.category_id > 0 else 1
-        ds = Dataset(info=self.info, licenses=self.licenses, file=self.file)
+        info, licenses = self.info, self.licenses
+        if not _json_ok(info) or not isinstance(info, dict):
+            rep.warnings.append("the export's `info` holds values JSON cannot carry (NaN, Infinity); left out")
+            info = {}
+        if not _json_ok(licenses) or not isinstance(licenses, list):
+            rep.warnings.append("the export's `licenses` holds values JSON cannot carry (NaN, Infinity); left out")
+            licenses = []
+        ds = Dataset(info=info, licenses=licenses, file=self.file)
         ds.categories.append(Category(id=cat_id, name=str(self.category_name),
                                       keypoints=list(self.skeleton.coco_keypoints),
                                       skeleton=category_limbs(self.skeleton), supercategory=self.supercategory))
         for im in img_keep:
             name, w, h = sizes[im.key]
-            ds.images.append(Image(id=img_id_of[im.key], file_name=name, width=w, height=h, extra=dict(im.extra)))
+            extra = {k: v for k, v in im.extra.items() if _json_ok(v)}
+            ds.images.append(Image(id=img_id_of[im.key], file_name=name, width=w, height=h, extra=extra))
         for aid, n in zip(ann_ids, kept, strict=True):
             inst = insts[n]
             k = kps[n]
@@ -538,10 +552,22 @@ class DatasetBuilder:
                 id=aid, image_id=img_id_of[inst.image_key], category_id=cat_id, keypoints=k,
                 bbox=boxes[n], area=areas[n], iscrowd=bool(inst.iscrowd),
                 segmentation=inst.segmentation if inst.segmentation not in (None, {}) else [],
-                num_keypoints=int((k[:, 2] > 0).sum()), extra=dict(inst.extra)))
+                num_keypoints=int((k[:, 2] > 0).sum()),
+                extra={k2: v for k2, v in inst.extra.items() if _json_ok(v)}))
         rep.images_written = len(ds.images)
         rep.instances_written = len(ds.annotations)
         return ImportResult(dataset=ds, report=rep)
+
+
+def _json_ok(v: Any) -> bool:
+    """True when v can be written as strict JSON (no NaN/Infinity, only JSON types)."""
+    import json
+
+    try:
+        json.dumps(v, allow_nan=False)
+        return True
+    except (ValueError, TypeError, RecursionError):
+        return False
 
 
 def _ids(keys: list[Any]) -> list[int] | None:
