@@ -114,7 +114,7 @@ def read(path: Path, skeleton: Skeleton, options: ImportOptions) -> ImportResult
 
     for img_key, (f, data) in enumerate(docs, start=1):
         file = str(f)
-        name, cands = _image_name(data.get("imagePath"), f, root, options, file)
+        name, cands = _image_name(data.get("imagePath"), f, root, options, file, report)
         w, h = data.get("imageWidth"), data.get("imageHeight")
         builder.add_image(RawImage(key=img_key, file_name=name, width=w if _num(w) else None,
                                    height=h if _num(h) else None, candidates=cands, where=file))
@@ -163,7 +163,8 @@ def read(path: Path, skeleton: Skeleton, options: ImportOptions) -> ImportResult
     return builder.build()
 
 
-def _image_name(image_path: Any, json_file: Path, root: Path, options: ImportOptions, file: str) -> tuple[str, list[str]]:
+def _image_name(image_path: Any, json_file: Path, root: Path, options: ImportOptions, file: str,
+                report: ImportReport) -> tuple[str, list[str]]:
     """The image's name for the output and other names to try under --images. Without --images the
     image must exist next to the JSON, inside the input folder."""
     from ..importer import path_tails
@@ -175,13 +176,19 @@ def _image_name(image_path: Any, json_file: Path, root: Path, options: ImportOpt
     if options.images is not None:
         return PurePosixPath(rel).name if rel.startswith("../") else rel, path_tails(rel)
     p = (json_file.resolve().parent / rel).resolve()
-    try:
-        name = p.relative_to(root).as_posix()
-        safe_image_path(root, name)
-    except (ValueError, InputError):
-        raise InputError(f"imagePath {image_path!r} points outside {root}; pass --images with the folder that "
-                         "holds the images", file=file, where="imagePath") from None
-    if not p.is_file():
-        raise InputError(f"image {image_path!r} not found (looked for {p}); pass --images", file=file,
-                         where="imagePath")
+    if not (p.is_file() and p.is_relative_to(root)):
+        # a renamed or moved project folder: Labelme keeps the image beside its JSON by default
+        beside = json_file.resolve().parent / PurePosixPath(rel).name
+        if beside.is_file() and beside.is_relative_to(root):
+            report.repair("imagePath not found as written; the image of that name beside the JSON was used",
+                          f"{json_file.name}: {image_path}")
+            p = beside
+        elif not p.is_relative_to(root):
+            raise InputError(f"imagePath {image_path!r} points outside {root}; pass --images with the folder that "
+                             "holds the images", file=file, where="imagePath")
+        else:
+            raise InputError(f"image {image_path!r} not found (looked for {p}); pass --images", file=file,
+                             where="imagePath")
+    name = p.relative_to(root).as_posix()
+    safe_image_path(root, name)
     return name, []
