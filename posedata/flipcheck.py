@@ -9,6 +9,7 @@ triples that involve it.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from itertools import combinations
 
@@ -86,12 +87,12 @@ def _scores(m: np.ndarray, c: np.ndarray, perm: np.ndarray, min_count: int) -> t
     same difference in standard errors (|z|; about 0.8 when only sampling noise separates them),
     and the triple count."""
     k = m.shape[0]
-    i, j, l = np.array(list(combinations(range(k), 3)), dtype=np.int64).reshape(-1, 3).T
-    fi, fj, fl = perm[i], perm[j], perm[l]
-    n1, n2 = c[i, j, l], c[fi, fj, fl]
+    i, j, q = np.array(list(combinations(range(k), 3)), dtype=np.int64).reshape(-1, 3).T
+    fi, fj, fq = perm[i], perm[j], perm[q]
+    n1, n2 = c[i, j, q], c[fi, fj, fq]
     ok = (n1 >= min_count) & (n2 >= min_count)
-    i, j, l, fi, fj, fl, n1, n2 = (a[ok] for a in (i, j, l, fi, fj, fl, n1, n2))
-    m1, m2 = m[i, j, l], m[fi, fj, fl]
+    i, j, q, fi, fj, fq, n1, n2 = (a[ok] for a in (i, j, q, fi, fj, fq, n1, n2))
+    m1, m2 = m[i, j, q], m[fi, fj, fq]
     dev = np.abs(m1 + m2) / 2
 
     def var(mean: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -100,10 +101,10 @@ def _scores(m: np.ndarray, c: np.ndarray, perm: np.ndarray, min_count: int) -> t
 
     z = np.abs(m1 + m2) / np.sqrt(var(m1, n1) + var(m2, n2))
     dev_sum, z_sum, cnt = np.zeros(k), np.zeros(k), np.zeros(k)
-    for q in (i, j, l):
-        np.add.at(dev_sum, q, dev)
-        np.add.at(z_sum, q, z)
-        np.add.at(cnt, q, 1)
+    for idx in (i, j, q):
+        np.add.at(dev_sum, idx, dev)
+        np.add.at(z_sum, idx, z)
+        np.add.at(cnt, idx, 1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return (np.where(cnt > 0, dev_sum / np.maximum(cnt, 1), np.nan),
                 np.where(cnt > 0, z_sum / np.maximum(cnt, 1), np.nan), cnt)
@@ -145,14 +146,16 @@ def side_statistics(ds: Dataset, sk: Skeleton, category_id: int | None = None) -
     from the right one as a fraction of the instance's keypoint extent; an annotator who swaps
     sides shows up as an outlier against the pair's majority."""
     pts, lab, anns = instance_keypoints(ds, sk, category_id)
+    xs = np.where(lab, pts[..., 0], np.nan)
+    with warnings.catch_warnings():  # instances with no labelled point give all-NaN rows
+        warnings.simplefilter("ignore", RuntimeWarning)
+        width = np.maximum(np.nan_to_num(np.nanmax(xs, 1) - np.nanmin(xs, 1)), 1.0) if len(pts) else np.zeros(0)
     out = []
     for a, b in sk.flip_pairs():
         ia, ib = sk.index(a), sk.index(b)
         both = lab[:, ia] & lab[:, ib]
         if sk.side(ia) == "right":
             ia, ib, a, b = ib, ia, b, a
-        ext = np.nanmax(np.where(lab[..., None], pts, np.nan), axis=1) - np.nanmin(np.where(lab[..., None], pts, np.nan), axis=1) if len(pts) else np.zeros((0, 2))
-        width = np.maximum(np.nan_to_num(ext[:, 0]), 1.0) if len(pts) else np.zeros(0)
         off = (pts[both, ia, 0] - pts[both, ib, 0]) / width[both]
         ids = [anns[n].id for n in np.flatnonzero(both)]
         out.append({
