@@ -1,0 +1,182 @@
+"""CVAT import: "CVAT for images 1.1" XML skeletons and "COCO Keypoints 1.0", on hand-made exports."""
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from posedata import skeleton as S
+from posedata.errors import InputError, PosedataError
+from posedata.formats import cvat
+from posedata.importer import ImportOptions, detect_format, import_file
+from posedata.validate import validate_coco
+
+DATA = Path(__file__).parent / "data" / "import"
+XML = DATA / "cvat_images_1_1.xml"
+COCO = DATA / "cvat_coco_keypoints.json"
+OBJ5 = S.resolve("object5")
+
+
+def _kp(ann: dict, name: str) -> list:
+    j = OBJ5.coco_keypoints.index(name)
+    return ann["keypoints"][3 * j: 3 * j + 3]
+
+
+def _xml(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / f"a{next(_counter)}.xml"
+    p.write_text(text)
+    return p
+
+
+_counter = itertools.count()
+
+
+def test_both_exports_detected_as_cvat():
+    assert detect_format(XML) == "cvat"
+    assert detect_format(COCO) == "cvat"
+    assert cvat.detect(DATA / "coco_annotator_export.json") is False
+
+
+def test_xml_visibility_outside_occluded_visible():
+    out = import_file("cvat", XML, OBJ5, ImportOptions()).dataset.to_coco()
+    a1, a2, a3 = out["annotations"]
+    assert _kp(a1, "center") == [55.2, 50.33, 2]
+    assert _kp(a1, "top_right") == [88.1, 18.42, 1]  # occluded="1"
+    assert _kp(a2, "top_right") == [0, 0, 0]  # outside="1": not labelled, coordinates dropped
+    assert _kp(a2, "bottom_right") == [174, 124, 1]
+    assert a1["num_keypoints"] == 5 and a2["num_keypoints"] == 4
+    # image 1 lists its points in another order: matched by label, not position
+    assert _kp(a3, "top_left") == [40, 30, 2] and _kp(a3, "center") == [70, 60, 2]
+
+
+def test_xml_grouped_box_gives_bbox_else_keypoints():
+    r = import_file("cvat", XML, OBJ5, ImportOptions())
+    a1, a2, _ = r.dataset.to_coco()["annotations"]
+    assert a1["bbox"] == pytest.approx([18.4, 12.1, 74.35, 75.9])
+    assert r.report.repairs["bbox taken from the <box> in the same group"] == 1
+    assert a2["bbox"] == pytest.approx([120.1, 71.1, 58.8, 58.8])  # keypoints 125..174 x 76..125, margin 0.1
+    assert a2["area"] == pytest.approx(58.8 * 58.8)
+
+
+def test_xml_other_shapes_skipped_and_empty_images():
+    r = import_file("cvat", XML, OBJ5, ImportOptions())
+    assert r.report.skipped["<polygon> shape with label 'bench' (not skeleton 'tool')"] == 1
+    assert [im.file_name for im in r.dataset.images] == ["tool_01.jpg", "tool_02.jpg"]
+    keep = import_file("cvat", XML, OBJ5, ImportOptions(keep_empty=True))
+    assert [im.file_name for im in keep.dataset.images] == ["tool_01.jpg", "tool_02.jpg", "tool_03.jpg"]
+    assert r.dataset.categories[0].name == "tool"
+    assert r.dataset.categories[0].keypoints == list(OBJ5.coco_keypoints)
+
+
+def test_xml_result_passes_validate_with_images(tmp_path):
+    for n in ("tool_01.jpg", "tool_02.jpg", "tool_03.jpg"):
+        cv2.imwrite(str(tmp_path / n), np.zeros((150, 200, 3), np.uint8))
+    r = import_file("auto", XML, OBJ5, ImportOptions(images=tmp_path))
+    findings = validate_coco(r.dataset.to_coco(), OBJ5, images=tmp_path)
+    assert not [f for f in findings if f.severity == "error"], findings
+
+
+def test_coco_keypoints_1_0_with_attributes():
+    r = import_file("cvat", COCO, OBJ5, ImportOptions())
+    out = r.dataset.to_coco()
+    assert [a["id"] for a in out["annotations"]] == [1, 2, 4]
+    assert all("attributes" not in a for a in out["annotations"])
+    assert "attributes" in r.report.warnings[0]
+    xml = import_file("cvat", XML, OBJ5, ImportOptions()).dataset.to_coco()
+    # the same labels through either export give the same keypoints
+    for a, b in zip(out["annotations"], xml["annotations"], strict=True):
+        assert a["keypoints"] == b["keypoints"]
+
+
+def test_skeleton_from_cvat_labels(tmp_path):
+    d = cvat.labels_to_skeleton_dict(XML)
+    assert d["keypoints"] == ["Center", "Top Left", "Top Right", "Bottom Right", "Bottom Left"]
+    assert d["limbs"] == [["Center", "Top Left"], ["Center", "Top Right"], ["Center", "Bottom Right"],
+                          ["Center", "Bottom Left"]]
+    sk = S.from_dict(d)
+    assert sk.flip_pairs() == [("Top Left", "Top Right"), ("Bottom Right", "Bottom Left")]
+    # a skeleton built from the export imports it
+    assert import_file("cvat", XML, sk, ImportOptions()).report.instances_written == 3
+
+
+def test_unknown_keypoint_names_are_listed(tmp_path):
+    text = XML.read_text().replace("<name>Top Left</name>", "<name>Handle</name>")
+    with pytest.raises(InputError) as e:
+        import_file("cvat", _xml(tmp_path, text), OBJ5, ImportOptions())
+    assert "'Handle'" in e.value.message and "'top_left'" in e.value.message
+
+
+def test_malformed_xml_is_located(tmp_path):
+    with pytest.raises(InputError) as e:
+        import_file("cvat", _xml(tmp_path, XML.read_text()[:5000]), OBJ5, ImportOptions())
+    assert e.value.where.startswith("line ")
+    bad = XML.read_text().replace('points="55.20,50.33"', 'points="55.20;x"')
+    with pytest.raises(InputError) as e:
+        import_file("cvat", _xml(tmp_path, bad), OBJ5, ImportOptions())
+    assert e.value.where == "image[0]/skeleton[0]/points[0]@points"
+    bad = XML.read_text().replace('outside="0" occluded="0" points="150.00', 'outside="maybe" occluded="0" points="150.00')
+    with pytest.raises(InputError, match="expected 0 or 1"):
+        import_file("cvat", _xml(tmp_path, bad), OBJ5, ImportOptions())
+
+
+def test_entities_video_exports_and_wrong_roots_refused(tmp_path):
+    bomb = '<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x "xxxx">]><annotations>&x;</annotations>'
+    with pytest.raises(InputError, match="DOCTYPE"):
+        import_file("cvat", _xml(tmp_path, bomb), OBJ5, ImportOptions())
+    video = XML.read_text().replace("<image id=\"2\"", "<track id=\"0\" label=\"tool\"></track><image id=\"2\"")
+    with pytest.raises(InputError, match="CVAT for images 1.1"):
+        import_file("cvat", _xml(tmp_path, video), OBJ5, ImportOptions())
+    with pytest.raises(InputError):
+        import_file("cvat", _xml(tmp_path, "<annotation><x/></annotation>"), OBJ5, ImportOptions())
+
+
+def test_missing_images_folder_file(tmp_path):
+    cv2.imwrite(str(tmp_path / "tool_01.jpg"), np.zeros((150, 200, 3), np.uint8))
+    with pytest.raises(InputError) as e:
+        import_file("cvat", XML, OBJ5, ImportOptions(images=tmp_path))
+    assert "tool_02.jpg" in e.value.message and e.value.where == "image[1]"
+
+
+# ---------------------------------------------------------- malformed input
+_attr = re.compile(r'(\w+)="([^"]*)"')
+_junk = st.sampled_from(["", "-1", "nan", "inf", "1e309", "x", "0", "1", "2", "3.5,4", "1,2;3,4", ",", "&amp;", "Top Left"])
+
+
+@st.composite
+def _mutated_xml(draw):
+    """The XML export with random attribute values replaced, elements dropped, or the text cut."""
+    text = XML.read_text()
+    for _ in range(draw(st.integers(1, 4))):
+        op = draw(st.sampled_from(["attr", "attr", "drop", "cut"]))
+        spans = [m.span(2) for m in _attr.finditer(text)]
+        tags = [m.span() for m in re.finditer(r"<(points|skeleton|box|label|image)\b[^>]*>", text)]
+        if op == "attr" and spans:
+            a, b = draw(st.sampled_from(spans))
+            text = text[:a] + draw(_junk) + text[b:]
+        elif op == "drop" and tags:
+            a, b = draw(st.sampled_from(tags))
+            text = text[:a] + text[b:]
+        elif op == "cut":
+            text = text[: draw(st.integers(0, len(text)))]
+    return text
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_mutated_xml())
+def test_malformed_xml_raises_only_posedata_errors(text):
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "m.xml"
+        p.write_text(text)
+        try:
+            r = import_file("cvat", p, OBJ5, ImportOptions())
+        except PosedataError:
+            return
+        json.dumps(r.dataset.to_coco(), allow_nan=False)
