@@ -193,6 +193,108 @@ def skeleton_init(from_coco: Path | None, from_dlc: Path | None, from_yolo: Path
                   f"{len(d['flip'])} flip pair(s)")
 
 
+# ---------------------------------------------------------------------- check
+@cli.command("check")
+@click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--skeleton", "skeleton_spec", required=True, help="Skeleton file or template name.")
+@click.option("--images", type=click.Path(file_okay=False, path_type=Path), help="Images folder (checks files and sizes).")
+@click.option("--category", type=int, default=None, help="Keypoint category id (default: the only one).")
+def check_cmd(data: Path, skeleton_spec: str, images: Path | None, category: int | None) -> None:
+    """Skeleton check + validate + data-level flip check: one verdict, one exit code."""
+    res = run_check(data, skeleton_spec, images, category)
+    if not res.ok:
+        sys.exit(1)
+
+
+def run_check(data: Path, skeleton_spec, images: Path | None, category: int | None):
+    """Run `posedata check` and print its verdict table (shared with the trainer's gate)."""
+    from . import skeleton as S
+    from .check import check_data
+
+    sk = skeleton_spec if isinstance(skeleton_spec, S.Skeleton) else S.resolve(skeleton_spec)
+    res = check_data(data, sk, images, category)
+    t = Table(title=f"posedata check: {data}")
+    for c in ("check", "errors", "warnings", "info", "verdict"):
+        t.add_column(c)
+    for name, f, verdict in res.sections():
+        style = {"PASS": "green", "FAIL": "bold red"}.get(verdict, "yellow")
+        t.add_row(name, *(str(sum(x.severity == s for x in f)) for s in ("error", "warning", "info")),
+                  f"[{style}]{verdict}[/]")
+    console.print(t)
+    print_findings([f for f in res.findings if f.severity != "info"], limit=20)
+    console.print("[bold green]data ready for training[/]" if res.ok else "[bold red]data not ready: fix the errors above[/]")
+    return res
+
+
+# -------------------------------------------------------------------- preview
+@cli.command("preview")
+@click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--skeleton", "skeleton_spec", required=True, help="Skeleton file or template name.")
+@click.option("--images", type=click.Path(file_okay=False, path_type=Path), required=True, help="Images folder.")
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder for the PNGs.")
+@click.option("-n", "num", type=int, default=16, show_default=True, help="Samples to draw.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Chooses the samples and their augmentation.")
+@click.option("--no-augment", is_flag=True, help="Centre crop at the reference scale, no rotation or flip.")
+@click.option("--input-size", type=int, default=368, show_default=True, help="Network input (crop) size.")
+@click.option("--force", is_flag=True, help="Write into an existing non-empty folder.")
+def preview_cmd(data: Path, skeleton_spec: str, images: Path, output: Path, num: int, seed: int,
+                no_augment: bool, input_size: int, force: bool) -> None:
+    """Draw training samples and their heatmap/PAF targets exactly as the trainer sees them.
+
+    DATA is a label file from `posedata convert` or a COCO keypoint JSON (converted in memory)."""
+    from rich.progress import Progress
+
+    from . import skeleton as S
+    from .augment import AugmentConfig
+    from .io import atomic_write_text, check_output_dir
+    from .preview import FIXED_PANELS, preview
+
+    sk = S.resolve(skeleton_spec)
+    check_output_dir(output, force)
+    labels = load_labels_or_coco(data, sk)
+    if labels.num_samples == 0:
+        from .errors import DataError
+
+        raise DataError("no training samples in the data (nothing passes the sample rules)", file=str(data))
+    cfg = AugmentConfig(crop_w=input_size, crop_h=input_size)
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("drawing previews", total=min(num, labels.num_samples))
+        items = preview(labels, sk, images, output, n=num, seed=seed, augment=not no_augment, cfg=cfg,
+                        progress=lambda done, total: bar.update(task, completed=done))
+    lines = [
+        f"{len(items)} training sample(s) of {labels.num_samples} from {data}, skeleton {sk.name} ({sk.fingerprint}),",
+        f"{'augmented (scale, rotation, crop, flip as the trainer)' if not no_augment else 'no augmentation'}, seed {seed}, "
+        f"input {input_size}x{input_size}, maps {input_size // cfg.stride}x{input_size // cfg.stride} (stride {cfg.stride}).",
+        f"Each PNG: {', '.join(FIXED_PANELS)}, {sk.num_keypoints} keypoint heatmaps, {sk.num_limbs} limb PAFs.",
+    ]
+    for it in items:
+        lines.append(f"  {it.path.name}: sample {it.index}, {it.instances} instance(s){', flipped' if it.flipped else ''}, {it.panels} panels")
+    lines.append("index.png: every sample as input | heatmaps | PAFs")
+    atomic_write_text(output / "summary.txt", "\n".join(lines) + "\n")
+    console.print("\n".join(lines))
+
+
+def load_labels_or_coco(data: Path, sk):
+    """A label file as is, or a COCO JSON converted in memory (refusing data with errors)."""
+    from .io import read_bytes
+
+    head = read_bytes(data)[:4]
+    if head == b"PK\x03\x04":
+        from .labels import load
+
+        labels = load(data)
+        if labels.fingerprint != sk.fingerprint:
+            from .errors import InputError
+
+            raise InputError(f"label file was made for skeleton {labels.skeleton_name!r} ({labels.fingerprint}), "
+                             f"not {sk.name!r} ({sk.fingerprint})", file=str(data))
+        return labels
+    from .convert import load_source, to_labels
+
+    _raw, ds, _report = load_source(data, sk)
+    return to_labels(ds, sk, source=str(data))
+
+
 # ------------------------------------------------------------------ flipcheck
 @cli.command("flipcheck")
 @click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
@@ -314,6 +416,7 @@ def export_yolo(data: Path, skeleton_spec: str, output: Path, images: Path | Non
     for note in rep.notes:
         console.print(f"note: {note}", soft_wrap=True)
 
+
 # -------------------------------------------------------------------- import
 def print_import_report(report: Any) -> None:
     """What an import read, wrote, repaired and skipped; every line with its count and examples."""
@@ -406,6 +509,287 @@ def _import_help_formats() -> None:
 
 
 _import_help_formats()
+
+
+# ---------------------------------------------------------------------- train
+def _print_load_report(path: str, report: Any, out_console: Console) -> None:
+    """Exactly what --init loaded and what it left initialised."""
+    from collections import Counter
+
+    out_console.print(f"[bold]--init {path}[/]: {report.summary()}")
+    by_module = Counter(name.split(".")[0] + (f".{name.split('.')[1]}" if name.startswith("refinement_stages.") else "")
+                        for name in report.loaded)
+    if by_module:
+        out_console.print("  loaded: " + ", ".join(f"{m} ({n} tensors)" for m, n in sorted(by_module.items())))
+    if report.shape_mismatch or report.missing:
+        t = Table(title="kept initialised (not loaded)")
+        for c in ("parameter", "checkpoint shape", "model shape"):
+            t.add_column(c, overflow="fold")
+        for name, (theirs, ours) in report.shape_mismatch.items():
+            t.add_row(name, str(list(theirs)), str(list(ours)))
+        for name in report.missing:
+            t.add_row(name, "(absent)", "")
+        out_console.print(t)
+    if report.unused:
+        out_console.print(f"  unused checkpoint tensors ({len(report.unused)}): {', '.join(report.unused)}")
+
+
+@cli.command("train")
+@click.option("--skeleton", "skeleton_spec", help="Skeleton file or template name (required unless --resume).")
+@click.option("--labels", type=click.Path(dir_okay=False, path_type=Path), help="Label file (.npz) from posedata.")
+@click.option("--images", type=click.Path(file_okay=False, path_type=Path), help="Training images folder.")
+@click.option("--val-json", type=click.Path(dir_okay=False, path_type=Path), help="COCO JSON for validation AP (best.pt).")
+@click.option("--val-images", type=click.Path(file_okay=False, path_type=Path), help="Validation images folder.")
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), help="Run folder.")
+@click.option("--iterations", type=int, default=None, help="Optimiser steps in total [default: 20000].")
+@click.option("--batch-size", type=int, default=None, help="Images per step and process [default: 80, the reference's].")
+@click.option("--lr", type=float, default=None, help="Base learning rate [default: 4e-5, the reference's].")
+@click.option("--stages", type=int, default=None, help="Refinement stages [default: 1].")
+@click.option("--input-size", type=int, default=None, help="Square crop size, a multiple of 8 [default: 368].")
+@click.option("--width", type=float, default=None, help="Channel multiplier; 1.0 is the reference network [default: 1.0].")
+@click.option("--workers", type=int, default=None, help="Data loader processes [default: 0].")
+@click.option("--seed", type=int, default=None, help="Seed of weights, sample order and augmentation [default: 0].")
+@click.option("--checkpoint-every", type=int, default=None, help="Write last.pt every N iterations [default: 1000].")
+@click.option("--init", "init_ckpt", type=click.Path(dir_okay=False, path_type=Path),
+              help="Start from weights: the reference's COCO checkpoint, its MobileNet weights or a posedata checkpoint.")
+@click.option("--resume", type=click.Path(file_okay=False, path_type=Path), help="Continue the run in this folder from last.pt.")
+@click.option("--max-minutes", type=float, default=None, help="Stop cleanly (writing last.pt) after this many minutes.")
+@click.option("--force", is_flag=True, help="Write into a non-empty run folder, and train even if the data check fails.")
+def train_cmd(skeleton_spec: str | None, labels: Path | None, images: Path | None, val_json: Path | None,
+              val_images: Path | None, output: Path | None, iterations: int | None, batch_size: int | None,
+              lr: float | None, stages: int | None, input_size: int | None, width: float | None, workers: int | None,
+              seed: int | None, checkpoint_every: int | None, init_ckpt: Path | None, resume: Path | None,
+              max_minutes: float | None, force: bool) -> None:
+    """Train the bundled Lightweight OpenPose network on a label file.
+
+    Checks the source data first (skeleton, validate, flip map) and stops on errors unless --force.
+    Under `torchrun --nproc_per_node N -m posedata.cli train ...` it trains with
+    DistributedDataParallel (gloo on CPU); rank 0 writes the run folder and the display.
+    """
+    import os
+    import time
+
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from . import skeleton as S
+    from .errors import DataError, InputError
+    from .findings import has_errors
+    from .io import atomic_write_json, check_output_dir
+
+    quiet = int(os.environ.get("RANK", "0")) != 0
+    out_console = Console(quiet=quiet, highlight=False)
+    overrides = {k: v for k, v in dict(
+        iterations=iterations, batch_size=batch_size, lr=lr, stages=stages, input_size=input_size, width=width,
+        workers=workers, seed=seed, checkpoint_every=checkpoint_every, max_minutes=max_minutes).items() if v is not None}
+
+    from trainer.train import TrainConfig, gate, load_run_config, train
+
+    if resume is not None:
+        if output is not None and output.resolve() != resume.resolve():
+            raise InputError(f"--resume continues {resume} in place; -o {output} names another folder")
+        fixed = {"batch_size", "lr", "stages", "input_size", "width", "seed"} & set(overrides)
+        if fixed or labels or images or init_ckpt or val_json:
+            given = sorted(fixed) + [n for n, v in (("labels", labels), ("images", images), ("init", init_ckpt),
+                                                      ("val_json", val_json)) if v]
+            raise InputError(f"--resume takes the run's own settings from {resume / 'config.json'}; "
+                             f"these cannot change: {', '.join('--' + g.replace('_', '-') for g in given)}")
+        cfg, sk_dict = load_run_config(resume)
+        sk = S.from_dict(sk_dict, file=str(resume / "config.json"))
+        if skeleton_spec:
+            given_sk = S.resolve(skeleton_spec)
+            if given_sk.fingerprint != sk.fingerprint:
+                raise InputError(f"the run was trained for skeleton {sk.name!r} ({sk.fingerprint}), "
+                                 f"not {given_sk.name!r} ({given_sk.fingerprint})", file=str(skeleton_spec))
+        for k, v in overrides.items():
+            setattr(cfg, k, v)
+        cfg.validate()
+        out_console.print(f"resuming {resume} towards iteration {cfg.iterations} (data check ran at the start)")
+    else:
+        missing = [n for n, v in (("--skeleton", skeleton_spec), ("--labels", labels), ("--images", images),
+                                  ("-o/--output", output)) if v is None]
+        if missing:
+            raise InputError(f"missing option(s) {', '.join(missing)} (all required unless --resume)")
+        sk = S.resolve(skeleton_spec)
+        cfg = TrainConfig(labels=str(labels), images=str(images), output=str(output), skeleton_file=str(sk.file),
+                          val_json=str(val_json) if val_json else None,
+                          val_images=str(val_images) if val_images else None,
+                          init=str(init_ckpt) if init_ckpt else None, **overrides)
+        cfg.validate()
+        check_output_dir(output, force)
+        # refuse a label file for another skeleton before the (slower) data check
+        from posedata.labels import load as load_labels
+        from trainer.data import check_fingerprint
+
+        check_fingerprint(load_labels(labels), sk, str(labels))
+        with out_console.status("checking the training data (skeleton, validate, flip map)"):
+            source, findings = gate(labels, sk, images)
+        errors = sum(f.severity == "error" for f in findings)
+        if not quiet:
+            print_findings([f for f in findings if f.severity != "info"], limit=20, title=f"data check: {source}")
+        if has_errors(findings):
+            if not force:
+                raise DataError(f"the training data has {errors} error(s) (above); fix them or pass --force",
+                                findings, file=str(source))
+            out_console.print(f"[yellow]data check: {errors} error(s); training anyway (--force)[/]")
+        else:
+            out_console.print(f"[green]data check passed[/] ({source})")
+
+    columns = [TextColumn("[bold]train[/]"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[speed]} img/s"),
+               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
+    with Progress(*columns, console=out_console, refresh_per_second=4) as bar:
+        task = bar.add_task("train", total=cfg.iterations, loss="-", speed="-")
+        started = [time.perf_counter(), 0]
+
+        def on_event(event: str, info: dict) -> None:
+            if event == "start":
+                bar.update(task, completed=info["iteration"])
+                started[:] = [time.perf_counter(), info["iteration"]]
+                bar.console.print(f"{info['samples']} samples, {info['batches_per_epoch']} batches per epoch, "
+                                  f"{info['world']} process(es) on {info['device']}")
+            elif event == "init":
+                _print_load_report(info["path"], info["report"], bar.console)
+                atomic_write_json(Path(cfg.output) / "init_report.json", info["report"].to_dict(), indent=1)
+            elif event == "step":
+                bar.update(task, completed=info["iteration"], loss=f"{info['loss']:.4g}",
+                           speed=f"{info['images_per_s']:.1f}")
+            elif event == "checkpoint":
+                bar.console.print(f"iteration {info['iteration']}: wrote {info['path']}")
+            elif event == "validation":
+                mark = " (best, wrote best.pt)" if info["improved"] else ""
+                bar.console.print(f"iteration {info['iteration']}: validation AP {info['AP']:.4f}{mark}")
+            elif event == "note":
+                bar.console.print(f"[yellow]note:[/] {info['message']}")
+
+        result = train(cfg, sk, resume=resume is not None, callback=on_event)
+    best = f", best validation AP {result.best_ap:.4f}" if result.best_ap is not None else ""
+    state = "stopped at the time budget" if result.stopped_early else "done"
+    out_console.print(f"[bold green]{state}[/]: iteration {result.iteration}, last loss "
+                      f"{result.last_loss if result.last_loss is None else format(result.last_loss, '.4g')}{best}; "
+                      f"run folder {result.output}")
+
+
+# ------------------------------------------------------------------- validate
+@cli.command("validate")
+@click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--skeleton", "skeleton_spec", required=True, help="Skeleton file or template name.")
+@click.option("--images", type=click.Path(file_okay=False, path_type=Path),
+              help="Images folder: also check every file exists, stays inside it, reads, and has the JSON's size.")
+@click.option("--category", type=int, default=None, help="Keypoint category id (default: every category with keypoints).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (findings and counts) and nothing else.")
+@click.option("--fix", "fix_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write a repaired copy here (num_keypoints, area, v=0 coordinates, missing boxes); never the input.")
+@click.option("--force", is_flag=True, help="Replace an existing --fix output.")
+@click.option("--show", type=click.IntRange(0, 1000), default=3, show_default=True,
+              help="Locations listed per check (and changes listed per repair x 10).")
+def validate_cmd(data: Path, skeleton_spec: str, images: Path | None, category: int | None, as_json: bool,
+                 fix_out: Path | None, force: bool, show: int) -> None:
+    """Check a COCO keypoint file DATA against a skeleton; every finding has a code and a location.
+
+    Exit 0: no errors (warnings and info allowed). Exit 1: the data has errors. Exit 2: DATA,
+    the skeleton or the images folder cannot be read. See docs/checks.md for every check code.
+    """
+    import json
+
+    from . import skeleton as S
+    from . import validate as V
+    from .errors import InputError
+    from .findings import has_errors
+    from .io import check_output
+
+    if fix_out is not None:
+        if fix_out.resolve() == data.resolve():
+            raise InputError("--fix must name a new file; the input is never modified", file=str(fix_out))
+        check_output(fix_out, force)
+    sk = S.resolve(skeleton_spec)
+    if images is not None and not images.is_dir():
+        raise InputError("images folder not found", file=str(images))
+    if images is not None and not as_json:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        with Progress(TextColumn("reading image headers"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                      console=err_console, transient=True) as bar:
+            task = bar.add_task("images", total=None)
+            raw, findings = V.validate_file(data, sk, images=images, category_id=category,
+                                            progress=lambda done, total: bar.update(task, completed=done, total=total))
+    else:
+        raw, findings = V.validate_file(data, sk, images=images, category_id=category)
+    importer = V.suggest_importer(raw)
+
+    fix_doc: dict[str, Any] | None = None
+    changes: list = []
+    if fix_out is not None:
+        fixed, changes = V.fix(raw, sk, findings)
+        V.write_fixed(fix_out, fixed)
+        after = V.validate_coco(fixed, sk, file=str(fix_out), category_id=category)
+        fix_doc = {"output": str(fix_out), "changes": [c.to_dict() for c in changes],
+                   "change_counts": V.change_counts(changes),
+                   "after": V.counts(after)}
+
+    if as_json:
+        doc = {"file": str(data), "skeleton": sk.name, "fingerprint": sk.fingerprint,
+               "counts": V.counts(findings), "findings": [f.to_dict() for f in findings],
+               "suggested_importer": importer}
+        if fix_doc is not None:
+            doc["fix"] = fix_doc
+        click.echo(json.dumps(doc, indent=1))
+    else:
+        print_validate_summary(findings, V.CHECKS, show, title=f"validate {data} (skeleton {sk.name})")
+        c = V.counts(findings)
+        verdict = "[bold red]FAIL[/]" if c["error"] else "[bold green]OK[/]"
+        console.print(f"{verdict} {data}: {c['error']} error(s), {c['warning']} warning(s), {c['info']} info")
+        if importer:
+            console.print(f"[yellow]hint:[/] this looks like a {importer} export; `posedata import {importer} "
+                          f"{data} --skeleton {skeleton_spec} -o clean.json` repairs it", soft_wrap=True)
+        if fix_doc is not None:
+            t = Table(title=f"--fix: {len(changes)} change(s) written to {fix_out}")
+            for col in ("code", "changes", "repair", "first changes (where: old -> new)"):
+                t.add_column(col, overflow="fold")
+            by_code: dict[str, list] = {}
+            for ch in changes:
+                by_code.setdefault(ch.code, []).append(ch)
+            for code, chs in sorted(by_code.items()):
+                first = "; ".join(f"{ch.where}: {V.short(ch.old)} -> {V.short(ch.new)}" for ch in chs[: show * 10])
+                t.add_row(code, str(len(chs)), V.REPAIRS.get(code, ""), first + (" ..." if len(chs) > show * 10 else ""))
+            console.print(t)
+            a = fix_doc["after"]
+            console.print(f"{fix_out} re-validated (without image checks): {a['error']} error(s), "
+                          f"{a['warning']} warning(s), {a['info']} info")
+    if has_errors(findings):
+        sys.exit(1)
+
+
+def print_validate_summary(findings: list, checks: dict, show: int, title: str) -> None:
+    """One row per check code: severity, count, what it checks and the first locations."""
+    if not findings:
+        console.print(f"{title}: no findings")
+        return
+    by_code: dict[str, list] = {}
+    for f in findings:
+        by_code.setdefault(f.code, []).append(f)
+    order = {"error": 0, "warning": 1, "info": 2}
+    t = Table(title=title)
+    for col in ("code", "severity", "count", "check", "first locations"):
+        t.add_column(col, overflow="fold", justify="right" if col == "count" else "left")
+    for code, fs in sorted(by_code.items(), key=lambda kv: (order.get(kv[1][0].severity, 3), kv[0])):
+        sev = fs[0].severity
+        locs = []
+        for f in fs[:show]:
+            ids = ", ".join(x for x in (f"ann {f.annotation_id}" if f.annotation_id is not None else "",
+                                        f"img {f.image_id}" if f.image_id is not None else "") if x)
+            locs.append(f"{f.where or '-'}" + (f" ({ids})" if ids else ""))
+        if len(fs) == 1 or code == "V099":
+            locs = [f"{locs[0]}: {fs[0].message}"] if locs else [fs[0].message]
+        t.add_row(code, f"[{SEVERITY_STYLE.get(sev, '')}]{sev}[/]", str(len(fs)), checks.get(code, ("", code))[1],
+                  "\n".join(locs) + ("\n..." if len(fs) > show else ""))
+    console.print(t)
 
 
 def main() -> None:
