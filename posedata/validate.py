@@ -10,6 +10,7 @@ copy; the input is never touched. See docs/checks.md for what each code means an
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -24,7 +25,7 @@ import numpy as np
 
 from .errors import DataError, InputError, SkeletonError
 from .findings import Finding
-from .io import load_json, safe_image_path
+from .io import atomic_write_text, load_json, safe_image_path
 from .skeleton import Skeleton
 
 # code -> (severity, short title). Codes are stable: never renumber, only add.
@@ -94,7 +95,16 @@ class Change:
     new: Any
 
     def to_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "where": self.where, "old": self.old, "new": self.new}
+        return {"code": self.code, "where": self.where, "old": _json_safe(self.old), "new": _json_safe(self.new)}
+
+
+def _json_safe(v: Any) -> Any:
+    """v when it is strict JSON (no NaN/Infinity), else its short description."""
+    try:
+        json.dumps(v, allow_nan=False)
+    except (ValueError, TypeError, RecursionError):
+        return _short(v)
+    return v
 
 
 # ---------------------------------------------------------------- small helpers
@@ -233,6 +243,8 @@ class _Validator:
         self.category_id = category_id
         self.progress = progress
         self.add = rep.add
+        self.cats: list[_Cat] = []
+        self.image_rows: dict[int, tuple[int, float, float]] | None = None
 
     # ---------------------------------------------------------------- run
     def run(self, data: Any) -> None:
@@ -358,7 +370,6 @@ class _Validator:
             self.add("V010", "categories",
                      "no category has a non-empty keypoints list; this is not a keypoint dataset (or the keypoint "
                      "category is malformed)")
-        self.cats: list[_Cat] = []
         for i, cid, c in chosen:
             cat = _Cat(i, cid, list(c["keypoints"]))
             out[cid] = cat
@@ -498,7 +509,7 @@ class _Validator:
         if "num_keypoints" not in a:
             self.add("V026", f"{where}.num_keypoints", "num_keypoints missing (the reference selects people by it)",
                      image_id=iid, annotation_id=aid)
-        elif _as_id(nk) is None:
+        elif _as_id(nk) is None or _finite(nk) is None:
             self.add("V026", f"{where}.num_keypoints", f"expected an integer, got {_short(nk)}", image_id=iid,
                      annotation_id=aid)
         else:
@@ -578,8 +589,13 @@ class _Validator:
         lab = v_ok & (v > 0)
         W, H = self.wh[rows, 0], self.wh[rows, 1]
 
-        self._emit("V022", cat, rows, ~finite_kp, 0, lambda r, ns: "non-finite value (NaN, Infinity or too large) "
-                   f"in keypoint(s) {_names(ns)}")
+        bad = ~np.isfinite(arr).reshape(len(rows), 3 * cat.k)
+        for r in np.flatnonzero(bad.any(axis=1)):
+            i, js = int(rows[r]), np.flatnonzero(bad[r])
+            self.add("V022", f"annotations[{i}].keypoints[{int(js[0])}]",
+                     f"{len(js)} non-finite value(s) (NaN, Infinity or beyond float range) in keypoint(s) "
+                     f"{_names(dict.fromkeys(cat.names[j // 3] for j in js))}",
+                     image_id=self.ann_img[i], annotation_id=self.ann_id[i])
         self._emit("V023", cat, rows, finite_kp & ~v_ok, 2, lambda r, ns: "visibility must be 0 (not labelled), "
                    f"1 (occluded) or 2 (visible); wrong for {_names(ns)}")
         self._emit("V024", cat, rows, v_ok & (v == 0) & ((x != 0) | (y != 0)), 0,
@@ -997,7 +1013,7 @@ def fix(data: Any, skeleton: Skeleton, findings: Iterable[Finding]) -> tuple[dic
     out = _json_copy(data)
     anns = out["annotations"]
     sizes = {}
-    for im in out.get("images") or []:
+    for im in out["images"] if isinstance(out.get("images"), list) else []:
         if isinstance(im, dict) and _as_id(im.get("id")) is not None:
             sizes[_as_id(im["id"])] = (_finite(im.get("width")), _finite(im.get("height")))
     changes: list[Change] = []
@@ -1076,6 +1092,35 @@ def _json_copy(v: Any) -> Any:
             else:
                 dst.append(y)
     return root
+
+
+REPAIRS = {
+    "V012": "iscrowd set to 0",
+    "V024": "coordinates of v=0 keypoints set to (0, 0)",
+    "V026": "num_keypoints recounted from v>0",
+    "V030": "bbox from the labelled keypoints (+10% margin, clipped to the image)",
+    "V031": "bbox from the labelled keypoints (+10% margin, clipped to the image)",
+    "V034": "area = bbox width * height",
+}
+
+
+def write_fixed(path: str | os.PathLike, data: dict) -> None:
+    """Write fix()'s output atomically; DataError when values fix() cannot repair are not JSON."""
+    try:
+        text = json.dumps(data, allow_nan=False)
+    except ValueError:
+        raise DataError("cannot write the repaired copy: the data still holds NaN or Infinity in places --fix "
+                        "does not repair (see the V022/V030/V034 findings); edit those by hand", file=str(path)) from None
+    atomic_write_text(path, text)
+
+
+def change_counts(changes: Iterable[Change]) -> dict[str, int]:
+    return dict(sorted(Counter(c.code for c in changes).items()))
+
+
+def short(v: Any) -> str:
+    """A short, safe description of any JSON value (for messages and tables)."""
+    return _short(v)
 
 
 # ------------------------------------------------------------------ summaries
