@@ -173,11 +173,13 @@ def plot_orientation_scores(result, threshold: float, path: str | Path) -> None:
     colors = ["#d62728" if name in result.flagged else "#1f77b4" for name in result.keypoints]
     ax.bar(x - 0.2, np.nan_to_num(result.scores), width=0.4, color=colors, label="your flip map")
     ax.bar(x + 0.2, np.nan_to_num(result.identity_scores), width=0.4, color="#cccccc", label="no flip map")
-    ax.axhline(threshold, color="black", ls="--", lw=0.8, label=f"flag threshold {threshold}")
+    ax.axhline(threshold, color="black", ls="--", lw=0.8, label=f"deviation threshold {threshold}")
     ax.set_xticks(x)
     ax.set_xticklabels(result.keypoints, rotation=60, ha="right", fontsize=7)
     ax.set_ylabel("orientation deviation")
     verdict = "inconclusive" if result.inconclusive else ("FAIL: " + ", ".join(result.flagged) if result.flagged else "PASS")
-    ax.set_title(f"flip map check on {result.n_instances} instances: {verdict}", fontsize=9)
+    ax.set_title(f"flip map check on {result.n_instances} instances: {verdict}\n"
+                 "a keypoint is flagged above the threshold AND beyond sampling noise (few instances make bars noisy)",
+                 fontsize=8)
     ax.legend(fontsize=7)
     save_figure(fig, path)
