@@ -279,8 +279,7 @@ def read(path: Path, skeleton: Skeleton, options: ImportOptions) -> ImportResult
         w, h = image_size(ip)
         builder.add_image(RawImage(key=key, file_name=name, width=w, height=h, where=name, extra={"split": split}))
         lp = label_path(ip)
-        if not lp.is_file():
-            report.skip("image without a label file", name)
+        if not lp.is_file():  # Ultralytics' negative: the builder keeps it only with --keep-empty
             continue
         lfile = str(lp)
         for ln, line in enumerate(read_text(lp).splitlines(), start=1):
