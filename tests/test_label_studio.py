@@ -1,0 +1,196 @@
+"""Label Studio import: keypointlabels in percent, instances by parent region, relations or task."""
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from posedata import skeleton as S
+from posedata.errors import InputError, PosedataError
+from posedata.formats import label_studio as LS
+from posedata.importer import ImportOptions, detect_format, import_file
+from posedata.validate import validate_coco
+
+DATA = Path(__file__).parent / "data" / "import"
+EXPORT = DATA / "label_studio_export.json"
+OBJ5 = S.resolve("object5")
+_counter = itertools.count()
+
+
+def _raw() -> list:
+    return json.loads(EXPORT.read_text())
+
+
+def _write(tmp: Path, data) -> Path:
+    p = tmp / f"ls{next(_counter)}.json"
+    p.write_text(json.dumps(data, allow_nan=True))
+    return p
+
+
+def _kp(ann: dict, name: str) -> list:
+    j = OBJ5.coco_keypoints.index(name)
+    return ann["keypoints"][3 * j: 3 * j + 3]
+
+
+def _point(rid: str, name: str, x: float, y: float, **kw) -> dict:
+    return {"id": rid, "type": "keypointlabels", "from_name": "kp", "to_name": "image", "original_width": 200,
+            "original_height": 100, "image_rotation": 0,
+            "value": {"x": x / 2, "y": y, "width": 0.5, "keypointlabels": [name]}, **kw}
+
+
+def _task(tid: int, result: list) -> dict:
+    return {"id": tid, "data": {"image": f"/data/upload/1/a1b2c3d4-t{tid}.png"},
+            "annotations": [{"id": tid, "result": result, "was_cancelled": False}], "predictions": []}
+
+
+def test_detected():
+    assert detect_format(EXPORT) == "label-studio"
+    assert LS.detect(DATA / "coco_annotator_export.json") is False
+
+
+def test_fixture_instances_grouped_by_parent_relations_and_task():
+    r = import_file("label-studio", EXPORT, OBJ5, ImportOptions())
+    out = r.dataset.to_coco()
+    by_img: dict[int, list] = {}
+    for a in out["annotations"]:
+        by_img.setdefault(a["image_id"], []).append(a)
+    assert {k: len(v) for k, v in by_img.items()} == {1: 2, 2: 2, 3: 1}
+    # task 1: parentID -> the rectangle gives the bbox; percent -> pixels of original_width/height
+    t1a, t1b = by_img[1]
+    assert t1a["bbox"] == pytest.approx([18, 12, 75, 76]) and _kp(t1a, "center") == [55.2, 50.3, 2]
+    assert t1b["bbox"] == pytest.approx([120, 70, 60, 60]) and _kp(t1b, "top_right") == [0, 0, 0]
+    assert _kp(t1b, "top_left") == [125, 76, 2]  # "top_left" and "bottom-right" match by name
+    # task 2: relation components
+    t2a, t2b = by_img[2]
+    assert t2a["num_keypoints"] == 5 and t2b["num_keypoints"] == 3
+    assert _kp(t2b, "top_right") == [181, 21, 2]
+    # task 3: one instance, a name repeated -> first kept, warned
+    (t3,) = by_img[3]
+    assert _kp(t3, "center") == [100, 75, 2]
+    assert any("placed more than once" in w for w in r.report.warnings)
+    assert r.report.skipped["model predictions (not human labels) ignored"] == 1
+    assert r.report.skipped["cancelled (skipped) annotation"] == 1
+    assert r.report.skipped["another annotator's annotation of the same task (the first is imported)"] == 1
+
+
+def test_image_names_from_urls():
+    assert LS.image_names("/data/upload/7/8f2c1a9e-tool_01.jpg") == \
+        ("tool_01.jpg", ["8f2c1a9e-tool_01.jpg", "data/upload/7/8f2c1a9e-tool_01.jpg"])
+    assert LS.image_names("/data/local-files/?d=bench%20shots/tool_02.jpg") == \
+        ("bench shots/tool_02.jpg", ["tool_02.jpg"])
+    assert LS.image_names("s3://lab-bucket/raw/tool_03.jpg")[0] == "tool_03.jpg"
+    assert LS.image_names("https://x.org/img/a-b.jpg")[0] == "a-b.jpg"
+
+
+def test_images_resolved_and_validated(tmp_path):
+    root = tmp_path / "images"
+    for rel in ("tool_01.jpg", "bench shots/tool_02.jpg", "tool_03.jpg"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(root / rel), np.zeros((150, 200, 3), np.uint8))
+    r = import_file("auto", EXPORT, OBJ5, ImportOptions(images=root))
+    assert [im.file_name for im in r.dataset.images] == ["tool_01.jpg", "bench shots/tool_02.jpg", "tool_03.jpg"]
+    findings = validate_coco(r.dataset.to_coco(), OBJ5, images=root)
+    assert not [f for f in findings if f.severity == "error"], findings
+
+
+def test_no_structure_two_people_one_instance_with_warning(tmp_path):
+    pts = [_point(f"p{i}", n, 10 + i, 10) for i, n in enumerate(OBJ5.keypoints)]
+    pts += [_point("q0", "center", 150, 50), _point("q1", "Top Left", 140, 40)]
+    r = import_file("label-studio", _write(tmp_path, [_task(1, pts)]), OBJ5, ImportOptions())
+    (a,) = r.dataset.to_coco()["annotations"]
+    assert _kp(a, "center") == [10, 10, 2]
+    assert any("['center', 'top_left']" in w for w in r.report.warnings)
+
+
+def test_loose_points_beside_regions_form_one_more_instance(tmp_path):
+    pts = [_point("a", "center", 20, 20, parentID="r"), _point("b", "center", 150, 50),
+           {"id": "r", "type": "rectanglelabels", "original_width": 200, "original_height": 100,
+            "value": {"x": 5, "y": 10, "width": 20, "height": 30, "rectanglelabels": ["object5"]}}]
+    r = import_file("label-studio", _write(tmp_path, [_task(1, pts)]), OBJ5, ImportOptions())
+    anns = r.dataset.to_coco()["annotations"]
+    assert len(anns) == 2 and anns[0]["bbox"] == [10, 10, 40, 30]
+    assert r.report.repairs["points with no parent region or relation grouped into one instance"] == 1
+
+
+def test_unrelated_rectangles_skipped_matching_ones_unlabelled(tmp_path):
+    rect = {"id": "car", "type": "rectanglelabels", "original_width": 200, "original_height": 100,
+            "value": {"x": 5, "y": 10, "width": 20, "height": 30, "rectanglelabels": ["car"]}}
+    pts = [_point(f"p{i}", n, 100 + i, 50) for i, n in enumerate(OBJ5.keypoints)] + [rect]
+    r = import_file("label-studio", _write(tmp_path, [_task(1, pts)]), OBJ5, ImportOptions())
+    assert len(r.dataset.annotations) == 1
+    assert r.report.skipped["rectangle labelled ['car'] with no keypoints (not category 'object5')"] == 1
+    r = import_file("label-studio", _write(tmp_path, [_task(1, pts)]), OBJ5, ImportOptions(category="car"))
+    assert len(r.dataset.annotations) == 2  # the box is an instance nobody labelled: zero keypoints
+    assert r.dataset.annotations[1].num_keypoints == 0
+
+
+def test_unknown_label_listed_and_located(tmp_path):
+    data = _raw()
+    data[1]["annotations"][0]["result"][0]["value"]["keypointlabels"] = ["Handle"]
+    with pytest.raises(InputError) as e:
+        import_file("label-studio", _write(tmp_path, data), OBJ5, ImportOptions())
+    assert "'Handle'" in e.value.message and e.value.where == "[1].annotations[0].result[0]"
+
+
+def test_structural_errors_located(tmp_path):
+    data = _raw()
+    del data[0]["annotations"][0]["result"][1]["original_width"]
+    for r in data[0]["annotations"][0]["result"]:
+        r.pop("original_width", None)
+    with pytest.raises(InputError, match="original_width") as e:
+        import_file("label-studio", _write(tmp_path, data), OBJ5, ImportOptions())
+    assert e.value.where.startswith("[0].annotations[0].result[")
+    with pytest.raises(InputError, match="list of tasks"):
+        import_file("label-studio", _write(tmp_path, {"tasks": []}), OBJ5, ImportOptions())
+    p = tmp_path / "trunc.json"
+    p.write_text(EXPORT.read_text()[:1500])
+    with pytest.raises(InputError) as e:
+        import_file("label-studio", p, OBJ5, ImportOptions())
+    assert e.value.where.startswith("line ")
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=4),
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=4), c, max_size=3), max_leaves=6)
+
+
+@st.composite
+def _mutated(draw, base):
+    data = copy.deepcopy(base)
+    for _ in range(draw(st.integers(1, 3))):
+        node, parent, key = data, None, None
+        for _ in range(draw(st.integers(0, 7))):
+            if isinstance(node, dict) and node:
+                k = draw(st.sampled_from(sorted(node, key=str)))
+            elif isinstance(node, list) and node:
+                k = draw(st.integers(0, len(node) - 1))
+            else:
+                break
+            parent, key, node = node, k, node[k]
+        if parent is None:
+            data = draw(_json_values)
+        elif draw(st.booleans()):
+            del parent[key]
+        else:
+            parent[key] = draw(_json_values)
+    return data
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_mutated(_raw()))
+def test_malformed_exports_raise_only_posedata_errors(data):
+    with tempfile.TemporaryDirectory() as d:
+        try:
+            r = import_file("label-studio", _write(Path(d), data), OBJ5, ImportOptions())
+        except PosedataError:
+            return
+        json.dumps(r.dataset.to_coco(), allow_nan=False)
