@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .errors import PosedataError
@@ -29,7 +30,8 @@ class PosedataGroup(click.Group):
         try:
             return super().invoke(ctx)
         except PosedataError as e:
-            err_console.print(f"[bold red]error:[/] {e}", soft_wrap=True)
+            # escaped: messages quote user text such as "posedata[sleap]" that rich would eat as markup
+            err_console.print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True)
             sys.exit(e.exit_code)
 
 

@@ -146,7 +146,8 @@ def read(path: Path, skeleton: Skeleton, options: ImportOptions) -> ImportResult
             keys[vkey] = len(keys) + 1
             shape = video.backend_metadata.get("shape") if isinstance(video.backend_metadata, dict) else None
             w = h = None
-            if isinstance(shape, (list, tuple)) and len(shape) == 4:
+            if isinstance(shape, (list, tuple)) and len(shape) == 4 and all(
+                    isinstance(x, (int, np.integer)) and not isinstance(x, bool) and x > 0 for x in shape[1:3]):
                 h, w = int(shape[1]), int(shape[2])
             if options.images is None:
                 if local is None:
