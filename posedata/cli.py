@@ -556,12 +556,13 @@ def _print_load_report(path: str, report: Any, out_console: Console) -> None:
               help="Start from weights: the reference's COCO checkpoint, its MobileNet weights or a posedata checkpoint.")
 @click.option("--resume", type=click.Path(file_okay=False, path_type=Path), help="Continue the run in this folder from last.pt.")
 @click.option("--max-minutes", type=float, default=None, help="Stop cleanly (writing last.pt) after this many minutes.")
+@click.option("--threads", type=int, default=None, help="CPU threads per process [default: torch's choice].")
 @click.option("--force", is_flag=True, help="Write into a non-empty run folder, and train even if the data check fails.")
 def train_cmd(skeleton_spec: str | None, labels: Path | None, images: Path | None, val_json: Path | None,
               val_images: Path | None, output: Path | None, iterations: int | None, batch_size: int | None,
               lr: float | None, stages: int | None, input_size: int | None, width: float | None, workers: int | None,
               seed: int | None, checkpoint_every: int | None, init_ckpt: Path | None, resume: Path | None,
-              max_minutes: float | None, force: bool) -> None:
+              max_minutes: float | None, threads: int | None, force: bool) -> None:
     """Train the bundled Lightweight OpenPose network on a label file.
 
     Checks the source data first (skeleton, validate, flip map) and stops on errors unless --force.
@@ -589,7 +590,8 @@ def train_cmd(skeleton_spec: str | None, labels: Path | None, images: Path | Non
     out_console = Console(quiet=quiet, highlight=False)
     overrides = {k: v for k, v in dict(
         iterations=iterations, batch_size=batch_size, lr=lr, stages=stages, input_size=input_size, width=width,
-        workers=workers, seed=seed, checkpoint_every=checkpoint_every, max_minutes=max_minutes).items() if v is not None}
+        workers=workers, seed=seed, checkpoint_every=checkpoint_every, max_minutes=max_minutes,
+        threads=threads).items() if v is not None}
 
     from trainer.train import TrainConfig, gate, load_run_config, train
 
@@ -792,6 +794,221 @@ def print_validate_summary(findings: list, checks: dict, show: int, title: str) 
         t.add_row(code, f"[{SEVERITY_STYLE.get(sev, '')}]{sev}[/]", str(len(fs)), checks.get(code, ("", code))[1],
                   "\n".join(locs) + ("\n..." if len(fs) > show else ""))
     console.print(t)
+
+
+# --------------------------------------------------------------------- synth
+@cli.command("synth")
+@click.option("--skeleton", "skeleton_spec", required=True, help="Skeleton file or template name (e.g. quadruped17).")
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Dataset folder: images/ and annotations.json are written into it.")
+@click.option("--images", "n_images", type=click.IntRange(1, 1_000_000), default=200, show_default=True,
+              help="Number of images.")
+@click.option("--size", default="160x160", show_default=True, help="Image size WIDTHxHEIGHT.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Poses, placement, colours. The creature itself depends on the skeleton only.")
+@click.option("--force", is_flag=True, help="Replace an existing output folder written by synth.")
+def synth_cmd(skeleton_spec: str, output: Path, n_images: int, size: str, seed: int, force: bool) -> None:
+    """Generate a COCO keypoint dataset of drawn articulated figures for any skeleton.
+
+    Several figures per image with overlaps, occluders and partial views (occluded keypoints v=1,
+    out of frame v=0), varied scale, textured backgrounds and a few crowd patches (iscrowd=1).
+    The same seed gives byte-identical output."""
+    import json
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from . import skeleton as S
+    from .io import check_output
+    from .synth import generate, parse_size
+
+    wh = parse_size(size)
+    sk = S.resolve(skeleton_spec)
+    check_output(output, force)
+    t0 = time.perf_counter()
+    with Progress(TextColumn("drawing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=err_console, transient=True) as bar:
+        task = bar.add_task("synth", total=n_images)
+        path = generate(sk, output, n_images, wh, seed,
+                        progress=lambda done, total: bar.update(task, completed=done))
+    secs = time.perf_counter() - t0
+    data = json.loads(path.read_text(encoding="utf-8"))
+    anns = data["annotations"]
+    figures = [a for a in anns if not a["iscrowd"]]
+    vis = [0, 0, 0]
+    for a in figures:
+        for v in a["keypoints"][2::3]:
+            vis[int(v)] += 1
+    total = max(1, sum(vis))
+    console.print(
+        f"wrote {path} and {n_images} image(s) in {output / 'images'} ({wh[0]}x{wh[1]}, seed {seed}) in {secs:.1f} s\n"
+        f"skeleton {sk.name} ({sk.fingerprint}): {len(figures)} figure(s), {len(anns) - len(figures)} crowd "
+        f"region(s); keypoints {vis[2] / total:.0%} visible, {vis[1] / total:.0%} occluded, "
+        f"{vis[0] / total:.0%} out of frame", soft_wrap=True
+    )
+
+
+# ------------------------------------------------------------ val / infer / export onnx, reference
+def _image_progress(description: str):
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TimeRemainingColumn(), console=console, transient=True)
+
+
+def _fmt(v: float | None, pct: bool = False) -> str:
+    if v is None:
+        return "-"
+    return f"{100 * v:.1f}" if pct else f"{v:.3f}"
+
+
+def print_val_report(res: dict, title: str) -> None:
+    """The COCOeval summary and the per-keypoint statistics."""
+    t = Table(title=title)
+    for c in ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl"):
+        t.add_column(c, justify="right")
+    t.add_row(*(("-" if res[c] < 0 else f"{res[c]:.3f}") for c in ("AP", "AP50", "AP75", "APm", "APl",
+                                                                     "AR", "AR50", "AR75", "ARm", "ARl")))
+    console.print(t)
+    pk = res["per_keypoint"]
+    matched = pk[0]["matched_instances"] if pk else 0
+    t = Table(title=f"per keypoint, over the {matched} instance(s) matched at OKS 0.5")
+    for c, j in (("keypoint", "left"), ("sigma", "right"), ("GT labelled", "right"), ("in matched", "right"),
+                 ("found %", "right"), ("mean OKS", "right"), ("OKS>=0.5 %", "right"), ("error px", "right")):
+        t.add_column(c, justify=j)
+    for r in pk:
+        t.add_row(r["keypoint"], f"{r['sigma']:.3f}", str(r["gt_labelled"]), str(r["labelled"]),
+                  _fmt(r["found_rate"], True), _fmt(r["oks"]), _fmt(r["pck"], True),
+                  "-" if r["error_px"] is None else f"{r['error_px']:.1f}")
+    console.print(t)
+    console.print(f"{res['n_images']} image(s), {res['n_detections']} detection(s)")
+
+
+@cli.command("val")
+@click.option("--skeleton", "skeleton_spec", required=True, help="Skeleton file or template name.")
+@click.option("--checkpoint", type=click.Path(path_type=Path), required=True,
+              help="posedata checkpoint (or a reference-layout one whose heads fit the skeleton).")
+@click.option("--coco", "coco_json", type=click.Path(path_type=Path), required=True, help="COCO keypoint JSON (ground truth).")
+@click.option("--images", type=click.Path(path_type=Path), required=True, help="Images folder of the JSON.")
+@click.option("--multiscale", is_flag=True, help="Average scales 0.5, 1, 1.5, 2 (the reference's).")
+@click.option("--flip", is_flag=True, help="Average with the mirrored image, channels swapped by the flip map.")
+@click.option("--input-size", type=click.IntRange(32, 4096), default=368, show_default=True,
+              help="Network input height (images are scaled to it).")
+@click.option("--category", type=int, default=None, help="Keypoint category id (default: the only one, or all that share one keypoint list).")
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for results.json, metrics.json and overlay PNGs.")
+@click.option("--overlays", type=click.IntRange(0, 10000), default=4, show_default=True, help="Overlay PNGs to write.")
+@click.option("--force", is_flag=True, help="Replace existing outputs.")
+def val_cmd(skeleton_spec: str, checkpoint: Path, coco_json: Path, images: Path, multiscale: bool, flip: bool,
+            input_size: int, category: int | None, output: Path | None, overlays: int, force: bool) -> None:
+    """Evaluate a checkpoint on a COCO keypoint file: inference as the reference, grouping,
+    COCOeval with the skeleton's sigmas."""
+    from . import skeleton as S
+    from .io import check_output
+
+    sk = S.resolve(skeleton_spec)
+    if output is not None:
+        for p in (output / "results.json", output / "metrics.json"):
+            check_output(p, force)
+    from trainer import evaluate as E
+
+    model, desc = E.load_model(checkpoint, sk)
+    console.print(f"model: {checkpoint} ({desc})")
+    with _image_progress("val") as prog:
+        task = prog.add_task("val", total=None)
+        res = E.evaluate(model, sk, coco_json, images, input_size=input_size, multiscale=multiscale, flip=flip,
+                         out_dir=output, category_id=category, overlays=overlays,
+                         progress=lambda done, total: prog.update(task, completed=done, total=total))
+    opts = ", ".join(x for x in ("multiscale" if multiscale else "", "flip" if flip else "") if x)
+    print_val_report(res, f"{sk.name} on {coco_json.name}: COCOeval keypoints, input {input_size}"
+                          + (f", {opts}" if opts else ""))
+    if output is not None:
+        console.print(f"wrote {output}/results.json, metrics.json and {min(overlays, res['n_images'])} overlay PNG(s)")
+
+
+@cli.command("infer")
+@click.argument("source", metavar="IMAGE_OR_DIR", type=click.Path(path_type=Path))
+@click.option("--checkpoint", type=click.Path(path_type=Path), required=True, help="Model checkpoint.")
+@click.option("--skeleton", "skeleton_spec", required=True, help="Skeleton file or template name.")
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for one PNG per image and results.json.")
+@click.option("--multiscale", is_flag=True, help="Average scales 0.5, 1, 1.5, 2.")
+@click.option("--flip", is_flag=True, help="Average with the mirrored image.")
+@click.option("--input-size", type=click.IntRange(32, 4096), default=368, show_default=True)
+@click.option("--force", is_flag=True, help="Replace existing outputs.")
+def infer_cmd(source: Path, checkpoint: Path, skeleton_spec: str, output: Path, multiscale: bool, flip: bool,
+              input_size: int, force: bool) -> None:
+    """Detect poses in an image or a folder of images: drawn PNGs and a COCO-style JSON."""
+    from . import skeleton as S
+    from .io import check_output
+
+    sk = S.resolve(skeleton_spec)
+    from trainer import evaluate as E
+
+    paths = E.list_images(source)
+    check_output(output / "results.json", force)
+    for p in paths:
+        check_output(output / f"{p.stem}.png", force)
+    model, desc = E.load_model(checkpoint, sk)
+    console.print(f"model: {checkpoint} ({desc})")
+    with _image_progress("infer") as prog:
+        task = prog.add_task("infer", total=len(paths))
+        coco = E.infer(model, sk, paths, output, input_size=input_size, multiscale=multiscale, flip=flip,
+                       progress=lambda done, total: prog.update(task, completed=done))
+    per_image: dict[int, int] = {}
+    for a in coco["annotations"]:
+        per_image[a["image_id"]] = per_image.get(a["image_id"], 0) + 1
+    t = Table(title=f"{sk.name}: detections")
+    for c in ("image", "instances", "best score"):
+        t.add_column(c)
+    for im in coco["images"][:50]:
+        scores = [a["score"] for a in coco["annotations"] if a["image_id"] == im["id"]]
+        t.add_row(im["file_name"], str(per_image.get(im["id"], 0)), f"{max(scores):.2f}" if scores else "-")
+    console.print(t)
+    console.print(f"wrote {len(paths)} PNG(s) and {output / 'results.json'} ({len(coco['annotations'])} instances)")
+
+
+@export.command("onnx")
+@click.option("--checkpoint", type=click.Path(path_type=Path), required=True, help="Model checkpoint.")
+@click.option("--skeleton", "skeleton_spec", required=True, help="Skeleton file or template name.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="ONNX file to write.")
+@click.option("--input-size", type=click.IntRange(32, 4096), default=368, show_default=True,
+              help="Size of the square test input (height and width stay dynamic in the file).")
+@click.option("--force", is_flag=True, help="Replace an existing output.")
+def export_onnx_cmd(checkpoint: Path, skeleton_spec: str, output: Path, input_size: int, force: bool) -> None:
+    """Export the last stage (heatmaps, pafs) to ONNX, checked against PyTorch with onnxruntime."""
+    from . import skeleton as S
+    from .io import check_output
+
+    sk = S.resolve(skeleton_spec)
+    check_output(output, force)
+    from trainer import evaluate as E
+
+    model, desc = E.load_model(checkpoint, sk)
+    info = E.export_onnx(model, output, input_size)
+    console.print(f"wrote {output} ({info['bytes'] / 1e6:.1f} MB, opset {info['opset']}): input 'image' "
+                  f"(batch, 3, height, width), outputs 'heatmaps' {info['heatmaps_shape'][1]} and 'pafs' "
+                  f"{info['pafs_shape'][1]} channels at 1/8 resolution")
+    console.print(f"onnxruntime vs PyTorch on a {input_size}x{input_size} input: max |difference| "
+                  f"{info['max_abs_diff']:.2e} (tolerance 1e-4) [bold green]OK[/]")
+
+
+@export.command("reference")
+@click.option("--skeleton", "skeleton_spec", required=True, help="Skeleton file or template name.")
+def export_reference_cmd(skeleton_spec: str) -> None:
+    """Print the limb, PAF-channel and flip tables in the reference implementation's notation."""
+    from trainer.grouping import reference_text
+
+    from . import skeleton as S
+
+    click.echo(reference_text(S.resolve(skeleton_spec)))
 
 
 def main() -> None:

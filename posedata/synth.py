@@ -33,8 +33,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import secrets
 import shutil
-import tempfile
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -707,7 +707,7 @@ def generate(skeleton: Skeleton, out_dir: Path, n_images: int, size: tuple[int, 
         crowd_flags[n_images // 2] = True
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    tmp = _fresh_dir(out_dir, "tmp")
     try:
         (tmp / "images").mkdir()
         images, anns = [], []
@@ -756,13 +756,26 @@ def generate(skeleton: Skeleton, out_dir: Path, n_images: int, size: tuple[int, 
     return out_dir / "annotations.json"
 
 
+def _fresh_dir(out: Path, tag: str) -> Path:
+    """A new hidden sibling folder of out; unlike mkdtemp it gets the umask's usual permissions,
+    since it becomes the output."""
+    for _ in range(100):
+        p = out.parent / f".{out.name}.{os.getpid()}.{secrets.token_hex(4)}.{tag}"
+        try:
+            p.mkdir()
+            return p
+        except FileExistsError:
+            continue
+    raise InputError("cannot create a temporary folder next to the output", file=str(out))
+
+
 def _swap_in(tmp: Path, out: Path) -> None:
     """Move the finished folder into place; an old output is moved aside first, removed after."""
     if not out.exists():
         os.replace(tmp, out)
         return
     _check_replaceable(out)
-    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+    old = _fresh_dir(out, "old")
     os.replace(out, old / "previous")
     try:
         os.replace(tmp, out)
