@@ -277,3 +277,25 @@ def test_mutated_labels_raise_only_posedata_errors(tmp_path_factory, lines, yaml
         return
     for a in r.dataset.annotations:
         assert a.keypoints.shape == (4, 3) and np.isfinite(a.keypoints).all()
+
+
+def test_agrees_with_sleap_io(sk, tmp_path) -> None:
+    """sleap-io's Ultralytics reader wants the `<split>/images` layout; the same labels there read alike."""
+    sio = pytest.importorskip("sleap_io")
+    d = tmp_path / "ds"
+    (d / "train" / "images").mkdir(parents=True)
+    (d / "train" / "labels").mkdir(parents=True)
+    for n in ("a.png", "b.jpg"):
+        shutil.copy(YD / "images" / "train" / n, d / "train" / "images" / n)
+    # one class, and visibility 2 where the fixture has 0.9 (sleap-io truncates it to 0)
+    (d / "train" / "labels" / "a.txt").write_text((YD / "labels" / "train" / "a.txt").read_text().splitlines()[0] + "\n")
+    (d / "train" / "labels" / "b.txt").write_text((YD / "labels" / "train" / "b.txt").read_text().replace(" 0.9", " 2"))
+    (d / "data.yaml").write_text("path: .\ntrain: train/images\nkpt_shape: [4, 3]\nflip_idx: [0, 2, 1, 3]\n"
+                                 "names: [mouse]\n")
+    ours = [a.keypoints for a in Y.read(d / "data.yaml", sk, ImportOptions()).dataset.annotations]
+    theirs = [i.numpy() for lf in sio.load_ultralytics(str(d), split="train").labeled_frames for i in lf.instances]
+    assert len(ours) == len(theirs) == 2
+    for a, b in zip(ours, theirs, strict=True):
+        lab = a[:, 2] > 0
+        np.testing.assert_array_equal(lab, np.isfinite(b).all(axis=1))
+        np.testing.assert_allclose(a[lab, :2], b[lab], atol=1e-6)
