@@ -1,0 +1,471 @@
+"""COCO keypoint data -> the trainer's label file (`posedata.labels.Labels`).
+
+Semantics follow the reference's label step (prepare_train_labels) plus the clean-up and derived
+keypoints its training transform applies (ConvertKeypoints), so the trainer reads labels that
+need no further per-sample conversion:
+
+- a person is an annotation of the keypoint category with num_keypoints != 0 (recounted from
+  v > 0 when the field is missing) that is not a crowd annotation; crowd annotations of the
+  category give their segmentation to their image's crowd regions; images without a person are
+  dropped; persons are grouped per image, images in the order their first person appears (the
+  reference groups into a dict in file order);
+- keypoints: COCO visibility -> internal (2 -> 1 visible, 1 -> 0 occluded, anything else -> 2
+  absent); clean-up (a point at exactly (0, 0) or outside [0, w) x [0, h) becomes absent) on the
+  file's own keypoints; then the mapping into skeleton order by name and the derived keypoints
+  from the cleaned sources (mean; absent if any source is absent, visible if all are visible,
+  else occluded; absent if the mean falls outside the image). This is the reference's order:
+  its clean-up runs before the neck is computed;
+- samples ("main persons"): per image in file order, rejected when num_keypoints < min_keypoints
+  or area < min_area, or when the Euclidean distance from its bbox centre to the centre of an
+  already accepted person of the image is < dedup_ratio * that accepted person's bbox width.
+
+Raw COCO JSON is converted straight from its dicts (no per-annotation objects); a `Dataset`
+from an importer goes through the same array core. All per-keypoint work is done on one stacked
+(M, K, 3) array.
+"""
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from itertools import chain
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .coco import Dataset, from_coco, keypoint_category
+from .errors import InputError
+from .formats.base import ImportReport
+from .io import read_bytes
+from .labels import ABSENT, OCCLUDED, VISIBLE, Labels
+from .skeleton import Skeleton
+
+# reasons an annotation of the keypoint category is not a person instance
+DROP_CROWD = "crowd (iscrowd): kept as a crowd region"
+DROP_NO_KEYPOINTS = "num_keypoints == 0"
+DROP_UNKNOWN_IMAGE = "image_id not among the images (or the image has no usable size)"
+DROP_BAD_KEYPOINTS = "keypoints not 3*K finite numbers"
+DROP_BAD_BBOX = "bbox not 4 finite numbers"
+# rules that keep a person from being a training sample (it stays an instance)
+REJECT_MIN_KEYPOINTS = "min_keypoints"
+REJECT_MIN_AREA = "min_area"
+REJECT_DEDUP = "dedup"
+
+
+# --------------------------------------------------------------------- input
+@dataclass
+class Source:
+    """What convert reads: the raw COCO JSON when the input is a COCO file (None when an importer
+    produced the dataset), the dataset model (built lazily: raw COCO converts without it), the
+    input's sha256, and an importer's report if one ran."""
+
+    path: str
+    raw: dict[str, Any] | None
+    sha256: str
+    report: ImportReport | None = None
+    _dataset: Dataset | None = field(default=None, repr=False)
+
+    @property
+    def dataset(self) -> Dataset:
+        if self._dataset is None:
+            self._dataset = from_coco(self.raw, file=self.path)
+        return self._dataset
+
+    @property
+    def data(self) -> dict[str, Any] | Dataset:
+        """The cheapest input `to_labels` accepts."""
+        return self.raw if self.raw is not None else self.dataset
+
+
+def load_source(path: str | Path, skeleton: Skeleton | None = None, category_id: int | None = None) -> Source:
+    """Read convert's input. Today a COCO keypoint JSON; importers for tool exports plug in here
+    (they would set `_dataset` and `report` and leave `raw` None). The file is read once: hashed
+    and parsed from the same bytes."""
+    p = Path(path)
+    data = read_bytes(p)
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise InputError(f"not UTF-8 text (byte {e.start})", file=str(p)) from None
+    del data
+    if not text.strip():
+        raise InputError("empty file, expected COCO JSON", file=str(p))
+    # The parse allocates millions of containers; the cyclic GC would rescan them over and over
+    # (a third of the parse time, and again during the conversion) although parsed JSON cannot
+    # hold a cycle. So: no collection while parsing, then the parsed objects are frozen out of
+    # the collector's view (reference counting still frees them).
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(f"invalid JSON: {e.msg}", file=str(p), where=f"line {e.lineno} column {e.colno}") from None
+    except RecursionError:
+        raise InputError("invalid JSON: nested too deeply", file=str(p)) from None
+    finally:
+        gc.freeze()
+        if was_enabled:
+            gc.enable()
+    del text
+    if not isinstance(raw, dict):
+        raise InputError(f"expected a COCO object at the top level, got {type(raw).__name__}", file=str(p))
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(raw.get(key), list):
+            raise InputError(f"expected a list under {key!r}", file=str(p), where=key)
+    return Source(path=str(p), raw=raw, sha256=digest)
+
+
+# ------------------------------------------------------------------ columns
+@dataclass
+class _Columns:
+    """Person instances of one category as arrays, in file order, plus crowd regions."""
+
+    ids: np.ndarray  # (M,) int64
+    image_ids: np.ndarray  # (M,) int64
+    keypoints: np.ndarray  # (M, Kc, 3) float64, file order, COCO visibility
+    bbox: np.ndarray  # (M, 4) float64
+    area: np.ndarray  # (M,) float64
+    num_keypoints: np.ndarray  # (M,) int64
+    crowd: list[tuple[int, Any]]  # (image_id, segmentation) in file order
+    images: dict[int, tuple[str, int, int]]  # id -> (file_name, width, height)
+    n_images: int
+    n_annotations: int
+    n_other_category: int
+    dropped: Counter
+    area_from_bbox: int = 0
+    recounted: int = 0
+
+
+def _int_or_none(v: Any) -> int | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not float(v).is_integer():
+        return None
+    return int(v)
+
+
+def _ints(values: list[Any]) -> list[int | None]:
+    """_int_or_none over a column, with a fast pass when every value is already an int."""
+    if all(type(v) is int for v in values):
+        return values
+    return [_int_or_none(v) for v in values]
+
+
+def _image_table(images: list[Any]) -> dict[int, tuple[str, int, int]]:
+    """id -> (file_name, width, height); entries without an integer id or a positive size are
+    left out (their persons are dropped). A repeated id keeps the last entry, as the reference."""
+    table: dict[int, tuple[str, int, int]] = {}
+    ims = [im for im in images if type(im) is dict]
+    ids = _ints([im.get("id") for im in ims])
+    ws = _ints([im.get("width") for im in ims])
+    hs = _ints([im.get("height") for im in ims])
+    for im, iid, w, h in zip(ims, ids, ws, hs):
+        if iid is None or w is None or h is None or w <= 0 or h <= 0:
+            continue
+        table[iid] = (str(im.get("file_name", "")), w, h)
+    return table
+
+
+def _stack_numbers(rows: list[Any], width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(N, width) float64 from lists of numbers, and a mask of the rows that were usable
+    (a list of exactly `width` finite numbers). Fast path: one np.fromiter over all rows."""
+    n = len(rows)
+    if all(type(r) is list for r in rows):
+        ok = np.fromiter(map(len, rows), dtype=np.int64, count=n) == width
+    else:
+        ok = np.fromiter((type(r) is list and len(r) == width for r in rows), dtype=bool, count=n)
+    out = np.zeros((n, width), dtype=np.float64)
+    good = [r for r, k in zip(rows, ok) if k] if not ok.all() else rows
+    try:
+        vals = np.fromiter(chain.from_iterable(good), dtype=np.float64, count=len(good) * width)
+        out[ok] = vals.reshape(-1, width)
+    except (TypeError, ValueError):
+        # some row holds a non-number: find which, row by row (slow path, bad data only)
+        for i in np.flatnonzero(ok):
+            try:
+                out[i] = np.asarray(rows[i], dtype=np.float64)
+            except (TypeError, ValueError):
+                ok[i] = False
+    ok &= np.isfinite(out).all(axis=1)
+    return out, ok
+
+
+def _finish_columns(ids: list[int | None], image_ids: list[int | None], kp_rows: list[Any], bbox_rows: list[Any],
+                    areas: list[Any], nks: list[Any], kc: int, images: dict[int, tuple[str, int, int]],
+                    dropped: Counter, crowd: list[tuple[int, Any]], n_images: int, n_ann: int,
+                    n_other: int, flat_keypoints: bool) -> _Columns:
+    """Shared tail of both extractors: stack, recount, drop what cannot be represented."""
+    m = len(ids)
+    if flat_keypoints:
+        kp, kp_ok = _stack_numbers(kp_rows, 3 * kc)
+    else:  # Dataset path: (n, 3) arrays
+        kp = np.zeros((m, 3 * kc), dtype=np.float64)
+        kp_ok = np.zeros(m, dtype=bool)
+        for i, a in enumerate(kp_rows):
+            if a is not None and a.shape == (kc, 3):
+                kp[i] = a.reshape(-1)
+                kp_ok[i] = True
+        kp_ok &= np.isfinite(kp).all(axis=1)
+    kp = kp.reshape(m, kc, 3)
+    bbox, bb_ok = _stack_numbers(bbox_rows, 4)
+    if all(type(a) is float or type(a) is int for a in areas):
+        area = np.array(areas, dtype=np.float64).reshape(m)
+    else:
+        area = np.array([float(a) if isinstance(a, (int, float)) and not isinstance(a, bool) else np.nan for a in areas],
+                        dtype=np.float64).reshape(m)
+    no_area = ~np.isfinite(area)
+    area[no_area] = bbox[no_area, 2] * bbox[no_area, 3]
+    nk_vals = _ints(nks)
+    missing = np.fromiter((v is None for v in nk_vals), dtype=bool, count=m)
+    nk = np.fromiter((0 if v is None else v for v in nk_vals), dtype=np.int64, count=m)
+    nk[missing] = (kp[missing, :, 2] > 0).sum(axis=1)
+    # an unusable id stays -1 (nothing needs it); an unusable image_id is an unknown image
+    known = np.fromiter((i is not None and i in images for i in image_ids), dtype=bool, count=m)
+    ids_a = np.fromiter((-1 if i is None else i for i in ids), dtype=np.int64, count=m)
+    img_a = np.fromiter((-1 if i is None else i for i in image_ids), dtype=np.int64, count=m)
+
+    keep = np.ones(m, dtype=bool)
+    for mask, reason in ((~known, DROP_UNKNOWN_IMAGE), (~kp_ok, DROP_BAD_KEYPOINTS), (~bb_ok, DROP_BAD_BBOX),
+                         (nk == 0, DROP_NO_KEYPOINTS)):
+        hit = keep & mask
+        if hit.any():
+            dropped[reason] += int(hit.sum())
+        keep &= ~mask
+    return _Columns(
+        ids=ids_a[keep], image_ids=img_a[keep], keypoints=kp[keep], bbox=bbox[keep], area=area[keep],
+        num_keypoints=nk[keep], crowd=crowd, images=images, n_images=n_images, n_annotations=n_ann,
+        n_other_category=n_other, dropped=dropped, area_from_bbox=int((no_area & keep).sum()),
+        recounted=int((missing & keep).sum()))
+
+
+def _columns_from_coco(data: dict[str, Any], cat_id: int, kc: int, file: str | None) -> _Columns:
+    anns = data["annotations"]
+    images = _image_table(data["images"])
+    dropped: Counter = Counter()
+    crowd: list[tuple[int, Any]] = []
+    persons: list[dict[str, Any]] = []
+    n_other = 0
+    for i, a in enumerate(anns):
+        if type(a) is not dict:
+            raise InputError(f"expected an annotation object, got {type(a).__name__}", file=file, where=f"annotations[{i}]")
+        if a.get("category_id") != cat_id:
+            n_other += 1
+        elif a.get("iscrowd"):
+            dropped[DROP_CROWD] += 1
+            if _int_or_none(a.get("image_id")) is not None:
+                crowd.append((int(a["image_id"]), a.get("segmentation")))
+        elif a.get("num_keypoints", 1) == 0:
+            # the common case, cut early; a missing field is recounted later
+            dropped[DROP_NO_KEYPOINTS] += 1
+        else:
+            persons.append(a)
+    return _finish_columns(
+        _ints([a.get("id") for a in persons]), _ints([a.get("image_id") for a in persons]), [a.get("keypoints") for a in persons], [a.get("bbox") for a in persons],
+        [a.get("area") for a in persons], [a.get("num_keypoints") for a in persons], kc, images, dropped, crowd,
+        len(data["images"]), len(anns), n_other, flat_keypoints=True)
+
+
+def _columns_from_dataset(ds: Dataset, cat_id: int, kc: int) -> _Columns:
+    images = {im.id: (im.file_name, im.width, im.height) for im in ds.images if im.width > 0 and im.height > 0}
+    dropped: Counter = Counter()
+    crowd: list[tuple[int, Any]] = []
+    persons = []
+    n_other = 0
+    for a in ds.annotations:
+        if a.category_id != cat_id:
+            n_other += 1
+        elif a.iscrowd:
+            dropped[DROP_CROWD] += 1
+            crowd.append((a.image_id, a.segmentation))
+        elif a.num_keypoints == 0:
+            dropped[DROP_NO_KEYPOINTS] += 1
+        else:
+            persons.append(a)
+    return _finish_columns(
+        [a.id for a in persons], [a.image_id for a in persons], [a.keypoints for a in persons],
+        [list(a.bbox) if a.bbox is not None else None for a in persons], [a.area for a in persons],
+        [a.num_keypoints for a in persons], kc, images, dropped, crowd, len(ds.images), len(ds.annotations),
+        n_other, flat_keypoints=False)
+
+
+# ---------------------------------------------------------------- keypoints
+def internal_visibility(v: np.ndarray) -> np.ndarray:
+    """COCO v -> internal: 2 -> 1 (visible), 1 -> 0 (occluded), anything else -> 2 (absent)."""
+    out = np.full(v.shape, ABSENT, dtype=np.int8)
+    out[v == 2] = VISIBLE
+    out[v == 1] = OCCLUDED
+    return out
+
+
+def outside(x: np.ndarray, y: np.ndarray, w: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """Points outside [0, w) x [0, h) (arrays broadcast)."""
+    return (x < 0) | (x >= w) | (y < 0) | (y >= h)
+
+
+def map_keypoints(kp: np.ndarray, wh: np.ndarray, skeleton: Skeleton, src_index: np.ndarray,
+                  dtype: type = np.float32) -> np.ndarray:
+    """(M, Kc, 3) file-order keypoints with COCO visibility and (M, 2) image sizes -> (M, K, 3)
+    skeleton-order keypoints with internal visibility, clean-up applied, derived keypoints filled.
+    Arithmetic is float64 (the reference's Python floats); only the result is cast to dtype."""
+    m = kp.shape[0]
+    x = np.ascontiguousarray(kp[:, :, 0])
+    y = np.ascontiguousarray(kp[:, :, 1])
+    v = internal_visibility(kp[:, :, 2])
+    w = wh[:, 0:1].astype(np.float64)
+    h = wh[:, 1:2].astype(np.float64)
+    v[((x == 0) & (y == 0)) | outside(x, y, w, h)] = ABSENT
+    out = np.empty((m, skeleton.num_keypoints, 3), dtype=dtype)
+    direct = np.flatnonzero(src_index >= 0)
+    src = src_index[direct]
+    out[:, direct, 0] = x[:, src]
+    out[:, direct, 1] = y[:, src]
+    out[:, direct, 2] = v[:, src]
+    for d in skeleton.derived:
+        srcs = src_index[[skeleton.index(s) for s in d.mean_of]]
+        # sum then divide: for two sources this is the reference's (a + b) / 2, bit for bit
+        mx = x[:, srcs].sum(axis=1) / len(srcs)
+        my = y[:, srcs].sum(axis=1) / len(srcs)
+        sv = v[:, srcs]
+        dv = np.full(m, OCCLUDED, dtype=np.int8)
+        dv[(sv == VISIBLE).all(axis=1)] = VISIBLE
+        dv[(sv == ABSENT).any(axis=1) | outside(mx, my, w[:, 0], h[:, 0])] = ABSENT
+        j = skeleton.index(d.name)
+        out[:, j, 0] = mx
+        out[:, j, 1] = my
+        out[:, j, 2] = dv
+    return out
+
+
+# ------------------------------------------------------------------ samples
+def select_samples(image_rank: np.ndarray, num_keypoints: np.ndarray, area: np.ndarray, bbox: np.ndarray,
+                   min_keypoints: int = 5, min_area: float = 32 * 32, dedup_ratio: float = 0.3
+                   ) -> tuple[np.ndarray, Counter]:
+    """Indices of the main persons, in instance order, and counts of rejections by rule.
+
+    Instances must be grouped by image (image_rank non-decreasing) and in file order within an
+    image. The threshold rules are vectorised; de-duplication is sequential by nature (it
+    depends on what was accepted before), so it loops only over images with 2+ candidates, in
+    Python floats with the reference's own arithmetic so ties break identically."""
+    rejected: Counter = Counter()
+    few = num_keypoints < min_keypoints
+    small = ~few & (area < min_area)
+    rejected[REJECT_MIN_KEYPOINTS] = int(few.sum())
+    rejected[REJECT_MIN_AREA] = int(small.sum())
+    cand = np.flatnonzero(~few & ~small)
+    if len(cand) == 0:
+        rejected[REJECT_DEDUP] = 0
+        return cand.astype(np.int64), rejected
+    ranks = image_rank[cand]
+    starts = np.flatnonzero(np.r_[True, ranks[1:] != ranks[:-1]])
+    sizes = np.diff(np.r_[starts, len(cand)])
+    keep = np.ones(len(cand), dtype=bool)
+    multi = np.flatnonzero(sizes > 1)
+    if len(multi):
+        b = bbox[cand].tolist()
+        for g in multi.tolist():
+            s, e = int(starts[g]), int(starts[g] + sizes[g])
+            accepted: list[tuple[float, float, float]] = []
+            for i in range(s, e):
+                x, y, w, h = b[i]
+                cx, cy = x + w / 2, y + h / 2
+                close = False
+                for px, py, pw in accepted:
+                    if ((cx - px) ** 2 + (cy - py) ** 2) ** 0.5 < pw * dedup_ratio:
+                        close = True
+                        break
+                if close:
+                    keep[i] = False
+                else:
+                    accepted.append((cx, cy, w))
+    rejected[REJECT_DEDUP] = int((~keep).sum())
+    return cand[keep].astype(np.int64), rejected
+
+
+# ------------------------------------------------------------------ convert
+def to_labels(ds: Dataset | dict[str, Any], skeleton: Skeleton, category_id: int | None = None,
+              min_keypoints: int = 5, min_area: float = 32 * 32, dedup_ratio: float = 0.3,
+              source: str | None = None, source_sha256: str | None = None) -> Labels:
+    """Convert a Dataset (or raw COCO JSON that passed validation) into the trainer's labels.
+
+    Annotations that cannot be represented (unknown image, keypoints that are not 3*K finite
+    numbers, no usable bbox) are dropped and counted in `labels.extra["stats"]`; a missing area
+    is taken from the bbox and a missing num_keypoints recounted, both counted too."""
+    if isinstance(ds, Dataset):
+        cat = ds.category(category_id)
+        cat_id, cat_name, names = cat.id, cat.name, list(cat.keypoints)
+        src_index = skeleton.source_index(names)
+        cols = _columns_from_dataset(ds, cat_id, len(names))
+    elif isinstance(ds, dict):
+        cat_d = keypoint_category(ds, category_id, file=source)
+        cat_id = _int_or_none(cat_d.get("id"))
+        if cat_id is None:
+            raise InputError(f"category id must be an integer, got {cat_d.get('id')!r}", file=source, where="categories")
+        cat_name, names = str(cat_d.get("name", "")), [str(k) for k in cat_d["keypoints"]]
+        src_index = skeleton.source_index(names)
+        for key in ("images", "annotations"):
+            if not isinstance(ds.get(key), list):
+                raise InputError(f"expected a list under {key!r}", file=source, where=key)
+        cols = _columns_from_coco(ds, cat_id, len(names), source)
+    else:
+        raise TypeError(f"to_labels takes a Dataset or a COCO dict, not {type(ds).__name__}")
+
+    # images in the order their first person appears; instances grouped by image, file order within
+    m = len(cols.ids)
+    uniq, first = np.unique(cols.image_ids, return_index=True)
+    order = np.argsort(first, kind="stable")
+    image_ids = uniq[order]
+    rank_of = np.empty(len(uniq), dtype=np.int64)
+    rank_of[order] = np.arange(len(uniq))
+    rank = rank_of[np.searchsorted(uniq, cols.image_ids)] if m else np.zeros(0, dtype=np.int64)
+    perm = np.argsort(rank, kind="stable")
+    rank = rank[perm]
+    info = [cols.images[int(i)] for i in image_ids]
+    widths = np.array([t[1] for t in info], dtype=np.int64).reshape(-1)
+    heights = np.array([t[2] for t in info], dtype=np.int64).reshape(-1)
+
+    kp_src = cols.keypoints[perm]
+    wh = np.stack([widths[rank], heights[rank]], axis=1) if m else np.zeros((0, 2), dtype=np.int64)
+    kps = map_keypoints(kp_src, wh, skeleton, src_index)
+    bbox = cols.bbox[perm]
+    area = cols.area[perm]
+    nk = cols.num_keypoints[perm]
+    samples, rejected = select_samples(rank, nk, area, bbox, min_keypoints, min_area, dedup_ratio)
+
+    pos = {int(i): r for r, i in enumerate(image_ids.tolist())}
+    crowd: list[list[Any]] = [[] for _ in range(len(image_ids))]
+    n_crowd = 0
+    for iid, seg in cols.crowd:
+        r = pos.get(iid)
+        if r is not None:
+            crowd[r].append(seg)
+            n_crowd += 1
+    stats = {
+        "images_in_file": cols.n_images,
+        "images": int(len(image_ids)),
+        "images_without_person": int(cols.n_images - len(image_ids)),
+        "annotations": cols.n_annotations,
+        "other_category": cols.n_other_category,
+        "instances": int(m),
+        "samples": int(len(samples)),
+        "dropped": dict(cols.dropped),
+        "rejected": dict(rejected),
+        "crowd_regions": n_crowd,
+        "crowd_regions_unused": len(cols.crowd) - n_crowd,
+        "area_from_bbox": cols.area_from_bbox,
+        "num_keypoints_recounted": cols.recounted,
+    }
+    settings = {
+        "min_keypoints": int(min_keypoints), "min_area": float(min_area), "dedup_ratio": float(dedup_ratio),
+        "category_id": int(cat_id), "category_name": cat_name, "source_keypoints": names,
+        "source": source, "source_sha256": source_sha256,
+    }
+    return Labels(
+        fingerprint=skeleton.fingerprint, skeleton_name=skeleton.name, keypoint_names=list(skeleton.keypoints),
+        settings=settings, image_ids=image_ids.astype(np.int64), file_names=[t[0] for t in info],
+        widths=widths.astype(np.int32), heights=heights.astype(np.int32), crowd=crowd,
+        inst_image=rank.astype(np.int32), inst_ids=cols.ids[perm], keypoints=kps.astype(np.float32),
+        bbox=bbox.astype(np.float32), area=area.astype(np.float32), num_keypoints=nk.astype(np.int32),
+        samples=samples.astype(np.int32), extra={"stats": stats},
+    )

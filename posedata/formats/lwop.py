@@ -1,0 +1,189 @@
+"""The reference's prepared-label pickle (its prepare_train_labels output), for users who keep the
+original trainer. posedata only writes this format; it never loads a pickle.
+
+Records are built from the raw COCO dicts exactly as the reference builds them, so the pickle
+is equal in structure, key order, value types and object sharing (bbox lists are the
+annotation's own list, an image's crowd list is shared by its records): the same input gives
+the same bytes as the reference's script on the same Python. Keypoints stay in the file's own
+order (the reference reorders at training time); visibility becomes internal (COCO 2 -> 1,
+1 -> 0, anything else -> 2); no clean-up is applied (the reference does that at training time).
+
+Where the reference would crash (a missing key) this raises a located InputError instead, with
+two lenient exceptions: a missing `iscrowd` counts as 0 and a missing `num_keypoints` is
+recounted from v > 0 (the record then carries the recount). Persons and crowd regions are taken
+from the chosen keypoint category only; for a COCO person-keypoints file (one category) that is
+every annotation, as in the reference.
+"""
+from __future__ import annotations
+
+import gc
+import pickle
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ..coco import keypoint_category
+from ..errors import InputError
+from ..io import atomic_write_bytes
+
+NET_INPUT_SIZE = 368
+
+
+def _person_keypoints(kp: list[Any]) -> list[list[Any]]:
+    out = []
+    for i in range(len(kp) // 3):
+        v = kp[i * 3 + 2]
+        out.append([kp[i * 3], kp[i * 3 + 1], 0 if v == 1 else 1 if v == 2 else 2])
+    return out
+
+
+def _num_keypoints(a: dict[str, Any]) -> Any:
+    nk = a.get("num_keypoints")
+    if nk is None:
+        kp = a.get("keypoints")
+        if not isinstance(kp, list):
+            return 0
+        return sum(1 for v in kp[2::3] if isinstance(v, (int, float)) and v > 0)
+    return nk
+
+
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    """Millions of small acyclic lists and dicts: the cyclic collector would only rescan them."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def lwop_records(data: dict[str, Any], category_id: int | None = None, *, min_keypoints: int = 5,
+                 min_area: float = 32 * 32, dedup_ratio: float = 0.3, net_input_size: int = NET_INPUT_SIZE,
+                 file: str | None = None) -> list[dict[str, Any]]:
+    """The list of dicts the reference's label script pickles for this COCO JSON."""
+    with _no_gc():
+        return _records(data, category_id, min_keypoints, min_area, dedup_ratio, net_input_size, file)
+
+
+def _records(data: dict[str, Any], category_id: int | None, min_keypoints: int, min_area: float,
+             dedup_ratio: float, net_input_size: int, file: str | None) -> list[dict[str, Any]]:
+    cat = keypoint_category(data, category_id, file=file)
+    cat_id = cat.get("id")
+    anns = data.get("annotations")
+    if not isinstance(anns, list) or not isinstance(data.get("images"), list):
+        raise InputError("expected lists under 'images' and 'annotations'", file=file)
+
+    # persons per image in file order (dict: images in order of their first person), then
+    # crowd segmentations attached to images that have a person, as the reference does
+    per_image: dict[Any, list[Any]] = {}
+    where: dict[int, int] = {}  # id(annotation) -> index, for located errors
+    crowd: dict[Any, list[Any]] = {}
+    for i, a in enumerate(anns):
+        if not isinstance(a, dict):
+            raise InputError(f"expected an annotation object, got {type(a).__name__}", file=file, where=f"annotations[{i}]")
+        if a.get("category_id") != cat_id:
+            continue
+        if "image_id" not in a:
+            raise InputError("annotation lacks image_id", file=file, where=f"annotations[{i}]")
+        if a.get("iscrowd", 0):
+            crowd.setdefault(a["image_id"], []).append(a.get("segmentation"))
+        elif _num_keypoints(a) != 0:
+            per_image.setdefault(a["image_id"], [[], []])[0].append(a)
+            where[id(a)] = i
+    for image_id, segs in crowd.items():
+        if image_id in per_image:
+            per_image[image_id][1] = segs
+    images_info: dict[Any, dict[str, Any]] = {}
+    for j, im in enumerate(data["images"]):
+        if not isinstance(im, dict) or "id" not in im:
+            raise InputError("expected an image object with an id", file=file, where=f"images[{j}]")
+        images_info[im["id"]] = im
+
+    def need(a: dict[str, Any], key: str) -> Any:
+        if key not in a:
+            raise InputError(f"annotation lacks {key}", file=file, where=f"annotations[{where[id(a)]}]")
+        return a[key]
+
+    def bbox_of(a: dict[str, Any]) -> list[Any]:
+        b = need(a, "bbox")
+        if not (isinstance(b, list) and len(b) == 4 and all(isinstance(v, (int, float)) for v in b)):
+            raise InputError(f"bbox must be 4 numbers, got {b!r}", file=file, where=f"annotations[{where[id(a)]}].bbox")
+        return b
+
+    def keypoints_of(a: dict[str, Any]) -> list[list[Any]]:
+        kp = need(a, "keypoints")
+        if not isinstance(kp, list):
+            raise InputError("keypoints must be a list", file=file, where=f"annotations[{where[id(a)]}].keypoints")
+        return _person_keypoints(kp)
+
+    # each person's fields checked and its keypoints converted once; every record still gets
+    # fresh objpos and keypoint lists (the reference builds them anew per record, and its
+    # training transforms mutate them in place)
+    prepared: dict[int, tuple[list[Any], Any, Any, list[list[Any]]]] = {}
+
+    def person(a: dict[str, Any]) -> tuple[list[Any], Any, Any, list[list[Any]]]:
+        p = prepared.get(id(a))
+        if p is None:
+            p = prepared[id(a)] = (bbox_of(a), need(a, "area"), _num_keypoints(a), keypoints_of(a))
+        return p
+
+    records: list[dict[str, Any]] = []
+    for persons, segmentations in per_image.values():
+        previous_centers: list[tuple[Any, Any, Any, Any]] = []
+        for a in persons:
+            nk = _num_keypoints(a)
+            if nk < min_keypoints or need(a, "area") < min_area:
+                continue
+            bbox, area, nk, kps = person(a)
+            center = [bbox[0] + bbox[2] / 2, bbox[1] + bbox[3] / 2]
+            if any(((center[0] - px) ** 2 + (center[1] - py) ** 2) ** 0.5 < pw * dedup_ratio
+                   for px, py, pw, _ in previous_centers):
+                continue
+            info = images_info.get(a["image_id"])
+            if info is None:
+                raise InputError(f"image_id {a['image_id']!r} is not among the images", file=file,
+                                 where=f"annotations[{where[id(a)]}].image_id")
+            record = {
+                "img_paths": info["file_name"],
+                "img_width": info["width"],
+                "img_height": info["height"],
+                "objpos": center,
+                "image_id": a["image_id"],
+                "bbox": bbox,
+                "segment_area": area,
+                "scale_provided": bbox[3] / net_input_size,
+                "num_keypoints": nk,
+                "segmentations": segmentations,
+                "keypoints": [list(k) for k in kps],
+            }
+            others = []
+            for o in persons:
+                # the reference skips by dict equality, so an identical duplicate is skipped too
+                if o is a or o == a:
+                    continue
+                ob, oarea, onk, okps = person(o)
+                others.append({
+                    "objpos": [ob[0] + ob[2] / 2, ob[1] + ob[3] / 2],
+                    "bbox": ob,
+                    "segment_area": oarea,
+                    "scale_provided": ob[3] / net_input_size,
+                    "num_keypoints": onk,
+                    "keypoints": [list(k) for k in okps],
+                })
+            record["processed_other_annotations"] = others
+            records.append(record)
+            previous_centers.append((center[0], center[1], bbox[2], bbox[3]))
+    return records
+
+
+def write_lwop_pickle(data: dict[str, Any], path: str | Path, category_id: int | None = None, *,
+                      file: str | None = None, **rules: Any) -> int:
+    """Write the reference's prepared-label pickle atomically; returns the number of samples."""
+    records = lwop_records(data, category_id, file=file, **rules)
+    with _no_gc():
+        blob = pickle.dumps(records, protocol=pickle.DEFAULT_PROTOCOL)
+    atomic_write_bytes(path, blob)
+    return len(records)
