@@ -77,6 +77,8 @@ def _parse_xml(path: Path) -> ET.Element:
         msg = str(e).split(":")[0]
         raise InputError(f"invalid XML: {msg}", file=str(path),
                          where=f"line {line} column {col}" if line else None) from None
+    except (LookupError, ValueError) as e:  # e.g. an unknown encoding in the XML declaration
+        raise InputError(f"invalid XML: {e}", file=str(path)) from None
 
 
 def _float(v: str | None, file: str, where: str) -> float:
