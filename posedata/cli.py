@@ -484,7 +484,16 @@ def import_cmd(fmt: str, input_path: Path, skeleton_spec: str, output: Path, ima
                          drop_unlabelled=drop_unlabelled, keep_empty=keep_empty)
     result = import_file(fmt, input_path, sk, opts)
     print_import_report(result.report)
-    findings = validate_result(result, sk, opts, file=str(output))
+    if images is not None and result.dataset.images:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        with Progress(TextColumn("validating: reading image headers"), BarColumn(), MofNCompleteColumn(),
+                      TimeRemainingColumn(), console=console, transient=True) as bar:
+            task = bar.add_task("images", total=len(result.dataset.images))
+            findings = validate_result(result, sk, opts, file=str(output),
+                                       progress=lambda done, total: bar.update(task, completed=done, total=total))
+    else:
+        findings = validate_result(result, sk, opts, file=str(output))
     print_findings(findings, title="validate (imported data)")
     data = result.dataset.to_coco()
     if has_errors(findings):
@@ -1009,6 +1018,119 @@ def export_reference_cmd(skeleton_spec: str) -> None:
     from . import skeleton as S
 
     click.echo(reference_text(S.resolve(skeleton_spec)))
+
+
+# -------------------------------------------------------------------- convert
+@cli.command("convert")
+@click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--skeleton", "skeleton_spec", required=True, help="Skeleton file or template name.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="File to write.")
+@click.option("--format", "fmt", type=click.Choice(["labels", "lwop-pickle"]), default="labels", show_default=True,
+              help="labels: posedata's label file (.npz, no pickle). lwop-pickle: the reference trainer's "
+                   "prepared-label pickle, keypoints in the file's own order.")
+@click.option("--category", type=int, default=None, help="Keypoint category id (default: the only one).")
+@click.option("--min-keypoints", type=click.IntRange(0, None), default=5, show_default=True,
+              help="A training sample needs at least this num_keypoints.")
+@click.option("--min-area", type=click.FloatRange(0, None), default=32 * 32, show_default=True,
+              help="A training sample needs at least this area.")
+@click.option("--dedup", type=click.FloatRange(0, None), default=0.3, show_default=True,
+              help="Skip a sample whose bbox centre is closer than this x an accepted sample's bbox width.")
+@click.option("--images", type=click.Path(file_okay=False, path_type=Path),
+              help="Images folder: validation also checks the files and their sizes.")
+@click.option("--force", is_flag=True, help="Replace an existing output, and convert even when validate reports errors.")
+def convert_cmd(data: Path, skeleton_spec: str, output: Path, fmt: str, category: int | None, min_keypoints: int,
+                min_area: float, dedup: float, images: Path | None, force: bool) -> None:
+    """Convert COCO keypoint DATA into training labels, after validating it.
+
+    Exit 1 (nothing written) when validate reports errors, unless --force. Exit 2 when DATA or the
+    skeleton cannot be read, or the output exists without --force.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from . import skeleton as S
+    from . import validate as V
+    from .convert import load_source, to_labels
+    from .errors import InputError
+    from .findings import has_errors
+    from .io import check_output
+    from .labels import save
+
+    check_output(output, force)
+    sk = S.resolve(skeleton_spec)
+    if images is not None and not images.is_dir():
+        raise InputError("images folder not found", file=str(images))
+    if output.resolve() == data.resolve():
+        raise InputError("the output must be a new file; the input is never modified", file=str(output))
+    steps = ["reading", "validating", "converting", "writing"]
+    with Progress(TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err_console, transient=True) as bar:
+        task = bar.add_task(steps[0], total=len(steps))
+        src = load_source(data, sk, category)
+        raw = src.raw if src.raw is not None else src.dataset.to_coco()
+        bar.update(task, advance=1, description=steps[1])
+        img_task = bar.add_task("image files", total=None, visible=images is not None)
+        findings = V.validate_coco(raw, sk, file=str(data), images=images, category_id=category,
+                                   progress=lambda done, total: bar.update(img_task, completed=done, total=total))
+        bar.update(img_task, visible=False)
+        blocked = has_errors(findings) and not force
+        if not blocked:
+            bar.update(task, advance=1, description=steps[2])
+            labels = to_labels(src.data, sk, category, min_keypoints, min_area, dedup, source=str(data),
+                               source_sha256=src.sha256)
+            bar.update(task, advance=1, description=steps[3])
+            if fmt == "labels":
+                if images is not None:
+                    labels.settings["images"] = str(images)
+                save(labels, output)
+                written = labels.num_samples
+            else:
+                from .formats.lwop import write_lwop_pickle
+
+                written = write_lwop_pickle(raw, output, labels.settings["category_id"], file=str(data),
+                                            min_keypoints=min_keypoints, min_area=min_area, dedup_ratio=dedup)
+            bar.update(task, advance=1)
+    n_err = sum(f.severity == "error" for f in findings)
+    if blocked:
+        print_validate_summary(findings, V.CHECKS, 3, title=f"validate {data} (skeleton {sk.name})")
+        console.print(f"[bold red]FAIL[/] {data}: {n_err} error(s); nothing written. Fix the data "
+                      f"(`posedata validate --fix`) or pass --force to convert anyway.", soft_wrap=True)
+        sys.exit(1)
+    if n_err:
+        console.print(f"[yellow]warning:[/] converting despite {n_err} validation error(s) (--force)")
+    print_convert_summary(labels.extra["stats"], labels.settings)
+    what = "samples" if fmt == "labels" else "records (reference pickle)"
+    console.print(f"[bold green]wrote[/] {output}: {written} {what}, {labels.num_images} images, "
+                  f"{len(labels.inst_ids)} instances; skeleton {sk.name} ({sk.fingerprint})", soft_wrap=True)
+
+
+def print_convert_summary(stats: dict[str, Any], settings: dict[str, Any]) -> None:
+    """What convert kept and why the rest was left out."""
+    t = Table(title="convert")
+    t.add_column("")
+    t.add_column("count", justify="right")
+    t.add_row("images in file", str(stats["images_in_file"]))
+    t.add_row("  dropped: no person", str(stats["images_without_person"]))
+    t.add_row("images kept", str(stats["images"]))
+    t.add_row("annotations", str(stats["annotations"]))
+    if stats["other_category"]:
+        t.add_row("  other categories", str(stats["other_category"]))
+    for reason, n in sorted(stats["dropped"].items()):
+        t.add_row(f"  not an instance: {reason}", str(n))
+    t.add_row("instances (persons)", str(stats["instances"]))
+    rules = {"min_keypoints": f"num_keypoints < {settings['min_keypoints']}",
+             "min_area": f"area < {settings['min_area']:g}",
+             "dedup": f"centre within {settings['dedup_ratio']:g} x width of an accepted sample"}
+    for rule, n in stats["rejected"].items():
+        t.add_row(f"  not a sample: {rules.get(rule, rule)}", str(n))
+    t.add_row("training samples", str(stats["samples"]))
+    t.add_row("crowd regions (loss masks)", str(stats["crowd_regions"]))
+    if stats["crowd_regions_unused"]:
+        t.add_row("  crowd regions on dropped images", str(stats["crowd_regions_unused"]))
+    if stats["area_from_bbox"]:
+        t.add_row("area taken from bbox", str(stats["area_from_bbox"]))
+    if stats["num_keypoints_recounted"]:
+        t.add_row("num_keypoints recounted", str(stats["num_keypoints_recounted"]))
+    console.print(t)
 
 
 def main() -> None:

@@ -29,6 +29,7 @@ import gc
 import hashlib
 import json
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
@@ -73,6 +74,10 @@ class Source:
         if self._dataset is None:
             self._dataset = from_coco(self.raw, file=self.path)
         return self._dataset
+
+    def __iter__(self) -> Iterator[Any]:
+        """Unpacks as (raw, dataset, report)."""
+        return iter((self.raw, self.dataset, self.report))
 
     @property
     def data(self) -> dict[str, Any] | Dataset:
