@@ -79,13 +79,14 @@ def import_file(fmt: str, path: Path, skeleton: Skeleton, options: ImportOptions
 
 
 def validate_result(result: ImportResult, skeleton: Skeleton, options: ImportOptions,
-                    file: str | None = None) -> list:
-    """validate's findings on the imported data, exactly as `posedata validate` would see it."""
+                    file: str | None = None, progress: Any = None) -> list:
+    """validate's findings on the imported data, exactly as `posedata validate` would see it
+    (image files included when --images is given; progress(done, total) while reading them)."""
     from .validate import validate_coco
 
     data = result.dataset.to_coco()
     cat = result.dataset.categories[0].id if result.dataset.categories else None
-    return validate_coco(data, skeleton, file=file, images=options.images, category_id=cat)
+    return validate_coco(data, skeleton, file=file, images=options.images, category_id=cat, progress=progress)
 
 
 # ------------------------------------------------------------- shared reads
