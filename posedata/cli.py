@@ -136,11 +136,14 @@ def skeleton_show(file: Path, plot: Path | None, force: bool) -> None:
               help="DeepLabCut project config.yaml (bodyparts or multianimalbodyparts, skeleton).")
 @click.option("--from-yolo", "from_yolo", type=click.Path(dir_okay=False, path_type=Path),
               help="YOLO-pose dataset YAML (kpt_names, flip_idx).")
-@click.option("--category", default=None, help="COCO category id / YOLO class (default: the only one).")
+@click.option("--from-cvat", "from_cvat", type=click.Path(dir_okay=False, path_type=Path),
+              help="CVAT for images 1.1 annotations.xml (a skeleton label, its points and edges).")
+@click.option("--category", default=None,
+              help="COCO category id / YOLO class / CVAT skeleton label (default: the only one).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @click.option("--force", is_flag=True, help="Replace an existing output.")
 def skeleton_init(from_coco: Path | None, from_dlc: Path | None, from_yolo: Path | None, category: str | None,
-                  output: Path, force: bool) -> None:
+                  output: Path, force: bool, from_cvat: Path | None = None) -> None:
     """Write a starting skeleton file from a dataset's own definition, for you to review.
 
     Give one source: a COCO category (--from-coco), a DeepLabCut config.yaml (--from-dlc) or a
@@ -149,13 +152,17 @@ def skeleton_init(from_coco: Path | None, from_dlc: Path | None, from_yolo: Path
     from .coco import keypoint_category
     from .io import atomic_write_text, check_output, load_json
 
-    sources = {"--from-coco": from_coco, "--from-dlc": from_dlc, "--from-yolo": from_yolo}
+    sources = {"--from-coco": from_coco, "--from-dlc": from_dlc, "--from-yolo": from_yolo, "--from-cvat": from_cvat}
     given = [k for k, v in sources.items() if v is not None]
     if len(given) != 1:
         raise click.UsageError(f"give exactly one of {', '.join(sources)}" + (f" (got {', '.join(given)})" if given else ""))
-    if from_dlc is not None or from_yolo is not None:
+    if from_dlc is not None or from_yolo is not None or from_cvat is not None:
         check_output(output, force)
-        if from_dlc is not None:
+        if from_cvat is not None:
+            from .formats.cvat import skeleton_from_xml
+
+            src, (d, notes) = from_cvat, skeleton_from_xml(from_cvat, category)
+        elif from_dlc is not None:
             from .formats.deeplabcut import skeleton_from_config
 
             src, (d, notes) = from_dlc, skeleton_from_config(from_dlc)

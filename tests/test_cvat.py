@@ -180,3 +180,20 @@ def test_malformed_xml_raises_only_posedata_errors(text):
         except PosedataError:
             return
         json.dumps(r.dataset.to_coco(), allow_nan=False)
+
+
+def test_cli_skeleton_init_from_cvat_then_import(runner, tmp_path):
+    from posedata.cli import cli
+
+    sk = tmp_path / "tool.yaml"
+    r = runner.invoke(cli, ["skeleton", "init", "--from-cvat", str(XML), "-o", str(sk)])
+    assert r.exit_code == 0, r.output
+    loaded = S.load(sk)
+    assert loaded.keypoints == ("Center", "Top Left", "Top Right", "Bottom Right", "Bottom Left")
+    out = tmp_path / "out.json"
+    r = runner.invoke(cli, ["import", "cvat", str(XML), "--skeleton", str(sk), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert json.loads(out.read_text())["categories"][0]["keypoints"] == list(loaded.keypoints)
+    r = runner.invoke(cli, ["skeleton", "init", "--from-cvat", str(XML), "--category", "nope", "-o",
+                            str(tmp_path / "x.yaml")])
+    assert r.exit_code == 2 and "no skeleton label 'nope'" in r.output

@@ -245,3 +245,15 @@ def labels_to_skeleton_dict(path: Path, label: str | None = None) -> dict[str, A
             limbs.append([na, nc])
     return {"name": name, "keypoints": kps, "limbs": limbs, "root": guess_root(kps, limbs),
             "flip": [list(p) for p in guess_flip_pairs(kps)], "sigmas": [0.05] * len(kps)}
+
+
+def skeleton_from_xml(path: Path, label: str | None = None) -> tuple[dict[str, Any], list[str]]:
+    """(skeleton dict, notes) from a CVAT for images 1.1 export's skeleton label, for
+    `posedata skeleton init --from-cvat`."""
+    d = labels_to_skeleton_dict(path, label)
+    notes = [f"keypoints and limbs from CVAT skeleton label {d['name']!r} (limbs from its drawn edges)"]
+    if not d["limbs"]:
+        notes.append("the label's SVG has no edges between keypoints: add limbs by hand")
+    if not d["flip"]:
+        notes.append("no left/right keypoint names found: add flip pairs if the object is mirror-symmetric")
+    return d, notes
