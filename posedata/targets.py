@@ -64,14 +64,162 @@ def _d2_threshold(sigma: float) -> float:
     return t
 
 
-def _valid_points(kp: np.ndarray) -> np.ndarray:
-    """(N, K) bool: labelled (internal v <= 1) with finite coordinates."""
-    return (kp[..., 2] <= 1) & np.isfinite(kp[..., 0] + kp[..., 1])
+def _labelled_xy(kp: np.ndarray) -> np.ndarray:
+    """(2, N, K) coordinates with NaN where a point is not drawn (internal v > 1).
+
+    NaN then silences a point everywhere below without extra masks: fmax/fmin map it to an
+    empty window or box, and every comparison with NaN is False."""
+    return np.where(kp[..., 2] <= 1, kp[..., :2].transpose(2, 0, 1), np.nan)
 
 
 # Layout note: window arrays are (..., P) with the point (or limb segment) axis last. Windows are
 # only a few cells wide, so putting them innermost would make NumPy's broadcasting loops run
-# many tiny inner loops; with P innermost every loop is long and contiguous.
+# many tiny inner loops; with P innermost every loop is long and contiguous. The functions are
+# written for few NumPy calls: at 1-10 people the per-call overhead, not arithmetic, dominates.
+
+
+def _heatmaps_into(out: np.ndarray, xy: np.ndarray, stride: int, sigma: float) -> None:
+    k1, map_h, map_w = out.shape
+    k = k1 - 1
+    n = xy.shape[1]
+    pts = xy.reshape(2, -1)  # (2, P)
+    r = N_SIGMA * sigma
+    # window ends: int() of the pixel bounds clipped to the map's pixel extent, then // stride.
+    # Clipping before the int() only avoids overflow; a range starting at 0 or ending at the
+    # extent covers the same cells either way, and a value >= 0 makes int() a floor.
+    b = pts + np.array([-r, r])[:, None, None]  # (lo/hi, x/y, P)
+    np.fmax(b, 0.0, out=b)
+    np.fmin(b, np.array([map_w * stride, map_h * stride])[:, None], out=b)
+    bi = b.astype(np.int64)
+    bi //= stride
+    lo = bi[0]
+    width = bi[1] - lo
+    span = int(width.max()) if width.size else 0
+    if span > 0:
+        ar = np.arange(span)
+        # cell centres (m * stride + shift) are exact in float64, so is adding j * stride
+        d = ((lo * stride + (stride / 2 - 0.5))[:, None, :] + (ar * stride)[:, None]) - pts[:, None, :]
+        d *= d
+        np.putmask(d, ar[:, None] >= width[:, None, :], np.inf)  # past the window's end
+        # squared distances summed exactly as the reference sums them: the same cut-off decisions
+        d2 = d[1][:, None, :] + d[0][None, :, :]  # (span_y, span_x, P)
+        # per-axis Gaussian factors; their product differs from exp of the sum by rounding only
+        g = np.exp(d * (-1.0 / (2.0 * sigma * sigma)), dtype=np.float32)
+        val = g[1][:, None, :] * g[0][None, :, :]
+        np.putmask(val, d2 > _d2_threshold(float(sigma)), 0.0)
+        # flat index of window cell (j, i) of point p: start[p] + j * map_w + i. Cells past a
+        # window's end carry 0; they may index past the map's edge into the next row or channel,
+        # which adding 0 leaves unchanged, as long as they stay inside the array: the background
+        # channel (recomputed below) is the slack.
+        start = (_channel_base(n, k, map_h * map_w) + lo[1] * map_w) + lo[0]
+        if (span - 1) * (map_w + 1) >= map_h * map_w:  # tiny maps: clip instead
+            cell = np.minimum(lo[:, None, :] + ar[:, None], np.array([map_w - 1, map_h - 1])[:, None, None])
+            idx = ((cell[1] * map_w + _channel_base(n, k, map_h * map_w))[:, None, :] + cell[0][None, :, :])
+        else:
+            idx = _window_offsets(span, map_w) + start
+        idx = idx.ravel()
+        flat = out.reshape(-1)
+        np.add.at(flat, idx, val.ravel())
+        if n > 1:  # one instance adds at most 1 per cell; only overlaps can exceed it
+            flat[idx] = np.minimum(flat[idx], 1.0)
+    np.subtract(1.0, out[:k].max(axis=0), out=out[k])
+
+
+@lru_cache(maxsize=64)
+def _channel_base(n: int, k: int, hw: int) -> np.ndarray:
+    return np.tile(np.arange(k) * hw, n)
+
+
+@lru_cache(maxsize=64)
+def _window_offsets(span: int, map_w: int) -> np.ndarray:
+    """(span, span, 1): j * map_w + i, the flat offset of window cell (row j, column i)."""
+    ar = np.arange(span)
+    return (ar[:, None] * map_w + ar[None, :])[:, :, None]
+
+
+# PAF boxes are dense (span x span) per segment; one long limb would make every segment pay for
+# its span, so above this many cells the segments are split in two groups by span.
+_SPLIT_CELLS = 12000
+
+
+def _pafs_into(out: np.ndarray, xy: np.ndarray, lb: np.ndarray, stride: int, t: float) -> None:
+    n_ch, map_h, map_w = out.shape
+    n_limbs = lb.shape[0]
+    hw = map_h * map_w
+    ends = (xy[:, :, lb] / stride).reshape(2, -1, 2)  # (x/y, S, a/b) map units, instance-major
+    a = ends[..., 0]
+    ba = ends[..., 1] - a
+    sq = ba * ba
+    norm = np.sqrt(sq[0] + sq[1])
+    u = np.full_like(ba, np.nan)  # NaN for unlabelled ends and limbs shorter than 1e-7: no hits
+    np.divide(ba, norm, out=u, where=norm >= MIN_LIMB_LENGTH)
+    # box ends: int(max(min - t, 0)) and int(min(max + t, extent)); clipping the lower end to the
+    # extent too only avoids overflow (that box is empty either way), and a negative upper end
+    # gives an empty range just as the reference's truncation to 0 does
+    box = np.empty_like(ends)
+    np.minimum(ends[..., 0], ends[..., 1], out=box[..., 0])  # NaN propagates: empty box below
+    np.maximum(ends[..., 0], ends[..., 1], out=box[..., 1])
+    box += np.array([-t, t])
+    np.fmax(box, 0.0, out=box)
+    np.fmin(box, np.array([[[map_w]], [[map_h]]]), out=box)
+    bi = box.astype(np.int64)
+    lo = bi[..., 0]
+    width = bi[..., 1] - lo  # (x/y, S)
+    span_s = width.max(axis=0)
+    total = int(span_s.max())
+    if total <= 0:
+        return
+    n_seg = span_s.size
+    groups: list[Any] = [slice(None)]
+    if n_seg * total * total > _SPLIT_CELLS:
+        order = np.argsort(span_s, kind="stable")
+        sp = span_s[order].astype(np.float64)
+        cost = np.arange(1, n_seg + 1) * sp * sp + np.arange(n_seg - 1, -1, -1) * total * total
+        cut = int(np.argmin(cost)) + 1
+        if cut < n_seg:
+            groups = [order[:cut], order[cut:]]
+    who_all = np.arange(n_seg)
+    # flat index of the box's first cell (the x channel of the segment's limb)
+    start = (who_all % n_limbs * (2 * hw) + lo[1] * map_w) + lo[0]
+    idx_parts, who_parts = [], []
+    for g in groups:
+        span = int(span_s[g].max())
+        if span <= 0:
+            continue
+        ar = np.arange(span)[:, None]
+        cell = lo[:, g][:, None, :] + ar  # (x/y, span, Sg)
+        # the reference's two products, (x - xa) * uy and (y - ya) * ux, each rounded as it does
+        prod = (cell - a[:, g][:, None, :]) * u[::-1, g][:, None, :]
+        np.putmask(prod, ar >= width[:, g][:, None, :], np.nan)  # outside the segment's box
+        d = prod[1][:, None, :] - prod[0][None, :, :]  # (span_y, span_x, Sg): minus the distance
+        hit = np.abs(d, out=d) <= t
+        j, i, sg = np.nonzero(hit)
+        who = who_all[g][sg] if isinstance(g, np.ndarray) else sg
+        idx_parts.append(start[who] + (j * map_w + i))
+        who_parts.append(who)
+    if not idx_parts:
+        return
+    idx = idx_parts[0] if len(idx_parts) == 1 else np.concatenate(idx_parts)
+    who = who_parts[0] if len(who_parts) == 1 else np.concatenate(who_parts)
+    if xy.shape[1] > 1 and idx.size:
+        # Later instances overwrite earlier ones. Segment numbers grow with the instance and one
+        # instance never hits a cell twice, so a cell's winner is its largest segment number.
+        # ufunc.at is unbuffered, hence well defined where a fancy assignment that repeats an
+        # index is not.
+        best = np.empty(out.size, dtype=who.dtype)
+        best[idx] = -1
+        np.maximum.at(best, idx, who)
+        win = best[idx] == who
+        idx, who = idx[win], who[win]
+    val = u.astype(np.float32)[:, who]
+    flat = out.reshape(-1)
+    flat[idx] = val[0]
+    flat[idx + hw] = val[1]
+
+
+def _check(kp: np.ndarray, lb: np.ndarray | None = None) -> None:
+    if lb is not None and lb.size and (lb.min() < 0 or lb.max() >= kp.shape[1]):
+        raise InputError(f"limb indices must lie in [0, {kp.shape[1]}), got {lb.min()}..{lb.max()}")
 
 
 def render_heatmaps(
@@ -79,43 +227,9 @@ def render_heatmaps(
 ) -> np.ndarray:
     """Keypoints (N, K, 3) in input-image pixels -> float32 (K + 1, map_h, map_w), background last."""
     kp = _as_keypoints(keypoints)
-    n, k = kp.shape[:2]
-    out = np.zeros((k + 1, map_h, map_w), dtype=np.float32)
-    sel = np.flatnonzero(_valid_points(kp).ravel())
-    if not (sel.size and map_h and map_w):
-        out[k] = 1.0
-        return out
-    xy = kp.reshape(-1, 3)[sel, :2].T  # (2, P)
-    r = N_SIGMA * sigma
-    ext = np.array([[map_w], [map_h]])
-    # window ends: int() of the pixel bounds clipped to the map's pixel extent, then // stride.
-    # Clipping before the int() only avoids overflow; a range starting at 0 or ending at the
-    # extent covers the same cells either way, and x >= 0 makes int() a floor.
-    lo = np.minimum(np.maximum(xy - r, 0.0), ext * stride).astype(np.int64) // stride
-    hi = np.minimum(np.maximum(xy + r, 0.0), ext * stride).astype(np.int64) // stride
-    span = int((hi - lo).max())
-    if span <= 0:
-        out[k] = 1.0
-        return out
-    cell = lo[:, None, :] + np.arange(span)[:, None]  # (2, span, P): x cells, y cells
-    d = (cell * stride + (stride / 2 - 0.5)) - xy[:, None, :]
-    d *= d
-    d[cell >= hi[:, None, :]] = np.inf  # past the window's exclusive end
-    # squared distances summed exactly as the reference sums them, so the cut-off decides the same
-    d2 = d[1][:, None, :] + d[0][None, :, :]  # (span_y, span_x, P)
-    # the Gaussian factors per axis; the product differs from exp of the sum by rounding only
-    g = np.exp(d * (-1.0 / (2.0 * sigma * sigma))).astype(np.float32)
-    val = g[1][:, None, :] * g[0][None, :, :]
-    val[d2 > _d2_threshold(float(sigma))] = 0.0
-    np.minimum(cell, ext[:, :, None] - 1, out=cell)  # out-of-window cells carry 0: any index works
-    rows = (sel % k * map_h) + cell[1]
-    rows *= map_w
-    idx = (rows[:, None, :] + cell[0][None, :, :]).ravel()
-    flat = out.reshape(-1)
-    np.add.at(flat, idx, val.ravel())
-    if n > 1:  # one instance adds at most 1 per cell; only overlaps can exceed it
-        flat[idx] = np.minimum(flat[idx], 1.0)
-    np.subtract(1.0, out[:k].max(axis=0), out=out[k])
+    out = np.zeros((kp.shape[1] + 1, map_h, map_w), dtype=np.float32)
+    if map_h and map_w:
+        _heatmaps_into(out, _labelled_xy(kp), stride, sigma)
     return out
 
 
@@ -126,62 +240,10 @@ def render_pafs(
     """Keypoints (N, K, 3) and limbs (L, 2) -> float32 (2L, map_h, map_w); channel 2i is x, 2i+1 y."""
     kp = _as_keypoints(keypoints)
     lb = np.asarray(limbs, dtype=np.int64).reshape(-1, 2)
-    n_limbs = lb.shape[0]
-    hw = map_h * map_w
-    out = np.zeros((2 * n_limbs, map_h, map_w), dtype=np.float32)
-    if not n_limbs or not kp.shape[0] or not hw:
-        return out
-    valid = _valid_points(kp)
-    ok = (valid[:, lb[:, 0]] & valid[:, lb[:, 1]]).ravel()  # (N * L,), instance-major
-    seg = np.flatnonzero(ok)
-    if not seg.size:
-        return out
-    ends = kp[:, lb, :2].reshape(-1, 4)[seg].T / stride  # (xa, ya, xb, yb) x S, map units
-    a, b = ends[:2], ends[2:]
-    ba = b - a
-    sq = ba * ba
-    norm = np.sqrt(sq[0] + sq[1])
-    keep = norm >= MIN_LIMB_LENGTH
-    if not keep.all():
-        seg, a, b, ba, norm = seg[keep], a[:, keep], b[:, keep], ba[:, keep], norm[keep]
-        if not seg.size:
-            return out
-    u = ba / norm  # (2, S) unit vectors
-    t = thickness
-    ext = np.array([[map_w], [map_h]])
-    # box ends: int(max(min - t, 0)) and int(min(max + t, extent)); clipping the lower end to the
-    # extent too only avoids overflow (such a box is empty either way), and a negative upper end
-    # truncates to a range that is empty just like 0.
-    lo = np.minimum(np.maximum(np.minimum(a, b) - t, 0.0), ext).astype(np.int64)
-    hi = np.minimum(np.maximum(np.maximum(a, b) + t, 0.0), ext).astype(np.int64)
-    span = int((hi - lo).max())
-    if span <= 0:
-        return out
-    cell = lo[:, None, :] + np.arange(span)[:, None]  # (2, span, S)
-    # the reference's two products, (x - xa) * uy and (y - ya) * ux, each rounded as it rounds them
-    prod = (cell - a[:, None, :]) * u[::-1, None, :]
-    prod[cell >= hi[:, None, :]] = np.nan  # outside the box: every comparison with NaN is False
-    d = prod[1][:, None, :] - prod[0][None, :, :]  # (span_y, span_x, S), the negated distance
-    hit = np.abs(d, out=d) <= t
-    np.minimum(cell, ext[:, :, None] - 1, out=cell)
-    rows = (seg % n_limbs * (2 * map_h)) + cell[1]
-    rows *= map_w
-    idx = (rows[:, None, :] + cell[0][None, :, :])[hit]
-    who = np.broadcast_to(np.arange(seg.size), hit.shape)[hit]
-    if seg[0] // n_limbs != seg[-1] // n_limbs:
-        # Later instances overwrite earlier ones. Segment numbers grow with the instance, and one
-        # instance never hits a cell twice, so the winner of a cell is its largest segment number.
-        # ufunc.at is unbuffered and therefore well defined where a fancy assignment with a
-        # repeated index is not.
-        best = np.empty(out.size, dtype=who.dtype)
-        best[idx] = -1
-        np.maximum.at(best, idx, who)
-        win = best[idx] == who
-        idx, who = idx[win], who[win]
-    u32 = u.astype(np.float32)
-    flat = out.reshape(-1)
-    flat[idx] = u32[0, who]
-    flat[idx + hw] = u32[1, who]
+    _check(kp, lb)
+    out = np.zeros((2 * lb.shape[0], map_h, map_w), dtype=np.float32)
+    if lb.size and kp.shape[0] and map_h and map_w:
+        _pafs_into(out, _labelled_xy(kp), lb, stride, thickness)
     return out
 
 
@@ -189,16 +251,31 @@ def render_targets(
     keypoints: np.ndarray, skeleton: Skeleton, map_h: int, map_w: int, stride: int = 8,
     sigma: float = 7.0, thickness: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(heatmaps (K + 1, h, w), pafs (2L, h, w)) for one sample's instances (main first)."""
+    """(heatmaps (K + 1, h, w), pafs (2L, h, w)) for one sample's instances (main first).
+
+    Both are views of one allocation (heatmap channels first), which the trainer can use as is.
+    """
     kp = _as_keypoints(keypoints)
-    if kp.shape[1] != skeleton.num_keypoints:
+    k = kp.shape[1]
+    if k != skeleton.num_keypoints:
         raise InputError(
-            f"keypoints have {kp.shape[1]} points per instance; skeleton {skeleton.name!r} has "
+            f"keypoints have {k} points per instance; skeleton {skeleton.name!r} has "
             f"{skeleton.num_keypoints}"
         )
-    heat = render_heatmaps(kp, map_h, map_w, stride, sigma)
-    pafs = render_pafs(kp, skeleton.limbs_array, map_h, map_w, stride, thickness)
+    lb = _limbs_of(skeleton.limbs)
+    out = np.zeros((k + 1 + 2 * lb.shape[0], map_h, map_w), dtype=np.float32)
+    heat, pafs = out[: k + 1], out[k + 1:]
+    if map_h and map_w:
+        xy = _labelled_xy(kp)
+        _heatmaps_into(heat, xy, stride, sigma)
+        if lb.size and kp.shape[0]:
+            _pafs_into(pafs, xy, lb, stride, thickness)
     return heat, pafs
+
+
+@lru_cache(maxsize=16)
+def _limbs_of(limbs: tuple[tuple[int, int], ...]) -> np.ndarray:
+    return np.asarray(limbs, dtype=np.int64).reshape(-1, 2)
 
 
 # ------------------------------------------------------------------------------------ masks
@@ -243,13 +320,19 @@ def crowd_mask(segmentations: list, height: int, width: int) -> np.ndarray:
 
 
 def mask_to_map(mask: np.ndarray, map_h: int, map_w: int) -> np.ndarray:
-    """Any-size mask -> float32 (map_h, map_w) with area interpolation (the reference's resize)."""
+    """Any-size mask -> float32 (map_h, map_w) with area interpolation (the reference's resize).
+
+    A uint8 mask is reduced in uint8, as the reference reduces its uint8 crop mask: each cell is
+    the rounded mean, so a 0/1 mask stays 0/1. Any other dtype is averaged in float32.
+    """
     import cv2
 
-    m = np.asarray(mask, dtype=np.float32)
-    if m.shape == (map_h, map_w):
-        return m.copy()
-    return cv2.resize(m, (map_w, map_h), interpolation=cv2.INTER_AREA)
+    m = np.asarray(mask)
+    if m.dtype != np.uint8:
+        m = m.astype(np.float32)
+    if m.shape != (map_h, map_w):
+        m = cv2.resize(m, (map_w, map_h), interpolation=cv2.INTER_AREA)
+    return m.astype(np.float32)
 
 
 # ------------------------------------------------------------------------------------- flip

@@ -199,12 +199,19 @@ def test_crowd_mask_polygon_and_rle():
 
 
 def test_mask_to_map_is_area_average():
-    m = np.ones((368, 368), dtype=np.uint8)
+    m = np.ones((368, 368), dtype=np.float32)
     m[0:16, 0:12] = 0  # 2 x 1.5 cells
     small = mask_to_map(m, 46, 46)
     assert small.dtype == np.float32 and small.shape == (46, 46)
     assert small[0, 0] == 0 and small[1, 0] == 0
     assert small[0, 1] == pytest.approx(0.5) and small[5, 5] == 1
+    # uint8 masks are reduced in uint8 like the reference's crop mask: cells round to 0 or 1
+    m8 = mask_to_map(m.astype(np.uint8), 46, 46)
+    assert m8.dtype == np.float32 and set(np.unique(m8)) <= {0.0, 1.0}
+    m[0:8, 8:11] = 1  # 3 of 8 columns zero in cell (0, 1): mean 0.625 -> 1
+    assert mask_to_map(m.astype(np.uint8), 46, 46)[0, 1] == 1
+    m[0:8, 8:13] = 0  # 5 of 8 zero: mean 0.375 -> 0
+    assert mask_to_map(m.astype(np.uint8), 46, 46)[0, 1] == 0
 
 
 # ---------------------------------------------------------------------------- flip

@@ -1,0 +1,170 @@
+"""Target rendering speed: posedata.targets vs a cell-by-cell implementation vs the allocation floor.
+
+Run: .venv/bin/python bench/bench_targets.py [--quick]
+
+(a) posedata.targets.render_targets (vectorised)
+(b) the same rules written directly, one map cell at a time, the way the reference trainer's
+    _add_gaussian / _set_paf loops are written (plain Python floats and lists)
+(c) the allocation floor: allocating and filling the output arrays (zeros for K + 1 heatmaps and
+    2L PAFs, background set to 1)
+All three on the same instances: openpose18 (18 keypoints, 19 limbs), 368 x 368 input, stride 8,
+sigma 7, thickness 1, for 1, 3 and 10 people. Times are per sample, the best of several repeats of
+this process's CPU time (time.process_time): the machine is shared, and CPU time leaves out the
+time spent waiting for a core, which wall-clock time under load does not.
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_v, "1")
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from posedata import skeleton as skmod  # noqa: E402
+from posedata.targets import render_targets  # noqa: E402
+
+STRIDE, SIGMA, THICKNESS, SIZE = 8, 7.0, 1.0, 368
+
+# A standing person in openpose18 order, unit height, origin at the neck.
+PERSON18 = np.array([
+    [0, -0.12], [0, 0], [-0.1, 0], [-0.14, 0.16], [-0.16, 0.32], [0.1, 0], [0.14, 0.16], [0.16, 0.32],
+    [-0.07, 0.33], [-0.08, 0.55], [-0.08, 0.78], [0.07, 0.33], [0.08, 0.55], [0.08, 0.78],
+    [-0.03, -0.15], [0.03, -0.15], [-0.06, -0.13], [0.06, -0.13],
+])
+
+
+def people(n: int, rng: np.random.Generator) -> np.ndarray:
+    """n people as the augmentation leaves them: 110-243 px tall (0.6 * 368 * [0.5, 1.1] for the
+    main person), rotated up to +-40 degrees, anywhere in the crop, ~1 in 8 points unlabelled."""
+    out = np.zeros((n, 18, 3))
+    for i in range(n):
+        h = rng.uniform(110, 243)
+        a = math.radians(rng.uniform(-40, 40))
+        rot = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
+        out[i, :, :2] = (PERSON18 * h) @ rot.T + rng.uniform(30, 340, 2)
+        out[i, :, 2] = rng.choice([0, 1, 1, 1, 1, 1, 1, 2], 18)
+    return out
+
+
+# ------------------------------------------------------------------- (b) one cell at a time
+def cellwise_heatmaps(instances: list, k: int, map_h: int, map_w: int, stride: int = STRIDE,
+                      sigma: float = SIGMA) -> np.ndarray:
+    """instances: list of lists of [x, y, v] (the reference keeps its labels as Python lists)."""
+    maps = np.zeros((k + 1, map_h, map_w), dtype=np.float32)
+    shift = stride / 2 - 0.5
+    for j in range(k):
+        m = maps[j]
+        for inst in instances:
+            x, y, v = inst[j]
+            if v > 1:
+                continue
+            left = max(int(x - 4 * sigma), 0)
+            top = max(int(y - 4 * sigma), 0)
+            right = min(int(x + 4 * sigma), map_w * stride)
+            bottom = min(int(y + 4 * sigma), map_h * stride)
+            for my in range(top // stride, bottom // stride):
+                for mx in range(left // stride, right // stride):
+                    d2 = (mx * stride + shift - x) * (mx * stride + shift - x) + \
+                        (my * stride + shift - y) * (my * stride + shift - y)
+                    exponent = d2 / 2 / sigma / sigma
+                    if exponent > 4.6052:
+                        continue
+                    m[my, mx] += math.exp(-exponent)
+                    if m[my, mx] > 1:
+                        m[my, mx] = 1
+    maps[-1] = 1 - maps.max(axis=0)
+    return maps
+
+
+def cellwise_pafs(instances: list, limbs: list, map_h: int, map_w: int, stride: int = STRIDE,
+                  t: float = THICKNESS) -> np.ndarray:
+    maps = np.zeros((2 * len(limbs), map_h, map_w), dtype=np.float32)
+    for li, (ia, ib) in enumerate(limbs):
+        for inst in instances:
+            xa, ya, va = inst[ia]
+            xb, yb, vb = inst[ib]
+            if va > 1 or vb > 1:
+                continue
+            xa, ya, xb, yb = xa / stride, ya / stride, xb / stride, yb / stride
+            dx, dy = xb - xa, yb - ya
+            x0, x1 = int(max(min(xa, xb) - t, 0)), int(min(max(xa, xb) + t, map_w))
+            y0, y1 = int(max(min(ya, yb) - t, 0)), int(min(max(ya, yb) + t, map_h))
+            norm = (dx * dx + dy * dy) ** 0.5
+            if norm < 1e-7:
+                continue
+            dx, dy = dx / norm, dy / norm
+            for y in range(y0, y1):
+                for x in range(x0, x1):
+                    if math.fabs((x - xa) * dy - (y - ya) * dx) <= t:
+                        maps[2 * li, y, x] = dx
+                        maps[2 * li + 1, y, x] = dy
+    return maps
+
+
+def cellwise_targets(instances: list, k: int, limbs: list, map_h: int, map_w: int):
+    return cellwise_heatmaps(instances, k, map_h, map_w), cellwise_pafs(instances, limbs, map_h, map_w)
+
+
+def floor_targets(k: int, n_limbs: int, map_h: int, map_w: int):
+    heat = np.zeros((k + 1, map_h, map_w), dtype=np.float32)
+    heat[k] = 1.0
+    return heat, np.zeros((2 * n_limbs, map_h, map_w), dtype=np.float32)
+
+
+def best_time(fn, repeats: int, inner: int) -> float:
+    best = math.inf
+    for _ in range(repeats):
+        t = time.process_time()
+        for _ in range(inner):
+            fn()
+        best = min(best, (time.process_time() - t) / inner)
+    return best
+
+
+def main() -> None:
+    quick = "--quick" in sys.argv
+    sk = skmod.resolve("openpose18")
+    k, limbs = sk.num_keypoints, [tuple(x) for x in sk.limbs]
+    mh = mw = SIZE // STRIDE
+    rng = np.random.default_rng(2024)
+    n_scenes = 4 if quick else 12
+    print(f"openpose18 ({k} keypoints, {len(limbs)} limbs), {SIZE}x{SIZE}, stride {STRIDE}, "
+          f"sigma {SIGMA}, thickness {THICKNESS}; {n_scenes} scenes per size, best of repeats, per sample")
+    print(f"{'people':>6} {'(a) posedata':>13} {'(b) cellwise':>13} {'(c) floor':>10} {'b/a':>7} {'a/c':>7}")
+    rows = []
+    for n in (1, 3, 10):
+        scenes = [people(n, rng) for _ in range(n_scenes)]
+        lists = [s.tolist() for s in scenes]
+        for s, lst in zip(scenes, lists):  # same maps, else the comparison means nothing
+            ha, pa = render_targets(s, sk, mh, mw)
+            hb, pb = cellwise_targets(lst, k, limbs, mh, mw)
+            assert np.abs(ha - hb).max() <= 1e-5 and np.abs(pa - pb).max() <= 1e-5
+
+        def run_a(scenes=scenes):
+            for s in scenes:
+                render_targets(s, sk, mh, mw)
+
+        def run_b(lists=lists):
+            for lst in lists:
+                cellwise_targets(lst, k, limbs, mh, mw)
+
+        def run_c(scenes=scenes):
+            for _ in scenes:
+                floor_targets(k, len(limbs), mh, mw)
+
+        ta = best_time(run_a, 5 if quick else 15, 3) / n_scenes
+        tb = best_time(run_b, 2 if quick else 5, 1) / n_scenes
+        tc = best_time(run_c, 5 if quick else 15, 10) / n_scenes
+        rows.append((n, ta, tb, tc))
+        print(f"{n:>6} {ta * 1e3:>10.3f} ms {tb * 1e3:>10.3f} ms {tc * 1e3:>7.3f} ms "
+              f"{tb / ta:>6.1f}x {ta / tc:>6.1f}x")
+
+
+if __name__ == "__main__":
+    main()
