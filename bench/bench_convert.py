@@ -1,0 +1,285 @@
+"""Benchmark `posedata convert` against the reference's label step at COCO-train scale.
+
+    .venv/bin/python bench/bench_convert.py                 # 57k images, 150k annotations
+    .venv/bin/python bench/bench_convert.py --images 5000 --annotations 13000   # quick
+
+A synthetic COCO person-keypoints file of the requested size is generated (skewed persons per
+image, polygon segmentations, about 1% crowd RLE regions, some zero-keypoint persons). Each
+step runs in its own fresh process, which reports its wall time and peak RSS (ru_maxrss):
+- reference: json.load + the reference's prepare_train_labels logic, re-implemented faithfully
+  below (per-annotation dicts and lists, as its script writes them) + pickle.dump to a file;
+- posedata: load_source (read, hash, parse) + to_labels + labels.save (the label file);
+- posedata-lwop: the same read + write_lwop_pickle (posedata's copy of the reference's pickle);
+- load: labels.load of the label file just written;
+- cli: `posedata convert` end to end (validate included).
+Ratios are printed at the end; both pickles are checked byte-identical.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import pickle
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+COCO17 = ["nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder", "left_elbow",
+          "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle",
+          "right_ankle"]
+COCO_SKELETON = [[16, 14], [14, 12], [17, 15], [15, 13], [12, 13], [6, 12], [7, 13], [6, 7], [6, 8], [7, 9], [8, 10],
+                 [9, 11], [2, 3], [1, 2], [1, 3], [2, 4], [3, 5], [4, 6], [5, 7]]
+
+
+# ------------------------------------------------------------------ the data
+def make_coco(n_images: int = 57000, n_annotations: int = 150000, seed: int = 0, poly_points: int = 30) -> dict:
+    """A valid COCO person-keypoints dict shaped like COCO train (sizes, crowding, polygons)."""
+    import numpy as np  # here, so the reference's step process does not carry numpy (its script does not)
+
+    rng = np.random.default_rng(seed)
+    counts = rng.geometric(1 / 2.6, size=n_images).astype(np.int64)
+    counts = np.maximum(1, np.round(counts * n_annotations / counts.sum())).astype(np.int64)
+    while counts.sum() != n_annotations:  # exact total, adjusting the most crowded images
+        d = n_annotations - int(counts.sum())
+        i = int(np.argmax(counts))
+        counts[i] = max(1, counts[i] + d)
+    img_w = rng.integers(300, 641, n_images)
+    img_h = rng.integers(300, 641, n_images)
+    images = [{"license": 1, "file_name": f"{i + 1:012d}.jpg", "coco_url": "", "height": int(img_h[i]),
+               "width": int(img_w[i]), "date_captured": "", "flickr_url": "", "id": i + 1} for i in range(n_images)]
+    img = np.repeat(np.arange(n_images), counts)
+    n = len(img)
+    w, h = img_w[img].astype(np.float64), img_h[img].astype(np.float64)
+    bw = rng.uniform(10, w / 2)
+    bh = rng.uniform(10, h / 2)
+    bx = rng.uniform(0, 1, n) * (w - bw)
+    by = rng.uniform(0, 1, n) * (h - bh)
+    crowd = rng.random(n) < 0.01
+    v = rng.choice([0, 1, 2], size=(n, 17), p=[0.35, 0.15, 0.5])
+    v[rng.random(n) < 0.05] = 0  # persons with no keypoints (COCO has many)
+    kx = np.floor(bx[:, None] + rng.uniform(0, 1, (n, 17)) * bw[:, None]).astype(np.int64)
+    ky = np.floor(by[:, None] + rng.uniform(0, 1, (n, 17)) * bh[:, None]).astype(np.int64)
+    kx[v == 0] = 0
+    ky[v == 0] = 0
+    kps = np.stack([kx, ky, v], axis=2).reshape(n, 51)
+    px = np.round(bx[:, None] + rng.uniform(0, 1, (n, poly_points)) * bw[:, None], 2)
+    py = np.round(by[:, None] + rng.uniform(0, 1, (n, poly_points)) * bh[:, None], 2)
+    poly = np.stack([px, py], axis=2).reshape(n, -1)
+    anns = []
+    for j in range(n):
+        i = int(img[j])
+        if crowd[j]:
+            seg: Any = {"counts": rng.integers(0, 500, 80).tolist(), "size": [int(img_h[i]), int(img_w[i])]}
+            kp, nk = [0] * 51, 0
+        else:
+            seg = [poly[j].tolist()]
+            kp, nk = kps[j].tolist(), int((v[j] > 0).sum())
+        anns.append({"segmentation": seg, "num_keypoints": nk, "area": round(float(bw[j] * bh[j] * 0.6), 4),
+                     "iscrowd": int(crowd[j]), "keypoints": kp, "image_id": i + 1,
+                     "bbox": [round(float(bx[j]), 2), round(float(by[j]), 2), round(float(bw[j]), 2), round(float(bh[j]), 2)],
+                     "category_id": 1, "id": j + 1})
+    cats = [{"supercategory": "person", "id": 1, "name": "person", "keypoints": COCO17, "skeleton": COCO_SKELETON}]
+    return {"info": {}, "licenses": [], "images": images, "annotations": anns, "categories": cats}
+
+
+# ------------------------------------------------- the reference, faithfully
+def reference_prepare(data: dict, net_input_size: int = 368) -> list:
+    """The reference's prepare_train_labels logic on parsed JSON, written the way its script
+    writes it (grouping by image in a dict, per-annotation dicts and per-keypoint lists)."""
+    annotations_per_image = {}
+    for annotation in data["annotations"]:
+        if annotation["num_keypoints"] != 0 and not annotation["iscrowd"]:
+            if annotation["image_id"] not in annotations_per_image:
+                annotations_per_image[annotation["image_id"]] = [[], []]
+            annotations_per_image[annotation["image_id"]][0].append(annotation)
+    crowd_per_image = {}
+    for annotation in data["annotations"]:
+        if annotation["iscrowd"]:
+            if annotation["image_id"] not in crowd_per_image:
+                crowd_per_image[annotation["image_id"]] = []
+            crowd_per_image[annotation["image_id"]].append(annotation["segmentation"])
+    for image_id, segmentations in crowd_per_image.items():
+        if image_id in annotations_per_image:
+            annotations_per_image[image_id][1] = segmentations
+    images_info = {}
+    for image_info in data["images"]:
+        images_info[image_info["id"]] = image_info
+
+    def convert(kp: list) -> list:
+        keypoints = []
+        for i in range(len(kp) // 3):
+            keypoint = [kp[i * 3], kp[i * 3 + 1], 2]
+            if kp[i * 3 + 2] == 1:
+                keypoint[2] = 0
+            elif kp[i * 3 + 2] == 2:
+                keypoint[2] = 1
+            keypoints.append(keypoint)
+        return keypoints
+
+    prepared = []
+    for _, annotations in annotations_per_image.items():  # noqa: F402 - the reference's own name
+        previous_centers = []
+        for annotation in annotations[0]:
+            if annotation["num_keypoints"] < 5 or annotation["area"] < 32 * 32:
+                continue
+            person_center = [annotation["bbox"][0] + annotation["bbox"][2] / 2,
+                             annotation["bbox"][1] + annotation["bbox"][3] / 2]
+            is_close = False
+            for previous_center in previous_centers:
+                distance = ((person_center[0] - previous_center[0]) ** 2
+                            + (person_center[1] - previous_center[1]) ** 2) ** 0.5
+                if distance < previous_center[2] * 0.3:
+                    is_close = True
+                    break
+            if is_close:
+                continue
+            record = {
+                "img_paths": images_info[annotation["image_id"]]["file_name"],
+                "img_width": images_info[annotation["image_id"]]["width"],
+                "img_height": images_info[annotation["image_id"]]["height"],
+                "objpos": person_center,
+                "image_id": annotation["image_id"],
+                "bbox": annotation["bbox"],
+                "segment_area": annotation["area"],
+                "scale_provided": annotation["bbox"][3] / net_input_size,
+                "num_keypoints": annotation["num_keypoints"],
+                "segmentations": annotations[1],
+            }
+            record["keypoints"] = convert(annotation["keypoints"])
+            others = []
+            for other in annotations[0]:
+                if other == annotation:
+                    continue
+                o = {
+                    "objpos": [other["bbox"][0] + other["bbox"][2] / 2, other["bbox"][1] + other["bbox"][3] / 2],
+                    "bbox": other["bbox"],
+                    "segment_area": other["area"],
+                    "scale_provided": other["bbox"][3] / net_input_size,
+                    "num_keypoints": other["num_keypoints"],
+                }
+                o["keypoints"] = convert(other["keypoints"])
+                others.append(o)
+            record["processed_other_annotations"] = others
+            prepared.append(record)
+            previous_centers.append((person_center[0], person_center[1], annotation["bbox"][2], annotation["bbox"][3]))
+    return prepared
+
+
+# ------------------------------------------------------------------ the steps
+def _report(t0: float, **extra: Any) -> None:
+    print(json.dumps({"seconds": time.perf_counter() - t0,
+                      "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, **extra}))
+
+
+def step(name: str, src: str, out: str) -> None:
+    t0 = time.perf_counter()
+    if name == "reference":
+        with open(src) as f:
+            data = json.load(f)
+        records = reference_prepare(data)
+        with open(out, "wb") as f:
+            pickle.dump(records, f)
+        _report(t0, samples=len(records))
+    elif name == "posedata":
+        from posedata import labels, skeleton
+        from posedata.convert import load_source, to_labels
+
+        sk = skeleton.resolve("openpose18")
+        s = load_source(src, sk)
+        lb = to_labels(s.data, sk, source=src, source_sha256=s.sha256)
+        labels.save(lb, out)
+        _report(t0, samples=lb.num_samples, instances=len(lb.inst_ids))
+    elif name == "posedata-lwop":
+        from posedata.convert import load_source
+        from posedata.formats.lwop import write_lwop_pickle
+
+        s = load_source(src)
+        n = write_lwop_pickle(s.raw, out)
+        _report(t0, samples=n)
+    elif name == "cli":
+        from posedata.cli import cli
+
+        try:
+            cli.main(["convert", src, "--skeleton", "openpose18", "-o", out, "--force"], prog_name="posedata",
+                     standalone_mode=False)
+        finally:
+            sys.stdout.flush()
+        _report(t0)
+    elif name == "load":
+        from posedata import labels
+
+        lb = labels.load(src)
+        _report(t0, instances=len(lb.inst_ids))
+    else:
+        raise SystemExit(f"unknown step {name}")
+
+
+def run(name: str, src: Path, out: Path) -> dict:
+    r = subprocess.run([sys.executable, __file__, "--step", name, str(src), str(out)], capture_output=True, text=True)
+    if r.returncode:
+        raise SystemExit(f"step {name} failed:\n{r.stderr}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def sha(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--images", type=int, default=57000)
+    ap.add_argument("--annotations", type=int, default=150000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--repeat", type=int, default=1, help="runs per step; the fastest is reported")
+    ap.add_argument("--no-cli", action="store_true", help="skip the end-to-end CLI run (validate + convert)")
+    ap.add_argument("--step", nargs=3, metavar=("NAME", "SRC", "OUT"), help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.step:
+        step(*a.step)
+        return
+    with tempfile.TemporaryDirectory() as td:
+        tmp = Path(td)
+        src = tmp / "coco.json"
+        t = time.perf_counter()
+        data = make_coco(a.images, a.annotations, a.seed)
+        src.write_text(json.dumps(data))
+        del data
+        print(f"generated {src.stat().st_size / 1e6:.0f} MB: {a.images} images, {a.annotations} annotations "
+              f"({time.perf_counter() - t:.1f} s)")
+        res: dict[str, dict] = {}
+        for name, out in (("reference", tmp / "ref.pkl"), ("posedata", tmp / "labels.npz"),
+                          ("posedata-lwop", tmp / "lwop.pkl"), ("load", None)):
+            runs = [run(name, tmp / "labels.npz" if name == "load" else src, out or tmp / "unused") for _ in range(a.repeat)]
+            res[name] = min(runs, key=lambda r: r["seconds"])
+            print(f"{name:14s} {json.dumps(res[name])}")
+        same = sha(tmp / "ref.pkl") == sha(tmp / "lwop.pkl")
+        print(f"lwop pickle byte-identical to the reference's: {same}")
+        if not a.no_cli:
+            res["cli"] = run("cli", src, tmp / "cli.npz")
+            print(f"{'cli':14s} {json.dumps(res['cli'])}")
+        r, p = res["reference"], res["posedata"]
+        print()
+        print(f"speed  reference / posedata convert (labels): {r['seconds'] / p['seconds']:.1f}x "
+              f"({r['seconds']:.1f} s vs {p['seconds']:.1f} s)")
+        print(f"memory reference / posedata convert (labels): {r['maxrss_mb'] / p['maxrss_mb']:.1f}x "
+              f"({r['maxrss_mb']:.0f} MB vs {p['maxrss_mb']:.0f} MB peak RSS)")
+        lw = res["posedata-lwop"]
+        print(f"speed  reference / posedata lwop-pickle:      {r['seconds'] / lw['seconds']:.1f}x "
+              f"({lw['seconds']:.1f} s, {lw['maxrss_mb']:.0f} MB)")
+        print(f"labels.load of {res['load']['instances']} instances: {res['load']['seconds']:.2f} s")
+        if "cli" in res:
+            c = res["cli"]
+            print(f"posedata convert CLI end to end (validate + convert + write): {c['seconds']:.1f} s, "
+                  f"{c['maxrss_mb']:.0f} MB (reference / cli {r['seconds'] / c['seconds']:.1f}x)")
+        if not same:
+            sys.exit(1)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    main()
