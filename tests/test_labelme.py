@@ -125,7 +125,8 @@ def test_broken_input_exit_2_nothing_written(runner, tmp_path, edit, where) -> N
 
 
 # ----------------------------------------------------------------- property
-_JSON = st.recursive(st.none() | st.booleans() | st.integers(-5, 500) | st.floats(allow_nan=True) | st.text(max_size=5),
+_JSON = st.recursive(st.none() | st.booleans() | st.integers(-5, 500) | st.integers() | st.floats(allow_nan=True)
+                     | st.text(max_size=5),
                      lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=4), c, max_size=3),
                      max_leaves=6)
 

@@ -165,17 +165,7 @@ def parse_csv(path: Path) -> DLCTable:
         paths.append("/".join(p.replace("\\", "/") for p in parts))
         lines.append(r + 1)
         values.append(row[n_idx:])
-    data = np.full((len(values), ncol - n_idx), np.nan)
-    for i, vals in enumerate(values):
-        for c, v in enumerate(vals):
-            v = v.strip()
-            if v in _NAN_TOKENS:
-                continue
-            try:
-                data[i, c] = float(v)
-            except ValueError:
-                raise InputError(f"expected a number or empty (not labelled), got {v!r}", file=file,
-                                 where=f"line {lines[i]} column {c + n_idx + 1}") from None
+    data = cells_to_float(values, ncol - n_idx, file, lines, n_idx)
     data[~np.isfinite(data)] = np.nan
 
     xy = np.full((len(values), len(individuals), len(all_bp), 2), np.nan)
@@ -189,6 +179,29 @@ def parse_csv(path: Path) -> DLCTable:
     single = [j for j, n in enumerate(individuals) if n == UNIQUE_INDIVIDUAL]
     return DLCTable(paths, lines, [individuals[j] for j in animals], bodyparts, xy[:, animals, : len(bodyparts)],
                     multi, has_lik, bp_row + 1, unique_xy=xy[:, single, len(bodyparts):])
+
+
+def cells_to_float(values: list[list[str]], ncol: int, file: str, lines: list[int], col0: int) -> np.ndarray:
+    """CSV cells -> (rows, ncol) floats, empty/NaN cells NaN. Text to float is per cell whatever the
+    route: NumPy's str-array conversion measured 1.7x slower than this comprehension (bench/). Only
+    on failure are the cells walked again to name the line and column of the bad one."""
+    nan = float("nan")
+    try:
+        out = np.array([[nan if v.strip() in _NAN_TOKENS else float(v) for v in row] for row in values],
+                       dtype=np.float64)
+        return out.reshape(len(values), ncol)
+    except ValueError:
+        pass
+    for i, row in enumerate(values):
+        for c, v in enumerate(row):
+            if v.strip() in _NAN_TOKENS:
+                continue
+            try:
+                float(v)
+            except ValueError:
+                raise InputError(f"expected a number or empty (not labelled), got {v.strip()!r}", file=file,
+                                 where=f"line {lines[i]} column {c + col0 + 1}") from None
+    raise InputError("rows of unequal length", file=file)  # parse_csv checks lengths first
 
 
 # ------------------------------------------------------------------- images

@@ -11,6 +11,7 @@
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -47,7 +48,12 @@ def detect(path: Path) -> bool:
 
 
 def _num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and bool(np.isfinite(v))
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(v))
+    except OverflowError:  # a JSON integer too large for a float
+        return False
 
 
 def _point(shape: dict[str, Any], file: str, where: str) -> tuple[float, float]:
@@ -71,45 +77,51 @@ def _rectangle(shape: dict[str, Any]) -> tuple[float, float, float, float] | Non
 
 
 def read(path: Path, skeleton: Skeleton, options: ImportOptions) -> ImportResult:
-    from ..importer import DatasetBuilder, RawImage, RawInstance, keypoint_slots, read_json, unknown_names_error
+    from ..importer import DatasetBuilder, RawImage, RawInstance, keypoint_slots, unknown_names_error
+    from ..io import load_json
 
     path = Path(path)
     report = ImportReport(format=NAME, source=str(path))
     builder = DatasetBuilder(skeleton, options, report, file=str(path), category_name=skeleton.name)
     if path.is_dir():
-        files = [f for f in _json_files(path) if _looks_like_labelme(read_json(f))]
-        if not files:
-            raise InputError("no Labelme JSON (an object with 'shapes' and 'imagePath') in this folder", file=str(path))
+        # each JSON parsed once; other JSON files in the folder (not Labelme's) are skipped
+        files = _json_files(path)
         root = path.resolve()
     else:
         files = [path]
         root = path.resolve().parent
     # every point label of every file, then one name check for all of them: the error lists all
     docs: list[tuple[Path, dict[str, Any]]] = []
-    labels: dict[str, str] = {}  # normalised -> first spelling seen
+    labels: dict[str, str] = {}  # exact label -> normalised
     for f in files:
-        data = read_json(f)
+        data = load_json(f)
         file = str(f)
         if not _looks_like_labelme(data):
+            if path.is_dir():
+                report.skip("JSON file that is not a Labelme annotation", f.name)
+                continue
             raise InputError("expected a Labelme JSON object with 'shapes' (a list) and 'imagePath'", file=file)
         for i, s in enumerate(data["shapes"]):
             if not isinstance(s, dict):
                 raise InputError("expected a shape object", file=file, where=f"shapes[{i}]")
             if s.get("shape_type", "polygon") == "point":
-                if not isinstance(s.get("label"), str) or not s["label"].strip():
+                lab = s.get("label")
+                if not isinstance(lab, str) or not lab.strip():
                     raise InputError("a point shape needs a non-empty string label", file=file, where=f"shapes[{i}].label")
-                labels.setdefault(normalize_name(s["label"]), s["label"])
+                if lab not in labels:
+                    labels[lab] = normalize_name(lab)
         docs.append((f, data))
-    present = list(labels.values())
-    if not present:
+    if not docs:
+        raise InputError("no Labelme JSON (an object with 'shapes' and 'imagePath') in this folder", file=str(path))
+    if not labels:
         raise InputError("no point shapes (keypoints) in the Labelme file(s)", file=str(path))
     # Labelme carries no list of names, so only the labels used are checked: skeleton keypoints
     # that no file labels are simply never labelled
     slots = keypoint_slots(skeleton)
-    unknown = [p for p in present if normalize_name(p) not in slots]
+    unknown = [lab for lab, n in labels.items() if n not in slots]
     if unknown:
         raise unknown_names_error(unknown, skeleton, str(path), "shapes[].label")
-    slot = {normalize_name(p): slots[normalize_name(p)] for p in present}
+    slot = {lab: slots[n] for lab, n in labels.items()}  # exact label -> output slot
     K = len(skeleton.coco_keypoints)
 
     for img_key, (f, data) in enumerate(docs, start=1):
@@ -129,7 +141,7 @@ def read(path: Path, skeleton: Skeleton, options: ImportOptions) -> ImportResult
             g = groups.setdefault(gid, {"kp": np.zeros((K, 3)), "first": {}, "box": None, "where": where})
             if st == "point":
                 x, y = _point(s, file, where)
-                j = slot[normalize_name(s["label"])]
+                j = slot[s["label"]]
                 if j in g["first"]:
                     what = "keypoint label repeats among points without a group_id" if gid is None else \
                         "keypoint label repeats within one group_id"
@@ -157,7 +169,8 @@ def read(path: Path, skeleton: Skeleton, options: ImportOptions) -> ImportResult
             builder.add_instance(RawInstance(image_key=img_key, keypoints=g["kp"], bbox=g["box"],
                                              source_id=f"{f.name}: group {gid}", where=f"{file}: {g['where']}"))
     report.images_read = len(docs)
-    never = [t for j, t in enumerate(skeleton.coco_keypoints) if j not in set(slot.values())]
+    used = set(slot.values())
+    never = [t for j, t in enumerate(skeleton.coco_keypoints) if j not in used]
     if never:
         report.warnings.append(f"skeleton keypoint(s) never labelled in any file: {never}")
     return builder.build()

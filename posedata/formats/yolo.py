@@ -397,11 +397,10 @@ def yolo_lines(kps: np.ndarray, boxes: np.ndarray, sizes: np.ndarray) -> tuple[l
     x0, y0 = np.clip(b[:, 0], 0, W), np.clip(b[:, 1], 0, H)
     x1, y1 = np.clip(b[:, 0] + b[:, 2], 0, W), np.clip(b[:, 1] + b[:, 3], 0, H)
     box = np.stack([(x0 + x1) / 2 / W, (y0 + y1) / 2 / H, (x1 - x0) / W, (y1 - y0) / H], axis=1)
-    lines = []
-    for n in range(len(kps)):
-        vals = " ".join(f"{xy[n, k, 0]:.6f} {xy[n, k, 1]:.6f} {int(v[n, k])}" for k in range(kps.shape[1]))
-        lines.append(f"0 {box[n, 0]:.6f} {box[n, 1]:.6f} {box[n, 2]:.6f} {box[n, 3]:.6f} {vals}")
-    return lines, outside
+    # one printf-style format per line: x y v repeated K times after the class and box
+    fmt = "0 %.6f %.6f %.6f %.6f" + " %.6f %.6f %d" * kps.shape[1]
+    rows = np.concatenate([box, np.concatenate([xy, v[..., None]], axis=2).reshape(len(kps), -1)], axis=1)
+    return [fmt % tuple(r) for r in rows.tolist()], outside
 
 
 def export(ds: Any, sk: Skeleton, out_dir: Path, images: Path | None = None, category_id: int | None = None,
