@@ -299,3 +299,35 @@ def test_agrees_with_sleap_io(sk, tmp_path) -> None:
         lab = a[:, 2] > 0
         np.testing.assert_array_equal(lab, np.isfinite(b).all(axis=1))
         np.testing.assert_allclose(a[lab, :2], b[lab], atol=1e-6)
+
+
+def test_roboflow_layout_and_splits_beside_the_root(sk, tmp_path) -> None:
+    """Roboflow writes `train: ../train/images` with no `path`; Ultralytics reads it as `train/images`.
+    A split that really lies beside the root is named from the folder holding every image."""
+    d = tmp_path / "rf"
+    for split, src in (("train", "a.png"), ("valid", "b.jpg")):
+        (d / split / "images").mkdir(parents=True)
+        (d / split / "labels").mkdir(parents=True)
+        shutil.copy(YD / "images" / "train" / src, d / split / "images" / src)
+        lab = (YD / "labels" / "train" / Path(src).with_suffix(".txt").name).read_text().splitlines()[0]
+        (d / split / "labels" / Path(src).with_suffix(".txt").name).write_text(lab + "\n")
+    (d / "data.yaml").write_text("train: ../train/images\nval: ../valid/images\nkpt_shape: [4, 3]\n"
+                                 "flip_idx: [0, 2, 1, 3]\nnc: 1\nnames: ['mouse']\n")
+    ds = Y.read(d / "data.yaml", sk, ImportOptions()).dataset
+    assert [im.file_name for im in ds.images] == ["train/images/a.png", "valid/images/b.jpg"]
+    assert len(ds.annotations) == 2
+    sub = d / "train" / "data.yaml"  # the same YAML one level down: '../valid/images' exists as written
+    sub.write_text((d / "data.yaml").read_text().replace("../train/images", "images"))
+    r = Y.read(sub, sk, ImportOptions())
+    assert [im.file_name for im in r.dataset.images] == ["train/images/a.png", "valid/images/b.jpg"]
+    assert any(f"images root {d}" in w for w in r.report.warnings)
+
+
+def test_export_box_only_annotation(tmp_path) -> None:
+    src, imgs = make_coco(tmp_path)
+    data = json.loads(src.read_text())
+    del data["annotations"][0]["keypoints"], data["annotations"][0]["num_keypoints"]
+    src.write_text(json.dumps(data))
+    rep = Y.export(coco.load(src), S.resolve("coco17"), tmp_path / "y")
+    first = (tmp_path / "y" / "labels" / "one.txt").read_text().splitlines()[0].split()
+    assert rep.instances == 4 and first[5:] == ["0.000000", "0.000000", "0"] * 17

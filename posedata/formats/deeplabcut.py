@@ -54,9 +54,10 @@ def _is_dlc_csv(path: Path) -> bool:
 
 
 def _csvs_in(folder: Path) -> list[Path]:
-    """CollectedData CSVs of a DLC project (or of one labeled-data/<video> folder), sorted."""
-    found = [p for p in sorted(folder.rglob("*.csv")) if p.is_file() and _is_dlc_csv(p)]
-    return found
+    """CollectedData CSVs of a DLC project folder or of one labeled-data/<video> folder, sorted.
+    Only those two levels are searched: auto-detection must not walk a large image tree."""
+    cands = [*folder.glob("*.csv"), *folder.glob("labeled-data/*/*.csv")]
+    return [p for p in sorted(set(cands)) if p.is_file() and _is_dlc_csv(p)]
 
 
 def detect(path: Path) -> bool:

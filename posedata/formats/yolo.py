@@ -20,6 +20,7 @@ drop the whole image as corrupt), boxes clipped to the image.
 """
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import tempfile
@@ -155,7 +156,11 @@ def _split_images(data: dict[str, Any], root: Path, file: str) -> list[tuple[str
             if not isinstance(s, str) or not s:
                 raise InputError(f"expected a folder or txt file relative to the dataset root, got {s!r}", file=file,
                                  where=where)
-            p = safe_image_path(root, s) if not os.path.isabs(s) else Path(s)
+            # the dataset YAML is the user's own config, so its folders may lie beside the root;
+            # like Ultralytics, '../x' that does not exist is tried as 'x' (Roboflow's exports)
+            p = (root / s).resolve()
+            if not p.exists() and s.startswith("../"):
+                p = (root / s[3:]).resolve()
             if p.is_dir():
                 imgs = sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES and q.is_file())
             elif p.is_file() and p.suffix == ".txt":
@@ -264,18 +269,21 @@ def read(path: Path, skeleton: Skeleton, options: ImportOptions) -> ImportResult
             "check a few images with `posedata preview` or add kpt_names to the YAML")
     root = _dataset_root(data, path, options)
     imgs = _split_images(data, root, file)
+    if any(not ip.is_relative_to(root) for _, ip in imgs):
+        # split folders beside the root: name images from the folder that holds them all
+        root = Path(os.path.commonpath([str(root)] + [str(ip) for _, ip in imgs]))
     # names and sizes are settled here (the images were listed by the YAML), so the builder gets
     # no --images to resolve them again
     build_opts = ImportOptions(images=None, category=options.category, bbox_margin=options.bbox_margin,
                                drop_unlabelled=options.drop_unlabelled, keep_empty=options.keep_empty)
     builder = DatasetBuilder(skeleton, build_opts, report, file=file, category_name=names[cls])
-    if options.images is None:
-        report.warnings.append(f"dataset root {root}: the output's file_name values are relative to it "
+    if options.images is None or root != Path(options.images).resolve():
+        report.warnings.append(f"images root {root}: the output's file_name values are relative to it "
                                "(pass it as --images to later commands)")
     n_vals = 5 + K * D
     other_classes = 0
     for key, (split, ip) in enumerate(imgs, start=1):
-        name = ip.relative_to(root).as_posix() if ip.is_relative_to(root) else ip.name
+        name = ip.relative_to(root).as_posix()
         w, h = image_size(ip)
         builder.add_image(RawImage(key=key, file_name=name, width=w, height=h, where=name, extra={"split": split}))
         lp = label_path(ip)
@@ -442,8 +450,12 @@ def export(ds: Any, sk: Skeleton, out_dir: Path, images: Path | None = None, cat
         if a.image_id not in by_image:
             raise InputError(f"annotation {a.id} refers to image {a.image_id}, which is not in the data",
                              file=data_file, where="annotations")
-        if a.keypoints is None or a.keypoints.shape != (len(src), 3):
-            raise InputError(f"annotation {a.id}: expected {len(src)} keypoints", file=data_file, where="annotations")
+        if a.keypoints is None:  # a box-only annotation: a YOLO line with every keypoint unlabelled
+            a = copy.copy(a)
+            a.keypoints = np.zeros((len(src), 3))
+        elif a.keypoints.shape != (len(src), 3):
+            raise InputError(f"annotation {a.id}: expected {len(src)} keypoints, got {len(a.keypoints)}",
+                             file=data_file, where="annotations")
         by_image[a.image_id].append(a)
     sources: dict[int, Path] = {}
     names: dict[int, str] = {}
