@@ -299,9 +299,17 @@ def load_labels_or_coco(data: Path, sk):
                              f"not {sk.name!r} ({sk.fingerprint})", file=str(data))
         return labels
     from .convert import load_source, to_labels
+    from .errors import DataError
+    from .findings import has_errors
+    from .validate import validate_coco
 
-    _raw, ds, _report = load_source(data, sk)
-    return to_labels(ds, sk, source=str(data))
+    src = load_source(data, sk)
+    if src.raw is not None:
+        findings = validate_coco(src.raw, sk, file=str(data))
+        if has_errors(findings):
+            print_findings([f for f in findings if f.severity == "error"], limit=10)
+            raise DataError("the data has errors; run `posedata validate` for the full report", findings, file=str(data))
+    return to_labels(src.data, sk, source=str(data))
 
 
 # ------------------------------------------------------------------ flipcheck
@@ -887,24 +895,26 @@ def _fmt(v: float | None, pct: bool = False) -> str:
 
 def print_val_report(res: dict, title: str) -> None:
     """The COCOeval summary and the per-keypoint statistics."""
-    t = Table(title=title)
+    t = Table(title=title, show_edge=False)
     for c in ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl"):
-        t.add_column(c, justify="right")
+        t.add_column(c, justify="right", no_wrap=True)
     t.add_row(*(("-" if res[c] < 0 else f"{res[c]:.3f}") for c in ("AP", "AP50", "AP75", "APm", "APl",
                                                                      "AR", "AR50", "AR75", "ARm", "ARl")))
     console.print(t)
     pk = res["per_keypoint"]
     matched = pk[0]["matched_instances"] if pk else 0
-    t = Table(title=f"per keypoint, over the {matched} instance(s) matched at OKS 0.5")
-    for c, j in (("keypoint", "left"), ("sigma", "right"), ("GT labelled", "right"), ("in matched", "right"),
-                 ("found %", "right"), ("mean OKS", "right"), ("OKS>=0.5 %", "right"), ("error px", "right")):
-        t.add_column(c, justify=j)
+    t = Table(title=f"per keypoint, over the {matched} instance(s) matched at OKS 0.5", show_edge=False)
+    t.add_column("keypoint", no_wrap=True, min_width=max([len(r["keypoint"]) for r in pk] + [8]))
+    for c in ("sigma", "GT", "matched", "found%", "OKS", "PCK%", "err px"):
+        t.add_column(c, justify="right", no_wrap=True)
     for r in pk:
         t.add_row(r["keypoint"], f"{r['sigma']:.3f}", str(r["gt_labelled"]), str(r["labelled"]),
                   _fmt(r["found_rate"], True), _fmt(r["oks"]), _fmt(r["pck"], True),
                   "-" if r["error_px"] is None else f"{r['error_px']:.1f}")
     console.print(t)
-    console.print(f"{res['n_images']} image(s), {res['n_detections']} detection(s)")
+    console.print(f"{res['n_images']} image(s), {res['n_detections']} detection(s). GT: labelled in the ground truth; "
+                  "matched: labelled in matched instances; found%: of those, detected; OKS: mean per-keypoint "
+                  "similarity (missing = 0); PCK%: similarity >= 0.5; err px: mean distance where found")
 
 
 @cli.command("val")

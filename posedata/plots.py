@@ -20,12 +20,12 @@ def pyplot():
     return plt
 
 
-def save_figure(fig, path: str | Path, dpi: int = 100) -> None:
+def save_figure(fig, path: str | Path, dpi: int = 100, tight: bool = True) -> None:
     """Render to memory, then write atomically (no half-written PNG if interrupted)."""
     import io
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight" if tight else None)
     pyplot().close(fig)
     atomic_write_bytes(path, buf.getvalue())
 
