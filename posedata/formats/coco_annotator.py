@@ -69,15 +69,31 @@ def read(path: Path, skeleton: Any, options: ImportOptions) -> ImportResult:
     return read_coco_like(data, Path(path), skeleton, options, report)
 
 
-def _num_list(v: Any, file: str, where: str) -> list[float]:
+def _num_list(v: Any, file: str, where: str) -> np.ndarray:
+    """A JSON list of finite numbers as float64; the first bad element located otherwise."""
     if not isinstance(v, list):
         raise InputError(f"expected a list of numbers, got {type(v).__name__}", file=file, where=where)
-    out = []
+    # type() rather than isinstance(): bool is an int subclass but never a coordinate
+    if all(type(x) is int or type(x) is float for x in v):
+        try:
+            arr = np.array(v, dtype=np.float64)
+        except OverflowError:
+            arr = None
+        if arr is not None and np.isfinite(arr).all():
+            return arr
     for j, x in enumerate(v):
-        if isinstance(x, bool) or not isinstance(x, (int, float)) or not np.isfinite(x):
-            raise InputError(f"expected a finite number, got {x!r}", file=file, where=f"{where}[{j}]")
-        out.append(float(x))
-    return out
+        try:
+            ok = not isinstance(x, bool) and isinstance(x, (int, float)) and bool(np.isfinite(float(x)))
+        except OverflowError:
+            ok = False
+        if not ok:
+            raise InputError(f"expected a finite number, got {_short(x)}", file=file, where=f"{where}[{j}]")
+    raise InputError("numbers out of range", file=file, where=where)
+
+
+def _short(x: Any) -> str:
+    r = repr(x)
+    return r if len(r) <= 40 else r[:37] + "..."
 
 
 def _id(v: Any, file: str, where: str) -> Any:
@@ -201,8 +217,8 @@ def read_coco_like(data: Any, path: Path, skeleton: Any, options: ImportOptions,
                     raise InputError(f"keypoints must be x, y, v triples ({3 * n_src} numbers for {n_src} keypoints), "
                                      f"got {len(flat)} numbers", file=file, where=f"{where}.keypoints")
                 report.repair(f"keypoints shorter than the category's {n_src} slots padded with unlabelled slots", aid)
-                flat = flat + [0.0] * (3 * n_src - len(flat))
-            src = np.asarray(flat, dtype=np.float64).reshape(n_src, 3)
+                flat = np.concatenate([flat, np.zeros(3 * n_src - len(flat))])
+            src = flat.reshape(n_src, 3)
             arr = src[mapping]
             nk = a.get("num_keypoints")
             real = int((src[:, 2] > 0).sum())
