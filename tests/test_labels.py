@@ -1,0 +1,141 @@
+"""The label file: round trip, and refusal of anything that would need pickle to load."""
+from __future__ import annotations
+
+import io
+import json
+import time
+import zipfile
+
+import numpy as np
+import pytest
+
+from posedata import labels as L
+from posedata.errors import InputError
+
+
+def make_labels(n_img: int = 3, per_img: int = 2, k: int = 4, seed: int = 0) -> L.Labels:
+    rng = np.random.default_rng(seed)
+    m = n_img * per_img
+    kp = rng.uniform(0, 100, (m, k, 3)).astype(np.float32)
+    kp[:, :, 2] = rng.integers(0, 3, (m, k))
+    return L.Labels(
+        fingerprint="abc123", skeleton_name="toy", keypoint_names=[f"k{i}" for i in range(k)],
+        settings={"min_keypoints": 5, "min_area": 1024.0, "dedup_ratio": 0.3, "source": "x.json"},
+        image_ids=np.arange(10, 10 + n_img, dtype=np.int64), file_names=[f"im{i}.jpg" for i in range(n_img)],
+        widths=np.full(n_img, 640, np.int32), heights=np.full(n_img, 480, np.int32),
+        crowd=[[[[0.0, 0.0, 5.0, 0.0, 5.0, 5.0]]] if i == 0 else [] for i in range(n_img)],
+        inst_image=np.repeat(np.arange(n_img), per_img).astype(np.int32),
+        inst_ids=np.arange(100, 100 + m, dtype=np.int64), keypoints=kp,
+        bbox=rng.uniform(1, 50, (m, 4)).astype(np.float32), area=rng.uniform(100, 5000, m).astype(np.float32),
+        num_keypoints=rng.integers(1, k + 1, m).astype(np.int32), samples=np.arange(0, m, 2, dtype=np.int32),
+        extra={"stats": {"samples": m // 2}},
+    )
+
+
+def assert_same(a: L.Labels, b: L.Labels) -> None:
+    for name in L.ARRAYS:
+        x, y = getattr(a, name), getattr(b, name)
+        assert x.shape == y.shape and np.array_equal(x, y), name
+    for name in ("fingerprint", "skeleton_name", "keypoint_names", "settings", "file_names", "crowd", "extra", "version"):
+        assert getattr(a, name) == getattr(b, name), name
+
+
+def test_round_trip(tmp_path):
+    lb = make_labels()
+    p = tmp_path / "l.npz"
+    L.save(lb, p)
+    back = L.load(p)
+    assert_same(lb, back)
+    assert back.keypoints.dtype == np.float32 and back.samples.dtype == np.int32
+    s = back.sample(1)  # second sample: instance 2, image 1
+    assert s["main"] == 2 and s["instances"] == [2, 3] and s["file_name"] == "im1.jpg"
+    np.testing.assert_allclose(s["objpos"], [lb.bbox[2, 0] + lb.bbox[2, 2] / 2, lb.bbox[2, 1] + lb.bbox[2, 3] / 2])
+
+
+def test_round_trip_empty(tmp_path):
+    lb = make_labels(n_img=0)
+    L.save(lb, tmp_path / "e.npz")
+    assert_same(lb, L.load(tmp_path / "e.npz"))
+
+
+def _npz_bytes(**arrays) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def _arrays(lb: L.Labels) -> dict:
+    header = {"format": L.FORMAT, "version": L.VERSION, "fingerprint": lb.fingerprint, "skeleton_name": lb.skeleton_name,
+              "keypoint_names": lb.keypoint_names, "settings": lb.settings, "file_names": lb.file_names,
+              "crowd": lb.crowd, "extra": lb.extra}
+    d = {"header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)}
+    d.update({k: getattr(lb, k) for k in L.ARRAYS})
+    return d
+
+
+def test_pickled_object_array_is_refused(tmp_path):
+    d = _arrays(make_labels())
+    d["keypoints"] = np.array([{"boom": 1}, None], dtype=object)  # np.save pickles object arrays
+    p = tmp_path / "evil.npz"
+    p.write_bytes(_npz_bytes(**d))
+    with zipfile.ZipFile(p) as z:  # the array really is a pickle inside the archive
+        assert b"boom" in z.read("keypoints.npy")
+    with pytest.raises(InputError, match="not a readable posedata label file"):
+        L.load(p)
+
+
+def test_pickled_header_is_refused(tmp_path):
+    d = _arrays(make_labels())
+    d["header"] = np.array([{"format": L.FORMAT}], dtype=object)
+    p = tmp_path / "evil2.npz"
+    p.write_bytes(_npz_bytes(**d))
+    with pytest.raises(InputError):
+        L.load(p)
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda d: d.pop("samples"), "lacks array"),
+    (lambda d: d.update(header=np.frombuffer(b'{"format": "other"}', dtype=np.uint8)), "not a posedata label file"),
+    (lambda d: d.update(header=np.frombuffer(json.dumps({**json.loads(d["header"].tobytes()), "version": 99}).encode(),
+                                             dtype=np.uint8)), "version 99"),
+    (lambda d: d.update(samples=np.array([0, 99], dtype=np.int32)), "samples point outside"),
+    (lambda d: d.update(keypoints=np.zeros((6, 3, 3), np.float32)), "keypoints has shape"),
+    (lambda d: d.update(header=np.frombuffer(b"\xff\xfe", dtype=np.uint8)), "not a readable"),
+])
+def test_malformed_files_are_input_errors(tmp_path, mutate, message):
+    d = _arrays(make_labels())
+    mutate(d)
+    p = tmp_path / "bad.npz"
+    p.write_bytes(_npz_bytes(**d))
+    with pytest.raises(InputError, match=message):
+        L.load(p)
+
+
+def test_not_a_zip_and_missing(tmp_path):
+    p = tmp_path / "x.npz"
+    p.write_text("hello")
+    with pytest.raises(InputError):
+        L.load(p)
+    with pytest.raises(InputError, match="not found"):
+        L.load(tmp_path / "nope.npz")
+
+
+def test_large_file_loads_fast(tmp_path):
+    """150k instances, 57k images (the COCO-train scale) load in well under a second."""
+    rng = np.random.default_rng(1)
+    n_img, m, k = 57000, 150000, 18
+    lb = L.Labels(
+        fingerprint="f", skeleton_name="s", keypoint_names=[f"k{i}" for i in range(k)], settings={},
+        image_ids=np.arange(n_img, dtype=np.int64), file_names=[f"{i:012d}.jpg" for i in range(n_img)],
+        widths=np.full(n_img, 640, np.int32), heights=np.full(n_img, 480, np.int32),
+        crowd=[[{"counts": list(range(60)), "size": [480, 640]}] if i % 60 == 0 else [] for i in range(n_img)],
+        inst_image=np.sort(rng.integers(0, n_img, m)).astype(np.int32), inst_ids=np.arange(m, dtype=np.int64),
+        keypoints=rng.uniform(0, 600, (m, k, 3)).astype(np.float32), bbox=np.ones((m, 4), np.float32),
+        area=np.ones(m, np.float32), num_keypoints=np.ones(m, np.int32), samples=np.arange(0, m, 2, dtype=np.int32))
+    p = tmp_path / "big.npz"
+    L.save(lb, p)
+    t = time.perf_counter()
+    back = L.load(p)
+    elapsed = time.perf_counter() - t
+    assert len(back.inst_ids) == m and back.keypoints.shape == (m, k, 3)
+    assert elapsed < 1.0, f"labels.load took {elapsed:.2f} s"
