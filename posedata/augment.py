@@ -1,0 +1,260 @@
+"""Training-time augmentation for any skeleton, composed into one affine warp.
+
+The reference (../shared/reference/lwop-conventions.md, section 2) scales the whole image, rotates
+the whole scaled image onto an enlarged canvas, crops 368 x 368 around the shifted person centre
+and maybe flips: four full-image passes. Every one of those steps is affine, so here they are
+composed into a single 2 x 3 matrix and the source image is warped straight into the crop
+(cv2.warpAffine, bilinear, constant border 128), which is also one interpolation instead of two.
+
+Points follow the reference's arithmetic exactly:
+  scale     p -> s * p, s = target_dist / scale_provided * multiplier
+  rotate    cv2.getRotationMatrix2D about the scaled image's centre, plus the shift that centres
+            the enlarged canvas (int(h|sin| + w|cos|) x int(h|cos| + w|sin|))
+  crop      p -> p - int(centre + offset - crop / 2)   (Python int(): truncation toward zero)
+  flip      x -> crop_w - 1 - x, then keypoint i takes keypoint flip[i]
+The image matrix equals the point matrix except for the scale step, where cv2.resize samples
+destination pixel u at source (u + 0.5) / s - 0.5; that half-pixel term is kept, so the pixels
+land where the reference's do and only the interpolation differs.
+
+Keypoints that leave the crop keep their visibility, as in the reference: their Gaussians are
+still drawn where they reach the map.
+
+Masks: the crowd mask (1 outside crowd regions) is warped as float with the same image matrix
+into the crop (bilinear, border 1), truncated to uint8 as the reference's uint8 crop buffer
+truncates it (so a pixel touched by a crowd region at all is 0), and reduced to the map with
+INTER_AREA in uint8, which rounds every cell to 0 or 1 as the reference's does. An image
+without crowd regions has an all-ones mask and skips the warp. See bench/README.md
+("augment") for the measured difference from the reference's four-pass sequence.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import InputError
+from .targets import mask_to_map, render_targets
+
+if TYPE_CHECKING:
+    from .labels import Labels
+    from .skeleton import Skeleton
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Defaults are the reference's."""
+
+    scale_min: float = 0.5
+    scale_max: float = 1.1
+    target_dist: float = 0.6
+    rotate_max: float = 40.0  # degrees, uniform in [-rotate_max, rotate_max]
+    crop_w: int = 368
+    crop_h: int = 368
+    center_perturb: int = 40  # pixels, int((u - 0.5) * 2 * center_perturb) per axis
+    flip_prob: float = 0.5
+    pad: int = 128  # image border value (all three channels)
+    stride: int = 8
+    sigma: float = 7.0
+    paf_thickness: float = 1.0
+    input_size: int = 368  # scale_provided = bbox height / input_size
+
+    @property
+    def map_h(self) -> int:
+        return self.crop_h // self.stride
+
+    @property
+    def map_w(self) -> int:
+        return self.crop_w // self.stride
+
+
+@dataclass
+class Sample:
+    image: np.ndarray  # (crop_h, crop_w, 3) uint8 BGR
+    mask: np.ndarray  # (map_h, map_w) float32, 0 on crowd regions
+    keypoints: np.ndarray  # (N, K, 3) float32, crop coordinates, after flip and swap
+    heatmaps: np.ndarray  # (K + 1, map_h, map_w) float32
+    pafs: np.ndarray  # (2L, map_h, map_w) float32
+    flipped: bool
+    affine: np.ndarray  # (2, 3) float64: source point -> crop point (the keypoint transform)
+
+
+@dataclass(frozen=True)
+class Draw:
+    """The random choices of one sample (kept so a caller can replay or vary one of them)."""
+
+    scale_multiplier: float
+    degree: float
+    offset_x: int
+    offset_y: int
+    flip: bool
+
+
+def draw_params(cfg: AugmentConfig, rng: np.random.Generator | None, augment: bool = True) -> Draw:
+    """All random numbers of a sample, drawn in one fixed order from the generator."""
+    if not augment:
+        return Draw(1.0, 0.0, 0, 0, False)
+    if rng is None:
+        raise ValueError("augment=True needs a numpy Generator (pass augment=False for a fixed crop)")
+    u = rng.random(5)
+    return Draw(
+        scale_multiplier=float((cfg.scale_max - cfg.scale_min) * u[0] + cfg.scale_min),
+        degree=float((u[1] - 0.5) * 2 * cfg.rotate_max),
+        offset_x=int((u[2] - 0.5) * 2 * cfg.center_perturb),
+        offset_y=int((u[3] - 0.5) * 2 * cfg.center_perturb),
+        # strict <, so flip_prob 0 never flips and 1 always does
+        flip=bool(u[4] < cfg.flip_prob),
+    )
+
+
+def _h(m: np.ndarray) -> np.ndarray:
+    return np.vstack([m, [0.0, 0.0, 1.0]])
+
+
+def sample_affines(
+    width: int, height: int, objpos: Any, scale_provided: float, cfg: AugmentConfig, d: Draw
+) -> tuple[np.ndarray, np.ndarray]:
+    """(point matrix, image matrix), both 2 x 3, source -> crop, for one set of draws."""
+    if not (scale_provided > 0 and math.isfinite(scale_provided)):
+        raise InputError(f"scale_provided must be a positive number, got {scale_provided}")
+    s = cfg.target_dist / scale_provided * d.scale_multiplier
+    # scaled image size as cv2.resize rounds it (the rotation centre and canvas depend on it)
+    w1, h1 = int(np.rint(width * s)), int(np.rint(height * s))
+    scale_pts = np.array([[s, 0.0, 0.0], [0.0, s, 0.0]])
+    half = 0.5 * (s - 1.0)
+    scale_img = np.array([[s, 0.0, half], [0.0, s, half]])
+
+    theta = math.radians(d.degree)
+    cos, sin = math.cos(theta), math.sin(theta)
+    cx, cy = w1 / 2, h1 / 2
+    bound_w = int(h1 * abs(sin) + w1 * abs(cos))
+    bound_h = int(h1 * abs(cos) + w1 * abs(sin))
+    rot = np.array([  # cv2.getRotationMatrix2D(centre, degree, 1), then centred on the canvas
+        [cos, sin, (1 - cos) * cx - sin * cy + bound_w / 2 - cx],
+        [-sin, cos, sin * cx + (1 - cos) * cy + bound_h / 2 - cy],
+    ])
+
+    obj = np.asarray(objpos, dtype=np.float64).reshape(2)
+    centre = rot @ np.array([obj[0] * s, obj[1] * s, 1.0])
+    left = -int(centre[0] + d.offset_x - cfg.crop_w / 2)
+    up = -int(centre[1] + d.offset_y - cfg.crop_h / 2)
+    crop = np.array([[1.0, 0.0, left], [0.0, 1.0, up]])
+    post = _h(crop) @ _h(rot)
+    if d.flip:
+        post = _h(np.array([[-1.0, 0.0, cfg.crop_w - 1.0], [0.0, 1.0, 0.0]])) @ post
+    return (post @ _h(scale_pts))[:2], (post @ _h(scale_img))[:2]
+
+
+def clean_keypoints(keypoints: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The reference's clean-up: a point at exactly (0, 0) or outside [0, w) x [0, h) is absent."""
+    kp = np.array(keypoints, dtype=np.float64)
+    x, y = kp[..., 0], kp[..., 1]
+    bad = ((x == 0) & (y == 0)) | ~(x >= 0) | ~(x < width) | ~(y >= 0) | ~(y < height)
+    kp[..., 2] = np.where(bad, 2.0, kp[..., 2])
+    return kp
+
+
+def make_sample(
+    image: np.ndarray, keypoints: np.ndarray, objpos: Any, scale_provided: float,
+    crowd_mask: np.ndarray | None, skeleton: Skeleton, cfg: AugmentConfig,
+    rng: np.random.Generator | None, augment: bool = True,
+) -> Sample:
+    """One training sample from a decoded image and its instances (main instance first).
+
+    keypoints (N, K, 3) in source pixels with internal visibility; crowd_mask (H, W), 1 outside
+    crowd regions, or None for none. With augment=False: scale target_dist / scale_provided,
+    no rotation, no centre offset, no flip (a deterministic centre crop, for previews).
+    """
+    import cv2
+
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise InputError(f"image must be (H, W, 3) BGR, got shape {image.shape}")
+    height, width = image.shape[:2]
+    kp = np.asarray(keypoints, dtype=np.float64)
+    if kp.ndim != 3 or kp.shape[1:] != (skeleton.num_keypoints, 3):
+        raise InputError(
+            f"keypoints must be (N, {skeleton.num_keypoints}, 3) for skeleton {skeleton.name!r}, "
+            f"got {kp.shape}"
+        )
+    d = draw_params(cfg, rng, augment)
+    pts_m, img_m = sample_affines(width, height, objpos, scale_provided, cfg, d)
+
+    size = (cfg.crop_w, cfg.crop_h)
+    pad = (cfg.pad, cfg.pad, cfg.pad)
+    crop = cv2.warpAffine(image, img_m, size, flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=pad)
+    map_h, map_w = cfg.map_h, cfg.map_w
+    if crowd_mask is None or bool(np.all(crowd_mask)):
+        mask = np.ones((map_h, map_w), dtype=np.float32)
+    else:
+        full = cv2.warpAffine(np.asarray(crowd_mask, dtype=np.float32), img_m, size,
+                              flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=1.0)
+        # the reference copies its interpolated float mask into a uint8 crop: every pixel that
+        # is not exactly 1 becomes 0, and its area reduction then rounds each cell to 0 or 1
+        mask = mask_to_map(full.astype(np.uint8), map_h, map_w)
+
+    kp = clean_keypoints(kp, width, height)
+    out = np.empty_like(kp)
+    out[..., :2] = kp[..., :2] @ pts_m[:, :2].T + pts_m[:, 2]
+    out[..., 2] = kp[..., 2]
+    if d.flip:
+        out = out[:, skeleton.flip_array]
+    heat, pafs = render_targets(out, skeleton, map_h, map_w, cfg.stride, cfg.sigma, cfg.paf_thickness)
+    return Sample(image=crop, mask=mask, keypoints=out.astype(np.float32), heatmaps=heat, pafs=pafs,
+                  flipped=d.flip, affine=pts_m)
+
+
+def read_image(path: Path) -> np.ndarray:
+    """cv2.imread as BGR uint8; a missing or undecodable file is an InputError naming it."""
+    import cv2
+
+    if not path.is_file():
+        raise InputError("image file not found", file=str(path))
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise InputError("image file could not be decoded (corrupt or not an image)", file=str(path))
+    return image
+
+
+def training_sample(
+    labels: Labels, i: int, images_root: Path, skeleton: Skeleton, cfg: AugmentConfig,
+    rng: np.random.Generator | None, augment: bool = True,
+) -> Sample:
+    """The training sample for record i of a label file: decode, crowd mask, augment, targets."""
+    from .io import safe_image_path
+    from .targets import crowd_mask as render_crowd
+
+    if not 0 <= i < labels.num_samples:
+        raise InputError(f"sample index {i} out of range (the label file has {labels.num_samples})")
+    rec = labels.sample(i)
+    path = safe_image_path(images_root, rec["file_name"])
+    image = read_image(path)
+    h, w = image.shape[:2]
+    if (h, w) != (rec["height"], rec["width"]):
+        # labels were made for another size: the reference would silently mis-scale; refuse
+        raise InputError(
+            f"image is {w}x{h} but the label file says {rec['width']}x{rec['height']}", file=str(path)
+        )
+    mask = render_crowd(rec["crowd"], h, w) if rec["crowd"] else None
+    scale_provided = float(labels.bbox[rec["main"], 3]) / cfg.input_size
+    return make_sample(image, rec["keypoints"], rec["objpos"], scale_provided, mask, skeleton, cfg,
+                       rng, augment)
+
+
+def to_network_input(image_bgr_uint8: np.ndarray) -> np.ndarray:
+    """BGR uint8 (H, W, 3) -> float32 (3, H, W), (pixel - 128) / 256."""
+    import cv2
+
+    img = np.asarray(image_bgr_uint8)
+    if img.ndim != 3 or img.shape[2] != 3:
+        raise InputError(f"image must be (H, W, 3), got shape {img.shape}")
+    out = np.empty((3,) + img.shape[:2], dtype=np.float32)
+    # plane by plane through cv2.split: several times faster than a float conversion of the
+    # interleaved image followed by a transposing copy; x / 256 == x * (1 / 256) exactly
+    for c, plane in enumerate(cv2.split(np.ascontiguousarray(img, dtype=np.uint8))):
+        out[c] = plane
+    out -= 128.0
+    out *= 1.0 / 256.0
+    return out
