@@ -71,7 +71,17 @@ def import_file(fmt: str, path: Path, skeleton: Skeleton, options: ImportOptions
     if fmt.strip().lower() == "auto":
         found = detect_format(path)
         if found is None:
-            raise InputError(f"no import format recognises this {'folder' if path.is_dir() else 'file'}; "
+            hint = ""
+            if path.is_file() and peek_text(path, 64).lstrip().startswith("{"):
+                from .formats.coco_annotator import _is_coco
+
+                try:
+                    if _is_coco(read_json(path)):
+                        hint = (" (it is plain COCO: use it as it is, or `posedata import coco-annotator` to match "
+                                "names to the skeleton and repair boxes the same way)")
+                except InputError:
+                    pass
+            raise InputError(f"no import format recognises this {'folder' if path.is_dir() else 'file'}{hint}; "
                              f"name one of: {', '.join(FORMATS)}", file=str(path))
         fmt = found
     mod = format_module(fmt)

@@ -67,6 +67,9 @@ def test_auto_on_unrecognised_file(tmp_path):
         import_file("auto", p, OBJ5, ImportOptions())
     p.write_bytes(b"\x00\xff" * 50)
     assert detect_format(p) is None
+    p.write_text(json.dumps({"images": [], "annotations": [], "categories": []}))
+    with pytest.raises(InputError, match="plain COCO"):
+        import_file("auto", p, OBJ5, ImportOptions())
 
 
 # -------------------------------------------------------------- name matching
