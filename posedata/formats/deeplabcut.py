@@ -329,6 +329,9 @@ def read(path: Path, skeleton: Skeleton, options: ImportOptions) -> ImportResult
                 builder.add_instance(RawInstance(image_key=key, keypoints=kp, source_id=f"{where}{' ' + ind if ind else ''}",
                                                  where=where, extra=extra))
     report.images_read = len(seen_images)
+    if len(roots) > 1:
+        raise InputError(f"the CSVs' images lie under different folders ({', '.join(str(r) for r in sorted(roots))}); "
+                         "pass --images with the one folder that holds them all", file=str(path))
     if options.images is None and roots:
         report.warnings.append(f"images found under {', '.join(str(r) for r in sorted(roots))}; the output's "
                                "file_name values are relative to it (pass it as --images to later commands)")

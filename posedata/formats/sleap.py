@@ -115,7 +115,9 @@ def _image_of(video: Any, frame_idx: int, slp_dir: Path) -> tuple[str, list[str]
         p = slp_dir / t
         if p.is_file():
             return t, tails, p
-    return tails[-1] if tails else src, tails, None
+    # the full path: under --images the longest tail that exists is found (two videos may share
+    # frame file names, so the bare name is the last resort, not the first)
+    return src, tails, None
 
 
 def read(path: Path, skeleton: Skeleton, options: ImportOptions) -> ImportResult:

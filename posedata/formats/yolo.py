@@ -70,7 +70,8 @@ def class_names(data: dict[str, Any], file: str) -> dict[int, str]:
         return {i: str(i) for i in range(nc if isinstance(nc, int) and nc > 0 else 1)}
     if isinstance(names, list):
         return {i: str(n) for i, n in enumerate(names)}
-    if isinstance(names, dict) and all(isinstance(k, int) and not isinstance(k, bool) for k in names):
+    if isinstance(names, dict) and all((isinstance(k, int) and not isinstance(k, bool)) or (isinstance(k, str) and k.isdigit())
+                                       for k in names):
         return {int(k): str(v) for k, v in names.items()}
     raise InputError(f"names must be a list or a mapping class id -> name, got {names!r}", file=file, where="names")
 
