@@ -197,3 +197,23 @@ def test_cli_skeleton_init_from_cvat_then_import(runner, tmp_path):
     r = runner.invoke(cli, ["skeleton", "init", "--from-cvat", str(XML), "--category", "nope", "-o",
                             str(tmp_path / "x.yaml")])
     assert r.exit_code == 2 and "no skeleton label 'nope'" in r.output
+
+
+def test_project_export_images_keyed_by_task(tmp_path):
+    """A project export numbers frames per task: id 0 twice is fine when the task ids differ."""
+    text = XML.read_text().replace('<image id="0" name="tool_01.jpg"', '<image id="0" name="tool_01.jpg" task_id="4"')
+    text = text.replace('<image id="1" name="tool_02.jpg"', '<image id="0" name="tool_02.jpg" task_id="5"')
+    r = import_file("cvat", _xml(tmp_path, text), OBJ5, ImportOptions())
+    assert [im.file_name for im in r.dataset.images] == ["tool_01.jpg", "tool_02.jpg"]
+    assert [a.image_id for a in r.dataset.annotations] == [1, 1, 2]
+    dup = text.replace('task_id="5"', 'task_id="4"')
+    with pytest.raises(InputError, match="duplicate image id 0"):
+        import_file("cvat", _xml(tmp_path, dup), OBJ5, ImportOptions())
+
+
+def test_old_style_multi_point_shapes_refused_not_matched_by_position(tmp_path):
+    text = ('<annotations><version>1.1</version><meta><task><labels><label><name>tool</name><type>points</type>'
+            '</label></labels></task></meta><image id="0" name="a.jpg" width="10" height="10">'
+            '<points label="tool" occluded="0" points="1,1;2,2;3,3;4,4;5,5"/></image></annotations>')
+    with pytest.raises(InputError, match="by position"):
+        import_file("cvat", _xml(tmp_path, text), OBJ5, ImportOptions())

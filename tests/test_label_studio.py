@@ -194,3 +194,12 @@ def test_malformed_exports_raise_only_posedata_errors(data):
         except PosedataError:
             return
         json.dumps(r.dataset.to_coco(), allow_nan=False)
+
+
+def test_json_min_export_gets_a_clear_message(tmp_path):
+    rows = [{"image": "/data/upload/1/a1b2c3d4-t1.png", "id": 1,
+             "kp-1": [{"x": 10, "y": 20, "width": 0.5, "keypointlabels": ["Center"], "original_width": 200,
+                       "original_height": 100}]}]
+    with pytest.raises(InputError, match="JSON-MIN") as e:
+        import_file("label-studio", _write(tmp_path, rows), OBJ5, ImportOptions())
+    assert e.value.where == "[0].data"

@@ -137,6 +137,10 @@ def read_xml(path: Path, skeleton: Any, options: ImportOptions) -> ImportResult:
                         names.append(p.get("label", ""))
         if defs:
             report.warnings.append("no label definitions in <meta>: keypoint names taken from the points used")
+    if not defs and any(len((p.get("points") or "").split(";")) > 1 for p in root.iter("points")):
+        raise InputError("no skeleton labels: this export has only multi-point <points> shapes, whose points carry "
+                         "no keypoint names (matching them by position could swap body parts); label with a CVAT "
+                         "skeleton and export again", file=file, where="meta/labels")
     cands = [(f"meta/labels/{n}", n, n) for n in defs]
     label = cands[resolve_category(cands, options.category, file, "meta/labels")][1]
     names = defs[label]
@@ -148,7 +152,7 @@ def read_xml(path: Path, skeleton: Any, options: ImportOptions) -> ImportResult:
     n_src = len(names)
 
     b = DatasetBuilder(skeleton, options, report, file, category_id=1, category_name=label)
-    seen: dict[int, int] = {}
+    seen: dict[Any, int] = {}
     other: dict[str, int] = {}
     for i, im in enumerate(images):
         where = f"image[{i}]"
@@ -156,9 +160,11 @@ def read_xml(path: Path, skeleton: Any, options: ImportOptions) -> ImportResult:
             iid = int(im.get("id", ""))
         except ValueError:
             raise InputError(f"image id must be an integer, got {im.get('id')!r}", file=file, where=f"{where}@id") from None
-        if iid in seen:
-            raise InputError(f"duplicate image id {iid} (first at image[{seen[iid]}])", file=file, where=f"{where}@id")
-        seen[iid] = i
+        # a project export numbers frames per task: the task id is part of the image's identity
+        key: Any = (im.get("task_id"), iid) if im.get("task_id") is not None else iid
+        if key in seen:
+            raise InputError(f"duplicate image id {iid} (first at image[{seen[key]}])", file=file, where=f"{where}@id")
+        seen[key] = i
         name = im.get("name")
         if not name:
             raise InputError("image without a name", file=file, where=f"{where}@name")
@@ -172,7 +178,7 @@ def read_xml(path: Path, skeleton: Any, options: ImportOptions) -> ImportResult:
             except ValueError:
                 raise InputError(f"{k} must be an integer, got {v!r}", file=file, where=f"{where}@{k}") from None
 
-        b.add_image(RawImage(key=iid, file_name=name, width=_dim("width"), height=_dim("height"), where=where))
+        b.add_image(RawImage(key=key, file_name=name, width=_dim("width"), height=_dim("height"), where=where))
         boxes: dict[str, tuple[float, float, float, float]] = {}
         for j, box in enumerate(im.findall("box")):
             gid = box.get("group_id")
@@ -210,7 +216,7 @@ def read_xml(path: Path, skeleton: Any, options: ImportOptions) -> ImportResult:
             bbox = boxes.get(gid) if gid else None
             if bbox is not None:
                 report.repair("bbox taken from the <box> in the same group", f"image {iid} group {gid}")
-            b.add_instance(RawInstance(image_key=iid, keypoints=src[mapping], bbox=bbox,
+            b.add_instance(RawInstance(image_key=key, keypoints=src[mapping], bbox=bbox,
                                        source_id=f"image {iid} skeleton {j}", where=sw))
     for why, n in other.items():
         report.skip(why, n=n)

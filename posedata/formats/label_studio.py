@@ -137,7 +137,11 @@ def read(path: Path, skeleton: Any, options: ImportOptions) -> ImportResult:
         seen_tasks[tid] = ti
         tdata = task.get("data")
         if not isinstance(tdata, dict):
-            raise InputError("expected a 'data' object with the image URL", file=file, where=f"{tw}.data")
+            minimal = any(isinstance(v, list) and v and isinstance(v[0], dict) and "keypointlabels" in v[0]
+                          for v in task.values())
+            raise InputError("expected a 'data' object with the image URL" + (
+                "; this looks like Label Studio's JSON-MIN export, which drops the grouping of points into "
+                "instances: export as 'JSON'" if minimal else ""), file=file, where=f"{tw}.data")
         key, url = _image_ref(tdata)
         if url is None:
             raise InputError("no image URL in the task data (expected data.image)", file=file, where=f"{tw}.data")
