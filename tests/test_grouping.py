@@ -208,6 +208,17 @@ def random_maps(rng: np.random.Generator, k: int, n_limbs: int, h: int, w: int, 
     return heat, pafs
 
 
+# A person facing the camera (x right, y down, unit box), for the human templates: their tree
+# layout would put openpose18's derived neck (the shoulders' mean) on the hips' row.
+HUMAN = {
+    "nose": (0.5, 0.1), "neck": (0.5, 0.22), "right_shoulder": (0.34, 0.22), "right_elbow": (0.24, 0.37),
+    "right_wrist": (0.18, 0.52), "left_shoulder": (0.66, 0.22), "left_elbow": (0.76, 0.37), "left_wrist": (0.82, 0.52),
+    "right_hip": (0.4, 0.56), "right_knee": (0.38, 0.76), "right_ankle": (0.36, 0.96), "left_hip": (0.6, 0.56),
+    "left_knee": (0.62, 0.76), "left_ankle": (0.64, 0.96), "right_eye": (0.45, 0.05), "left_eye": (0.55, 0.05),
+    "right_ear": (0.39, 0.09), "left_ear": (0.61, 0.09),
+}
+
+
 def layout_instances(sk, n: int, rng: np.random.Generator, size: float, cols: int, jitter: float = 0.12,
                      absent: float = 0.0, margin: float = 32) -> np.ndarray:
     """n instances (n, K, 3) in skeleton order, internal visibility, on a grid of cells `size`
@@ -216,7 +227,10 @@ def layout_instances(sk, n: int, rng: np.random.Generator, size: float, cols: in
     border rings into a second, spurious peak on the border row, in the reference too.)"""
     from posedata.plots import tree_layout
 
-    base = tree_layout(sk).astype(np.float64)
+    if all(k in HUMAN for k in sk.keypoints):
+        base = np.array([[HUMAN[k][0], 1 - HUMAN[k][1]] for k in sk.keypoints])
+    else:
+        base = tree_layout(sk).astype(np.float64)
     base -= base.min(0)
     base /= np.maximum(base.max(0), 1e-9)
     out = np.zeros((n, sk.num_keypoints, 3))

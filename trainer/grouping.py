@@ -301,3 +301,94 @@ def _fill(entries: _Entries, a: int, b: int, ga: np.ndarray, gb: np.ndarray) -> 
     m2 = (col_b[:, None] == gb[None, :]) & (col_a[:, None] == -1)
     rows, cs = np.nonzero(m2)
     ids[rows, a] = ga[cs]
+
+
+# ------------------------------------------------------------------ the reference's notation
+def reference_tables(skeleton) -> dict:
+    """The tables a user keeping the reference's code must paste in, derived from the skeleton.
+
+    BODY_PARTS_KPT_IDS lists limbs in grouping order as [known end, new end] (its group_keypoints
+    attaches the second id to entries holding the first), fill-only limbs last; BODY_PARTS_PAF_IDS
+    gives each entry's PAF channels [x, y]; right/left are its Flip._swap_left_right lists;
+    to_coco_map is convert_to_coco_format's map (-1 for derived keypoints). The reference scores a
+    pair along second - first, so a tree limb walked against its PAF direction cannot be expressed
+    there: such limbs are reported in `warnings` (list them [parent, child] in the skeleton file).
+    """
+    kpt_ids, paf_ids, warnings = [], [], []
+    for li, known, new in skeleton.grouping_steps:
+        a, b = skeleton.limbs[li]
+        kpt_ids.append([known, new])
+        paf_ids.append([2 * li, 2 * li + 1])
+        if (known, new) != (a, b):
+            warnings.append(f"limb {skeleton.keypoints[a]}-{skeleton.keypoints[b]} (PAF {2 * li}, {2 * li + 1}) is "
+                            f"walked from {skeleton.keypoints[known]!r}, against its PAF direction; the reference's "
+                            f"group_keypoints would score it negatively. List it as "
+                            f"[{skeleton.keypoints[known]}, {skeleton.keypoints[new]}] in the skeleton file and retrain.")
+    fill_only = [n for n, (li, _k, _n) in enumerate(skeleton.grouping_steps) if skeleton.redundant[li]]
+    right, left = [], []
+    for i, j in enumerate(skeleton.flip):
+        if i < j:
+            r, l_ = (j, i) if skeleton.side(i) == "left" else (i, j)
+            right.append(r)
+            left.append(l_)
+    try:
+        to_coco = skeleton.source_index(list(skeleton.coco_keypoints)).tolist()
+    except Exception:  # noqa: BLE001 - a skeleton whose source list lacks names has no COCO map
+        to_coco = None
+    return {
+        "BODY_PARTS_KPT_IDS": kpt_ids,
+        "BODY_PARTS_PAF_IDS": paf_ids,
+        "fill_only_part_ids": fill_only,
+        "right": right,
+        "left": left,
+        "num_heatmaps": skeleton.num_heatmaps,
+        "num_pafs": skeleton.num_pafs,
+        "num_keypoints": skeleton.num_keypoints,
+        "pose_entry_size": skeleton.num_keypoints + 2,
+        "to_coco_map": to_coco,
+        "derived": list(skeleton.derived_indices),
+        "warnings": warnings,
+    }
+
+
+def reference_text(skeleton) -> str:
+    """reference_tables() as Python the reference's files accept, with where each line goes."""
+    t = reference_tables(skeleton)
+
+    def rows(pairs: list, per_line: int = 10, indent: int = 22) -> str:
+        chunks = [", ".join(f"[{a}, {b}]" for a, b in pairs[i:i + per_line]) for i in range(0, len(pairs), per_line)]
+        return (",\n" + " " * indent).join(chunks)
+
+    fill = t["fill_only_part_ids"]
+    lines = [
+        f"# skeleton {skeleton.name} ({skeleton.num_keypoints} keypoints, {skeleton.num_limbs} limbs), "
+        f"fingerprint {skeleton.fingerprint}",
+        "# keypoint ids: " + ", ".join(f"{i} {k}" for i, k in enumerate(skeleton.keypoints)),
+        "",
+        "# modules/keypoints.py: limbs in grouping order, [known end, new end]; fill-only limbs last",
+        f"BODY_PARTS_KPT_IDS = [{rows(t['BODY_PARTS_KPT_IDS'])}]",
+        "# PAF channels [x, y] of each limb above (the training order is limb i -> 2i, 2i + 1)",
+        f"BODY_PARTS_PAF_IDS = ({rows(t['BODY_PARTS_PAF_IDS'])})",
+        "# group_keypoints: the fill-only (redundant) part ids, replacing `part_id == 17 or part_id == 18`",
+        f"#   elif part_id in {tuple(fill)}:" if fill else "#   (none: delete that branch)",
+        f"#   pose_entry_size={t['pose_entry_size']}",
+        "",
+        "# datasets/transformations.py, Flip._swap_left_right",
+        f"right = {t['right']}",
+        f"left = {t['left']}",
+        "",
+        "# models/with_mobilenet.py, train.py and val.py",
+        f"num_heatmaps = {t['num_heatmaps']}",
+        f"num_pafs = {t['num_pafs']}",
+        f"# val.py: `for kpt_idx in range({skeleton.num_keypoints})`, and in convert_to_coco_format",
+    ]
+    if t["to_coco_map"] is not None:
+        n_coco = len(skeleton.coco_keypoints)
+        lines.append(f"#   keypoints = [0] * {n_coco} * 3")
+        lines.append(f"to_coco_map = {t['to_coco_map']}  # -1: not in the COCO file (skip it)")
+        if t["derived"]:
+            lines.append(f"#   skip position_id in {t['derived']} (derived), and score * max(0, count - {len(t['derived'])})")
+    lines.append(f"# modules/pose.py (Pose.draw): range(len(BODY_PARTS_PAF_IDS) - {len(fill)})")
+    for w in t["warnings"]:
+        lines.append(f"# WARNING: {w}")
+    return "\n".join(lines)
