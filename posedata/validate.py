@@ -28,7 +28,7 @@ import numpy as np
 from .errors import DataError, InputError, SkeletonError
 from .findings import Finding
 from .io import atomic_write_text, load_json, safe_image_path
-from .skeleton import Skeleton
+from .skeleton import Skeleton, normalize_name
 
 # code -> (severity, short title). Codes are stable: never renumber, only add.
 CHECKS: dict[str, tuple[str, str]] = {
@@ -160,6 +160,8 @@ def _short(v: Any, limit: int = 60) -> str:
     if isinstance(v, dict):
         return f"an object with {len(v)} key(s)"
     if isinstance(v, list):
+        if len(v) <= 8 and not any(isinstance(x, (list, dict)) for x in v):
+            return "[" + ", ".join(_short(x, 20) for x in v) + "]"
         return f"a list of {len(v)} item(s)"
     return type(v).__name__
 
@@ -403,6 +405,17 @@ class _Validator:
             out[cid] = cat
             self.cats.append(cat)
             where = f"categories[{i}]"
+            seen_names: dict[str, int] = {}
+            dups = []
+            for j, nm in enumerate(cat.names):
+                key = normalize_name(nm)
+                if key in seen_names:
+                    dups.append(f"{nm!r} at keypoints[{j}] (= keypoints[{seen_names[key]}])")
+                seen_names.setdefault(key, j)
+            if dups:
+                self.add("V020", f"{where}.keypoints", f"duplicate keypoint name(s) make matching by name ambiguous: "
+                         f"{_names(dups, 3)}")
+                continue
             try:
                 cat.src = self.sk.source_index(cat.names)
             except SkeletonError as e:

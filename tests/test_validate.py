@@ -122,6 +122,10 @@ def m_names(d):
     d["categories"][0]["keypoints"][3] = "left_eer"
 
 
+def m_dup_names(d):
+    d["categories"][0]["keypoints"][4] = "Left Eye"
+
+
 def m_length(d):
     del _kp(d)[-3:]
 
@@ -246,6 +250,7 @@ SEEDED = [
     ("V011", m_info_type, "info"),
     ("V012", m_iscrowd_missing, "annotations[0].iscrowd"),
     ("V020", m_names, "categories[0].keypoints"),
+    ("V020", m_dup_names, "categories[0].keypoints"),
     ("V021", m_length, "annotations[0].keypoints"),
     ("V022", m_nan, "annotations[0].keypoints[14]"),
     ("V022", m_string, "annotations[0].keypoints[14]"),
