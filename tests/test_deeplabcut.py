@@ -221,3 +221,11 @@ def test_mutated_csv_raises_only_posedata_errors(tmp_path_factory, muts) -> None
         return
     for a in r.dataset.annotations:
         assert a.keypoints.shape == (4, 3) and np.isfinite(a.keypoints).all()
+
+
+def test_cli_unknown_bodypart_exit_2(runner, tmp_path) -> None:
+    csv = copy_project(tmp_path)
+    csv.write_text(csv.read_text().replace("tail_base,tail_base", "whisker,whisker"))
+    out = tmp_path / "o.json"
+    res = runner.invoke(cli, ["import", "deeplabcut", str(csv), "--skeleton", str(SKEL), "-o", str(out)])
+    assert res.exit_code == 2 and "whisker" in res.output and "line 2" in res.output and not out.exists()

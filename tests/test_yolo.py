@@ -331,3 +331,12 @@ def test_export_box_only_annotation(tmp_path) -> None:
     rep = Y.export(coco.load(src), S.resolve("coco17"), tmp_path / "y")
     first = (tmp_path / "y" / "labels" / "one.txt").read_text().splitlines()[0].split()
     assert rep.instances == 4 and first[5:] == ["0.000000", "0.000000", "0"] * 17
+
+
+def test_cli_unknown_kpt_name_exit_2(runner, tmp_path) -> None:
+    d = copy_ds(tmp_path)
+    y = d / "data_named.yaml"
+    y.write_text(y.read_text().replace("Tail Base", "whisker"))
+    out = tmp_path / "o.json"
+    res = runner.invoke(cli, ["import", "yolo", str(y), "--skeleton", str(SKEL), "--category", "mouse", "-o", str(out)])
+    assert res.exit_code == 2 and "whisker" in res.output and "kpt_names" in res.output and not out.exists()
