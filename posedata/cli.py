@@ -493,6 +493,8 @@ def import_cmd(fmt: str, input_path: Path, skeleton_spec: str, output: Path, ima
     from .importer import ImportOptions, import_file, validate_result
     from .io import atomic_write_json, check_output
 
+    if input_path.exists() and output.exists() and output.resolve() == input_path.resolve():
+        raise PosedataError("the output is the input; inputs are never overwritten", file=str(output))
     check_output(output, force)
     sk = S.resolve(skeleton_spec)
     opts = ImportOptions(images=images, category=category, bbox_margin=bbox_margin,

@@ -281,3 +281,11 @@ def test_cli_broken_inputs_exit_2_and_write_nothing(runner, tmp_path, fixture, f
     r = runner.invoke(cli, ["import", fmt, str(DATA / fixture), "--skeleton", skel, "-o", str(out),
                             "--images", str(empty)])
     assert r.exit_code == 2 and "not found under --images" in r.output and not out.exists()
+
+
+def test_cli_never_overwrites_its_input(runner, tmp_path):
+    src = tmp_path / "export.json"
+    src.write_bytes((DATA / "label_studio_export.json").read_bytes())
+    r = runner.invoke(cli, ["import", "auto", str(src), "--skeleton", "object5", "-o", str(src), "--force"])
+    assert r.exit_code == 2 and "never overwritten" in r.output
+    assert src.read_bytes() == (DATA / "label_studio_export.json").read_bytes()
