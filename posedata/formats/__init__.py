@@ -14,7 +14,8 @@ never by position; `keypoint_slots` when the export has no name list), `read_jso
 """
 from __future__ import annotations
 
-from .base import ImportOptions, ImportReport, ImportResult  # noqa: F401
+# ImportOptions/ImportReport/ImportResult live in .base; not re-exported here, so that listing
+# FORMATS (the CLI's help does) imports no numpy.
 
 # name -> module path; imported lazily so the CLI stays fast. `--format auto` tries detect() in
 # this order, so put formats whose files are a superset of another's (coco-annotator's COCO, CVAT's
