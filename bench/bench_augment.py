@@ -231,7 +231,7 @@ def posedata_sample(path: Path, rec: dict, rng, sk, cfg: AugmentConfig):
 
 # ------------------------------------------------------------------------------------ main
 def run(coco_dir: Path, sk, cfg, records, rounds: int, label: str) -> None:
-    ref_cpu, ref_wall, pd_cpu, pd_wall = [], [], [], []
+    ref_cpu, ref_wall, pd_cpu, pd_wall, dec_cpu = [], [], [], [], []
     kp_err, heat_err, paf_err, img_mad, img_big, mask_cells, mask_total = 0.0, 0.0, 0.0, [], [], 0, 0
     for r in range(rounds):
         for i, rec in enumerate(records):
@@ -243,6 +243,8 @@ def run(coco_dir: Path, sk, cfg, records, rounds: int, label: str) -> None:
             t1, w1 = time.process_time(), time.perf_counter()
             ours, _net = posedata_sample(path, rec, np.random.default_rng(seed), sk, cfg)
             t2, w2 = time.process_time(), time.perf_counter()
+            cv2.imread(str(path), cv2.IMREAD_COLOR)
+            dec_cpu.append(time.process_time() - t2)
             ref_cpu.append(t1 - t0)
             pd_cpu.append(t2 - t1)
             ref_wall.append(w1 - w0)
@@ -263,7 +265,10 @@ def run(coco_dir: Path, sk, cfg, records, rounds: int, label: str) -> None:
     print(f"[{label}] {len(ref_cpu)} samples ({len(records)} records x {rounds} seeds)")
     print(f"  reference pipeline: median {ref_med:.2f} ms CPU ({np.median(ref_wall) * 1e3:.2f} ms wall)")
     print(f"  posedata:           median {pd_med:.2f} ms CPU ({np.median(pd_wall) * 1e3:.2f} ms wall)")
+    dec = np.median(dec_cpu) * 1e3
     print(f"  speed-up (median CPU per sample): {ref_med / pd_med:.1f}x")
+    print(f"  JPEG decode alone (cv2.imread, same in both): median {dec:.2f} ms CPU; without it "
+          f"{ref_med - dec:.2f} ms vs {pd_med - dec:.2f} ms = {(ref_med - dec) / (pd_med - dec):.1f}x")
     print(f"  same draws -> keypoints max |diff| {kp_err:.2e} px; heatmaps max |diff| {heat_err:.2e}; "
           f"PAFs max |diff| {paf_err:.2e}")
     print(f"  image: mean |diff| {np.mean(img_mad):.2f} grey levels, {100 * np.mean(img_big):.2f}% of "

@@ -137,9 +137,10 @@ def _window_offsets(span: int, map_w: int) -> np.ndarray:
     return (ar[:, None] * map_w + ar[None, :])[:, :, None]
 
 
-# PAF boxes are dense (span x span) per segment; one long limb would make every segment pay for
-# its span, so above this many cells the segments are split in two groups by span.
-_SPLIT_CELLS = 12000
+# PAF boxes are dense (span x span) per segment, so one very long limb makes every segment pay for
+# its span; above this many cells the segments are split in two groups by span. Measured: at
+# ordinary sizes (10 people, spans up to ~15) the split's extra gathers cost more than it saves.
+_SPLIT_CELLS = 150_000
 
 
 def _pafs_into(out: np.ndarray, xy: np.ndarray, lb: np.ndarray, stride: int, t: float) -> None:
@@ -193,9 +194,10 @@ def _pafs_into(out: np.ndarray, xy: np.ndarray, lb: np.ndarray, stride: int, t: 
         np.putmask(prod, ar >= width[:, g][:, None, :], np.nan)  # outside the segment's box
         d = prod[1][:, None, :] - prod[0][None, :, :]  # (span_y, span_x, Sg): minus the distance
         hit = np.abs(d, out=d) <= t
-        j, i, sg = np.nonzero(hit)
+        # hit cell (j, i, s) -> flat position (j * span + i) * Sg + s
+        cell_no, sg = np.divmod(np.flatnonzero(hit), hit.shape[2])
         who = who_all[g][sg] if isinstance(g, np.ndarray) else sg
-        idx_parts.append(start[who] + (j * map_w + i))
+        idx_parts.append(_window_offsets(span, map_w).ravel()[cell_no] + start[who])
         who_parts.append(who)
     if not idx_parts:
         return

@@ -146,6 +146,20 @@ def test_openpose18_parity(n):
         assert heat[:-1].max() > 0.9 and np.abs(pafs).max() > 0.5  # something was drawn
 
 
+def test_long_limbs_split_path():
+    """Limbs across the whole map make the dense boxes large enough to be split in two groups."""
+    from posedata import targets as targets_mod
+
+    sk = skmod.resolve("openpose18")
+    rng = np.random.default_rng(5)
+    kp = people18(10, rng)
+    kp[:4, :, :2] = rng.uniform(0, 368, (4, 18, 2))  # random points: limbs up to the map's size
+    lb = np.asarray(sk.limbs)
+    assert kp.shape[0] * len(lb) * 46 * 46 > targets_mod._SPLIT_CELLS
+    pafs = render_pafs(kp, lb, 46, 46)
+    np.testing.assert_allclose(pafs, cellwise_pafs(kp, sk.limbs, 46, 46, 8, 1.0), rtol=0, atol=1e-5)
+
+
 def test_targets_edge_cases():
     # nothing labelled: zero maps, background 1
     kp = np.zeros((2, 3, 3))
