@@ -11,6 +11,7 @@ step runs in its own fresh process, which reports its wall time and peak RSS (ru
 - posedata: load_source (read, hash, parse) + to_labels + labels.save (the label file);
 - posedata-lwop: the same read + write_lwop_pickle (posedata's copy of the reference's pickle);
 - load: labels.load of the label file just written;
+- validate: the read plus validate_coco, which the CLI runs before converting;
 - cli: `posedata convert` end to end (validate included).
 Ratios are printed at the end; both pickles are checked byte-identical.
 """
@@ -210,6 +211,19 @@ def step(name: str, src: str, out: str) -> None:
         finally:
             sys.stdout.flush()
         _report(t0)
+    elif name == "validate":
+        from posedata import skeleton
+        from posedata.convert import load_source
+        from posedata.validate import validate_coco
+
+        sk = skeleton.resolve("openpose18")
+        s = load_source(src, sk)
+        findings = validate_coco(s.raw, sk, file=src)
+        _report(t0, errors=sum(f.severity == "error" for f in findings))
+    elif name == "generate":
+        n_images, n_annotations, seed = (int(v) for v in out.split(","))
+        Path(src).write_text(json.dumps(make_coco(n_images, n_annotations, seed)))
+        _report(t0)
     elif name == "load":
         from posedata import labels
 
@@ -219,7 +233,7 @@ def step(name: str, src: str, out: str) -> None:
         raise SystemExit(f"unknown step {name}")
 
 
-def run(name: str, src: Path, out: Path) -> dict:
+def run(name: str, src: Path, out: Path | str) -> dict:
     r = subprocess.run([sys.executable, __file__, "--step", name, str(src), str(out)], capture_output=True, text=True)
     if r.returncode:
         raise SystemExit(f"step {name} failed:\n{r.stderr}")
@@ -245,15 +259,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as td:
         tmp = Path(td)
         src = tmp / "coco.json"
-        t = time.perf_counter()
-        data = make_coco(a.images, a.annotations, a.seed)
-        src.write_text(json.dumps(data))
-        del data
+        # generated in a child: ru_maxrss of every later child starts from this process's peak
+        # (Linux carries the forking process's high-water mark across exec), so it must stay small
+        g = run("generate", src, f"{a.images},{a.annotations},{a.seed}")  # type: ignore[arg-type]
         print(f"generated {src.stat().st_size / 1e6:.0f} MB: {a.images} images, {a.annotations} annotations "
-              f"({time.perf_counter() - t:.1f} s)")
+              f"({g['seconds']:.1f} s)")
         res: dict[str, dict] = {}
         for name, out in (("reference", tmp / "ref.pkl"), ("posedata", tmp / "labels.npz"),
-                          ("posedata-lwop", tmp / "lwop.pkl"), ("load", None)):
+                          ("posedata-lwop", tmp / "lwop.pkl"), ("load", None), ("validate", None)):
             runs = [run(name, tmp / "labels.npz" if name == "load" else src, out or tmp / "unused") for _ in range(a.repeat)]
             res[name] = min(runs, key=lambda r: r["seconds"])
             print(f"{name:14s} {json.dumps(res[name])}")
@@ -272,6 +285,8 @@ def main() -> None:
         print(f"speed  reference / posedata lwop-pickle:      {r['seconds'] / lw['seconds']:.1f}x "
               f"({lw['seconds']:.1f} s, {lw['maxrss_mb']:.0f} MB)")
         print(f"labels.load of {res['load']['instances']} instances: {res['load']['seconds']:.2f} s")
+        v = res["validate"]
+        print(f"validate (read + validate_coco, the CLI's first step): {v['seconds']:.1f} s, {v['maxrss_mb']:.0f} MB")
         if "cli" in res:
             c = res["cli"]
             print(f"posedata convert CLI end to end (validate + convert + write): {c['seconds']:.1f} s, "

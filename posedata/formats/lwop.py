@@ -17,7 +17,9 @@ every annotation, as in the reference.
 from __future__ import annotations
 
 import gc
+import os
 import pickle
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,7 +27,6 @@ from typing import Any
 
 from ..coco import keypoint_category
 from ..errors import InputError
-from ..io import atomic_write_bytes
 
 NET_INPUT_SIZE = 368
 
@@ -119,25 +120,24 @@ def _records(data: dict[str, Any], category_id: int | None, min_keypoints: int, 
             raise InputError("keypoints must be a list", file=file, where=f"annotations[{where[id(a)]}].keypoints")
         return _person_keypoints(kp)
 
-    # each person's fields checked and its keypoints converted once; every record still gets
-    # fresh objpos and keypoint lists (the reference builds them anew per record, and its
-    # training transforms mutate them in place)
-    prepared: dict[int, tuple[list[Any], Any, Any, list[list[Any]]]] = {}
-
-    def person(a: dict[str, Any]) -> tuple[list[Any], Any, Any, list[list[Any]]]:
-        p = prepared.get(id(a))
+    # each person's fields checked and its keypoints converted once per image (not once per
+    # record, as the reference does); every record still gets fresh objpos and keypoint lists
+    # (the reference builds them anew per record, and its training transforms mutate them)
+    def person(cache: dict[int, Any], a: dict[str, Any]) -> tuple[list[Any], Any, Any, list[list[Any]]]:
+        p = cache.get(id(a))
         if p is None:
-            p = prepared[id(a)] = (bbox_of(a), need(a, "area"), _num_keypoints(a), keypoints_of(a))
+            p = cache[id(a)] = (bbox_of(a), need(a, "area"), _num_keypoints(a), keypoints_of(a))
         return p
 
     records: list[dict[str, Any]] = []
     for persons, segmentations in per_image.values():
+        cache: dict[int, Any] = {}
         previous_centers: list[tuple[Any, Any, Any, Any]] = []
         for a in persons:
             nk = _num_keypoints(a)
             if nk < min_keypoints or need(a, "area") < min_area:
                 continue
-            bbox, area, nk, kps = person(a)
+            bbox, area, nk, kps = person(cache, a)
             center = [bbox[0] + bbox[2] / 2, bbox[1] + bbox[3] / 2]
             if any(((center[0] - px) ** 2 + (center[1] - py) ** 2) ** 0.5 < pw * dedup_ratio
                    for px, py, pw, _ in previous_centers):
@@ -164,7 +164,7 @@ def _records(data: dict[str, Any], category_id: int | None, min_keypoints: int, 
                 # the reference skips by dict equality, so an identical duplicate is skipped too
                 if o is a or o == a:
                     continue
-                ob, oarea, onk, okps = person(o)
+                ob, oarea, onk, okps = person(cache, o)
                 others.append({
                     "objpos": [ob[0] + ob[2] / 2, ob[1] + ob[3] / 2],
                     "bbox": ob,
@@ -181,9 +181,22 @@ def _records(data: dict[str, Any], category_id: int | None, min_keypoints: int, 
 
 def write_lwop_pickle(data: dict[str, Any], path: str | Path, category_id: int | None = None, *,
                       file: str | None = None, **rules: Any) -> int:
-    """Write the reference's prepared-label pickle atomically; returns the number of samples."""
+    """Write the reference's prepared-label pickle atomically; returns the number of samples.
+    Streamed to a temp file beside the output (as the reference streams its dump), then renamed."""
     records = lwop_records(data, category_id, file=file, **rules)
-    with _no_gc():
-        blob = pickle.dumps(records, protocol=pickle.DEFAULT_PROTOCOL)
-    atomic_write_bytes(path, blob)
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "wb") as f, _no_gc():
+            pickle.dump(records, f, protocol=pickle.DEFAULT_PROTOCOL)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
     return len(records)
