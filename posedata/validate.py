@@ -540,8 +540,7 @@ class _Validator:
         else:
             f = [_finite(x) for x in bb] if type(bb) is list and len(bb) == 4 else [None]
             if None in f:
-                self.add("V030", f"{where}.bbox", f"expected [x, y, width, height] of finite numbers, got "
-                         f"{_short(bb) if type(bb) is not list or len(bb) != 4 else [_short(x) for x in bb]}",
+                self.add("V030", f"{where}.bbox", f"expected [x, y, width, height] of finite numbers, got {_short(bb)}",
                          image_id=iid, annotation_id=aid)
             else:
                 self._bbox_acc[0].append(i)
