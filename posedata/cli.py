@@ -741,17 +741,28 @@ def validate_cmd(data: Path, skeleton_spec: str, images: Path | None, category: 
     sk = S.resolve(skeleton_spec)
     if images is not None and not images.is_dir():
         raise InputError("images folder not found", file=str(images))
-    if images is not None and not as_json:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    try:
+        if images is not None and not as_json:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        with Progress(TextColumn("reading image headers"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                      console=err_console, transient=True) as bar:
-            task = bar.add_task("images", total=None)
-            raw, findings = V.validate_file(data, sk, images=images, category_id=category,
-                                            progress=lambda done, total: bar.update(task, completed=done, total=total))
-    else:
-        raw, findings = V.validate_file(data, sk, images=images, category_id=category)
+            with Progress(TextColumn("reading image headers"), BarColumn(), MofNCompleteColumn(),
+                          TimeRemainingColumn(), console=err_console, transient=True) as bar:
+                task = bar.add_task("images", total=None)
+                raw, findings = V.validate_file(
+                    data, sk, images=images, category_id=category,
+                    progress=lambda done, total: bar.update(task, completed=done, total=total))
+        else:
+            raw, findings = V.validate_file(data, sk, images=images, category_id=category)
+    except InputError as e:
+        # not JSON at all (CVAT XML, DeepLabCut CSV...): say which import reads it, if one does
+        fmt = _detect_import_format(data) if data.exists() else None
+        if fmt is None:
+            raise
+        raise InputError(f"{e.message}; this looks like a {fmt} export: `posedata import {fmt} {data} "
+                         f"--skeleton {skeleton_spec} -o clean.json` reads it", file=e.file, where=e.where) from None
     importer = V.suggest_importer(raw)
+    if importer is None and any(f.code == "V001" for f in findings):
+        importer = _detect_import_format(data)  # JSON but not COCO (Label Studio, Labelme...)
 
     fix_doc: dict[str, Any] | None = None
     changes: list = []
@@ -777,7 +788,7 @@ def validate_cmd(data: Path, skeleton_spec: str, images: Path | None, category: 
         console.print(f"{verdict} {data}: {c['error']} error(s), {c['warning']} warning(s), {c['info']} info")
         if importer:
             console.print(f"[yellow]hint:[/] this looks like a {importer} export; `posedata import {importer} "
-                          f"{data} --skeleton {skeleton_spec} -o clean.json` repairs it", soft_wrap=True)
+                          f"{data} --skeleton {skeleton_spec} -o clean.json` turns it into clean COCO", soft_wrap=True)
         if fix_doc is not None:
             t = Table(title=f"--fix: {len(changes)} change(s) written to {fix_out}")
             for col in ("code", "changes", "repair", "first changes (where: old -> new)"):
@@ -794,6 +805,16 @@ def validate_cmd(data: Path, skeleton_spec: str, images: Path | None, category: 
                           f"{a['warning']} warning(s), {a['info']} info")
     if has_errors(findings):
         sys.exit(1)
+
+
+def _detect_import_format(path: Path) -> str | None:
+    """The `posedata import` format that recognises a file, or None (never raises)."""
+    try:
+        from .importer import detect_format
+
+        return detect_format(path)
+    except Exception:  # noqa: BLE001 - only a hint; the validate result stands on its own
+        return None
 
 
 def print_validate_summary(findings: list, checks: dict, show: int, title: str) -> None:

@@ -563,6 +563,21 @@ def test_cli_hint_and_images(runner, tmp_path: Path, image_dir: Path):
     assert "V050" in r.output and "posedata import coco-annotator" in r.output
 
 
+IMPORT_DATA = Path(__file__).resolve().parent / "data" / "import"
+
+
+@pytest.mark.parametrize("name,code", [("label_studio_export.json", 1), ("cvat_images_1_1.xml", 2)])
+def test_cli_names_the_import_for_other_tools_exports(runner, name, code):
+    p = IMPORT_DATA / name
+    if not p.exists():
+        pytest.skip(f"{p} (the importers' fixture) is not present")
+    from posedata.formats import FORMATS
+
+    r = runner.invoke(cli, ["validate", str(p), "--skeleton", "coco17"])
+    assert r.exit_code == code
+    assert "posedata import " in r.output and any(f"import {f} " in r.output for f in FORMATS), r.output
+
+
 # ------------------------------------------------------------------ never raises
 JUNK = [None, True, False, "x", "", 10**400, -(10**30), float("nan"), float("inf"), -1, 0, 1.5, [], {}, [[[]]],
         {"a": [1, {"b": None}]}, "9" * 200, [float("nan")] * 51, [1] * 51, [0, 0, 3] * 17]
