@@ -147,7 +147,7 @@ def _rest_angles(sk: Skeleton, root: int, order: list[int], children: list[list[
             if n <= 6:
                 return np.linspace(-70, 70, n) * deg if n > 1 else np.zeros(1)
             return np.arange(n) * 2 * np.pi / n
-        s = min(60.0, 22.0 * (n - 1))
+        s = min(75.0, 45.0 * (n - 1))  # siblings well apart: arms out, legs down
         return np.linspace(-s, s, n) * deg if n > 1 else np.zeros(1)
 
     for p in order:
