@@ -112,7 +112,9 @@ def _heatmaps_into(out: np.ndarray, xy: np.ndarray, stride: int, sigma: float) -
         # which adding 0 leaves unchanged, as long as they stay inside the array: the background
         # channel (recomputed below) is the slack.
         start = (_channel_base(n, k, map_h * map_w) + lo[1] * map_w) + lo[0]
-        if (span - 1) * (map_w + 1) >= map_h * map_w:  # tiny maps: clip instead
+        # window starts lie in [0, map_h] x [0, map_w], so the largest index is
+        # k * hw + map_w + (span - 1) * (map_w + 1); it must stay below (k + 1) * hw
+        if map_w + (span - 1) * (map_w + 1) >= map_h * map_w:  # tiny maps: clip instead
             cell = np.minimum(lo[:, None, :] + ar[:, None], np.array([map_w - 1, map_h - 1])[:, None, None])
             idx = ((cell[1] * map_w + _channel_base(n, k, map_h * map_w))[:, None, :] + cell[0][None, :, :])
         else:

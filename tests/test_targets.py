@@ -85,11 +85,13 @@ def scenes(draw):
     # a mix of arbitrary floats and grid-aligned values (the latter make exact ties likely)
     coord_x = st.one_of(
         st.floats(-0.3 * ext_x - 10, 1.3 * ext_x + 10, allow_nan=False),
+        st.sampled_from([-1e6, -500.0, float(ext_x), ext_x + 500.0, 1e6]),  # far outside / at the edge
         st.integers(-4, map_w + 4).map(lambda c: float(c * stride)),
         st.integers(-8, 2 * map_w + 8).map(lambda c: c * stride / 2),
     )
     coord_y = st.one_of(
         st.floats(-0.3 * ext_y - 10, 1.3 * ext_y + 10, allow_nan=False),
+        st.sampled_from([-1e6, -500.0, float(ext_y), ext_y + 500.0, 1e6]),
         st.integers(-4, map_h + 4).map(lambda c: float(c * stride)),
         st.integers(-8, 2 * map_h + 8).map(lambda c: c * stride / 2),
     )
@@ -176,6 +178,12 @@ def test_targets_edge_cases():
     pafs = render_pafs(kp, np.array([[0, 1]]), 6, 6)
     assert pafs[0, 2, 2] == 0 and pafs[1, 2, 2] == 1  # the vertical (second) instance won
     np.testing.assert_array_equal(pafs, cellwise_pafs(kp, [(0, 1)], 6, 6, 8, 1.0))
+    # a window starting at the map's far corner on the last channel, with wide windows on a small
+    # map: the flat offsets must not run past the array (regression)
+    for size in range(1, 8):
+        kp = np.array([[[12.0, 12.0, 1], [500.0, 500.0, 1]]])
+        got = render_heatmaps(kp, size, size, 8, 3.0)
+        np.testing.assert_allclose(got, cellwise_heatmaps(kp, size, size, 8, 3.0), atol=1e-5)
     with pytest.raises(InputError):
         render_heatmaps(np.zeros((2, 4)), 4, 4)
     with pytest.raises(InputError):
