@@ -166,19 +166,38 @@ def side_statistics(ds: Dataset, sk: Skeleton, category_id: int | None = None) -
     return out
 
 
+def minority_pairs(x: np.ndarray, lab: np.ndarray, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The "suspected left/right swap" rule, shared by validate (V070) and flipcheck's plots.
+
+    x, lab: (N, K) x coordinates and labelled flags; left, right: (P,) keypoint columns of the flip
+    pairs. Per instance every pair's sign of x_left - x_right should agree on which way the
+    instance faces. Returns ((N, P) pairs against a clear majority, (N,) majority size). A pair
+    nearly level in x (a side view) says nothing; only a clear majority (2+ pairs, 2:1 or more)
+    says which way the instance faces, so a twisting body (3:2) is not flagged."""
+    both = lab[:, left] & lab[:, right]
+    d = x[:, left] - x[:, right]
+    xs = np.where(lab, x, np.nan)
+    with warnings.catch_warnings():  # instances with no labelled point give all-NaN rows
+        warnings.simplefilter("ignore", RuntimeWarning)
+        extent = np.nanmax(xs, axis=1) - np.nanmin(xs, axis=1) if xs.shape[1] else np.zeros(len(x))
+    tol = np.maximum(1.0, 0.05 * np.nan_to_num(extent))[:, None]
+    pos = both & (d > tol)
+    neg = both & (d < -tol)
+    npos, nneg = pos.sum(axis=1), neg.sum(axis=1)
+    minority = np.where((npos > nneg)[:, None], neg, np.where((nneg > npos)[:, None], pos, False))
+    major, minor = np.maximum(npos, nneg), np.minimum(npos, nneg)
+    minority &= ((major >= 2) & (major >= 2 * minor))[:, None]
+    return minority, major
+
+
 def suspected_swaps(pts: np.ndarray, lab: np.ndarray, sk: Skeleton) -> np.ndarray:
-    """(N, P) bool: flip pair p of instance n disagrees with the instance's majority on which way
-    the instance faces (sign of x_left - x_right). Needs 3+ labelled pairs to have a majority."""
+    """(N, P) bool over sk.flip_pairs(): the pair disagrees with its instance's facing (minority_pairs)."""
     pairs = [(sk.index(a), sk.index(b)) if sk.side(sk.index(a)) != "right" else (sk.index(b), sk.index(a))
              for a, b in sk.flip_pairs()]
     if not pairs or not len(pts):
         return np.zeros((len(pts), len(pairs)), dtype=bool)
-    li, ri = np.array(pairs).T
-    both = lab[:, li] & lab[:, ri]
-    sign = np.sign(pts[:, li, 0] - pts[:, ri, 0]) * both
-    votes = sign.sum(1, keepdims=True)
-    decided = (np.abs(votes) >= 2) & (both.sum(1, keepdims=True) >= 3)
-    return decided & both & (sign == -np.sign(votes))
+    left, right = np.array(pairs).T
+    return minority_pairs(pts[..., 0], lab, left, right)[0]
 
 
 def instance_crops(ds: Dataset, sk: Skeleton, images_root, anns: list, pts: np.ndarray, lab: np.ndarray,

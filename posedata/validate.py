@@ -27,6 +27,7 @@ import numpy as np
 
 from .errors import DataError, InputError, SkeletonError
 from .findings import Finding
+from .flipcheck import minority_pairs
 from .io import atomic_write_text, load_json, safe_image_path
 from .skeleton import Skeleton, normalize_name
 
@@ -757,28 +758,13 @@ class _Validator:
                     pairs.append((ja, jb, sk.keypoints[left], sk.keypoints[right]))
         if len(pairs) < 3 or not len(rows):
             return
-        L = np.array([p[0] for p in pairs])
-        R = np.array([p[1] for p in pairs])
-        both = lab[:, L] & lab[:, R]
-        d = x[:, L] - x[:, R]
-        # a pair nearly level in x (a side view) says nothing about facing
-        xs = np.where(lab, x, np.nan)
-        with np.errstate(invalid="ignore"), _nan_quiet():
-            extent = np.nanmax(xs, axis=1) - np.nanmin(xs, axis=1)
-        tol = np.maximum(1.0, 0.05 * np.nan_to_num(extent))[:, None]
-        pos = both & (d > tol)
-        neg = both & (d < -tol)
-        npos, nneg = pos.sum(axis=1), neg.sum(axis=1)
-        minority = np.where((npos > nneg)[:, None], neg, np.where((nneg > npos)[:, None], pos, False))
-        # only a clear majority says which way the instance faces (a 3:2 split is a twisting body)
-        major, minor = np.maximum(npos, nneg), np.minimum(npos, nneg)
-        minority &= ((major >= 2) & (major >= 2 * minor))[:, None]
+        minority, major = minority_pairs(x, lab, np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs]))
         for r, p in zip(*np.nonzero(minority), strict=True):
             i = int(rows[r])
             ja, jb, ln, rn = pairs[p]
             self.add("V070", f"annotations[{i}].keypoints[{3 * ja}]",
                      f"suspected left/right swap: {ln}/{rn} face the other way from the instance's other "
-                     f"{int(max(npos[r], nneg[r]))} flip pair(s); if swapped, horizontal-flip augmentation teaches "
+                     f"{int(major[r])} flip pair(s); if swapped, horizontal-flip augmentation teaches "
                      "contradictory sides", image_id=self.ann_img[i], annotation_id=self.ann_id[i])
 
     # ------------------------------------------------------------ image files
