@@ -540,6 +540,16 @@ def _place(rng: np.random.Generator, sp: Species, sk: Skeleton, w: int, h: int, 
     return pos - box_c + c, angle
 
 
+def _in_frame(pos: np.ndarray, w: int, h: int, margin: float) -> np.ndarray:
+    """Shift a figure fully into the frame where it fits (centred where it does not): every image
+    has one whole subject, so even a one-image dataset labels every keypoint type."""
+    lo, hi = pos.min(0), pos.max(0)
+    room = np.array([w - 1.0, h - 1.0]) - 2 * margin
+    fits = hi - lo <= room
+    shift = np.where(fits, np.clip(lo, margin, margin + room - (hi - lo)) - lo, (room + 2 * margin - lo - hi) / 2)
+    return pos + shift
+
+
 def _crowd(img: np.ndarray, rng: np.random.Generator, sp: Species, sk: Skeleton) -> np.ndarray:
     """A cluttered patch of many small figures; returns its polygon (OpenCV coordinates)."""
     import cv2
@@ -610,6 +620,8 @@ def render_image(sp: Species, sk: Skeleton, rng: np.random.Generator, w: int, h:
     for fi in range(n):
         size = rng.uniform(0.3, 0.7) * m
         pos, angle = _place(rng, sp, sk, w, h, size, centres)
+        if fi == 0:
+            pos = _in_frame(pos, w, h, margin=3.0)
         centres.append((pos.min(0) + pos.max(0)) / 2)
         mask = np.zeros((h, w), np.uint8)
         draw_figure(img, mask, sp, sk, pos, angle, size, rng)

@@ -292,3 +292,12 @@ def test_cli_synth_bad_input(runner, tmp_path):
     (tmp_path / "f" / "notes.txt").write_text("x")
     r = runner.invoke(cli, ["synth", "--skeleton", "object5", "-o", str(tmp_path / "f"), "--force", "--images", "1"])
     assert r.exit_code == 2 and (tmp_path / "f" / "notes.txt").exists()
+
+
+@pytest.mark.parametrize("name", TEMPLATE_NAMES)
+def test_one_image_labels_every_keypoint_type(tmp_path, name):
+    sk = S.resolve(name)
+    data, out = make(tmp_path, name, n=1, size=(64, 64), seed=5)
+    assert errors(validate_coco(data, sk, images=out / "images")) == []
+    first = np.asarray(data["annotations"][0]["keypoints"]).reshape(-1, 3)
+    assert (first[:, 2] > 0).all()  # the image's subject is whole in the frame
