@@ -718,8 +718,11 @@ def generate(skeleton: Skeleton, out_dir: Path, n_images: int, size: tuple[int, 
     if n_images >= 2 and not crowd_flags.any():
         crowd_flags[n_images // 2] = True
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _fresh_dir(out_dir, "tmp")
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _fresh_dir(out_dir, "tmp")
+    except OSError as e:
+        raise InputError(f"cannot create the output folder: {e.strerror or e}", file=str(out_dir)) from None
     try:
         (tmp / "images").mkdir()
         images, anns = [], []
@@ -762,6 +765,9 @@ def generate(skeleton: Skeleton, out_dir: Path, n_images: int, size: tuple[int, 
         }
         (tmp / "annotations.json").write_text(json.dumps(data, separators=(",", ":")), encoding="utf-8")
         _swap_in(tmp, out_dir)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise InputError(f"cannot write the dataset: {e.strerror or e}", file=str(out_dir)) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

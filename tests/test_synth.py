@@ -301,3 +301,10 @@ def test_one_image_labels_every_keypoint_type(tmp_path, name):
     assert errors(validate_coco(data, sk, images=out / "images")) == []
     first = np.asarray(data["annotations"][0]["keypoints"]).reshape(-1, 3)
     assert (first[:, 2] > 0).all()  # the image's subject is whole in the frame
+
+
+def test_cli_synth_unwritable_output(runner, tmp_path):
+    (tmp_path / "file").write_text("x")
+    r = runner.invoke(cli, ["synth", "--skeleton", "object5", "-o", str(tmp_path / "file" / "ds"), "--images", "1"])
+    assert r.exit_code == 2 and "cannot create the output folder" in r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit)
