@@ -31,7 +31,7 @@ import json
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from itertools import chain
+from itertools import chain, repeat
 from pathlib import Path
 from typing import Any
 
@@ -153,9 +153,14 @@ def _int_or_none(v: Any) -> int | None:
 
 def _ints(values: list[Any]) -> list[int | None]:
     """_int_or_none over a column, with a fast pass when every value is already an int."""
-    if all(type(v) is int for v in values):
+    if set(map(type, values)) <= {int}:
         return values
     return [_int_or_none(v) for v in values]
+
+
+def _column(records: list[dict[str, Any]], key: str, default: Any = None) -> list[Any]:
+    """record.get(key, default) for every record, looped in C (map over dict.get)."""
+    return list(map(dict.get, records, repeat(key), repeat(default)))
 
 
 def _image_table(images: list[Any]) -> dict[int, tuple[str, int, int]]:
@@ -163,13 +168,11 @@ def _image_table(images: list[Any]) -> dict[int, tuple[str, int, int]]:
     left out (their persons are dropped). A repeated id keeps the last entry, as the reference."""
     table: dict[int, tuple[str, int, int]] = {}
     ims = [im for im in images if type(im) is dict]
-    ids = _ints([im.get("id") for im in ims])
-    ws = _ints([im.get("width") for im in ims])
-    hs = _ints([im.get("height") for im in ims])
-    for im, iid, w, h in zip(ims, ids, ws, hs):
+    ids, ws, hs = _ints(_column(ims, "id")), _ints(_column(ims, "width")), _ints(_column(ims, "height"))
+    for iid, name, w, h in zip(ids, _column(ims, "file_name", ""), ws, hs):
         if iid is None or w is None or h is None or w <= 0 or h <= 0:
             continue
-        table[iid] = (str(im.get("file_name", "")), w, h)
+        table[iid] = (name if type(name) is str else str(name), w, h)
     return table
 
 
@@ -177,16 +180,21 @@ def _stack_numbers(rows: list[Any], width: int) -> tuple[np.ndarray, np.ndarray]
     """(N, width) float64 from lists of numbers, and a mask of the rows that were usable
     (a list of exactly `width` finite numbers). Fast path: one np.fromiter over all rows."""
     n = len(rows)
-    if all(type(r) is list for r in rows):
+    if set(map(type, rows)) <= {list}:
         ok = np.fromiter(map(len, rows), dtype=np.int64, count=n) == width
     else:
         ok = np.fromiter((type(r) is list and len(r) == width for r in rows), dtype=bool, count=n)
-    out = np.zeros((n, width), dtype=np.float64)
-    good = [r for r, k in zip(rows, ok) if k] if not ok.all() else rows
+    everything = bool(ok.all())
+    out = None if everything else np.zeros((n, width), dtype=np.float64)
+    good = rows if everything else [r for r, k in zip(rows, ok) if k]
     try:
-        vals = np.fromiter(chain.from_iterable(good), dtype=np.float64, count=len(good) * width)
-        out[ok] = vals.reshape(-1, width)
+        vals = np.fromiter(chain.from_iterable(good), dtype=np.float64, count=len(good) * width).reshape(-1, width)
+        if out is None:
+            out = vals
+        else:
+            out[ok] = vals
     except (TypeError, ValueError):
+        out = np.zeros((n, width), dtype=np.float64)
         # some row holds a non-number: find which, row by row (slow path, bad data only)
         for i in np.flatnonzero(ok):
             try:
@@ -195,6 +203,25 @@ def _stack_numbers(rows: list[Any], width: int) -> tuple[np.ndarray, np.ndarray]
                 ok[i] = False
     ok &= np.isfinite(out).all(axis=1)
     return out, ok
+
+
+def _int_array(values: list[int | None], fill: int) -> tuple[np.ndarray, np.ndarray]:
+    """int64 array with None replaced by fill, and the mask of the Nones."""
+    n = len(values)
+    if None in values:
+        missing = np.array([v is None for v in values], dtype=bool).reshape(n)
+        values = [fill if v is None else v for v in values]
+    else:
+        missing = np.zeros(n, dtype=bool)
+    try:
+        return np.array(values, dtype=np.int64).reshape(n), missing
+    except OverflowError:
+        raise InputError("an id or num_keypoints does not fit in 64 bits") from None
+
+
+def _objects(values: list[Any]) -> np.ndarray:
+    """1-D object array (np.array would nest lists of equal length into more dimensions)."""
+    return np.fromiter(values, dtype=object, count=len(values))
 
 
 def _finish_columns(ids: list[int | None], image_ids: list[int | None], kp_rows: list[Any], bbox_rows: list[Any],
@@ -215,21 +242,19 @@ def _finish_columns(ids: list[int | None], image_ids: list[int | None], kp_rows:
         kp_ok &= np.isfinite(kp).all(axis=1)
     kp = kp.reshape(m, kc, 3)
     bbox, bb_ok = _stack_numbers(bbox_rows, 4)
-    if all(type(a) is float or type(a) is int for a in areas):
+    if set(map(type, areas)) <= {float, int}:
         area = np.array(areas, dtype=np.float64).reshape(m)
     else:
         area = np.array([float(a) if isinstance(a, (int, float)) and not isinstance(a, bool) else np.nan for a in areas],
                         dtype=np.float64).reshape(m)
     no_area = ~np.isfinite(area)
     area[no_area] = bbox[no_area, 2] * bbox[no_area, 3]
-    nk_vals = _ints(nks)
-    missing = np.fromiter((v is None for v in nk_vals), dtype=bool, count=m)
-    nk = np.fromiter((0 if v is None else v for v in nk_vals), dtype=np.int64, count=m)
+    nk, missing = _int_array(_ints(nks), 0)
     nk[missing] = (kp[missing, :, 2] > 0).sum(axis=1)
     # an unusable id stays -1 (nothing needs it); an unusable image_id is an unknown image
-    known = np.fromiter((i is not None and i in images for i in image_ids), dtype=bool, count=m)
-    ids_a = np.fromiter((-1 if i is None else i for i in ids), dtype=np.int64, count=m)
-    img_a = np.fromiter((-1 if i is None else i for i in image_ids), dtype=np.int64, count=m)
+    known = np.fromiter(map(images.__contains__, image_ids), dtype=bool, count=m)
+    ids_a = _int_array(ids, -1)[0]
+    img_a = _int_array(image_ids, -1)[0]
 
     keep = np.ones(m, dtype=bool)
     for mask, reason in ((~known, DROP_UNKNOWN_IMAGE), (~kp_ok, DROP_BAD_KEYPOINTS), (~bb_ok, DROP_BAD_BBOX),
@@ -248,28 +273,31 @@ def _finish_columns(ids: list[int | None], image_ids: list[int | None], kp_rows:
 def _columns_from_coco(data: dict[str, Any], cat_id: int, kc: int, file: str | None) -> _Columns:
     anns = data["annotations"]
     images = _image_table(data["images"])
+    if not set(map(type, anns)) <= {dict}:
+        i = next(i for i, a in enumerate(anns) if type(a) is not dict)
+        raise InputError(f"expected an annotation object, got {type(anns[i]).__name__}", file=file,
+                         where=f"annotations[{i}]")
     dropped: Counter = Counter()
+    # classify every annotation with object-array comparisons (C loops, Python == semantics)
+    n = len(anns)
+    in_cat = (_objects(_column(anns, "category_id")) == cat_id).astype(bool)
+    is_crowd = _objects(_column(anns, "iscrowd")).astype(bool)
+    # a missing num_keypoints (read as 1 here) is recounted later
+    no_kp = (_objects(_column(anns, "num_keypoints", 1)) == 0).astype(bool)
+    n_other = int(n - in_cat.sum())
     crowd: list[tuple[int, Any]] = []
-    persons: list[dict[str, Any]] = []
-    n_other = 0
-    for i, a in enumerate(anns):
-        if type(a) is not dict:
-            raise InputError(f"expected an annotation object, got {type(a).__name__}", file=file, where=f"annotations[{i}]")
-        if a.get("category_id") != cat_id:
-            n_other += 1
-        elif a.get("iscrowd"):
-            dropped[DROP_CROWD] += 1
-            if _int_or_none(a.get("image_id")) is not None:
-                crowd.append((int(a["image_id"]), a.get("segmentation")))
-        elif a.get("num_keypoints", 1) == 0:
-            # the common case, cut early; a missing field is recounted later
-            dropped[DROP_NO_KEYPOINTS] += 1
-        else:
-            persons.append(a)
+    for i in np.flatnonzero(in_cat & is_crowd).tolist():
+        a = anns[i]
+        dropped[DROP_CROWD] += 1
+        if _int_or_none(a.get("image_id")) is not None:
+            crowd.append((int(a["image_id"]), a.get("segmentation")))
+    if (hit := int((in_cat & ~is_crowd & no_kp).sum())):
+        dropped[DROP_NO_KEYPOINTS] += hit
+    persons = [anns[i] for i in np.flatnonzero(in_cat & ~is_crowd & ~no_kp).tolist()]
     return _finish_columns(
-        _ints([a.get("id") for a in persons]), _ints([a.get("image_id") for a in persons]), [a.get("keypoints") for a in persons], [a.get("bbox") for a in persons],
-        [a.get("area") for a in persons], [a.get("num_keypoints") for a in persons], kc, images, dropped, crowd,
-        len(data["images"]), len(anns), n_other, flat_keypoints=True)
+        _ints(_column(persons, "id")), _ints(_column(persons, "image_id")), _column(persons, "keypoints"),
+        _column(persons, "bbox"), _column(persons, "area"), _column(persons, "num_keypoints"), kc, images, dropped,
+        crowd, len(data["images"]), len(anns), n_other, flat_keypoints=True)
 
 
 def _columns_from_dataset(ds: Dataset, cat_id: int, kc: int) -> _Columns:
