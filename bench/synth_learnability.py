@@ -1,8 +1,11 @@
 """Is `posedata synth` data learnable? Generate a training and a held-out set (different seeds,
-same creature), train the bundled network on CPU for a few minutes, evaluate COCO AP on the
-held-out set, and print the figures in one run.
+same creature); first print the AP ceiling a model with a given localisation error could reach
+(the held-out ground truth scored against itself jittered by 1-4 px, with the skeleton's OKS
+sigmas: how tight the metric is at this image size), then, unless --no-train, train the bundled
+network on CPU for a few minutes and evaluate COCO AP on the held-out set.
 
     .venv/bin/python bench/synth_learnability.py --skeleton quadruped17 --minutes 8 -o /tmp/learn
+    .venv/bin/python bench/synth_learnability.py --skeleton hand21 --no-train -o /tmp/learn
 
 It shells out to `posedata train` and `posedata val` (the commands a user runs) and uses the
 library for synth and label conversion.
@@ -25,6 +28,44 @@ from posedata.labels import save  # noqa: E402
 from posedata.synth import generate  # noqa: E402
 
 
+def jitter_ceiling(coco_json: Path, sk, noise_px: list[float], seed: int = 0) -> list[float]:
+    """COCO AP of the ground truth against itself moved by Gaussian noise (per axis, px)."""
+    import contextlib
+    import io
+
+    import numpy as np
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    data = json.loads(coco_json.read_text())
+    src = sk.source_index(list(sk.coco_keypoints))
+    sigmas = np.zeros(len(sk.coco_keypoints))
+    sigmas[src[src >= 0]] = np.asarray(sk.sigmas)[src >= 0]
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO()
+        gt.dataset = data
+        gt.createIndex()
+    out = []
+    for noise in noise_px:
+        rng = np.random.default_rng(seed)
+        res = []
+        for a in data["annotations"]:
+            if a["iscrowd"] or not a["num_keypoints"]:
+                continue
+            kp = np.asarray(a["keypoints"], dtype=float).reshape(-1, 3)
+            kp[:, :2] += rng.normal(0, noise, (len(kp), 2))
+            kp[:, 2] = 1
+            res.append({"image_id": a["image_id"], "category_id": 1, "keypoints": kp.ravel().tolist(), "score": 1.0})
+        with contextlib.redirect_stdout(io.StringIO()):
+            ev = COCOeval(gt, gt.loadRes(res), "keypoints")
+            ev.params.kpt_oks_sigmas = sigmas
+            ev.evaluate()
+            ev.accumulate()
+            ev.summarize()
+        out.append(float(ev.stats[0]))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--skeleton", default="quadruped17")
@@ -38,6 +79,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=4e-4)
     ap.add_argument("--minutes", type=float, default=8.0)
     ap.add_argument("--iterations", type=int, default=100000)
+    ap.add_argument("--no-train", action="store_true", help="only the synth timing and the AP ceiling")
     args = ap.parse_args()
 
     sk = S.resolve(args.skeleton)
@@ -49,6 +91,12 @@ def main() -> None:
     train_json = generate(sk, out / "train", args.train_images, (args.size, args.size), seed=0)
     val_json = generate(sk, out / "val", args.val_images, (args.size, args.size), seed=1)
     t_synth = time.perf_counter() - t
+    noise = [1.0, 2.0, 3.0, 4.0]
+    ceiling = jitter_ceiling(val_json, sk, noise)
+    print(f"{sk.name} at {args.size} px: held-out AP of the ground truth jittered by "
+          + ", ".join(f"{n:g} px -> {c:.3f}" for n, c in zip(noise, ceiling, strict=True)), flush=True)
+    if args.no_train:
+        return
     labels = to_labels(json.loads(train_json.read_text()), sk, source=str(train_json))
     save(labels, out / "train.npz")
     print(f"synth: {args.train_images + args.val_images} images in {t_synth:.1f} s; "

@@ -613,12 +613,12 @@ def render_image(sp: Species, sk: Skeleton, rng: np.random.Generator, w: int, h:
     crowds = []
     if crowd:
         crowds.append(_crowd(img, rng, sp, sk) + 0.5)
-    n = int(rng.choice([1, 2, 3, 4], p=[0.3, 0.35, 0.2, 0.15]))
+    n = int(rng.choice([1, 2, 3, 4], p=[0.35, 0.35, 0.2, 0.1]))
     idmap = np.zeros((h, w), np.uint8)
     figs: list[_Figure] = []
     centres: list[np.ndarray] = []
     for fi in range(n):
-        size = rng.uniform(0.3, 0.7) * m
+        size = rng.uniform(0.38, 0.8) * m
         pos, angle = _place(rng, sp, sk, w, h, size, centres)
         if fi == 0:
             pos = _in_frame(pos, w, h, margin=3.0)
