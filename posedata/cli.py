@@ -708,7 +708,7 @@ def train_cmd(skeleton_spec: str | None, labels: Path | None, images: Path | Non
 
 # ------------------------------------------------------------------- validate
 @cli.command("validate")
-@click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("data", type=click.Path(path_type=Path))
 @click.option("--skeleton", "skeleton_spec", required=True, help="Skeleton file or template name.")
 @click.option("--images", type=click.Path(file_okay=False, path_type=Path),
               help="Images folder: also check every file exists, stays inside it, reads, and has the JSON's size.")
@@ -741,6 +741,12 @@ def validate_cmd(data: Path, skeleton_spec: str, images: Path | None, category: 
     sk = S.resolve(skeleton_spec)
     if images is not None and not images.is_dir():
         raise InputError("images folder not found", file=str(images))
+    if data.is_dir():
+        fmt = V.suggest_importer(None, data)
+        if fmt is None:
+            raise InputError("a folder; expected a COCO keypoint JSON file (and no import format recognises the "
+                             "folder)", file=str(data))
+        raise InputError(_tool_export_message(fmt, data, skeleton_spec), file=str(data))
     try:
         if images is not None and not as_json:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -753,16 +759,14 @@ def validate_cmd(data: Path, skeleton_spec: str, images: Path | None, category: 
                     progress=lambda done, total: bar.update(task, completed=done, total=total))
         else:
             raw, findings = V.validate_file(data, sk, images=images, category_id=category)
-    except InputError as e:
-        # not JSON at all (CVAT XML, DeepLabCut CSV...): say which import reads it, if one does
-        fmt = _detect_import_format(data) if data.exists() else None
+    except InputError:
+        # not JSON at all (CVAT XML, DeepLabCut CSV, SLEAP...): name the import that reads it rather
+        # than report where a JSON parser gave up on a file that was never meant to be JSON
+        fmt = V.suggest_importer(None, data) if data.exists() else None
         if fmt is None:
             raise
-        raise InputError(f"{e.message}; this looks like a {fmt} export: `posedata import {fmt} {data} "
-                         f"--skeleton {skeleton_spec} -o clean.json` reads it", file=e.file, where=e.where) from None
-    importer = V.suggest_importer(raw)
-    if importer is None and any(f.code == "V001" for f in findings):
-        importer = _detect_import_format(data)  # JSON but not COCO (Label Studio, Labelme...)
+        raise InputError(_tool_export_message(fmt, data, skeleton_spec), file=str(data)) from None
+    importer = V.suggest_importer(raw, data)  # a tool's JSON (coco-annotator, CVAT COCO, Label Studio...)
 
     fix_doc: dict[str, Any] | None = None
     changes: list = []
@@ -807,14 +811,11 @@ def validate_cmd(data: Path, skeleton_spec: str, images: Path | None, category: 
         sys.exit(1)
 
 
-def _detect_import_format(path: Path) -> str | None:
-    """The `posedata import` format that recognises a file, or None (never raises)."""
-    try:
-        from .importer import detect_format
-
-        return detect_format(path)
-    except Exception:  # noqa: BLE001 - only a hint; the validate result stands on its own
-        return None
+def _tool_export_message(fmt: str, data: Path, skeleton_spec: str) -> str:
+    """What to run for a labelling tool's export that is not COCO keypoint JSON."""
+    return (f"this is a {fmt} export, not COCO keypoint JSON; run `posedata import {fmt} {data} --skeleton "
+            f"{skeleton_spec} -o clean.json` to turn it into clean COCO (then validate clean.json), or "
+            f"`posedata convert {data} --skeleton {skeleton_spec} -o labels.npz` to import and convert in one step")
 
 
 def print_validate_summary(findings: list, checks: dict, show: int, title: str) -> None:
@@ -1061,14 +1062,26 @@ def export_reference_cmd(skeleton_spec: str) -> None:
 
 
 # -------------------------------------------------------------------- convert
+def _convert_sources() -> list[str]:
+    from .formats import FORMATS
+
+    return ["auto", "coco", *FORMATS]
+
+
 @cli.command("convert")
-@click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("data", type=click.Path(path_type=Path))
 @click.option("--skeleton", "skeleton_spec", required=True, help="Skeleton file or template name.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="File to write.")
 @click.option("--format", "fmt", type=click.Choice(["labels", "lwop-pickle"]), default="labels", show_default=True,
               help="labels: posedata's label file (.npz, no pickle). lwop-pickle: the reference trainer's "
                    "prepared-label pickle, keypoints in the file's own order.")
-@click.option("--category", type=int, default=None, help="Keypoint category id (default: the only one).")
+@click.option("--from", "src_fmt", type=click.Choice(_convert_sources(), case_sensitive=False), default="auto",
+              show_default=True,
+              help="What DATA is. auto: COCO keypoint JSON is converted as it is, unless it carries a labelling "
+                   "tool's fingerprints; those and every other tool's export are imported in memory first (as "
+                   "`posedata import auto`). coco: never import. A format name: import with that reader.")
+@click.option("--category", default=None, metavar="NAME_OR_ID",
+              help="Keypoint category id or name (default: the only one).")
 @click.option("--min-keypoints", type=click.IntRange(0, None), default=5, show_default=True,
               help="A training sample needs at least this num_keypoints.")
 @click.option("--min-area", type=click.FloatRange(0, None), default=32 * 32, show_default=True,
@@ -1076,11 +1089,21 @@ def export_reference_cmd(skeleton_spec: str) -> None:
 @click.option("--dedup", type=click.FloatRange(0, None), default=0.3, show_default=True,
               help="Skip a sample whose bbox centre is closer than this x an accepted sample's bbox width.")
 @click.option("--images", type=click.Path(file_okay=False, path_type=Path),
-              help="Images folder: validation also checks the files and their sizes.")
+              help="Images folder: validation also checks the files and their sizes; an import also resolves "
+                   "file names and reads missing sizes here.")
+@click.option("--bbox-margin", type=click.FloatRange(0, 10), default=0.1, show_default=True,
+              help="Import only: boxes made from keypoints are padded by this fraction of the keypoints' extent.")
+@click.option("--drop-unlabelled", is_flag=True, help="Import only: drop instances with no labelled keypoints.")
 @click.option("--force", is_flag=True, help="Replace an existing output, and convert even when validate reports errors.")
-def convert_cmd(data: Path, skeleton_spec: str, output: Path, fmt: str, category: int | None, min_keypoints: int,
-                min_area: float, dedup: float, images: Path | None, force: bool) -> None:
-    """Convert COCO keypoint DATA into training labels, after validating it.
+def convert_cmd(data: Path, skeleton_spec: str, output: Path, fmt: str, src_fmt: str, category: str | None,
+                min_keypoints: int, min_area: float, dedup: float, images: Path | None, bbox_margin: float,
+                drop_unlabelled: bool, force: bool) -> None:
+    """Convert DATA into training labels, after validating it.
+
+    DATA is COCO keypoint JSON, or any export `posedata import` reads (a file or a folder): that is
+    imported in memory first, its repair report printed, and the imported data is what is
+    validated and converted. The output says which path was taken; the label file records the
+    import format in its settings.
 
     Exit 1 (nothing written) when validate reports errors, unless --force. Exit 2 when DATA or the
     skeleton cannot be read, or the output exists without --force.
@@ -1092,6 +1115,7 @@ def convert_cmd(data: Path, skeleton_spec: str, output: Path, fmt: str, category
     from .convert import load_source, to_labels
     from .errors import InputError
     from .findings import has_errors
+    from .formats.base import ImportOptions
     from .io import check_output
     from .labels import save
 
@@ -1099,24 +1123,27 @@ def convert_cmd(data: Path, skeleton_spec: str, output: Path, fmt: str, category
     sk = S.resolve(skeleton_spec)
     if images is not None and not images.is_dir():
         raise InputError("images folder not found", file=str(images))
-    if output.resolve() == data.resolve():
+    if data.exists() and output.resolve() == data.resolve():
         raise InputError("the output must be a new file; the input is never modified", file=str(output))
+    opts = ImportOptions(images=images, category=category, bbox_margin=bbox_margin, drop_unlabelled=drop_unlabelled)
     steps = ["reading", "validating", "converting", "writing"]
     with Progress(TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err_console, transient=True) as bar:
         task = bar.add_task(steps[0], total=len(steps))
-        src = load_source(data, sk, category)
+        src = load_source(data, sk, category, fmt=src_fmt, options=opts)
         raw = src.raw if src.raw is not None else src.dataset.to_coco()
+        where = str(data) if src.import_format is None else f"{data} (as imported)"
         bar.update(task, advance=1, description=steps[1])
         img_task = bar.add_task("image files", total=None, visible=images is not None)
-        findings = V.validate_coco(raw, sk, file=str(data), images=images, category_id=category,
+        findings = V.validate_coco(raw, sk, file=where, images=images, category_id=src.category_id,
                                    progress=lambda done, total: bar.update(img_task, completed=done, total=total))
         bar.update(img_task, visible=False)
         blocked = has_errors(findings) and not force
         if not blocked:
             bar.update(task, advance=1, description=steps[2])
-            labels = to_labels(src.data, sk, category, min_keypoints, min_area, dedup, source=str(data),
+            labels = to_labels(src.data, sk, src.category_id, min_keypoints, min_area, dedup, source=str(data),
                                source_sha256=src.sha256)
+            labels.settings.update(src.provenance())
             bar.update(task, advance=1, description=steps[3])
             if fmt == "labels":
                 if images is not None:
@@ -1126,14 +1153,28 @@ def convert_cmd(data: Path, skeleton_spec: str, output: Path, fmt: str, category
             else:
                 from .formats.lwop import write_lwop_pickle
 
-                written = write_lwop_pickle(raw, output, labels.settings["category_id"], file=str(data),
+                written = write_lwop_pickle(raw, output, labels.settings["category_id"], file=where,
                                             min_keypoints=min_keypoints, min_area=min_area, dedup_ratio=dedup)
             bar.update(task, advance=1)
+    if src.import_format is None:
+        console.print(f"[bold]input[/] {data}: COCO keypoint JSON, converted as it is (no import"
+                      f"{': --from coco' if src_fmt.lower() == 'coco' else '; no labelling tool recognised'})",
+                      soft_wrap=True)
+    else:
+        how = "recognised by content" if src.detected else f"--from {src.import_format}"
+        console.print(f"[bold]input[/] {data}: a {src.import_format} export ({how}); imported in memory, then "
+                      "validated and converted", soft_wrap=True)
+        print_import_report(src.report)
     n_err = sum(f.severity == "error" for f in findings)
     if blocked:
-        print_validate_summary(findings, V.CHECKS, 3, title=f"validate {data} (skeleton {sk.name})")
-        console.print(f"[bold red]FAIL[/] {data}: {n_err} error(s); nothing written. Fix the data "
+        print_validate_summary(findings, V.CHECKS, 3, title=f"validate {where} (skeleton {sk.name})")
+        console.print(f"[bold red]FAIL[/] {where}: {n_err} error(s); nothing written. Fix the data "
                       f"(`posedata validate --fix`) or pass --force to convert anyway.", soft_wrap=True)
+        hint = V.suggest_importer(src.raw) if src.raw is not None else None
+        if hint is not None:
+            console.print(f"[yellow]hint:[/] the errors look like a {hint} export's quirks; `--from {hint}` imports "
+                          "it in memory and repairs what the import can (boxes and areas from keypoints, ...)",
+                          soft_wrap=True)
         sys.exit(1)
     if n_err:
         console.print(f"[yellow]warning:[/] converting despite {n_err} validation error(s) (--force)")

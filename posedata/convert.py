@@ -30,7 +30,7 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import chain, repeat
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,7 @@ import numpy as np
 
 from .coco import Dataset, from_coco, keypoint_category
 from .errors import InputError
-from .formats.base import ImportReport
+from .formats.base import ImportOptions, ImportReport
 from .io import read_bytes
 from .labels import ABSENT, OCCLUDED, VISIBLE, Labels
 from .skeleton import Skeleton
@@ -59,15 +59,26 @@ REJECT_DEDUP = "dedup"
 # --------------------------------------------------------------------- input
 @dataclass
 class Source:
-    """What convert reads: the raw COCO JSON when the input is a COCO file (None when an importer
-    produced the dataset), the dataset model (built lazily: raw COCO converts without it), the
-    input's sha256, and an importer's report if one ran."""
+    """What convert reads: the raw COCO JSON when the input is used as plain COCO (None when an
+    importer produced the dataset), the dataset model (built lazily: raw COCO converts without it),
+    the input's sha256 (None for a folder), an importer's report and format if one ran (`detected`:
+    chosen by content rather than named), and the keypoint category to convert (None: the only one)."""
 
     path: str
     raw: dict[str, Any] | None
-    sha256: str
+    sha256: str | None
     report: ImportReport | None = None
     _dataset: Dataset | None = field(default=None, repr=False)
+    import_format: str | None = None
+    detected: bool = False
+    category_id: int | None = None
+    import_options: dict[str, Any] | None = None
+
+    def provenance(self) -> dict[str, Any]:
+        """How the input was read, for a label file's settings: the import format (None: COCO JSON
+        used as it is), whether it was recognised by content, and the import's options."""
+        return {"import_format": self.import_format, "import_detected": self.detected if self.import_format else None,
+                "import_options": self.import_options}
 
     @property
     def dataset(self) -> Dataset:
@@ -85,20 +96,69 @@ class Source:
         return self.raw if self.raw is not None else self.dataset
 
 
-def load_source(path: str | Path, skeleton: Skeleton | None = None, category_id: int | None = None) -> Source:
-    """Read convert's input. Today a COCO keypoint JSON; importers for tool exports plug in here
-    (they would set `_dataset` and `report` and leave `raw` None). The file is read once: hashed
-    and parsed from the same bytes."""
+PLAIN_COCO = "coco"  # load_source's fmt for "COCO keypoint JSON as it is, never an import"
+
+
+def load_source(path: str | Path, skeleton: Skeleton | None = None, category: int | str | None = None,
+                fmt: str = "auto", options: ImportOptions | None = None) -> Source:
+    """Read convert's input: COCO keypoint JSON as it is, or any labelling tool's export through its
+    importer, run in memory (the result carries `_dataset`, `report` and `import_format`, raw None).
+
+    fmt "auto" imports a folder, a file that is not JSON, JSON that is not a COCO object, and COCO
+    JSON that carries a tool's fingerprints (importer.detect_format, the same detection as
+    `posedata import auto`: coco-annotator's dataset_id/isbbox/keypoint_colors, CVAT's
+    attributes); any other COCO JSON is used as it is. fmt "coco" never imports; any format name
+    always imports with that reader. A file is read once: hashed and parsed from the same bytes,
+    and detection and the import reuse that parse.
+
+    skeleton is needed by an import; options are its options (images, bbox margin, ...; its
+    category defaults to `category`). category picks the keypoint category: an id, or for COCO
+    JSON also a name."""
     p = Path(path)
+    key = (fmt or "auto").strip().lower().replace("_", "-")
+    if not p.exists():
+        raise InputError("file not found", file=str(p))
+    if key not in ("auto", PLAIN_COCO):
+        from .importer import format_module
+
+        format_module(key)  # an unknown name fails here, listing the known ones
+    if p.is_dir():
+        if key == PLAIN_COCO:
+            raise InputError("a folder; COCO keypoint JSON is one file", file=str(p))
+        return _imported(p, None, None, _detect(p, None) if key == "auto" else key, key == "auto", skeleton,
+                         category, options)
     data = read_bytes(p)
     digest = hashlib.sha256(data).hexdigest()
+    first = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+    if key not in ("auto", PLAIN_COCO):
+        del data  # the reader reads the file itself; do not hold a second copy meanwhile
+        return _imported(p, digest, None, key, False, skeleton, category, options)
+    if first not in (b"{", b"["):
+        if key == "auto" and first:
+            del data
+            return _imported(p, digest, None, _detect(p, None), True, skeleton, category, options)
+        raise InputError("empty file, expected COCO JSON" if not first else "not JSON, expected COCO keypoint JSON",
+                         file=str(p))
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise InputError(f"not UTF-8 text (byte {e.start})", file=str(p)) from None
     del data
-    if not text.strip():
-        raise InputError("empty file, expected COCO JSON", file=str(p))
+    raw = _parse(text, p)
+    del text
+    if key == "auto":
+        found = _detect(p, raw)
+        if found is not None or not isinstance(raw, dict):
+            return _imported(p, digest, raw, found, True, skeleton, category, options)
+    if not isinstance(raw, dict):
+        raise InputError(f"expected a COCO object at the top level, got {type(raw).__name__}", file=str(p))
+    for k in ("images", "annotations", "categories"):
+        if not isinstance(raw.get(k), list):
+            raise InputError(f"expected a list under {k!r}", file=str(p), where=k)
+    return Source(path=str(p), raw=raw, sha256=digest, category_id=_coco_category_id(raw, category, str(p)))
+
+
+def _parse(text: str, p: Path) -> Any:
     # The parse allocates millions of containers; the cyclic GC would rescan them over and over
     # (a third of the parse time, and again during the conversion) although parsed JSON cannot
     # hold a cycle. So: no collection while parsing, then the parsed objects are frozen out of
@@ -106,7 +166,7 @@ def load_source(path: str | Path, skeleton: Skeleton | None = None, category_id:
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        raw = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as e:
         raise InputError(f"invalid JSON: {e.msg}", file=str(p), where=f"line {e.lineno} column {e.colno}") from None
     except RecursionError:
@@ -115,13 +175,65 @@ def load_source(path: str | Path, skeleton: Skeleton | None = None, category_id:
         gc.freeze()
         if was_enabled:
             gc.enable()
-    del text
-    if not isinstance(raw, dict):
-        raise InputError(f"expected a COCO object at the top level, got {type(raw).__name__}", file=str(p))
-    for key in ("images", "annotations", "categories"):
-        if not isinstance(raw.get(key), list):
-            raise InputError(f"expected a list under {key!r}", file=str(p), where=key)
-    return Source(path=str(p), raw=raw, sha256=digest)
+
+
+def _detect(p: Path, raw: Any) -> str | None:
+    """The import format whose content detection accepts the file or folder (a labelling tool's
+    fingerprints), or None; raw is the file's parse when there is one, reused by the detectors."""
+    from contextlib import nullcontext
+
+    from .importer import detect_format, known_json
+
+    with known_json(p, raw) if raw is not None else nullcontext():
+        return detect_format(p)
+
+
+def _imported(p: Path, digest: str | None, raw: Any, fmt: str | None, detected: bool, skeleton: Skeleton | None,
+              category: int | str | None, options: ImportOptions | None) -> Source:
+    """Run the import `fmt` in memory (raw: the file's parse, when there is one, reused)."""
+    from contextlib import nullcontext
+
+    from .importer import import_file, known_json
+
+    if fmt is None:
+        from .formats import FORMATS
+
+        top = "" if raw is None else f"expected a COCO object at the top level, got {type(raw).__name__}; "
+        raise InputError(f"{top}not COCO keypoint JSON, and no import format recognises this "
+                         f"{'folder' if p.is_dir() else 'file'}; name one with --from: {', '.join(FORMATS)}",
+                         file=str(p))
+    if skeleton is None:
+        raise ValueError(f"importing a {fmt} export needs the skeleton")
+    opts = replace(options) if options is not None else ImportOptions()
+    if opts.category is None and category is not None:
+        opts.category = str(category)
+    with known_json(p, raw) if raw is not None else nullcontext():
+        result = import_file(fmt, p, skeleton, opts)
+    cats = result.dataset.categories
+    used = {"category": opts.category, "bbox_margin": opts.bbox_margin, "drop_unlabelled": opts.drop_unlabelled,
+            "keep_empty": opts.keep_empty, "images": None if opts.images is None else str(opts.images)}
+    return Source(path=str(p), raw=None, sha256=digest, report=result.report, _dataset=result.dataset,
+                  import_format=fmt, detected=detected, category_id=cats[0].id if len(cats) == 1 else None,
+                  import_options=used)
+
+
+def _coco_category_id(raw: dict[str, Any], category: int | str | None, file: str) -> int | None:
+    """The keypoint category id `category` names (an id, or a category name, case and separator
+    tolerant); None stays None (the only keypoint category)."""
+    if category is None or isinstance(category, int):
+        return category
+    text = str(category).strip()
+    if text.lstrip("-").isdigit():
+        return int(text)
+    from .skeleton import normalize_name
+
+    named = [c for c in raw["categories"] if isinstance(c, dict) and isinstance(c.get("keypoints"), list)
+             and normalize_name(str(c.get("name", ""))) == normalize_name(text)]
+    if len(named) != 1 or _int_or_none(named[0].get("id")) is None:
+        have = [str(c.get("name")) for c in raw["categories"] if isinstance(c, dict) and isinstance(c.get("keypoints"), list)]
+        raise InputError(f"{'no' if not named else len(named)} keypoint categories named {text!r} "
+                         f"(keypoint categories: {have}); give the category id", file=file, where="categories")
+    return int(named[0]["id"])
 
 
 # ------------------------------------------------------------------ columns

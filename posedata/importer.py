@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from types import ModuleType
@@ -24,11 +26,12 @@ from .formats import FORMATS
 from .formats.base import ImportOptions, ImportReport, ImportResult
 from .io import load_json, safe_image_path
 from .skeleton import Skeleton, normalize_name
+from .validate import image_header
 
 __all__ = [
     "ImportOptions", "ImportReport", "ImportResult", "DatasetBuilder", "RawImage", "RawInstance",
     "available_formats", "bboxes_from_keypoints", "category_limbs", "detect_format", "format_module",
-    "import_file", "keypoint_mapping", "keypoint_slots", "read_json", "unknown_names_error", "validate_result",
+    "import_file", "keypoint_mapping", "keypoint_slots", "known_json", "read_json", "unknown_names_error", "validate_result",
 ]
 
 
@@ -115,6 +118,24 @@ def read_json(path: str | os.PathLike) -> Any:
         _json_cache.clear()
         _json_cache[key] = load_json(p)
     return _json_cache[key]
+
+
+@contextmanager
+def known_json(path: str | os.PathLike, data: Any) -> Iterator[None]:
+    """Inside the block, read_json(path) returns `data`, JSON the caller already parsed from that
+    file: detection and the format reader then cost no second parse of a large file (convert and
+    validate hold the parse already). On exit the entry is dropped, so the cache does not keep a
+    large parse alive after the caller lets it go."""
+    p = Path(path)
+    st = p.stat()
+    saved = dict(_json_cache)
+    _json_cache.clear()
+    _json_cache[(str(p.resolve()), st.st_mtime_ns, st.st_size)] = data
+    try:
+        yield
+    finally:
+        _json_cache.clear()
+        _json_cache.update(saved)
 
 
 def peek_text(path: Path, n: int = 4096) -> str:
@@ -263,18 +284,6 @@ def polygon_bbox_area(seg: Any) -> tuple[tuple[float, float, float, float], floa
     return (float(x0), float(y0), float(x1 - x0), float(y1 - y0)), area
 
 
-def image_size(path: Path) -> tuple[int, int]:
-    """Width, height from the image header (no full decode)."""
-    from PIL import Image as PILImage
-    from PIL import UnidentifiedImageError
-
-    try:
-        with PILImage.open(path) as im:
-            return int(im.size[0]), int(im.size[1])
-    except (OSError, UnidentifiedImageError, ValueError) as e:
-        raise InputError(f"cannot read image size: {e}", file=str(path)) from None
-
-
 def path_tails(p: str) -> list[str]:
     """'/srv/datasets/cats/a/b.jpg' -> ['srv/datasets/cats/a/b.jpg', ..., 'a/b.jpg', 'b.jpg'],
     longest first, for finding a server path's file under a local images folder."""
@@ -392,10 +401,10 @@ class DatasetBuilder:
             w, h = _pos_int(im.width), _pos_int(im.height)
             if found is not None:
                 if w is None or h is None:
-                    w, h = image_size(found)
+                    w, h = image_header(found).size
                     self.report.repair("image width/height read from the image file", name)
                 elif self.options.images is not None:
-                    fw, fh = image_size(found)
+                    fw, fh = image_header(found).size
                     if (fw, fh) != (w, h):
                         self.report.warnings.append(
                             f"image {name}: the export says {w}x{h} but the file is {fw}x{fh}; kept the export's size")

@@ -843,6 +843,16 @@ def _usable_segmentation(seg: Any) -> bool:
 
 
 # -------------------------------------------------------------- image headers
+# posedata's one image-size reader (validate --images, every importer that needs sizes).
+#
+# The size that matters is the size of the image the trainer decodes: cv2.imread(path,
+# IMREAD_COLOR). OpenCV (checked on 5.0, imread and imdecode alike) rotates a JPEG, a PNG (an
+# eXIf chunk, before or after the image data) and a WebP (VP8X with its EXIF flag) by the EXIF
+# orientation tag; orientations 5-8 swap width and height. Labelling tools show the rotated image
+# too (browsers apply EXIF orientation), so labels are in that frame. `width`/`height` are therefore
+# the decoded, rotated size; `stored_width`/`stored_height` the pixel grid as stored. PIL's
+# Image.size, IMREAD_UNCHANGED and IMREAD_IGNORE_ORIENTATION report the stored grid and would
+# disagree with the trainer on every rotated phone photo.
 @dataclass(frozen=True)
 class ImageInfo:
     format: str
@@ -859,11 +869,28 @@ class ImageInfo:
     def height(self) -> int:
         return self.stored_width if self.orientation >= 5 else self.stored_height
 
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) as cv2.imread(path, IMREAD_COLOR) decodes the file."""
+        return self.width, self.height
+
 
 def image_header(path: str | os.PathLike) -> ImageInfo:
-    """Size of an image from its header only (JPEG, PNG, BMP, GIF, WebP); other formats are decoded
-    with OpenCV. Raises InputError for an unreadable or corrupt file."""
+    """Size of an image as the trainer decodes it, from its header only (JPEG, PNG, BMP, GIF, WebP;
+    no pixel is decoded); other formats are decoded with OpenCV. Raises InputError naming the file
+    when it is unreadable or corrupt."""
     p = Path(path)
+    try:
+        return _image_header(p)
+    except InputError as e:
+        if e.file is None:
+            e.file = str(p)
+        raise
+    except OSError as e:
+        raise InputError(f"cannot read the image: {e.strerror or e}", file=str(p)) from None
+
+
+def _image_header(p: Path) -> ImageInfo:
     with open(p, "rb") as f:
         head = f.read(64)
         try:
@@ -873,7 +900,7 @@ def image_header(path: str | os.PathLike) -> ImageInfo:
                 if head[12:16] != b"IHDR" or len(head) < 24:
                     raise InputError("corrupt PNG header", file=str(p))
                 w, h = struct.unpack(">II", head[16:24])
-                return _checked(ImageInfo("png", w, h, truncated=b"IEND" not in _tail(f, 64)), p)
+                return _checked(ImageInfo("png", w, h, _png_orientation(f), truncated=b"IEND" not in _tail(f, 64)), p)
             if head[:6] in (b"GIF87a", b"GIF89a"):
                 if len(head) < 10:
                     raise InputError("corrupt GIF header", file=str(p))
@@ -889,7 +916,7 @@ def image_header(path: str | os.PathLike) -> ImageInfo:
                     w, h = struct.unpack("<ii", head[18:26])
                 return _checked(ImageInfo("bmp", abs(w), abs(h)), p)
             if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-                return _checked(_webp(head), p)
+                return _checked(_webp(head, f), p)
         except struct.error:
             raise InputError("corrupt image header", file=str(p)) from None
     return _opencv_size(p)
@@ -949,8 +976,30 @@ def _jpeg(f: Any, tail: bytes) -> ImageInfo:
         body = f.read(length - 2)
         if len(body) < length - 2:
             raise InputError("JPEG ends inside a segment")
-        if marker == 0xE1 and body[:6] == b"Exif\x00\x00":
+        if marker == 0xE1 and body[:6] == b"Exif\x00\x00" and orientation == 1:
             orientation = _exif_orientation(body[6:])
+
+
+def _png_orientation(f: Any) -> int:
+    """EXIF orientation of a PNG's eXIf chunk, wherever it is (OpenCV honours one after the image
+    data too); only chunk headers are read, the data is skipped."""
+    pos = 8
+    while True:
+        f.seek(pos)
+        hdr = f.read(8)
+        if len(hdr) < 8:
+            return 1
+        length, kind = struct.unpack(">I4s", hdr)
+        if kind == b"eXIf":
+            return _exif_orientation(_strip_exif_prefix(f.read(min(length, 1 << 20))))
+        if kind == b"IEND":
+            return 1
+        pos += 12 + length
+
+
+def _strip_exif_prefix(b: bytes) -> bytes:
+    # some writers keep JPEG's "Exif\0\0" in front of the TIFF header of PNG/WebP EXIF
+    return b[6:] if b[:6] == b"Exif\x00\x00" else b
 
 
 def _exif_orientation(tiff: bytes) -> int:
@@ -970,12 +1019,13 @@ def _exif_orientation(tiff: bytes) -> int:
     return 1
 
 
-def _webp(head: bytes) -> ImageInfo:
+def _webp(head: bytes, f: Any) -> ImageInfo:
     chunk = head[12:16]
     if chunk == b"VP8X":
         w = int.from_bytes(head[24:27], "little") + 1
         h = int.from_bytes(head[27:30], "little") + 1
-        return ImageInfo("webp", w, h)
+        # OpenCV rotates by the EXIF chunk only when the VP8X header's EXIF flag is set
+        return ImageInfo("webp", w, h, _webp_orientation(f) if head[20] & 0x08 else 1)
     if chunk == b"VP8 ":
         if head[23:26] != b"\x9d\x01\x2a":
             raise InputError("corrupt WebP (VP8) header")
@@ -989,21 +1039,44 @@ def _webp(head: bytes) -> ImageInfo:
     raise InputError(f"unknown WebP chunk {chunk!r}")
 
 
+def _webp_orientation(f: Any) -> int:
+    """Orientation from the EXIF chunk of an extended WebP, found by walking the RIFF chunk headers."""
+    pos = 12
+    while True:
+        f.seek(pos)
+        hdr = f.read(8)
+        if len(hdr) < 8:
+            return 1
+        kind, size = struct.unpack("<4sI", hdr)
+        if kind == b"EXIF":
+            return _exif_orientation(_strip_exif_prefix(f.read(min(size, 1 << 20))))
+        pos += 8 + size + (size & 1)
+
+
 def _opencv_size(p: Path) -> ImageInfo:
     import cv2  # only for formats without a header parser here (TIFF, ...)
 
-    img = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+    # IMREAD_COLOR, the trainer's own read: it applies the orientation a TIFF may carry
+    img = cv2.imread(str(p), cv2.IMREAD_COLOR)
     if img is None:
         raise InputError("not a readable image (unknown format or corrupt)", file=str(p))
     return ImageInfo("opencv", int(img.shape[1]), int(img.shape[0]))
 
 
 # ------------------------------------------------------------------ importer hint
-def suggest_importer(data: Any) -> str | None:
-    """The `posedata import` format whose quirks the raw JSON shows, or None.
+def suggest_importer(data: Any, path: str | os.PathLike | None = None) -> str | None:
+    """The `posedata import` format that would repair this input, or None.
 
-    coco-annotator: images with `path`/`dataset_id`/`annotated`, annotations with `isbbox`, keypoint
-    instances with area 0 and bbox [0, 0, 0, 0], or keypoint arrays longer than 3*K."""
+    With `path` (the file or folder `data` was parsed from; data may then be None), the importers'
+    own content detection answers first (importer.detect_format: every format, the parse in
+    `data` reused rather than repeated). Then the quirks a coco-annotator export keeps even when its
+    tool keys are gone: images with `path`/`dataset_id`/`annotated`, annotations with `isbbox`,
+    keypoint instances with area 0 and bbox [0, 0, 0, 0], or keypoint arrays longer than 3*K.
+    Never raises: it is only a hint."""
+    if path is not None:
+        found = _detect_format(path, data)
+        if found is not None:
+            return found
     try:
         if not isinstance(data, dict):
             return None
@@ -1031,6 +1104,21 @@ def suggest_importer(data: Any) -> str | None:
                     score += 1
                     break
         return "coco-annotator" if score >= 1 else None
+    except Exception:  # noqa: BLE001 - a hint must never break validation
+        return None
+
+
+def _detect_format(path: str | os.PathLike, data: Any = None) -> str | None:
+    """importer.detect_format, never raising; `data` is the file's parse when the caller has it.
+    The importer (and every format module) is imported only here, so importing validate stays light."""
+    try:
+        from .importer import detect_format, known_json
+
+        p = Path(path)
+        if data is not None and p.is_file():
+            with known_json(p, data):
+                return detect_format(p)
+        return detect_format(p)
     except Exception:  # noqa: BLE001 - a hint must never break validation
         return None
 

@@ -476,3 +476,171 @@ def test_cli_output_exists_exit_2(tmp_path, runner, shared_real):
     assert out.read_bytes() == b"keep me"
     r = runner.invoke(cli, ["convert", str(src), "--skeleton", "openpose18", "-o", str(out), "--force"])
     assert r.exit_code == 0 and L.load(out).num_samples == 12
+
+
+# ------------------------------------------------------- tool exports, imported in memory
+IMPORT_DATA = ROOT / "tests" / "data" / "import"
+MOUSE = IMPORT_DATA / "dlc_mouse.yaml"
+
+
+@pytest.fixture
+def wide(monkeypatch):
+    """Rich folds table cells at 80 columns; these tests read report lines whole."""
+    from posedata import cli as cli_module
+
+    monkeypatch.setattr(cli_module.console, "width", 300)
+    monkeypatch.setattr(cli_module.err_console, "width", 300)
+
+
+def _flat(text: str) -> str:
+    """CLI output with rich's line folding undone."""
+    return " ".join(text.split())
+
+
+def _same_labels(a: L.Labels, b: L.Labels) -> None:
+    """Same training content (settings and provenance aside)."""
+    assert a.file_names == b.file_names and a.image_ids.tolist() == b.image_ids.tolist()
+    assert a.widths.tolist() == b.widths.tolist() and a.heights.tolist() == b.heights.tolist()
+    for f in ("inst_image", "inst_ids", "keypoints", "bbox", "area", "num_keypoints", "samples"):
+        np.testing.assert_array_equal(getattr(a, f), getattr(b, f), err_msg=f)
+    assert a.crowd == b.crowd
+
+
+def test_cli_raw_coco_annotator_export_becomes_labels_in_one_command(tmp_path, runner, wide):
+    export = IMPORT_DATA / "coco_annotator_export.json"
+    out = tmp_path / "one.npz"
+    r = runner.invoke(cli, ["convert", str(export), "--skeleton", "coco17", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    text = _flat(r.output)
+    assert "a coco-annotator export (recognised by content); imported in memory" in text
+    # the import's own report, printed as `posedata import` prints it
+    assert "import coco-annotator" in text and "bbox computed from labelled keypoints" in text
+    assert "keypoints beyond the category's 17 labelled slots dropped" in text
+    lb = L.load(out)
+    assert lb.settings["import_format"] == "coco-annotator" and lb.settings["import_detected"] is True
+    assert lb.settings["import_options"]["bbox_margin"] == 0.1
+    assert lb.settings["source"] == str(export) and len(lb.settings["source_sha256"]) == 64
+    # the keypoint-only people (area 0, bbox [0, 0, 0, 0] in the export) are training samples
+    assert lb.num_samples == 3 and (lb.area[lb.samples] >= 32 * 32).all()
+    # exactly what the two-step route (import, then convert the clean file) gives
+    clean = tmp_path / "clean.json"
+    assert runner.invoke(cli, ["import", "coco-annotator", str(export), "--skeleton", "coco17",
+                               "-o", str(clean)]).exit_code == 0
+    two = tmp_path / "two.npz"
+    r2 = runner.invoke(cli, ["convert", str(clean), "--skeleton", "coco17", "-o", str(two)])
+    assert r2.exit_code == 0, r2.output
+    assert "COCO keypoint JSON, converted as it is" in _flat(r2.output)
+    assert L.load(two).settings["import_format"] is None
+    _same_labels(lb, L.load(two))
+
+
+@pytest.mark.parametrize("export,skeleton,fmt,extra", [
+    ("cvat_images_1_1.xml", "object5", "cvat", []),
+    ("cvat_coco_keypoints.json", "object5", "cvat", []),
+    ("label_studio_export.json", "object5", "label-studio", []),
+    ("dlc_project", str(MOUSE), "deeplabcut", []),
+    ("dlc_ma_project", str(MOUSE), "deeplabcut", []),
+    ("labelme_project", str(MOUSE), "labelme", []),
+    ("yolo_dataset/data.yaml", str(MOUSE), "yolo", ["--category", "mouse"]),
+])
+def test_cli_every_import_format_converts_directly(tmp_path, runner, export, skeleton, fmt, extra):
+    src = IMPORT_DATA / export
+    rules = ["--min-keypoints", "1", "--min-area", "1"]
+    out = tmp_path / "one.npz"
+    r = runner.invoke(cli, ["convert", str(src), "--skeleton", skeleton, "-o", str(out), *rules, *extra])
+    assert r.exit_code == 0, r.output
+    assert f"a {fmt} export (recognised by content)" in _flat(r.output)
+    lb = L.load(out)
+    assert lb.settings["import_format"] == fmt and lb.num_samples > 0
+    # naming the format gives the same labels, and says so
+    named = tmp_path / "named.npz"
+    r = runner.invoke(cli, ["convert", str(src), "--skeleton", skeleton, "-o", str(named), "--from", fmt, *rules, *extra])
+    assert r.exit_code == 0 and f"(--from {fmt})" in _flat(r.output)
+    assert L.load(named).settings["import_detected"] is False
+    _same_labels(lb, L.load(named))
+    # and the same as importing to a file first
+    clean = tmp_path / "clean.json"
+    r = runner.invoke(cli, ["import", fmt, str(src), "--skeleton", skeleton, "-o", str(clean), *extra])
+    assert r.exit_code == 0, r.output
+    two = tmp_path / "two.npz"
+    assert runner.invoke(cli, ["convert", str(clean), "--skeleton", skeleton, "-o", str(two), *rules]).exit_code == 0
+    _same_labels(lb, L.load(two))
+
+
+def test_cli_import_options_reach_the_import(tmp_path, runner, wide):
+    export = IMPORT_DATA / "coco_annotator_export.json"
+    base, wide = tmp_path / "base.npz", tmp_path / "wide.npz"
+    assert runner.invoke(cli, ["convert", str(export), "--skeleton", "coco17", "-o", str(base)]).exit_code == 0
+    r = runner.invoke(cli, ["convert", str(export), "--skeleton", "coco17", "-o", str(wide), "--bbox-margin", "0.5",
+                            "--drop-unlabelled"])
+    assert r.exit_code == 0, r.output
+    assert "--drop-unlabelled" in _flat(r.output)  # the import's skip line
+    a, b = L.load(base), L.load(wide)
+    assert b.settings["import_options"]["bbox_margin"] == 0.5 and b.settings["import_options"]["drop_unlabelled"]
+    # boxes the import made from keypoints grow with the margin; boxes the export had do not
+    grown = (b.bbox[:, 2] > a.bbox[:, 2]) & (b.bbox[:, 3] >= a.bbox[:, 3])
+    assert grown.any() and not grown.all()
+    assert b.extra["stats"]["annotations"] == a.extra["stats"]["annotations"] - 1  # the keypoint-less one
+
+
+def test_cli_from_coco_keeps_the_plain_path_and_hints(tmp_path, runner, wide):
+    export = IMPORT_DATA / "coco_annotator_export.json"
+    out = tmp_path / "l.npz"
+    r = runner.invoke(cli, ["convert", str(export), "--skeleton", "coco17", "-o", str(out), "--from", "coco"])
+    assert r.exit_code == 1 and not out.exists()
+    text = _flat(r.output)
+    assert "converted as it is (no import: --from coco)" in text and "nothing written" in text
+    assert "`--from coco-annotator` imports it" in text
+
+
+def test_cli_unrecognised_inputs_exit_2(tmp_path, runner, wide):
+    out = tmp_path / "l.npz"
+    notes = tmp_path / "notes.txt"
+    notes.write_text("scorer but not a csv\n")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    listing = tmp_path / "list.json"
+    listing.write_text("[1, 2]")
+    for args in ([str(notes)], [str(folder)], [str(listing)], [str(folder), "--from", "coco"],
+                 [str(IMPORT_DATA / "cvat_images_1_1.xml"), "--from", "no-such-tool"]):
+        r = runner.invoke(cli, ["convert", *args, "--skeleton", "object5", "-o", str(out)])
+        assert r.exit_code == 2, (args, r.output)
+        assert "Traceback" not in r.output and not out.exists()
+    r = runner.invoke(cli, ["convert", str(listing), "--skeleton", "object5", "-o", str(out)])
+    assert "no import format recognises this file" in _flat(r.output) and "--from" in r.output
+    r = runner.invoke(cli, ["convert", str(IMPORT_DATA / "cvat_images_1_1.xml"), "--skeleton", "coco17", "-o", str(out)])
+    assert r.exit_code == 2 and "not in skeleton" in _flat(r.output)  # the import's own located error
+
+
+def test_load_source_routes_and_parses_once(tmp_path, monkeypatch):
+    from posedata import importer
+
+    plain = write(tmp_path, hand_coco())
+    s = load_source(plain, toy_skeleton())
+    assert s.raw is not None and s.import_format is None and s.report is None
+    assert s.provenance() == {"import_format": None, "import_detected": None, "import_options": None}
+    # a tool export: detection and the reader reuse load_source's parse, never parse again
+    parses = []
+    real = importer.load_json
+    monkeypatch.setattr(importer, "_json_cache", {})
+    monkeypatch.setattr(importer, "load_json", lambda p: parses.append(p) or real(p))
+    export = tmp_path / "export.json"
+    export.write_bytes((IMPORT_DATA / "coco_annotator_export.json").read_bytes())
+    s = load_source(export, S.resolve("coco17"))
+    assert parses == [] and s.raw is None and s.import_format == "coco-annotator" and s.detected
+    assert s.report.instances_written == 5 and s.category_id == s.dataset.categories[0].id
+    assert len(s.sha256) == 64
+    assert importer._json_cache == {}  # the seeded parse is not kept alive by the importer's cache
+    with pytest.raises(ValueError, match="needs the skeleton"):
+        load_source(export)
+
+
+def test_load_source_category_by_name_for_plain_coco(tmp_path):
+    data = hand_coco()
+    data["categories"][0]["name"] = "Person"
+    p = write(tmp_path, data)
+    cid = data["categories"][0]["id"]
+    assert load_source(p, toy_skeleton(), "person").category_id == cid
+    assert load_source(p, toy_skeleton(), str(cid)).category_id == cid
+    with pytest.raises(InputError, match="no keypoint categories named 'dog'"):
+        load_source(p, toy_skeleton(), "dog")

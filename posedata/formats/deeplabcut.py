@@ -270,7 +270,8 @@ def _csv_inputs(path: Path) -> list[Path]:
 
 
 def read(path: Path, skeleton: Skeleton, options: ImportOptions) -> ImportResult:
-    from ..importer import DatasetBuilder, RawImage, RawInstance, image_size, keypoint_mapping
+    from ..importer import DatasetBuilder, RawImage, RawInstance, keypoint_mapping
+    from ..validate import image_header
 
     path = Path(path)
     report = ImportReport(format=NAME, source=str(path))
@@ -308,7 +309,7 @@ def read(path: Path, skeleton: Skeleton, options: ImportOptions) -> ImportResult
             seen_images.add(name)
             key = len(seen_images)
             if root is not None:
-                w, h = image_size(root / name)
+                w, h = image_header(root / name).size
                 img = RawImage(key=key, file_name=name, width=w, height=h, where=where)
             else:
                 img = RawImage(key=key, file_name=p, candidates=[PurePosixPath(p).name], where=where)

@@ -121,7 +121,8 @@ def _image_of(video: Any, frame_idx: int, slp_dir: Path) -> tuple[str, list[str]
 
 
 def read(path: Path, skeleton: Skeleton, options: ImportOptions) -> ImportResult:
-    from ..importer import DatasetBuilder, RawImage, RawInstance, image_size, keypoint_mapping
+    from ..importer import DatasetBuilder, RawImage, RawInstance, keypoint_mapping
+    from ..validate import image_header
 
     path = Path(path)
     file = str(path)
@@ -156,7 +157,7 @@ def read(path: Path, skeleton: Skeleton, options: ImportOptions) -> ImportResult
                     missing.append(name)
                     continue
                 if w is None or h is None:
-                    w, h = image_size(local)
+                    w, h = image_header(local).size
             builder.add_image(RawImage(key=keys[vkey], file_name=name, width=w, height=h, candidates=tails,
                                        where=where, extra={"video": str(video.filename if not isinstance(video.filename, list)
                                                                         else Path(video.filename[0]).parent),

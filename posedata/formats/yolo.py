@@ -246,7 +246,8 @@ def detect(path: Path) -> bool:
 
 # ------------------------------------------------------------------------ read
 def read(path: Path, skeleton: Skeleton, options: ImportOptions) -> ImportResult:
-    from ..importer import DatasetBuilder, RawImage, RawInstance, image_size, keypoint_mapping
+    from ..importer import DatasetBuilder, RawImage, RawInstance, keypoint_mapping
+    from ..validate import image_header
 
     path = Path(path)
     file = str(path)
@@ -285,7 +286,7 @@ def read(path: Path, skeleton: Skeleton, options: ImportOptions) -> ImportResult
     other_classes = 0
     for key, (split, ip) in enumerate(imgs, start=1):
         name = ip.relative_to(root).as_posix()
-        w, h = image_size(ip)
+        w, h = image_header(ip).size
         builder.add_image(RawImage(key=key, file_name=name, width=w, height=h, where=name, extra={"split": split}))
         lp = label_path(ip)
         if not lp.is_file():  # Ultralytics' negative: the builder keeps it only with --keep-empty
