@@ -289,3 +289,61 @@ def test_cli_never_overwrites_its_input(runner, tmp_path):
     r = runner.invoke(cli, ["import", "auto", str(src), "--skeleton", "object5", "-o", str(src), "--force"])
     assert r.exit_code == 2 and "never overwritten" in r.output
     assert src.read_bytes() == (DATA / "label_studio_export.json").read_bytes()
+
+
+# ------------------------------------------------- one image-size reader, EXIF as decoded
+def _jpeg_exif_orientation(img: np.ndarray, orientation: int) -> bytes:
+    """cv2's JPEG with an APP1 Exif segment (IFD0: one orientation entry) inserted by hand."""
+    import struct
+
+    ok, buf = cv2.imencode(".jpg", img)
+    assert ok
+    tiff = b"II*\x00" + struct.pack("<IH", 8, 1) + struct.pack("<HHIHH", 0x0112, 3, 1, orientation, 0) + b"\0" * 4
+    body = b"Exif\x00\x00" + tiff
+    raw = buf.tobytes()
+    return raw[:2] + b"\xff\xe1" + struct.pack(">H", len(body) + 2) + body + raw[2:]
+
+
+def test_sizes_read_from_files_are_the_decoded_rotated_sizes(tmp_path):
+    import posedata.importer as importer_module
+
+    assert not hasattr(importer_module, "image_size")  # validate.image_header is the only reader
+    p = tmp_path / "phone.jpg"
+    p.write_bytes(_jpeg_exif_orientation(np.zeros((30, 40, 3), np.uint8), 6))
+    decoded = cv2.imread(str(p), cv2.IMREAD_COLOR)
+    assert decoded.shape[:2] == (40, 30)  # cv2.imread applies the orientation: 30 wide, 40 high
+    b = _builder(images=tmp_path)
+    b.add_image(RawImage(key=1, file_name="phone.jpg"))
+    b.add_instance(RawInstance(1, _kps((5, 5), (25, 35)), source_id=7))
+    r = b.build()
+    assert (r.dataset.images[0].width, r.dataset.images[0].height) == (30, 40)
+    # an export that states the stored (unrotated) size is kept but warned about
+    b = _builder(images=tmp_path)
+    b.add_image(RawImage(key=1, file_name="phone.jpg", width=40, height=30))
+    b.add_instance(RawInstance(1, _kps((5, 5), (25, 25)), source_id=7))
+    r = b.build()
+    assert any("says 40x30 but the file is 30x40" in w for w in r.report.warnings)
+
+
+def test_unreadable_image_is_a_located_input_error(tmp_path):
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 8)
+    b = _builder(images=tmp_path)
+    b.add_image(RawImage(key=1, file_name="bad.png"))
+    b.add_instance(RawInstance(1, _kps((5, 5))))
+    with pytest.raises(InputError) as e:
+        b.build()
+    assert e.value.file == str(tmp_path / "bad.png")
+
+
+def test_known_json_serves_a_parse_and_forgets_it(tmp_path, monkeypatch):
+    from posedata import importer as importer_module
+
+    monkeypatch.setattr(importer_module, "_json_cache", {})
+    p = tmp_path / "x.json"
+    p.write_text('{"a": 1}')
+    before = importer_module.read_json(p)  # a real parse, cached
+    mine = {"already": "parsed"}
+    with importer_module.known_json(p, mine):
+        assert importer_module.read_json(p) is mine
+    assert importer_module.read_json(p) is before  # the earlier entry is back, the seeded one gone
+    assert all(v is not mine for v in importer_module._json_cache.values())

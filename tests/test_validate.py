@@ -631,3 +631,143 @@ def test_deeply_nested_values_do_not_break_validate_or_fix():
     assert "annotations[0].bbox" in where(f, "V030") and "V099" not in codes(f)
     fixed, _ = V.fix(d, COCO17, f)
     assert math.isfinite(fixed["annotations"][0]["area"])
+
+
+# ------------------------------------------- image sizes as the trainer decodes them (EXIF)
+def _png_with_exif(img: np.ndarray, orientation: int, after_idat: bool, endian: str = ">") -> bytes:
+    import zlib
+
+    ok, buf = cv2.imencode(".png", img)
+    assert ok
+    raw = buf.tobytes()
+    tiff = (b"MM" if endian == ">" else b"II") + struct.pack(endian + "HI", 42, 8) + struct.pack(endian + "H", 1)
+    tiff += struct.pack(endian + "HHIHH", 0x0112, 3, 1, orientation, 0) + struct.pack(endian + "I", 0)
+    chunk = struct.pack(">I", len(tiff)) + b"eXIf" + tiff + struct.pack(">I", zlib.crc32(b"eXIf" + tiff))
+    at = raw.rindex(b"IEND") - 4 if after_idat else 33  # before IEND, or right after IHDR
+    return raw[:at] + chunk + raw[at:]
+
+
+def _webp_with_exif(img: np.ndarray, orientation: int, flag: bool) -> bytes:
+    """An extended WebP: VP8X header (EXIF flag on or off), the image chunk, an EXIF chunk."""
+    ok, buf = cv2.imencode(".webp", img, [cv2.IMWRITE_WEBP_QUALITY, 90])
+    assert ok
+    h, w = img.shape[:2]
+    tiff = b"II*\x00" + struct.pack("<IH", 8, 1) + struct.pack("<HHIHH", 0x0112, 3, 1, orientation, 0) + b"\0" * 4
+    vp8x = b"VP8X" + struct.pack("<I", 10) + bytes([0x08 if flag else 0, 0, 0, 0])
+    vp8x += (w - 1).to_bytes(3, "little") + (h - 1).to_bytes(3, "little")
+    body = b"WEBP" + vp8x + buf.tobytes()[12:] + b"EXIF" + struct.pack("<I", len(tiff)) + tiff
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_jpeg_exif_orientation_size_is_what_cv2_imread_decodes(tmp_path: Path, orientation: int):
+    img = np.zeros((30, 70, 3), np.uint8)
+    p = tmp_path / "o.jpg"
+    p.write_bytes(_exif_jpeg(img, orientation))
+    info = V.image_header(p)
+    decoded = cv2.imread(str(p), cv2.IMREAD_COLOR)
+    assert info.size == (decoded.shape[1], decoded.shape[0])  # the image the trainer sees
+    assert (info.stored_width, info.stored_height, info.orientation) == (70, 30, orientation)
+    assert info.size == ((30, 70) if orientation >= 5 else (70, 30))
+
+
+@pytest.mark.parametrize("kind", ["png-before-idat", "png-after-idat-le", "webp-flag", "webp-no-flag"])
+def test_png_and_webp_exif_orientation_agree_with_cv2_imread(tmp_path: Path, kind: str):
+    img = np.zeros((30, 70, 3), np.uint8)
+    if kind.startswith("png"):
+        p = tmp_path / "o.png"
+        p.write_bytes(_png_with_exif(img, 6, after_idat="after" in kind, endian="<" if kind.endswith("le") else ">"))
+    else:
+        p = tmp_path / "o.webp"
+        p.write_bytes(_webp_with_exif(img, 6, flag=kind == "webp-flag"))
+    decoded = cv2.imread(str(p), cv2.IMREAD_COLOR)
+    assert V.image_header(p).size == (decoded.shape[1], decoded.shape[0])
+    assert V.image_header(p).size == ((70, 30) if kind == "webp-no-flag" else (30, 70))
+
+
+def test_validate_images_accepts_the_rotated_size(tmp_path: Path):
+    root = tmp_path / "imgs"
+    root.mkdir()
+    (root / "r.jpg").write_bytes(_exif_jpeg(np.full((48, 64, 3), 90, np.uint8), 6))
+    ok = V.validate_coco(_image_data([("r.jpg", 48, 64)]), COCO17, images=root)  # as cv2.imread decodes it
+    assert "V053" not in codes(ok)
+    stored = V.validate_coco(_image_data([("r.jpg", 64, 48)]), COCO17, images=root)
+    assert where(stored, "V053") == ["images[0].file_name"]
+
+
+def test_image_header_errors_name_the_file(tmp_path: Path):
+    from posedata.errors import InputError
+
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0\x00")  # a JPEG that ends inside its first segment
+    with pytest.raises(InputError) as e:
+        V.image_header(bad)
+    assert e.value.file == str(bad)
+    with pytest.raises(InputError) as e:
+        V.image_header(tmp_path)  # a folder: the OSError becomes a located InputError
+    assert e.value.file == str(tmp_path)
+
+
+# ------------------------------------------------ which import repairs a tool's export
+IMPORTS = Path(__file__).resolve().parent / "data" / "import"
+
+
+@pytest.mark.parametrize("export,fmt", [
+    ("cvat_images_1_1.xml", "cvat"), ("cvat_coco_keypoints.json", "cvat"), ("label_studio_export.json", "label-studio"),
+    ("coco_annotator_export.json", "coco-annotator"), ("dlc_project", "deeplabcut"),
+    ("dlc_project/labeled-data/mouse1/CollectedData_Alice.csv", "deeplabcut"), ("labelme_project", "labelme"),
+    ("yolo_dataset/data.yaml", "yolo"),
+])
+def test_suggest_importer_recognises_every_format(export: str, fmt: str):
+    p = IMPORTS / export
+    assert V.suggest_importer(None, p) == fmt
+
+
+def test_suggest_importer_reuses_the_parse_and_leaves_plain_coco_alone(tmp_path: Path, monkeypatch):
+    from posedata import importer
+
+    plain = _write(tmp_path, clean())
+    assert V.suggest_importer(json.loads(plain.read_text()), plain) is None
+    monkeypatch.setattr(importer, "_json_cache", {})
+    parses = []
+    real = importer.load_json
+    monkeypatch.setattr(importer, "load_json", lambda p: parses.append(p) or real(p))
+    export = IMPORTS / "coco_annotator_export.json"
+    data = json.loads(export.read_text())
+    assert V.suggest_importer(data, export) == "coco-annotator" and parses == []
+    assert importer._json_cache == {}
+    assert V.suggest_importer(None, tmp_path / "missing.json") is None  # a hint never raises
+
+
+def test_validate_stays_light_to_import():
+    import subprocess
+    import sys
+
+    code = ("import sys, posedata.validate; heavy = {'posedata.importer', 'cv2', 'PIL', 'torch', 'matplotlib'}; "
+            "print(sorted(heavy & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("export,fmt", [
+    ("cvat_images_1_1.xml", "cvat"), ("dlc_project", "deeplabcut"),
+    ("dlc_project/labeled-data/mouse1/CollectedData_Alice.csv", "deeplabcut"), ("labelme_project", "labelme"),
+    ("yolo_dataset/data.yaml", "yolo"),
+])
+def test_cli_non_json_export_names_its_import_exit_2(runner, export: str, fmt: str):
+    p = IMPORTS / export
+    for extra in ([], ["--json"]):
+        r = runner.invoke(cli, ["validate", str(p), "--skeleton", "coco17", *extra])
+        assert r.exit_code == 2, r.output
+        text = " ".join(r.output.split())
+        assert f"this is a {fmt} export" in text and f"run `posedata import {fmt} {p} --skeleton coco17" in text
+        assert "invalid JSON" not in text and "Traceback" not in text
+
+
+def test_cli_unrecognised_folder_and_text_exit_2(runner, tmp_path: Path):
+    r = runner.invoke(cli, ["validate", str(tmp_path), "--skeleton", "coco17"])
+    assert r.exit_code == 2 and "expected a COCO keypoint JSON file" in " ".join(r.output.split())
+    t = tmp_path / "notes.txt"
+    t.write_text("hello")
+    r = runner.invoke(cli, ["validate", str(t), "--skeleton", "coco17"])
+    assert r.exit_code == 2 and "invalid JSON" in r.output  # nothing recognises it: the parse error stands
