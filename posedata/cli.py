@@ -265,7 +265,7 @@ def preview_cmd(data: Path, skeleton_spec: str, images: Path, output: Path, num:
         from .errors import DataError
 
         raise DataError("no training samples in the data (nothing passes the sample rules)", file=str(data))
-    cfg = AugmentConfig(crop_w=input_size, crop_h=input_size)
+    cfg = AugmentConfig(crop_w=input_size, crop_h=input_size, input_size=input_size)  # as the trainer
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("drawing previews", total=min(num, labels.num_samples))
         items = preview(labels, sk, images, output, n=num, seed=seed, augment=not no_augment, cfg=cfg,
@@ -303,12 +303,14 @@ def load_labels_or_coco(data: Path, sk):
     from .findings import has_errors
     from .validate import validate_coco
 
-    src = load_source(data, sk)
-    if src.raw is not None:
-        findings = validate_coco(src.raw, sk, file=str(data))
-        if has_errors(findings):
-            print_findings([f for f in findings if f.severity == "error"], limit=10)
-            raise DataError("the data has errors; run `posedata validate` for the full report", findings, file=str(data))
+    src = load_source(data, sk)  # a labelling tool's export is imported in memory, as convert does
+    if src.import_format is not None:
+        console.print(f"{data}: a {src.import_format} export, imported in memory (`posedata import` prints what "
+                      "the import repaired)", soft_wrap=True)
+    findings = validate_coco(src.raw if src.raw is not None else src.dataset.to_coco(), sk, file=str(data))
+    if has_errors(findings):
+        print_findings([f for f in findings if f.severity == "error"], limit=10)
+        raise DataError("the data has errors; run `posedata validate` for the full report", findings, file=str(data))
     return to_labels(src.data, sk, source=str(data))
 
 
@@ -335,7 +337,16 @@ def flipcheck_cmd(data: Path, skeleton_spec: str, images: Path | None, output: P
 
     sk = S.resolve(skeleton_spec)
     check_output_dir(output, force)
-    ds = coco.load(data)
+    from .errors import DataError
+    from .findings import has_errors
+    from .validate import validate_file
+
+    # the plots assume valid data (finite points, real images): refuse errors before writing any
+    raw, findings = validate_file(data, sk, images=images, category_id=category)
+    if has_errors(findings):
+        print_findings([f for f in findings if f.severity == "error"], limit=10)
+        raise DataError("the data has errors; run `posedata validate` for the full report", findings, file=str(data))
+    ds = coco.from_coco(raw, file=str(data))
     failed = False
     prop = F.skeleton_flip_property(sk)
     t = Table(title="skeleton-level flip property (internal consistency only)")

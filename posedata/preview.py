@@ -152,12 +152,13 @@ def draw_sample(sample, sk: Skeleton, title: str, path: Path, stride: int) -> in
     return panels
 
 
-def tile_grid(tiles: list[np.ndarray], names: list[str], cols: int, scale: int = 3) -> np.ndarray:
+def tile_grid(tiles: list[np.ndarray], names: list[str], cols: int, min_width: int = 132) -> np.ndarray:
     """One RGB mosaic of map-sized tiles, each upsampled and captioned (one image, not K axes:
     matplotlib spends seconds per figure on dozens of axes)."""
     import cv2
 
     h, w = tiles[0].shape[:2]
+    scale = max(1, -(-min_width // w))  # whole cells, wide enough for a readable caption
     th, tw, cap = h * scale, w * scale, 14
     rows = (len(tiles) + cols - 1) // cols
     out = np.full((rows * (th + cap + 4), cols * (tw + 4), 3), 255, np.uint8)
@@ -204,10 +205,13 @@ def preview(labels: Labels, sk: Skeleton, images_root: Path, out_dir: Path, n: i
     cfg = cfg or AugmentConfig()
     rng = np.random.default_rng(seed)
     chosen = rng.choice(labels.num_samples, size=min(n, labels.num_samples), replace=False) if labels.num_samples else []
+    # every sample is made before the first PNG is written: a missing or corrupt image fails the
+    # command with nothing written, not after half the previews
+    samples = [training_sample(labels, int(i), images_root, sk, cfg, np.random.default_rng([seed, int(i)]),
+                               augment=augment) for i in chosen]
     out_dir.mkdir(parents=True, exist_ok=True)
     items, thumbs = [], []
-    for j, i in enumerate(chosen):
-        s = training_sample(labels, int(i), images_root, sk, cfg, np.random.default_rng([seed, int(i)]), augment=augment)
+    for j, (i, s) in enumerate(zip(chosen, samples)):
         rec = labels.sample(int(i))
         path = out_dir / f"sample_{j:03d}_{Path(rec['file_name']).stem}.png"
         title = (f"sample {int(i)}: {rec['file_name']} (image {rec['image_id']}), {len(rec['instances'])} instance(s), "
