@@ -159,10 +159,14 @@ def load_source(path: str | Path, skeleton: Skeleton | None = None, category: in
 
 
 def _parse(text: str, p: Path) -> Any:
-    # The parse allocates millions of containers; the cyclic GC would rescan them over and over
-    # (a third of the parse time, and again during the conversion) although parsed JSON cannot
-    # hold a cycle. So: no collection while parsing, then the parsed objects are frozen out of
-    # the collector's view (reference counting still frees them).
+    # The parse allocates millions of containers; with the cyclic GC running, every collection
+    # triggered while the heap grows rescans the whole growing parse (parsed JSON cannot hold a
+    # cycle, so that finds nothing). So the collector is paused for the parse, and afterwards the
+    # parse goes straight to the oldest generation (freeze + unfreeze: a move, no scan) instead of
+    # being rescanned about three times as it ages there (measured: +1 to 1.5 s CPU at COCO-train
+    # scale, which breaks the 5x target; bench/README.md, "convert"). Nothing lasting changes in
+    # the process's GC: its enabled state is restored, and the move is skipped when someone else
+    # holds frozen objects (unfreeze would release theirs).
     was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -172,7 +176,9 @@ def _parse(text: str, p: Path) -> Any:
     except RecursionError:
         raise InputError("invalid JSON: nested too deeply", file=str(p)) from None
     finally:
-        gc.freeze()
+        if gc.get_freeze_count() == 0:
+            gc.freeze()
+            gc.unfreeze()
         if was_enabled:
             gc.enable()
 
@@ -490,42 +496,74 @@ def select_samples(image_rank: np.ndarray, num_keypoints: np.ndarray, area: np.n
     """Indices of the main persons, in instance order, and counts of rejections by rule.
 
     Instances must be grouped by image (image_rank non-decreasing) and in file order within an
-    image. The threshold rules are vectorised; de-duplication is sequential by nature (it
-    depends on what was accepted before), so it loops only over images with 2+ candidates, in
-    Python floats with the reference's own arithmetic so ties break identically."""
+    image. The threshold rules are vectorised. De-duplication depends on what was accepted
+    before, so it is sequential by nature; but a candidate with no earlier candidate of its image
+    anywhere near is accepted whatever happened before, so all pairs of candidates within an
+    image are screened at once and only candidates near an earlier one are decided one by one,
+    in Python floats with the reference's own arithmetic, so ties break identically."""
     rejected: Counter = Counter()
     few = num_keypoints < min_keypoints
     small = ~few & (area < min_area)
     rejected[REJECT_MIN_KEYPOINTS] = int(few.sum())
     rejected[REJECT_MIN_AREA] = int(small.sum())
     cand = np.flatnonzero(~few & ~small)
-    if len(cand) == 0:
-        rejected[REJECT_DEDUP] = 0
-        return cand.astype(np.int64), rejected
-    ranks = image_rank[cand]
-    starts = np.flatnonzero(np.r_[True, ranks[1:] != ranks[:-1]])
-    sizes = np.diff(np.r_[starts, len(cand)])
-    keep = np.ones(len(cand), dtype=bool)
-    multi = np.flatnonzero(sizes > 1)
-    if len(multi):
-        b = bbox[cand].tolist()
-        for g in multi.tolist():
-            s, e = int(starts[g]), int(starts[g] + sizes[g])
-            accepted: list[tuple[float, float, float]] = []
-            for i in range(s, e):
-                x, y, w, h = b[i]
-                cx, cy = x + w / 2, y + h / 2
-                close = False
-                for px, py, pw in accepted:
-                    if ((cx - px) ** 2 + (cy - py) ** 2) ** 0.5 < pw * dedup_ratio:
-                        close = True
-                        break
-                if close:
-                    keep[i] = False
-                else:
-                    accepted.append((cx, cy, w))
+    n = len(cand)
+    keep = np.ones(n, dtype=bool)
+    if n:
+        ranks = image_rank[cand]
+        starts = np.flatnonzero(np.r_[True, ranks[1:] != ranks[:-1]])
+        sizes = np.diff(np.r_[starts, n])
+        b = bbox[cand].astype(np.float64)
+        if int((sizes * (sizes - 1) // 2).sum()) <= _MAX_PAIRS:
+            _dedup_screened(b, starts, sizes, dedup_ratio, keep)
+        else:  # an image with thousands of candidates: pairs would not fit, walk every image
+            _dedup_loop(b.tolist(), starts, sizes, dedup_ratio, keep)
     rejected[REJECT_DEDUP] = int((~keep).sum())
     return cand[keep].astype(np.int64), rejected
+
+
+_MAX_PAIRS = 20_000_000
+
+
+def _close(bi: list[float], bj: list[float], ratio: float) -> bool:
+    """The reference's test, in its arithmetic: is j's centre within ratio * i's width of i's?"""
+    pix, piy = bi[0] + bi[2] / 2, bi[1] + bi[3] / 2
+    cx, cy = bj[0] + bj[2] / 2, bj[1] + bj[3] / 2
+    return ((cx - pix) ** 2 + (cy - piy) ** 2) ** 0.5 < bi[2] * ratio
+
+
+def _dedup_loop(b: list[list[float]], starts: np.ndarray, sizes: np.ndarray, ratio: float, keep: np.ndarray) -> None:
+    for s, size in zip(starts.tolist(), sizes.tolist()):
+        accepted: list[int] = []
+        for j in range(s, s + size):
+            if any(_close(b[i], b[j], ratio) for i in accepted):
+                keep[j] = False
+            else:
+                accepted.append(j)
+
+
+def _dedup_screened(b: np.ndarray, starts: np.ndarray, sizes: np.ndarray, ratio: float, keep: np.ndarray) -> None:
+    n = len(b)
+    group = np.repeat(np.arange(len(starts)), sizes)
+    earlier = np.arange(n) - starts[group]  # candidates before j in its image
+    j = np.repeat(np.arange(n), earlier)
+    if len(j) == 0:
+        return
+    first_pair = np.cumsum(earlier) - earlier
+    i = starts[group[j]] + np.arange(len(j)) - first_pair[j]
+    cx, cy = b[:, 0] + b[:, 2] / 2, b[:, 1] + b[:, 3] / 2
+    d = np.hypot(cx[j] - cx[i], cy[j] - cy[i])
+    # a superset of the close pairs: rounding differences from the reference's arithmetic are
+    # far below this margin, and every pair kept is decided by the exact test below
+    maybe = d < np.abs(b[i, 2] * ratio) * (1 + 1e-9) + 1e-9
+    pi, pj = i[maybe].tolist(), j[maybe].tolist()
+    if not pj:
+        return
+    rows = b.tolist()
+    # pairs come ordered by j, so every earlier candidate's fate is settled when j is decided
+    for ii, jj in zip(pi, pj):
+        if keep[jj] and keep[ii] and _close(rows[ii], rows[jj], ratio):
+            keep[jj] = False
 
 
 # ------------------------------------------------------------------ convert
@@ -537,6 +575,18 @@ def to_labels(ds: Dataset | dict[str, Any], skeleton: Skeleton, category_id: int
     Annotations that cannot be represented (unknown image, keypoints that are not 3*K finite
     numbers, no usable bbox) are dropped and counted in `labels.extra["stats"]`; a missing area
     is taken from the bbox and a missing num_keypoints recounted, both counted too."""
+    # column lists and arrays only, no cycles: a collection here would just rescan the input
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _to_labels(ds, skeleton, category_id, min_keypoints, min_area, dedup_ratio, source, source_sha256)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _to_labels(ds: Dataset | dict[str, Any], skeleton: Skeleton, category_id: int | None, min_keypoints: int,
+               min_area: float, dedup_ratio: float, source: str | None, source_sha256: str | None) -> Labels:
     if isinstance(ds, Dataset):
         cat = ds.category(category_id)
         cat_id, cat_name, names = cat.id, cat.name, list(cat.keypoints)
