@@ -210,8 +210,13 @@ def read_image(path: Path) -> np.ndarray:
     """cv2.imread as BGR uint8; a missing or undecodable file is an InputError naming it."""
     import cv2
 
+    from .validate import image_header, too_large
+
     if not path.is_file():
         raise InputError("image file not found", file=str(path))
+    big = too_large(image_header(path))  # from the header alone, before anything is allocated
+    if big is not None:
+        raise InputError(big, file=str(path))
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise InputError("image file could not be decoded (corrupt or not an image)", file=str(path))

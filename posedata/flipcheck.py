@@ -203,8 +203,7 @@ def suspected_swaps(pts: np.ndarray, lab: np.ndarray, sk: Skeleton) -> np.ndarra
 def instance_crops(ds: Dataset, sk: Skeleton, images_root, anns: list, pts: np.ndarray, lab: np.ndarray,
                    chosen: list[int], margin: float = 0.15) -> list[dict]:
     """Image crops around chosen instances with their keypoints in crop coordinates."""
-    import cv2
-
+    from .augment import read_image
     from .errors import InputError
     from .io import safe_image_path
 
@@ -219,9 +218,7 @@ def instance_crops(ds: Dataset, sk: Skeleton, images_root, anns: list, pts: np.n
             p = safe_image_path(images_root, im.file_name)
         except InputError as e:
             raise InputError(e.message, file=ds.file, where=f"images (id {im.id}).file_name") from None
-        img = cv2.imread(str(p), cv2.IMREAD_COLOR)
-        if img is None:
-            raise InputError("image missing or not decodable", file=str(p))
+        img = read_image(p)  # refuses a header that claims a huge size before decoding
         q = pts[n][lab[n]]
         if not len(q):
             continue

@@ -75,11 +75,14 @@ def import_file(fmt: str, path: Path, skeleton: Skeleton, options: ImportOptions
         found = detect_format(path)
         if found is None:
             hint = ""
-            if path.is_file() and peek_text(path, 64).lstrip().startswith("{"):
+            if path.is_file() and peek_text(path, 64).lstrip().startswith(("{", "[")):
                 from .formats.coco_annotator import _is_coco
 
+                # JSON that does not parse is reported as such (file, line, column), not as an
+                # unknown format: read_json raises that located InputError
+                parsed = read_json(path)
                 try:
-                    if _is_coco(read_json(path)):
+                    if _is_coco(parsed):
                         hint = (" (it is plain COCO: use it as it is, or `posedata import coco-annotator` to match "
                                 "names to the skeleton and repair boxes the same way)")
                 except InputError:

@@ -802,6 +802,10 @@ class _Validator:
         except (InputError, OSError) as e:
             self.add("V052", where, f"{fn!r}: {getattr(e, 'message', None) or e}", image_id=iid)
             return
+        big = too_large(info)
+        if big is not None:
+            self.add("V052", where, f"{fn!r}: {big}", image_id=iid)
+            return
         if info.truncated:
             self.add("V054", where, f"{fn!r} has no end marker; the file was probably cut short and decodes "
                      "with grey or garbage rows", image_id=iid)
@@ -873,6 +877,21 @@ class ImageInfo:
     def size(self) -> tuple[int, int]:
         """(width, height) as cv2.imread(path, IMREAD_COLOR) decodes the file."""
         return self.width, self.height
+
+
+# Decoding allocates width * height * 3 bytes before reading a pixel: a few-kB file whose header
+# claims 30000 x 30000 would take 2.7 GB. 2**28 pixels (16384 x 16384) is far above any photo
+# a pose dataset holds; augment.read_image refuses the same files before decoding.
+MAX_IMAGE_PIXELS = 1 << 28
+
+
+def too_large(info: ImageInfo) -> str | None:
+    """Why an image must not be decoded, or None."""
+    if info.stored_width * info.stored_height > MAX_IMAGE_PIXELS:
+        return (f"header claims {info.stored_width}x{info.stored_height} pixels "
+                f"({info.stored_width * info.stored_height * 3 / 1e9:.1f} GB decoded); posedata does not decode "
+                f"images over {MAX_IMAGE_PIXELS} pixels")
+    return None
 
 
 def image_header(path: str | os.PathLike) -> ImageInfo:
