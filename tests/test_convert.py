@@ -336,6 +336,41 @@ def test_load_source_errors(tmp_path):
     assert raw["images"][0]["id"] == 1 and len(ds.annotations) == 15 and report is None
 
 
+def test_dedup_screened_equals_plain_loop(monkeypatch):
+    """The pair-screened de-duplication decides exactly as the reference's sequential loop,
+    including ties at the threshold (integer boxes make exact ties common)."""
+    import posedata.convert as C
+
+    rng = np.random.default_rng(5)
+    for _ in range(8):
+        n = 1500
+        rank = np.sort(rng.integers(0, 150, n))
+        bbox = rng.integers(0, 60, (n, 4)).astype(np.float64)
+        nk, area = rng.integers(0, 10, n), rng.uniform(0, 3000, n)
+        ratio = float(rng.choice([0.0, 0.3, 0.5, 1.0]))
+        fast, rej = C.select_samples(rank, nk, area, bbox, dedup_ratio=ratio)
+        monkeypatch.setattr(C, "_MAX_PAIRS", -1)  # forces the per-image loop
+        slow, rej2 = C.select_samples(rank, nk, area, bbox, dedup_ratio=ratio)
+        monkeypatch.undo()
+        assert np.array_equal(fast, slow) and rej == rej2
+
+
+def test_load_source_leaves_the_gc_as_it_was(tmp_path):
+    import gc
+
+    p = tmp_path / "d.json"
+    p.write_text(json.dumps(hand_coco()))
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    load_source(p)
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    gc.disable()
+    try:
+        to_labels(load_source(p).raw, toy_skeleton())
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
 # ------------------------------------------------------------------ hypothesis
 @st.composite
 def small_coco(draw):
