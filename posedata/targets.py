@@ -21,6 +21,7 @@ define which value wins when a fancy-index assignment repeats an index.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -64,72 +65,90 @@ def _d2_threshold(sigma: float) -> float:
     return t
 
 
-def _labelled_xy(kp: np.ndarray) -> np.ndarray:
-    """(2, N, K) coordinates with NaN where a point is not drawn (internal v > 1).
-
-    NaN then silences a point everywhere below without extra masks: fmax/fmin map it to an
-    empty window or box, and every comparison with NaN is False."""
-    return np.where(kp[..., 2] <= 1, kp[..., :2].transpose(2, 0, 1), np.nan)
-
-
 # Layout note: window arrays are (..., P) with the point (or limb segment) axis last. Windows are
 # only a few cells wide, so putting them innermost would make NumPy's broadcasting loops run
 # many tiny inner loops; with P innermost every loop is long and contiguous. The functions are
-# written for few NumPy calls: at 1-10 people the per-call overhead, not arithmetic, dominates.
+# written for few NumPy calls: at 1-10 people the per-call overhead, not arithmetic, dominates,
+# which is also why a whole batch of samples goes through one set of calls (render_targets_batch):
+# the points of all samples are simply more points, each with the flat offset of its own sample's
+# channel, so the per-call cost is shared by the batch.
+#
+# Core functions take the output as (B, C, h, w), every instance of every sample as one (M, K, 3)
+# array and, per instance, the flat index of its sample's first channel (sample_base).
 
 
-def _heatmaps_into(out: np.ndarray, xy: np.ndarray, stride: int, sigma: float) -> None:
-    k1, map_h, map_w = out.shape
-    k = k1 - 1
-    n = xy.shape[1]
-    pts = xy.reshape(2, -1)  # (2, P)
-    r = N_SIGMA * sigma
-    # window ends: int() of the pixel bounds clipped to the map's pixel extent, then // stride.
-    # Clipping before the int() only avoids overflow; a range starting at 0 or ending at the
-    # extent covers the same cells either way, and a value >= 0 makes int() a floor.
-    b = pts + np.array([-r, r])[:, None, None]  # (lo/hi, x/y, P)
-    np.fmax(b, 0.0, out=b)
-    np.fmin(b, np.array([map_w * stride, map_h * stride])[:, None], out=b)
-    bi = b.astype(np.int64)
-    bi //= stride
-    lo = bi[0]
-    width = bi[1] - lo
-    span = int(width.max()) if width.size else 0
-    if span > 0:
-        ar = np.arange(span)
-        # cell centres (m * stride + shift) are exact in float64, so is adding j * stride
-        d = ((lo * stride + (stride / 2 - 0.5))[:, None, :] + (ar * stride)[:, None]) - pts[:, None, :]
-        d *= d
-        np.putmask(d, ar[:, None] >= width[:, None, :], np.inf)  # past the window's end
-        # squared distances summed exactly as the reference sums them: the same cut-off decisions
-        d2 = d[1][:, None, :] + d[0][None, :, :]  # (span_y, span_x, P)
-        # per-axis Gaussian factors; their product differs from exp of the sum by rounding only
-        g = np.exp(d * (-1.0 / (2.0 * sigma * sigma)), dtype=np.float32)
-        val = g[1][:, None, :] * g[0][None, :, :]
-        np.putmask(val, d2 > _d2_threshold(float(sigma)), 0.0)
-        # flat index of window cell (j, i) of point p: start[p] + j * map_w + i. Cells past a
-        # window's end carry 0; they may index past the map's edge into the next row or channel,
-        # which adding 0 leaves unchanged, as long as they stay inside the array: the background
-        # channel (recomputed below) is the slack.
-        start = (_channel_base(n, k, map_h * map_w) + lo[1] * map_w) + lo[0]
-        # window starts lie in [0, map_h] x [0, map_w], so the largest index is
-        # k * hw + map_w + (span - 1) * (map_w + 1); it must stay below (k + 1) * hw
-        if map_w + (span - 1) * (map_w + 1) >= map_h * map_w:  # tiny maps: clip instead
-            cell = np.minimum(lo[:, None, :] + ar[:, None], np.array([map_w - 1, map_h - 1])[:, None, None])
-            idx = ((cell[1] * map_w + _channel_base(n, k, map_h * map_w))[:, None, :] + cell[0][None, :, :])
-        else:
-            idx = _window_offsets(span, map_w) + start
-        idx = idx.ravel()
-        flat = out.reshape(-1)
-        np.add.at(flat, idx, val.ravel())
-        if n > 1:  # one instance adds at most 1 per cell; only overlaps can exceed it
-            flat[idx] = np.minimum(flat[idx], 1.0)
-    np.subtract(1.0, out[:k].max(axis=0), out=out[k])
+def _split(kp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Instances (M, K, 3) -> contiguous coordinates (2, M, K) and labelled mask (M, K)."""
+    xy = np.empty((2,) + kp.shape[:2])
+    np.copyto(xy, kp[..., :2].transpose(2, 0, 1))
+    return xy, kp[..., 2] <= 1  # a NaN v is not labelled
+
+
+def _heatmaps_into(out: np.ndarray, xy: np.ndarray, lab: np.ndarray, sample_base: np.ndarray,
+                   overlap: bool, stride: int, sigma: float) -> None:
+    """Heatmaps into channels 0..K of out (background K), for instances xy (2, M, K) labelled
+    where lab (M, K); overlap: some sample has several instances."""
+    map_h, map_w = out.shape[2:]
+    hw = map_h * map_w
+    k = xy.shape[2]
+    flat = out.reshape(-1)
+    # only labelled points draw; a NaN coordinate gives an empty window below, as every
+    # comparison with NaN is False and fmax/fmin clip it to the map's start
+    sel = np.flatnonzero(lab)
+    if sel.size:
+        pts = xy.reshape(2, -1)[:, sel]  # (2, P)
+        n_pts = sel.size
+        base = (sample_base[:, None] + _channel_offsets(k, hw)).ravel()[sel]
+        r = N_SIGMA * sigma
+        # window ends: int() of the pixel bounds clipped to the map's pixel extent, then // stride.
+        # Clipping before the int() only avoids overflow; a range starting at 0 or ending at the
+        # extent covers the same cells either way, and a value >= 0 makes int() a floor.
+        b = pts + np.array([-r, r])[:, None, None]  # (lo/hi, x/y, P)
+        np.fmax(b, 0.0, out=b)
+        np.fmin(b, np.array([map_w * stride, map_h * stride])[:, None], out=b)
+        bi = b.astype(np.int64)
+        bi //= stride
+        lo = bi[0]
+        width = bi[1] - lo
+        span = int(width.max())
+        if span > 0:
+            ar = np.arange(span)
+            # cell centres (m * stride + shift) are exact in float64, so is adding j * stride
+            d = ((lo * stride + (stride / 2 - 0.5))[:, None, :] + (ar * stride)[:, None]) - pts[:, None, :]
+            d *= d
+            np.putmask(d, ar[:, None] >= width[:, None, :], np.inf)  # past the window's end
+            # squared distances summed exactly as the reference sums them: the same cut-off decisions
+            d2 = d[1][:, None, :] + d[0][None, :, :]  # (span_y, span_x, P)
+            # the drawn cells: within the cut-off (cells past a window's end have d2 = inf, so
+            # every kept cell lies inside the map), as flat positions (j * span + i) * P + p
+            keep = np.flatnonzero(d2 <= _d2_threshold(float(sigma)))
+            cell_no = keep // n_pts  # np.divmod is several times slower than // and a product
+            p = keep - cell_no * n_pts
+            # per-axis Gaussian factors; their product differs from exp of the sum by rounding only
+            g = np.exp(d * (-1.0 / (2.0 * sigma * sigma)), dtype=np.float32)
+            val = (g[1][:, None, :] * g[0][None, :, :]).ravel()[keep]
+            idx = _window_offsets(span, map_w).ravel()[cell_no] + (base + lo[1] * map_w + lo[0])[p]
+            np.add.at(flat, idx, val)
+            if overlap:  # one instance adds at most 1 per cell; only overlaps can exceed it
+                val = np.minimum(flat[idx], 1.0)
+                flat[idx] = val
+            # background = 1 - max over the keypoint channels: the max gathered from the drawn
+            # cells only (unbuffered, so repeated cells are well defined) into the background
+            # channel, which is still zero, instead of a reduction over every channel's every cell
+            np.maximum.at(flat, idx + _background_shift(k, hw)[sel % k][p], val)
+    bg = out[:, k]
+    np.subtract(1.0, bg, out=bg)
 
 
 @lru_cache(maxsize=64)
-def _channel_base(n: int, k: int, hw: int) -> np.ndarray:
-    return np.tile(np.arange(k) * hw, n)
+def _background_shift(k: int, hw: int) -> np.ndarray:
+    """Flat distance from keypoint channel j to the background channel k of the same sample."""
+    return (k - np.arange(k)) * hw
+
+
+@lru_cache(maxsize=64)
+def _channel_offsets(k: int, hw: int) -> np.ndarray:
+    return np.arange(k) * hw
 
 
 @lru_cache(maxsize=64)
@@ -145,16 +164,26 @@ def _window_offsets(span: int, map_w: int) -> np.ndarray:
 _SPLIT_CELLS = 150_000
 
 
-def _pafs_into(out: np.ndarray, xy: np.ndarray, lb: np.ndarray, stride: int, t: float) -> None:
-    n_ch, map_h, map_w = out.shape
-    n_limbs = lb.shape[0]
+def _pafs_into(out: np.ndarray, xy: np.ndarray, lab: np.ndarray, sample_base: np.ndarray,
+               overlap: bool, lb: np.ndarray, first: int, stride: int, t: float) -> None:
+    """PAFs of limbs lb (L, 2) into channels first.. of out, for instances xy (2, M, K)
+    labelled where lab (M, K)."""
+    map_h, map_w = out.shape[2:]
     hw = map_h * map_w
-    ends = (xy[:, :, lb] / stride).reshape(2, -1, 2)  # (x/y, S, a/b) map units, instance-major
+    n_limbs = lb.shape[0]
+    # segments (instance, limb) with both ends labelled, instance-major
+    both = lab[:, lb]
+    sel = np.flatnonzero(both[..., 0] & both[..., 1])
+    if not sel.size:
+        return
+    ends = xy[:, :, lb].reshape(2, -1, 2)[:, sel]  # (x/y, S, a/b)
+    ends /= stride  # map units
+    seg_base = (sample_base[:, None] + _paf_offsets(n_limbs, first, hw)).ravel()[sel]
     a = ends[..., 0]
     ba = ends[..., 1] - a
     sq = ba * ba
     norm = np.sqrt(sq[0] + sq[1])
-    u = np.full_like(ba, np.nan)  # NaN for unlabelled ends and limbs shorter than 1e-7: no hits
+    u = np.full_like(ba, np.nan)  # NaN for limbs shorter than 1e-7 (or NaN ends): no hits
     np.divide(ba, norm, out=u, where=norm >= MIN_LIMB_LENGTH)
     # box ends: int(max(min - t, 0)) and int(min(max + t, extent)); clipping the lower end to the
     # extent too only avoids overflow (that box is empty either way), and a negative upper end
@@ -181,9 +210,8 @@ def _pafs_into(out: np.ndarray, xy: np.ndarray, lb: np.ndarray, stride: int, t: 
         cut = int(np.argmin(cost)) + 1
         if cut < n_seg:
             groups = [order[:cut], order[cut:]]
-    who_all = np.arange(n_seg)
     # flat index of the box's first cell (the x channel of the segment's limb)
-    start = (who_all % n_limbs * (2 * hw) + lo[1] * map_w) + lo[0]
+    start = seg_base + lo[1] * map_w + lo[0]
     idx_parts, who_parts = [], []
     for g in groups:
         span = int(span_s[g].max())
@@ -197,28 +225,43 @@ def _pafs_into(out: np.ndarray, xy: np.ndarray, lb: np.ndarray, stride: int, t: 
         d = prod[1][:, None, :] - prod[0][None, :, :]  # (span_y, span_x, Sg): minus the distance
         hit = np.abs(d, out=d) <= t
         # hit cell (j, i, s) -> flat position (j * span + i) * Sg + s
-        cell_no, sg = np.divmod(np.flatnonzero(hit), hit.shape[2])
-        who = who_all[g][sg] if isinstance(g, np.ndarray) else sg
+        nz = np.flatnonzero(hit)
+        cell_no = nz // hit.shape[2]  # np.divmod is several times slower than // and a product
+        who = nz - cell_no * hit.shape[2]
+        if isinstance(g, np.ndarray):
+            who = g[who]
         idx_parts.append(_window_offsets(span, map_w).ravel()[cell_no] + start[who])
         who_parts.append(who)
     if not idx_parts:
         return
     idx = idx_parts[0] if len(idx_parts) == 1 else np.concatenate(idx_parts)
     who = who_parts[0] if len(who_parts) == 1 else np.concatenate(who_parts)
-    if xy.shape[1] > 1 and idx.size:
+    flat = out.reshape(-1)
+    if overlap and n_seg < 2**24:
         # Later instances overwrite earlier ones. Segment numbers grow with the instance and one
         # instance never hits a cell twice, so a cell's winner is its largest segment number.
         # ufunc.at is unbuffered, hence well defined where a fancy assignment that repeats an
-        # index is not.
-        best = np.empty(out.size, dtype=who.dtype)
-        best[idx] = -1
+        # index is not. The x channels themselves are the scratch array (they are still zero
+        # and are written below anyway; float32 holds these integers exactly): a separate
+        # array of the output's size costs page faults on every scattered first touch.
+        flat[idx] = -1.0
+        who32 = who.astype(np.float32)
+        np.maximum.at(flat, idx, who32)
+        win = flat[idx] == who32
+        idx, who = idx[win], who[win]
+    elif overlap:  # pragma: no cover - over 16 million limb segments in one call
+        best = np.full(out.size, -1, dtype=np.int64)
         np.maximum.at(best, idx, who)
         win = best[idx] == who
         idx, who = idx[win], who[win]
-    val = u.astype(np.float32)[:, who]
-    flat = out.reshape(-1)
-    flat[idx] = val[0]
-    flat[idx + hw] = val[1]
+    u32 = u.astype(np.float32)
+    flat[idx] = u32[0][who]  # 1-D takes: a fancy index on axis 1 is far slower
+    flat[idx + hw] = u32[1][who]
+
+
+@lru_cache(maxsize=64)
+def _paf_offsets(n_limbs: int, first: int, hw: int) -> np.ndarray:
+    return (first + 2 * np.arange(n_limbs)) * hw
 
 
 def _check(kp: np.ndarray, lb: np.ndarray | None = None) -> None:
@@ -231,10 +274,11 @@ def render_heatmaps(
 ) -> np.ndarray:
     """Keypoints (N, K, 3) in input-image pixels -> float32 (K + 1, map_h, map_w), background last."""
     kp = _as_keypoints(keypoints)
-    out = np.zeros((kp.shape[1] + 1, map_h, map_w), dtype=np.float32)
+    out = np.zeros((1, kp.shape[1] + 1, map_h, map_w), dtype=np.float32)
     if map_h and map_w:
-        _heatmaps_into(out, _labelled_xy(kp), stride, sigma)
-    return out
+        _heatmaps_into(out, *_split(kp), np.zeros(kp.shape[0], dtype=np.int64), kp.shape[0] > 1,
+                       stride, sigma)
+    return out[0]
 
 
 def render_pafs(
@@ -245,10 +289,11 @@ def render_pafs(
     kp = _as_keypoints(keypoints)
     lb = np.asarray(limbs, dtype=np.int64).reshape(-1, 2)
     _check(kp, lb)
-    out = np.zeros((2 * lb.shape[0], map_h, map_w), dtype=np.float32)
+    out = np.zeros((1, 2 * lb.shape[0], map_h, map_w), dtype=np.float32)
     if lb.size and kp.shape[0] and map_h and map_w:
-        _pafs_into(out, _labelled_xy(kp), lb, stride, thickness)
-    return out
+        _pafs_into(out, *_split(kp), np.zeros(kp.shape[0], dtype=np.int64), kp.shape[0] > 1, lb, 0,
+                   stride, thickness)
+    return out[0]
 
 
 def render_targets(
@@ -259,21 +304,45 @@ def render_targets(
 
     Both are views of one allocation (heatmap channels first), which the trainer can use as is.
     """
-    kp = _as_keypoints(keypoints)
-    k = kp.shape[1]
-    if k != skeleton.num_keypoints:
-        raise InputError(
-            f"keypoints have {k} points per instance; skeleton {skeleton.name!r} has "
-            f"{skeleton.num_keypoints}"
-        )
+    heat, pafs = render_targets_batch([keypoints], skeleton, map_h, map_w, stride, sigma, thickness)
+    return heat[0], pafs[0]
+
+
+def render_targets_batch(
+    keypoints: Sequence[np.ndarray] | np.ndarray, skeleton: Skeleton, map_h: int, map_w: int,
+    stride: int = 8, sigma: float = 7.0, thickness: float = 1.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Targets of several samples in one set of NumPy calls.
+
+    keypoints[b] holds sample b's instances (N_b, K, 3), main first; N_b may differ between
+    samples, and a padded (B, N, K, 3) array works as well (absent padding draws nothing).
+    Returns heatmaps (B, K + 1, h, w) and pafs (B, 2L, h, w), views of one (B, K + 1 + 2L, h, w)
+    allocation; sample b's maps equal render_targets(keypoints[b], ...) exactly.
+    """
+    k = skeleton.num_keypoints
+    samples = [_as_keypoints(x) for x in keypoints]
+    for x in samples:
+        if x.shape[1] != k:
+            raise InputError(
+                f"keypoints have {x.shape[1]} points per instance; skeleton {skeleton.name!r} has {k}"
+            )
     lb = _limbs_of(skeleton.limbs)
-    out = np.zeros((k + 1 + 2 * lb.shape[0], map_h, map_w), dtype=np.float32)
-    heat, pafs = out[: k + 1], out[k + 1:]
-    if map_h and map_w:
-        xy = _labelled_xy(kp)
-        _heatmaps_into(heat, xy, stride, sigma)
-        if lb.size and kp.shape[0]:
-            _pafs_into(pafs, xy, lb, stride, thickness)
+    n_ch = k + 1 + 2 * lb.shape[0]
+    out = np.zeros((len(samples), n_ch, map_h, map_w), dtype=np.float32)
+    heat, pafs = out[:, : k + 1], out[:, k + 1:]
+    if not (map_h and map_w and samples):
+        return heat, pafs
+    counts = [x.shape[0] for x in samples]
+    overlap = max(counts) > 1
+    if len(samples) == 1:
+        kp, sample_base = samples[0], np.zeros(counts[0], dtype=np.int64)
+    else:
+        kp = np.concatenate(samples)
+        sample_base = np.repeat(np.arange(len(samples)) * (n_ch * map_h * map_w), counts)
+    xy, lab = _split(kp)
+    _heatmaps_into(out, xy, lab, sample_base, overlap, stride, sigma)
+    if lb.size and kp.shape[0]:
+        _pafs_into(out, xy, lab, sample_base, overlap, lb, k + 1, stride, thickness)
     return heat, pafs
 
 

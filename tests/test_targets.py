@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from posedata.targets import (
     render_heatmaps,
     render_pafs,
     render_targets,
+    render_targets_batch,
 )
 
 
@@ -288,3 +290,49 @@ def test_flip_targets_match_targets_of_mirrored_keypoints(name):
             tt = np.clip((cells - pa) @ v / max(v @ v, 1e-12), 0, 1)
             dist = np.linalg.norm(cells - (pa + tt[:, None] * v), axis=1)
             assert dist.size == 0 or dist.max() <= 1.0 + 2.0
+
+
+# --------------------------------------------------------------------------- batches
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(scenes(), min_size=1, max_size=4), st.integers(0, 3))
+def test_batch_equals_per_sample(batch, empty_at):
+    """render_targets_batch gives every sample exactly (bit for bit) its render_targets maps,
+    whatever the other samples hold: ragged instance counts, an instance-less sample, one
+    sample's points far outside the map (the windows of neighbours in the flat array)."""
+    # one skeleton and map geometry for the batch, taken from the first scene
+    kp0, limbs, map_h, map_w, stride, sigma, thickness = batch[0]
+    k = kp0.shape[1]
+    # render_targets reads only these three attributes of a skeleton
+    sk = SimpleNamespace(name="t", num_keypoints=k, limbs=tuple(map(tuple, limbs.tolist())))
+    samples = [kp[:, :k] if kp.shape[1] >= k else np.pad(kp, ((0, 0), (0, k - kp.shape[1]), (0, 0)),
+                                                           constant_values=2)
+               for kp, *_ in batch]
+    samples.insert(min(empty_at, len(samples)), np.zeros((0, k, 3)))
+    heat, pafs = render_targets_batch(samples, sk, map_h, map_w, stride, sigma, thickness)
+    assert heat.shape == (len(samples), k + 1, map_h, map_w) and pafs.shape[0] == len(samples)
+    for b, kp in enumerate(samples):
+        h1, p1 = render_targets(kp, sk, map_h, map_w, stride, sigma, thickness)
+        np.testing.assert_array_equal(heat[b], h1)
+        np.testing.assert_array_equal(pafs[b], p1)
+        np.testing.assert_allclose(h1, cellwise_heatmaps(kp, map_h, map_w, stride, sigma), rtol=0, atol=1e-5)
+        np.testing.assert_allclose(p1, cellwise_pafs(kp, sk.limbs, map_h, map_w, stride, thickness),
+                                   rtol=0, atol=1e-5)
+
+
+def test_batch_padded_array_and_openpose18():
+    sk = skmod.resolve("openpose18")
+    rng = np.random.default_rng(3)
+    ragged = [people18(n, rng, vis=False) for n in (1, 4, 2, 10)]
+    padded = np.full((4, 10, 18, 3), 2.0)
+    for b, kp in enumerate(ragged):
+        padded[b, : kp.shape[0]] = kp
+    heat, pafs = render_targets_batch(ragged, sk, 46, 46)
+    heat2, pafs2 = render_targets_batch(padded, sk, 46, 46)
+    np.testing.assert_array_equal(heat, heat2)
+    np.testing.assert_array_equal(pafs, pafs2)
+    for b, kp in enumerate(ragged):
+        np.testing.assert_allclose(heat[b], cellwise_heatmaps(kp, 46, 46, 8, 7.0), rtol=0, atol=1e-5)
+        np.testing.assert_allclose(pafs[b], cellwise_pafs(kp, sk.limbs, 46, 46, 8, 1.0), rtol=0, atol=1e-5)
+    assert heat.base is pafs.base  # one allocation
+    with pytest.raises(InputError):
+        render_targets_batch([np.zeros((1, 17, 3))], sk, 46, 46)
