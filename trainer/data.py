@@ -69,12 +69,33 @@ class PoseDataset(Dataset):
         return self.labels.num_samples
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
-        from posedata.augment import to_network_input, training_sample
+        from posedata.augment import training_sample
 
         epoch, index = (0, key) if isinstance(key, int) else key
         rng = sample_rng(self.seed, int(epoch), int(index))
         s = training_sample(self.labels, int(index), self.images_root, self.skeleton, self.config, rng,
                             augment=self.augment)
+        return self._item(s)
+
+    def __getitems__(self, keys: list) -> list[dict[str, torch.Tensor]]:
+        """The items of one batch (the DataLoader calls this with a batch's keys): each sample is
+        exactly what __getitem__ makes, but the targets of the whole batch are rendered in one
+        call (posedata.augment.add_targets), which shares NumPy's per-call cost across the batch."""
+        from posedata.augment import add_targets, training_sample
+
+        samples = []
+        for key in keys:
+            epoch, index = (0, key) if isinstance(key, int) else key
+            rng = sample_rng(self.seed, int(epoch), int(index))
+            samples.append(training_sample(self.labels, int(index), self.images_root, self.skeleton,
+                                           self.config, rng, augment=self.augment, targets=False))
+        add_targets(samples, self.skeleton, self.config)
+        return [self._item(s) for s in samples]
+
+    @staticmethod
+    def _item(s) -> dict[str, torch.Tensor]:
+        from posedata.augment import to_network_input
+
         return {
             "image": torch.from_numpy(np.ascontiguousarray(to_network_input(s.image), dtype=np.float32)),
             "heatmaps": torch.from_numpy(np.ascontiguousarray(s.heatmaps, dtype=np.float32)),
@@ -120,17 +141,19 @@ def seed_worker(worker_id: int) -> None:
     np.random.seed(seed % 2**32)
     random.seed(seed)
     torch.manual_seed(seed)
-    try:  # several OpenCV threads per worker only oversubscribe the cores
-        import cv2
-
-        cv2.setNumThreads(1)
-    except ImportError:  # pragma: no cover
-        pass
 
 
 def make_loader(dataset: PoseDataset, batch_size: int, workers: int, seed: int, rank: int = 0,
                 world_size: int = 1) -> tuple[torch.utils.data.DataLoader, EpochSampler]:
     sampler = EpochSampler(dataset, num_replicas=world_size, rank=rank, seed=seed)
+    if workers > 0:
+        # OpenCV's thread pool does not survive fork: a forked worker that touches it can wait
+        # forever on a lock copied mid-use (seen here as a hang in cv2 inside the worker).
+        # Turning the pool off in this process before the workers fork is the reference's cure;
+        # the workers are the parallelism.
+        import cv2
+
+        cv2.setNumThreads(0)
     generator = torch.Generator()
     generator.manual_seed(seed * 1000 + rank)
     loader = torch.utils.data.DataLoader(

@@ -74,6 +74,7 @@ class TrainConfig:
     checkpoint_every: int = 1000
     init: str | None = None
     max_minutes: float | None = None
+    threads: int | None = None  # torch intra-op threads per process (None: torch's default)
 
     def validate(self) -> None:
         for name in ("iterations", "batch_size", "checkpoint_every"):
@@ -91,6 +92,8 @@ class TrainConfig:
             raise InputError(f"--workers must be >= 0, got {self.workers}")
         if (self.val_json is None) != (self.val_images is None):
             raise InputError("--val-json and --val-images go together")
+        if self.threads is not None and self.threads < 1:
+            raise InputError(f"--threads must be >= 1, got {self.threads}")
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise InputError(f"--max-minutes must be > 0, got {self.max_minutes}")
 
@@ -123,19 +126,13 @@ def versions() -> dict[str, str]:
 
 
 def augment_config(input_size: int):
-    """posedata's augmentation settings for a square crop of input_size (the reference's
-    defaults for everything else)."""
-    from dataclasses import fields
-
+    """posedata's augmentation settings (the reference's defaults) for a square crop of
+    input_size. The crop and the scale normaliser (scale_provided = bbox height / input_size)
+    change together, so a person fills the same fraction of a small crop as of the reference's
+    368 x 368 one."""
     from posedata.augment import AugmentConfig
 
-    names = {f.name for f in fields(AugmentConfig)}
-    for key in ("input_size", "crop_size", "size"):
-        if key in names:
-            return AugmentConfig(**{key: input_size})
-    if {"crop_w", "crop_h"} <= names:
-        return AugmentConfig(crop_w=input_size, crop_h=input_size)
-    raise RuntimeError(f"posedata.augment.AugmentConfig has no crop-size field (fields: {sorted(names)})")
+    return AugmentConfig(crop_w=input_size, crop_h=input_size, input_size=input_size)
 
 
 def rng_state() -> dict[str, Any]:
@@ -316,6 +313,10 @@ def train(cfg: TrainConfig, skeleton, *, resume: bool = False, callback: Callbac
         emit("note", {"message": msg})
 
     seed_everything(cfg.seed, d.rank)
+    if cfg.threads:
+        # On a busy CPU, intra-op threads that outnumber free cores make small layers many times
+        # slower (threads wait for each other); --threads 1 is the cure there.
+        torch.set_num_threads(cfg.threads)
 
     # data
     dataset = PoseDataset(cfg.labels, cfg.images, skeleton, augment_config(cfg.input_size), seed=cfg.seed)
@@ -414,6 +415,7 @@ def train(cfg: TrainConfig, skeleton, *, resume: bool = False, callback: Callbac
                                          batch["mask"].to(d.device))
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                lr = optimizer.param_groups[0]["lr"]  # the base rate this step used
                 optimizer.step()
                 scheduler.step()
                 iteration += 1
@@ -424,7 +426,7 @@ def train(cfg: TrainConfig, skeleton, *, resume: bool = False, callback: Callbac
                 tick = now
                 last_loss = float(sum(parts))
                 row = {"iteration": iteration, "epoch": epoch, "loss": last_loss,
-                       "losses": dict(zip(names, parts, strict=True)), "lr": optimizer.param_groups[0]["lr"],
+                       "losses": dict(zip(names, parts, strict=True)), "lr": lr,
                        "images_per_s": images_per_s}
                 if metrics_file is not None:
                     metrics_file.write(json.dumps(row) + "\n")
@@ -461,8 +463,9 @@ def write_config(cfg: TrainConfig, skeleton, spec: dict, d: Dist, out: Path, res
         data = json.loads(path.read_text(encoding="utf-8"))
         data.setdefault("resumes", []).append({"iteration": iteration, "iterations": cfg.iterations,
                                                "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": versions()})
-        data["options"]["iterations"] = cfg.iterations
-        data["options"]["max_minutes"] = cfg.max_minutes
+        # only the options --resume may change
+        data["options"].update({k: getattr(cfg, k) for k in ("iterations", "max_minutes", "workers",
+                                                             "checkpoint_every", "threads")})
     else:
         data = {
             "format": "posedata-run",
