@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import InputError
-from .targets import mask_to_map, render_targets
+from .targets import mask_to_map, render_targets, render_targets_batch
 
 if TYPE_CHECKING:
     from .labels import Labels
@@ -75,10 +75,12 @@ class Sample:
     image: np.ndarray  # (crop_h, crop_w, 3) uint8 BGR
     mask: np.ndarray  # (map_h, map_w) float32, 0 on crowd regions
     keypoints: np.ndarray  # (N, K, 3) float32, crop coordinates, after flip and swap
-    heatmaps: np.ndarray  # (K + 1, map_h, map_w) float32
-    pafs: np.ndarray  # (2L, map_h, map_w) float32
+    heatmaps: np.ndarray | None  # (K + 1, map_h, map_w) float32; None when made with targets=False
+    pafs: np.ndarray | None  # (2L, map_h, map_w) float32; None when made with targets=False
     flipped: bool
     affine: np.ndarray  # (2, 3) float64: source point -> crop point (the keypoint transform)
+    # (N, K, 3) float64: the keypoints the targets are drawn from (keypoints before float32 storage)
+    points: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -159,7 +161,7 @@ def clean_keypoints(keypoints: np.ndarray, width: int, height: int) -> np.ndarra
 def make_sample(
     image: np.ndarray, keypoints: np.ndarray, objpos: Any, scale_provided: float,
     crowd_mask: np.ndarray | None, skeleton: Skeleton, cfg: AugmentConfig,
-    rng: np.random.Generator | None, augment: bool = True,
+    rng: np.random.Generator | None, augment: bool = True, targets: bool = True,
 ) -> Sample:
     """One training sample from a decoded image and its instances (main instance first).
 
@@ -201,9 +203,26 @@ def make_sample(
     out[..., 2] = kp[..., 2]
     if d.flip:
         out = out[:, skeleton.flip_array]
-    heat, pafs = render_targets(out, skeleton, map_h, map_w, cfg.stride, cfg.sigma, cfg.paf_thickness)
+    heat = pafs = None
+    if targets:
+        heat, pafs = render_targets(out, skeleton, map_h, map_w, cfg.stride, cfg.sigma, cfg.paf_thickness)
     return Sample(image=crop, mask=mask, keypoints=out.astype(np.float32), heatmaps=heat, pafs=pafs,
-                  flipped=d.flip, affine=pts_m)
+                  flipped=d.flip, affine=pts_m, points=out)
+
+
+def add_targets(samples: list[Sample], skeleton: Skeleton, cfg: AugmentConfig) -> None:
+    """Render the targets of samples made with targets=False, all in one batch.
+
+    The same maps as make_sample(targets=True) draws, bit for bit (render_targets_batch); the
+    NumPy per-call cost is paid once per batch instead of once per sample. Each sample's
+    heatmaps and pafs are views of one (B, K + 1 + 2L, map_h, map_w) allocation.
+    """
+    if not samples:
+        return
+    heat, pafs = render_targets_batch([s.points for s in samples], skeleton, cfg.map_h, cfg.map_w,
+                                      cfg.stride, cfg.sigma, cfg.paf_thickness)
+    for s, h, p in zip(samples, heat, pafs, strict=True):
+        s.heatmaps, s.pafs = h, p
 
 
 def read_image(path: Path) -> np.ndarray:
@@ -225,9 +244,10 @@ def read_image(path: Path) -> np.ndarray:
 
 def training_sample(
     labels: Labels, i: int, images_root: Path, skeleton: Skeleton, cfg: AugmentConfig,
-    rng: np.random.Generator | None, augment: bool = True,
+    rng: np.random.Generator | None, augment: bool = True, targets: bool = True,
 ) -> Sample:
-    """The training sample for record i of a label file: decode, crowd mask, augment, targets."""
+    """The training sample for record i of a label file: decode, crowd mask, augment, targets
+    (targets=False leaves them to add_targets, which renders a whole batch at once)."""
     from .io import safe_image_path
     from .targets import crowd_mask as render_crowd
 
@@ -245,7 +265,7 @@ def training_sample(
     mask = render_crowd(rec["crowd"], h, w) if rec["crowd"] else None
     scale_provided = float(labels.bbox[rec["main"], 3]) / cfg.input_size
     return make_sample(image, rec["keypoints"], rec["objpos"], scale_provided, mask, skeleton, cfg,
-                       rng, augment)
+                       rng, augment, targets)
 
 
 def to_network_input(image_bgr_uint8: np.ndarray) -> np.ndarray:

@@ -294,3 +294,25 @@ def test_to_network_input():
     assert x.shape == (3, 37, 53) and x.dtype == np.float32 and x.flags.c_contiguous
     np.testing.assert_array_equal(x, ((img.astype(np.float32) - 128) / 256).transpose(2, 0, 1))
     assert math.isclose(float(to_network_input(np.full((1, 1, 3), 255, np.uint8))[0, 0, 0]), 127 / 256)
+
+
+def test_add_targets_batch_equals_per_sample():
+    """Samples made with targets=False and rendered together by add_targets get exactly the maps
+    make_sample draws for each alone (the trainer renders per batch this way)."""
+    from posedata.augment import add_targets
+
+    sk = skmod.resolve("openpose18")
+    img = photo()
+    alone, deferred = [], []
+    for seed, n in enumerate((1, 3, 2, 5)):
+        kp = instances(sk, n, 300, 420, seed)
+        args = (img, kp, kp[0, 1, :2], 0.5, None, sk, CFG)
+        alone.append(make_sample(*args, np.random.default_rng(seed)))
+        deferred.append(make_sample(*args, np.random.default_rng(seed), targets=False))
+    assert deferred[0].heatmaps is None and deferred[0].pafs is None
+    add_targets(deferred, sk, CFG)
+    for a, b in zip(alone, deferred, strict=True):
+        np.testing.assert_array_equal(a.heatmaps, b.heatmaps)
+        np.testing.assert_array_equal(a.pafs, b.pafs)
+        np.testing.assert_array_equal(a.keypoints, b.keypoints)
+        assert b.heatmaps.shape == (sk.num_heatmaps, CFG.map_h, CFG.map_w)

@@ -1,0 +1,79 @@
+"""trainer.data: a batch fetched through __getitems__ (targets rendered once per batch) equals the
+same samples fetched one by one, and the DataLoader uses that path."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from posedata import labels as L
+from posedata import skeleton as skmod
+from posedata.augment import AugmentConfig
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    from trainer.data import PoseDataset
+
+    root = tmp_path_factory.mktemp("data")
+    sk = skmod.resolve("openpose18")
+    rng = np.random.default_rng(4)
+    h, w = 240, 320
+    n_img, per_img = 3, 3
+    kps, bboxes, names = [], [], []
+    for i in range(n_img):
+        cv2.imwrite(str(root / f"im{i}.png"), rng.integers(0, 255, (h, w, 3), dtype=np.uint8))
+        names.append(f"im{i}.png")
+        for _ in range(per_img):
+            c = rng.uniform([60, 60], [w - 60, h - 60])
+            kp = np.concatenate([c + rng.uniform(-50, 50, (18, 2)), rng.choice([0, 1, 1, 2], (18, 1))], 1)
+            kps.append(kp)
+            x0, y0 = kp[:, :2].min(0)
+            x1, y1 = kp[:, :2].max(0)
+            bboxes.append([x0, y0, x1 - x0, y1 - y0])
+    m = n_img * per_img
+    lb = L.Labels(
+        fingerprint=sk.fingerprint, skeleton_name=sk.name, keypoint_names=list(sk.keypoints), settings={},
+        image_ids=np.arange(1, n_img + 1), file_names=names, widths=np.full(n_img, w), heights=np.full(n_img, h),
+        crowd=[[], [[[10.0, 10.0, 60.0, 10.0, 60.0, 50.0, 10.0, 50.0]]], []],
+        inst_image=np.repeat(np.arange(n_img), per_img), inst_ids=np.arange(m) + 10,
+        keypoints=np.array(kps, dtype=np.float32), bbox=np.array(bboxes, dtype=np.float32),
+        area=np.full(m, 5000, np.float32), num_keypoints=np.full(m, 12), samples=np.arange(0, m, 2),
+    )
+    L.save(lb, root / "labels.posedata")
+    return PoseDataset(root / "labels.posedata", root, sk, AugmentConfig(crop_w=128, crop_h=96), seed=3)
+
+
+def test_getitems_equals_getitem(dataset):
+    keys = [(1, i) for i in range(len(dataset))] + [(2, 0), 1]
+    batch = dataset.__getitems__(keys)
+    assert len(batch) == len(keys)
+    for key, item in zip(keys, batch, strict=True):
+        one = dataset[key]
+        assert set(item) == set(one)
+        for name in one:
+            assert torch.equal(item[name], one[name]), (key, name)
+    assert batch[0]["heatmaps"].shape == (19, 12, 16) and batch[0]["pafs"].shape == (38, 12, 16)
+    assert any(float(it["heatmaps"][:-1].max()) > 0.5 for it in batch)  # something was drawn
+
+
+def test_loader_batches_equal_items(dataset, monkeypatch):
+    import posedata.augment as A
+    from trainer.data import make_loader
+
+    calls = []
+    real = A.add_targets
+    monkeypatch.setattr(A, "add_targets", lambda samples, *a: (calls.append(len(samples)), real(samples, *a)))
+    loader, sampler = make_loader(dataset, batch_size=3, workers=0, seed=1)
+    sampler.set_position(0, 0)
+    keys = list(sampler)
+    got = list(loader)
+    assert calls == [b["image"].shape[0] for b in got]  # one render per batch
+    assert sum(b["heatmaps"].shape[0] for b in got) == len(keys)
+    flat = {name: torch.cat([b[name] for b in got]) for name in got[0]}
+    for j, key in enumerate(keys):
+        one = dataset[key]
+        for name in one:
+            assert torch.equal(flat[name][j], one[name])
