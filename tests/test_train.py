@@ -342,3 +342,15 @@ torch.save(models[0].state_dict(), os.path.join({str(tmp_path)!r}, f"rank{{os.en
     assert iterations_of(run) == [1, 2, 3]  # rank 0 alone writes metrics
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["world_size"] == 2
+
+
+def test_validation_keeps_best_checkpoint(data, runner, tmp_path):
+    pytest.importorskip("trainer.evaluate")
+    run = tmp_path / "run"
+    res = runner.invoke(cli, train_args(data, run, *FAST, "--checkpoint-every", "4", "--val-json",
+                                        str(data["json"]), "--val-images", str(data["images"])))
+    assert res.exit_code == 0, res.output
+    assert res.output.count("iteration 4: validation AP") == 1  # validation runs at each checkpoint
+    best = C.load(run / "best.pt")
+    assert best["iteration"] == 4 and best["best_ap"] == C.load(run / "last.pt")["best_ap"]
+    assert np.isfinite(best["best_ap"])

@@ -347,7 +347,12 @@ def train(cfg: TrainConfig, skeleton, *, resume: bool = False, callback: Callbac
             optimizer.load_state_dict(ckpt["optimizer"])
             scheduler.load_state_dict(ckpt["scheduler"])
             iteration = int(ckpt["iteration"])
-            best_ap = ckpt.get("best_ap")
+            # best.pt is written before last.pt: a kill between the two must not lose its AP
+            known = [ckpt.get("best_ap")]
+            if (out / BEST).exists():
+                known.append(C.load(out / BEST).get("best_ap"))
+            known = [x for x in known if x is not None]
+            best_ap = max(known) if known else None
             set_rng_state(ckpt["rng"])
             if list(scheduler.milestones.elements()) != cfg.milestones():
                 set_schedule(optimizer, scheduler, cfg.milestones(), iteration)
@@ -440,8 +445,8 @@ def train(cfg: TrainConfig, skeleton, *, resume: bool = False, callback: Callbac
                 if iteration % cfg.checkpoint_every == 0 or done or stopped_early:
                     if metrics_file is not None:
                         os.fsync(metrics_file.fileno())  # metric lines reach disk before the checkpoint names them
+                    validate()  # first, so last.pt records the best AP so far
                     save_last()
-                    validate()
                 if done or stopped_early:
                     break
     finally:
