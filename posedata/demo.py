@@ -1,0 +1,300 @@
+"""`posedata demo`: the whole path on a built-in synthetic dataset, in minutes, on a CPU.
+
+synth (train + held-out set) -> validate -> convert -> preview -> flipcheck -> train -> val.
+Each step is a function that calls the same library code as its command and returns what it
+made; the CLI prints. Training needs torch, so trainer modules are imported inside the train and
+val steps only (the rest of posedata never imports torch).
+
+Why these settings (measured, see bench/README.md "demo"): object5 (5 keypoints, 4 limbs, 2 flip
+pairs) is not the human skeleton, its OKS sigmas (0.05) leave room for a stride-8 network at
+160 px (ground truth moved by 3 px still scores AP 0.84, quadruped17 only 0.72), and its heads
+are small. The network is the reference architecture at a fraction of its width, without
+refinement stages, on 128 px crops; Adam at a learning rate far above the reference's 4e-5,
+whose schedule is for 368 px COCO over days.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .skeleton import Skeleton
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    """Everything the demo chooses. `minutes` is the budget of the whole demo: training gets what
+    the other steps leave of it."""
+
+    skeleton: str = "object5"
+    image_size: int = 160
+    train_images: int = 1500
+    val_images: int = 100
+    input_size: int = 128
+    width: float = 0.5
+    stages: int = 0
+    batch_size: int = 16
+    lr: float = 2e-3
+    minutes: float = 10.0
+    iterations: int | None = None  # fixed count (quick); None: as many as the time budget allows
+    calibration_seconds: float = 30.0  # first training phase, timed to set the schedule's length
+    val_reserve_seconds: float = 45.0  # kept free for the final evaluation
+    checkpoint_every: int = 200
+    threads: int | None = 1
+    preview_samples: int = 8
+    flip_instances: int = 8
+    val_overlays: int = 4
+    seed: int = 0
+    quick: bool = False
+
+
+def make_plan(minutes: float = 10.0, quick: bool = False) -> DemoPlan:
+    if quick:
+        # every step and artefact, on data and a network small enough for a test
+        return DemoPlan(image_size=96, train_images=12, val_images=4, input_size=64, width=0.25, batch_size=4,
+                        iterations=3, calibration_seconds=0.0, val_reserve_seconds=0.0, checkpoint_every=3,
+                        preview_samples=2, flip_instances=2, val_overlays=2, minutes=minutes, quick=True)
+    return DemoPlan(minutes=minutes)
+
+
+@dataclass(frozen=True)
+class DemoPaths:
+    root: Path
+
+    @property
+    def train(self) -> Path:
+        return self.root / "data" / "train"
+
+    @property
+    def val(self) -> Path:
+        return self.root / "data" / "val"
+
+    @property
+    def train_json(self) -> Path:
+        return self.train / "annotations.json"
+
+    @property
+    def val_json(self) -> Path:
+        return self.val / "annotations.json"
+
+    @property
+    def labels(self) -> Path:
+        return self.root / "train_labels.npz"
+
+    @property
+    def preview(self) -> Path:
+        return self.root / "preview"
+
+    @property
+    def flipcheck(self) -> Path:
+        return self.root / "flipcheck"
+
+    @property
+    def run(self) -> Path:
+        return self.root / "run"
+
+    @property
+    def results(self) -> Path:
+        return self.root / "val"
+
+
+def skeleton(plan: DemoPlan) -> Skeleton:
+    from .skeleton import resolve
+
+    return resolve(plan.skeleton)
+
+
+# ---------------------------------------------------------------------- steps
+@dataclass
+class SynthResult:
+    train_json: Path
+    val_json: Path
+    seconds: float
+    figures: dict[str, int]
+    visibility: dict[str, list[int]]  # per set: [out of frame, occluded, visible] keypoint counts
+
+
+def synth_step(plan: DemoPlan, paths: DemoPaths, sk: Skeleton, progress: Progress | None = None) -> SynthResult:
+    """Training and held-out sets of the same creature, from different seeds."""
+    import json
+
+    from .synth import generate
+
+    t0 = time.perf_counter()
+    total = plan.train_images + plan.val_images
+
+    def on(offset: int) -> Progress:
+        return lambda done, _n: progress(offset + done, total) if progress else None
+
+    tr = generate(sk, paths.train, plan.train_images, (plan.image_size, plan.image_size), plan.seed, progress=on(0))
+    va = generate(sk, paths.val, plan.val_images, (plan.image_size, plan.image_size), plan.seed + 1,
+                  progress=on(plan.train_images))
+    figures, vis = {}, {}
+    for name, p in (("train", tr), ("val", va)):
+        anns = [a for a in json.loads(p.read_text(encoding="utf-8"))["annotations"] if not a["iscrowd"]]
+        counts = [0, 0, 0]
+        for a in anns:
+            for v in a["keypoints"][2::3]:
+                counts[int(v)] += 1
+        figures[name], vis[name] = len(anns), counts
+    return SynthResult(tr, va, time.perf_counter() - t0, figures, vis)
+
+
+@dataclass
+class ValidateResult:
+    findings: dict[str, list]  # per set
+
+    def errors(self) -> int:
+        return sum(f.severity == "error" for fs in self.findings.values() for f in fs)
+
+
+def validate_step(paths: DemoPaths, sk: Skeleton, progress: Progress | None = None) -> ValidateResult:
+    """`posedata validate --images` on both sets."""
+    from .validate import validate_file
+
+    out = {}
+    for name, p, img in (("train", paths.train_json, paths.train / "images"), ("val", paths.val_json, paths.val / "images")):
+        out[name] = validate_file(p, sk, images=img, progress=progress)[1]
+    return ValidateResult(out)
+
+
+def convert_step(paths: DemoPaths, sk: Skeleton):
+    """`posedata convert` of the training set (already validated): returns the Labels written."""
+    from .convert import load_source, to_labels
+    from .labels import save
+
+    src = load_source(paths.train_json, sk)
+    labels = to_labels(src.data, sk, src.category_id, source=str(paths.train_json), source_sha256=src.sha256)
+    labels.settings.update(src.provenance())
+    labels.settings["images"] = str(paths.train / "images")
+    save(labels, paths.labels)
+    return labels
+
+
+def preview_step(plan: DemoPlan, paths: DemoPaths, sk: Skeleton, labels, progress: Progress | None = None) -> list:
+    """`posedata preview` at the training input size: the targets exactly as the trainer sees them."""
+    from .augment import AugmentConfig
+    from .preview import preview
+
+    cfg = AugmentConfig(crop_w=plan.input_size, crop_h=plan.input_size, input_size=plan.input_size)
+    return preview(labels, sk, paths.train / "images", paths.preview, n=plan.preview_samples, seed=plan.seed, cfg=cfg,
+                   progress=progress)
+
+
+@dataclass
+class FlipResult:
+    property_ok: bool
+    orientation: Any  # flipcheck.OrientationResult
+    swaps: int
+    written: list[Path] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> str:
+        if not self.property_ok or self.orientation.flagged:
+            return "FAIL"
+        return "inconclusive" if self.orientation.inconclusive else "PASS"
+
+
+def flipcheck_step(plan: DemoPlan, paths: DemoPaths, sk: Skeleton) -> FlipResult:
+    """`posedata flipcheck --images` on the training set: the same checks and the same plots."""
+    import numpy as np
+
+    from . import coco
+    from . import flipcheck as F
+    from .io import load_json
+    from .plots import plot_flip_instances, plot_orientation_scores, plot_side_statistics
+
+    ds = coco.from_coco(load_json(paths.train_json), file=str(paths.train_json))
+    prop_ok = all(ok for _kind, _name, ok in F.skeleton_flip_property(sk))
+    res = F.orientation_check(ds, sk)
+    out = paths.flipcheck
+    out.mkdir(parents=True, exist_ok=True)
+    plot_orientation_scores(res, F.FLAG_THRESHOLD, out / "orientation.png")
+    plot_side_statistics(F.side_statistics(ds, sk), out / "sides.png")
+    pts, lab, anns = F.instance_keypoints(ds, sk)
+    swaps = F.suspected_swaps(pts, lab, sk).any(1)
+    rng = np.random.default_rng(plan.seed)
+    order = list(np.flatnonzero(swaps)) + list(rng.permutation(np.flatnonzero(~swaps)))
+    items = F.instance_crops(ds, sk, paths.train / "images", anns, pts, lab, [int(i) for i in order[:plan.flip_instances]])
+    plot_flip_instances(items, sk, out / "instances.png")
+    return FlipResult(prop_ok, res, int(swaps.sum()),
+                      [out / "orientation.png", out / "sides.png", out / "instances.png"])
+
+
+@dataclass
+class TrainSummary:
+    iterations: int
+    seconds: float
+    images_per_s: float  # mean over the run's steps, data loading included
+    last_loss: float | None
+    first_loss: float | None
+    stopped_early: bool
+    checkpoint: Path
+    curve: Path
+    metrics: Path
+    notes: list[str] = field(default_factory=list)
+
+
+def train_config(plan: DemoPlan, paths: DemoPaths, iterations: int, max_minutes: float | None):
+    from trainer.train import TrainConfig
+
+    return TrainConfig(labels=str(paths.labels), images=str(paths.train / "images"), output=str(paths.run),
+                       skeleton_file=str(skeleton(plan).file) if skeleton(plan).file else None,
+                       iterations=iterations, batch_size=plan.batch_size, lr=plan.lr, stages=plan.stages,
+                       input_size=plan.input_size, width=plan.width, seed=plan.seed,
+                       checkpoint_every=plan.checkpoint_every, max_minutes=max_minutes, threads=plan.threads)
+
+
+def train_step(plan: DemoPlan, paths: DemoPaths, sk: Skeleton, seconds: float,
+               callback: Callable[[str, dict[str, Any]], None] | None = None) -> TrainSummary:
+    """Train for `seconds` of wall time (or plan.iterations steps).
+
+    The trainer's learning-rate drops sit at fixed fractions of --iterations, so the number of
+    steps must be known up front: a first phase is timed (with a total too large to reach any
+    drop), and the run is resumed towards the number of steps the measured speed allows in the
+    rest of the budget. --max-minutes stays as a safety stop if the machine slows down."""
+    from trainer.train import train
+
+    rows: list[dict[str, Any]] = []
+    t0 = time.perf_counter()
+
+    def on(event: str, info: dict[str, Any]) -> None:
+        if event == "step":
+            rows.append(dict(info, wall=time.perf_counter()))
+        if callback:
+            callback(event, info)
+
+    if plan.iterations is not None:
+        result = train(train_config(plan, paths, plan.iterations, None), sk, callback=on)
+    else:
+        calib = min(plan.calibration_seconds, seconds / 4)
+        result = train(train_config(plan, paths, 10**7, calib / 60), sk, callback=on)
+        left = seconds - (time.perf_counter() - t0)
+        timed = rows[2:] if len(rows) > 3 else rows  # the first steps include start-up
+        per_step = (timed[-1]["wall"] - timed[0]["wall"]) / max(1, len(timed) - 1) if len(timed) > 1 else 1.0
+        # a little slack: each resume rebuilds the loader and the checkpoints take time
+        total = result.iteration + max(1, int(0.95 * (left - 5) / max(per_step, 1e-3)))
+        if callback:
+            callback("plan", {"iterations": total, "seconds_per_step": per_step, "seconds": left})
+        result = train(train_config(plan, paths, total, max(left, 1.0) / 60), sk, resume=True, callback=on)
+    secs = time.perf_counter() - t0
+    ips = [r["images_per_s"] for r in rows[2:]] or [r["images_per_s"] for r in rows]
+    return TrainSummary(
+        iterations=result.iteration, seconds=secs, images_per_s=sum(ips) / max(1, len(ips)),
+        last_loss=result.last_loss, first_loss=rows[0]["loss"] if rows else None,
+        stopped_early=result.stopped_early, checkpoint=paths.run / "last.pt", curve=paths.run / "loss_curve.png",
+        metrics=paths.run / "metrics.jsonl", notes=list(result.notes),
+    )
+
+
+def val_step(plan: DemoPlan, paths: DemoPaths, sk: Skeleton, progress: Progress | None = None) -> dict[str, Any]:
+    """`posedata val` of the last checkpoint on the held-out set (results, metrics, overlays)."""
+    from trainer import evaluate as E
+
+    model, _desc = E.load_model(paths.run / "last.pt", sk)
+    return E.evaluate(model, sk, paths.val_json, paths.val / "images", input_size=plan.image_size,
+                      out_dir=paths.results, overlays=plan.val_overlays, progress=progress)
