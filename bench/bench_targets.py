@@ -2,11 +2,13 @@
 
 Run: .venv/bin/python bench/bench_targets.py [--quick]
 
-(a) posedata.targets.render_targets (vectorised)
+(a) posedata.targets.render_targets (vectorised), one sample per call, and
+    posedata.targets.render_targets_batch for batches of 8 and 16 samples (the trainer renders a
+    batch's targets in one call), reported per sample
 (b) the same rules written directly, one map cell at a time, the way the reference trainer's
     _add_gaussian / _set_paf loops are written (plain Python floats and lists)
 (c) the allocation floor: allocating and filling the output arrays (zeros for K + 1 heatmaps and
-    2L PAFs, background set to 1)
+    2L PAFs, background set to 1), one sample at a time
 All three on the same instances: openpose18 (18 keypoints, 19 limbs), 368 x 368 input, stride 8,
 sigma 7, thickness 1, for 1, 3 and 10 people. Times are per sample, the best of several repeats of
 this process's CPU time (time.process_time): the machine is shared, and CPU time leaves out the
@@ -27,7 +29,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from posedata import skeleton as skmod  # noqa: E402
-from posedata.targets import render_targets  # noqa: E402
+from posedata.targets import render_targets, render_targets_batch  # noqa: E402
 
 STRIDE, SIGMA, THICKNESS, SIZE = 8, 7.0, 1.0, 368
 
@@ -133,10 +135,12 @@ def main() -> None:
     k, limbs = sk.num_keypoints, [tuple(x) for x in sk.limbs]
     mh = mw = SIZE // STRIDE
     rng = np.random.default_rng(2024)
-    n_scenes = 4 if quick else 12
+    n_scenes = 16  # one batch of 16, two of 8
     print(f"openpose18 ({k} keypoints, {len(limbs)} limbs), {SIZE}x{SIZE}, stride {STRIDE}, "
-          f"sigma {SIGMA}, thickness {THICKNESS}; {n_scenes} scenes per size, best of repeats, per sample")
-    print(f"{'people':>6} {'(a) posedata':>13} {'(b) cellwise':>13} {'(c) floor':>10} {'b/a':>7} {'a/c':>7}")
+          f"sigma {SIGMA}, thickness {THICKNESS}; {n_scenes} scenes per size, best of repeats, "
+          "times per sample; a1 = one sample per call, a8 / a16 = batches of 8 / 16")
+    print(f"{'people':>6} {'(a1)':>9} {'(a8)':>9} {'(a16)':>9} {'(b) cellwise':>13} {'(c) floor':>10} "
+          f"{'b/a1':>6} {'b/a8':>6} {'b/a16':>6} {'a1/c':>6}")
     rows = []
     for n in (1, 3, 10):
         scenes = [people(n, rng) for _ in range(n_scenes)]
@@ -145,10 +149,22 @@ def main() -> None:
             ha, pa = render_targets(s, sk, mh, mw)
             hb, pb = cellwise_targets(lst, k, limbs, mh, mw)
             assert np.abs(ha - hb).max() <= 1e-5 and np.abs(pa - pb).max() <= 1e-5
+        hs, ps = render_targets_batch(scenes, sk, mh, mw)
+        for b, s in enumerate(scenes):  # the batch gives every sample exactly its own maps
+            ha, pa = render_targets(s, sk, mh, mw)
+            assert np.array_equal(hs[b], ha) and np.array_equal(ps[b], pa)
 
         def run_a(scenes=scenes):
             for s in scenes:
                 render_targets(s, sk, mh, mw)
+
+        def run_a8(scenes=scenes):
+            for i in range(0, len(scenes), 8):
+                render_targets_batch(scenes[i:i + 8], sk, mh, mw)
+
+        def run_a16(scenes=scenes):
+            for i in range(0, len(scenes), 16):
+                render_targets_batch(scenes[i:i + 16], sk, mh, mw)
 
         def run_b(lists=lists):
             for lst in lists:
@@ -158,12 +174,15 @@ def main() -> None:
             for _ in scenes:
                 floor_targets(k, len(limbs), mh, mw)
 
-        ta = best_time(run_a, 5 if quick else 15, 3) / n_scenes
+        reps = 5 if quick else 15
+        ta = best_time(run_a, reps, 3) / n_scenes
+        ta8 = best_time(run_a8, reps, 3) / n_scenes
+        ta16 = best_time(run_a16, reps, 3) / n_scenes
         tb = best_time(run_b, 2 if quick else 5, 1) / n_scenes
-        tc = best_time(run_c, 5 if quick else 15, 10) / n_scenes
-        rows.append((n, ta, tb, tc))
-        print(f"{n:>6} {ta * 1e3:>10.3f} ms {tb * 1e3:>10.3f} ms {tc * 1e3:>7.3f} ms "
-              f"{tb / ta:>6.1f}x {ta / tc:>6.1f}x")
+        tc = best_time(run_c, reps, 10) / n_scenes
+        rows.append((n, ta, ta8, ta16, tb, tc))
+        print(f"{n:>6} {ta * 1e3:>6.3f} ms {ta8 * 1e3:>6.3f} ms {ta16 * 1e3:>6.3f} ms {tb * 1e3:>10.3f} ms "
+              f"{tc * 1e3:>7.3f} ms {tb / ta:>5.1f}x {tb / ta8:>5.1f}x {tb / ta16:>5.1f}x {ta / tc:>5.1f}x")
 
 
 if __name__ == "__main__":
