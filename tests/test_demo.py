@@ -1,0 +1,75 @@
+"""`posedata demo`: the quick version runs every step and leaves every artefact; outputs are
+never overwritten without --force; the default plan is the one the bar was measured with."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from posedata.cli import cli
+from posedata.demo import DemoPaths, make_plan
+
+
+def test_quick_demo_runs_every_step(runner, tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    r = runner.invoke(cli, ["demo", "--quick", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    for step in ("1/7 synth", "2/7 validate", "3/7 convert", "4/7 preview", "5/7 flipcheck", "6/7 train", "7/7 val"):
+        assert step in r.output
+    p = DemoPaths(out)
+    plan = make_plan(quick=True)
+    for ds, n in ((p.train, plan.train_images), (p.val, plan.val_images)):
+        data = json.loads((ds / "annotations.json").read_text())
+        assert len(data["images"]) == n
+        assert all((ds / "images" / im["file_name"]).is_file() for im in data["images"])
+    assert p.labels.is_file()
+    assert (p.preview / "index.png").is_file()
+    assert len(list(p.preview.glob("sample_*.png"))) == plan.preview_samples
+    for name in ("orientation.png", "sides.png", "instances.png"):
+        assert (p.flipcheck / name).is_file()
+    for name in ("last.pt", "loss_curve.png", "config.json"):
+        assert (p.run / name).is_file()
+    rows = (p.run / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["iteration"] for x in rows] == list(range(1, plan.iterations + 1))
+    metrics = json.loads((p.results / "metrics.json").read_text())
+    assert (p.results / "results.json").is_file()
+    assert len(list(p.results.glob("overlay_*.png"))) == min(plan.val_overlays, plan.val_images)
+    # the final line names the AP that metrics.json holds, and every artefact's location
+    m = re.search(r"held-out AP (-?\d+\.\d{3}) \(AP50 (-?\d+\.\d{3})", r.output)
+    assert m, r.output
+    assert float(m.group(1)) == round(metrics["AP"], 3)
+    flat = r.output.replace("\n", "").replace("│", "").replace(" ", "")
+    for artefact in (p.labels, p.preview / "index.png", p.run / "last.pt", p.results / "metrics.json",
+                     p.flipcheck / "instances.png"):
+        assert str(artefact).replace(" ", "") in flat
+
+
+def test_existing_output_needs_force(runner, tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    r = runner.invoke(cli, ["demo", "--quick", "-o", str(out)])
+    assert r.exit_code == 2
+    assert "--force" in r.output and "Traceback" not in r.output
+    assert sorted(x.name for x in out.iterdir()) == ["keep.txt"]
+    assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_output_that_is_a_file_is_refused(runner, tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    out.write_text("x")
+    r = runner.invoke(cli, ["demo", "--quick", "-o", str(out), "--force"])
+    assert r.exit_code == 2
+    assert out.read_text() == "x"
+
+
+def test_default_plan_is_a_small_cpu_run_on_a_non_human_skeleton() -> None:
+    from posedata.skeleton import resolve
+
+    plan = make_plan()
+    sk = resolve(plan.skeleton)
+    assert sk.name not in {"coco17", "openpose18"}
+    assert plan.input_size % 8 == 0 and plan.input_size <= 160
+    assert plan.width <= 0.5 and plan.stages <= 1
+    assert plan.iterations is None  # the time budget sets the length
+    assert plan.minutes == 10
