@@ -420,3 +420,22 @@ def test_score_pairs_and_greedy_matching():
     score3, _ = score_pairs(np.array([[0.0, 0.0]]), np.array([[40.0, 0.0]]), paf_x, paf_y,
                             GroupingParams(length_penalty=False))
     np.testing.assert_allclose(score3[0, 0], 1.0)
+
+
+def _whole_map_peaks(hm: np.ndarray, thr: float) -> set:
+    """The reference's formulation, for any threshold: zero below it, strictly above 4 neighbours."""
+    z = np.where(hm < thr, 0, hm)
+    p = np.pad(z, [(0, 0), (1, 1), (1, 1)])
+    c = p[:, 1:-1, 1:-1]
+    peak = (c > p[:, 1:-1, :-2]) & (c > p[:, 1:-1, 2:]) & (c > p[:, :-2, 1:-1]) & (c > p[:, 2:, 1:-1])
+    return {(int(k), int(x), int(y)) for k, y, x in zip(*np.nonzero(peak), strict=True)}
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.sampled_from([0.05, 0.1, 0.3, 0.0, -0.2]))
+def test_peak_shortcut_equals_whole_map_formulation(seed, thr):
+    rng = np.random.default_rng(seed)
+    hm = np.round(rng.uniform(-0.3, 1.0, (3, 9, 11)), 1).astype(np.float32)  # rounding makes ties
+    got = extract_peaks(hm, threshold=thr, min_dist=0)
+    ours = {(k, int(x), int(y)) for k, arr in enumerate(got) for x, y in arr[:, :2]}
+    assert ours == _whole_map_peaks(hm, thr)

@@ -49,17 +49,21 @@ def extract_peaks(heatmaps: np.ndarray, threshold: float = PEAK_THRESHOLD, min_d
     if num_keypoints is not None:
         hm = hm[:num_keypoints]
     c, h, w = hm.shape
-    hm = np.where(hm < threshold, 0, hm)
-    padded = np.zeros((c, h + 2, w + 2), dtype=hm.dtype)
-    padded[:, 1:-1, 1:-1] = hm
-    centre = padded[:, 1:-1, 1:-1]
-    is_peak = ((centre > padded[:, 1:-1, :-2]) & (centre > padded[:, 1:-1, 2:])
-               & (centre > padded[:, :-2, 1:-1]) & (centre > padded[:, 2:, 1:-1]))
-    ch, ys, xs = np.nonzero(is_peak)
+    if threshold > 0:
+        ch, ys, xs, scores = _peak_cells(hm, float(threshold))
+    else:  # the reference's whole-map formulation; the shortcut below needs threshold > 0
+        hm = np.where(hm < threshold, 0, hm)
+        padded = np.zeros((c, h + 2, w + 2), dtype=hm.dtype)
+        padded[:, 1:-1, 1:-1] = hm
+        centre = padded[:, 1:-1, 1:-1]
+        is_peak = ((centre > padded[:, 1:-1, :-2]) & (centre > padded[:, 1:-1, 2:])
+                   & (centre > padded[:, :-2, 1:-1]) & (centre > padded[:, 2:, 1:-1]))
+        ch, ys, xs = np.nonzero(is_peak)
+        scores = hm[ch, ys, xs]
     # channel, then x, then y: the reference sorts each channel's row-major peaks by x, stably
     order = np.lexsort((ys, xs, ch))
     ch, ys, xs = ch[order], ys[order], xs[order]
-    scores = hm[ch, ys, xs].astype(np.float64)
+    scores = scores[order].astype(np.float64)
     bounds = np.searchsorted(ch, np.arange(c + 1))
     keep = np.ones(len(ch), dtype=bool)
     r2 = float(min_dist) ** 2
@@ -81,6 +85,32 @@ def extract_peaks(heatmaps: np.ndarray, threshold: float = PEAK_THRESHOLD, min_d
         next_id += n
         out.append(arr)
     return out
+
+
+def _peak_cells(hm: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(channel, y, x, value) of the reference's peaks, touching only cells >= threshold.
+
+    The reference zeroes values below the threshold and then asks for a cell strictly greater than
+    its 4 zero-padded neighbours. With threshold > 0 that is: the cell is >= threshold and strictly
+    greater than each raw neighbour inside the map (a neighbour below the threshold is below the
+    cell anyway). Maps are mostly below the threshold, so this skips most of the full-map work."""
+    c, h, w = hm.shape
+    flat = np.ascontiguousarray(hm).reshape(-1)
+    n = flat.size
+    cand = np.flatnonzero(flat >= threshold)
+    v = flat[cand]
+    # one neighbour at a time, dropping failures as we go: after the two horizontal tests about
+    # one cell per row and blob is left, so the vertical tests (and y) cost next to nothing
+    x = cand % w
+    keep = (x == w - 1) | (v > flat[np.minimum(cand + 1, n - 1)])
+    cand, v, x = cand[keep], v[keep], x[keep]
+    keep = (x == 0) | (v > flat[np.maximum(cand - 1, 0)])
+    cand, v = cand[keep], v[keep]
+    y = (cand % (h * w)) // w
+    keep = (y == 0) | (v > flat[np.maximum(cand - w, 0)])
+    keep &= (y == h - 1) | (v > flat[np.minimum(cand + w, n - 1)])
+    cand, v, y = cand[keep], v[keep], y[keep]
+    return cand // (h * w), y, cand % w, v
 
 
 def _suppress(xs: np.ndarray, ys: np.ndarray, r2: float, min_dist: float) -> np.ndarray:
@@ -147,19 +177,18 @@ def score_pairs(pts_a: np.ndarray, pts_b: np.ndarray, paf_x: np.ndarray, paf_y: 
     safe = np.where(nonzero, norm, 1.0)
     ux, uy = dx / safe, dy / safe
     n = params.points_per_limb
-    passed_sum = np.zeros(norm.shape, dtype=np.float64)
-    passed_num = np.zeros(norm.shape, dtype=np.int64)
-    px_all = np.rint(ax + dx * (np.arange(n) / max(n - 1, 1))[:, None, None]).astype(np.int64)
-    py_all = np.rint(ay + dy * (np.arange(n) / max(n - 1, 1))[:, None, None]).astype(np.int64)
-    np.clip(px_all, 0, w - 1, out=px_all)
-    np.clip(py_all, 0, h - 1, out=py_all)
-    # accumulate point by point, in the reference's order, so sums (and ties) come out alike
-    for t in range(n):
-        px, py = px_all[t], py_all[t]
-        s = ux * paf_x[py, px] + uy * paf_y[py, px]
-        ok = s > params.min_paf_score
-        passed_sum += np.where(ok, s, 0.0)
-        passed_num += ok
+    t = (np.arange(n) / max(n - 1, 1))[:, None, None]
+    px = np.clip(np.rint(ax + dx * t).astype(np.int64), 0, w - 1)
+    py = np.clip(np.rint(ay + dy * t).astype(np.int64), 0, h - 1)
+    idx = py * w + px  # (n, na, nb): all samples of all pairs, gathered at once
+    s = ux * np.ravel(paf_x)[idx] + uy * np.ravel(paf_y)[idx]
+    ok = s > params.min_paf_score
+    s = np.where(ok, s, 0.0)
+    passed_num = ok.sum(axis=0)
+    # summed point by point, in the reference's order, so sums (and ties) come out alike
+    passed_sum = s[0].copy()
+    for k in range(1, n):
+        passed_sum += s[k]
     score = np.where(passed_num > 0, passed_sum / np.maximum(passed_num, 1), 0.0)
     if params.length_penalty:
         score = score + np.minimum((h // 2) / safe - 1.0, 0.0)
@@ -219,6 +248,19 @@ class _Entries:
         self.n = need
 
 
+_PLANS: dict = {}
+
+
+def _plan(skeleton) -> tuple[tuple[tuple[int, int, int], ...], tuple[bool, ...]]:
+    """(grouping_steps, redundant) of a skeleton, computed once per limb table and root (the
+    skeleton derives them by a graph walk on every access)."""
+    key = (skeleton.num_keypoints, skeleton.limbs, skeleton.root, skeleton.forced_redundant)
+    plan = _PLANS.get(key)
+    if plan is None:
+        plan = _PLANS[key] = (skeleton.grouping_steps, skeleton.redundant)
+    return plan
+
+
 def group(heatmaps: np.ndarray, pafs: np.ndarray, skeleton, params: GroupingParams | None = None,
           peaks: list[np.ndarray] | None = None, return_counts: bool = False, **overrides
           ) -> tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -231,6 +273,7 @@ def group(heatmaps: np.ndarray, pafs: np.ndarray, skeleton, params: GroupingPara
     `overrides` set GroupingParams fields (e.g. threshold=0.2); `peaks` skips peak extraction.
     """
     params = params or GroupingParams()
+    steps, redundant = _plan(skeleton)
     if overrides:
         params = GroupingParams(**{**params.__dict__, **overrides})
     k = skeleton.num_keypoints
@@ -245,8 +288,7 @@ def group(heatmaps: np.ndarray, pafs: np.ndarray, skeleton, params: GroupingPara
     all_scores = np.concatenate([p[:, 2] for p in peaks]) if peaks else np.zeros(0)
     all_pts = np.concatenate([p for p in peaks]) if peaks else np.zeros((0, 4))
     entries = _Entries(k)
-    redundant = skeleton.redundant
-    for li, known, new in skeleton.grouping_steps:
+    for li, known, new in steps:
         a, b = skeleton.limbs[li]
         pa, pb = peaks[a], peaks[b]
         if len(pa) == 0 and len(pb) == 0:
