@@ -9,6 +9,12 @@ step runs in its own fresh process, which reports its wall time and peak RSS (ru
 - reference: json.load + the reference's prepare_train_labels logic, re-implemented faithfully
   below (per-annotation dicts and lists, as its script writes them) + pickle.dump to a file;
 - posedata: load_source (read, hash, parse) + to_labels + labels.save (the label file);
+  run as `posedata convert` runs it: under one scoped GC pause (validate.paused_gc), the parse
+  dropped before the pause ends;
+- posedata-parse-pause, posedata-move, posedata-freeze: the same calls with other GC handling:
+  the library's own pauses only (parse, to_labels); the parse moved to the oldest generation
+  (freeze + unfreeze); the former gc.freeze() left in place. Each reports the time spent inside
+  GC collections;
 - posedata-lwop: the same read + write_lwop_pickle (posedata's copy of the reference's pickle);
 - load: labels.load of the label file just written;
 - validate: the read plus validate_coco, which the CLI runs before converting;
@@ -180,6 +186,23 @@ def _report(t0: float, **extra: Any) -> None:
                       "maxrss_mb": round(ru.ru_maxrss / 1024, 1), **extra}))
 
 
+def _gc_timer() -> Any:
+    """Time spent inside cyclic-GC collections from now on, and how many were full (gen 2)."""
+    import gc
+
+    acc = {"gc_seconds": 0.0, "gc_full": 0, "start": 0.0}
+
+    def cb(phase: str, info: dict) -> None:
+        if phase == "start":
+            acc["start"] = time.perf_counter()
+        else:
+            acc["gc_seconds"] += time.perf_counter() - acc["start"]
+            acc["gc_full"] += info["generation"] == 2
+
+    gc.callbacks.append(cb)
+    return lambda: {"gc_seconds": round(acc["gc_seconds"], 3), "gc_full": acc["gc_full"]}
+
+
 def step(name: str, src: str, out: str) -> None:
     t0 = time.perf_counter()
     if name == "reference":
@@ -189,15 +212,46 @@ def step(name: str, src: str, out: str) -> None:
         with open(out, "wb") as f:
             pickle.dump(records, f)
         _report(t0, samples=len(records))
-    elif name == "posedata":
+    elif name in ("posedata", "posedata-parse-pause", "posedata-move", "posedata-freeze"):
+        import gc
+
         from posedata import labels, skeleton
         from posedata.convert import load_source, to_labels
+        from posedata.validate import paused_gc
 
+        gc_time = _gc_timer()
         sk = skeleton.resolve("openpose18")
-        s = load_source(src, sk)
-        lb = to_labels(s.data, sk, source=src, source_sha256=s.sha256)
-        labels.save(lb, out)
-        _report(t0, samples=lb.num_samples, instances=len(lb.inst_ids))
+        if name == "posedata":
+            # as `posedata convert` runs it: the whole job under one scoped pause, the parse
+            # dropped before the pause ends, so the collector never scans it
+            with paused_gc():
+                s = load_source(src, sk)
+                lb = to_labels(s.data, sk, source=src, source_sha256=s.sha256)
+                labels.save(lb, out)
+                # timed before the parse is freed, like every other step here (the reference's
+                # included): freeing it costs the same in every variant, at exit for the others
+                ru = resource.getrusage(resource.RUSAGE_SELF)
+                done = {"seconds": round(time.perf_counter() - t0, 3), "cpu_seconds": round(ru.ru_utime + ru.ru_stime, 3),
+                         **gc_time()}
+                del s
+            _report(t0, samples=lb.num_samples, instances=len(lb.inst_ids), **done)
+            return
+        else:
+            if name == "posedata-parse-pause":  # the library calls alone: pauses inside, nothing around
+                s = load_source(src, sk)
+            else:
+                gc.disable()  # load_source then leaves the collector off: the variants below run as they did inside it
+                s = load_source(src, sk)
+                if name == "posedata-move":  # a3a71ec's: freeze + unfreeze moves every object to the oldest generation
+                    if gc.get_freeze_count() == 0:
+                        gc.freeze()
+                        gc.unfreeze()
+                else:  # the former gc.freeze(): every object of the process left in the permanent generation
+                    gc.freeze()
+                gc.enable()
+            lb = to_labels(s.data, sk, source=src, source_sha256=s.sha256)
+            labels.save(lb, out)
+        _report(t0, samples=lb.num_samples, instances=len(lb.inst_ids), **gc_time())
     elif name == "posedata-lwop":
         from posedata.convert import load_source
         from posedata.formats.lwop import write_lwop_pickle
@@ -269,6 +323,8 @@ def main() -> None:
               f"({g['seconds']:.1f} s)")
         res: dict[str, dict] = {}
         for name, out in (("reference", tmp / "ref.pkl"), ("posedata", tmp / "labels.npz"),
+                          ("posedata-parse-pause", tmp / "labels-pp.npz"), ("posedata-move", tmp / "labels-mv.npz"),
+                          ("posedata-freeze", tmp / "labels-freeze.npz"),
                           ("posedata-lwop", tmp / "lwop.pkl"), ("load", None), ("validate", None)):
             runs = [run(name, tmp / "labels.npz" if name == "load" else src, out or tmp / "unused") for _ in range(a.repeat)]
             res[name] = min(runs, key=lambda r: r["seconds"])
@@ -285,6 +341,14 @@ def main() -> None:
               f"({r['cpu_seconds']:.1f} s vs {p['cpu_seconds']:.1f} s)")
         print(f"memory reference / posedata convert (labels): {r['maxrss_mb'] / p['maxrss_mb']:.1f}x "
               f"({r['maxrss_mb']:.0f} MB vs {p['maxrss_mb']:.0f} MB peak RSS)")
+        print("GC handling (CPU ratios are the stable part on a shared machine):")
+        for key, what in (("posedata", "scoped pause over the job, parse dropped inside it (used)"),
+                          ("posedata-parse-pause", "library calls alone: pause in the parse and in to_labels"),
+                          ("posedata-move", "parse moved to the oldest generation (freeze + unfreeze)"),
+                          ("posedata-freeze", "former gc.freeze() left in place")):
+            v = res[key]
+            print(f"  {what:60s} {r['cpu_seconds'] / v['cpu_seconds']:.1f}x CPU, {r['seconds'] / v['seconds']:.1f}x wall "
+                  f"({v['cpu_seconds']:.2f} s CPU; in GC {v['gc_seconds']:.2f} s wall, {v['gc_full']} full collections)")
         lw = res["posedata-lwop"]
         print(f"speed  reference / posedata lwop-pickle:      {r['seconds'] / lw['seconds']:.1f}x wall, "
               f"{r['cpu_seconds'] / lw['cpu_seconds']:.1f}x CPU ({lw['seconds']:.1f} s, {lw['maxrss_mb']:.0f} MB)")

@@ -43,6 +43,7 @@ from .formats.base import ImportOptions, ImportReport
 from .io import read_bytes
 from .labels import ABSENT, OCCLUDED, VISIBLE, Labels
 from .skeleton import Skeleton
+from .validate import paused_gc
 
 # reasons an annotation of the keypoint category is not a person instance
 DROP_CROWD = "crowd (iscrowd): kept as a crowd region"
@@ -161,26 +162,18 @@ def load_source(path: str | Path, skeleton: Skeleton | None = None, category: in
 def _parse(text: str, p: Path) -> Any:
     # The parse allocates millions of containers; with the cyclic GC running, every collection
     # triggered while the heap grows rescans the whole growing parse (parsed JSON cannot hold a
-    # cycle, so that finds nothing). So the collector is paused for the parse, and afterwards the
-    # parse goes straight to the oldest generation (freeze + unfreeze: a move, no scan) instead of
-    # being rescanned about three times as it ages there (measured: +1 to 1.5 s CPU at COCO-train
-    # scale, which breaks the 5x target; bench/README.md, "convert"). Nothing lasting changes in
-    # the process's GC: its enabled state is restored, and the move is skipped when someone else
-    # holds frozen objects (unfreeze would release theirs).
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise InputError(f"invalid JSON: {e.msg}", file=str(p), where=f"line {e.lineno} column {e.colno}") from None
-    except RecursionError:
-        raise InputError("invalid JSON: nested too deeply", file=str(p)) from None
-    finally:
-        if gc.get_freeze_count() == 0:
-            gc.freeze()
-            gc.unfreeze()
-        if was_enabled:
-            gc.enable()
+    # cycle, so that finds nothing). So the collector is paused for the parse, and only for it:
+    # a library call must not change the process's GC for good, as the gc.freeze() used here
+    # before did (it moved every object of the process into a permanent generation). Callers that
+    # convert and drop the parse run the whole job under paused_gc(), as `posedata convert` does
+    # (figures in bench/README.md, "convert").
+    with paused_gc():
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as e:
+            raise InputError(f"invalid JSON: {e.msg}", file=str(p), where=f"line {e.lineno} column {e.colno}") from None
+        except RecursionError:
+            raise InputError("invalid JSON: nested too deeply", file=str(p)) from None
 
 
 def _detect(p: Path, raw: Any) -> str | None:

@@ -679,3 +679,18 @@ def test_load_source_category_by_name_for_plain_coco(tmp_path):
     assert load_source(p, toy_skeleton(), str(cid)).category_id == cid
     with pytest.raises(InputError, match="no keypoint categories named 'dog'"):
         load_source(p, toy_skeleton(), "dog")
+
+
+def test_cli_convert_leaves_the_gc_as_it_was(tmp_path, runner):
+    import gc
+
+    src = write(tmp_path, hand_coco())
+    for state in (True, False):
+        (gc.enable if state else gc.disable)()
+        try:
+            r = runner.invoke(cli, ["convert", str(src), "--skeleton", str(_toy_yaml(tmp_path)), "-o",
+                                    str(tmp_path / f"l{state}.npz"), "--force"])
+            assert r.exit_code == 0, r.output
+            assert gc.isenabled() is state and gc.get_freeze_count() == 0
+        finally:
+            gc.enable()
