@@ -122,6 +122,9 @@ def sample_affines(
     if not (scale_provided > 0 and math.isfinite(scale_provided)):
         raise InputError(f"scale_provided must be a positive number, got {scale_provided}")
     s = cfg.target_dist / scale_provided * d.scale_multiplier
+    if not (math.isfinite(s) and max(width, height) * s < 2**31):
+        # a bbox height of ~0 (scale_provided 1e-300) would overflow the integer sizes below
+        raise InputError(f"scale_provided {scale_provided:g} scales the image by {s:g}; the instance's box is degenerate")
     # scaled image size as cv2.resize rounds it (the rotation centre and canvas depend on it)
     w1, h1 = int(np.rint(width * s)), int(np.rint(height * s))
     scale_pts = np.array([[s, 0.0, 0.0], [0.0, s, 0.0]])
@@ -162,30 +165,35 @@ def make_sample(
     image: np.ndarray, keypoints: np.ndarray, objpos: Any, scale_provided: float,
     crowd_mask: np.ndarray | None, skeleton: Skeleton, cfg: AugmentConfig,
     rng: np.random.Generator | None, augment: bool = True, targets: bool = True,
+    draw: Draw | None = None, source_size: tuple[int, int] | None = None,
 ) -> Sample:
     """One training sample from a decoded image and its instances (main instance first).
 
     keypoints (N, K, 3) in source pixels with internal visibility; crowd_mask (H, W), 1 outside
     crowd regions, or None for none. With augment=False: scale target_dist / scale_provided,
     no rotation, no centre offset, no flip (a deterministic centre crop, for previews).
+    draw: the random choices, when the caller drew them already (draw_params) instead of rng.
+    source_size: (width, height) of the full-size image that keypoints, objpos and crowd_mask
+    refer to, when image is that image decoded at a reduced size (read_image(reduce=...)).
     """
     import cv2
 
     if image.ndim != 3 or image.shape[2] != 3:
         raise InputError(f"image must be (H, W, 3) BGR, got shape {image.shape}")
-    height, width = image.shape[:2]
+    height, width = image.shape[:2] if source_size is None else (source_size[1], source_size[0])
     kp = np.asarray(keypoints, dtype=np.float64)
     if kp.ndim != 3 or kp.shape[1:] != (skeleton.num_keypoints, 3):
         raise InputError(
             f"keypoints must be (N, {skeleton.num_keypoints}, 3) for skeleton {skeleton.name!r}, "
             f"got {kp.shape}"
         )
-    d = draw_params(cfg, rng, augment)
+    d = draw_params(cfg, rng, augment) if draw is None else draw
     pts_m, img_m = sample_affines(width, height, objpos, scale_provided, cfg, d)
 
     size = (cfg.crop_w, cfg.crop_h)
     pad = (cfg.pad, cfg.pad, cfg.pad)
-    crop = cv2.warpAffine(image, img_m, size, flags=cv2.INTER_LINEAR,
+    crop = cv2.warpAffine(image, _reduced_matrix(img_m, image.shape[1], image.shape[0], width, height),
+                          size, flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=pad)
     map_h, map_w = cfg.map_h, cfg.map_w
     if crowd_mask is None or bool(np.all(crowd_mask)):
@@ -225,21 +233,54 @@ def add_targets(samples: list[Sample], skeleton: Skeleton, cfg: AugmentConfig) -
         s.heatmaps, s.pafs = h, p
 
 
-def read_image(path: Path) -> np.ndarray:
-    """cv2.imread as BGR uint8; a missing or undecodable file is an InputError naming it."""
+def read_image(path: Path, reduce: int = 1) -> np.ndarray:
+    """cv2.imread as BGR uint8; a missing or undecodable file is an InputError naming it.
+
+    reduce 2, 4 or 8 decodes a JPEG at 1/reduce of its size (ceil of each side): libjpeg scales
+    in the DCT domain, skipping much of the full-size work. Other images (and JPEGs with an EXIF
+    rotation, whose partial edge blocks would land on the other side) are decoded at full size.
+    make_sample(source_size=...) maps a reduced image back onto the full-size coordinates.
+    """
+    return _decode(path, reduce)[0]
+
+
+def _decode(path: Path, reduce: int = 1) -> tuple[np.ndarray, int, int]:
+    """(image, full-size width, full-size height as OpenCV orients it)."""
     import cv2
 
     from .validate import image_header, too_large
 
     if not path.is_file():
         raise InputError("image file not found", file=str(path))
-    big = too_large(image_header(path))  # from the header alone, before anything is allocated
+    info = image_header(path)
+    big = too_large(info)  # from the header alone, before anything is allocated
     if big is not None:
         raise InputError(big, file=str(path))
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    flag = cv2.IMREAD_COLOR
+    if reduce in (2, 4, 8) and info.format == "jpeg" and info.orientation == 1:
+        flag = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}[reduce]
+    image = cv2.imread(str(path), flag)
     if image is None:
         raise InputError("image file could not be decoded (corrupt or not an image)", file=str(path))
-    return image
+    return image, info.width, info.height
+
+
+def _reduced_matrix(m: np.ndarray, w: int, h: int, full_w: int, full_h: int) -> np.ndarray:
+    """The matrix m (full-size pixel -> crop) for an image decoded at w x h instead.
+
+    libjpeg's 1/r decode gives ceil(full / r) pixels, pixel u averaging full-size pixels
+    r*u .. r*u + r - 1, whose centre is (u + 0.5) * r - 0.5; a plain resize to w pixels puts it
+    at (u + 0.5) * full / w - 0.5. Both are (u + 0.5) * f - 0.5 with f = r or full / w.
+    """
+    if (w, h) == (full_w, full_h):
+        return m
+    f = np.array([full_w / w, full_h / h])
+    for i, (n, full) in enumerate(((w, full_w), (h, full_h))):
+        r = round(full / n)
+        if r > 1 and n == -(-full // r):  # ceil(full / r): libjpeg's scaled size
+            f[i] = r
+    red = np.array([[f[0], 0.0, 0.5 * f[0] - 0.5], [0.0, f[1], 0.5 * f[1] - 0.5], [0.0, 0.0, 1.0]])
+    return m @ red
 
 
 def training_sample(
@@ -255,17 +296,24 @@ def training_sample(
         raise InputError(f"sample index {i} out of range (the label file has {labels.num_samples})")
     rec = labels.sample(i)
     path = safe_image_path(images_root, rec["file_name"])
-    image = read_image(path)
-    h, w = image.shape[:2]
+    scale_provided = float(labels.bbox[rec["main"], 3]) / cfg.input_size
+    if not (scale_provided > 0 and math.isfinite(scale_provided)):
+        raise InputError(f"sample {i}: main instance bbox height must be positive, got "
+                         f"{labels.bbox[rec['main'], 3]}")
+    d = draw_params(cfg, rng, augment)
+    # the image is scaled by s; when s <= 1/r the full resolution is never seen, so a JPEG is
+    # decoded at 1/r (cheaper) and warped by s * r <= 1, still a reduction (see bench/README.md)
+    s = cfg.target_dist / scale_provided * d.scale_multiplier
+    reduce = next((r for r in (8, 4, 2) if s * r <= 1.0), 1)
+    image, w, h = _decode(path, reduce)
     if (h, w) != (rec["height"], rec["width"]):
         # labels were made for another size: the reference would silently mis-scale; refuse
         raise InputError(
             f"image is {w}x{h} but the label file says {rec['width']}x{rec['height']}", file=str(path)
         )
     mask = render_crowd(rec["crowd"], h, w) if rec["crowd"] else None
-    scale_provided = float(labels.bbox[rec["main"], 3]) / cfg.input_size
     return make_sample(image, rec["keypoints"], rec["objpos"], scale_provided, mask, skeleton, cfg,
-                       rng, augment, targets)
+                       rng, augment, targets, draw=d, source_size=(w, h))
 
 
 def to_network_input(image_bgr_uint8: np.ndarray) -> np.ndarray:

@@ -316,3 +316,67 @@ def test_add_targets_batch_equals_per_sample():
         np.testing.assert_array_equal(a.pafs, b.pafs)
         np.testing.assert_array_equal(a.keypoints, b.keypoints)
         assert b.heatmaps.shape == (sk.num_heatmaps, CFG.map_h, CFG.map_w)
+
+
+@pytest.mark.parametrize("size", [(300, 420), (301, 423)])
+def test_training_sample_reduced_decode(tmp_path, size):
+    """A main instance so tall that the drawn scale is <= 1/2 or 1/4: the JPEG is decoded at that
+    fraction and warped from there. Points and targets are exactly those of the full-size path
+    (they never depend on the pixels); the image differs only by the filtering, odd sizes too."""
+    from posedata.augment import read_image
+
+    sk = skmod.resolve("openpose18")
+    h, w = size
+    cv2.imwrite(str(tmp_path / "img.jpg"), photo(h, w), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    lb = _labels(tmp_path, sk, size=size)
+    lb.bbox[:, 3] = 700.0  # s = 0.6 * 368 / 700 * [0.5, 1.1] = 0.16 .. 0.35
+    full = read_image(tmp_path / "img.jpg")
+    assert read_image(tmp_path / "img.jpg", reduce=2).shape[:2] == (-(-h // 2), -(-w // 2))
+    seen = set()
+    for seed in range(12):
+        s = training_sample(lb, 0, tmp_path, sk, CFG, np.random.default_rng(seed))
+        rec = lb.sample(0)
+        mask = crowd_mask(rec["crowd"], h, w)
+        ref = make_sample(full, rec["keypoints"], rec["objpos"], 700.0 / CFG.input_size, mask, sk, CFG,
+                          np.random.default_rng(seed))
+        d = draw_params(CFG, np.random.default_rng(seed))
+        seen.add(next(r for r in (8, 4, 2, 1) if r == 1 or 0.6 * 368 / 700 * d.scale_multiplier * r <= 1))
+        np.testing.assert_array_equal(s.keypoints, ref.keypoints)
+        np.testing.assert_array_equal(s.heatmaps, ref.heatmaps)
+        np.testing.assert_array_equal(s.pafs, ref.pafs)
+        np.testing.assert_array_equal(s.mask, ref.mask)
+        diff = np.abs(s.image.astype(np.int16) - ref.image.astype(np.int16))
+        assert diff.mean() < 3.0, diff.mean()  # the geometry itself: test_reduced_decode_geometry
+    assert seen >= {2, 4}
+
+
+@pytest.mark.parametrize("r", [2, 4])
+@pytest.mark.parametrize("width", [416, 421])
+def test_reduced_decode_geometry(tmp_path, r, width):
+    """The matrix for a 1/r JPEG decode puts a vertical edge where the full-size decode puts it
+    (a half-pixel slip of the reduced pixel centres would move it by 0.25 r s crop pixels)."""
+    from posedata.augment import _reduced_matrix, read_image
+
+    img = np.zeros((240, width, 3), np.uint8)
+    img[:, 200:] = 255  # the edge on an 8-pixel JPEG block boundary
+    cv2.imwrite(str(tmp_path / "e.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 100])
+    full, red = read_image(tmp_path / "e.jpg"), read_image(tmp_path / "e.jpg", reduce=r)
+    assert red.shape[:2] == (-(-240 // r), -(-width // r))
+    s = 0.9 / r
+    m = np.array([[s, 0.0, 20.3], [0.0, s, 10.0]])
+
+    def edge(crop):  # mean sub-pixel x where the rows cross mid-grey
+        g = crop[20:60, :, 1].astype(np.float64)
+        i = np.argmax(g >= 127.5, axis=1)
+        rows = np.arange(len(i))
+        return np.mean(i - 1 + (127.5 - g[rows, i - 1]) / (g[rows, i] - g[rows, i - 1]))
+
+    # the edge lies between full-size pixels 199 and 200, at x = 199.5 -> 20.3 + 199.5 s in the crop;
+    # the reduced decode blurs it symmetrically, so its mid-grey crossing stays there (measured
+    # 0.07-0.11 px off; with the pixel centres off by half a reduced pixel, 0.33-0.44 px). The
+    # full-size warp samples a sharp step, whose crossing is only known to a crop pixel.
+    want = 20.3 + 199.5 * s
+    a = edge(cv2.warpAffine(full, m, (160, 80), flags=cv2.INTER_LINEAR))
+    b = edge(cv2.warpAffine(red, _reduced_matrix(m, red.shape[1], red.shape[0], width, 240), (160, 80),
+                            flags=cv2.INTER_LINEAR))
+    assert abs(b - want) < 0.15 and abs(a - want) < 0.5, (a, b, want)
