@@ -42,9 +42,11 @@ from posedata import skeleton as skmod  # noqa: E402
 from posedata.augment import (  # noqa: E402
     AugmentConfig,
     Draw,
+    add_targets,
+    decode_image,
     draw_params,
     make_sample,
-    read_image,
+    reduction,
     to_network_input,
 )
 from posedata.io import load_json  # noqa: E402
@@ -222,21 +224,39 @@ def reference_sample(path: Path, rec: dict, d: Draw, sk, cfg: AugmentConfig) -> 
             "keypoints": np.array(insts), "heatmaps": heat, "pafs": pafs}
 
 
-def posedata_sample(path: Path, rec: dict, rng, sk, cfg: AugmentConfig):
-    image = read_image(path)
-    mask = crowd_mask(rec["crowd"], *image.shape[:2]) if rec["crowd"] else None
-    sample = make_sample(image, rec["keypoints"], rec["objpos"], rec["scale_provided"], mask, sk, cfg, rng)
+def posedata_sample(path: Path, rec: dict, rng, sk, cfg: AugmentConfig, targets: bool = True):
+    """What posedata.augment.training_sample does for a label-file record: draw, decode (at 1/2,
+    1/4 or 1/8 when the drawn scale allows), crowd mask, one warp, targets, network input."""
+    d = draw_params(cfg, rng)
+    image, w, h = decode_image(path, reduction(cfg.target_dist / rec["scale_provided"] * d.scale_multiplier))
+    mask = crowd_mask(rec["crowd"], h, w) if rec["crowd"] else None
+    sample = make_sample(image, rec["keypoints"], rec["objpos"], rec["scale_provided"], mask, sk, cfg, None,
+                         targets=targets, draw=d, source_size=(w, h))
     return sample, to_network_input(sample.image)
+
+
+def posedata_batch(jobs: list, sk, cfg: AugmentConfig):
+    """The trainer's batch (trainer.data.PoseDataset.__getitems__): every sample without targets,
+    then the batch's targets in one call (add_targets)."""
+    done = [posedata_sample(path, rec, np.random.default_rng(seed), sk, cfg, targets=False)
+            for path, rec, seed in jobs]
+    add_targets([s for s, _ in done], sk, cfg)
+    return done
 
 
 # ------------------------------------------------------------------------------------ main
 def run(coco_dir: Path, sk, cfg, records, rounds: int, label: str) -> None:
     ref_cpu, ref_wall, pd_cpu, pd_wall, dec_cpu = [], [], [], [], []
+    batch_cpu: dict[int, list[float]] = {8: [], 16: []}  # per sample: the batch's CPU time / its size
     kp_err, heat_err, paf_err, img_mad, img_big, mask_cells, mask_total = 0.0, 0.0, 0.0, [], [], 0, 0
-    for r in range(rounds):
-        for i, rec in enumerate(records):
-            seed = 1000 * r + i
-            path = coco_dir / rec["file"]
+    reduced = 0
+    jobs = [(coco_dir / rec["file"], rec, 1000 * r + i) for r in range(rounds) for i, rec in enumerate(records)]
+    # blocks of 16 samples: each block runs the reference and posedata one sample at a time, then
+    # the same samples as one batch of 16 and as two of 8, so all are measured under the same load
+    for b0 in range(0, len(jobs), 16):
+        block = jobs[b0:b0 + 16]
+        single = {}
+        for path, rec, seed in block:
             d = draw_params(cfg, np.random.default_rng(seed))
             t0, w0 = time.process_time(), time.perf_counter()
             ref = reference_sample(path, rec, d, sk, cfg)
@@ -249,6 +269,8 @@ def run(coco_dir: Path, sk, cfg, records, rounds: int, label: str) -> None:
             pd_cpu.append(t2 - t1)
             ref_wall.append(w1 - w0)
             pd_wall.append(w2 - w1)
+            reduced += reduction(cfg.target_dist / rec["scale_provided"] * d.scale_multiplier) > 1
+            single[seed] = ours
             # same draws -> the same sample up to interpolation
             k_ref, k_pd = ref["keypoints"], ours.keypoints.astype(np.float64)
             lab = k_ref[..., 2] <= 1
@@ -261,14 +283,31 @@ def run(coco_dir: Path, sk, cfg, records, rounds: int, label: str) -> None:
             img_big.append((diff > 16).mean())
             mask_cells += int((ref["mask"] != ours.mask).sum())
             mask_total += ours.mask.size
+        for size in (16, 8):
+            for c0 in range(0, len(block), size):
+                chunk = block[c0:c0 + size]
+                t0 = time.process_time()
+                done = posedata_batch(chunk, sk, cfg)
+                batch_cpu[size].extend([(time.process_time() - t0) / len(chunk)] * len(chunk))
+                for (_p, _r, seed), (s, _net) in zip(chunk, done, strict=True):  # the batch is exact
+                    assert np.array_equal(s.heatmaps, single[seed].heatmaps)
+                    assert np.array_equal(s.pafs, single[seed].pafs)
+                    assert np.array_equal(s.image, single[seed].image)
     ref_med, pd_med = np.median(ref_cpu) * 1e3, np.median(pd_cpu) * 1e3
-    print(f"[{label}] {len(ref_cpu)} samples ({len(records)} records x {rounds} seeds)")
-    print(f"  reference pipeline: median {ref_med:.2f} ms CPU ({np.median(ref_wall) * 1e3:.2f} ms wall)")
-    print(f"  posedata:           median {pd_med:.2f} ms CPU ({np.median(pd_wall) * 1e3:.2f} ms wall)")
+    print(f"[{label}] {len(ref_cpu)} samples ({len(records)} records x {rounds} seeds); "
+          f"{reduced} decoded at 1/2-1/8 (drawn scale <= 1/2)")
+    print(f"  reference pipeline: median {ref_med:.2f} ms CPU ({np.median(ref_wall) * 1e3:.2f} ms wall), "
+          f"mean {np.mean(ref_cpu) * 1e3:.2f} ms")
+    print(f"  posedata, one sample per call: median {pd_med:.2f} ms CPU ({np.median(pd_wall) * 1e3:.2f} ms wall), "
+          f"mean {np.mean(pd_cpu) * 1e3:.2f} ms -> {ref_med / pd_med:.2f}x (medians), "
+          f"{np.mean(ref_cpu) / np.mean(pd_cpu):.2f}x (means)")
+    for size, times in batch_cpu.items():
+        print(f"  posedata, batches of {size:>2} (targets rendered per batch): per sample median "
+              f"{np.median(times) * 1e3:.2f} ms, mean {np.mean(times) * 1e3:.2f} ms -> "
+              f"{ref_med / (np.median(times) * 1e3):.2f}x (medians), {np.mean(ref_cpu) / np.mean(times):.2f}x (means)")
     dec = np.median(dec_cpu) * 1e3
-    print(f"  speed-up (median CPU per sample): {ref_med / pd_med:.1f}x")
-    print(f"  JPEG decode alone (cv2.imread, same in both): median {dec:.2f} ms CPU; without it "
-          f"{ref_med - dec:.2f} ms vs {pd_med - dec:.2f} ms = {(ref_med - dec) / (pd_med - dec):.1f}x")
+    print(f"  full-size JPEG decode alone (cv2.imread, as the reference does): median {dec:.2f} ms CPU; "
+          f"without it {ref_med - dec:.2f} ms vs {pd_med - dec:.2f} ms = {(ref_med - dec) / (pd_med - dec):.1f}x")
     print(f"  same draws -> keypoints max |diff| {kp_err:.2e} px; heatmaps max |diff| {heat_err:.2e}; "
           f"PAFs max |diff| {paf_err:.2e}")
     print(f"  image: mean |diff| {np.mean(img_mad):.2f} grey levels, {100 * np.mean(img_big):.2f}% of "

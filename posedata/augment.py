@@ -241,11 +241,18 @@ def read_image(path: Path, reduce: int = 1) -> np.ndarray:
     rotation, whose partial edge blocks would land on the other side) are decoded at full size.
     make_sample(source_size=...) maps a reduced image back onto the full-size coordinates.
     """
-    return _decode(path, reduce)[0]
+    return decode_image(path, reduce)[0]
 
 
-def _decode(path: Path, reduce: int = 1) -> tuple[np.ndarray, int, int]:
-    """(image, full-size width, full-size height as OpenCV orients it)."""
+def reduction(scale: float) -> int:
+    """The decode reduction (8, 4, 2 or 1) for an image that will be scaled by scale: the largest
+    r with scale * r <= 1, so the warp from the 1/r image still reduces (or keeps) its size."""
+    return next((r for r in (8, 4, 2) if scale * r <= 1.0), 1)
+
+
+def decode_image(path: Path, reduce: int = 1) -> tuple[np.ndarray, int, int]:
+    """read_image, plus the full-size width and height (as OpenCV orients the image) from the
+    header: with reduce > 1 the returned image may be smaller than that."""
     import cv2
 
     from .validate import image_header, too_large
@@ -303,9 +310,7 @@ def training_sample(
     d = draw_params(cfg, rng, augment)
     # the image is scaled by s; when s <= 1/r the full resolution is never seen, so a JPEG is
     # decoded at 1/r (cheaper) and warped by s * r <= 1, still a reduction (see bench/README.md)
-    s = cfg.target_dist / scale_provided * d.scale_multiplier
-    reduce = next((r for r in (8, 4, 2) if s * r <= 1.0), 1)
-    image, w, h = _decode(path, reduce)
+    image, w, h = decode_image(path, reduction(cfg.target_dist / scale_provided * d.scale_multiplier))
     if (h, w) != (rec["height"], rec["width"]):
         # labels were made for another size: the reference would silently mis-scale; refuse
         raise InputError(
