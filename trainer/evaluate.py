@@ -584,6 +584,8 @@ def infer(model, skeleton, images: list[Path], out_dir: Path, input_size: int = 
         coco["images"].append({"id": i + 1, "file_name": p.name, "width": w, "height": h})
         for k, s in zip(kps, scores, strict=True):
             lab = k[:, 2] > 0
+            if not lab.any():  # only derived keypoints found: nothing to write in the file's order
+                continue
             x0, y0 = k[lab, :2].min(0)
             x1, y1 = k[lab, :2].max(0)
             coco["annotations"].append({
