@@ -191,10 +191,14 @@ def make_sample(
     pts_m, img_m = sample_affines(width, height, objpos, scale_provided, cfg, d)
 
     size = (cfg.crop_w, cfg.crop_h)
-    pad = (cfg.pad, cfg.pad, cfg.pad)
-    crop = cv2.warpAffine(image, _reduced_matrix(img_m, image.shape[1], image.shape[0], width, height),
-                          size, flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=pad)
+    # OpenCV's bilinear warp has a much faster vectorised path for 4 channels than for 3: through
+    # BGRA and back the crop is bit-identical and the whole costs about half (measured 0.35 vs
+    # 0.82 ms on the real photos; bench/README.md "augment"); the conversions are ~0.04 ms
+    crop = cv2.cvtColor(cv2.warpAffine(
+        cv2.cvtColor(image, cv2.COLOR_BGR2BGRA),
+        _reduced_matrix(img_m, image.shape[1], image.shape[0], width, height), size,
+        flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(cfg.pad,) * 3 + (0,),
+    ), cv2.COLOR_BGRA2BGR)
     map_h, map_w = cfg.map_h, cfg.map_w
     if crowd_mask is None or bool(np.all(crowd_mask)):
         mask = np.ones((map_h, map_w), dtype=np.float32)

@@ -380,3 +380,22 @@ def test_reduced_decode_geometry(tmp_path, r, width):
     b = edge(cv2.warpAffine(red, _reduced_matrix(m, red.shape[1], red.shape[0], width, 240), (160, 80),
                             flags=cv2.INTER_LINEAR))
     assert abs(b - want) < 0.15 and abs(a - want) < 0.5, (a, b, want)
+
+
+def test_crop_equals_three_channel_warp():
+    """make_sample warps through BGRA (OpenCV's faster 4-channel path): the crop must be exactly
+    the 3-channel warp of the image with the sample's matrix, border included."""
+    from posedata.augment import sample_affines
+
+    sk = skmod.resolve("openpose18")
+    img = photo(seed=3)
+    kp = instances(sk, 2, 300, 420, 3)
+    for seed in range(6):
+        s = make_sample(img, kp, kp[0, 1, :2], 0.4, None, sk, CFG, np.random.default_rng(seed))
+        d = draw_params(CFG, np.random.default_rng(seed))
+        m = sample_affines(420, 300, kp[0, 1, :2], 0.4, CFG, d)[1]
+        want = cv2.warpAffine(img, m, (CFG.crop_w, CFG.crop_h), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=(128, 128, 128))
+        assert s.image.shape == want.shape and s.image.dtype == np.uint8
+        np.testing.assert_array_equal(s.image, want)
+        assert (s.image == 128).all(axis=2).any()  # some border in view
