@@ -24,5 +24,9 @@ test-all: setup
 demo: setup
 	$(VENV)/bin/posedata demo
 
+# the cross-module property tests with 10,000 examples each (CI runs the bounded "ci" profile)
+fuzz: setup
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q tests/test_properties.py
+
 lint: setup
 	$(VENV)/bin/ruff check posedata trainer tests bench

@@ -263,7 +263,10 @@ def decode_image(path: Path, reduce: int = 1) -> tuple[np.ndarray, int, int]:
 
     if not path.is_file():
         raise InputError("image file not found", file=str(path))
-    info = image_header(path)
+    try:
+        info = image_header(path)
+    except InputError as e:
+        raise InputError(f"image file could not be decoded ({e.message})", file=str(path)) from None
     big = too_large(info)  # from the header alone, before anything is allocated
     if big is not None:
         raise InputError(big, file=str(path))

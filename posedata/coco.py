@@ -148,8 +148,20 @@ def keypoint_category(data: Any, category_id: int | None = None, file: str | Non
     return kcats[0][1]
 
 
+def _edges(v: Any) -> list[list[int]]:
+    """A category's 1-based edges that are pairs of integers. posedata never uses them (limbs come
+    from the skeleton file), so malformed ones are left out rather than refusing the file;
+    validate warns about them (V040)."""
+    if not isinstance(v, list):
+        return []
+    return [list(e) for e in v if isinstance(e, list) and len(e) == 2
+            and all(isinstance(x, int) and not isinstance(x, bool) for x in e)]
+
+
 def _as_int_id(v: Any, where: str, file: str | None) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not float(v).is_integer():
+    if isinstance(v, int) and not isinstance(v, bool):
+        return v  # float(v) would overflow for a 400-digit id
+    if not isinstance(v, float) or not v.is_integer():
         raise InputError(f"expected an integer id, got {v!r}", file=file, where=where)
     return int(v)
 
@@ -163,6 +175,7 @@ def from_coco(data: Any, file: str | None = None) -> Dataset:
     for key in ("images", "annotations", "categories"):
         if not isinstance(data.get(key), list):
             raise InputError(f"expected a list under {key!r}", file=file, where=key)
+    where: str | None = None
     try:
         for i, c in enumerate(data["categories"]):
             where = f"categories[{i}]"
@@ -172,7 +185,7 @@ def from_coco(data: Any, file: str | None = None) -> Dataset:
             ds.categories.append(Category(
                 id=_as_int_id(c.get("id"), f"{where}.id", file), name=str(c.get("name", "")),
                 keypoints=[str(k) for k in (c.get("keypoints") or [])],
-                skeleton=[list(map(int, e)) for e in (c.get("skeleton") or [])],
+                skeleton=_edges(c.get("skeleton")),
                 supercategory=str(c.get("supercategory", "")), extra=extra))
         for i, im in enumerate(data["images"]):
             where = f"images[{i}]"
@@ -206,8 +219,8 @@ def from_coco(data: Any, file: str | None = None) -> Dataset:
                 segmentation=a.get("segmentation"),
                 num_keypoints=int(a["num_keypoints"]) if isinstance(a.get("num_keypoints"), (int, float)) else None,
                 extra={k: v for k, v in a.items() if k not in skip}))
-    except (TypeError, ValueError) as e:
-        raise InputError(f"cannot read COCO data: {e}", file=file) from None
+    except (TypeError, ValueError, OverflowError) as e:  # OverflowError: a 400-digit number as a float
+        raise InputError(f"cannot read COCO data: {e}", file=file, where=where) from None
     return ds
 
 

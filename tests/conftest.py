@@ -1,8 +1,16 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Property tests that do not fix max_examples take it from this profile: a bounded run in CI,
+# 10,000 examples with `make fuzz` (HYPOTHESIS_PROFILE=fuzz).
+settings.register_profile("ci", max_examples=40)
+settings.register_profile("fuzz", max_examples=10_000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"

@@ -1,0 +1,149 @@
+"""Kill-and-resume soak: `posedata train` SIGKILLed at random moments (some while last.pt is being
+written) and resumed with --resume each time must end at the requested iteration with a checkpoint
+that torch.load(weights_only=True) reads and a metrics.jsonl holding every iteration exactly once.
+
+The default run kills twice (one kill while the checkpoint's temp file exists, one at a random
+moment of training); the slow run kills eight times.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def make_data(tmp: Path) -> tuple[Path, Path]:
+    """A tiny synthetic set (object5, 6 images of 64 x 64) and its label file."""
+    from posedata import skeleton as S
+    from posedata.convert import load_source, to_labels
+    from posedata.labels import save
+    from posedata.synth import generate
+
+    sk = S.resolve("object5")
+    ann = generate(sk, tmp / "data", 6, (64, 64), seed=3)
+    src = load_source(ann, sk)
+    save(to_labels(src.data, sk, source=str(ann), source_sha256=src.sha256), tmp / "data" / "labels.npz")
+    return tmp / "data" / "labels.npz", tmp / "data" / "images"
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ, MPLBACKEND="Agg", OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    env.pop("WORLD_SIZE", None)
+    return env
+
+
+def _metric_lines(run: Path) -> int:
+    try:
+        return (run / "metrics.jsonl").read_bytes().count(b"\n")
+    except FileNotFoundError:
+        return 0
+
+
+def _checkpoint_temp(run: Path) -> bool:
+    """atomic_write_bytes writes `.last.pt.<random>.tmp` next to last.pt, then renames it."""
+    try:
+        return any(n.startswith(".last.pt.") for n in os.listdir(run))
+    except FileNotFoundError:
+        return False
+
+
+def kill_at(proc: subprocess.Popen, run: Path, mode: str, rng: random.Random, timeout: float = 120) -> str:
+    """SIGKILL proc at the moment `mode` names; returns what happened ('killed ...' or 'finished')."""
+    start_lines = _metric_lines(run)
+    deadline = time.monotonic() + timeout
+    delay = rng.uniform(0.0, 1.2)
+    stepping_since = None
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return "finished"
+        if mode == "checkpoint":
+            if _checkpoint_temp(run):
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                return "killed while writing last.pt"
+            time.sleep(0.001)
+            continue
+        # random: a random delay after this process's first training step
+        if stepping_since is None and _metric_lines(run) > start_lines:
+            stepping_since = time.monotonic()
+        if stepping_since is not None and time.monotonic() - stepping_since >= delay:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            return f"killed {delay:.2f} s into training"
+        time.sleep(0.005)
+    proc.kill()
+    proc.wait()
+    raise AssertionError(f"training made no progress in {timeout} s")
+
+
+def soak(tmp: Path, kills: int, iterations: int, seed: int) -> list[str]:
+    labels, images = make_data(tmp)
+    run = tmp / "run"
+    base = [sys.executable, "-m", "posedata.cli", "train"]
+    fresh = base + ["--skeleton", "object5", "--labels", str(labels), "--images", str(images), "-o", str(run),
+                    "--iterations", str(iterations), "--batch-size", "2", "--input-size", "32", "--width", "0.25",
+                    "--stages", "0", "--checkpoint-every", "3", "--threads", "1", "--seed", "5"]
+    resume = base + ["--resume", str(run)]
+    rng = random.Random(seed)
+    log = []
+    started = False
+    modes = ["checkpoint" if i % 2 == 0 else "random" for i in range(kills)]
+    for mode in modes:
+        # until the run folder has its config.json, a kill leaves nothing to resume: start afresh
+        cmd = resume if started and (run / "config.json").exists() else fresh + (["--force"] if run.exists() else [])
+        proc = subprocess.Popen(cmd, cwd=tmp, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        what = kill_at(proc, run, mode, rng)
+        started = True
+        if what == "finished":
+            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+            assert proc.returncode == 0, err
+            break
+        last_ok = _loads(run / "last.pt") if (run / "last.pt").exists() else None
+        log.append(f"{what} (last.pt at iteration {last_ok}, {_metric_lines(run)} metric lines)")
+    final = subprocess.run(resume, cwd=tmp, env=_env(), capture_output=True, text=True, timeout=600)
+    assert final.returncode == 0, final.stdout[-2000:] + final.stderr[-2000:]
+    check_run(run, iterations)
+    return log
+
+
+def _loads(path: Path) -> int:
+    """The checkpoint's iteration; fails the test if the file is not a whole, safe checkpoint."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    return int(ckpt["iteration"])
+
+
+def check_run(run: Path, iterations: int) -> None:
+    assert _loads(run / "last.pt") == iterations
+    from posedata import skeleton as S
+    from trainer.checkpoint import load_model
+
+    load_model(run / "last.pt", S.resolve("object5"))  # rebuilds and fills the network
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [r["iteration"] for r in rows] == list(range(1, iterations + 1))
+    assert all(isinstance(r["loss"], float) for r in rows)
+    json.loads((run / "config.json").read_text(encoding="utf-8"))
+
+
+def test_kill_and_resume_twice(tmp_path):
+    log = soak(tmp_path, kills=2, iterations=12, seed=int(os.environ.get("SOAK_SEED", "0")))
+    assert len(log) == 2, log
+    assert "writing last.pt" in log[0]
+
+
+@pytest.mark.slow
+def test_kill_and_resume_soak(tmp_path):
+    kills = int(os.environ.get("SOAK_KILLS", "8"))
+    log = soak(tmp_path, kills=kills, iterations=60, seed=int(os.environ.get("SOAK_SEED", "1")))
+    print("\n".join(log))
+    assert len(log) == kills, log
