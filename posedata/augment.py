@@ -112,7 +112,10 @@ def draw_params(cfg: AugmentConfig, rng: np.random.Generator | None, augment: bo
 
 
 def _h(m: np.ndarray) -> np.ndarray:
-    return np.vstack([m, [0.0, 0.0, 1.0]])
+    out = np.empty((3, 3))  # several times cheaper than np.vstack, called 5 times per sample
+    out[:2] = m
+    out[2] = (0.0, 0.0, 1.0)
+    return out
 
 
 def sample_affines(
