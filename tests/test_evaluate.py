@@ -451,6 +451,16 @@ def test_reference_checkpoint_layout_loads_when_heads_fit(tmp_path):
     from trainer.model import for_skeleton
 
     sk = sk_named("object5")
+    torch.manual_seed(0)
+    full = for_skeleton(sk, stages=2)
+    torch.save({"state_dict": full.state_dict()}, tmp_path / "full.pth")
+    model, desc = E.load_model(tmp_path / "full.pth", sk)
+    assert "2 refinement stage(s)" in desc and not model.training
+    x = torch.zeros(1, 3, 64, 64)
+    with torch.inference_mode():
+        assert torch.equal(model(x)[-1], full.eval()(x)[-1])
+    with pytest.raises(E.InputError, match="does not fit skeleton"):
+        E.load_model(tmp_path / "full.pth", sk_named("hand21"))
     model = for_skeleton(sk, stages=1, width=0.25)
     # width 0.25 is not the reference's width: the rebuilt width-1 model will not fit -> located error
     torch.save({"state_dict": model.state_dict()}, tmp_path / "ref.pth")

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from posedata import skeleton as S
-from trainer.grouping import GroupingParams, extract_peaks, group, match_greedy, score_pairs
+from trainer.grouping import GroupingParams, extract_peaks, group, match_greedy, reference_tables, score_pairs
 
 # ------------------------------------------------------------------ reference port
 REF_LIMBS = [[1, 2], [1, 5], [2, 3], [3, 4], [5, 6], [6, 7], [1, 8], [8, 9], [9, 10], [1, 11],
@@ -64,13 +64,16 @@ def _lone_entries(entries: list, kpts: list, kid: int, size: int) -> None:
             entries.append(e)
 
 
-def ref_group(by_type: list, pafs_hwc: np.ndarray, size: int = 20, min_paf_score: float = 0.05):
-    """Port of group_keypoints: pafs (H, W, 38); returns (entries (P, 20), all keypoints)."""
+def ref_group(by_type: list, pafs_hwc: np.ndarray, size: int = 20, min_paf_score: float = 0.05,
+              tables: tuple = (REF_LIMBS, REF_PAFS, REF_FILL_ONLY)):
+    """Port of group_keypoints: pafs (H, W, 38); returns (entries (P, 20), all keypoints).
+    `tables` = (BODY_PARTS_KPT_IDS, BODY_PARTS_PAF_IDS, fill-only part ids), the reference's by default."""
+    kpt_ids, paf_ids, fill_only = tables
     entries: list = []
     all_kp = np.array([p for lst in by_type for p in lst])
-    for part in range(len(REF_PAFS)):
-        field = pafs_hwc[:, :, REF_PAFS[part]]
-        ka_id, kb_id = REF_LIMBS[part]
+    for part in range(len(paf_ids)):
+        field = pafs_hwc[:, :, paf_ids[part]]
+        ka_id, kb_id = kpt_ids[part]
         ka, kb = by_type[ka_id], by_type[kb_id]
         if not ka and not kb:
             continue
@@ -122,7 +125,7 @@ def ref_group(by_type: list, pafs_hwc: np.ndarray, size: int = 20, min_paf_score
                 e[-1] = 2
                 e[-2] = np.sum(all_kp[[int(ga), int(gb)], 2]) + s
                 entries.append(e)
-        elif part in REF_FILL_ONLY:
+        elif part in fill_only:
             for ga, gb, _ in conns:
                 for e in entries:
                     if e[ka_id] == ga and e[kb_id] == -1:
@@ -148,13 +151,13 @@ def ref_group(by_type: list, pafs_hwc: np.ndarray, size: int = 20, min_paf_score
     return np.asarray(kept), all_kp
 
 
-def ref_run(heatmaps: np.ndarray, pafs: np.ndarray):
+def ref_run(heatmaps: np.ndarray, pafs: np.ndarray, tables: tuple = (REF_LIMBS, REF_PAFS, REF_FILL_ONLY)):
     """The reference's evaluate loop on channels-first maps: (entries, all keypoints)."""
     by_type: list = []
     total = 0
     for k in range(18):
         total += ref_extract(heatmaps[k], by_type, total)
-    return ref_group(by_type, np.ascontiguousarray(pafs.transpose(1, 2, 0))), by_type
+    return ref_group(by_type, np.ascontiguousarray(pafs.transpose(1, 2, 0)), tables=tables), by_type
 
 
 def ref_instances(entries: np.ndarray, all_kp: np.ndarray) -> list[tuple]:
@@ -439,3 +442,25 @@ def test_peak_shortcut_equals_whole_map_formulation(seed, thr):
     got = extract_peaks(hm, threshold=thr, min_dist=0)
     ours = {(k, int(x), int(y)) for k, arr in enumerate(got) for x, y in arr[:, :2]}
     assert ours == _whole_map_peaks(hm, thr)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_exported_reference_tables_group_alike_in_the_reference_code(seed):
+    """`posedata export reference` tables pasted into the reference's group_keypoints give the
+    same groups as its own hand-written tables (and as posedata)."""
+    t = reference_tables(OP18)
+    assert t["fill_only_part_ids"] == [17, 18] and not t["warnings"]
+    tables = (t["BODY_PARTS_KPT_IDS"], t["BODY_PARTS_PAF_IDS"], tuple(t["fill_only_part_ids"]))
+    rng = np.random.default_rng(300 + seed)
+    heat, pafs = random_maps(rng, 18, 19, 72, 96)
+    (e1, kp1), _ = ref_run(heat, pafs)
+    (e2, kp2), _ = ref_run(heat, pafs, tables=tables)
+    assert_same_groups(ref_instances(e2, kp2), ref_instances(e1, kp1))
+
+
+def test_reference_tables_warn_about_limbs_against_the_walk():
+    d = {"name": "rev", "keypoints": ["root", "tip", "end"], "limbs": [["tip", "root"], ["tip", "end"]],
+         "root": "root", "flip": [], "sigmas": [0.05] * 3}
+    t = reference_tables(S.from_dict(d))
+    assert t["BODY_PARTS_KPT_IDS"] == [[0, 1], [1, 2]] and t["BODY_PARTS_PAF_IDS"] == [[0, 1], [2, 3]]
+    assert len(t["warnings"]) == 1 and "[root, tip]" in t["warnings"][0]
