@@ -301,17 +301,21 @@ def load_labels_or_coco(data: Path, sk):
     from .convert import load_source, to_labels
     from .errors import DataError
     from .findings import has_errors
-    from .validate import validate_coco
+    from .validate import paused_gc, validate_coco
 
-    src = load_source(data, sk)  # a labelling tool's export is imported in memory, as convert does
-    if src.import_format is not None:
-        console.print(f"{data}: a {src.import_format} export, imported in memory (`posedata import` prints what "
-                      "the import repaired)", soft_wrap=True)
-    findings = validate_coco(src.raw if src.raw is not None else src.dataset.to_coco(), sk, file=str(data))
-    if has_errors(findings):
-        print_findings([f for f in findings if f.severity == "error"], limit=10)
-        raise DataError("the data has errors; run `posedata validate` for the full report", findings, file=str(data))
-    return to_labels(src.data, sk, source=str(data))
+    with paused_gc():  # as convert: the parse is freed before the pause ends, never scanned
+        src = load_source(data, sk)  # a labelling tool's export is imported in memory, as convert does
+        if src.import_format is not None:
+            console.print(f"{data}: a {src.import_format} export, imported in memory (`posedata import` prints "
+                          "what the import repaired)", soft_wrap=True)
+        findings = validate_coco(src.raw if src.raw is not None else src.dataset.to_coco(), sk, file=str(data))
+        if has_errors(findings):
+            print_findings([f for f in findings if f.severity == "error"], limit=10)
+            raise DataError("the data has errors; run `posedata validate` for the full report", findings,
+                            file=str(data))
+        labels = to_labels(src.data, sk, source=str(data))
+        del src
+    return labels
 
 
 # ------------------------------------------------------------------ flipcheck
