@@ -807,7 +807,8 @@ def validate_cmd(data: Path, skeleton_spec: str, images: Path | None, category: 
         console.print(f"{verdict} {data}: {c['error']} error(s), {c['warning']} warning(s), {c['info']} info")
         if importer:
             console.print(f"[yellow]hint:[/] this looks like a {importer} export; `posedata import {importer} "
-                          f"{data} --skeleton {skeleton_spec} -o clean.json` turns it into clean COCO", soft_wrap=True)
+                          f"{data} --skeleton {skeleton_spec} -o clean.json` turns it into clean COCO (`posedata "
+                          f"convert --from {importer}` imports it in memory)", soft_wrap=True)
         if fix_doc is not None:
             t = Table(title=f"--fix: {len(changes)} change(s) written to {fix_out}")
             for col in ("code", "changes", "repair", "first changes (where: old -> new)"):
