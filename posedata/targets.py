@@ -244,10 +244,10 @@ def _pafs_into(out: np.ndarray, xy: np.ndarray, lab: np.ndarray, sample_base: np
         # Later instances overwrite earlier ones. Segment numbers grow with the instance and one
         # instance never hits a cell twice, so a cell's winner is its largest segment number.
         # ufunc.at is unbuffered, hence well defined where a fancy assignment that repeats an
-        # index is not. The x channels themselves are the scratch array (they are still zero
-        # and are written below anyway; float32 holds these integers exactly): a separate
-        # array of the output's size costs page faults on every scattered first touch.
-        flat[idx] = -1.0
+        # index is not. The x channels themselves are the scratch array: they are still zero,
+        # which is no larger than any segment number, and are written below anyway; float32
+        # holds these integers exactly. A separate array of the output's size cost page faults
+        # on every scattered first touch.
         who32 = who.astype(np.float32)
         np.maximum.at(flat, idx, who32)
         win = flat[idx] == who32
