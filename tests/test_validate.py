@@ -771,3 +771,24 @@ def test_cli_unrecognised_folder_and_text_exit_2(runner, tmp_path: Path):
     t.write_text("hello")
     r = runner.invoke(cli, ["validate", str(t), "--skeleton", "coco17"])
     assert r.exit_code == 2 and "invalid JSON" in r.output  # nothing recognises it: the parse error stands
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kind=st.sampled_from(["jpeg", "png", "webp"]), cut=st.floats(0, 1),
+       flips=st.lists(st.tuples(st.floats(0, 1), st.integers(0, 255)), max_size=4))
+def test_image_header_on_damaged_files_gives_a_size_or_a_located_error(tmp_path_factory, kind, cut, flips):
+    from posedata.errors import InputError
+
+    img = np.zeros((30, 70, 3), np.uint8)
+    raw = bytearray({"jpeg": lambda: _exif_jpeg(img, 6), "png": lambda: _png_with_exif(img, 6, after_idat=False),
+                     "webp": lambda: _webp_with_exif(img, 6, flag=True)}[kind]())
+    for at, value in flips:  # damage anywhere, headers and EXIF included
+        raw[int(at * (len(raw) - 1))] = value
+    p = tmp_path_factory.mktemp("dmg") / f"x.{kind}"
+    p.write_bytes(bytes(raw[: max(1, int(cut * len(raw)))]))
+    try:
+        info = V.image_header(p)
+    except InputError as e:
+        assert e.file == str(p)
+        return
+    assert info.width > 0 and info.height > 0 and 1 <= info.orientation <= 8
