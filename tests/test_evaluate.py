@@ -452,10 +452,10 @@ def test_reference_checkpoint_layout_loads_when_heads_fit(tmp_path):
 
     sk = sk_named("object5")
     torch.manual_seed(0)
-    full = for_skeleton(sk, stages=2)
+    full = for_skeleton(sk, stages=1)
     torch.save({"state_dict": full.state_dict()}, tmp_path / "full.pth")
     model, desc = E.load_model(tmp_path / "full.pth", sk)
-    assert "2 refinement stage(s)" in desc and not model.training
+    assert "1 refinement stage(s)" in desc and not model.training
     x = torch.zeros(1, 3, 64, 64)
     with torch.inference_mode():
         assert torch.equal(model(x)[-1], full.eval()(x)[-1])
