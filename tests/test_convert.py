@@ -428,6 +428,30 @@ def test_random_datasets_satisfy_the_rules(data, min_kp, ratio):
         assert len(lwop_records(data)) == len(lb.samples)
 
 
+json_values = st.recursive(st.none() | st.booleans() | st.integers(-3, 3000) | st.floats(allow_nan=False) | st.text(max_size=3),
+                           lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=3), c, max_size=3),
+                           max_leaves=6)
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(index=st.integers(0, 14), key=st.sampled_from(["image_id", "bbox", "area", "num_keypoints", "keypoints",
+                                                      "iscrowd", "category_id", "id", "segmentation"]),
+       value=json_values, drop=st.booleans())
+def test_corrupt_annotations_never_crash(index, key, value, drop):
+    """With --force, convert reaches both writers with data validate flagged: each either converts
+    or raises a located InputError, never anything else."""
+    data = hand_coco()
+    if drop:
+        data["annotations"][index].pop(key, None)
+    else:
+        data["annotations"][index][key] = value
+    for convert in (lambda: lwop_records(data), lambda: to_labels(data, toy_skeleton())):
+        try:
+            convert()
+        except InputError as e:
+            assert e.where or e.message
+
+
 # ----------------------------------------------------------------------- CLI
 def write(tmp_path, data, name="d.json"):
     p = tmp_path / name

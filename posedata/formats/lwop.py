@@ -77,6 +77,12 @@ def _records(data: dict[str, Any], category_id: int | None, min_keypoints: int, 
     if not isinstance(anns, list) or not isinstance(data.get("images"), list):
         raise InputError("expected lists under 'images' and 'annotations'", file=file)
 
+    def number(a: dict[str, Any], key: str, v: Any) -> Any:
+        # the reference compares these with < and would stop with a TypeError on anything else
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise InputError(f"{key} must be a number, got {v!r}", file=file, where=f"annotations[{where[id(a)]}].{key}")
+        return v
+
     # persons per image in file order (dict: images in order of their first person), then
     # crowd segmentations attached to images that have a person, as the reference does
     per_image: dict[Any, list[Any]] = {}
@@ -89,17 +95,20 @@ def _records(data: dict[str, Any], category_id: int | None, min_keypoints: int, 
             continue
         if "image_id" not in a:
             raise InputError("annotation lacks image_id", file=file, where=f"annotations[{i}]")
+        if isinstance(a["image_id"], (list, dict)):
+            raise InputError(f"image_id must be an id, got {a['image_id']!r}", file=file, where=f"annotations[{i}].image_id")
         if a.get("iscrowd", 0):
             crowd.setdefault(a["image_id"], []).append(a.get("segmentation"))
-        elif _num_keypoints(a) != 0:
-            per_image.setdefault(a["image_id"], [[], []])[0].append(a)
+        else:
             where[id(a)] = i
+            if number(a, "num_keypoints", _num_keypoints(a)) != 0:
+                per_image.setdefault(a["image_id"], [[], []])[0].append(a)
     for image_id, segs in crowd.items():
         if image_id in per_image:
             per_image[image_id][1] = segs
     images_info: dict[Any, dict[str, Any]] = {}
     for j, im in enumerate(data["images"]):
-        if not isinstance(im, dict) or "id" not in im:
+        if not isinstance(im, dict) or "id" not in im or isinstance(im["id"], (list, dict)):
             raise InputError("expected an image object with an id", file=file, where=f"images[{j}]")
         images_info[im["id"]] = im
 
@@ -126,7 +135,7 @@ def _records(data: dict[str, Any], category_id: int | None, min_keypoints: int, 
     def person(cache: dict[int, Any], a: dict[str, Any]) -> tuple[list[Any], Any, Any, list[list[Any]]]:
         p = cache.get(id(a))
         if p is None:
-            p = cache[id(a)] = (bbox_of(a), need(a, "area"), _num_keypoints(a), keypoints_of(a))
+            p = cache[id(a)] = (bbox_of(a), number(a, "area", need(a, "area")), _num_keypoints(a), keypoints_of(a))
         return p
 
     records: list[dict[str, Any]] = []
@@ -135,7 +144,7 @@ def _records(data: dict[str, Any], category_id: int | None, min_keypoints: int, 
         previous_centers: list[tuple[Any, Any, Any, Any]] = []
         for a in persons:
             nk = _num_keypoints(a)
-            if nk < min_keypoints or need(a, "area") < min_area:
+            if nk < min_keypoints or number(a, "area", need(a, "area")) < min_area:
                 continue
             bbox, area, nk, kps = person(cache, a)
             center = [bbox[0] + bbox[2] / 2, bbox[1] + bbox[3] / 2]
