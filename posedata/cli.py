@@ -627,6 +627,8 @@ def train_cmd(skeleton_spec: str | None, labels: Path | None, images: Path | Non
     from .findings import has_errors
     from .io import atomic_write_json, check_output_dir
 
+    # before torch loads: spinning OpenMP threads are ruinous on a shared CPU (see trainer/train.py)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     quiet = int(os.environ.get("RANK", "0")) != 0
     out_console = Console(quiet=quiet, highlight=False)
     overrides = {k: v for k, v in dict(
@@ -667,7 +669,8 @@ def train_cmd(skeleton_spec: str | None, labels: Path | None, images: Path | Non
                           val_images=str(val_images) if val_images else None,
                           init=str(init_ckpt) if init_ckpt else None, **overrides)
         cfg.validate()
-        check_output_dir(output, force)
+        if not quiet:  # rank 0 decides; other ranks would race it for the folder it creates
+            check_output_dir(output, force)
         # refuse a label file for another skeleton before the (slower) data check
         from posedata.labels import load as load_labels
         from trainer.data import check_fingerprint

@@ -238,7 +238,7 @@ def test_resume_after_crash_equals_uninterrupted(data, tmp_path):
 def test_sigkill_and_resume(data, runner, tmp_path):
     """Kill the CLI process mid-run, then --resume to the requested iteration."""
     run = tmp_path / "run"
-    total = 24
+    total = 12
     args = train_args(data, run, "--iterations", str(total), "--batch-size", "2", "--input-size", "64",
                       "--width", "0.25", "--checkpoint-every", "3", "--threads", "1")
     proc = subprocess.Popen([sys.executable, "-m", "posedata.cli", *args], cwd=ROOT,
@@ -246,7 +246,7 @@ def test_sigkill_and_resume(data, runner, tmp_path):
     metrics = run / "metrics.jsonl"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
-        if metrics.exists() and len(metrics.read_text().splitlines()) >= 5:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 4:
             break
         time.sleep(0.05)
     assert proc.poll() is None, proc.stderr.read().decode()
@@ -304,25 +304,32 @@ def _torchrun() -> str | None:
 @pytest.mark.slow  # two fresh torch processes plus gloo rendezvous: 20-30 s on a busy 2-core machine
 @pytest.mark.skipif(_torchrun() is None, reason="torchrun not available")
 def test_two_process_gloo_keeps_parameters_in_sync(data, tmp_path):
-    """torchrun, 2 CPU processes: DDP + DistributedSampler; every rank ends with the same weights."""
+    """`posedata train` under torchrun, 2 CPU processes: DDP + DistributedSampler (gloo); every rank
+    ends with the same weights, and rank 0 alone writes the run folder."""
     run = tmp_path / "run"
     script = tmp_path / "ddp_run.py"
     script.write_text(f"""
-import os, torch
+import os, sys, torch
 import trainer.train as T
-from posedata import skeleton as S
 models = []
 build = T.for_skeleton
 T.for_skeleton = lambda *a, **k: models.append(build(*a, **k)) or models[-1]
-cfg = T.TrainConfig(labels={str(data['labels'])!r}, images={str(data['images'])!r}, output={str(run)!r},
-                    iterations=3, batch_size=2, input_size=64, width=0.25, checkpoint_every=2, seed=3, threads=1)
-result = T.train(cfg, S.resolve("object5"))
+from posedata.cli import main
+sys.argv = ["posedata", "train", "--skeleton", "object5", "--labels", {str(data['labels'])!r},
+            "--images", {str(data['images'])!r}, "-o", {str(run)!r}, "--iterations", "3", "--batch-size", "2",
+            "--input-size", "64", "--width", "0.25", "--checkpoint-every", "2", "--seed", "3", "--threads", "1"]
+try:
+    main()
+except SystemExit as e:
+    if e.code:
+        raise
 torch.save(models[0].state_dict(), os.path.join({str(tmp_path)!r}, f"rank{{os.environ['RANK']}}.pt"))
 """)
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run([_torchrun(), "--standalone", "--nproc_per_node", "2", str(script)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("data check passed") == 1  # rank 1 prints nothing
     r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
     from trainer.model import for_skeleton

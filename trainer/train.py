@@ -28,16 +28,22 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
+# OpenMP threads that spin while waiting for each other turn a busy CPU into a trap: measured here
+# (bench/README.md, "train") two spinning threads on a shared 2-core machine trained 10x slower than
+# one, and PASSIVE waiting removed the loss. Only effective before torch's OpenMP starts, so it is
+# set before importing torch; an explicit OMP_WAIT_POLICY from the user wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from posedata.errors import InputError
-from posedata.io import atomic_write_json, atomic_write_text
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
-from . import checkpoint as C
-from .data import PoseDataset, batches_per_epoch, make_loader
-from .loss import total_loss
-from .model import STRIDE, for_skeleton, param_groups
+from posedata.errors import InputError  # noqa: E402
+from posedata.io import atomic_write_json, atomic_write_text  # noqa: E402
+
+from . import checkpoint as C  # noqa: E402
+from .data import PoseDataset, batches_per_epoch, make_loader  # noqa: E402
+from .loss import total_loss  # noqa: E402
+from .model import STRIDE, for_skeleton, param_groups  # noqa: E402
 
 # The reference trains 280 epochs and multiplies the learning rate by 0.333 after epochs
 # 100, 200 and 260. A run here is counted in iterations, so the drops sit at the same fractions
@@ -50,6 +56,7 @@ METRICS = "metrics.jsonl"
 LAST = "last.pt"
 BEST = "best.pt"
 CURVE = "loss_curve.png"
+INIT_REPORT = "init_report.json"  # written by the CLI from the 'init' event
 
 
 @dataclass
@@ -184,14 +191,15 @@ def plot_losses(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     if rows:
         it = np.array([r["iteration"] for r in rows])
         total = np.array([r["loss"] for r in rows])
-        ax.plot(it, total, color="#bbbbbb", lw=0.8, label="total (per iteration)")
+        step = max(1, len(rows) // 4000)  # a few thousand points per line are plenty for a PNG
+        ax.plot(it[::step], total[::step], color="#bbbbbb", lw=0.8, label="total (per iteration)")
         if len(rows) >= 10:
             k = max(5, len(rows) // 50)
             smooth = np.convolve(total, np.ones(k) / k, mode="valid")
-            ax.plot(it[k - 1:], smooth, color="black", lw=1.5, label=f"total ({k}-iteration mean)")
+            ax.plot(it[k - 1:][::step], smooth[::step], color="black", lw=1.5, label=f"total ({k}-iteration mean)")
         for name in rows[-1]["losses"]:
             vals = np.array([r["losses"].get(name, np.nan) for r in rows])
-            ax.plot(it, vals, lw=0.8, alpha=0.8, label=name)
+            ax.plot(it[::step], vals[::step], lw=0.8, alpha=0.8, label=name)
         ax.set_yscale("log")
     ax.set_xlabel("iteration")
     ax.set_ylabel("loss (sum of masked L2 / 2 / batch)")
@@ -295,7 +303,7 @@ def prepare_output(out: Path, resume: bool, d: Dist) -> None:
         return
     out.mkdir(parents=True, exist_ok=True)
     if not resume:
-        for name in (METRICS, LAST, BEST, CURVE):
+        for name in (METRICS, LAST, BEST, CURVE, INIT_REPORT):
             (out / name).unlink(missing_ok=True)
 
 
@@ -318,6 +326,9 @@ def train(cfg: TrainConfig, skeleton, *, resume: bool = False, callback: Callbac
         # slower (threads wait for each other); --threads 1 is the cure there.
         torch.set_num_threads(cfg.threads)
 
+    prepare_output(out, resume, d)
+    barrier(d)  # no rank reads the folder before rank 0 has cleared it
+
     # data
     dataset = PoseDataset(cfg.labels, cfg.images, skeleton, augment_config(cfg.input_size), seed=cfg.seed)
     loader, sampler = make_loader(dataset, cfg.batch_size, cfg.workers, cfg.seed, d.rank, d.world)
@@ -326,7 +337,9 @@ def train(cfg: TrainConfig, skeleton, *, resume: bool = False, callback: Callbac
     # model and optimiser (reference groups, Adam, weight decay 5e-4 as L2 in the gradient)
     model = for_skeleton(skeleton, stages=cfg.stages, width=cfg.width)
     spec = model.spec.to_dict()
-    if cfg.init and not resume:
+    # --init seeds a run that has no checkpoint of its own yet (a resume of a run killed before
+    # its first checkpoint starts over, from the same initial weights)
+    if cfg.init and not (resume and (out / LAST).exists()):
         report = C.load_partial(model, C.load(cfg.init)["state_dict"])
         emit("init", {"path": cfg.init, "report": report})
     model.to(d.device)  # before the optimiser, so loaded optimiser state lands on the right device
@@ -334,7 +347,6 @@ def train(cfg: TrainConfig, skeleton, *, resume: bool = False, callback: Callbac
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=cfg.milestones(), gamma=LR_GAMMA)
 
     iteration, best_ap = 0, None
-    prepare_output(out, resume, d)
     metrics_rows: list[dict[str, Any]] = []
     if resume:
         last = out / LAST
