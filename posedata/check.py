@@ -36,20 +36,25 @@ class CheckResult:
 
 
 def check_data(path: str | Path, skeleton: Skeleton, images: Path | None = None,
-               category_id: int | None = None) -> CheckResult:
-    """Every check posedata has for training data, without training. Raises InputError only for
-    unreadable input; everything else is a finding."""
-    from . import coco
+               category_id: int | None = None, fmt: str = "auto") -> CheckResult:
+    """Every check posedata has for training data, without training. The data are read as
+    `posedata convert` reads them (a labelling tool's export through its importer, so what is
+    checked is what was converted). Raises InputError only for unreadable input; everything
+    else is a finding."""
+    from .convert import load_source
     from .flipcheck import orientation_check
-    from .validate import validate_file
+    from .formats.base import ImportOptions
+    from .validate import validate_coco
 
     res = CheckResult(skeleton=skeleton_check(skeleton))
-    data, findings = validate_file(path, skeleton, images=images, category_id=category_id)
+    src = load_source(path, skeleton, category_id, fmt, ImportOptions(images=images))
+    data = src.raw if src.raw is not None else src.dataset.to_coco()
+    findings = validate_coco(data, skeleton, file=str(path), images=images, category_id=category_id)
     res.data = findings
     if has_errors(findings):
         res.flip_verdict = "skipped (data errors)"
         return res
-    ds = coco.from_coco(data, file=str(path))
+    ds = src.dataset
     o = orientation_check(ds, skeleton, category_id)
     if o.inconclusive:
         res.flip_verdict = "inconclusive"

@@ -33,3 +33,15 @@ def test_check_fails_on_wrong_flip_map_and_bad_data(shared_real, tmp_path, runne
     assert r.exit_code == 0, r.output
     r = runner.invoke(cli, ["check", str(tmp_path / "missing.json"), "--skeleton", "coco17"])
     assert r.exit_code == 2 and "missing.json" in r.output
+
+
+def test_check_reads_tool_exports_as_convert_does(tmp_path):
+    from conftest import ROOT
+
+    export = ROOT / "tests" / "data" / "import" / "coco_annotator_export.json"
+    from posedata import validate as V
+
+    _, raw_findings = V.validate_file(export, S.resolve("coco17"))
+    assert any(f.severity == "error" for f in raw_findings)  # the raw export has the tool's quirks
+    res = check_data(export, S.resolve("coco17"))
+    assert not any(f.severity == "error" for f in res.data), [f for f in res.data if f.severity == "error"]
