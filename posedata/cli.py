@@ -676,6 +676,11 @@ def train_cmd(skeleton_spec: str | None, labels: Path | None, images: Path | Non
         from trainer.data import check_fingerprint
 
         check_fingerprint(load_labels(labels), sk, str(labels))
+        if init_ckpt is not None:
+            # an unreadable --init fails here, before the data check and before the run folder exists
+            from trainer.checkpoint import load as load_checkpoint
+
+            load_checkpoint(init_ckpt)
         with out_console.status("checking the training data (skeleton, validate, flip map)"):
             source, findings = gate(labels, sk, images)
         errors = sum(f.severity == "error" for f in findings)

@@ -1080,7 +1080,24 @@ def _webp_orientation(f: Any) -> int:
 
 
 def _opencv_size(p: Path) -> ImageInfo:
+    import warnings
+
     import cv2  # only for formats without a header parser here (TIFF, ...)
+    from PIL import Image as PILImage
+
+    # OpenCV has no header-only read: ask PIL (which reads pixels lazily) for the size first, so a
+    # TIFF claiming 30000 x 30000 is refused (too_large) instead of decoded here
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)  # sizes are judged below
+            with PILImage.open(p) as im:
+                w, h = im.size
+    except PILImage.DecompressionBombError as e:
+        raise InputError(f"header claims a size over {MAX_IMAGE_PIXELS} pixels ({e})", file=str(p)) from None
+    except Exception:  # PIL does not know the format (or not this file): OpenCV decides below
+        w = h = 0
+    if w * h > MAX_IMAGE_PIXELS:
+        return ImageInfo("pil", int(w), int(h))
 
     # IMREAD_COLOR, the trainer's own read: it applies the orientation a TIFF may carry
     img = cv2.imread(str(p), cv2.IMREAD_COLOR)

@@ -210,7 +210,8 @@ def test_good_import_fixtures_import(runner, tmp_path):
     for fmt, (p, sk) in good.items():
         extra = ["--category", "mouse"] if fmt == "yolo" else []
         r = runner.invoke(cli, ["import", fmt, str(p), "--skeleton", sk, "-o", str(tmp_path / f"{fmt}.json"), *extra])
-        assert r.exit_code in (0, 1) and r.exception is None or isinstance(r.exception, SystemExit), (fmt, r.output)
+        assert r.exit_code in (0, 1), (fmt, r.output)
+        assert r.exception is None or isinstance(r.exception, SystemExit), (fmt, r.exception)
         assert "Traceback" not in r.output
 
 

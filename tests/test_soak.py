@@ -50,17 +50,19 @@ def _metric_lines(run: Path) -> int:
         return 0
 
 
-def _checkpoint_temp(run: Path) -> bool:
+def _checkpoint_temps(run: Path) -> set[str]:
     """atomic_write_bytes writes `.last.pt.<random>.tmp` next to last.pt, then renames it."""
     try:
-        return any(n.startswith(".last.pt.") for n in os.listdir(run))
+        return {n for n in os.listdir(run) if n.startswith(".last.pt.")}
     except FileNotFoundError:
-        return False
+        return set()
 
 
 def kill_at(proc: subprocess.Popen, run: Path, mode: str, rng: random.Random, timeout: float = 120) -> str:
     """SIGKILL proc at the moment `mode` names; returns what happened ('killed ...' or 'finished')."""
     start_lines = _metric_lines(run)
+    # a temp file a killed writer left behind is not this process writing
+    stale = _checkpoint_temps(run)
     deadline = time.monotonic() + timeout
     delay = rng.uniform(0.0, 1.2)
     stepping_since = None
@@ -68,7 +70,7 @@ def kill_at(proc: subprocess.Popen, run: Path, mode: str, rng: random.Random, ti
         if proc.poll() is not None:
             return "finished"
         if mode == "checkpoint":
-            if _checkpoint_temp(run):
+            if _checkpoint_temps(run) - stale:
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
                 return "killed while writing last.pt"

@@ -112,6 +112,19 @@ def jpeg_bomb() -> bytes:
     return soi + app0 + dqt + sof + dht + sos + b"\x00" * 4096 + b"\xff\xd9"
 
 
+def tiff_bomb() -> bytes:
+    """An uncompressed greyscale TIFF whose header claims 30000 x 30000 (OpenCV has no header-only
+    read, so only a size check before cv2.imread keeps it from being decoded)."""
+    w = h = 30000
+    data_at = 8 + 2 + 12 * 9 + 4
+    entries = [(256, 4, w), (257, 4, h), (258, 3, 8), (259, 3, 1), (262, 3, 1), (273, 4, data_at), (277, 3, 1),
+               (278, 4, h), (279, 4, w * h)]
+    ifd = struct.pack("<H", len(entries)) + b"".join(
+        struct.pack("<HHII", tag, 4, 1, v) if typ == 4 else struct.pack("<HHIHH", tag, 3, 1, v, 0)
+        for tag, typ, v in entries) + struct.pack("<I", 0)
+    return b"II*\x00" + struct.pack("<I", 8) + ifd + b"\x00" * 4096
+
+
 # ------------------------------------------------------------------ base data
 COCO17_KP = None
 
@@ -297,6 +310,8 @@ def image_cases(c: Corpus, good: dict) -> None:
         "PNG header claims 30000x30000")
     add("img_bomb_jpeg", {**ok, "images/b.jpg": jpeg_bomb()}, with_b("b.jpg", 30000, 30000), big, "30000x30000",
         "JPEG header claims 30000x30000")
+    add("img_bomb_tiff", {**ok, "images/b.tif": tiff_bomb()}, with_b("b.tif", 30000, 30000), bad, "pixels",
+        "TIFF header claims 30000x30000")
     add("img_path_dotdot", {**ok, "outside.png": png(64, 48)}, with_b("../outside.png"), bad, "../outside.png",
         "file_name ../outside.png")
     add("img_path_absolute", ok, with_b("/etc/hostname"), bad, "/etc/hostname", "absolute file_name")
