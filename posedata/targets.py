@@ -116,7 +116,7 @@ def _heatmaps_into(out: np.ndarray, xy: np.ndarray, lab: np.ndarray, sample_base
             # cell centres (m * stride + shift) are exact in float64, so is adding j * stride
             d = ((lo * stride + (stride / 2 - 0.5))[:, None, :] + (ar * stride)[:, None]) - pts[:, None, :]
             d *= d
-            np.putmask(d, ar[:, None] >= width[:, None, :], np.inf)  # past the window's end
+            d = np.where(ar[:, None] >= width[:, None, :], np.inf, d)  # past the window's end
             # squared distances summed exactly as the reference sums them: the same cut-off decisions
             d2 = d[1][:, None, :] + d[0][None, :, :]  # (span_y, span_x, P)
             # the drawn cells: within the cut-off (cells past a window's end have d2 = inf, so
@@ -224,7 +224,7 @@ def _pafs_into(out: np.ndarray, xy: np.ndarray, lab: np.ndarray, sample_base: np
         cell = lo[:, g][:, None, :] + ar  # (x/y, span, Sg)
         # the reference's two products, (x - xa) * uy and (y - ya) * ux, each rounded as it does
         prod = (cell - a[:, g][:, None, :]) * u[::-1, g][:, None, :]
-        np.putmask(prod, ar >= width[:, g][:, None, :], np.nan)  # outside the segment's box
+        prod = np.where(ar >= width[:, g][:, None, :], np.nan, prod)  # outside the segment's box
         d = prod[1][:, None, :] - prod[0][None, :, :]  # (span_y, span_x, Sg): minus the distance
         hit = np.abs(d, out=d) <= t
         # hit cell (j, i, s) -> flat position (j * span + i) * Sg + s
