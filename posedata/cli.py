@@ -560,6 +560,9 @@ def _print_load_report(path: str, report: Any, out_console: Console) -> None:
     from collections import Counter
 
     out_console.print(f"[bold]--init {path}[/]: {report.summary()}")
+    if not report.loaded:
+        out_console.print("[yellow]nothing was loaded: the checkpoint's names or shapes match none of this model's "
+                          "(the reference's checkpoints need --width 1.0)[/]")
     by_module = Counter(name.split(".")[0] + (f".{name.split('.')[1]}" if name.startswith("refinement_stages.") else "")
                         for name in report.loaded)
     if by_module:

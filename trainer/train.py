@@ -143,7 +143,11 @@ def augment_config(input_size: int):
 
 
 def rng_state() -> dict[str, Any]:
-    """Global generator states in types torch.load(weights_only=True) accepts."""
+    """Global generator states in types torch.load(weights_only=True) accepts.
+
+    Rank 0's states are saved and every rank restores them on resume; the data stream does not
+    depend on them (each sample's generator is seeded from seed, epoch and index), so this only
+    matters to code that draws from the global generators."""
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     py_version, py_state, py_gauss = random.getstate()
     return {
