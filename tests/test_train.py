@@ -167,6 +167,11 @@ def test_gate_stops_bad_data(runner, tmp_path):
     assert res.exit_code == 1, res.output
     assert "error" in res.output and "--force" in res.output
     assert not (tmp_path / "run").exists()  # stopped before writing anything
+    args = train_args(bad, tmp_path / "run", *FAST, "--force")
+    args[args.index("--iterations") + 1] = "1"
+    res = runner.invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    assert "training anyway (--force)" in res.output and C.load(tmp_path / "run" / "last.pt")["iteration"] == 1
 
 
 def test_gate_needs_recorded_source(data, runner, tmp_path):
