@@ -96,7 +96,8 @@ def _heatmaps_into(out: np.ndarray, xy: np.ndarray, lab: np.ndarray, sample_base
     # comparison with NaN is False and fmax/fmin clip it to the map's start
     sel = np.flatnonzero(lab)
     if sel.size:
-        pts = xy.reshape(2, -1)[:, sel]  # (2, P)
+        # np.take: a fancy index on a later axis is several times slower (15 vs 3 us here)
+        pts = np.take(xy.reshape(2, -1), sel, axis=1)  # (2, P)
         n_pts = sel.size
         base = (sample_base[:, None] + _channel_offsets(k, hw)).ravel()[sel]
         r = N_SIGMA * sigma
@@ -175,11 +176,11 @@ def _pafs_into(out: np.ndarray, xy: np.ndarray, lab: np.ndarray, sample_base: np
     hw = map_h * map_w
     n_limbs = lb.shape[0]
     # segments (instance, limb) with both ends labelled, instance-major
-    both = lab[:, lb]
+    both = np.take(lab, lb, axis=1)
     sel = np.flatnonzero(both[..., 0] & both[..., 1])
     if not sel.size:
         return
-    ends = xy[:, :, lb].reshape(2, -1, 2)[:, sel]  # (x/y, S, a/b)
+    ends = np.take(np.take(xy, lb, axis=2).reshape(2, -1, 2), sel, axis=1)  # (x/y, S, a/b)
     ends /= stride  # map units
     seg_base = (sample_base[:, None] + _paf_offsets(n_limbs, first, hw)).ravel()[sel]
     a = ends[..., 0]
@@ -221,10 +222,10 @@ def _pafs_into(out: np.ndarray, xy: np.ndarray, lab: np.ndarray, sample_base: np
         if span <= 0:
             continue
         ar = np.arange(span)[:, None]
-        cell = lo[:, g][:, None, :] + ar  # (x/y, span, Sg)
+        cell = _cols(lo, g)[:, None, :] + ar  # (x/y, span, Sg)
         # the reference's two products, (x - xa) * uy and (y - ya) * ux, each rounded as it does
-        prod = (cell - a[:, g][:, None, :]) * u[::-1, g][:, None, :]
-        prod = np.where(ar >= width[:, g][:, None, :], np.nan, prod)  # outside the segment's box
+        prod = (cell - _cols(a, g)[:, None, :]) * _cols(u[::-1], g)[:, None, :]
+        prod = np.where(ar >= _cols(width, g)[:, None, :], np.nan, prod)  # outside the segment's box
         d = prod[1][:, None, :] - prod[0][None, :, :]  # (span_y, span_x, Sg): minus the distance
         hit = np.abs(d, out=d) <= t
         # hit cell (j, i, s) -> flat position (j * span + i) * Sg + s
@@ -260,6 +261,11 @@ def _pafs_into(out: np.ndarray, xy: np.ndarray, lab: np.ndarray, sample_base: np
     u32 = u.astype(np.float32)
     flat[idx] = u32[0][who]  # 1-D takes: a fancy index on axis 1 is far slower
     flat[idx + hw] = u32[1][who]
+
+
+def _cols(x: np.ndarray, g: Any) -> np.ndarray:
+    """x[:, g]; np.take when g is an index array (several times faster than fancy indexing)."""
+    return x[:, g] if isinstance(g, slice) else np.take(x, g, axis=1)
 
 
 @lru_cache(maxsize=64)
