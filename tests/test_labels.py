@@ -121,7 +121,9 @@ def test_not_a_zip_and_missing(tmp_path):
 
 
 def test_large_file_loads_fast(tmp_path):
-    """150k instances, 57k images (the COCO-train scale) load in well under a second."""
+    """150k instances, 57k images (the COCO-train scale): load adds little to reading the arrays.
+    The absolute figure (under 1 s) is measured in bench/ (bench_convert.py); a timed assertion
+    here would fail on a busy machine, so this compares with the raw read in the same run."""
     rng = np.random.default_rng(1)
     n_img, m, k = 57000, 150000, 18
     lb = L.Labels(
@@ -135,7 +137,12 @@ def test_large_file_loads_fast(tmp_path):
     p = tmp_path / "big.npz"
     L.save(lb, p)
     t = time.perf_counter()
+    with np.load(p, allow_pickle=False) as z:
+        raw = [z[name] for name in z.files]
+    raw_read = time.perf_counter() - t
+    del raw
+    t = time.perf_counter()
     back = L.load(p)
     elapsed = time.perf_counter() - t
     assert len(back.inst_ids) == m and back.keypoints.shape == (m, k, 3)
-    assert elapsed < 1.0, f"labels.load took {elapsed:.2f} s"
+    assert elapsed < 3 * raw_read + 0.25, f"labels.load took {elapsed:.2f} s, reading its arrays {raw_read:.2f} s"
