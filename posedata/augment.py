@@ -217,7 +217,7 @@ def make_sample(
     out[..., :2] = kp[..., :2] @ pts_m[:, :2].T + pts_m[:, 2]
     out[..., 2] = kp[..., 2]
     if d.flip:
-        out = out[:, skeleton.flip_array]
+        out = np.take(out, skeleton.flip_array, axis=1)  # faster than out[:, flip_array]
     heat = pafs = None
     if targets:
         heat, pafs = render_targets(out, skeleton, map_h, map_w, cfg.stride, cfg.sigma, cfg.paf_thickness)
