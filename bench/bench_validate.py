@@ -24,9 +24,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from posedata.io import load_json  # noqa: E402
+from posedata.io import (
+    load_json,  # noqa: E402
+    paused_gc,  # noqa: E402
+)
 from posedata.skeleton import resolve  # noqa: E402
-from posedata.validate import _no_gc, counts, validate_coco  # noqa: E402
+from posedata.validate import counts, validate_coco  # noqa: E402
 
 COCO_NAMES = ["nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
               "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
@@ -141,7 +144,7 @@ def main() -> None:
         with Timer() as t_load_gc:  # the collector re-scans the growing heap while json builds it
             data = load_json(path)
         del data
-        with Timer() as t_load, _no_gc():  # as validate_file loads it
+        with Timer() as t_load, paused_gc():  # as validate_file loads it
             data = load_json(path)
         with Timer() as t_val:
             findings = validate_coco(data, sk, file=str(path))

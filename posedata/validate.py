@@ -10,15 +10,13 @@ copy; the input is never touched. See docs/checks.md for what each code means an
 """
 from __future__ import annotations
 
-import gc
 import json
 import math
 import os
 import re
 import struct
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +26,7 @@ import numpy as np
 from .errors import DataError, InputError, SkeletonError
 from .findings import Finding
 from .flipcheck import minority_pairs
-from .io import atomic_write_text, load_json, safe_image_path
+from .io import atomic_write_text, load_json, paused_gc, safe_image_path
 from .skeleton import Skeleton, normalize_name
 
 # code -> (severity, short title). Codes are stable: never renumber, only add.
@@ -221,25 +219,6 @@ def validate_coco(data: Any, skeleton: Skeleton, file: str | None = None, images
     return rep.findings
 
 
-@contextmanager
-def paused_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector for a block; its previous state is restored after.
-
-    Building millions of JSON containers and findings makes it re-scan the whole loaded file again
-    and again (2-3x the run time at COCO scale). Nothing here creates reference cycles, so nothing
-    is lost. Objects still alive when the block ends are scanned later as they age (about three
-    passes); objects also freed inside the block never are, which is why `posedata convert` drops
-    its parse before its pause ends."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
-_no_gc = paused_gc  # the former private name (bench/bench_validate.py imports it)
 
 
 def validate_file(path: str | os.PathLike, skeleton: Skeleton | str | os.PathLike, images: Path | None = None,
@@ -1046,6 +1025,8 @@ def _exif_orientation(tiff: bytes) -> int:
 
 
 def _webp(head: bytes, f: Any) -> ImageInfo:
+    if len(head) < 30:
+        raise InputError("truncated WebP header")
     chunk = head[12:16]
     if chunk == b"VP8X":
         w = int.from_bytes(head[24:27], "little") + 1

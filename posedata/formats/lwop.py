@@ -16,17 +16,13 @@ every annotation, as in the reference.
 """
 from __future__ import annotations
 
-import gc
-import os
 import pickle
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from ..coco import keypoint_category
 from ..errors import InputError
+from ..io import atomic_writer, paused_gc
 
 NET_INPUT_SIZE = 368
 
@@ -49,23 +45,11 @@ def _num_keypoints(a: dict[str, Any]) -> Any:
     return nk
 
 
-@contextmanager
-def _no_gc() -> Iterator[None]:
-    """Millions of small acyclic lists and dicts: the cyclic collector would only rescan them."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
 def lwop_records(data: dict[str, Any], category_id: int | None = None, *, min_keypoints: int = 5,
                  min_area: float = 32 * 32, dedup_ratio: float = 0.3, net_input_size: int = NET_INPUT_SIZE,
                  file: str | None = None) -> list[dict[str, Any]]:
     """The list of dicts the reference's label script pickles for this COCO JSON."""
-    with _no_gc():
+    with paused_gc():
         return _records(data, category_id, min_keypoints, min_area, dedup_ratio, net_input_size, file)
 
 
@@ -193,19 +177,6 @@ def write_lwop_pickle(data: dict[str, Any], path: str | Path, category_id: int |
     """Write the reference's prepared-label pickle atomically; returns the number of samples.
     Streamed to a temp file beside the output (as the reference streams its dump), then renamed."""
     records = lwop_records(data, category_id, file=file, **rules)
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "wb") as f, _no_gc():
-            pickle.dump(records, f, protocol=pickle.DEFAULT_PROTOCOL)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_writer(path) as f, paused_gc():
+        pickle.dump(records, f, protocol=pickle.DEFAULT_PROTOCOL)
     return len(records)
