@@ -1276,13 +1276,14 @@ def demo_cmd(output: Path, minutes: float, quick: bool, force: bool) -> None:
     from . import demo as D
     from . import validate as V
     from .errors import DataError
-    from .io import check_output_dir
+    from .io import atomic_write_json, check_output_dir
 
     check_output_dir(output, force)
     plan = D.make_plan(minutes, quick)
     paths = D.DemoPaths(output)
     sk = D.skeleton(plan)
     t_start = time.perf_counter()
+    loads: list[tuple[str, float | None]] = [("start", D.load_average())]
     steps = 7
 
     def bar(label: str) -> Progress:
@@ -1352,7 +1353,7 @@ def demo_cmd(output: Path, minutes: float, quick: bool, force: bool) -> None:
 
     budget = max(10.0, minutes * 60 - (time.perf_counter() - t_start) - plan.val_reserve_seconds)
     header(6, f"train on CPU: input {plan.input_size}, width {plan.width}, {plan.stages} refinement stage(s), "
-              f"batch {plan.batch_size}, Adam lr {plan.lr:g}"
+              f"batch {plan.batch_size}, Adam lr {plan.lr:g}, {plan.threads} thread(s)"
               + (f", {plan.iterations} iterations" if plan.iterations else f", {budget / 60:.1f} min"))
     columns = [TextColumn("train     "), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
                TextColumn("{task.fields[speed]} img/s"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
@@ -1363,6 +1364,8 @@ def demo_cmd(output: Path, minutes: float, quick: bool, force: bool) -> None:
             if event == "step":
                 prog.update(task, completed=info["iteration"], loss=f"{info['loss']:.4g}",
                             speed=f"{info['images_per_s']:.1f}")
+                if info["iteration"] % 50 == 0:
+                    loads.append(("train", D.load_average()))
             elif event == "plan":
                 prog.update(task, total=info["iterations"])
                 prog.console.print(f"  measured {info['seconds_per_step']:.2f} s/step: training to "
@@ -1377,13 +1380,15 @@ def demo_cmd(output: Path, minutes: float, quick: bool, force: bool) -> None:
         if "stopped at iteration" in n:
             console.print("  [yellow]note:[/] stopped by the time budget before the planned last step")
 
-    header(7, "val on the held-out set")
+    header(7, "val on the held-out set" + (" (with --flip)" if plan.val_flip else ""))
     with bar("val") as prog:
         task = prog.add_task("val", total=plan.val_images)
         res = D.val_step(plan, paths, sk, progress=lambda done, total: prog.update(task, completed=done, total=total))
     print_val_report(res, f"{sk.name} held-out set ({res['n_images']} images): COCOeval keypoints, "
-                          f"OKS with the skeleton's sigmas, input {plan.image_size}")
+                          f"OKS with the skeleton's sigmas, input {plan.input_size}{', flip' if plan.val_flip else ''}")
     total_min = (time.perf_counter() - t_start) / 60
+    loads.append(("end", D.load_average()))
+    atomic_write_json(output / "summary.json", D.summary(plan, paths, syn, tr, res, total_min * 60, loads), indent=1)
     t = Table(title="artefacts", show_header=False)
     t.add_column("what")
     t.add_column("where", overflow="fold")
@@ -1394,7 +1399,7 @@ def demo_cmd(output: Path, minutes: float, quick: bool, force: bool) -> None:
         ("checkpoint", tr.checkpoint), ("loss curve", tr.curve), ("training metrics", tr.metrics),
         ("run config", paths.run / "config.json"),
         ("val metrics", paths.results / "metrics.json"), ("val results", paths.results / "results.json"),
-        ("val overlays", paths.results),
+        ("val overlays", paths.results), ("demo figures", output / "summary.json"),
     ):
         t.add_row(what, str(where))
     console.print(t)

@@ -34,6 +34,9 @@ def test_quick_demo_runs_every_step(runner, tmp_path: Path) -> None:
     metrics = json.loads((p.results / "metrics.json").read_text())
     assert (p.results / "results.json").is_file()
     assert len(list(p.results.glob("overlay_*.png"))) == min(plan.val_overlays, plan.val_images)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["AP"] == metrics["AP"] and summary["iterations"] == plan.iterations
+    assert summary["plan"]["skeleton"] == plan.skeleton and summary["images_per_s"] > 0
     # the final line names the AP that metrics.json holds, and every artefact's location
     m = re.search(r"held-out AP (-?\d+\.\d{3}) \(AP50 (-?\d+\.\d{3})", r.output)
     assert m, r.output
