@@ -1367,10 +1367,12 @@ def demo_cmd(output: Path, minutes: float, quick: bool, force: bool) -> None:
                 if info["iteration"] % 50 == 0:
                     loads.append(("train", D.load_average()))
             elif event == "plan":
+                first = prog.tasks[0].total is None
                 prog.update(task, total=info["iterations"])
-                prog.console.print(f"  measured {info['seconds_per_step']:.2f} s/step: training to "
-                                   f"{info['iterations']} steps in the {info['seconds']:.0f} s left "
-                                   "(learning-rate drops at the reference's fractions of the run)")
+                prog.console.print(f"  step {info['iteration']}: {info['seconds_per_step']:.2f} s/step, so "
+                                   f"{info['iterations']} steps in all for the {info['seconds']:.0f} s left"
+                                   + (" (learning-rate drops at the reference's fractions of the run; "
+                                      "re-planned as the speed changes)" if first else ""))
 
         tr = D.train_step(plan, paths, sk, budget, callback=on_event)
     console.print(f"  {tr.iterations} steps in {tr.seconds / 60:.1f} min, {tr.images_per_s:.1f} images/s; loss "

@@ -42,6 +42,7 @@ class DemoPlan:
     minutes: float = 10.0
     iterations: int | None = None  # fixed count (quick); None: as many as the time budget allows
     calibration_seconds: float = 30.0  # first training phase, timed to set the schedule's length
+    replan_seconds: float = 90.0  # later phases: the speed is measured again after each
     val_reserve_seconds: float = 45.0  # kept free for the final evaluation
     checkpoint_every: int = 200
     threads: int | None = 1
@@ -279,9 +280,11 @@ def train_step(plan: DemoPlan, paths: DemoPaths, sk: Skeleton, seconds: float,
     """Train for `seconds` of wall time (or plan.iterations steps).
 
     The trainer's learning-rate drops sit at fixed fractions of --iterations, so the number of
-    steps must be known up front: a first phase is timed (with a total too large to reach any
-    drop), and the run is resumed towards the number of steps the measured speed allows in the
-    rest of the budget. --max-minutes stays as a safety stop if the machine slows down."""
+    steps must be known up front, and the speed of a shared machine changes while it runs. So the
+    run goes in phases: a first one is timed (with a total too large to reach any drop); each
+    following phase resumes the run towards the number of steps that the last phase's speed
+    allows in the rest of the budget, and stops after plan.replan_seconds to measure again. The
+    last phase runs to the end of the budget (--max-minutes stays as the safety stop)."""
     from trainer.train import train
 
     rows: list[dict[str, Any]] = []
@@ -296,16 +299,26 @@ def train_step(plan: DemoPlan, paths: DemoPaths, sk: Skeleton, seconds: float,
     if plan.iterations is not None:
         result = train(train_config(plan, paths, plan.iterations, None), sk, callback=on)
     else:
+        deadline = t0 + seconds
         calib = min(plan.calibration_seconds, seconds / 4)
+        first = len(rows)
         result = train(train_config(plan, paths, 10**7, calib / 60), sk, callback=on)
-        left = seconds - (time.perf_counter() - t0)
-        timed = rows[2:] if len(rows) > 3 else rows  # the first steps include start-up
-        per_step = (timed[-1]["wall"] - timed[0]["wall"]) / max(1, len(timed) - 1) if len(timed) > 1 else 1.0
-        # a little slack: each resume rebuilds the loader and the checkpoints take time
-        total = result.iteration + max(1, int(0.95 * (left - 5) / max(per_step, 1e-3)))
-        if callback:
-            callback("plan", {"iterations": total, "seconds_per_step": per_step, "seconds": left})
-        result = train(train_config(plan, paths, total, max(left, 1.0) / 60), sk, resume=True, callback=on)
+        while True:
+            left = deadline - time.perf_counter()
+            phase_rows = rows[first:]
+            timed = phase_rows[2:] if len(phase_rows) > 4 else phase_rows  # first steps include start-up
+            per_step = ((timed[-1]["wall"] - timed[0]["wall"]) / (len(timed) - 1)) if len(timed) > 1 else 1.0
+            # slack for the resume (loader rebuilt) and the checkpoint at the end of each phase
+            total = result.iteration + max(1, int(0.97 * (left - 3) / max(per_step, 1e-3)))
+            last = left < 1.5 * plan.replan_seconds
+            if callback:
+                callback("plan", {"iterations": total, "seconds_per_step": per_step, "seconds": left,
+                                  "iteration": result.iteration})
+            first = len(rows)
+            result = train(train_config(plan, paths, total, max(left if last else plan.replan_seconds, 1.0) / 60),
+                           sk, resume=True, callback=on)
+            if last or not result.stopped_early:
+                break
     secs = time.perf_counter() - t0
     ips = [r["images_per_s"] for r in rows[2:]] or [r["images_per_s"] for r in rows]
     return TrainSummary(
