@@ -327,14 +327,23 @@ def _finite_box(b: Any) -> tuple[float, float, float, float] | None:
         return None
     if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in b):
         return None
-    t = tuple(float(v) for v in b)
+    try:
+        t = tuple(float(v) for v in b)
+    except OverflowError:  # an integer beyond float range
+        return None
     return t if all(np.isfinite(t)) else None  # type: ignore[return-value]
 
 
 def _pos_int(v: Any) -> int | None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v <= 0:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
         return None
-    return int(round(v)) if abs(v - round(v)) < 1e-6 else None
+    try:
+        f = float(v)  # np.isfinite raises TypeError on an integer beyond float range
+    except OverflowError:
+        return None
+    if not np.isfinite(f) or f <= 0:
+        return None
+    return int(round(f)) if abs(f - round(f)) < 1e-6 else None
 
 
 class DatasetBuilder:

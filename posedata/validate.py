@@ -113,34 +113,38 @@ def _is_num(v: Any) -> bool:
     return isinstance(v, _NUM) and not isinstance(v, bool)
 
 
+# The label file stores coordinates, boxes and areas as float32: a larger magnitude would become
+# inf there (and ids are int64), so validate treats such numbers as non-finite.
+F32_MAX = 3.4028234663852886e38
+I64 = 2**63
+
+
 def _finite(v: Any) -> float | None:
-    """v as a finite float, or None (non-number, bool, NaN, inf, or an int beyond float range)."""
+    """v as a finite float, or None (non-number, bool, NaN, inf, or beyond float32 range)."""
     t = type(v)
     if t is float:  # the common cases first: this runs a million times on COCO-sized files
-        return v if math.isfinite(v) else None
+        return v if -F32_MAX <= v <= F32_MAX else None
     if t is int:
-        try:
-            return float(v)
-        except OverflowError:
-            return None
+        return float(v) if -F32_MAX <= v <= F32_MAX else None
     if not _is_num(v):
         return None
     try:
         f = float(v)
     except (OverflowError, ValueError):
         return None
-    return f if math.isfinite(f) else None
+    return f if -F32_MAX <= f <= F32_MAX else None
 
 
 def _as_id(v: Any) -> int | None:
-    """An id as int: ints and integer-valued floats (as coco.from_coco accepts), else None."""
+    """An id as int: ints and integer-valued floats (as coco.from_coco accepts) in int64 range
+    (the label file's), else None."""
     if type(v) is int:
-        return v
+        return v if -I64 <= v < I64 else None
     if isinstance(v, bool):
         return None
     if isinstance(v, int):
-        return v
-    if isinstance(v, float) and math.isfinite(v) and v.is_integer():
+        return int(v) if -I64 <= v < I64 else None
+    if isinstance(v, float) and math.isfinite(v) and v.is_integer() and -I64 <= v < I64:
         return int(v)
     return None
 
@@ -628,12 +632,13 @@ class _Validator:
         rows, arr = self._stack(cat)
         cat.kps = []  # free the Python lists early at COCO scale
         x, y, v = arr[..., 0], arr[..., 1], arr[..., 2]
-        finite_kp = np.isfinite(arr).all(axis=2)
+        fin = np.abs(arr) <= F32_MAX  # NaN compares False
+        finite_kp = fin.all(axis=2)
         v_ok = finite_kp & np.isin(v, (0, 1, 2))
         lab = v_ok & (v > 0)
         W, H = self.wh[rows, 0], self.wh[rows, 1]
 
-        bad = ~np.isfinite(arr).reshape(len(rows), 3 * cat.k)
+        bad = ~fin.reshape(len(rows), 3 * cat.k)
         for r in np.flatnonzero(bad.any(axis=1)):
             i, js = int(rows[r]), np.flatnonzero(bad[r])
             self.add("V022", f"annotations[{i}].keypoints[{int(js[0])}]",
@@ -1206,7 +1211,8 @@ def _fix_annotation(a: dict, where: str, codes: set[str], sizes: dict, changes: 
                 a["bbox"] = bb
     if "V034" in codes:
         bb = a.get("bbox")
-        if isinstance(bb, list) and len(bb) == 4 and all(_finite(t) is not None for t in bb) and bb[2] > 0 and bb[3] > 0:
+        if isinstance(bb, list) and len(bb) == 4 and all(_finite(t) is not None for t in bb) and bb[2] > 0 and bb[3] > 0 \
+                and float(bb[2]) * float(bb[3]) <= F32_MAX:  # a product past float32 range is no usable area
             area = round(float(bb[2]) * float(bb[3]), 4)
             changes.append(Change("V034", f"{where}.area", a.get("area"), area))
             a["area"] = area

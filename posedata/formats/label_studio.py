@@ -95,9 +95,14 @@ def _rid(v: Any, file: str, where: str) -> Any:
 
 
 def _num(v: Any, file: str, where: str) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
-        raise InputError(f"expected a finite number, got {v!r}", file=file, where=where)
-    return float(v)
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        try:
+            f = float(v)
+        except OverflowError:  # a 40-digit integer: np.isfinite would raise TypeError on it
+            f = float("inf")
+        if np.isfinite(f):
+            return f
+    raise InputError(f"expected a finite number, got {str(v)[:40]}", file=file, where=where)
 
 
 def read(path: Path, skeleton: Any, options: ImportOptions) -> ImportResult:
