@@ -59,7 +59,7 @@ CHECKS: dict[str, tuple[str, str]] = {
     "V035": ("error", "crowd annotation without a usable segmentation"),
     "V040": ("warning", "category skeleton edge malformed or out of range"),
     "V041": ("error", "duplicate file_name"),
-    "V042": ("error", "image width/height not positive"),
+    "V042": ("error", "image width/height not a positive integer"),
     "V050": ("error", "image file missing"),
     "V051": ("error", "image path escapes the images folder"),
     "V052": ("error", "image unreadable or corrupt"),
@@ -330,8 +330,10 @@ class _Validator:
                 elif _finite(v) is None:
                     self.add("V004", f"{where}.{key}", f"expected a positive number, got {_short(v)}", image_id=iid)
                     size.append(math.nan)
-                elif v <= 0:
-                    self.add("V042", f"{where}.{key}", f"{key} is {_short(v)}; must be positive", image_id=iid)
+                elif v <= 0 or v != int(v):
+                    # a pixel count: readers (coco.from_coco, the label file) need a positive integer
+                    self.add("V042", f"{where}.{key}", f"{key} is {_short(v)}; must be a positive integer",
+                             image_id=iid)
                     size.append(math.nan)
                 else:
                     size.append(float(v))
