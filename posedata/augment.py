@@ -312,7 +312,11 @@ def training_sample(
     if not 0 <= i < labels.num_samples:
         raise InputError(f"sample index {i} out of range (the label file has {labels.num_samples})")
     rec = labels.sample(i)
-    path = safe_image_path(images_root, rec["file_name"])
+    try:
+        path = safe_image_path(images_root, rec["file_name"])
+    except InputError as e:  # name the data the path came from, not just the path
+        raise InputError(e.message, file=labels.settings.get("source"),
+                         where=f"image {rec['image_id']} file_name") from None
     scale_provided = float(labels.bbox[rec["main"], 3]) / cfg.input_size
     if not (scale_provided > 0 and math.isfinite(scale_provided)):
         raise InputError(f"sample {i}: main instance bbox height must be positive, got "

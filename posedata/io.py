@@ -107,6 +107,8 @@ def safe_image_path(root: str | os.PathLike, name: str) -> Path:
     """Resolve an image name from a JSON inside root; refuse '..', absolute paths and symlinks out."""
     if not isinstance(name, str) or not name:
         raise InputError(f"image path must be a non-empty string, got {name!r}")
+    if "\x00" in name:  # the OS refuses it, and Path.resolve raises ValueError on it
+        raise InputError(f"image path {name!r} contains a NUL character")
     if os.path.isabs(name) or name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
         raise InputError(f"image path {name!r} is absolute; it must be relative to the images folder")
     root_r = Path(root).resolve()
