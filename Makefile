@@ -22,7 +22,7 @@ test-all: setup
 	$(PY) -m pytest -q -m ''
 
 demo: setup
-	$(VENV)/bin/posedata demo
+	$(VENV)/bin/posedata demo -o demo-out --force
 
 # the cross-module property tests with 10,000 examples each (CI runs the bounded "ci" profile)
 fuzz: setup
