@@ -255,7 +255,7 @@ def flipcheck_step(plan: DemoPlan, paths: DemoPaths, sk: Skeleton) -> FlipResult
 class TrainSummary:
     iterations: int
     seconds: float
-    images_per_s: float  # mean over the run's steps, data loading included
+    images_per_s: float  # training images over the training wall time (start-up and checkpoints included)
     last_loss: float | None
     first_loss: float | None
     stopped_early: bool
@@ -320,9 +320,10 @@ def train_step(plan: DemoPlan, paths: DemoPaths, sk: Skeleton, seconds: float,
             if last or not result.stopped_early:
                 break
     secs = time.perf_counter() - t0
-    ips = [r["images_per_s"] for r in rows[2:]] or [r["images_per_s"] for r in rows]
+    # every image over the whole training wall time: start-up, resumes and checkpoints included
+    images = sum(plan.batch_size for _ in rows)
     return TrainSummary(
-        iterations=result.iteration, seconds=secs, images_per_s=sum(ips) / max(1, len(ips)),
+        iterations=result.iteration, seconds=secs, images_per_s=images / max(secs, 1e-9),
         last_loss=result.last_loss, first_loss=rows[0]["loss"] if rows else None,
         stopped_early=result.stopped_early, checkpoint=paths.run / "last.pt", curve=paths.run / "loss_curve.png",
         metrics=paths.run / "metrics.jsonl", notes=list(result.notes),
