@@ -76,3 +76,14 @@ def test_default_plan_is_a_small_cpu_run_on_a_non_human_skeleton() -> None:
     assert plan.width <= 0.5 and plan.stages <= 1
     assert plan.iterations is None  # the time budget sets the length
     assert plan.minutes == 10
+
+
+def test_threads_follow_the_free_cores(monkeypatch) -> None:
+    import os
+
+    from posedata import demo
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    for load, threads in ((0.1, 2), (0.6, 2), (0.9, 1), (5.5, 1)):
+        monkeypatch.setattr(os, "getloadavg", lambda load=load: (load, load, load))
+        assert demo.free_cores() == threads, load
