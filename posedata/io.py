@@ -29,6 +29,8 @@ def atomic_writer(path: str | os.PathLike) -> Iterator[BinaryIO]:
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     try:
+        # mkstemp makes 0600 files; an output should get the permissions any new file gets here
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
@@ -40,6 +42,12 @@ def atomic_writer(path: str | os.PathLike) -> Iterator[BinaryIO]:
         except FileNotFoundError:
             pass
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
