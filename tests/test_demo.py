@@ -45,6 +45,11 @@ def test_quick_demo_runs_every_step(runner, tmp_path: Path) -> None:
     for artefact in (p.labels, p.preview / "index.png", p.run / "last.pt", p.results / "metrics.json",
                      p.flipcheck / "instances.png"):
         assert str(artefact).replace(" ", "") in flat
+    # --force runs again into the same folder: fresh artefacts, no stale metric lines
+    again = runner.invoke(cli, ["demo", "--quick", "-o", str(out), "--force"])
+    assert again.exit_code == 0, again.output
+    assert len((p.run / "metrics.jsonl").read_text().splitlines()) == plan.iterations
+    assert len(list(p.preview.glob("sample_*.png"))) == plan.preview_samples
 
 
 def test_existing_output_needs_force(runner, tmp_path: Path) -> None:
