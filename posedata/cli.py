@@ -1319,7 +1319,13 @@ def demo_cmd(output: Path, minutes: float, quick: bool, force: bool) -> None:
             print_validate_summary(shown, V.CHECKS, 3, title=f"validate {name}")
         c = V.counts(fs)
         verdict = "[bold red]FAIL[/]" if c["error"] else "[bold green]OK[/]"
-        console.print(f"  {verdict} {name}: {c['error']} error(s), {c['warning']} warning(s), {c['info']} info")
+        info: dict[str, int] = {}
+        for f in fs:
+            if f.severity == "info":
+                info[f.code] = info.get(f.code, 0) + 1
+        detail = ", ".join(f"{code} x{n}: {V.CHECKS.get(code, ('', code))[1]}" for code, n in sorted(info.items()))
+        console.print(f"  {verdict} {name}: {c['error']} error(s), {c['warning']} warning(s), {c['info']} info"
+                      + (f" ({detail})" if detail else ""), soft_wrap=True)
     if val.errors():
         raise DataError("the synthetic data has validation errors (a bug in posedata synth)",
                         [f for fs in val.findings.values() for f in fs], file=str(paths.train_json))
