@@ -312,14 +312,14 @@ def image_paths(gt: GroundTruth, images_dir: Path) -> list[Path]:
 
 
 def read_image(path: Path, file: str | None = None, where: str | None = None) -> np.ndarray:
-    import cv2
+    """posedata's image reader (header checked first, so a 30000 x 30000 "image bomb" is refused
+    before anything is decoded), with the error located in the JSON that named the image."""
+    from posedata.augment import read_image as decode
 
-    data = np.fromfile(str(path), dtype=np.uint8) if Path(path).is_file() else None
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data is not None and data.size else None
-    if img is None:
-        raise InputError(f"cannot decode image {str(path)!r} (missing, empty, corrupt or not an image)",
-                         file=file, where=where)
-    return img
+    try:
+        return decode(Path(path))
+    except InputError as e:
+        raise InputError(f"cannot decode image {str(path)!r}: {e.message}", file=file or e.file, where=where) from None
 
 
 # ------------------------------------------------------------------ COCOeval
