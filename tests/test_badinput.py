@@ -24,7 +24,7 @@ from posedata.cli import cli
 CORPUS = Path(__file__).resolve().parent / "badinput"
 MANIFEST = json.loads((CORPUS / "manifest.json").read_text(encoding="utf-8"))
 CASES = {c["name"]: c for c in MANIFEST["cases"]}
-TORCH_KINDS = {"labels", "checkpoint"}
+TORCH_KINDS = {"labels", "checkpoint", "val-images"}
 # a wide console: rich folds table cells, which would split a location across lines
 WIDE = {"COLUMNS": "400"}
 
@@ -85,6 +85,15 @@ def command(cmd: str, kind: str, inp: Path, base: Path, out: Path, case: dict | 
                            str(train / "images"), "-o", str(out / "run"), "--init", str(inp), *TRAIN_SMALL],
             "val": ["val", "--skeleton", "object5", "--checkpoint", str(inp), "--coco", str(train / "annotations.json"),
                     "--images", str(train / "images"), "-o", str(out / "val"), "--input-size", "64", "--overlays", "0"],
+        }[cmd]
+    if kind == "val-images":
+        images = inp.parent / case["images"]
+        good = str(train / "good.pt")
+        return {
+            "val": ["val", "--skeleton", "object5", "--checkpoint", good, "--coco", str(inp), "--images", str(images),
+                    "-o", str(out / "val"), "--input-size", "64", "--overlays", "0"],
+            "infer": ["infer", str(inp.parent / case["image"]), "--checkpoint", good, "--skeleton", "object5",
+                      "-o", str(out / "infer"), "--input-size", "64"],
         }[cmd]
     raise AssertionError(f"unknown kind {kind}")
 
@@ -166,7 +175,7 @@ def _controls() -> list[tuple[str, str]]:
     seen = {}
     for case in CASES.values():
         kind = case["kind"]
-        if kind in ("coco", "images", "skeleton", "labels", "checkpoint"):
+        if kind in ("coco", "images", "skeleton", "labels", "checkpoint", "val-images"):
             for c in case["expect"]:
                 seen.setdefault((kind, c), None)
     return sorted(seen)
@@ -179,6 +188,7 @@ def _good_input(kind: str, base: Path) -> tuple[Path, dict]:
         "skeleton": (base.parent / "coco17.yaml", {}),
         "labels": (base / "train" / "labels.npz", {}),
         "checkpoint": (base / "train" / "good.pt", {}),
+        "val-images": (base / "train" / "annotations.json", {"images": "images", "image": "images/000001.jpg"}),
     }[kind]
 
 

@@ -135,6 +135,8 @@ def check_run(run: Path, iterations: int) -> None:
     assert [r["iteration"] for r in rows] == list(range(1, iterations + 1))
     assert all(isinstance(r["loss"], float) for r in rows)
     json.loads((run / "config.json").read_text(encoding="utf-8"))
+    # temp files of writes the kills interrupted are cleared by the next resume
+    assert not list(run.glob(".*.tmp")), sorted(p.name for p in run.glob(".*.tmp"))
 
 
 def test_kill_and_resume_twice(tmp_path):

@@ -306,6 +306,11 @@ def prepare_output(out: Path, resume: bool, d: Dist) -> None:
     if not d.main:
         return
     out.mkdir(parents=True, exist_ok=True)
+    # temp files of atomic writes a SIGKILL interrupted (.last.pt.<random>.tmp, ...): never read,
+    # but each is a whole checkpoint's size
+    for name in (METRICS, LAST, BEST, CURVE, INIT_REPORT, CONFIG):
+        for tmp in out.glob(f".{name}.*.tmp"):
+            tmp.unlink(missing_ok=True)
     if not resume:
         for name in (METRICS, LAST, BEST, CURVE, INIT_REPORT):
             (out / name).unlink(missing_ok=True)

@@ -41,6 +41,7 @@ IMPORT_CMDS = ["import", "import-auto", "convert"]
 SKELETON_CMDS = ["skeleton-check", "skeleton-show", "validate", "convert", "check"]
 LABEL_CMDS = ["train-labels", "preview-labels"]
 CKPT_CMDS = ["train-init", "val"]
+VAL_IMAGE_CMDS = ["val", "infer"]
 
 
 class Corpus:
@@ -219,12 +220,12 @@ def coco_cases(c: Corpus, good: dict) -> None:
     add("coco_binary", bytes(range(256)) * 4, 2, "data.json", "binary junk", COCO_IMPORT)
     add("coco_deep_nesting", b'{"images": ' + b"[" * 100000 + b"]" * 100000 + b"}", 2, "nested",
         "100000 nested lists", COCO_IMPORT)
-    # wrong structure: validate and check report it (1); readers that need the structure refuse (2)
-    top = ex(2, COCO_IMPORT, validate=1, check=1, flipcheck=1)
+    # wrong structure: validate reports it (1); readers that need the structure refuse (2)
+    top = ex(2, COCO_IMPORT, validate=1, flipcheck=1)
     add("coco_top_list", b"[1, 2, 3]\n", top, "top level", "top level is a list", COCO_IMPORT)
     c.case("coco_top_null", "coco", {"data.json": b"null\n"}, "data.json", top, "top level", "top level is null",
-           COCO_IMPORT, where_cmd={"convert": "not COCO keypoint JSON", "preview": "not COCO keypoint JSON"})
-    add("coco_images_object", mut(lambda d: d.update(images={"a": 1})), ex(1, COCO_IMPORT, convert=2, preview=2,
+           COCO_IMPORT, where_cmd={x: "not COCO keypoint JSON" for x in ("convert", "preview", "check")})
+    add("coco_images_object", mut(lambda d: d.update(images={"a": 1})), ex(1, COCO_IMPORT, convert=2, preview=2, check=2,
         **{"import": 2}), "images", "images is an object", COCO_IMPORT)
     add("coco_ann_not_object", mut(lambda d: d["annotations"].__setitem__(0, [1, 2])), 1, "annotations[0]",
         "annotation is a list")
@@ -315,6 +316,8 @@ def image_cases(c: Corpus, good: dict) -> None:
     add("img_path_dotdot", {**ok, "outside.png": png(64, 48)}, with_b("../outside.png"), bad, "../outside.png",
         "file_name ../outside.png")
     add("img_path_absolute", ok, with_b("/etc/hostname"), bad, "/etc/hostname", "absolute file_name")
+    c.case("img_path_nul", "images", {"data.json": jbytes(with_b("b.png\x00.jpg")), **ok}, "data.json", bad, "NUL",
+           "a NUL character in file_name", IMAGE_CMDS, images="images", where_cmd={"import": "b.png"})
     d = c.out / "cases" / "img_symlink_out"
     add("img_symlink_out", {**ok, "outside.png": png(64, 48)}, with_b("b.png"), bad, "b.png",
         "images/b.png is a symlink to ../outside.png")
@@ -535,6 +538,18 @@ def checkpoint_cases(c: Corpus) -> None:
     add("ck_bad_spec", saved(obj), "model", "model spec is nonsense", cmds=["val"])
 
 
+def val_image_cases(c: Corpus) -> None:
+    """Evaluation and inference read images too: a good checkpoint, an image that must not be decoded."""
+    d = json.loads((c.out / "base" / "train" / "annotations.json").read_bytes())
+    d["images"] = d["images"][:1]
+    d["annotations"] = [a for a in d["annotations"] if a["image_id"] == d["images"][0]["id"]]
+    for name, fn, data in (("val_bomb_png", "b.png", png_bomb()), ("val_bomb_jpeg", "b.jpg", jpeg_bomb())):
+        dd = copy.deepcopy(d)
+        dd["images"][0].update(file_name=fn, width=30000, height=30000)
+        c.case(name, "val-images", {"data.json": jbytes(dd), f"images/{fn}": data}, "data.json", 2, "30000x30000",
+               f"{fn} claims 30000x30000", VAL_IMAGE_CMDS, images="images", image=f"images/{fn}")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=HERE)
@@ -553,6 +568,7 @@ def main(argv: list[str] | None = None) -> None:
     skeleton_cases(c)
     label_cases(c)
     checkpoint_cases(c)
+    val_image_cases(c)
     c.write_manifest()
     print(f"wrote {len(c.cases)} cases to {out}")
 
