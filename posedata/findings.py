@@ -1,8 +1,8 @@
 """One finding type shared by skeleton checks, validate, import reports and flip checks."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Iterable
 
 SEVERITIES = ("error", "warning", "info")
 
