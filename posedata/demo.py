@@ -10,7 +10,9 @@ pairs) is not the human skeleton, its OKS sigmas (0.05) leave room for a stride-
 160 px (ground truth moved by 3 px still scores AP 0.84, quadruped17 only 0.72), and its heads
 are small. The network is the reference architecture at a fraction of its width, without
 refinement stages, on 128 px crops; Adam at a learning rate far above the reference's 4e-5,
-whose schedule is for 368 px COCO over days.
+whose schedule is for 368 px COCO over days. What counts at this budget is the number of steps
+(AP rose to ~2000 steps of 16); the default run made ~3300-3700 steps in 9 minutes and reached
+held-out AP 0.72 on this 2-core machine.
 """
 from __future__ import annotations
 
@@ -268,11 +270,11 @@ class TrainSummary:
     notes: list[str] = field(default_factory=list)
 
 
-def train_config(plan: DemoPlan, paths: DemoPaths, iterations: int, max_minutes: float | None):
+def train_config(plan: DemoPlan, paths: DemoPaths, sk: Skeleton, iterations: int, max_minutes: float | None):
     from trainer.train import TrainConfig
 
     return TrainConfig(labels=str(paths.labels), images=str(paths.train / "images"), output=str(paths.run),
-                       skeleton_file=str(skeleton(plan).file) if skeleton(plan).file else None,
+                       skeleton_file=str(sk.file) if sk.file else None,
                        iterations=iterations, batch_size=plan.batch_size, lr=plan.lr, stages=plan.stages,
                        input_size=plan.input_size, width=plan.width, seed=plan.seed,
                        checkpoint_every=plan.checkpoint_every, max_minutes=max_minutes, threads=plan.threads)
@@ -300,12 +302,12 @@ def train_step(plan: DemoPlan, paths: DemoPaths, sk: Skeleton, seconds: float,
             callback(event, info)
 
     if plan.iterations is not None:
-        result = train(train_config(plan, paths, plan.iterations, None), sk, callback=on)
+        result = train(train_config(plan, paths, sk, plan.iterations, None), sk, callback=on)
     else:
         deadline = t0 + seconds
         calib = min(plan.calibration_seconds, seconds / 4)
         first = len(rows)
-        result = train(train_config(plan, paths, 10**7, calib / 60), sk, callback=on)
+        result = train(train_config(plan, paths, sk, 10**7, calib / 60), sk, callback=on)
         while True:
             left = deadline - time.perf_counter()
             phase_rows = rows[first:]
@@ -318,7 +320,7 @@ def train_step(plan: DemoPlan, paths: DemoPaths, sk: Skeleton, seconds: float,
                 callback("plan", {"iterations": total, "seconds_per_step": per_step, "seconds": left,
                                   "iteration": result.iteration})
             first = len(rows)
-            result = train(train_config(plan, paths, total, max(left if last else plan.replan_seconds, 1.0) / 60),
+            result = train(train_config(plan, paths, sk, total, max(left if last else plan.replan_seconds, 1.0) / 60),
                            sk, resume=True, callback=on)
             if last or not result.stopped_early:
                 break
