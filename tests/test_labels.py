@@ -138,11 +138,11 @@ def test_large_file_loads_fast(tmp_path):
     L.save(lb, p)
     t = time.perf_counter()
     with np.load(p, allow_pickle=False) as z:
-        raw = [z[name] for name in z.files]
+        raw = [z[name] for name in z.files] + [json.loads(z["header"].tobytes())]
     raw_read = time.perf_counter() - t
     del raw
     t = time.perf_counter()
     back = L.load(p)
     elapsed = time.perf_counter() - t
     assert len(back.inst_ids) == m and back.keypoints.shape == (m, k, 3)
-    assert elapsed < 3 * raw_read + 0.25, f"labels.load took {elapsed:.2f} s, reading its arrays {raw_read:.2f} s"
+    assert elapsed < 3 * raw_read + 0.1, f"labels.load took {elapsed:.2f} s, reading its arrays {raw_read:.2f} s"
