@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError
-from .io import atomic_write_bytes
+from .io import atomic_write_bytes, paused_gc
 
 FORMAT = "posedata-labels"
 VERSION = 1
@@ -137,7 +137,8 @@ def load(path: str | Path) -> Labels:
         with np.load(p, allow_pickle=False) as z:
             if "header" not in z.files:
                 raise InputError("not a posedata label file (no header)", file=str(p))
-            header = json.loads(z["header"].tobytes().decode("utf-8"))
+            with paused_gc():  # 57k file names and crowd lists: nothing cyclic for the collector to find
+                header = json.loads(z["header"].tobytes().decode("utf-8"))
             arrays = {k: z[k] for k in ARRAYS}
     except InputError:
         raise

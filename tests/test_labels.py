@@ -136,13 +136,15 @@ def test_large_file_loads_fast(tmp_path):
         area=np.ones(m, np.float32), num_keypoints=np.ones(m, np.int32), samples=np.arange(0, m, 2, dtype=np.int32))
     p = tmp_path / "big.npz"
     L.save(lb, p)
-    t = time.perf_counter()
-    with np.load(p, allow_pickle=False) as z:
-        raw = [z[name] for name in z.files] + [json.loads(z["header"].tobytes())]
-    raw_read = time.perf_counter() - t
-    del raw
-    t = time.perf_counter()
-    back = L.load(p)
-    elapsed = time.perf_counter() - t
+    raw_read = elapsed = 1e9
+    for _ in range(3):  # best of three: a busy machine only ever adds time
+        t = time.perf_counter()
+        with np.load(p, allow_pickle=False) as z:
+            raw = [z[name] for name in z.files] + [json.loads(z["header"].tobytes())]
+        raw_read = min(raw_read, time.perf_counter() - t)
+        del raw
+        t = time.perf_counter()
+        back = L.load(p)
+        elapsed = min(elapsed, time.perf_counter() - t)
     assert len(back.inst_ids) == m and back.keypoints.shape == (m, k, 3)
     assert elapsed < 3 * raw_read + 0.1, f"labels.load took {elapsed:.2f} s, reading its arrays {raw_read:.2f} s"

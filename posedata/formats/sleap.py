@@ -52,11 +52,11 @@ def detect(path: Path) -> bool:
         return False
 
 
-def _sleap_io() -> Any:
+def _sleap_io(file: str | None = None) -> Any:
     try:
         import sleap_io
     except ImportError:
-        raise InputError(INSTALL_HINT) from None
+        raise InputError(INSTALL_HINT, file=file) from None
     return sleap_io
 
 
@@ -67,8 +67,8 @@ def frame_image_name(video_filename: str, frame_idx: int) -> str:
 
 
 def _load(path: Path) -> Any:
-    sio = _sleap_io()
     file = str(path)
+    sio = _sleap_io(file)
     try:
         with open(path, "rb") as f:
             if f.read(8) != HDF5_SIGNATURE:
@@ -128,7 +128,7 @@ def read(path: Path, skeleton: Skeleton, options: ImportOptions) -> ImportResult
     file = str(path)
     if path.is_dir():
         raise InputError("expected a SLEAP .slp file, got a folder", file=file)
-    sio = _sleap_io()
+    sio = _sleap_io(file)
     labels = _load(path)
     sk_src = _pick_skeleton(labels, options.category, file)
     node_names = [str(n) for n in sk_src.node_names]
