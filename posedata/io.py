@@ -111,6 +111,19 @@ def load_json(path: str | os.PathLike) -> Any:
         raise InputError("invalid JSON: nested too deeply", file=str(path)) from None
 
 
+def load_yaml(path: str | os.PathLike, error: type[InputError] = InputError) -> Any:
+    """Parse a YAML file (safe loader only); errors name the file, line and column."""
+    import yaml
+
+    text = read_text(path)
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1} column {mark.column + 1}" if mark else None
+        raise error(f"invalid YAML: {getattr(e, 'problem', None) or e}", file=str(path), where=where) from None
+
+
 def safe_image_path(root: str | os.PathLike, name: str) -> Path:
     """Resolve an image name from a JSON inside root; refuse '..', absolute paths and symlinks out."""
     if not isinstance(name, str) or not name:

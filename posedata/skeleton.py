@@ -18,7 +18,7 @@ import yaml
 
 from .errors import SkeletonError
 from .findings import Finding
-from .io import read_text
+from .io import load_yaml
 
 DERIVED_RULES = ("mean_of",)
 
@@ -567,13 +567,7 @@ def load(path: str | Path) -> Skeleton:
 
 
 def load_with_findings(path: str | Path) -> tuple[Skeleton | None, list[Finding]]:
-    text = read_text(path)
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1} column {mark.column + 1}" if mark else None
-        raise SkeletonError(f"invalid YAML: {getattr(e, 'problem', None) or e}", file=str(path), where=where) from None
+    data = load_yaml(path, SkeletonError)
     if data is None:
         raise SkeletonError("empty skeleton file", file=str(path))
     sk, findings = parse(data, file=str(path))

@@ -21,10 +21,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
-import yaml
 
 from ..errors import InputError
-from ..io import read_text, safe_image_path
+from ..io import load_yaml, read_text, safe_image_path
 from ..skeleton import Skeleton, guess_flip_pairs, guess_root
 from .base import ImportOptions, ImportReport, ImportResult
 
@@ -347,12 +346,7 @@ def skeleton_from_config(path: Path) -> tuple[dict[str, Any], list[str]]:
     animal) and `uniquebodyparts` (landmarks that are no part of an animal, left out here).
     `skeleton` gives the limbs (DLC's are for drawing: review them and the root)."""
     file = str(path)
-    try:
-        cfg = yaml.safe_load(read_text(path))
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise InputError(f"invalid YAML: {getattr(e, 'problem', None) or e}", file=file,
-                         where=f"line {mark.line + 1}" if mark else None) from None
+    cfg = load_yaml(path)
     if not isinstance(cfg, dict):
         raise InputError("expected a DeepLabCut config.yaml mapping (Task, bodyparts, skeleton, ...)", file=file)
     notes: list[str] = []

@@ -32,7 +32,7 @@ import numpy as np
 import yaml
 
 from ..errors import InputError
-from ..io import read_text, safe_image_path
+from ..io import load_yaml, read_text, safe_image_path
 from ..skeleton import Skeleton, guess_root, normalize_name
 from .base import ImportOptions, ImportReport, ImportResult
 
@@ -43,15 +43,9 @@ SPLITS = ("train", "val", "test")
 
 # ------------------------------------------------------------------ the YAML
 def _load_yaml(path: Path) -> dict[str, Any]:
-    file = str(path)
-    try:
-        data = yaml.safe_load(read_text(path))
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise InputError(f"invalid YAML: {getattr(e, 'problem', None) or e}", file=file,
-                         where=f"line {mark.line + 1} column {mark.column + 1}" if mark else None) from None
+    data = load_yaml(path)
     if not isinstance(data, dict) or "kpt_shape" not in data:
-        raise InputError("expected a YOLO-pose dataset YAML (a mapping with kpt_shape, train/val, names)", file=file)
+        raise InputError("expected a YOLO-pose dataset YAML (a mapping with kpt_shape, train/val, names)", file=str(path))
     return data
 
 
