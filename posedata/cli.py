@@ -57,6 +57,30 @@ def print_findings(findings: list, limit: int = 50, title: str | None = None) ->
         console.print(f"... and {len(rows) - limit} more")
 
 
+def progress_bar(label: str, *fields: Any, con: Console | None = None, transient: bool = True,
+                 **kwargs: Any):
+    """The one progress display of every command: label, bar, done/total, any extra fields,
+    elapsed and remaining time. `label` may use `{task.description}`."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), *fields, TimeElapsedColumn(),
+                    TimeRemainingColumn(), console=con or console, transient=transient, **kwargs)
+
+
+def train_fields() -> tuple:
+    """The loss and speed columns of a training display (`posedata train` and the demo)."""
+    from rich.progress import TextColumn
+
+    return TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[speed]} img/s")
+
+
 @click.group(cls=PosedataGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="posedata")
 def cli() -> None:
@@ -251,7 +275,6 @@ def preview_cmd(data: Path, skeleton_spec: str, images: Path, output: Path, num:
     """Draw training samples and their heatmap/PAF targets exactly as the trainer sees them.
 
     DATA is a label file from `posedata convert` or a COCO keypoint JSON (converted in memory)."""
-    from rich.progress import Progress
 
     from . import skeleton as S
     from .augment import AugmentConfig
@@ -266,7 +289,7 @@ def preview_cmd(data: Path, skeleton_spec: str, images: Path, output: Path, num:
 
         raise DataError("no training samples in the data (nothing passes the sample rules)", file=str(data))
     cfg = AugmentConfig(crop_w=input_size, crop_h=input_size, input_size=input_size)  # as the trainer
-    with Progress(console=console, transient=True) as bar:
+    with progress_bar("{task.description}") as bar:
         task = bar.add_task("drawing previews", total=min(num, labels.num_samples))
         items = preview(labels, sk, images, output, n=num, seed=seed, augment=not no_augment, cfg=cfg,
                         progress=lambda done, total: bar.update(task, completed=done))
@@ -420,7 +443,6 @@ def export_yolo(data: Path, skeleton_spec: str, output: Path, images: Path | Non
     flip map in that order. A keypoint outside its image is written as unlabelled (Ultralytics
     drops a whole image whose labels leave [0, 1]); crowd regions are left out. The folder is
     written beside OUTPUT and moved into place only when complete."""
-    from rich.progress import Progress
 
     from . import coco
     from . import skeleton as S
@@ -434,7 +456,7 @@ def export_yolo(data: Path, skeleton_spec: str, output: Path, images: Path | Non
 
         raise InputError("images folder not found", file=str(images))
     ds = coco.load(data)
-    with Progress(console=console, transient=True) as bar:
+    with progress_bar("{task.description}") as bar:
         task = bar.add_task("writing YOLO labels", total=len(ds.images))
         rep = yolo_export(ds, sk, output, images=images, category_id=category, data_file=str(data),
                           bbox_margin=bbox_margin, progress=lambda done, total: bar.update(task, completed=done))
@@ -517,10 +539,7 @@ def import_cmd(fmt: str, input_path: Path, skeleton_spec: str, output: Path, ima
     result = import_file(fmt, input_path, sk, opts)
     print_import_report(result.report)
     if images is not None and result.dataset.images:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        with Progress(TextColumn("validating: reading image headers"), BarColumn(), MofNCompleteColumn(),
-                      TimeRemainingColumn(), console=console, transient=True) as bar:
+        with progress_bar("validating: reading image headers") as bar:
             task = bar.add_task("images", total=len(result.dataset.images))
             findings = validate_result(result, sk, opts, file=str(output),
                                        progress=lambda done, total: bar.update(task, completed=done, total=total))
@@ -616,15 +635,6 @@ def train_cmd(skeleton_spec: str | None, labels: Path | None, images: Path | Non
     import os
     import time
 
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
     from . import skeleton as S
     from .errors import DataError, InputError
     from .findings import has_errors
@@ -697,10 +707,8 @@ def train_cmd(skeleton_spec: str | None, labels: Path | None, images: Path | Non
         else:
             out_console.print(f"[green]data check passed[/] ({source})")
 
-    columns = [TextColumn("[bold]train[/]"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[speed]} img/s"),
-               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
-    with Progress(*columns, console=out_console, refresh_per_second=4) as bar:
+    with progress_bar("[bold]train[/]", *train_fields(), con=out_console, transient=False,
+                      refresh_per_second=4) as bar:
         task = bar.add_task("train", total=cfg.iterations, loss="-", speed="-")
         started = [time.perf_counter(), 0]
 
@@ -775,10 +783,7 @@ def validate_cmd(data: Path, skeleton_spec: str, images: Path | None, category: 
         raise InputError(_tool_export_message(fmt, data, skeleton_spec), file=str(data))
     try:
         if images is not None and not as_json:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            with Progress(TextColumn("reading image headers"), BarColumn(), MofNCompleteColumn(),
-                          TimeRemainingColumn(), console=err_console, transient=True) as bar:
+            with progress_bar("reading image headers", con=err_console) as bar:
                 task = bar.add_task("images", total=None)
                 raw, findings = V.validate_file(
                     data, sk, images=images, category_id=category,
@@ -891,8 +896,6 @@ def synth_cmd(skeleton_spec: str, output: Path, n_images: int, size: str, seed: 
     import json
     import time
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     from . import skeleton as S
     from .io import check_output
     from .synth import generate, parse_size
@@ -901,8 +904,7 @@ def synth_cmd(skeleton_spec: str, output: Path, n_images: int, size: str, seed: 
     sk = S.resolve(skeleton_spec)
     check_output(output, force)
     t0 = time.perf_counter()
-    with Progress(TextColumn("drawing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=err_console, transient=True) as bar:
+    with progress_bar("drawing", con=err_console) as bar:
         task = bar.add_task("synth", total=n_images)
         path = generate(sk, output, n_images, wh, seed,
                         progress=lambda done, total: bar.update(task, completed=done))
@@ -924,20 +926,6 @@ def synth_cmd(skeleton_spec: str, output: Path, n_images: int, size: str, seed: 
 
 
 # ------------------------------------------------------------ val / infer / export onnx, reference
-def _image_progress(description: str):
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TimeRemainingColumn(), console=console, transient=True)
-
-
 def _fmt(v: float | None, pct: bool = False) -> str:
     if v is None:
         return "-"
@@ -998,7 +986,7 @@ def val_cmd(skeleton_spec: str, checkpoint: Path, coco_json: Path, images: Path,
 
     model, desc = E.load_model(checkpoint, sk)
     console.print(f"model: {checkpoint} ({desc})")
-    with _image_progress("val") as prog:
+    with progress_bar("val") as prog:
         task = prog.add_task("val", total=None)
         res = E.evaluate(model, sk, coco_json, images, input_size=input_size, multiscale=multiscale, flip=flip,
                          out_dir=output, category_id=category, overlays=overlays,
@@ -1035,7 +1023,7 @@ def infer_cmd(source: Path, checkpoint: Path, skeleton_spec: str, output: Path, 
         check_output(output / f"{p.stem}.png", force)
     model, desc = E.load_model(checkpoint, sk)
     console.print(f"model: {checkpoint} ({desc})")
-    with _image_progress("infer") as prog:
+    with progress_bar("infer") as prog:
         task = prog.add_task("infer", total=len(paths))
         coco = E.infer(model, sk, paths, output, input_size=input_size, multiscale=multiscale, flip=flip,
                        progress=lambda done, total: prog.update(task, completed=done))
@@ -1135,7 +1123,6 @@ def convert_cmd(data: Path, skeleton_spec: str, output: Path, fmt: str, src_fmt:
     Exit 1 (nothing written) when validate reports errors, unless --force. Exit 2 when DATA or the
     skeleton cannot be read, or the output exists without --force.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from . import skeleton as S
     from . import validate as V
@@ -1158,8 +1145,7 @@ def convert_cmd(data: Path, skeleton_spec: str, output: Path, fmt: str, src_fmt:
     # parsed containers are then freed by reference counting without the collector ever scanning
     # them (measured in bench/README.md, "convert"); the collector's state is restored after.
     with V.paused_gc():
-        with Progress(TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=err_console, transient=True) as bar:
+        with progress_bar("{task.description:<12}", con=err_console) as bar:
             task = bar.add_task(steps[0], total=len(steps))
             src = load_source(data, sk, category, fmt=src_fmt, options=opts)
             raw = src.raw if src.raw is not None else src.dataset.to_coco()
@@ -1263,14 +1249,6 @@ def demo_cmd(output: Path, minutes: float, quick: bool, force: bool) -> None:
     held-out set at the end, with the location of every artefact."""
     import time
 
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
     from rich.rule import Rule
 
     from . import demo as D
@@ -1286,9 +1264,8 @@ def demo_cmd(output: Path, minutes: float, quick: bool, force: bool) -> None:
     loads: list[tuple[str, float | None]] = [("start", D.load_average())]
     steps = 7
 
-    def bar(label: str) -> Progress:
-        return Progress(TextColumn(f"{label:<10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        TimeRemainingColumn(), console=console, transient=True)
+    def bar(label: str):
+        return progress_bar(f"{label:<10}")
 
     def header(n: int, text: str) -> None:
         console.print(Rule(f"[bold]{n}/{steps} {text}[/]  [dim]{time.perf_counter() - t_start:.0f} s[/]", align="left"))
@@ -1361,9 +1338,7 @@ def demo_cmd(output: Path, minutes: float, quick: bool, force: bool) -> None:
     header(6, f"train on CPU: input {plan.input_size}, width {plan.width}, {plan.stages} refinement stage(s), "
               f"batch {plan.batch_size}, Adam lr {plan.lr:g}, {plan.threads} thread(s)"
               + (f", {plan.iterations} iterations" if plan.iterations else f", {budget / 60:.1f} min"))
-    columns = [TextColumn("train     "), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
-               TextColumn("{task.fields[speed]} img/s"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
-    with Progress(*columns, console=console, transient=True) as prog:
+    with progress_bar("train     ", *train_fields()) as prog:
         task = prog.add_task("train", total=plan.iterations, loss="-", speed="-")
 
         def on_event(event: str, info: dict) -> None:
