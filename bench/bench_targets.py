@@ -3,14 +3,18 @@
 Run: .venv/bin/python bench/bench_targets.py [--quick]
 
 (a) posedata.targets.render_targets (vectorised), one sample per call, and
-    posedata.targets.render_targets_batch for batches of 8 and 16 samples (the trainer renders a
-    batch's targets in one call), reported per sample
+    posedata.targets.render_targets_batch for batches of 8, 16 and 80 samples (the trainer renders
+    a batch's targets in one call; its default batch is 80, a 38 MB output), reported per sample
 (b) the same rules written directly, one map cell at a time, the way the reference trainer's
     _add_gaussian / _set_paf loops are written (plain Python floats and lists)
 (c) the allocation floor: allocating and filling the output arrays (zeros for K + 1 heatmaps and
-    2L PAFs, background set to 1), one sample at a time
+    2L PAFs, background set to 1), one sample at a time; (c80) the same for one (80, K + 1 + 2L,
+    h, w) output with every 4 KB page written once (rendering writes nearly every page): a 38 MB
+    output is beyond malloc's reuse (32 MB), so every call pays the kernel to map and zero fresh
+    memory, a floor the smaller batches and the per-sample baseline do not have
 All three on the same instances: openpose18 (18 keypoints, 19 limbs), 368 x 368 input, stride 8,
-sigma 7, thickness 1, for 1, 3 and 10 people. Times are per sample, the best of several repeats of
+sigma 7, thickness 1, for 1, 3 and 10 people, 80 scenes each (every column times the same 80).
+Times are per sample, the best of several repeats of
 this process's CPU time (time.process_time): the machine is shared, and CPU time leaves out the
 time spent waiting for a core, which wall-clock time under load does not.
 """
@@ -119,6 +123,13 @@ def floor_targets(k: int, n_limbs: int, map_h: int, map_w: int):
     return heat, np.zeros((2 * n_limbs, map_h, map_w), dtype=np.float32)
 
 
+def floor_batch(b: int, k: int, n_limbs: int, map_h: int, map_w: int) -> np.ndarray:
+    out = np.zeros((b, k + 1 + 2 * n_limbs, map_h, map_w), dtype=np.float32)
+    out[:, k] = 1.0
+    out.reshape(-1)[::1024] = 0.0  # one write per 4 KB page
+    return out
+
+
 def best_time(fn, repeats: int, inner: int) -> float:
     best = math.inf
     for _ in range(repeats):
@@ -135,12 +146,12 @@ def main() -> None:
     k, limbs = sk.num_keypoints, [tuple(x) for x in sk.limbs]
     mh = mw = SIZE // STRIDE
     rng = np.random.default_rng(2024)
-    n_scenes = 16  # one batch of 16, two of 8
+    n_scenes = 80  # one batch of 80, five of 16, ten of 8
     print(f"openpose18 ({k} keypoints, {len(limbs)} limbs), {SIZE}x{SIZE}, stride {STRIDE}, "
           f"sigma {SIGMA}, thickness {THICKNESS}; {n_scenes} scenes per size, best of repeats, "
-          "times per sample; a1 = one sample per call, a8 / a16 = batches of 8 / 16")
-    print(f"{'people':>6} {'(a1)':>9} {'(a8)':>9} {'(a16)':>9} {'(b) cellwise':>13} {'(c) floor':>10} "
-          f"{'b/a1':>6} {'b/a8':>6} {'b/a16':>6} {'a1/c':>6}")
+          "times per sample; a1 = one sample per call, a8 / a16 / a80 = batches of 8 / 16 / 80")
+    print(f"{'people':>6} {'(a1)':>9} {'(a8)':>9} {'(a16)':>9} {'(a80)':>9} {'(b) cellwise':>13} "
+          f"{'(c) floor':>10} {'(c80)':>9} {'b/a1':>6} {'b/a8':>6} {'b/a16':>6} {'b/a80':>6} {'a1/c':>6}")
     rows = []
     for n in (1, 3, 10):
         scenes = [people(n, rng) for _ in range(n_scenes)]
@@ -166,6 +177,10 @@ def main() -> None:
             for i in range(0, len(scenes), 16):
                 render_targets_batch(scenes[i:i + 16], sk, mh, mw)
 
+        def run_a80(scenes=scenes):
+            for i in range(0, len(scenes), 80):
+                render_targets_batch(scenes[i:i + 80], sk, mh, mw)
+
         def run_b(lists=lists):
             for lst in lists:
                 cellwise_targets(lst, k, limbs, mh, mw)
@@ -174,15 +189,22 @@ def main() -> None:
             for _ in scenes:
                 floor_targets(k, len(limbs), mh, mw)
 
+        def run_c80(scenes=scenes):
+            for _ in range(0, len(scenes), 80):
+                floor_batch(80, k, len(limbs), mh, mw)
+
         reps = 5 if quick else 15
-        ta = best_time(run_a, reps, 3) / n_scenes
-        ta8 = best_time(run_a8, reps, 3) / n_scenes
-        ta16 = best_time(run_a16, reps, 3) / n_scenes
-        tb = best_time(run_b, 2 if quick else 5, 1) / n_scenes
-        tc = best_time(run_c, reps, 10) / n_scenes
-        rows.append((n, ta, ta8, ta16, tb, tc))
-        print(f"{n:>6} {ta * 1e3:>6.3f} ms {ta8 * 1e3:>6.3f} ms {ta16 * 1e3:>6.3f} ms {tb * 1e3:>10.3f} ms "
-              f"{tc * 1e3:>7.3f} ms {tb / ta:>5.1f}x {tb / ta8:>5.1f}x {tb / ta16:>5.1f}x {ta / tc:>5.1f}x")
+        ta = best_time(run_a, reps, 1) / n_scenes
+        ta8 = best_time(run_a8, reps, 1) / n_scenes
+        ta16 = best_time(run_a16, reps, 1) / n_scenes
+        ta80 = best_time(run_a80, reps, 1) / n_scenes
+        tb = best_time(run_b, 2 if quick else 4, 1) / n_scenes
+        tc = best_time(run_c, reps, 2) / n_scenes
+        tc80 = best_time(run_c80, reps, 1) / n_scenes
+        rows.append((n, ta, ta8, ta16, ta80, tb, tc, tc80))
+        print(f"{n:>6} {ta * 1e3:>6.3f} ms {ta8 * 1e3:>6.3f} ms {ta16 * 1e3:>6.3f} ms {ta80 * 1e3:>6.3f} ms "
+              f"{tb * 1e3:>10.3f} ms {tc * 1e3:>7.3f} ms {tc80 * 1e3:>6.3f} ms {tb / ta:>5.1f}x {tb / ta8:>5.1f}x "
+              f"{tb / ta16:>5.1f}x {tb / ta80:>5.1f}x {ta / tc:>5.1f}x")
 
 
 if __name__ == "__main__":

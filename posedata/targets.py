@@ -338,22 +338,44 @@ def render_targets_batch(
             )
     lb = _limbs_of(skeleton.limbs)
     n_ch = k + 1 + 2 * lb.shape[0]
+    # np.zeros, not empty + fill: an output too big for malloc's heap (over 32 MB, e.g. the
+    # trainer's 80 samples) is fresh mmapped memory that calloc leaves to the kernel to zero
+    # lazily, page by page as each chunk below first touches it, so no pass writes it twice
     out = np.zeros((len(samples), n_ch, map_h, map_w), dtype=np.float32)
     heat, pafs = out[:, : k + 1], out[:, k + 1:]
     if not (map_h and map_w and samples):
         return heat, pafs
+    # Chunks of at most _CHUNK_BYTES of output, of equal size: every pass of a chunk (Gaussians,
+    # clip, background, PAF winners, PAF values) scatters into the same few MB, which stay in
+    # the cache between passes; one call over a 38 MB output missed the cache on every pass.
+    # Measured: 80 samples of 3 / 10 people 0.147 / 0.38 ms per sample in one call, 0.097 /
+    # 0.175 ms in chunks of 16 (7.7 MB), 0.11 / 0.19 in chunks of 8 (more per-call overhead).
+    per_sample = out[0].nbytes
+    n_chunks = -(-len(samples) * per_sample // _CHUNK_BYTES)
+    size = -(-len(samples) // n_chunks)
+    for c0 in range(0, len(samples), size):
+        _render_into(out[c0:c0 + size], samples[c0:c0 + size], lb, stride, sigma, thickness)
+    return heat, pafs
+
+
+# output bytes rendered per chunk; see render_targets_batch
+_CHUNK_BYTES = 8 << 20
+
+
+def _render_into(out: np.ndarray, samples: list[np.ndarray], lb: np.ndarray, stride: int,
+                 sigma: float, thickness: float) -> None:
+    """Targets of samples (each (N_b, K, 3)) into the zeroed out (B, K + 1 + 2L, h, w)."""
     counts = [x.shape[0] for x in samples]
     overlap = max(counts) > 1
     if len(samples) == 1:
         kp, sample_base = samples[0], np.zeros(counts[0], dtype=np.int64)
     else:
         kp = np.concatenate(samples)
-        sample_base = np.repeat(np.arange(len(samples)) * (n_ch * map_h * map_w), counts)
+        sample_base = np.repeat(np.arange(len(samples)) * out[0].size, counts)
     xy, lab = _split(kp)
     _heatmaps_into(out, xy, lab, sample_base, overlap, stride, sigma)
     if lb.size and kp.shape[0]:
-        _pafs_into(out, xy, lab, sample_base, overlap, lb, k + 1, stride, thickness)
-    return heat, pafs
+        _pafs_into(out, xy, lab, sample_base, overlap, lb, xy.shape[2] + 1, stride, thickness)
 
 
 @lru_cache(maxsize=16)

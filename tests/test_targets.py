@@ -336,3 +336,25 @@ def test_batch_padded_array_and_openpose18():
     assert heat.base is pafs.base  # one allocation
     with pytest.raises(InputError):
         render_targets_batch([np.zeros((1, 17, 3))], sk, 46, 46)
+
+
+def test_batch_in_chunks_equals_per_sample(monkeypatch):
+    """A batch rendered in several chunks (as a large one is, to stay in cache) still gives every
+    sample exactly its own maps, in one allocation, whatever the chunk boundaries cut."""
+    import posedata.targets as targets_mod
+
+    sk = skmod.resolve("openpose18")
+    rng = np.random.default_rng(11)
+    batch = [people18(n, rng, vis=False) for n in (3, 1, 10, 2, 0, 4, 1)]
+    whole_h, whole_p = render_targets_batch(batch, sk, 46, 46)
+    per_sample = (18 + 1 + 2 * len(sk.limbs)) * 46 * 46 * 4
+    for chunk in (1, 2, 3):  # samples per chunk: 7, 4 (4 + 3) and 3 (3 + 2 + 2) chunks
+        monkeypatch.setattr(targets_mod, "_CHUNK_BYTES", chunk * per_sample)
+        heat, pafs = render_targets_batch(batch, sk, 46, 46)
+        assert heat.base is pafs.base and heat.shape[0] == len(batch)
+        np.testing.assert_array_equal(heat, whole_h)
+        np.testing.assert_array_equal(pafs, whole_p)
+    for b, kp in enumerate(batch):
+        h1, p1 = render_targets(kp, sk, 46, 46)
+        np.testing.assert_array_equal(whole_h[b], h1)
+        np.testing.assert_array_equal(whole_p[b], p1)
