@@ -228,11 +228,12 @@ def posedata_sample(path: Path, rec: dict, rng, sk, cfg: AugmentConfig, targets:
     """What posedata.augment.training_sample does for a label-file record: draw, decode (at 1/2,
     1/4 or 1/8 when the drawn scale allows), crowd mask, one warp, targets, network input."""
     d = draw_params(cfg, rng)
-    image, w, h = decode_image(path, reduction(cfg.target_dist / rec["scale_provided"] * d.scale_multiplier))
+    image, w, h = decode_image(path, reduction(cfg.target_dist / rec["scale_provided"] * d.scale_multiplier),
+                               channels=4)
     mask = crowd_mask(rec["crowd"], h, w) if rec["crowd"] else None
     sample = make_sample(image, rec["keypoints"], rec["objpos"], rec["scale_provided"], mask, sk, cfg, None,
                          targets=targets, draw=d, source_size=(w, h))
-    return sample, to_network_input(sample.image)
+    return sample, to_network_input(sample.crop)
 
 
 def posedata_batch(jobs: list, sk, cfg: AugmentConfig):

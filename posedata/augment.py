@@ -29,6 +29,7 @@ without crowd regions has an all-ones mask and skips the warp. See bench/README.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,7 +73,9 @@ class AugmentConfig:
 
 @dataclass
 class Sample:
-    image: np.ndarray  # (crop_h, crop_w, 3) uint8 BGR
+    # (crop_h, crop_w, 4) uint8 BGRX as warped (OpenCV's 4-channel warp is the fast one; the
+    # network input is made from it directly); .image is its BGR view
+    crop: np.ndarray
     mask: np.ndarray  # (map_h, map_w) float32, 0 on crowd regions
     keypoints: np.ndarray  # (N, K, 3) float32, crop coordinates, after flip and swap
     heatmaps: np.ndarray | None  # (K + 1, map_h, map_w) float32; None when made with targets=False
@@ -81,6 +84,11 @@ class Sample:
     affine: np.ndarray  # (2, 3) float64: source point -> crop point (the keypoint transform)
     # (N, K, 3) float64: the keypoints the targets are drawn from (keypoints before float32 storage)
     points: np.ndarray | None = None
+
+    @property
+    def image(self) -> np.ndarray:
+        """(crop_h, crop_w, 3) uint8 BGR: a view of crop, no copy."""
+        return self.crop[..., :3]
 
 
 @dataclass(frozen=True)
@@ -169,6 +177,7 @@ def make_sample(
     crowd_mask: np.ndarray | None, skeleton: Skeleton, cfg: AugmentConfig,
     rng: np.random.Generator | None, augment: bool = True, targets: bool = True,
     draw: Draw | None = None, source_size: tuple[int, int] | None = None,
+    crop_out: np.ndarray | None = None,
 ) -> Sample:
     """One training sample from a decoded image and its instances (main instance first).
 
@@ -178,11 +187,13 @@ def make_sample(
     draw: the random choices, when the caller drew them already (draw_params) instead of rng.
     source_size: (width, height) of the full-size image that keypoints, objpos and crowd_mask
     refer to, when image is that image decoded at a reduced size (read_image(reduce=...)).
+    crop_out: a (crop_h, crop_w, 4) uint8 array to warp into (Scratch.crop), which the sample's
+    crop then is.
     """
     import cv2
 
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise InputError(f"image must be (H, W, 3) BGR, got shape {image.shape}")
+    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise InputError(f"image must be (H, W, 3) BGR or (H, W, 4) BGRX, got shape {image.shape}")
     height, width = image.shape[:2] if source_size is None else (source_size[1], source_size[0])
     kp = np.asarray(keypoints, dtype=np.float64)
     if kp.ndim != 3 or kp.shape[1:] != (skeleton.num_keypoints, 3):
@@ -194,14 +205,16 @@ def make_sample(
     pts_m, img_m = sample_affines(width, height, objpos, scale_provided, cfg, d)
 
     size = (cfg.crop_w, cfg.crop_h)
-    # OpenCV's bilinear warp has a much faster vectorised path for 4 channels than for 3: through
-    # BGRA and back the crop is bit-identical and the whole costs about half (measured 0.35 vs
-    # 0.82 ms on the real photos; bench/README.md "augment"); the conversions are ~0.04 ms
-    crop = cv2.cvtColor(cv2.warpAffine(
-        cv2.cvtColor(image, cv2.COLOR_BGR2BGRA),
-        _reduced_matrix(img_m, image.shape[1], image.shape[0], width, height), size,
+    # OpenCV's bilinear warp has a much faster vectorised path for 4 channels than for 3: the
+    # same crop, bit for bit, in about half the time (0.35 vs 0.82 ms on the real photos;
+    # bench/README.md "augment"), so a BGR image is widened first (decode_image(channels=4)
+    # decodes straight to BGRX) and the crop stays BGRX
+    if image.shape[2] == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2BGRA)
+    crop = cv2.warpAffine(
+        image, _reduced_matrix(img_m, image.shape[1], image.shape[0], width, height), size, dst=crop_out,
         flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(cfg.pad,) * 3 + (0,),
-    ), cv2.COLOR_BGRA2BGR)
+    )
     map_h, map_w = cfg.map_h, cfg.map_w
     if crowd_mask is None or bool(np.all(crowd_mask)):
         mask = np.ones((map_h, map_w), dtype=np.float32)
@@ -221,7 +234,7 @@ def make_sample(
     heat = pafs = None
     if targets:
         heat, pafs = render_targets(out, skeleton, map_h, map_w, cfg.stride, cfg.sigma, cfg.paf_thickness)
-    return Sample(image=crop, mask=mask, keypoints=out.astype(np.float32), heatmaps=heat, pafs=pafs,
+    return Sample(crop=crop, mask=mask, keypoints=out.astype(np.float32), heatmaps=heat, pafs=pafs,
                   flipped=d.flip, affine=pts_m, points=out)
 
 
@@ -241,7 +254,8 @@ def add_targets(samples: list[Sample], skeleton: Skeleton, cfg: AugmentConfig) -
 
 
 def read_image(path: Path, reduce: int = 1) -> np.ndarray:
-    """cv2.imread as BGR uint8; a missing or undecodable file is an InputError naming it.
+    """The image as OpenCV's imread gives it: BGR uint8; a missing or undecodable file is an
+    InputError naming it.
 
     reduce 2, 4 or 8 decodes a JPEG at 1/reduce of its size (ceil of each side): libjpeg scales
     in the DCT domain, skipping much of the full-size work. Other images (and JPEGs with an EXIF
@@ -257,9 +271,19 @@ def reduction(scale: float) -> int:
     return next((r for r in (8, 4, 2) if scale * r <= 1.0), 1)
 
 
-def decode_image(path: Path, reduce: int = 1) -> tuple[np.ndarray, int, int]:
+def decode_image(path: Path, reduce: int = 1, channels: int = 3,
+                 scratch: Scratch | None = None) -> tuple[np.ndarray, int, int]:
     """read_image, plus the full-size width and height (as OpenCV orients the image) from the
-    header: with reduce > 1 the returned image may be smaller than that."""
+    header: with reduce > 1 the returned image may be smaller than that.
+
+    channels=4 returns BGRX (the fourth channel is filler), which make_sample warps without a
+    conversion. JPEGs without an EXIF rotation are decoded by libjpeg-turbo through simplejpeg:
+    the same library and settings as OpenCV's imread (islow IDCT, fancy upsampling), so the
+    pixels are bit-identical (tested), but without imread's overhead: 5-40% less CPU per photo
+    (bench/README.md "augment"). Anything it declines (a libjpeg warning such as a truncated
+    file, a size other than the header's, a missing simplejpeg) goes to OpenCV as before. With scratch, a JPEG is decoded into
+    its reusable buffer: the image is then valid only until the scratch's next use.
+    """
     import cv2
 
     from .validate import image_header, too_large
@@ -273,13 +297,39 @@ def decode_image(path: Path, reduce: int = 1) -> tuple[np.ndarray, int, int]:
     big = too_large(info)  # from the header alone, before anything is allocated
     if big is not None:
         raise InputError(big, file=str(path))
-    flag = cv2.IMREAD_COLOR
-    if reduce in (2, 4, 8) and info.format == "jpeg" and info.orientation == 1:
-        flag = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}[reduce]
-    image = cv2.imread(str(path), flag)
+    jpeg = info.format == "jpeg" and info.orientation == 1
+    r = reduce if jpeg and reduce in (2, 4, 8) else 1  # only an unrotated JPEG decodes reduced
+    image = _decode_jpeg(path, r, info.width, info.height, channels, scratch) if jpeg else None
     if image is None:
-        raise InputError("image file could not be decoded (corrupt or not an image)", file=str(path))
+        flag = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+                8: cv2.IMREAD_REDUCED_COLOR_8}[r]
+        image = cv2.imread(str(path), flag)
+        if image is None:
+            raise InputError("image file could not be decoded (corrupt or not an image)", file=str(path))
+    if channels == 4 and image.shape[2] == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2BGRA)
     return image, info.width, info.height
+
+
+def _decode_jpeg(path: Path, r: int, width: int, height: int, channels: int,
+                 scratch: Scratch | None) -> np.ndarray | None:
+    """libjpeg-turbo's decode at 1/r (BGR or BGRX), or None where OpenCV should decode instead."""
+    try:
+        import simplejpeg
+    except ImportError:  # pragma: no cover - a platform without its wheel: OpenCV decodes
+        return None
+    want_h, want_w = -(-height // r), -(-width // r)
+    try:
+        # strict: a libjpeg warning (say, a truncated file) is an error here, so OpenCV decodes
+        # such a file exactly as before
+        buffer = None if scratch is None else scratch.decode_buffer(want_h * want_w * channels)
+        image = simplejpeg.decode_jpeg(path.read_bytes(), "BGRX" if channels == 4 else "BGR",
+                                       min_height=want_h, min_width=want_w, strict=True, buffer=buffer)
+    except (ValueError, OSError):
+        return None
+    # the scale factor is the smallest that reaches the minimum size: 1/r itself, unless the
+    # header lied about the size; anything else is left to OpenCV
+    return image if image.shape[:2] == (want_h, want_w) else None
 
 
 def _reduced_matrix(m: np.ndarray, w: int, h: int, full_w: int, full_h: int) -> np.ndarray:
@@ -303,9 +353,14 @@ def _reduced_matrix(m: np.ndarray, w: int, h: int, full_w: int, full_h: int) -> 
 def training_sample(
     labels: Labels, i: int, images_root: Path, skeleton: Skeleton, cfg: AugmentConfig,
     rng: np.random.Generator | None, augment: bool = True, targets: bool = True,
+    scratch: Scratch | None = None,
 ) -> Sample:
     """The training sample for record i of a label file: decode, crowd mask, augment, targets
-    (targets=False leaves them to add_targets, which renders a whole batch at once)."""
+    (targets=False leaves them to add_targets, which renders a whole batch at once).
+
+    With scratch, the decode and the crop reuse its buffers: the sample's crop is then valid
+    only until the scratch's next use (training_batch takes the network input from it at once).
+    """
     from .io import safe_image_path
     from .targets import crowd_mask as render_crowd
 
@@ -324,7 +379,8 @@ def training_sample(
     d = draw_params(cfg, rng, augment)
     # the image is scaled by s; when s <= 1/r the full resolution is never seen, so a JPEG is
     # decoded at 1/r (cheaper) and warped by s * r <= 1, still a reduction (see bench/README.md)
-    image, w, h = decode_image(path, reduction(cfg.target_dist / scale_provided * d.scale_multiplier))
+    image, w, h = decode_image(path, reduction(cfg.target_dist / scale_provided * d.scale_multiplier),
+                               channels=4, scratch=scratch)
     if (h, w) != (rec["height"], rec["width"]):
         # labels were made for another size: the reference would silently mis-scale; refuse
         raise InputError(
@@ -332,21 +388,88 @@ def training_sample(
         )
     mask = render_crowd(rec["crowd"], h, w) if rec["crowd"] else None
     return make_sample(image, rec["keypoints"], rec["objpos"], scale_provided, mask, skeleton, cfg,
-                       rng, augment, targets, draw=d, source_size=(w, h))
+                       rng, augment, targets, draw=d, source_size=(w, h),
+                       crop_out=None if scratch is None else scratch.crop(cfg.crop_h, cfg.crop_w))
 
 
-def to_network_input(image_bgr_uint8: np.ndarray) -> np.ndarray:
-    """BGR uint8 (H, W, 3) -> float32 (3, H, W), (pixel - 128) / 256."""
+def to_network_input(image: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """BGR (H, W, 3) or BGRX (H, W, 4) uint8 -> float32 (3, H, W), (pixel - 128) / 256, written
+    into out when given (a slice of a batch array, say)."""
     import cv2
 
-    img = np.asarray(image_bgr_uint8)
-    if img.ndim != 3 or img.shape[2] != 3:
-        raise InputError(f"image must be (H, W, 3), got shape {img.shape}")
-    out = np.empty((3,) + img.shape[:2], dtype=np.float32)
+    img = np.asarray(image)
+    if img.ndim != 3 or img.shape[2] not in (3, 4):
+        raise InputError(f"image must be (H, W, 3) BGR or (H, W, 4) BGRX, got shape {img.shape}")
+    if out is None:
+        out = np.empty((3,) + img.shape[:2], dtype=np.float32)
+    elif out.shape != (3,) + img.shape[:2] or out.dtype != np.float32:
+        raise InputError(f"out must be float32 {(3,) + img.shape[:2]}, got {out.dtype} {out.shape}")
     # plane by plane through cv2.split: several times faster than a float conversion of the
-    # interleaved image followed by a transposing copy; x / 256 == x * (1 / 256) exactly
-    for c, plane in enumerate(cv2.split(np.ascontiguousarray(img, dtype=np.uint8))):
+    # interleaved image followed by a transposing copy, and a 4-channel split is faster again
+    # than a 3-channel one (0.14 vs 0.25 ms at 368 x 368); x / 256 == x * (1 / 256) exactly
+    for c, plane in enumerate(cv2.split(np.ascontiguousarray(img, dtype=np.uint8))[:3]):
         out[c] = plane
     out -= 128.0
     out *= 1.0 / 256.0
     return out
+
+
+class Scratch:
+    """Reusable buffers for making training samples in one process.
+
+    The decoded photo and the warped crop live only while one sample is made. Fresh
+    megabyte-sized arrays cost page faults on every sample (glibc returns large freed blocks to
+    the system), which measured more than the warp itself; reusing these two buffers avoids that
+    (bench/README.md "augment"). Not thread-safe: one Scratch per worker.
+    """
+
+    def __init__(self) -> None:
+        self._decode = np.empty(0, dtype=np.uint8)
+        self._crop = np.empty((0, 0, 4), dtype=np.uint8)
+
+    def decode_buffer(self, nbytes: int) -> np.ndarray:
+        if self._decode.size < nbytes:
+            self._decode = np.empty(nbytes, dtype=np.uint8)
+        return self._decode
+
+    def crop(self, height: int, width: int) -> np.ndarray:
+        if self._crop.shape[:2] != (height, width):
+            self._crop = np.empty((height, width, 4), dtype=np.uint8)
+        return self._crop
+
+
+@dataclass
+class Batch:
+    """A training batch as the network takes it."""
+
+    images: np.ndarray  # (B, 3, crop_h, crop_w) float32 network input
+    heatmaps: np.ndarray  # (B, K + 1, map_h, map_w) float32
+    pafs: np.ndarray  # (B, 2L, map_h, map_w) float32
+    masks: np.ndarray  # (B, map_h, map_w) float32
+
+
+def training_batch(
+    labels: Labels, items: Sequence[tuple[int, np.random.Generator | None]], images_root: Path,
+    skeleton: Skeleton, cfg: AugmentConfig, augment: bool = True, scratch: Scratch | None = None,
+) -> Batch:
+    """The training samples of items (record index, its generator), as batch arrays.
+
+    Sample b equals training_sample(labels, i, ...) with its to_network_input, bit for bit, but
+    the batch is made without a per-sample network input or target allocation: each network
+    input is written straight into the batch array, the targets of all samples are rendered in
+    one call (render_targets_batch shares NumPy's per-call cost), and the decode and the crop
+    reuse scratch's buffers.
+    """
+    scratch = Scratch() if scratch is None else scratch
+    n = len(items)
+    images = np.empty((n, 3, cfg.crop_h, cfg.crop_w), dtype=np.float32)
+    masks = np.empty((n, cfg.map_h, cfg.map_w), dtype=np.float32)
+    points = []
+    for b, (i, rng) in enumerate(items):
+        s = training_sample(labels, i, images_root, skeleton, cfg, rng, augment, targets=False, scratch=scratch)
+        to_network_input(s.crop, out=images[b])
+        masks[b] = s.mask
+        points.append(s.points)
+    heat, pafs = render_targets_batch(points, skeleton, cfg.map_h, cfg.map_w, cfg.stride, cfg.sigma,
+                                      cfg.paf_thickness)
+    return Batch(images=images, heatmaps=heat, pafs=pafs, masks=masks)

@@ -399,3 +399,96 @@ def test_crop_equals_three_channel_warp():
         assert s.image.shape == want.shape and s.image.dtype == np.uint8
         np.testing.assert_array_equal(s.image, want)
         assert (s.image == 128).all(axis=2).any()  # some border in view
+
+
+# ------------------------------------------------------------------ decode and whole batches
+JPEG_VARIANTS = {
+    "420": [cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420],
+    "422": [cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_422],
+    "444": [cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444],
+    "progressive": [cv2.IMWRITE_JPEG_PROGRESSIVE, 1],
+    "restart": [cv2.IMWRITE_JPEG_RST_INTERVAL, 2],
+}
+
+
+@pytest.mark.parametrize("variant", [*JPEG_VARIANTS, "gray"])
+def test_jpeg_decode_is_opencvs(tmp_path, variant):
+    """decode_image's libjpeg-turbo path gives OpenCV's imread pixels bit for bit, at full size and
+    at 1/2, 1/4, 1/8, as BGR and as BGRX, into a fresh array or a reused scratch buffer."""
+    from posedata.augment import Scratch, decode_image
+
+    img = photo(237, 311, seed=5)  # odd sizes: partial blocks and chroma samples at the edges
+    if variant == "gray":
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    p = tmp_path / "x.jpg"
+    cv2.imwrite(str(p), img, [cv2.IMWRITE_JPEG_QUALITY, 90] + JPEG_VARIANTS.get(variant, []))
+    scratch = Scratch()
+    flags = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+             8: cv2.IMREAD_REDUCED_COLOR_8}
+    for r, flag in flags.items():
+        want = cv2.imread(str(p), flag)
+        got, w, h = decode_image(p, r)
+        assert (w, h) == (311, 237)
+        np.testing.assert_array_equal(got, want)
+        four, _, _ = decode_image(p, r, channels=4, scratch=scratch)
+        assert four.shape == want.shape[:2] + (4,)
+        np.testing.assert_array_equal(four[..., :3], want)
+
+
+def test_jpeg_decode_falls_back_to_opencv(tmp_path):
+    """A truncated JPEG (libjpeg warns: simplejpeg refuses it, OpenCV decodes what is there) and a
+    CMYK JPEG give OpenCV's pixels."""
+    from PIL import Image
+
+    from posedata.augment import decode_image
+
+    img = photo(120, 160, seed=2)
+    ok, enc = cv2.imencode(".jpg", img)
+    (tmp_path / "cut.jpg").write_bytes(enc.tobytes()[: len(enc) * 2 // 3])
+    Image.fromarray(img[..., ::-1]).convert("CMYK").save(tmp_path / "cmyk.jpg")
+    for name in ("cut.jpg", "cmyk.jpg"):
+        want = cv2.imread(str(tmp_path / name), cv2.IMREAD_COLOR)
+        assert want is not None
+        got, _, _ = decode_image(tmp_path / name)
+        np.testing.assert_array_equal(got, want)
+        four, _, _ = decode_image(tmp_path / name, channels=4)
+        np.testing.assert_array_equal(four[..., :3], want)
+
+
+def test_to_network_input_bgrx_and_out():
+    img = np.random.default_rng(1).integers(0, 256, (19, 23, 4)).astype(np.uint8)
+    want = to_network_input(np.ascontiguousarray(img[..., :3]))
+    np.testing.assert_array_equal(to_network_input(img), want)
+    batch = np.zeros((2, 3, 19, 23), np.float32)
+    assert to_network_input(img, out=batch[1]) is batch[1] or np.shares_memory(batch, batch[1])
+    np.testing.assert_array_equal(batch[1], want)
+    assert not batch[0].any()
+    with pytest.raises(InputError):
+        to_network_input(img, out=np.zeros((3, 19, 22), np.float32))
+
+
+@pytest.mark.parametrize("ext", ["jpg", "png"])
+def test_training_batch_equals_samples(tmp_path, ext):
+    """training_batch (the trainer's batch: network inputs written into one array, one target
+    render, reused decode / crop buffers) equals the samples made one by one, bit for bit; later
+    samples reusing the buffers do not disturb earlier ones."""
+    from posedata.augment import Scratch, training_batch
+
+    sk = skmod.resolve("openpose18")
+    lb = _labels(tmp_path, sk, file_name=f"img.{ext}")
+    lb.samples = np.array([1, 0, 1, 0])  # both instances as main, twice, with different draws
+    cv2.imwrite(str(tmp_path / f"img.{ext}"), photo(seed=4))
+    items = [(i, np.random.default_rng(10 + j)) for j, i in enumerate([0, 1, 2, 3, 0])]
+    scratch = Scratch()
+    b = training_batch(lb, items, tmp_path, sk, CFG, scratch=scratch)
+    assert b.images.shape == (5, 3, CFG.crop_h, CFG.crop_w) and b.masks.shape == (5, CFG.map_h, CFG.map_w)
+    for j, i in enumerate([0, 1, 2, 3, 0]):
+        s = training_sample(lb, i, tmp_path, sk, CFG, np.random.default_rng(10 + j))
+        np.testing.assert_array_equal(b.images[j], to_network_input(s.image))
+        np.testing.assert_array_equal(b.heatmaps[j], s.heatmaps)
+        np.testing.assert_array_equal(b.pafs[j], s.pafs)
+        np.testing.assert_array_equal(b.masks[j], s.mask)
+    assert b.masks.min() == 0  # the crowd polygon is in view somewhere
+    again = training_batch(lb, [(i, np.random.default_rng(10 + j)) for j, i in enumerate([0, 1, 2, 3, 0])],
+                           tmp_path, sk, CFG)  # a fresh scratch: the same batch
+    np.testing.assert_array_equal(again.images, b.images)

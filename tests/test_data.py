@@ -49,14 +49,16 @@ def dataset(tmp_path_factory):
 def test_getitems_equals_getitem(dataset):
     keys = [(1, i) for i in range(len(dataset))] + [(2, 0), 1]
     batch = dataset.__getitems__(keys)
-    assert len(batch) == len(keys)
-    for key, item in zip(keys, batch, strict=True):
+    assert set(batch) == {"image", "heatmaps", "pafs", "mask"}
+    for j, key in enumerate(keys):
         one = dataset[key]
-        assert set(item) == set(one)
+        assert set(one) == set(batch)
         for name in one:
-            assert torch.equal(item[name], one[name]), (key, name)
-    assert batch[0]["heatmaps"].shape == (19, 12, 16) and batch[0]["pafs"].shape == (38, 12, 16)
-    assert any(float(it["heatmaps"][:-1].max()) > 0.5 for it in batch)  # something was drawn
+            assert batch[name].shape[0] == len(keys)
+            assert torch.equal(batch[name][j], one[name]), (key, name)
+    assert batch["heatmaps"].shape[1:] == (19, 12, 16) and batch["pafs"].shape[1:] == (38, 12, 16)
+    assert float(batch["heatmaps"][:, :-1].max()) > 0.5  # something was drawn
+    assert batch["image"].dtype == torch.float32 and batch["image"].shape[1:] == (3, 96, 128)
 
 
 def test_loader_batches_equal_items(dataset, monkeypatch):
@@ -64,8 +66,8 @@ def test_loader_batches_equal_items(dataset, monkeypatch):
     from trainer.data import make_loader
 
     calls = []
-    real = A.add_targets
-    monkeypatch.setattr(A, "add_targets", lambda samples, *a: (calls.append(len(samples)), real(samples, *a)))
+    real = A.render_targets_batch
+    monkeypatch.setattr(A, "render_targets_batch", lambda points, *a: (calls.append(len(points)), real(points, *a))[1])
     loader, sampler = make_loader(dataset, batch_size=3, workers=0, seed=1)
     sampler.set_position(0, 0)
     keys = list(sampler)
