@@ -406,11 +406,13 @@ def to_network_input(image: np.ndarray, out: np.ndarray | None = None) -> np.nda
         raise InputError(f"out must be float32 {(3,) + img.shape[:2]}, got {out.dtype} {out.shape}")
     # plane by plane through cv2.split: several times faster than a float conversion of the
     # interleaved image followed by a transposing copy, and a 4-channel split is faster again
-    # than a 3-channel one (0.14 vs 0.25 ms at 368 x 368); x / 256 == x * (1 / 256) exactly
+    # than a 3-channel one (0.14 vs 0.25 ms at 368 x 368). Each plane is finished while it is
+    # in cache; x * (1 / 256) - 0.5 is exactly (x - 128) / 256 in float32 for every uint8 x.
     for c, plane in enumerate(cv2.split(np.ascontiguousarray(img, dtype=np.uint8))[:3]):
-        out[c] = plane
-    out -= 128.0
-    out *= 1.0 / 256.0
+        o = out[c]
+        o[...] = plane
+        o *= np.float32(1.0 / 256.0)
+        o -= np.float32(0.5)
     return out
 
 

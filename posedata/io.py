@@ -7,6 +7,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -132,11 +133,19 @@ def safe_image_path(root: str | os.PathLike, name: str) -> Path:
         raise InputError(f"image path {name!r} contains a NUL character")
     if os.path.isabs(name) or name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
         raise InputError(f"image path {name!r} is absolute; it must be relative to the images folder")
-    root_r = Path(root).resolve()
+    root_r = _resolved(os.path.abspath(root))
     p = (root_r / name).resolve()
     if p != root_r and root_r not in p.parents:
         raise InputError(f"image path {name!r} escapes the images folder {str(root)!r}")
     return p
+
+
+@lru_cache(maxsize=16)
+def _resolved(root: str) -> Path:
+    # an absolute root is resolved once per process: the trainer asks for every sample, and
+    # resolving walks every component of the path (~25 us). A root whose symlink is re-pointed
+    # meanwhile only makes paths under the new target look outside, so they are refused.
+    return Path(root).resolve()
 
 
 def check_output_dir(path: str | os.PathLike, force: bool) -> Path:

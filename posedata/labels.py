@@ -72,7 +72,18 @@ class Labels:
 
     def image_instances(self, image_index: int) -> np.ndarray:
         """Instance indices of one image, in file order."""
-        return np.flatnonzero(self.inst_image == image_index)
+        starts, order = self._by_image()
+        return order[starts[image_index]:starts[image_index + 1]]
+
+    def _by_image(self) -> tuple[np.ndarray, np.ndarray]:
+        # instances grouped by image once, so a sample's lookup does not scan every instance
+        # (a COCO-sized file has ~260k: 0.3 ms per sample for a comparison over all of them)
+        index = getattr(self, "_by_image_index", None)
+        if index is None or index[2] is not self.inst_image:  # rebuilt if the array was replaced
+            order = np.argsort(self.inst_image, kind="stable")
+            starts = np.searchsorted(self.inst_image[order], np.arange(self.num_images + 1))
+            index = self._by_image_index = (starts, order, self.inst_image)
+        return index[0], index[1]
 
     def sample(self, i: int) -> dict[str, Any]:
         """Record i as the trainer sees it: the main instance first, then every other instance."""

@@ -75,8 +75,8 @@ class PoseDataset(Dataset):
         epoch, index = (0, key) if isinstance(key, int) else key
         rng = sample_rng(self.seed, int(epoch), int(index))
         s = training_sample(self.labels, int(index), self.images_root, self.skeleton, self.config, rng,
-                            augment=self.augment)
-        return self._item(s)
+                            augment=self.augment, scratch=self._scratch())
+        return self._item(s)  # before the scratch's next use: s.crop is its buffer
 
     def __getitems__(self, keys: list) -> dict[str, torch.Tensor]:
         """One batch (the DataLoader calls this with a batch's keys), already stacked: item j of
