@@ -80,9 +80,7 @@ def _d2_threshold(sigma: float) -> float:
 
 def _split(kp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Instances (M, K, 3) -> contiguous coordinates (2, M, K) and labelled mask (M, K)."""
-    xy = np.empty((2,) + kp.shape[:2])
-    np.copyto(xy, kp[..., :2].transpose(2, 0, 1))
-    return xy, kp[..., 2] <= 1  # a NaN v is not labelled
+    return kp[..., :2].transpose(2, 0, 1).copy(), kp[..., 2] <= 1  # a NaN v is not labelled
 
 
 def _heatmaps_into(out: np.ndarray, xy: np.ndarray, lab: np.ndarray, sample_base: np.ndarray,
@@ -229,19 +227,18 @@ def _pafs_into(out: np.ndarray, xy: np.ndarray, lab: np.ndarray, sample_base: np
     if total <= 0:
         return
     n_seg = span_s.size
-    groups: list[Any] = [slice(None)]
+    groups: list[tuple[Any, int]] = [(slice(None), total)]  # (segments, their largest span)
     if n_seg * total * total > _SPLIT_CELLS:
         order = span_s.argsort(kind="stable")
         sp = span_s[order].astype(np.float64)
         cost = np.arange(1, n_seg + 1) * sp * sp + np.arange(n_seg - 1, -1, -1) * total * total
         cut = int(cost.argmin()) + 1
         if cut < n_seg and cost[cut - 1] + _GROUP_CELLS < n_seg * total * total:
-            groups = [order[:cut], order[cut:]]
+            groups = [(order[:cut], int(sp[cut - 1])), (order[cut:], total)]
     # flat index of the box's first cell (the x channel of the segment's limb)
     start = seg_base + lo[1] * map_w + lo[0]
     idx_parts, who_parts = [], []
-    for g in groups:
-        span = int(span_s[g].max())
+    for g, span in groups:
         if span <= 0:
             continue
         ar = _arange(span)[:, None]
