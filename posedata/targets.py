@@ -115,11 +115,12 @@ def _heatmaps_into(out: np.ndarray, xy: np.ndarray, lab: np.ndarray, sample_base
         width = bi[1] - lo
         span = int(width.max())
         if span > 0:
-            ar = _arange(span)
-            # cell centres (m * stride + shift) are exact in float64, so is adding j * stride
-            d = ((lo * stride + (stride / 2 - 0.5))[:, None, :] + _arange(span, stride)[:, None]) - pts[:, None, :]
+            # cell centres (m * stride + shift) are exact in float64, so is adding j * stride + shift
+            d = (lo * stride)[:, None, :] + _centres(span, stride)
+            d -= pts[:, None, :]
             d *= d
-            d = np.where(ar[:, None] >= width[:, None, :], np.inf, d)  # past the window's end
+            # past the window's end (in place: 1-2% faster than a new array from np.where)
+            np.putmask(d, _arange(span)[:, None] >= width[:, None, :], np.inf)
             # squared distances summed exactly as the reference sums them: the same cut-off decisions
             d2 = d[1][:, None, :] + d[0][None, :, :]  # (span_y, span_x, P)
             # the drawn cells: within the cut-off (cells past a window's end have d2 = inf, so
@@ -158,6 +159,12 @@ def _arange(n: int, step: int = 1) -> np.ndarray:
 def _frozen(a: np.ndarray) -> np.ndarray:
     a.flags.writeable = False
     return a
+
+
+@lru_cache(maxsize=64)
+def _centres(span: int, stride: int) -> np.ndarray:
+    """(span, 1): j * stride + stride / 2 - 0.5, the centre of window cell j from the window's start."""
+    return _frozen((np.arange(span) * stride + (stride / 2 - 0.5))[:, None])
 
 
 @lru_cache(maxsize=64)
@@ -245,7 +252,7 @@ def _pafs_into(out: np.ndarray, xy: np.ndarray, lab: np.ndarray, sample_base: np
         cell = _cols(lo, g)[:, None, :] + ar  # (x/y, span, Sg)
         # the reference's two products, (x - xa) * uy and (y - ya) * ux, each rounded as it does
         prod = (cell - _cols(a, g)[:, None, :]) * _cols(u[::-1], g)[:, None, :]
-        prod = np.where(ar >= _cols(width, g)[:, None, :], np.nan, prod)  # outside the segment's box
+        np.putmask(prod, ar >= _cols(width, g)[:, None, :], np.nan)  # outside the segment's box
         d = prod[1][:, None, :] - prod[0][None, :, :]  # (span_y, span_x, Sg): minus the distance
         hit = np.abs(d, out=d) <= t
         # hit cell (j, i, s) -> flat position (j * span + i) * Sg + s
