@@ -130,16 +130,18 @@ def _heatmaps_into(out: np.ndarray, xy: np.ndarray, lab: np.ndarray, sample_base
             p = keep - cell_no * n_pts
             # per-axis Gaussian factors; their product differs from exp of the sum by rounding only
             g = np.exp(d * (-1.0 / (2.0 * sigma * sigma)), dtype=np.float32)
-            val = (g[1][:, None, :] * g[0][None, :, :]).ravel()[keep]
-            idx = _window_offsets(span, map_w).ravel()[cell_no] + (base + lo[1] * map_w + lo[0])[p]
+            # gathers by x.take: ~20% faster than x[index] for these large index arrays
+            val = (g[1][:, None, :] * g[0][None, :, :]).ravel().take(keep)
+            idx = _window_offsets(span, map_w).ravel().take(cell_no) + (base + lo[1] * map_w + lo[0]).take(p)
             np.add.at(flat, idx, val)
             if overlap:  # one instance adds at most 1 per cell; only overlaps can exceed it
-                val = np.minimum(flat[idx], 1.0)
+                val = flat.take(idx)
+                np.minimum(val, 1.0, out=val)
                 flat[idx] = val
             # background = 1 - max over the keypoint channels: the max gathered from the drawn
             # cells only (unbuffered, so repeated cells are well defined) into the background
             # channel, which is still zero, instead of a reduction over every channel's every cell
-            np.maximum.at(flat, idx + _background_shift(k, hw)[sel % k][p], val)
+            np.maximum.at(flat, idx + _background_shift(k, hw)[sel % k].take(p), val)
     bg = out[:, k]
     np.subtract(1.0, bg, out=bg)
 
@@ -260,8 +262,8 @@ def _pafs_into(out: np.ndarray, xy: np.ndarray, lab: np.ndarray, sample_base: np
         cell_no = nz // hit.shape[2]  # np.divmod is several times slower than // and a product
         who = nz - cell_no * hit.shape[2]
         if isinstance(g, np.ndarray):
-            who = g[who]
-        idx_parts.append(_window_offsets(span, map_w).ravel()[cell_no] + start[who])
+            who = g.take(who)
+        idx_parts.append(_window_offsets(span, map_w).ravel().take(cell_no) + start.take(who))
         who_parts.append(who)
     if not idx_parts:
         return
@@ -278,7 +280,7 @@ def _pafs_into(out: np.ndarray, xy: np.ndarray, lab: np.ndarray, sample_base: np
         # on every scattered first touch.
         who32 = who.astype(np.float32)
         np.maximum.at(flat, idx, who32)
-        win = flat[idx] == who32
+        win = flat.take(idx) == who32
         idx, who = idx[win], who[win]
     elif overlap:  # pragma: no cover - over 16 million limb segments in one call
         best = np.full(out.size, -1, dtype=np.int64)
@@ -286,8 +288,8 @@ def _pafs_into(out: np.ndarray, xy: np.ndarray, lab: np.ndarray, sample_base: np
         win = best[idx] == who
         idx, who = idx[win], who[win]
     u32 = u.astype(np.float32)
-    flat[idx] = u32[0][who]  # 1-D takes: a fancy index on axis 1 is far slower
-    flat[idx + hw] = u32[1][who]
+    flat[idx] = u32[0].take(who)  # 1-D takes: a fancy index on axis 1 is far slower
+    flat[hw:][idx] = u32[1].take(who)  # the y channel follows the x channel
 
 
 def _cols(x: np.ndarray, g: Any) -> np.ndarray:
