@@ -239,10 +239,14 @@ def _pafs_into(out: np.ndarray, xy: np.ndarray, lab: np.ndarray, sample_base: np
     groups: list[tuple[Any, int]] = [(slice(None), total)]  # (segments, their largest span)
     if n_seg * total * total > _SPLIT_CELLS:
         order = span_s.argsort(kind="stable")
-        sp = span_s[order].astype(np.float64)
-        cost = np.arange(1, n_seg + 1) * sp * sp + np.arange(n_seg - 1, -1, -1) * total * total
-        cut = int(cost.argmin()) + 1
-        if cut < n_seg and cost[cut - 1] + _GROUP_CELLS < n_seg * total * total:
+        sp = span_s.take(order)
+        # dense cells of a split after the i smallest spans minus those of no split:
+        # i * sp[i-1]^2 + (n - i) * total^2 - n * total^2 = i * (sp[i-1]^2 - total^2)
+        change = sp * sp
+        change -= total * total
+        change *= np.arange(1, n_seg + 1)
+        cut = int(change.argmin()) + 1
+        if cut < n_seg and change[cut - 1] + _GROUP_CELLS < 0:
             groups = [(order[:cut], int(sp[cut - 1])), (order[cut:], total)]
     # flat index of the box's first cell (the x channel of the segment's limb)
     start = seg_base + lo[1] * map_w + lo[0]
