@@ -16,8 +16,9 @@ so that for its own 18-point skeleton the maps agree with it to float32 rounding
   heatmaps' cell centres: that half-cell asymmetry is the reference's and is kept.
 
 Everything is vectorised over instances x keypoints (or limbs) x window cells, with no Python
-loop. "Later instances overwrite" is resolved with an unbuffered ufunc.at, because NumPy does not
-define which value wins when a fancy-index assignment repeats an index.
+loop over them (a large batch goes through in a few chunks). "Later instances overwrite" is
+resolved with an unbuffered ufunc.at, because NumPy does not define which value wins when a
+fancy-index assignment repeats an index.
 """
 from __future__ import annotations
 
