@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -220,6 +221,39 @@ def test_crowd_mask_polygon_and_rle():
     assert (crowd_mask([], h, w) == 1).all()
     with pytest.raises(InputError):
         crowd_mask([{"counts": 5}], h, w)
+    three = crowd_mask([square, compressed_json, uncompressed], h, w)  # merged, decoded once
+    np.testing.assert_array_equal(three, both)
+
+
+@pytest.mark.parametrize("bad", [
+    {"counts": "!!!!zz", "size": [40, 50]},  # not a valid compressed string
+    {"counts": [1000, 5, 996], "size": [40, 50]},  # one pixel too many
+    {"counts": [900, -3, 1103], "size": [40, 50]},  # negative run
+    {"counts": [500.5, 1499.5], "size": [40, 50]},  # not whole runs
+    {"counts": [100, 100], "size": [40, 50]},  # too short for the image
+    {"counts": "abc", "size": [5, 50]},  # another image's size
+])
+def test_crowd_mask_corrupt_rle_among_valid_regions(bad):
+    """pycocotools' merge loops forever, in C, on some corrupt counts (seen here): every region is
+    checked before the merge and the corrupt one is named. Run in a child process with a time
+    limit, since a loop in C cannot be interrupted from Python."""
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys\n"
+        "from posedata.targets import crowd_mask\n"
+        "from posedata.errors import InputError\n"
+        "square = [[10.0, 5.0, 30.0, 5.0, 30.0, 25.0, 10.0, 25.0]]\n"
+        "try:\n"
+        "    crowd_mask([square, json.loads(sys.argv[1]), square], 40, 50)\n"
+        "except InputError as e:\n"
+        "    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(bad)], capture_output=True, text=True,
+                         timeout=60, cwd=Path(__file__).resolve().parent.parent)
+    assert "crowd segmentation [1]" in out.stdout, (out.stdout, out.stderr)
 
 
 def test_mask_to_map_is_area_average():
