@@ -216,14 +216,11 @@ def make_sample(
         flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(cfg.pad,) * 3 + (0,),
     )
     map_h, map_w = cfg.map_h, cfg.map_w
-    if crowd_mask is None or bool(np.all(crowd_mask)):
+    crop_mask = None if crowd_mask is None else _crop_mask(crowd_mask, img_m, cfg.crop_w, cfg.crop_h)
+    if crop_mask is None:
         mask = np.ones((map_h, map_w), dtype=np.float32)
     else:
-        full = cv2.warpAffine(np.asarray(crowd_mask, dtype=np.float32), img_m, size,
-                              flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=1.0)
-        # the reference copies its interpolated float mask into a uint8 crop: every pixel that
-        # is not exactly 1 becomes 0, and its area reduction then rounds each cell to 0 or 1
-        mask = mask_to_map(full.astype(np.uint8), map_h, map_w)
+        mask = mask_to_map(crop_mask, map_h, map_w)
 
     kp = clean_keypoints(kp, width, height)
     out = np.empty_like(kp)
@@ -236,6 +233,44 @@ def make_sample(
         heat, pafs = render_targets(out, skeleton, map_h, map_w, cfg.stride, cfg.sigma, cfg.paf_thickness)
     return Sample(crop=crop, mask=mask, keypoints=out.astype(np.float32), heatmaps=heat, pafs=pafs,
                   flipped=d.flip, affine=pts_m, points=out)
+
+
+def _crop_mask(crowd_mask: np.ndarray, img_m: np.ndarray, crop_w: int, crop_h: int) -> np.ndarray | None:
+    """The crowd mask in the crop as uint8 0/1, or None when no crowd pixel is in the source.
+
+    The float mask is warped bilinearly with border 1 and truncated to uint8, as the reference's
+    uint8 crop buffer truncates its interpolated mask: a pixel touched by a crowd region at all
+    is 0. Only the crop pixels that can differ from 1 are warped: those whose sample point lies
+    within a pixel of the crowd's bounding box in the source. Elsewhere the mask is 1, so the
+    result is the full warp's (tested against it), and a small crowd region costs a small warp
+    instead of a full-crop one.
+    """
+    import cv2
+
+    m = np.asarray(crowd_mask)
+    off = cv2.compare(m, 1, cv2.CMP_NE) if m.dtype == np.uint8 else (m != 1).astype(np.uint8)
+    x, y, bw, bh = cv2.boundingRect(off)
+    if bw == 0 or bh == 0:
+        return None
+    # a crop pixel reads source pixels within one pixel of its sample point, so only points
+    # inside (x - 1, x + bw) x (y - 1, y + bh) can see the crowd; their image, with a margin
+    # for rounding, bounds the crop pixels to warp
+    corners = np.array([[x - 1, y - 1], [x + bw, y - 1], [x - 1, y + bh], [x + bw, y + bh]], dtype=np.float64)
+    cc = corners @ img_m[:, :2].T + img_m[:, 2]
+    rx0, ry0 = (max(int(math.floor(v)) - 2, 0) for v in cc.min(axis=0))
+    rx1, ry1 = min(int(math.ceil(cc[:, 0].max())) + 3, crop_w), min(int(math.ceil(cc[:, 1].max())) + 3, crop_h)
+    out = np.ones((crop_h, crop_w), dtype=np.uint8)
+    if rx1 <= rx0 or ry1 <= ry0:
+        return out  # the crowd is out of view
+    # the crop window's offset folded into the matrix. (The whole source is passed: a source
+    # window's offset would change OpenCV's fixed-point rounding of the sample points, and with
+    # it, rarely, a pixel.)
+    sub = img_m.copy()
+    sub[:, 2] -= (rx0, ry0)
+    part = cv2.warpAffine(np.asarray(m, dtype=np.float32), sub, (rx1 - rx0, ry1 - ry0),
+                          flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=1.0)
+    out[ry0:ry1, rx0:rx1] = part.astype(np.uint8)
+    return out
 
 
 def add_targets(samples: list[Sample], skeleton: Skeleton, cfg: AugmentConfig) -> None:
