@@ -292,6 +292,16 @@ class _Validator:
         if self.images_root is not None and "images" in lists:
             self._image_files(lists["images"])
 
+    def _id(self, rec: dict, key: str, where: str, missing: str, **ids: Any) -> int | None:
+        """rec[key] as an integer id, or None after a V003 (missing) or V004 (not an integer)."""
+        if key not in rec:
+            self.add("V003", f"{where}.{key}", missing, **ids)
+            return None
+        v = _as_id(rec[key])
+        if v is None:
+            self.add("V004", f"{where}.{key}", f"expected an integer id, got {_short(rec[key])}", **ids)
+        return v
+
     # ------------------------------------------------------------- images
     def _images(self, imgs: list) -> dict[int, tuple[int, float, float]]:
         """image id -> (index, width, height); width/height NaN when unusable."""
@@ -302,13 +312,7 @@ class _Validator:
             if not isinstance(im, dict):
                 self.add("V002", where, f"expected an image object, got {_type_name(im)}")
                 continue
-            iid = None
-            if "id" not in im:
-                self.add("V003", f"{where}.id", "image id missing")
-            else:
-                iid = _as_id(im["id"])
-                if iid is None:
-                    self.add("V004", f"{where}.id", f"expected an integer id, got {_short(im['id'])}")
+            iid = self._id(im, "id", where, "image id missing")
             fn = im.get("file_name")
             if "file_name" not in im:
                 self.add("V003", f"{where}.file_name", "file_name missing", image_id=iid)
@@ -355,13 +359,7 @@ class _Validator:
             if not isinstance(c, dict):
                 self.add("V002", where, f"expected a category object, got {_type_name(c)}")
                 continue
-            cid = None
-            if "id" not in c:
-                self.add("V003", f"{where}.id", "category id missing")
-            else:
-                cid = _as_id(c["id"])
-                if cid is None:
-                    self.add("V004", f"{where}.id", f"expected an integer id, got {_short(c['id'])}")
+            cid = self._id(c, "id", where, "category id missing")
             if "name" not in c:
                 self.add("V003", f"{where}.name", "category name missing")
             elif not isinstance(c["name"], str):
@@ -463,49 +461,31 @@ class _Validator:
             if not isinstance(a, dict):
                 self.add("V002", where, f"expected an annotation object, got {_type_name(a)}")
                 continue
-            aid = None
-            if "id" not in a:
-                self.add("V003", f"{where}.id", "annotation id missing")
-            else:
-                aid = _as_id(a["id"])
-                if aid is None:
-                    self.add("V004", f"{where}.id", f"expected an integer id, got {_short(a['id'])}")
-                elif aid in ann_ids:
+            aid = self._id(a, "id", where, "annotation id missing")
+            if aid is not None:
+                if aid in ann_ids:
                     self.add("V006", f"{where}.id", f"annotation id {aid} already used by annotations[{ann_ids[aid]}]",
                              annotation_id=aid)
                 else:
                     ann_ids[aid] = i
             self.ann_id[i] = aid
-            iid = None
-            if "image_id" not in a:
-                self.add("V003", f"{where}.image_id", "image_id missing", annotation_id=aid)
-            else:
-                iid = _as_id(a["image_id"])
-                if iid is None:
-                    self.add("V004", f"{where}.image_id", f"expected an integer id, got {_short(a['image_id'])}",
-                             annotation_id=aid)
-                elif img_rows is not None:
-                    row = img_rows.get(iid)
-                    if row is None:
-                        self.add("V008", f"{where}.image_id", f"no image has id {iid}", image_id=iid, annotation_id=aid)
-                    else:
-                        wh_rows.append(i)
-                        wh_vals.append(row[1:])
+            iid = self._id(a, "image_id", where, "image_id missing", annotation_id=aid)
+            if iid is not None and img_rows is not None:
+                row = img_rows.get(iid)
+                if row is None:
+                    self.add("V008", f"{where}.image_id", f"no image has id {iid}", image_id=iid, annotation_id=aid)
+                else:
+                    wh_rows.append(i)
+                    wh_vals.append(row[1:])
             self.ann_img[i] = iid
             cat = None
-            if "category_id" not in a:
-                self.add("V003", f"{where}.category_id", "category_id missing", image_id=iid, annotation_id=aid)
-            else:
-                cid = _as_id(a["category_id"])
-                if cid is None:
-                    self.add("V004", f"{where}.category_id", f"expected an integer id, got {_short(a['category_id'])}",
-                             image_id=iid, annotation_id=aid)
-                elif cats is not None:
-                    if cid not in cats:
-                        self.add("V009", f"{where}.category_id", f"no category has id {cid}", image_id=iid,
-                                 annotation_id=aid)
-                    elif cid in kp_cat_ids:
-                        cat = cats[cid]
+            cid = self._id(a, "category_id", where, "category_id missing", image_id=iid, annotation_id=aid)
+            if cid is not None and cats is not None:
+                if cid not in cats:
+                    self.add("V009", f"{where}.category_id", f"no category has id {cid}", image_id=iid,
+                             annotation_id=aid)
+                elif cid in kp_cat_ids:
+                    cat = cats[cid]
             if cat is None:
                 continue  # other categories get structure checks only
             self._keypoint_annotation(i, a, where, cat, iid, aid)

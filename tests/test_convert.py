@@ -547,8 +547,9 @@ def wide(monkeypatch):
     """Rich folds table cells at 80 columns; these tests read report lines whole."""
     from posedata import cli as cli_module
 
-    monkeypatch.setattr(cli_module.console, "width", 300)
-    monkeypatch.setattr(cli_module.err_console, "width", 300)
+    # the private _width: restoring a patched `width` property would pin the old width
+    monkeypatch.setattr(cli_module.console, "_width", 300)
+    monkeypatch.setattr(cli_module.err_console, "_width", 300)
 
 
 def _flat(text: str) -> str:

@@ -476,10 +476,12 @@ def test_suggest_importer_coco_annotator():
 # ---------------------------------------------------------------------------- CLI
 @pytest.fixture(autouse=True)
 def wide_console(monkeypatch):
-    """Rich folds long locations at 80 columns; tests read them whole."""
+    """Rich folds long locations at 80 columns; tests read them whole. (The private _width: a
+    monkeypatched `width` property would be restored by assigning the width it had then, which
+    pins the console at that width for every later test.)"""
     from posedata import cli as cli_module
 
-    monkeypatch.setattr(cli_module.console, "width", 300)
+    monkeypatch.setattr(cli_module.console, "_width", 300)
 
 
 def _write(tmp_path: Path, d, name="data.json") -> Path:
