@@ -1,7 +1,6 @@
 """coco-annotator import: every quirk of its COCO export, on a hand-made export fixture."""
 from __future__ import annotations
 
-import copy
 import itertools
 import json
 import tempfile
@@ -11,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from json_strategies import mutated_json
 
 from posedata import skeleton as S
 from posedata.errors import InputError, PosedataError
@@ -250,40 +249,11 @@ def test_round_trip_coco_to_coco_annotator_to_coco(tmp_path):
 
 
 # ------------------------------------------------------------- malformed input
-_json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=True, allow_infinity=True)
-    | st.text(max_size=4),
-    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=4), c, max_size=3), max_leaves=6)
-
-
-@st.composite
-def _mutated(draw, base):
-    """The export with 1-3 random deletions/replacements at random depths."""
-    data = copy.deepcopy(base)
-    for _ in range(draw(st.integers(1, 3))):
-        node, parent, key = data, None, None
-        for _ in range(draw(st.integers(0, 5))):
-            if isinstance(node, dict) and node:
-                k = draw(st.sampled_from(sorted(node, key=str)))
-            elif isinstance(node, list) and node:
-                k = draw(st.integers(0, len(node) - 1))
-            else:
-                break
-            parent, key, node = node, k, node[k]
-        if parent is None:
-            data = draw(_json_values)
-        elif draw(st.booleans()):
-            del parent[key]
-        else:
-            parent[key] = draw(_json_values)
-    return data
-
-
 _counter = itertools.count()
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(_mutated(_raw()))
+@given(mutated_json(_raw(), max_depth=5))
 def test_malformed_exports_raise_only_posedata_errors(data):
     with tempfile.TemporaryDirectory() as d:
         p = Path(d) / f"m{next(_counter)}.json"

@@ -1,7 +1,6 @@
 """Label Studio import: keypointlabels in percent, instances by parent region, relations or task."""
 from __future__ import annotations
 
-import copy
 import itertools
 import json
 import tempfile
@@ -11,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from json_strategies import mutated_json
 
 from posedata import skeleton as S
 from posedata.errors import InputError, PosedataError
@@ -157,36 +156,8 @@ def test_structural_errors_located(tmp_path):
     assert e.value.where.startswith("line ")
 
 
-_json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=True, allow_infinity=True)
-    | st.text(max_size=4),
-    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=4), c, max_size=3), max_leaves=6)
-
-
-@st.composite
-def _mutated(draw, base):
-    data = copy.deepcopy(base)
-    for _ in range(draw(st.integers(1, 3))):
-        node, parent, key = data, None, None
-        for _ in range(draw(st.integers(0, 7))):
-            if isinstance(node, dict) and node:
-                k = draw(st.sampled_from(sorted(node, key=str)))
-            elif isinstance(node, list) and node:
-                k = draw(st.integers(0, len(node) - 1))
-            else:
-                break
-            parent, key, node = node, k, node[k]
-        if parent is None:
-            data = draw(_json_values)
-        elif draw(st.booleans()):
-            del parent[key]
-        else:
-            parent[key] = draw(_json_values)
-    return data
-
-
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(_mutated(_raw()))
+@given(mutated_json(_raw(), max_depth=7))
 def test_malformed_exports_raise_only_posedata_errors(data):
     with tempfile.TemporaryDirectory() as d:
         try:
