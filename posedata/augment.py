@@ -273,21 +273,6 @@ def _crop_mask(crowd_mask: np.ndarray, img_m: np.ndarray, crop_w: int, crop_h: i
     return out
 
 
-def add_targets(samples: list[Sample], skeleton: Skeleton, cfg: AugmentConfig) -> None:
-    """Render the targets of samples made with targets=False, all in one batch.
-
-    The same maps as make_sample(targets=True) draws, bit for bit (render_targets_batch); the
-    NumPy per-call cost is paid once per batch instead of once per sample. Each sample's
-    heatmaps and pafs are views of one (B, K + 1 + 2L, map_h, map_w) allocation.
-    """
-    if not samples:
-        return
-    heat, pafs = render_targets_batch([s.points for s in samples], skeleton, cfg.map_h, cfg.map_w,
-                                      cfg.stride, cfg.sigma, cfg.paf_thickness)
-    for s, h, p in zip(samples, heat, pafs, strict=True):
-        s.heatmaps, s.pafs = h, p
-
-
 def read_image(path: Path, reduce: int = 1) -> np.ndarray:
     """The image as OpenCV's imread gives it: BGR uint8; a missing or undecodable file is an
     InputError naming it.
@@ -316,8 +301,9 @@ def decode_image(path: Path, reduce: int = 1, channels: int = 3,
     the same library and settings as OpenCV's imread (islow IDCT, fancy upsampling), so the
     pixels are bit-identical (tested), but without imread's overhead: 5-40% less CPU per photo
     (bench/README.md "augment"). Anything it declines (a libjpeg warning such as a truncated
-    file, a size other than the header's, a missing simplejpeg) goes to OpenCV as before. With scratch, a JPEG is decoded into
-    its reusable buffer: the image is then valid only until the scratch's next use.
+    file, a size other than the header's, a missing simplejpeg) goes to OpenCV as before. With
+    scratch, a JPEG is decoded into its reusable buffer: the image is then valid only until the
+    scratch's next use.
     """
     import cv2
 
@@ -391,7 +377,7 @@ def training_sample(
     scratch: Scratch | None = None,
 ) -> Sample:
     """The training sample for record i of a label file: decode, crowd mask, augment, targets
-    (targets=False leaves them to add_targets, which renders a whole batch at once).
+    (targets=False leaves them to the caller: training_batch renders a whole batch at once).
 
     With scratch, the decode and the crop reuse its buffers: the sample's crop is then valid
     only until the scratch's next use (training_batch takes the network input from it at once).

@@ -296,10 +296,10 @@ def test_to_network_input():
     assert math.isclose(float(to_network_input(np.full((1, 1, 3), 255, np.uint8))[0, 0, 0]), 127 / 256)
 
 
-def test_add_targets_batch_equals_per_sample():
-    """Samples made with targets=False and rendered together by add_targets get exactly the maps
-    make_sample draws for each alone (the trainer renders per batch this way)."""
-    from posedata.augment import add_targets
+def test_deferred_targets_batch_equals_per_sample():
+    """Samples made with targets=False and rendered together from their points get exactly the
+    maps make_sample draws for each alone (training_batch renders per batch this way)."""
+    from posedata.targets import render_targets_batch
 
     sk = skmod.resolve("openpose18")
     img = photo()
@@ -310,12 +310,13 @@ def test_add_targets_batch_equals_per_sample():
         alone.append(make_sample(*args, np.random.default_rng(seed)))
         deferred.append(make_sample(*args, np.random.default_rng(seed), targets=False))
     assert deferred[0].heatmaps is None and deferred[0].pafs is None
-    add_targets(deferred, sk, CFG)
-    for a, b in zip(alone, deferred, strict=True):
-        np.testing.assert_array_equal(a.heatmaps, b.heatmaps)
-        np.testing.assert_array_equal(a.pafs, b.pafs)
+    heat, pafs = render_targets_batch([s.points for s in deferred], sk, CFG.map_h, CFG.map_w, CFG.stride,
+                                      CFG.sigma, CFG.paf_thickness)
+    for a, b, h, p in zip(alone, deferred, heat, pafs, strict=True):
+        np.testing.assert_array_equal(a.heatmaps, h)
+        np.testing.assert_array_equal(a.pafs, p)
         np.testing.assert_array_equal(a.keypoints, b.keypoints)
-        assert b.heatmaps.shape == (sk.num_heatmaps, CFG.map_h, CFG.map_w)
+        assert h.shape == (sk.num_heatmaps, CFG.map_h, CFG.map_w)
 
 
 @pytest.mark.parametrize("size", [(300, 420), (301, 423)])
