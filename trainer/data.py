@@ -72,9 +72,8 @@ class PoseDataset(Dataset):
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
         from posedata.augment import training_sample
 
-        epoch, index = (0, key) if isinstance(key, int) else key
-        rng = sample_rng(self.seed, int(epoch), int(index))
-        s = training_sample(self.labels, int(index), self.images_root, self.skeleton, self.config, rng,
+        index, rng = self._draw(key)
+        s = training_sample(self.labels, index, self.images_root, self.skeleton, self.config, rng,
                             augment=self.augment, scratch=self._scratch())
         return self._item(s)  # before the scratch's next use: s.crop is its buffer
 
@@ -87,14 +86,15 @@ class PoseDataset(Dataset):
         make_loader's collate_fn passes the stacked batch through."""
         from posedata.augment import training_batch
 
-        items = []
-        for key in keys:
-            epoch, index = (0, key) if isinstance(key, int) else key
-            items.append((int(index), sample_rng(self.seed, int(epoch), int(index))))
-        b = training_batch(self.labels, items, self.images_root, self.skeleton, self.config,
+        b = training_batch(self.labels, [self._draw(key) for key in keys], self.images_root, self.skeleton, self.config,
                            augment=self.augment, scratch=self._scratch())
         return {"image": torch.from_numpy(b.images), "heatmaps": torch.from_numpy(b.heatmaps),
                 "pafs": torch.from_numpy(b.pafs), "mask": torch.from_numpy(b.masks)}
+
+    def _draw(self, key: int | tuple[int, int]) -> tuple[int, np.random.Generator]:
+        """(record index, its generator) for an int (epoch 0) or an (epoch, index) key."""
+        epoch, index = (0, key) if isinstance(key, int) else key
+        return int(index), sample_rng(self.seed, int(epoch), int(index))
 
     def _scratch(self):
         # made on first use; each loader worker (a copy of the dataset) then has its own
