@@ -155,8 +155,8 @@ def _const(values: tuple[float, ...], shape: tuple[int, ...]) -> np.ndarray:
 
 
 @lru_cache(maxsize=64)
-def _arange(n: int, step: int = 1) -> np.ndarray:
-    return _frozen(np.arange(n) * step)
+def _arange(n: int) -> np.ndarray:
+    return _frozen(np.arange(n))
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:
@@ -449,8 +449,6 @@ def crowd_mask(segmentations: list, height: int, width: int) -> np.ndarray:
                 counts = seg["counts"]
                 found = [{"size": [int(v) for v in seg["size"]],
                           "counts": counts.encode("ascii") if isinstance(counts, str) else counts}]
-                _check_size(found[0], i, height, width)
-                mask_utils.decode(found[0])  # raises on corrupt counts, which merge would loop on
             elif isinstance(seg, list):
                 polys = [p for p in seg if len(p) >= 6]  # frPyObjects rejects < 3 points
                 found = mask_utils.frPyObjects(polys, height, width) if polys else []
@@ -462,12 +460,14 @@ def crowd_mask(segmentations: list, height: int, width: int) -> np.ndarray:
                 found = [mask_utils.frPyObjects(seg, height, width)]
             else:
                 raise TypeError(f"got {type(seg).__name__}")
+            for rle in found:  # before any decode: a header's size is what a decode allocates
+                _check_size(rle, i, height, width)
+            if isinstance(seg, dict) and isinstance(seg.get("counts"), (str, bytes)):
+                mask_utils.decode(found[0])  # raises on corrupt counts, which merge would loop on
         except InputError:
             raise
         except Exception as e:  # pycocotools raises bare Exception for unsupported input
             raise InputError(f"crowd segmentation [{i}] is not a COCO polygon or RLE ({e})") from None
-        for rle in found:
-            _check_size(rle, i, height, width)
         rles.extend(found)
     if not rles:
         return np.ones((height, width), dtype=np.uint8)
