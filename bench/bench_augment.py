@@ -324,12 +324,12 @@ def worker(mode: str, coco_dir: Path, crowd: bool, rounds: int) -> None:
     print(json.dumps({"times": times, "decode": decode}))
 
 
-def run_workers(coco_dir: Path, crowd: bool, rounds: int, repeats: int) -> dict[str, dict]:
+def run_workers(coco_dir: Path, crowd: bool, n_samples: int, rounds: int, repeats: int) -> dict[str, dict]:
     """Every pipeline in a fresh process, alternating, repeats times."""
     out: dict[str, dict] = {m: {"times": [], "decode": {"imread": [], "posedata": []}} for m in MODES}
     for _ in range(repeats):
         for mode in MODES:
-            if int(mode.split("-")[1]) > rounds * 12:
+            if int(mode.split("-")[1]) > rounds * n_samples:  # not one whole batch
                 continue
             cmd = [sys.executable, __file__, "--worker", mode, "--coco", str(coco_dir), "--rounds", str(rounds)]
             if crowd:
@@ -409,7 +409,7 @@ def main() -> None:
           f"{rounds} draws per sample, {repeats} alternating runs of every pipeline")
     for crowd, label in ((False, "real COCO images (no crowd regions in this file)"),
                          (True, "same images + one synthetic crowd RLE beside every person")):
-        res = run_workers(coco_dir, crowd, rounds if not crowd else max(1, rounds // 2), repeats)
+        res = run_workers(coco_dir, crowd, n, rounds if not crowd else max(1, rounds // 2), repeats)
         report(label, res, compare(coco_dir, crowd, 2 if quick else 4))
         sys.stdout.flush()
 

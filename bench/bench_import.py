@@ -8,25 +8,16 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from bench_formats import timed  # bench/ is on the path: the script's own folder
 
 from posedata import skeleton as S
 from posedata.formats import coco_annotator as CA
 from posedata.importer import ImportOptions, bboxes_from_keypoints, import_file
 
 W, H = 640, 480
-
-
-def timed(fn, repeat: int = 3) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 def make_labels(n_images: int, per_image: int, k: int, seed: int = 0) -> np.ndarray:
