@@ -1,7 +1,8 @@
-"""Hypothesis strategies shared by the importers' malformed-input tests."""
+"""Hypothesis strategies and helpers shared by the malformed-input tests."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from typing import Any
 
 from hypothesis import strategies as st
@@ -35,3 +36,15 @@ def mutated_json(draw: Any, base: Any, max_depth: int = 5) -> Any:
         else:
             parent[key] = draw(json_values)
     return data
+
+
+def json_paths(v: Any, prefix: tuple = (), list_limit: int | None = None) -> Iterator[tuple]:
+    """Every path (a tuple of keys and indices) in a JSON value, the root () first; only the
+    first list_limit items of each list when given (large documents stay cheap to walk)."""
+    yield prefix
+    if isinstance(v, dict):
+        for k, x in v.items():
+            yield from json_paths(x, prefix + (k,), list_limit)
+    elif isinstance(v, list):
+        for i, x in enumerate(v[:list_limit]):
+            yield from json_paths(x, prefix + (i,), list_limit)

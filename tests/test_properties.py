@@ -29,6 +29,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from json_strategies import json_paths
 
 from posedata import coco
 from posedata import skeleton as S
@@ -113,22 +114,12 @@ def coco_docs(draw, defects: bool = True) -> dict:
     return {"info": {}, "licenses": [], "images": images, "annotations": anns, "categories": [cat]}
 
 
-def _paths(v, prefix=()):
-    yield prefix
-    if isinstance(v, dict):
-        for k, x in v.items():
-            yield from _paths(x, prefix + (k,))
-    elif isinstance(v, list):
-        for i, x in enumerate(v[:60]):
-            yield from _paths(x, prefix + (i,))
-
-
 @st.composite
 def mutated(draw, base=None):
     """A document with 1-4 random deletions, replacements or duplications at random paths."""
     d = copy.deepcopy(draw(base if base is not None else coco_docs(defects=False)))
     for _ in range(draw(st.integers(1, 4))):
-        path = draw(st.sampled_from(list(_paths(d))))
+        path = draw(st.sampled_from(list(json_paths(d, list_limit=60))))
         if not path:
             d = copy.deepcopy(draw(JUNK))
             continue

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from json_strategies import json_paths
 
 from posedata import validate as V
 from posedata.cli import cli
@@ -585,22 +586,12 @@ JUNK = [None, True, False, "x", "", 10**400, -(10**30), float("nan"), float("inf
         {"a": [1, {"b": None}]}, "9" * 200, [float("nan")] * 51, [1] * 51, [0, 0, 3] * 17]
 
 
-def _paths(v, prefix=()):
-    yield prefix
-    if isinstance(v, dict):
-        for k, x in v.items():
-            yield from _paths(x, prefix + (k,))
-    elif isinstance(v, list):
-        for i, x in enumerate(v):
-            yield from _paths(x, prefix + (i,))
-
-
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_validate_never_raises_on_mutated_coco(data):
     d = clean()
     for _ in range(data.draw(st.integers(1, 4))):
-        paths = list(_paths(d))
+        paths = list(json_paths(d))
         path = data.draw(st.sampled_from(paths))
         if not path:
             d = copy.deepcopy(data.draw(st.sampled_from(JUNK)))
