@@ -366,3 +366,15 @@ def test_validation_keeps_best_checkpoint(data, runner, tmp_path):
     best = C.load(run / "best.pt")
     assert best["iteration"] == 4 and best["best_ap"] == C.load(run / "last.pt")["best_ap"]
     assert np.isfinite(best["best_ap"])
+
+
+def test_train_device_option(data, runner, tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    run = tmp_path / "run"
+    res = runner.invoke(cli, train_args(data, run, *FAST, "--device", "cuda"))
+    assert res.exit_code == 2 and "no usable CUDA GPU" in res.output, res.output
+    assert not run.exists()  # refused before the data check and the run folder
+    res = runner.invoke(cli, train_args(data, run, "--iterations", "1", *FAST[2:], "--device", "cpu"))
+    assert res.exit_code == 0, res.output
+    assert "on cpu" in res.output
+    assert json.loads((run / "config.json").read_text())["options"]["device"] == "cpu"

@@ -42,6 +42,7 @@ from posedata.io import atomic_write_json, atomic_write_text  # noqa: E402
 
 from . import checkpoint as C  # noqa: E402
 from .data import PoseDataset, batches_per_epoch, make_loader  # noqa: E402
+from .device import resolve_device  # noqa: E402
 from .loss import total_loss  # noqa: E402
 from .model import STRIDE, for_skeleton, param_groups  # noqa: E402
 
@@ -82,6 +83,7 @@ class TrainConfig:
     init: str | None = None
     max_minutes: float | None = None
     threads: int | None = None  # torch intra-op threads per process (None: torch's default)
+    device: str = "auto"  # trainer.device.resolve_device: CUDA when available, else the CPU
 
     def validate(self) -> None:
         for name in ("iterations", "batch_size", "checkpoint_every"):
@@ -103,6 +105,7 @@ class TrainConfig:
             raise InputError(f"--threads must be >= 1, got {self.threads}")
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise InputError(f"--max-minutes must be > 0, got {self.max_minutes}")
+        resolve_device(self.device)  # an unusable --device fails before any work
 
     def milestones(self) -> list[int]:
         return sorted({max(1, round(f * self.iterations)) for f in LR_DROP_FRACTIONS})
@@ -244,22 +247,23 @@ class Dist:
         return self.rank == 0
 
 
-def setup_distributed() -> Dist:
+def setup_distributed(device: str = "auto") -> Dist:
     """torchrun sets WORLD_SIZE / RANK / LOCAL_RANK; otherwise a single process."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
-        return Dist(device=torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+        return Dist(device=resolve_device(device))
     import torch.distributed as dist
 
     rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-    if torch.cuda.is_available():
-        torch.cuda.set_device(local)
-        device, backend = torch.device("cuda", local), "nccl"
+    dev = resolve_device(device, local_rank=local)
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+        backend = "nccl"
     else:
-        device, backend = torch.device("cpu"), "gloo"
+        backend = "gloo"
     if not dist.is_initialized():
         dist.init_process_group(backend=backend)
-    return Dist(rank, world, local, device)
+    return Dist(rank, world, local, dev)
 
 
 def any_rank(flag: bool, d: Dist) -> bool:
@@ -320,7 +324,7 @@ def train(cfg: TrainConfig, skeleton, *, resume: bool = False, callback: Callbac
     """Train (or resume) a run into cfg.output. callback(event, info) receives progress on rank 0:
     'start', 'init', 'note', 'step', 'checkpoint', 'validation', 'end'."""
     cfg.validate()
-    d = setup_distributed()
+    d = setup_distributed(cfg.device)
     emit: Callback = (callback if (callback and d.main) else (lambda e, i: None))
     out = Path(cfg.output)
     notes: list[str] = []
@@ -491,7 +495,7 @@ def write_config(cfg: TrainConfig, skeleton, spec: dict, d: Dist, out: Path, res
                                                "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": versions()})
         # only the options --resume may change
         data["options"].update({k: getattr(cfg, k) for k in ("iterations", "max_minutes", "workers",
-                                                             "checkpoint_every", "threads")})
+                                                             "checkpoint_every", "threads", "device")})
     else:
         data = {
             "format": "posedata-run",
