@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 WHEELS := $(wildcard /opt/wheels)
 
-.PHONY: setup test test-all demo fuzz bench lint
+.PHONY: setup test test-all demo fuzz bench lint wheel-smoke
 
 setup: $(VENV)/.installed
 
@@ -30,3 +30,16 @@ fuzz: setup
 
 lint: setup
 	$(VENV)/bin/ruff check posedata trainer tests bench
+
+# CI: the package as users get it (a wheel in a fresh venv, not the editable checkout): templates
+# must resolve by name and the quick demo must run from an empty folder.
+SMOKE := $(shell mktemp -d -u /tmp/posedata-wheel.XXXXXX)
+wheel-smoke: setup
+	$(PY) -m pip wheel -q --no-deps -w $(SMOKE)/dist .
+	python3 -m venv $(SMOKE)/venv
+	$(SMOKE)/venv/bin/pip install -q $(if $(WHEELS),--find-links $(WHEELS)) torch==2.13.0
+	$(SMOKE)/venv/bin/pip install -q $(if $(WHEELS),--find-links $(WHEELS)) "$$(ls $(SMOKE)/dist/posedata-*.whl)[train]"
+	cd $(SMOKE) && MPLBACKEND=Agg venv/bin/posedata skeleton show coco17 >/dev/null
+	cd $(SMOKE) && MPLBACKEND=Agg venv/bin/posedata skeleton check openpose18
+	cd $(SMOKE) && MPLBACKEND=Agg venv/bin/posedata demo --quick -o demo-out
+	rm -rf $(SMOKE)

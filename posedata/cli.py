@@ -96,10 +96,11 @@ def skeleton() -> None:
 @skeleton.command("check")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 def skeleton_check(file: Path) -> None:
-    """Check a skeleton FILE: names, limbs, root reachability, flip map, sigmas."""
+    """Check a skeleton FILE (a path or a template name): names, limbs, root reachability, flip map, sigmas."""
     from . import skeleton as S
     from .findings import has_errors
 
+    file = S.resolve_path(file)
     sk, findings = S.load_with_findings(file)
     print_findings(findings, title=f"skeleton check: {file}")
     if sk is None or has_errors(findings):
@@ -117,11 +118,11 @@ def skeleton_check(file: Path) -> None:
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Write a PNG of the skeleton graph.")
 @click.option("--force", is_flag=True, help="Replace an existing plot.")
 def skeleton_show(file: Path, plot: Path | None, force: bool) -> None:
-    """Show the channel tables, grouping order and flip map a skeleton FILE produces."""
+    """Show the channel tables, grouping order and flip map a skeleton FILE (a path or a template name) produces."""
     from . import skeleton as S
     from .io import check_output
 
-    sk = S.load(file)
+    sk = S.resolve(file)
     if plot:
         check_output(plot, force)
     t = Table(title=f"{sk.name}: keypoints (heatmap channels; background = {sk.num_keypoints})")

@@ -632,7 +632,8 @@ def guess_root(kps: list[str], limbs: list[list[str]]) -> str:
     return min(kps, key=lambda k: (-len(adj[k]), ecc(k), kps.index(k))) if kps else ""
 
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+# inside the package, so a wheel install resolves template names too (package data in pyproject.toml)
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
 
 def template_path(name: str) -> Path:
@@ -645,11 +646,16 @@ def template_path(name: str) -> Path:
     return p
 
 
-def resolve(spec: str | Path) -> Skeleton:
-    """Load a skeleton from a path, or a bundled template name such as 'coco17'."""
+def resolve_path(spec: str | Path) -> Path:
+    """The file a `--skeleton` value names: an existing path, else a bundled template name ('coco17')."""
     p = Path(spec)
     if p.exists() or p.suffix in (".yaml", ".yml") and "/" in str(spec):
-        return load(p)
+        return p
     if not p.suffix and "/" not in str(spec):
-        return load(template_path(str(spec)))
-    return load(p)
+        return template_path(str(spec))
+    return p
+
+
+def resolve(spec: str | Path) -> Skeleton:
+    """Load a skeleton from a path, or a bundled template name such as 'coco17'."""
+    return load(resolve_path(spec))

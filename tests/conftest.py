@@ -14,7 +14,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
-TEMPLATES = ROOT / "templates"
+TEMPLATES = ROOT / "posedata" / "templates"
 TEMPLATE_NAMES = sorted(p.stem for p in TEMPLATES.glob("*.yaml"))
 
 

@@ -199,7 +199,7 @@ def test_good_control(runner, tmp_path, monkeypatch, kind, cmd):
         pytest.importorskip("torch")
     monkeypatch.chdir(tmp_path)
     _, base = scratch(tmp_path, None)
-    shutil.copyfile(Path(__file__).resolve().parent.parent / "templates" / "coco17.yaml", tmp_path / "coco17.yaml")
+    shutil.copyfile(Path(__file__).resolve().parent.parent / "posedata" / "templates" / "coco17.yaml", tmp_path / "coco17.yaml")
     inp, case = _good_input(kind, base)
     args = command(cmd, kind, inp, base, tmp_path / "out", case)
     r = runner.invoke(cli, args)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
 import yaml
@@ -173,3 +174,24 @@ def test_cli_init_from_coco(runner, tmp_path, shared_real):
     assert sk.keypoints[sk.root] in ("left_shoulder", "right_shoulder", "left_hip", "right_hip")
     r = runner.invoke(cli, ["skeleton", "init", "--from-coco", str(shared_real / "coco" / "test_coco.json"), "-o", str(out)])
     assert r.exit_code == 2 and "--force" in r.output
+
+
+@pytest.mark.parametrize("cmd", ["check", "show"])
+@pytest.mark.parametrize("name", TEMPLATE_NAMES)
+def test_cli_check_show_take_template_names(runner, tmp_path, monkeypatch, cmd, name):
+    # from a folder with no templates/ beside it, as after a wheel install
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(cli, ["skeleton", cmd, name])
+    assert r.exit_code == 0, r.output
+    assert "Traceback" not in r.output
+    r = runner.invoke(cli, ["skeleton", cmd, "no_such_template"])
+    assert r.exit_code == 2 and "no_such_template" in r.output and "coco17" in r.output
+
+
+def test_templates_are_package_data():
+    # the templates live inside the package and pyproject ships them, so a non-editable install has them
+    assert S.TEMPLATES_DIR.parent == Path(S.__file__).resolve().parent
+    assert {p.stem for p in S.TEMPLATES_DIR.glob("*.yaml")} >= {"coco17", "openpose18", "hand21", "quadruped17", "object5"}
+    tomllib = pytest.importorskip("tomllib")
+    pyproject = tomllib.loads((Path(S.__file__).resolve().parent.parent / "pyproject.toml").read_text())
+    assert "templates/*.yaml" in pyproject["tool"]["setuptools"]["package-data"]["posedata"]
