@@ -55,7 +55,6 @@ from posedata.augment import (  # noqa: E402
     AugmentConfig,
     Draw,
     Scratch,
-    decode_image,
     draw_params,
     reduction,
     to_network_input,
@@ -64,6 +63,7 @@ from posedata.augment import (  # noqa: E402
 )
 from posedata.convert import to_labels  # noqa: E402
 from posedata.formats.lwop import lwop_records  # noqa: E402
+from posedata.images import decode_image  # noqa: E402
 from posedata.io import load_json  # noqa: E402
 
 cv2.setNumThreads(1)

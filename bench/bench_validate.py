@@ -89,7 +89,7 @@ def bench_headers(tmp: Path, n: int) -> tuple[float, float]:
     """Seconds to size n JPEGs by header (what --images does) and by decoding them with OpenCV."""
     import cv2
 
-    from posedata.validate import image_header
+    from posedata.images import image_header
 
     rng = np.random.default_rng(1)
     folder = tmp / "imgs"

@@ -186,7 +186,7 @@ def make_sample(
     no rotation, no centre offset, no flip (a deterministic centre crop, for previews).
     draw: the random choices, when the caller drew them already (draw_params) instead of rng.
     source_size: (width, height) of the full-size image that keypoints, objpos and crowd_mask
-    refer to, when image is that image decoded at a reduced size (read_image(reduce=...)).
+    refer to, when image is that image decoded at a reduced size (images.read_image(reduce=...)).
     crop_out: a (crop_h, crop_w, 4) uint8 array to warp into (Scratch.crop), which the sample's
     crop then is.
     """
@@ -207,7 +207,7 @@ def make_sample(
     size = (cfg.crop_w, cfg.crop_h)
     # OpenCV's bilinear warp has a much faster vectorised path for 4 channels than for 3: the
     # same crop, bit for bit, in about half the time (0.35 vs 0.82 ms on the real photos;
-    # bench/README.md "augment"), so a BGR image is widened first (decode_image(channels=4)
+    # bench/README.md "augment"), so a BGR image is widened first (images.decode_image(channels=4)
     # decodes straight to BGRX) and the crop stays BGRX
     if image.shape[2] == 3:
         image = cv2.cvtColor(image, cv2.COLOR_BGR2BGRA)
@@ -273,84 +273,10 @@ def _crop_mask(crowd_mask: np.ndarray, img_m: np.ndarray, crop_w: int, crop_h: i
     return out
 
 
-def read_image(path: Path, reduce: int = 1) -> np.ndarray:
-    """The image as OpenCV's imread gives it: BGR uint8; a missing or undecodable file is an
-    InputError naming it.
-
-    reduce 2, 4 or 8 decodes a JPEG at 1/reduce of its size (ceil of each side): libjpeg scales
-    in the DCT domain, skipping much of the full-size work. Other images (and JPEGs with an EXIF
-    rotation, whose partial edge blocks would land on the other side) are decoded at full size.
-    make_sample(source_size=...) maps a reduced image back onto the full-size coordinates.
-    """
-    return decode_image(path, reduce)[0]
-
-
 def reduction(scale: float) -> int:
     """The decode reduction (8, 4, 2 or 1) for an image that will be scaled by scale: the largest
     r with scale * r <= 1, so the warp from the 1/r image still reduces (or keeps) its size."""
     return next((r for r in (8, 4, 2) if scale * r <= 1.0), 1)
-
-
-def decode_image(path: Path, reduce: int = 1, channels: int = 3,
-                 scratch: Scratch | None = None) -> tuple[np.ndarray, int, int]:
-    """read_image, plus the full-size width and height (as OpenCV orients the image) from the
-    header: with reduce > 1 the returned image may be smaller than that.
-
-    channels=4 returns BGRX (the fourth channel is filler), which make_sample warps without a
-    conversion. JPEGs without an EXIF rotation are decoded by libjpeg-turbo through simplejpeg:
-    the same library and settings as OpenCV's imread (islow IDCT, fancy upsampling), so the
-    pixels are bit-identical (tested), but without imread's overhead: 5-40% less CPU per photo
-    (bench/README.md "augment"). Anything it declines (a libjpeg warning such as a truncated
-    file, a size other than the header's, a missing simplejpeg) goes to OpenCV as before. With
-    scratch, a JPEG is decoded into its reusable buffer: the image is then valid only until the
-    scratch's next use.
-    """
-    import cv2
-
-    from .validate import image_header, too_large
-
-    if not path.is_file():
-        raise InputError("image file not found", file=str(path))
-    try:
-        info = image_header(path)
-    except InputError as e:
-        raise InputError(f"image file could not be decoded ({e.message})", file=str(path)) from None
-    big = too_large(info)  # from the header alone, before anything is allocated
-    if big is not None:
-        raise InputError(big, file=str(path))
-    jpeg = info.format == "jpeg" and info.orientation == 1
-    r = reduce if jpeg and reduce in (2, 4, 8) else 1  # only an unrotated JPEG decodes reduced
-    image = _decode_jpeg(path, r, info.width, info.height, channels, scratch) if jpeg else None
-    if image is None:
-        flag = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
-                8: cv2.IMREAD_REDUCED_COLOR_8}[r]
-        image = cv2.imread(str(path), flag)
-        if image is None:
-            raise InputError("image file could not be decoded (corrupt or not an image)", file=str(path))
-    if channels == 4 and image.shape[2] == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2BGRA)
-    return image, info.width, info.height
-
-
-def _decode_jpeg(path: Path, r: int, width: int, height: int, channels: int,
-                 scratch: Scratch | None) -> np.ndarray | None:
-    """libjpeg-turbo's decode at 1/r (BGR or BGRX), or None where OpenCV should decode instead."""
-    try:
-        import simplejpeg
-    except ImportError:  # pragma: no cover - a platform without its wheel: OpenCV decodes
-        return None
-    want_h, want_w = -(-height // r), -(-width // r)
-    try:
-        # strict: a libjpeg warning (say, a truncated file) is an error here, so OpenCV decodes
-        # such a file exactly as before
-        buffer = None if scratch is None else scratch.decode_buffer(want_h * want_w * channels)
-        image = simplejpeg.decode_jpeg(path.read_bytes(), "BGRX" if channels == 4 else "BGR",
-                                       min_height=want_h, min_width=want_w, strict=True, buffer=buffer)
-    except (ValueError, OSError):
-        return None
-    # the scale factor is the smallest that reaches the minimum size: 1/r itself, unless the
-    # header lied about the size; anything else is left to OpenCV
-    return image if image.shape[:2] == (want_h, want_w) else None
 
 
 def _reduced_matrix(m: np.ndarray, w: int, h: int, full_w: int, full_h: int) -> np.ndarray:
@@ -382,6 +308,7 @@ def training_sample(
     With scratch, the decode and the crop reuse its buffers: the sample's crop is then valid
     only until the scratch's next use (training_batch takes the network input from it at once).
     """
+    from .images import decode_image
     from .io import safe_image_path
     from .targets import crowd_mask as render_crowd
 

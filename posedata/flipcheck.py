@@ -203,8 +203,8 @@ def suspected_swaps(pts: np.ndarray, lab: np.ndarray, sk: Skeleton) -> np.ndarra
 def instance_crops(ds: Dataset, sk: Skeleton, images_root, anns: list, pts: np.ndarray, lab: np.ndarray,
                    chosen: list[int], margin: float = 0.15) -> list[dict]:
     """Image crops around chosen instances with their keypoints in crop coordinates."""
-    from .augment import read_image
     from .errors import InputError
+    from .images import read_image
     from .io import safe_image_path
 
     images = ds.image_index()

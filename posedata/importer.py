@@ -24,9 +24,9 @@ from .coco import Annotation, Category, Dataset, Image
 from .errors import InputError
 from .formats import FORMATS
 from .formats.base import ImportOptions, ImportReport, ImportResult
+from .images import image_header
 from .io import load_json, safe_image_path
 from .skeleton import Skeleton, normalize_name
-from .validate import image_header
 
 __all__ = [
     "ImportOptions", "ImportReport", "ImportResult", "DatasetBuilder", "RawImage", "RawInstance",

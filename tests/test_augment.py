@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 from conftest import TEMPLATE_NAMES
+from image_files import photo
 
 from posedata import skeleton as skmod
 from posedata.augment import (
@@ -23,17 +24,6 @@ from posedata.labels import Labels
 from posedata.targets import crowd_mask, flip_targets
 
 CFG = AugmentConfig()
-
-
-def photo(h: int = 300, w: int = 420, seed: int = 0) -> np.ndarray:
-    """A smooth synthetic BGR image with some structure (so a wrong warp shows)."""
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    img = np.stack([xx * 255 / w, yy * 255 / h, 127 + 100 * np.sin(xx / 17) * np.cos(yy / 23)], axis=2)
-    rng = np.random.default_rng(seed)
-    for _ in range(6):
-        x, y = rng.integers(0, w - 40), rng.integers(0, h - 40)
-        img[y:y + 30, x:x + 30] = rng.integers(0, 255, 3)
-    return np.clip(img, 0, 255).astype(np.uint8)
 
 
 def instances(sk, n: int, h: int, w: int, seed: int) -> np.ndarray:
@@ -324,7 +314,7 @@ def test_training_sample_reduced_decode(tmp_path, size):
     """A main instance so tall that the drawn scale is <= 1/2 or 1/4: the JPEG is decoded at that
     fraction and warped from there. Points and targets are exactly those of the full-size path
     (they never depend on the pixels); the image differs only by the filtering, odd sizes too."""
-    from posedata.augment import read_image
+    from posedata.images import read_image
 
     sk = skmod.resolve("openpose18")
     h, w = size
@@ -356,7 +346,8 @@ def test_training_sample_reduced_decode(tmp_path, size):
 def test_reduced_decode_geometry(tmp_path, r, width):
     """The matrix for a 1/r JPEG decode puts a vertical edge where the full-size decode puts it
     (a half-pixel slip of the reduced pixel centres would move it by 0.25 r s crop pixels)."""
-    from posedata.augment import _reduced_matrix, read_image
+    from posedata.augment import _reduced_matrix
+    from posedata.images import read_image
 
     img = np.zeros((240, width, 3), np.uint8)
     img[:, 200:] = 255  # the edge on an 8-pixel JPEG block boundary
@@ -402,60 +393,7 @@ def test_crop_equals_three_channel_warp():
         assert (s.image == 128).all(axis=2).any()  # some border in view
 
 
-# ------------------------------------------------------------------ decode and whole batches
-JPEG_VARIANTS = {
-    "420": [cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420],
-    "422": [cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_422],
-    "444": [cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444],
-    "progressive": [cv2.IMWRITE_JPEG_PROGRESSIVE, 1],
-    "restart": [cv2.IMWRITE_JPEG_RST_INTERVAL, 2],
-}
-
-
-@pytest.mark.parametrize("variant", [*JPEG_VARIANTS, "gray"])
-def test_jpeg_decode_is_opencvs(tmp_path, variant):
-    """decode_image's libjpeg-turbo path gives OpenCV's imread pixels bit for bit, at full size and
-    at 1/2, 1/4, 1/8, as BGR and as BGRX, into a fresh array or a reused scratch buffer."""
-    from posedata.augment import Scratch, decode_image
-
-    img = photo(237, 311, seed=5)  # odd sizes: partial blocks and chroma samples at the edges
-    if variant == "gray":
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
-    p = tmp_path / "x.jpg"
-    cv2.imwrite(str(p), img, [cv2.IMWRITE_JPEG_QUALITY, 90] + JPEG_VARIANTS.get(variant, []))
-    scratch = Scratch()
-    flags = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
-             8: cv2.IMREAD_REDUCED_COLOR_8}
-    for r, flag in flags.items():
-        want = cv2.imread(str(p), flag)
-        got, w, h = decode_image(p, r)
-        assert (w, h) == (311, 237)
-        np.testing.assert_array_equal(got, want)
-        four, _, _ = decode_image(p, r, channels=4, scratch=scratch)
-        assert four.shape == want.shape[:2] + (4,)
-        np.testing.assert_array_equal(four[..., :3], want)
-
-
-def test_jpeg_decode_falls_back_to_opencv(tmp_path):
-    """A truncated JPEG (libjpeg warns: simplejpeg refuses it, OpenCV decodes what is there) and a
-    CMYK JPEG give OpenCV's pixels."""
-    from PIL import Image
-
-    from posedata.augment import decode_image
-
-    img = photo(120, 160, seed=2)
-    ok, enc = cv2.imencode(".jpg", img)
-    (tmp_path / "cut.jpg").write_bytes(enc.tobytes()[: len(enc) * 2 // 3])
-    Image.fromarray(img[..., ::-1]).convert("CMYK").save(tmp_path / "cmyk.jpg")
-    for name in ("cut.jpg", "cmyk.jpg"):
-        want = cv2.imread(str(tmp_path / name), cv2.IMREAD_COLOR)
-        assert want is not None
-        got, _, _ = decode_image(tmp_path / name)
-        np.testing.assert_array_equal(got, want)
-        four, _, _ = decode_image(tmp_path / name, channels=4)
-        np.testing.assert_array_equal(four[..., :3], want)
-
-
+# ------------------------------------------------------------------ whole batches
 def test_to_network_input_bgrx_and_out():
     img = np.random.default_rng(1).integers(0, 256, (19, 23, 4)).astype(np.uint8)
     want = to_network_input(np.ascontiguousarray(img[..., :3]))

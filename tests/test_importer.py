@@ -307,7 +307,7 @@ def _jpeg_exif_orientation(img: np.ndarray, orientation: int) -> bytes:
 def test_sizes_read_from_files_are_the_decoded_rotated_sizes(tmp_path):
     import posedata.importer as importer_module
 
-    assert not hasattr(importer_module, "image_size")  # validate.image_header is the only reader
+    assert not hasattr(importer_module, "image_size")  # images.image_header is the only reader
     p = tmp_path / "phone.jpg"
     p.write_bytes(_jpeg_exif_orientation(np.zeros((30, 40, 3), np.uint8), 6))
     decoded = cv2.imread(str(p), cv2.IMREAD_COLOR)

@@ -6,7 +6,6 @@ import copy
 import json
 import math
 import os
-import struct
 from pathlib import Path
 
 import cv2
@@ -14,6 +13,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from image_files import exif_jpeg
 from json_strategies import json_paths
 
 from posedata import validate as V
@@ -338,18 +338,6 @@ def test_real_coco_sample_has_no_errors(shared_real, template):
 IMAGE_CODES = ["V050", "V051", "V052", "V053", "V054"]
 
 
-def _exif_jpeg(img: np.ndarray, orientation: int) -> bytes:
-    """A JPEG with an APP1 Exif segment holding one IFD0 entry: orientation."""
-    ok, buf = cv2.imencode(".jpg", img)
-    assert ok
-    tiff = b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", 1)
-    tiff += struct.pack("<HHIHH", 0x0112, 3, 1, orientation, 0) + struct.pack("<I", 0)
-    body = b"Exif\x00\x00" + tiff
-    app1 = b"\xff\xe1" + struct.pack(">H", len(body) + 2) + body
-    raw = buf.tobytes()
-    return raw[:2] + app1 + raw[2:]
-
-
 @pytest.fixture
 def image_dir(tmp_path: Path) -> Path:
     root = tmp_path / "imgs"
@@ -360,7 +348,7 @@ def image_dir(tmp_path: Path) -> Path:
     (root / "garbage.jpg").write_bytes(b"this is not an image at all")
     raw = (root / "a.jpg").read_bytes()
     (root / "cut.jpg").write_bytes(raw[: len(raw) // 2])  # header intact, end marker gone
-    (root / "rot.jpg").write_bytes(_exif_jpeg(img, 6))
+    (root / "rot.jpg").write_bytes(exif_jpeg(img, 6))
     (tmp_path / "outside.jpg").write_bytes(raw)
     os.symlink(tmp_path / "outside.jpg", root / "link.jpg")
     return root
@@ -394,25 +382,6 @@ def test_image_checks(image_dir: Path):
 def test_images_folder_missing(tmp_path: Path):
     f = V.validate_coco(clean(), COCO17, images=tmp_path / "nope")
     assert where(f, "V050") == ["images"]
-
-
-@pytest.mark.parametrize("ext", [".jpg", ".png", ".bmp", ".webp", ".tiff"])
-def test_image_header_matches_opencv(tmp_path: Path, ext: str):
-    img = np.zeros((37, 53, 3), np.uint8)
-    p = tmp_path / f"x{ext}"
-    assert cv2.imwrite(str(p), img)
-    info = V.image_header(p)
-    assert (info.width, info.height) == (53, 37)
-    assert not info.truncated
-
-
-def test_image_header_webp_lossless_and_gif(tmp_path: Path):
-    p = tmp_path / "l.webp"
-    assert cv2.imwrite(str(p), np.zeros((21, 300, 3), np.uint8), [cv2.IMWRITE_WEBP_QUALITY, 101])
-    assert (V.image_header(p).width, V.image_header(p).height) == (300, 21)
-    g = tmp_path / "x.gif"
-    g.write_bytes(b"GIF89a" + struct.pack("<HH", 77, 12) + b"\x00" * 20)
-    assert (V.image_header(g).width, V.image_header(g).height) == (77, 12)
 
 
 # ------------------------------------------------------------------------- fix
@@ -627,78 +596,14 @@ def test_deeply_nested_values_do_not_break_validate_or_fix():
 
 
 # ------------------------------------------- image sizes as the trainer decodes them (EXIF)
-def _png_with_exif(img: np.ndarray, orientation: int, after_idat: bool, endian: str = ">") -> bytes:
-    import zlib
-
-    ok, buf = cv2.imencode(".png", img)
-    assert ok
-    raw = buf.tobytes()
-    tiff = (b"MM" if endian == ">" else b"II") + struct.pack(endian + "HI", 42, 8) + struct.pack(endian + "H", 1)
-    tiff += struct.pack(endian + "HHIHH", 0x0112, 3, 1, orientation, 0) + struct.pack(endian + "I", 0)
-    chunk = struct.pack(">I", len(tiff)) + b"eXIf" + tiff + struct.pack(">I", zlib.crc32(b"eXIf" + tiff))
-    at = raw.rindex(b"IEND") - 4 if after_idat else 33  # before IEND, or right after IHDR
-    return raw[:at] + chunk + raw[at:]
-
-
-def _webp_with_exif(img: np.ndarray, orientation: int, flag: bool) -> bytes:
-    """An extended WebP: VP8X header (EXIF flag on or off), the image chunk, an EXIF chunk."""
-    ok, buf = cv2.imencode(".webp", img, [cv2.IMWRITE_WEBP_QUALITY, 90])
-    assert ok
-    h, w = img.shape[:2]
-    tiff = b"II*\x00" + struct.pack("<IH", 8, 1) + struct.pack("<HHIHH", 0x0112, 3, 1, orientation, 0) + b"\0" * 4
-    vp8x = b"VP8X" + struct.pack("<I", 10) + bytes([0x08 if flag else 0, 0, 0, 0])
-    vp8x += (w - 1).to_bytes(3, "little") + (h - 1).to_bytes(3, "little")
-    body = b"WEBP" + vp8x + buf.tobytes()[12:] + b"EXIF" + struct.pack("<I", len(tiff)) + tiff
-    return b"RIFF" + struct.pack("<I", len(body)) + body
-
-
-@pytest.mark.parametrize("orientation", range(1, 9))
-def test_jpeg_exif_orientation_size_is_what_cv2_imread_decodes(tmp_path: Path, orientation: int):
-    img = np.zeros((30, 70, 3), np.uint8)
-    p = tmp_path / "o.jpg"
-    p.write_bytes(_exif_jpeg(img, orientation))
-    info = V.image_header(p)
-    decoded = cv2.imread(str(p), cv2.IMREAD_COLOR)
-    assert info.size == (decoded.shape[1], decoded.shape[0])  # the image the trainer sees
-    assert (info.stored_width, info.stored_height, info.orientation) == (70, 30, orientation)
-    assert info.size == ((30, 70) if orientation >= 5 else (70, 30))
-
-
-@pytest.mark.parametrize("kind", ["png-before-idat", "png-after-idat-le", "webp-flag", "webp-no-flag"])
-def test_png_and_webp_exif_orientation_agree_with_cv2_imread(tmp_path: Path, kind: str):
-    img = np.zeros((30, 70, 3), np.uint8)
-    if kind.startswith("png"):
-        p = tmp_path / "o.png"
-        p.write_bytes(_png_with_exif(img, 6, after_idat="after" in kind, endian="<" if kind.endswith("le") else ">"))
-    else:
-        p = tmp_path / "o.webp"
-        p.write_bytes(_webp_with_exif(img, 6, flag=kind == "webp-flag"))
-    decoded = cv2.imread(str(p), cv2.IMREAD_COLOR)
-    assert V.image_header(p).size == (decoded.shape[1], decoded.shape[0])
-    assert V.image_header(p).size == ((70, 30) if kind == "webp-no-flag" else (30, 70))
-
-
 def test_validate_images_accepts_the_rotated_size(tmp_path: Path):
     root = tmp_path / "imgs"
     root.mkdir()
-    (root / "r.jpg").write_bytes(_exif_jpeg(np.full((48, 64, 3), 90, np.uint8), 6))
+    (root / "r.jpg").write_bytes(exif_jpeg(np.full((48, 64, 3), 90, np.uint8), 6))
     ok = V.validate_coco(_image_data([("r.jpg", 48, 64)]), COCO17, images=root)  # as cv2.imread decodes it
     assert "V053" not in codes(ok)
     stored = V.validate_coco(_image_data([("r.jpg", 64, 48)]), COCO17, images=root)
     assert where(stored, "V053") == ["images[0].file_name"]
-
-
-def test_image_header_errors_name_the_file(tmp_path: Path):
-    from posedata.errors import InputError
-
-    bad = tmp_path / "bad.jpg"
-    bad.write_bytes(b"\xff\xd8\xff\xe0\x00")  # a JPEG that ends inside its first segment
-    with pytest.raises(InputError) as e:
-        V.image_header(bad)
-    assert e.value.file == str(bad)
-    with pytest.raises(InputError) as e:
-        V.image_header(tmp_path)  # a folder: the OSError becomes a located InputError
-    assert e.value.file == str(tmp_path)
 
 
 # ------------------------------------------------ which import repairs a tool's export
@@ -764,24 +669,3 @@ def test_cli_unrecognised_folder_and_text_exit_2(runner, tmp_path: Path):
     t.write_text("hello")
     r = runner.invoke(cli, ["validate", str(t), "--skeleton", "coco17"])
     assert r.exit_code == 2 and "invalid JSON" in r.output  # nothing recognises it: the parse error stands
-
-
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(kind=st.sampled_from(["jpeg", "png", "webp"]), cut=st.floats(0, 1),
-       flips=st.lists(st.tuples(st.floats(0, 1), st.integers(0, 255)), max_size=4))
-def test_image_header_on_damaged_files_gives_a_size_or_a_located_error(tmp_path_factory, kind, cut, flips):
-    from posedata.errors import InputError
-
-    img = np.zeros((30, 70, 3), np.uint8)
-    raw = bytearray({"jpeg": lambda: _exif_jpeg(img, 6), "png": lambda: _png_with_exif(img, 6, after_idat=False),
-                     "webp": lambda: _webp_with_exif(img, 6, flag=True)}[kind]())
-    for at, value in flips:  # damage anywhere, headers and EXIF included
-        raw[int(at * (len(raw) - 1))] = value
-    p = tmp_path_factory.mktemp("dmg") / f"x.{kind}"
-    p.write_bytes(bytes(raw[: max(1, int(cut * len(raw)))]))
-    try:
-        info = V.image_header(p)
-    except InputError as e:
-        assert e.file == str(p)
-        return
-    assert info.width > 0 and info.height > 0 and 1 <= info.orientation <= 8

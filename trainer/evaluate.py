@@ -52,7 +52,6 @@ IMG_MEAN = 128.0
 IMG_SCALE = 1.0 / 256.0
 STATS = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
 CV_MAX_CHANNELS = 512  # cv2.resize handles at most this many channels at once
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
 # ------------------------------------------------------------------ inference
@@ -314,7 +313,7 @@ def image_paths(gt: GroundTruth, images_dir: Path) -> list[Path]:
 def read_image(path: Path, file: str | None = None, where: str | None = None) -> np.ndarray:
     """posedata's image reader (header checked first, so a 30000 x 30000 "image bomb" is refused
     before anything is decoded), with the error located in the JSON that named the image."""
-    from posedata.augment import read_image as decode
+    from posedata.images import read_image as decode
 
     try:
         return decode(Path(path))
@@ -538,6 +537,8 @@ def write_png(path: Path, image_bgr: np.ndarray) -> None:
 # ------------------------------------------------------------------ infer
 def list_images(source: Path) -> list[Path]:
     """An image file, or the images directly inside a folder (sorted by name)."""
+    from posedata.images import IMAGE_EXTENSIONS
+
     if source.is_file():
         return [source]
     if source.is_dir():

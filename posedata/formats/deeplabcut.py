@@ -269,8 +269,8 @@ def _csv_inputs(path: Path) -> list[Path]:
 
 
 def read(path: Path, skeleton: Skeleton, options: ImportOptions) -> ImportResult:
+    from ..images import image_header
     from ..importer import DatasetBuilder, RawImage, RawInstance, keypoint_mapping
-    from ..validate import image_header
 
     path = Path(path)
     report = ImportReport(format=NAME, source=str(path))

@@ -20,10 +20,10 @@ from urllib.parse import parse_qs, unquote, urlparse
 import numpy as np
 
 from ..errors import InputError
+from ..images import IMAGE_EXTENSIONS
 from .base import ImportOptions, ImportReport, ImportResult
 
 NAME = "label-studio"
-_IMAGE_EXT = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 
 
 def detect(path: Path) -> bool:
@@ -51,7 +51,7 @@ def _image_ref(data: dict) -> tuple[str | None, str | None]:
         if isinstance(data.get(k), str) and data[k]:
             return k, data[k]
     for k, v in data.items():
-        if isinstance(v, str) and urlparse(v).path.lower().endswith(_IMAGE_EXT):
+        if isinstance(v, str) and urlparse(v).path.lower().endswith(IMAGE_EXTENSIONS):
             return k, v
     return None, None
 

@@ -121,8 +121,8 @@ def _image_of(video: Any, frame_idx: int, slp_dir: Path) -> tuple[str, list[str]
 
 
 def read(path: Path, skeleton: Skeleton, options: ImportOptions) -> ImportResult:
+    from ..images import image_header
     from ..importer import DatasetBuilder, RawImage, RawInstance, keypoint_mapping
-    from ..validate import image_header
 
     path = Path(path)
     file = str(path)

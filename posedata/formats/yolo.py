@@ -37,6 +37,8 @@ from ..skeleton import Skeleton, guess_root, normalize_name
 from .base import ImportOptions, ImportReport, ImportResult
 
 NAME = "yolo"
+# Ultralytics' own list (what a YOLO dataset counts as an image), so an image posedata cannot
+# read is refused by name (images.image_header) instead of being skipped in silence
 IMAGE_SUFFIXES = {".bmp", ".dng", ".jpeg", ".jpg", ".mpo", ".png", ".tif", ".tiff", ".webp", ".pfm", ".heic"}
 SPLITS = ("train", "val", "test")
 
@@ -240,8 +242,8 @@ def detect(path: Path) -> bool:
 
 # ------------------------------------------------------------------------ read
 def read(path: Path, skeleton: Skeleton, options: ImportOptions) -> ImportResult:
+    from ..images import image_header
     from ..importer import DatasetBuilder, RawImage, RawInstance, keypoint_mapping
-    from ..validate import image_header
 
     path = Path(path)
     file = str(path)
