@@ -30,7 +30,8 @@ class Finding:
         return loc
 
     def to_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        # every documented key, null when unknown: scripts index finding["image_id"] without a guard
+        return asdict(self)
 
 
 def count(findings: Iterable[Finding], severity: str) -> int:

@@ -669,3 +669,27 @@ def test_cli_unrecognised_folder_and_text_exit_2(runner, tmp_path: Path):
     t.write_text("hello")
     r = runner.invoke(cli, ["validate", str(t), "--skeleton", "coco17"])
     assert r.exit_code == 2 and "invalid JSON" in r.output  # nothing recognises it: the parse error stands
+def _documented_finding_keys() -> list[str]:
+    import re
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "checks.md").read_text()
+    block = re.search(r'"findings": \[\{(.*?)\}\]', doc, re.S)
+    assert block, "docs/checks.md no longer states the --json finding keys"
+    return re.findall(r'"(\w+)"', block.group(1))
+
+
+def test_cli_json_every_finding_has_every_documented_key(runner, tmp_path: Path):
+    # V007 (no image, no annotation) and V064 (no annotation) used to omit the id keys entirely
+    d = clean()
+    d["categories"].append(copy.deepcopy(d["categories"][0]))
+    d["images"].append({"id": 99, "file_name": "empty.jpg", "width": 64, "height": 48})
+    bad = _write(tmp_path, d)
+    r = runner.invoke(cli, ["validate", str(bad), "--skeleton", "coco17", "--json"])
+    doc = json.loads(r.stdout)
+    keys = _documented_finding_keys()
+    assert {"code", "image_id", "annotation_id", "where"} <= set(keys)
+    seen = {f["code"] for f in doc["findings"]}
+    assert {"V007", "V064"} <= seen, seen
+    for f in doc["findings"]:
+        assert sorted(f) == sorted(keys), f
+    v007 = next(f for f in doc["findings"] if f["code"] == "V007")
+    assert v007["image_id"] is None and v007["annotation_id"] is None
