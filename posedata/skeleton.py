@@ -541,6 +541,11 @@ def check(sk: Skeleton) -> list[Finding]:
             fa, fb = sk.flip[sk.limbs[i][0]], sk.flip[sk.limbs[i][1]]
             a, b = sk.limb_names(i)
             f.append(Finding("S021", "warning", f"limb {a}-{b} mirrors to {sk.keypoints[fa]}-{sk.keypoints[fb]}, which is not a limb; a flipped sample has no PAF channel for it", where=f"limbs[{i}]", file=file))
+    for li, known, new in sk.grouping_steps:
+        a, b = sk.limbs[li]
+        if (known, new) != (a, b):
+            # posedata groups either direction; only the reference's own group_keypoints cannot
+            f.append(Finding("S024", "info", f"limb {sk.keypoints[a]}-{sk.keypoints[b]} is walked from {sk.keypoints[known]!r}, against its PAF direction: fine for posedata; to deploy with the reference's code, list it as [{sk.keypoints[known]}, {sk.keypoints[new]}] (`posedata export reference` shows the tables)", where=f"limbs[{li}]", file=file))
     flipped = set()
     for i in range(sk.num_keypoints):
         if sk.flip[i] != i:
