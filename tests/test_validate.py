@@ -669,6 +669,8 @@ def test_cli_unrecognised_folder_and_text_exit_2(runner, tmp_path: Path):
     t.write_text("hello")
     r = runner.invoke(cli, ["validate", str(t), "--skeleton", "coco17"])
     assert r.exit_code == 2 and "invalid JSON" in r.output  # nothing recognises it: the parse error stands
+
+
 def _documented_finding_keys() -> list[str]:
     import re
     doc = (Path(__file__).resolve().parent.parent / "docs" / "checks.md").read_text()
