@@ -71,6 +71,12 @@ class AugmentConfig:
         return self.crop_w // self.stride
 
 
+def check_input_size(size: int, stride: int = 8) -> None:
+    """The network's input rule, one place for preview and train: whole maps of stride-sized cells."""
+    if size < 2 * stride or size % stride:
+        raise InputError(f"--input-size must be a multiple of {stride} and >= {2 * stride}, got {size}")
+
+
 @dataclass
 class Sample:
     # (crop_h, crop_w, 4) uint8 BGRX as warped (OpenCV's 4-channel warp is the fast one; the

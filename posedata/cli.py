@@ -269,7 +269,7 @@ def run_check(data: Path, skeleton_spec, images: Path | None, category: int | No
 @click.option("-n", "num", type=int, default=16, show_default=True, help="Samples to draw.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Chooses the samples and their augmentation.")
 @click.option("--no-augment", is_flag=True, help="Centre crop at the reference scale, no rotation or flip.")
-@click.option("--input-size", type=int, default=368, show_default=True, help="Network input (crop) size.")
+@click.option("--input-size", type=int, default=368, show_default=True, help="Network input (crop) size, a multiple of 8.")
 @click.option("--force", is_flag=True, help="Write into an existing non-empty folder.")
 def preview_cmd(data: Path, skeleton_spec: str, images: Path, output: Path, num: int, seed: int,
                 no_augment: bool, input_size: int, force: bool) -> None:
@@ -278,10 +278,11 @@ def preview_cmd(data: Path, skeleton_spec: str, images: Path, output: Path, num:
     DATA is a label file from `posedata convert` or a COCO keypoint JSON (converted in memory)."""
 
     from . import skeleton as S
-    from .augment import AugmentConfig
+    from .augment import AugmentConfig, check_input_size
     from .io import atomic_write_text, check_output_dir
     from .preview import FIXED_PANELS, preview
 
+    check_input_size(input_size)  # the trainer's rule: a preview shows what training would do
     sk = S.resolve(skeleton_spec)
     check_output_dir(output, force)
     labels = load_labels_or_coco(data, sk)

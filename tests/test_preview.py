@@ -51,3 +51,19 @@ def test_heatmap_overlay_and_wheel_shapes():
     paf[0, 2, 2] = 1.0  # limb 0 points along +x
     rgba, vec = paf_color_wheel(paf)
     assert rgba[2, 2, 3] == 1.0 and rgba[0, 0, 3] == 0.0 and vec[0, 2, 2] == 1.0
+
+
+def test_preview_refuses_an_input_size_train_refuses(runner, tmp_path):
+    # `preview --input-size 60` drew previews of a configuration `train` would refuse
+    from posedata.augment import check_input_size
+
+    r = runner.invoke(cli, ["preview", str(tmp_path / "x.json"), "--skeleton", "coco17", "--images", str(tmp_path),
+                            "-o", str(tmp_path / "p"), "--input-size", "60"])
+    assert r.exit_code == 2 and "multiple of 8" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "p").exists()
+    check_input_size(64)
+    import pytest
+
+    from posedata.errors import InputError
+    with pytest.raises(InputError):
+        check_input_size(60)

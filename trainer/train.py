@@ -37,6 +37,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from posedata.augment import check_input_size  # noqa: E402
 from posedata.errors import InputError  # noqa: E402
 from posedata.io import atomic_write_json, atomic_write_text  # noqa: E402
 
@@ -91,8 +92,7 @@ class TrainConfig:
                 raise InputError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.stages < 0:
             raise InputError(f"--stages must be >= 0, got {self.stages}")
-        if self.input_size < 2 * STRIDE or self.input_size % STRIDE:
-            raise InputError(f"--input-size must be a multiple of {STRIDE} and >= {2 * STRIDE}, got {self.input_size}")
+        check_input_size(self.input_size, STRIDE)
         if not 0 < self.width <= 4:
             raise InputError(f"--width must be in (0, 4], got {self.width}")
         if self.lr <= 0:
