@@ -28,6 +28,15 @@ def shared_real() -> Path:
 
 
 @pytest.fixture
+def shared_reference() -> Path:
+    """../shared/reference (the reference's conventions and parity data), or skip cleanly."""
+    p = SHARED / "reference"
+    if not p.is_dir():
+        pytest.skip("../shared/reference is not present")
+    return p
+
+
+@pytest.fixture
 def runner():
     from click.testing import CliRunner
 

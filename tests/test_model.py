@@ -277,3 +277,63 @@ def test_loss_matches_reference_formula():
     assert float(masked_l2(torch.full((1, 3, 2, 2), 9.0), torch.zeros(1, 3, 2, 2), m0, 1)) == 0.0
     with pytest.raises(ValueError, match="shape"):
         stage_losses([outs[1]], hm, paf, mask)
+
+
+# ------------------------------------------------------------- the reference's function, not only its names
+def _parity_weights(state: dict, names: list[str]) -> dict:
+    """../shared/reference/network-parity/README.md's fill rule, written from its text."""
+    import numpy as np
+
+    keys = sorted(state)
+    assert keys == names, "state-dict keys differ from the reference's"
+    out = {}
+    for k, name in enumerate(keys):
+        t = state[name]
+        if not t.is_floating_point():  # num_batches_tracked
+            out[name] = t
+            continue
+        n = t.numel()
+        i = np.arange(n, dtype=np.int64)
+        u = ((i * 40503 + k * 9973) % 65536).astype(np.float64) / 65536 - 0.5
+        if name.endswith("running_var"):
+            v = 1 + np.abs(u)
+        elif name.endswith("running_mean") or name.endswith(".bias"):
+            v = 0.2 * u
+        elif t.dim() == 1:
+            v = 1 + 0.4 * u
+        else:
+            v = np.sqrt(12 / (n / t.shape[0])) * u
+        out[name] = torch.from_numpy(v.reshape(tuple(t.shape)).astype(np.float32))
+    return out
+
+
+def _parity_input(h: int, w: int) -> torch.Tensor:
+    import numpy as np
+
+    c, y, x = np.meshgrid(np.arange(3), np.arange(h), np.arange(w), indexing="ij")
+    v = 0.5 * np.sin(0.11 * x + 0.07 * y + c) + 0.3 * np.cos(0.05 * x * (c + 1) - 0.13 * y)
+    return torch.from_numpy(v[None].astype(np.float32))
+
+
+@pytest.mark.parametrize("stages", [1, 3])
+def test_outputs_equal_the_reference_network(stages, shared_reference):
+    """Same weights, same input -> the reference's outputs to 1e-5 (names and shapes alone prove
+    nothing: with ReLU instead of ELU in the CPM trunk every state dict still loads with strict=True,
+    and the outputs differ by 2e-4 to 5e-3)."""
+    import numpy as np
+
+    ref = np.load(shared_reference / "network-parity" / "expected.npz")
+    pre = f"s{stages}_"
+    net = PoseNet(19, 38, stages=stages, width=1.0)
+    net.load_state_dict(_parity_weights(net.state_dict(), [str(n) for n in ref[pre + "names"]]), strict=True)
+    net.eval()
+    x = _parity_input(*ref[pre + "input"].shape[2:])
+    assert np.array_equal(x.numpy(), ref[pre + "input"])  # the input formula is read as the README means
+    with torch.no_grad():
+        outs = net(x)
+    n_out = len([k for k in ref.files if k.startswith(pre + "out")])
+    assert len(outs) == n_out == 2 * (stages + 1)
+    for i, o in enumerate(outs):
+        want = ref[f"{pre}out{i}"]
+        assert o.shape == want.shape
+        np.testing.assert_allclose(o.numpy(), want, rtol=0, atol=1e-5, err_msg=f"output {i}")

@@ -41,15 +41,17 @@ def conv_block(c_in: int, c_out: int, kernel: int = 3, padding: int = 1, *, bn: 
 def separable_block(c_in: int, c_out: int, *, stride: int = 1, dilation: int = 1, bn: bool = True) -> nn.Sequential:
     """MobileNet-v1 depthwise 3x3 then pointwise 1x1, no biases.
 
-    With batch norm: [dw, bn, relu, pw, bn, relu] (pointwise at index 3);
-    without: [dw, relu, pw, relu] (pointwise at index 2).
+    With batch norm (the backbone): [dw, bn, relu, pw, bn, relu] (pointwise at index 3);
+    without (the CPM trunk): [dw, elu, pw, elu] (pointwise at index 2). The reference's trunk uses
+    ELU there, not ReLU: same names and shapes, different function (conventions §4), so a ReLU here
+    would make reference weights compute something else (tests/test_model.py compares outputs).
     """
     depthwise = nn.Conv2d(c_in, c_in, 3, stride, dilation, dilation=dilation, groups=c_in, bias=False)
     pointwise = nn.Conv2d(c_in, c_out, 1, 1, 0, bias=False)
     if bn:
         return nn.Sequential(depthwise, nn.BatchNorm2d(c_in), nn.ReLU(inplace=True),
                              pointwise, nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
-    return nn.Sequential(depthwise, nn.ReLU(inplace=True), pointwise, nn.ReLU(inplace=True))
+    return nn.Sequential(depthwise, nn.ELU(inplace=True), pointwise, nn.ELU(inplace=True))
 
 
 def backbone(width: float = 1.0) -> nn.Sequential:
@@ -73,7 +75,8 @@ def backbone(width: float = 1.0) -> nn.Sequential:
 
 
 class Cpm(nn.Module):
-    """Reduces backbone features to `channels`, with a residual depthwise trunk."""
+    """Reduces backbone features to `channels`, with a residual depthwise trunk: align 1x1 + ReLU,
+    three batch-norm-free separable blocks with ELU, then a 3x3 + ReLU (no batch norm anywhere)."""
 
     def __init__(self, c_in: int, channels: int):
         super().__init__()
