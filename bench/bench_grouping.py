@@ -1,6 +1,7 @@
 """Per-image grouping time (peak extraction + limb scoring + assembly) for 1, 5 and 20 instances:
-trainer.grouping.group vs the loop-for-loop port of the reference's extract_keypoints +
-group_keypoints (the port tests/test_grouping.py checks parity against).
+posedata.grouping.group (what `posedata val` / `infer` run) vs the port of the reference's current
+extract_keypoints + group_keypoints in tests/test_grouping.py (loops where the reference loops,
+NumPy where it uses NumPy, so its speed is the reference's; tests check parity against it).
 
 Run: .venv/bin/python bench/bench_grouping.py [--quick]
 
@@ -10,9 +11,12 @@ the reference's input height), as the reference's val.py hands them to grouping.
 noise at map resolution (before upsampling, so the maps stay smooth like a network's output): per
 keypoint type one spurious Gaussian blob per person (height 0.15-0.5), uniform 0-0.08 on every
 heatmap cell, Gaussian sigma 0.1 on every PAF cell; so there are false peaks, more candidate pairs
-and some suppression work. Both implementations must return the
-same groups (checked for every case). One core (OMP/OpenBLAS threads 1); per-image CPU time
-(time.process_time), median of the repeats.
+and some suppression work. Every case checks that both return the same output: the same entries
+with the same counts and scores (exactly, when posedata walks the reference's limb order).
+
+Timing: one process, one core (OMP/OpenBLAS threads 1); rounds alternate posedata and reference
+calls on the same maps, and the table reports the medians of per-call CPU time (process_time) and
+wall time (perf_counter), and their ratios.
 """
 from __future__ import annotations
 
@@ -33,13 +37,17 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from test_grouping import (  # noqa: E402
     OP18,
+    REF_ORDER,
+    assert_identical,
+    assert_same_groups,
     layout_instances,
     our_instances,
     ref_instances,
+    ref_poses,
     ref_run,
 )
 
-from trainer.grouping import group  # noqa: E402
+from posedata.grouping import extract_peaks, group  # noqa: E402
 
 H, W = 368, 656
 
@@ -75,42 +83,55 @@ def maps_for(n: int, noisy: bool, seed: int = 0) -> tuple[np.ndarray, np.ndarray
     return up(heat), up(pafs)
 
 
-def cpu_median(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.process_time()
-        fn()
-        times.append(time.process_time() - t0)
-    return float(np.median(times))
+def timed(fn) -> tuple[float, float]:
+    c0, w0 = time.process_time(), time.perf_counter()
+    fn()
+    return time.process_time() - c0, time.perf_counter() - w0
+
+
+def alternate(ours, ref, rounds: int) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Median (cpu, wall) of each, over rounds that call ours then ref back to back."""
+    t_o, t_r = [], []
+    for _ in range(rounds):
+        t_o.append(timed(ours))
+        t_r.append(timed(ref))
+    med = lambda ts: (float(np.median([t[0] for t in ts])), float(np.median([t[1] for t in ts])))  # noqa: E731
+    return med(t_o), med(t_r)
+
+
+def same_output(heat: np.ndarray, pafs: np.ndarray) -> tuple[int, bool]:
+    """(instances found, both checks passed): exact in the reference's walk, same entries in ours."""
+    (entries, all_kp), _ = ref_run(heat, pafs)
+    ours = group(heat, pafs, OP18, return_counts=True)
+    try:
+        assert_identical(group(heat, pafs, OP18, return_counts=True, order=REF_ORDER), ref_poses(entries, all_kp, 18))
+        assert_same_groups(our_instances(*ours), ref_instances(entries, all_kp))
+    except AssertionError:
+        return len(ours[0]), False
+    return len(ours[0]), True
 
 
 def main() -> None:
     quick = "--quick" in sys.argv
+    rounds = 5 if quick else 21
     rows = []
     for noisy in (False, True):
         for n in (1, 5, 20):
             heat, pafs = maps_for(n, noisy)
-            (entries, all_kp), _ = ref_run(heat, pafs)
-            poses, scores, counts = group(heat, pafs, OP18, return_counts=True)
-            ours_g, ref_g = our_instances(poses, scores, counts), ref_instances(entries, all_kp)
-            same = [o[0] for o in ours_g] == [r[0] for r in ref_g]
-            reps_ours = 5 if quick else 21
-            reps_ref = 2 if quick else (5 if n == 20 else 9)
-            t_ours = cpu_median(lambda h=heat, p=pafs: group(h, p, OP18), reps_ours)
-            t_ref = cpu_median(lambda h=heat, p=pafs: ref_run(h, p), reps_ref)
-            rows.append((n, noisy, len(poses), same, t_ours, t_ref))
-    print(f"openpose18 grouping, maps {H} x {W} (19 heatmaps, 38 PAFs), per image, CPU time, 1 core")
-    print(f"{'people':>6} {'maps':>6} {'found':>5} {'same groups':>11} {'posedata ms':>12} {'reference port ms':>18} {'ratio':>7}")
-    for n, noisy, found, same, t_o, t_r in rows:
-        print(f"{n:>6} {'noisy' if noisy else 'clean':>6} {found:>5} {str(same):>11} {1e3 * t_o:>12.1f} "
-              f"{1e3 * t_r:>18.1f} {t_r / t_o:>6.1f}x")
-    # where the time goes in ours: peaks vs the rest
-    from trainer.grouping import extract_peaks
-
+            found, same = same_output(heat, pafs)
+            (co, wo), (cr, wr) = alternate(lambda h=heat, p=pafs: group(h, p, OP18),
+                                           lambda h=heat, p=pafs: ref_run(h, p), rounds)
+            rows.append((n, noisy, found, same, co, cr, wo, wr))
+    print(f"openpose18 grouping, maps {H} x {W} (19 heatmaps, 38 PAFs), per image, 1 core, "
+          f"median of {rounds} alternating rounds")
+    print(f"{'people':>6} {'maps':>6} {'found':>5} {'same':>5} {'CPU posedata':>13} {'CPU reference':>14} "
+          f"{'CPU ratio':>9} {'wall posedata':>14} {'wall reference':>15} {'wall ratio':>10}")
+    for n, noisy, found, same, co, cr, wo, wr in rows:
+        print(f"{n:>6} {'noisy' if noisy else 'clean':>6} {found:>5} {str(same):>5} {1e3 * co:>10.2f} ms "
+              f"{1e3 * cr:>11.1f} ms {cr / co:>8.1f}x {1e3 * wo:>11.2f} ms {1e3 * wr:>12.1f} ms {wr / wo:>9.1f}x")
     heat, pafs = maps_for(20, True)
-    t_peaks = cpu_median(lambda: extract_peaks(heat, num_keypoints=18), 5 if quick else 21)
-    t_all = cpu_median(lambda: group(heat, pafs, OP18), 5 if quick else 21)
-    print(f"20 people, noisy: peak extraction {1e3 * t_peaks:.1f} ms of {1e3 * t_all:.1f} ms")
+    (cp, _), (ca, _) = alternate(lambda: extract_peaks(heat, num_keypoints=18), lambda: group(heat, pafs, OP18), rounds)
+    print(f"20 people, noisy: peak extraction {1e3 * cp:.2f} ms of {1e3 * ca:.2f} ms (CPU)")
 
 
 if __name__ == "__main__":

@@ -1073,7 +1073,7 @@ def export_onnx_cmd(checkpoint: Path, skeleton_spec: str, output: Path, input_si
 @click.option("--skeleton", "skeleton_spec", required=True, help="Skeleton file or template name.")
 def export_reference_cmd(skeleton_spec: str) -> None:
     """Print the limb, PAF-channel and flip tables in the reference implementation's notation."""
-    from trainer.grouping import reference_text
+    from posedata.grouping import reference_text
 
     from . import skeleton as S
 

@@ -227,8 +227,10 @@ def test_instance_score_generalises_the_reference():
     poses[:, :5, :] = 1.0  # five keypoints including the neck (index 1)
     poses[1, 1] = -1.0  # the second instance has no neck
     det = E.Detections(poses, np.array([3.0, 3.0]), np.array([5, 4]))
-    # with a neck: the reference's total * (count - 1); without: nothing to discount
-    np.testing.assert_allclose(E.instance_scores(det, sk), [3.0 * 4, 3.0 * 4])
+    # the reference's total * max(0, count - 1), with or without a neck in the instance
+    np.testing.assert_allclose(E.instance_scores(det, sk), [3.0 * 4, 3.0 * 3])
+    det = E.Detections(poses[:1], np.array([3.0]), np.array([1]))
+    np.testing.assert_allclose(E.instance_scores(det, sk), [0.0])
     hand = sk_named("hand21")
     det = E.Detections(np.zeros((1, 21, 3)), np.array([2.0]), np.array([21]))
     np.testing.assert_allclose(E.instance_scores(det, hand), [42.0])

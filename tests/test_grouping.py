@@ -1,11 +1,15 @@
-"""Grouping: parity with a port of the reference's own algorithm, ground-truth recovery, edge cases.
+"""Grouping: parity with a port of the reference's current algorithm, ground-truth recovery, edges.
 
 `ref_extract` / `ref_group` below port the reference's extract_keypoints / group_keypoints
-(Daniil-Osokin/lightweight-human-pose-estimation.pytorch, modules/keypoints.py) loop for loop,
-with its hard-coded 18-point tables. Note its PAF table is not in its limb-list order: limb
-[1, 2] (neck-right shoulder) reads PAF channels 12, 13. The template openpose18.yaml lists limbs in
-the reference's training PAF-channel order, so template limb i owns channels 2i, 2i + 1.
-bench/bench_grouping.py imports these ports for its speed ratio.
+(Daniil-Osokin/lightweight-human-pose-estimation.pytorch, modules/keypoints.py, as it is today),
+written from the rules of ../shared/reference/lwop-conventions.md §5 with the reference's
+structure: loops where it loops (peak suppression, the greedy matching, the assembly over
+connections x entries), arrays where it uses arrays (the whole-map peak test and the scoring of all
+candidate pairs of a limb, in float32 like its keypoint arrays, so ties and thresholds fall alike).
+Its tables are the reference's hard-coded 18-point ones unless given. Note the PAF table is not in
+its limb-list order: limb [1, 2] (neck-right shoulder) reads PAF channels 12, 13. The template
+openpose18.yaml lists limbs in the reference's training PAF-channel order, so template limb i owns
+channels 2i, 2i + 1. bench/bench_grouping.py imports these ports for its speed ratio.
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from posedata import skeleton as S
-from trainer.grouping import GroupingParams, extract_peaks, group, match_greedy, reference_tables, score_pairs
+from posedata.grouping import extract_peaks, group, match_greedy, reference_tables, score_candidates
 
 # ------------------------------------------------------------------ reference port
 REF_LIMBS = [[1, 2], [1, 5], [2, 3], [3, 4], [5, 6], [6, 7], [1, 8], [8, 9], [9, 10], [1, 11],
@@ -26,6 +30,8 @@ REF_LIMBS = [[1, 2], [1, 5], [2, 3], [3, 4], [5, 6], [6, 7], [1, 8], [8, 9], [9,
 REF_PAFS = [[12, 13], [20, 21], [14, 15], [16, 17], [22, 23], [24, 25], [0, 1], [2, 3], [4, 5],
             [6, 7], [8, 9], [10, 11], [28, 29], [30, 31], [34, 35], [32, 33], [36, 37], [18, 19], [26, 27]]
 REF_FILL_ONLY = (17, 18)
+# the reference's walk as (template limb, known end, new end) steps, for group(..., order=...)
+REF_ORDER = tuple((px // 2, a, b) for (a, b), (px, _py) in zip(REF_LIMBS, REF_PAFS, strict=True))
 
 
 def ref_extract(heatmap: np.ndarray, by_type: list, first_id: int) -> int:
@@ -54,117 +60,107 @@ def ref_extract(heatmap: np.ndarray, by_type: list, first_id: int) -> int:
     return len(found)
 
 
-def _lone_entries(entries: list, kpts: list, kid: int, size: int) -> None:
-    for p in kpts:
-        if not any(e[kid] == p[3] for e in entries):
-            e = np.full(size, -1.0)
-            e[kid] = p[3]
-            e[-1] = 1
-            e[-2] = p[2]
-            entries.append(e)
-
-
 def ref_group(by_type: list, pafs_hwc: np.ndarray, size: int = 20, min_paf_score: float = 0.05,
               tables: tuple = (REF_LIMBS, REF_PAFS, REF_FILL_ONLY)):
-    """Port of group_keypoints: pafs (H, W, 38); returns (entries (P, 20), all keypoints).
-    `tables` = (BODY_PARTS_KPT_IDS, BODY_PARTS_PAF_IDS, fill-only part ids), the reference's by default."""
+    """Port of group_keypoints: pafs (H, W, 2L); returns (entries (P, size), all keypoints (N, 4)).
+    `tables` = (BODY_PARTS_KPT_IDS, BODY_PARTS_PAF_IDS, fill-only part ids), the reference's by
+    default; entry column -1 is the keypoint count, -2 the total score."""
     kpt_ids, paf_ids, fill_only = tables
+    all_kp = np.array([p for lst in by_type for p in lst]).reshape(-1, 4)  # float64: scores as found
+    typed = [np.array(lst, np.float32).reshape(-1, 4) for lst in by_type]  # float32, as the reference's
+    points = 10
+    t = np.arange(points, dtype=np.float32).reshape(1, -1, 1)
     entries: list = []
-    all_kp = np.array([p for lst in by_type for p in lst])
     for part in range(len(paf_ids)):
-        field = pafs_hwc[:, :, paf_ids[part]]
+        part_pafs = pafs_hwc[:, :, paf_ids[part]]  # a copy, taken before the skip as the reference does
         ka_id, kb_id = kpt_ids[part]
-        ka, kb = by_type[ka_id], by_type[kb_id]
-        if not ka and not kb:
+        ka, kb = typed[ka_id], typed[kb_id]
+        n, m = len(ka), len(kb)
+        if n == 0 or m == 0:  # no one-keypoint entries
             continue
-        if not ka:
-            _lone_entries(entries, kb, kb_id, size)
+        # every candidate (a_i, b_j), listed b-major: candidate j * n + i
+        start = np.broadcast_to(ka[None, :, :2], (m, n, 2)).reshape(-1, 1, 2)
+        vec = (kb[:, None, :2] - ka[None, :, :2]).reshape(-1, 1, 2)
+        cells = ((1 / (points - 1) * vec) * t + start).round().astype(np.int32)  # (pairs, 10, 2)
+        field = part_pafs[cells[..., 1].ravel(), cells[..., 0].ravel()].reshape(-1, points, 2)
+        unit = vec / (np.linalg.norm(vec, ord=2, axis=-1, keepdims=True) + 1e-6)
+        per_point = (field * unit).sum(-1).reshape(-1, points)
+        counted = per_point > min_paf_score
+        n_counted = counted.sum(1)
+        score = (per_point * counted).sum(1) / (n_counted + 1e-6)  # mean over counted points
+        valid = np.flatnonzero((score > 0) & (n_counted / points > 0.8))
+        if len(valid) == 0:
             continue
-        if not kb:
-            _lone_entries(entries, ka, ka_id, size)
-            continue
-        cands = []
-        for i in range(len(ka)):
-            for j in range(len(kb)):
-                vx, vy = kb[j][0] - ka[i][0], kb[j][1] - ka[i][1]
-                norm = math.sqrt(vx * vx + vy * vy)
-                if norm == 0:
-                    continue
-                vx, vy = vx / norm, vy / norm
-                half_h = pafs_hwc.shape[0] // 2
-                xs = np.linspace(ka[i][0], kb[j][0], 10)
-                ys = np.linspace(ka[i][1], kb[j][1], 10)
-                total, hits = 0, 0
-                for t in range(10):
-                    v = field[int(round(ys[t])), int(round(xs[t])), 0:2]
-                    s = vx * v[0] + vy * v[1]
-                    if s > min_paf_score:
-                        total += s
-                        hits += 1
-                ratio = total / hits if hits > 0 else 0
-                ratio += min(half_h / norm - 1, 0)
-                if ratio > 0 and hits / 10 > 0.8:
-                    cands.append([i, j, ratio, ratio + ka[i][2] + kb[j][2]])
-        cands = sorted(cands, key=lambda c: c[2], reverse=True)
-        cap = min(len(ka), len(kb))
-        used_a, used_b, conns = set(), set(), []
-        for i, j, s, _ in cands:
-            if len(conns) == cap:
-                break
-            if i not in used_a and j not in used_b:
-                conns.append([ka[i][3], kb[j][3], s])
-                used_a.add(i)
-                used_b.add(j)
-        if not conns:
-            continue
-        if part == 0:
-            entries = []
-            for ga, gb, s in conns:
-                e = np.full(size, -1.0)
-                e[ka_id], e[kb_id] = ga, gb
-                e[-1] = 2
-                e[-2] = np.sum(all_kp[[int(ga), int(gb)], 2]) + s
-                entries.append(e)
-        elif part in fill_only:
+        # greedy by score: NumPy's default argsort reversed; each keypoint once per limb
+        vscore = score[valid]
+        conns, used_a, used_b = [], set(), set()
+        for o in vscore.argsort()[::-1]:
+            j, i = divmod(int(valid[o]), n)
+            if i in used_a or j in used_b:
+                continue
+            used_a.add(i)
+            used_b.add(j)
+            conns.append((int(ka[i, 3]), int(kb[j, 3]), vscore[o]))
+        if part in fill_only:  # only fills a missing end; count and score unchanged
             for ga, gb, _ in conns:
                 for e in entries:
                     if e[ka_id] == ga and e[kb_id] == -1:
                         e[kb_id] = gb
                     elif e[kb_id] == gb and e[ka_id] == -1:
                         e[ka_id] = ga
-        else:
-            for ga, gb, s in conns:
-                hit = 0
-                for e in entries:
-                    if e[ka_id] == ga:
-                        e[kb_id] = gb
-                        hit += 1
-                        e[-1] += 1
-                        e[-2] += all_kp[int(gb), 2] + s
-                if hit == 0:
-                    e = np.full(size, -1.0)
-                    e[ka_id], e[kb_id] = ga, gb
-                    e[-1] = 2
-                    e[-2] = np.sum(all_kp[[int(ga), int(gb)], 2]) + s
-                    entries.append(e)
+            continue
+        # (the reference special-cases part 0 to create the entries; with no entry yet that is
+        # exactly this branch)
+        for ga, gb, s in conns:
+            held = 0
+            for e in entries:
+                if e[ka_id] == ga:
+                    e[kb_id] = gb
+                    held += 1
+                    e[-1] += 1
+                    e[-2] += all_kp[gb, 2] + s
+            if held == 0:
+                e = np.full(size, -1.0)
+                e[ka_id], e[kb_id] = ga, gb
+                e[-1] = 2
+                e[-2] = np.sum(all_kp[[ga, gb], 2]) + s
+                entries.append(e)
     kept = [e for e in entries if not (e[-1] < 3 or e[-2] / e[-1] < 0.2)]
-    return np.asarray(kept), all_kp
+    return np.asarray(kept).reshape(-1, size), all_kp
 
 
-def ref_run(heatmaps: np.ndarray, pafs: np.ndarray, tables: tuple = (REF_LIMBS, REF_PAFS, REF_FILL_ONLY)):
-    """The reference's evaluate loop on channels-first maps: (entries, all keypoints)."""
+def ref_run(heatmaps: np.ndarray, pafs: np.ndarray, tables: tuple = (REF_LIMBS, REF_PAFS, REF_FILL_ONLY),
+            k: int = 18):
+    """The reference's evaluate loop on channels-first maps: ((entries, all keypoints), by_type)."""
     by_type: list = []
     total = 0
-    for k in range(18):
-        total += ref_extract(heatmaps[k], by_type, total)
-    return ref_group(by_type, np.ascontiguousarray(pafs.transpose(1, 2, 0)), tables=tables), by_type
+    for c in range(k):
+        total += ref_extract(heatmaps[c], by_type, total)
+    return ref_group(by_type, np.ascontiguousarray(pafs.transpose(1, 2, 0)), size=k + 2, tables=tables), by_type
 
 
-def ref_instances(entries: np.ndarray, all_kp: np.ndarray) -> list[tuple]:
-    """Entries as sorted (keypoint sets of (k, x, y), score, count) for comparison."""
+def ref_poses(entries: np.ndarray, all_kp: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Reference entries as group()'s output: poses (P, K, 3) x, y, score (-1 missing), totals, counts."""
+    poses = np.full((len(entries), k, 3), -1.0)
+    for p, e in enumerate(entries):
+        for c in range(k):
+            if e[c] >= 0:
+                poses[p, c] = all_kp[int(e[c]), :3]
+    return poses, entries[:, -2].copy(), entries[:, -1].astype(np.int64)
+
+
+def assert_identical(ours: tuple, ref: tuple) -> None:
+    """Same entries in the same order, same counts, scores equal to the bit."""
+    np.testing.assert_array_equal(ours[0], ref[0])
+    np.testing.assert_array_equal(ours[2], ref[2])
+    np.testing.assert_array_equal(ours[1], ref[1])
+
+
+def ref_instances(entries: np.ndarray, all_kp: np.ndarray, k: int = 18) -> list[tuple]:
+    """Entries as sorted (keypoint sets of (k, x, y), score, count) for order-free comparison."""
     out = []
     for e in entries:
-        pts = frozenset((k, int(all_kp[int(g), 0]), int(all_kp[int(g), 1])) for k, g in enumerate(e[:18]) if g >= 0)
+        pts = frozenset((c, int(all_kp[int(g), 0]), int(all_kp[int(g), 1])) for c, g in enumerate(e[:k]) if g >= 0)
         out.append((pts, float(e[-2]), int(e[-1])))
     return sorted(out, key=lambda t: sorted(t[0]))
 
@@ -178,9 +174,10 @@ def our_instances(poses: np.ndarray, scores: np.ndarray, counts: np.ndarray) -> 
 
 
 def assert_same_groups(ours: list[tuple], ref: list[tuple]) -> None:
+    """Same entries and counts; scores equal up to the order of summing an entry's terms."""
     assert [o[0] for o in ours] == [r[0] for r in ref]
     assert [o[2] for o in ours] == [r[2] for r in ref]
-    np.testing.assert_allclose([o[1] for o in ours], [r[1] for r in ref], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose([o[1] for o in ours], [r[1] for r in ref], rtol=1e-13, atol=0)
 
 
 # ------------------------------------------------------------------ inputs
@@ -314,15 +311,29 @@ def test_peaks_suppression_property(points, min_dist):
 
 
 # ------------------------------------------------------------------ parity with the reference
+def _both(heat: np.ndarray, pafs: np.ndarray, sk=None, tables=None) -> tuple[tuple, tuple, tuple]:
+    """(ours in the reference's walk, ours in the skeleton's walk, the port) for the same maps."""
+    sk = sk or OP18
+    if tables is None:
+        tables, order = (REF_LIMBS, REF_PAFS, REF_FILL_ONLY), REF_ORDER
+    else:
+        order = None
+    (entries, all_kp), _ = ref_run(heat, pafs, tables=tables, k=sk.num_keypoints)
+    ref = ref_poses(entries, all_kp, sk.num_keypoints)
+    walked = group(heat, pafs, sk, return_counts=True, order=order)
+    default = group(heat, pafs, sk, return_counts=True)
+    return walked, default, ref
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_group_matches_reference_on_random_maps(seed):
     rng = np.random.default_rng(100 + seed)
     heat, pafs = random_maps(rng, 18, 19, 72, 96)
+    walked, default, ref = _both(heat, pafs)
+    assert_identical(walked, ref)
     (entries, all_kp), _ = ref_run(heat, pafs)
-    poses, scores, counts = group(heat, pafs, OP18, return_counts=True)
-    ref = ref_instances(entries, all_kp)
-    assert_same_groups(our_instances(poses, scores, counts), ref)
-    assert len(ref) > 0  # the inputs do produce instances
+    assert_same_groups(our_instances(*default), ref_instances(entries, all_kp))
+    assert len(ref[0]) > 0  # the inputs do produce instances
 
 
 def test_group_matches_reference_on_rendered_maps():
@@ -331,12 +342,93 @@ def test_group_matches_reference_on_rendered_maps():
     for n in (1, 3, 6):
         kps = layout_instances(OP18, n, rng, size=120, cols=3, absent=0.15)
         heat, pafs = rendered_maps(OP18, kps, 320, 448)
+        walked, default, ref = _both(heat, pafs)
+        assert_identical(walked, ref)
         (entries, all_kp), _ = ref_run(heat, pafs)
-        poses, scores, counts = group(heat, pafs, OP18, return_counts=True)
-        ref = ref_instances(entries, all_kp)
-        assert_same_groups(our_instances(poses, scores, counts), ref)
-        n_total += len(ref)
+        assert_same_groups(our_instances(*default), ref_instances(entries, all_kp))
+        n_total += len(ref[0])
     assert n_total >= 8
+
+
+def _maps_from_seed(seed: int, k: int, n_limbs: int, quantise: bool) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    h, w = int(rng.integers(24, 72)), int(rng.integers(24, 96))
+    heat, pafs = random_maps(rng, k, n_limbs, h, w, blobs=(0, int(rng.integers(2, 9))))
+    if quantise:  # coarse values make exactly equal scores (ties) and plateaus common
+        heat = np.round(heat * 4) / 4
+        pafs = np.round(pafs * 2) / 2
+    if rng.random() < 0.3:
+        pafs = pafs.astype(np.float64)  # the scoring follows the field's dtype, as the reference's
+    return heat.astype(np.float32), pafs
+
+
+@settings(deadline=None)
+@given(st.integers(0, 2**32 - 1), st.booleans())
+def test_group_equals_reference_property(seed, quantise):
+    """openpose18 on random heatmaps and PAFs: the reference's entries in its order with its
+    scores to the bit (walking its order), the same entries in the skeleton's walk."""
+    heat, pafs = _maps_from_seed(seed, 18, 19, quantise)
+    walked, default, ref = _both(heat, pafs)
+    assert_identical(walked, ref)
+    (entries, all_kp), _ = ref_run(heat, pafs)
+    assert_same_groups(our_instances(*default), ref_instances(entries, all_kp))
+
+
+@st.composite
+def random_skeletons(draw):
+    """A tree of 2-9 keypoints (limbs listed parent -> child, in random file order) plus up to two
+    cycle-closing limbs, declared redundant (fill-only) so the walk never goes against a limb."""
+    k = draw(st.integers(2, 9))
+    parents = [draw(st.integers(0, i - 1)) for i in range(1, k)]
+    limbs = [[f"k{p}", f"k{i + 1}"] for i, p in enumerate(parents)]
+    extra = draw(st.lists(st.tuples(st.integers(0, k - 1), st.integers(0, k - 1)), max_size=2))
+    tree = {tuple(sorted((p, i + 1))) for i, p in enumerate(parents)}
+    redundant = []
+    for a, b in extra:
+        if a != b and tuple(sorted((a, b))) not in tree:
+            tree.add(tuple(sorted((a, b))))
+            redundant.append([f"k{a}", f"k{b}"])
+    limbs += redundant
+    order = draw(st.permutations(range(len(limbs))))
+    d = {"name": "rnd", "keypoints": [f"k{i}" for i in range(k)], "limbs": [limbs[i] for i in order],
+         "root": "k0", "flip": [], "sigmas": [0.05] * k, "redundant": redundant}
+    return S.from_dict(d)
+
+
+@settings(deadline=None)
+@given(random_skeletons(), st.integers(0, 2**32 - 1), st.booleans())
+def test_group_equals_reference_rules_for_any_skeleton(sk, seed, quantise):
+    """Any skeleton: the port run with the tables `posedata export reference` prints gives exactly
+    group()'s entries, order, counts and scores."""
+    t = reference_tables(sk)
+    assert not t["warnings"]
+    tables = (t["BODY_PARTS_KPT_IDS"], t["BODY_PARTS_PAF_IDS"], tuple(t["fill_only_part_ids"]))
+    heat, pafs = _maps_from_seed(seed, sk.num_keypoints, sk.num_limbs, quantise)
+    (entries, all_kp), _ = ref_run(heat, pafs, tables=tables, k=sk.num_keypoints)
+    ref = ref_poses(entries, all_kp, sk.num_keypoints)
+    assert_identical(group(heat, pafs, sk, return_counts=True), ref)
+
+
+def test_two_tied_shoulder_peaks_break_as_the_reference():
+    """One neck, two equally strong right-shoulder peaks placed symmetrically about a uniform
+    downward field: both candidates score exactly alike. The reference takes the later candidate
+    (NumPy's argsort reversed); first-of-ties would take the other shoulder."""
+    h, w = 100, 120
+    heat = np.zeros((19, h, w), np.float32)
+    pafs = np.zeros((38, h, w), np.float32)
+    neck, rsh, relb = OP18.index("neck"), OP18.index("right_shoulder"), OP18.index("right_elbow")
+    heat[neck, 40, 50] = 0.9
+    heat[rsh, 50, 40] = heat[rsh, 50, 60] = 0.8  # (x 40, y 50) and (x 60, y 50): tied
+    heat[relb, 70, 50] = 0.7
+    for li in (OP18.limbs.index((neck, rsh)), OP18.limbs.index((rsh, relb))):
+        pafs[2 * li + 1] = 1.0  # field (0, 1) everywhere
+    walked, default, ref = _both(heat, pafs)
+    assert_identical(walked, ref)
+    assert_identical(default, ref)
+    poses, scores, counts = default
+    assert len(poses) == 1 and counts.tolist() == [3]
+    assert poses[0, rsh, :2].tolist() == [60, 50]  # the later of the two tied candidates
+    assert poses[0, relb, :2].tolist() == [50, 70]
 
 
 def test_template_limbs_are_the_reference_paf_channels():
@@ -373,12 +465,10 @@ def test_group_on_empty_and_degenerate_maps():
     pafs = np.zeros((8, 40, 50), np.float32)
     poses, scores = group(heat, pafs, sk)
     assert poses.shape == (0, 5, 3) and scores.shape == (0,)
-    heat[0, 10, 10] = 1.0  # a centre without corners: one one-keypoint entry, filtered out
-    poses, scores, counts = group(heat, pafs, sk, return_counts=True)
-    assert len(poses) == 0
-    # without the minimum-size filter that lone centre is an instance of 1 keypoint
-    poses, scores, counts = group(heat, pafs, sk, return_counts=True, min_keypoints=1)
-    assert counts.tolist() == [1] and poses[0, 0, :2].tolist() == [10, 10] and (poses[0, 1:] == -1).all()
+    heat[0, 10, 10] = 1.0  # a centre without corners: no limb has peaks at both ends
+    for min_keypoints in (3, 1):  # no one-keypoint entries, even when nothing is filtered
+        poses, scores, counts = group(heat, pafs, sk, return_counts=True, min_keypoints=min_keypoints)
+        assert len(poses) == 0
 
 
 def test_group_rejects_wrong_channel_counts():
@@ -405,24 +495,28 @@ def test_reversed_limb_direction_is_scored_along_the_paf():
     assert len(poses) == 0
 
 
-def test_score_pairs_and_greedy_matching():
-    paf_x = np.ones((50, 50))
-    paf_y = np.zeros((50, 50))
+def test_score_candidates_and_greedy_matching():
+    paf_x = np.ones((50, 50), np.float32)
+    paf_y = np.zeros((50, 50), np.float32)
     a = np.array([[5.0, 5.0], [5.0, 30.0]])
     b = np.array([[25.0, 5.0], [25.0, 30.0], [5.0, 5.0]])
-    score, valid = score_pairs(a, b, paf_x, paf_y)
-    # along +x: score 1; the pair (0, 2) has zero length; diagonals score cos(angle) > 0.05
+    score, valid = score_candidates(a, b, paf_x, paf_y)
+    assert score.shape == valid.shape == (6,)  # b-major: candidate j * 2 + i is (a[i], b[j])
+    score, valid = score.reshape(3, 2).T, valid.reshape(3, 2).T
+    # along +x: score 1 (as the reference: sum / (count + 1e-6)); the pair (0, 2) has zero length
     assert valid[0, 0] and valid[1, 1] and not valid[0, 2]
-    np.testing.assert_allclose(score[0, 0], 1.0)
+    np.testing.assert_allclose(score[0, 0], 10 / (10 + 1e-6), rtol=1e-6)
     assert not valid[1, 2]  # b - a = (0, -25) is perpendicular to the field: dot 0
-    i, j, s = match_greedy(score, valid)
+    # no length penalty: a limb as long as the map is wide scores like a short one
+    long, ok = score_candidates(np.array([[0.0, 0.0]]), np.array([[49.0, 0.0]]), paf_x, paf_y)
+    assert ok[0]
+    np.testing.assert_allclose(long[0], score[0, 0], rtol=1e-6)
+    cand = np.flatnonzero(valid.T.ravel())
+    i, j, s = match_greedy(cand % 2, cand // 2, np.where(valid.T.ravel(), score.T.ravel(), 0)[cand])
     assert sorted(zip(i.tolist(), j.tolist(), strict=True)) == [(0, 0), (1, 1)]
-    # long limbs pay the reference's length penalty: H // 2 = 25, |b - a| = 40 -> -0.375
-    score2, _ = score_pairs(np.array([[0.0, 0.0]]), np.array([[40.0, 0.0]]), paf_x, paf_y)
-    np.testing.assert_allclose(score2[0, 0], 1.0 + 25 / 40 - 1)
-    score3, _ = score_pairs(np.array([[0.0, 0.0]]), np.array([[40.0, 0.0]]), paf_x, paf_y,
-                            GroupingParams(length_penalty=False))
-    np.testing.assert_allclose(score3[0, 0], 1.0)
+    # ties: NumPy's default argsort, reversed, so the later of two equal candidates comes first
+    i, j, s = match_greedy(np.array([0, 0]), np.array([0, 1]), np.array([0.5, 0.5]))
+    assert i.tolist() == [0] and j.tolist() == [1]
 
 
 def _whole_map_peaks(hm: np.ndarray, thr: float) -> set:

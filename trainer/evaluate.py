@@ -20,9 +20,9 @@ the COCO file's keypoint order (Skeleton.source_index; derived keypoints such as
 dropped), found ones as x + 0.5, y + 0.5, v = 1, missing ones as 0, 0, 0. Image ids are the JSON's
 own, never parsed from file names. Instance score = total_score * max(0, count - d), where
 total_score and count are the grouping entry's (count excludes keypoints filled in by redundant
-limbs, as the reference's) and d is the number of derived keypoints the instance holds. The
-reference uses count - 1 ("- 1 for the neck"), which equals this whenever the neck is present and
-undercounts an instance without one; for skeletons without derived keypoints d = 0.
+limbs, as the reference's) and d is the number of derived keypoints of the skeleton: the
+reference's count - 1 ("- 1 for the neck", subtracted whether or not the instance has a neck),
+generalised; for skeletons without derived keypoints d = 0.
 
 Evaluation: pycocotools COCOeval, iouType "keypoints", with params.kpt_oks_sigmas = the skeleton's
 sigmas of the evaluated keypoints. Evaluated keypoints are the dataset keypoints the skeleton
@@ -171,11 +171,8 @@ def detect(model, image_bgr: np.ndarray, skeleton, input_size: int = 368, stride
 
 # ------------------------------------------------------------------ COCO results
 def instance_scores(det: Detections, skeleton) -> np.ndarray:
-    """total_score * max(0, count - derived keypoints present): see the module docstring."""
-    derived = np.zeros(skeleton.num_keypoints, dtype=bool)
-    derived[list(skeleton.derived_indices)] = True
-    n_derived = ((det.poses[:, :, 0] >= 0) & derived).sum(axis=1) if len(det) else np.zeros(0)
-    return det.scores * np.maximum(0, det.counts - n_derived)
+    """total_score * max(0, count - number of derived keypoints): see the module docstring."""
+    return det.scores * np.maximum(0, det.counts - len(skeleton.derived_indices))
 
 
 def to_coco_keypoints(poses: np.ndarray, target_index: np.ndarray, n_target: int, visible: int = 1) -> np.ndarray:
