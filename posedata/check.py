@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .findings import Finding, has_errors
 from .skeleton import Skeleton
@@ -18,10 +19,12 @@ class CheckResult:
     data: list[Finding] = field(default_factory=list)
     flip: list[Finding] = field(default_factory=list)
     flip_verdict: str = "not run"
+    samples: list[Finding] = field(default_factory=list)
+    num_samples: int | None = None  # training samples convert would make (None: not counted, data errors)
 
     @property
     def findings(self) -> list[Finding]:
-        return self.skeleton + self.data + self.flip
+        return self.skeleton + self.data + self.samples + self.flip
 
     @property
     def ok(self) -> bool:
@@ -31,29 +34,37 @@ class CheckResult:
         def verdict(f: list[Finding]) -> str:
             return "FAIL" if has_errors(f) else ("warnings" if any(x.severity == "warning" for x in f) else "PASS")
 
+        counted = "not counted" if self.num_samples is None else \
+            ("FAIL" if has_errors(self.samples) else f"{self.num_samples}{' (warnings)' if self.samples else ''}")
         return [("skeleton", self.skeleton, verdict(self.skeleton)), ("data (validate)", self.data, verdict(self.data)),
+                ("training samples", self.samples, counted),
                 ("flip map vs data", self.flip, self.flip_verdict)]
 
 
 def check_data(path: str | Path, skeleton: Skeleton, images: Path | None = None,
-               category_id: int | None = None, fmt: str = "auto") -> CheckResult:
+               category_id: int | None = None, fmt: str = "auto", raw: dict[str, Any] | None = None) -> CheckResult:
     """Every check posedata has for training data, without training. The data are read as
     `posedata convert` reads them (a labelling tool's export through its importer, so what is
-    checked is what was converted). Raises InputError only for unreadable input; everything
-    else is a finding."""
-    from .convert import load_source
+    checked is what was converted); raw: the COCO JSON already parsed (path then only names it).
+    Raises InputError only for unreadable input; everything else is a finding."""
+    from .convert import Source, load_source
     from .flipcheck import orientation_check
     from .formats.base import ImportOptions
     from .validate import validate_coco
 
     res = CheckResult(skeleton=skeleton_check(skeleton))
-    src = load_source(path, skeleton, category_id, fmt, ImportOptions(images=images))
+    src = (load_source(path, skeleton, category_id, fmt, ImportOptions(images=images)) if raw is None
+           else Source(path=str(path), raw=raw, sha256=None, category_id=category_id))
     data = src.raw if src.raw is not None else src.dataset.to_coco()
     findings = validate_coco(data, skeleton, file=str(path), images=images, category_id=category_id)
     res.data = findings
     if has_errors(findings):
         res.flip_verdict = "skipped (data errors)"
         return res
+    from .convert import sample_findings, to_labels
+
+    labels = to_labels(src.data, skeleton, src.category_id)
+    res.num_samples, res.samples = labels.num_samples, sample_findings(labels, file=str(path))
     ds = src.dataset
     o = orientation_check(ds, skeleton, category_id)
     if o.inconclusive:
@@ -68,3 +79,70 @@ def check_data(path: str | Path, skeleton: Skeleton, images: Path | None = None,
     else:
         res.flip_verdict = "PASS"
     return res
+
+
+STALE = "C001"
+
+
+@dataclass
+class LabelsCheck:
+    """What the training gate checked for a label file: the data it re-checked (the source file,
+    or the copy the label file carries when the source is not beside it) and the verdict."""
+
+    source: str
+    result: CheckResult
+    embedded: bool = False
+
+    @property
+    def findings(self) -> list[Finding]:
+        return self.result.findings
+
+
+def check_labels(labels_path: str | Path, skeleton: Skeleton, images: Path | None = None) -> LabelsCheck:
+    """The training gate: check_data on what the label file was made from. The source recorded
+    by convert is used when it is found (as written, then beside the label file) and its sha256 is
+    the one convert recorded; a changed source is an error (C001, "labels are stale"), since the
+    labels no longer show what is checked; without the source the copy stored in the label file
+    is checked. Raises InputError when neither is available."""
+    import hashlib
+    import json
+
+    from .errors import InputError
+    from .labels import load_embedded_source, load_header
+    from .validate import paused_gc
+
+    settings = load_header(labels_path)["settings"]
+    recorded, want = settings.get("source"), settings.get("source_sha256")
+    found = None
+    if isinstance(recorded, str) and recorded:
+        here = Path(labels_path).parent
+        found = next((p for p in (Path(recorded), here / recorded, here / Path(recorded).name) if p.exists()), None)
+    category = settings.get("category_id") if isinstance(settings.get("category_id"), int) else None
+    stale: list[Finding] = []
+    if found is not None and found.is_file() and isinstance(want, str):
+        have = hashlib.sha256(found.read_bytes()).hexdigest()
+        if have != want:
+            stale.append(Finding(
+                STALE, "error", f"labels are stale: re-run convert ({found} changed after `posedata convert` read it: "
+                f"sha256 {want[:12]}... recorded, {have[:12]}... now; the labels still hold the old data)",
+                where="settings.source_sha256", file=str(labels_path)))
+    if found is not None and not stale:
+        return LabelsCheck(str(found), check_data(found, skeleton, images, category))
+    blob = load_embedded_source(labels_path)
+    if blob is None:
+        if stale:
+            return LabelsCheck(str(found), CheckResult(skeleton=stale))
+        what = "records no source JSON (settings.source)" if not recorded else \
+            f"records source {recorded!r}, which was not found (looked as written and next to the label file)"
+        raise InputError(f"label file {what} and carries no copy of it (written by an older posedata); the data "
+                         "check cannot run. Re-run convert, or pass --force to train without it", file=str(labels_path))
+    with paused_gc():
+        try:
+            raw = json.loads(blob.decode("utf-8-sig"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise InputError(f"the source JSON stored in the label file does not parse ({e})",
+                             file=str(labels_path)) from None
+    name = f"{labels_path} (its copy of {recorded})"
+    res = check_data(name, skeleton, images, category, raw=raw)
+    res.skeleton = stale + res.skeleton
+    return LabelsCheck(name, res, embedded=True)

@@ -229,7 +229,7 @@ def skeleton_init(from_coco: Path | None, from_dlc: Path | None, from_yolo: Path
 
 # ---------------------------------------------------------------------- check
 @cli.command("check")
-@click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("data", type=click.Path(path_type=Path))
 @click.option("--skeleton", "skeleton_spec", required=True, help="Skeleton file or template name.")
 @click.option("--images", type=click.Path(file_okay=False, path_type=Path), help="Images folder (checks files and sizes).")
 @click.option("--category", type=int, default=None, help="Keypoint category id (default: the only one).")
@@ -705,8 +705,10 @@ def train_cmd(skeleton_spec: str | None, labels: Path | None, images: Path | Non
             print_findings([f for f in findings if f.severity != "info"], limit=20, title=f"data check: {source}")
         if has_errors(findings):
             if not force:
-                raise DataError(f"the training data has {errors} error(s) (above); fix them or pass --force",
-                                findings, file=str(source))
+                stale = [f.message for f in findings if f.code == "C001"]  # the data checked is not the labels'
+                raise DataError(stale[0] if stale else
+                                f"the training data has {errors} error(s) (above); fix them or pass --force",
+                                findings, file=str(labels if stale else source))
             out_console.print(f"[yellow]data check: {errors} error(s); training anyway (--force)[/]")
         else:
             out_console.print(f"[green]data check passed[/] ({source})")
@@ -1101,8 +1103,9 @@ def _convert_sources() -> list[str]:
                    "`posedata import auto`). coco: never import. A format name: import with that reader.")
 @click.option("--category", default=None, metavar="NAME_OR_ID",
               help="Keypoint category id or name (default: the only one).")
-@click.option("--min-keypoints", type=click.IntRange(0, None), default=5, show_default=True,
-              help="A training sample needs at least this num_keypoints.")
+@click.option("--min-keypoints", type=click.IntRange(0, None), default=None,
+              help="A training sample needs at least this num_keypoints [default: the reference's 5 of 17 as a share "
+                   "of the skeleton's keypoints, rounded up, at most 5: 5 for coco17/openpose18, 2 for 4 keypoints].")
 @click.option("--min-area", type=click.FloatRange(0, None), default=32 * 32, show_default=True,
               help="A training sample needs at least this area.")
 @click.option("--dedup", type=click.FloatRange(0, None), default=0.3, show_default=True,
@@ -1115,7 +1118,7 @@ def _convert_sources() -> list[str]:
 @click.option("--drop-unlabelled", is_flag=True, help="Import only: drop instances with no labelled keypoints.")
 @click.option("--force", is_flag=True, help="Replace an existing output, and convert even when validate reports errors.")
 def convert_cmd(data: Path, skeleton_spec: str, output: Path, fmt: str, src_fmt: str, category: str | None,
-                min_keypoints: int, min_area: float, dedup: float, images: Path | None, bbox_margin: float,
+                min_keypoints: int | None, min_area: float, dedup: float, images: Path | None, bbox_margin: float,
                 drop_unlabelled: bool, force: bool) -> None:
     """Convert DATA into training labels, after validating it.
 
@@ -1130,7 +1133,9 @@ def convert_cmd(data: Path, skeleton_spec: str, output: Path, fmt: str, src_fmt:
 
     from . import skeleton as S
     from . import validate as V
-    from .convert import load_source, to_labels
+    import json
+
+    from .convert import load_source, sample_findings, to_labels
     from .errors import InputError
     from .findings import has_errors
     from .formats.base import ImportOptions
@@ -1165,17 +1170,23 @@ def convert_cmd(data: Path, skeleton_spec: str, output: Path, fmt: str, src_fmt:
                 labels = to_labels(src.data, sk, src.category_id, min_keypoints, min_area, dedup, source=str(data),
                                    source_sha256=src.sha256)
                 labels.settings.update(src.provenance())
+                verdict = sample_findings(labels, file=where)
+                empty = has_errors(verdict)
                 bar.update(task, advance=1, description=steps[3])
-                if fmt == "labels":
+                if empty:
+                    pass  # nothing to train on: no file is better than an empty one
+                elif fmt == "labels":
                     if images is not None:
                         labels.settings["images"] = str(images)
-                    save(labels, output)
+                    # the gate re-checks this copy when the label file travels without its source
+                    save(labels, output, source=json.dumps(raw, separators=(",", ":")).encode("utf-8"))
                     written = labels.num_samples
                 else:
                     from .formats.lwop import write_lwop_pickle
 
                     written = write_lwop_pickle(raw, output, labels.settings["category_id"], file=where,
-                                                min_keypoints=min_keypoints, min_area=min_area, dedup_ratio=dedup)
+                                                min_keypoints=labels.settings["min_keypoints"], min_area=min_area,
+                                                dedup_ratio=dedup)
                 bar.update(task, advance=1)
         hint = V.suggest_importer(src.raw) if blocked and src.raw is not None else None
         import_format, detected, report = src.import_format, src.detected, src.report
@@ -1202,6 +1213,12 @@ def convert_cmd(data: Path, skeleton_spec: str, output: Path, fmt: str, src_fmt:
     if n_err:
         console.print(f"[yellow]warning:[/] converting despite {n_err} validation error(s) (--force)")
     print_convert_summary(labels.extra["stats"], labels.settings)
+    for f in verdict:
+        style = "bold red" if f.severity == "error" else "yellow"
+        console.print(f"[{style}]{f.severity} {f.code}:[/] {escape(f.message)}", soft_wrap=True)
+    if empty:
+        console.print(f"[bold red]FAIL[/] {where}: no training sample; nothing written.", soft_wrap=True)
+        sys.exit(1)
     what = "samples" if fmt == "labels" else "records (reference pickle)"
     console.print(f"[bold green]wrote[/] {output}: {written} {what}, {labels.num_images} images, "
                   f"{len(labels.inst_ids)} instances; skeleton {sk.name} ({sk.fingerprint})", soft_wrap=True)

@@ -39,6 +39,7 @@ import numpy as np
 
 from .coco import Dataset, from_coco, keypoint_category
 from .errors import InputError
+from .findings import Finding
 from .formats.base import ImportOptions, ImportReport
 from .io import read_bytes
 from .labels import ABSENT, OCCLUDED, VISIBLE, Labels
@@ -55,6 +56,18 @@ DROP_BAD_BBOX = "bbox not 4 finite numbers"
 REJECT_MIN_KEYPOINTS = "min_keypoints"
 REJECT_MIN_AREA = "min_area"
 REJECT_DEDUP = "dedup"
+# the option of `posedata convert` that changes each rule
+RULE_OPTIONS = {REJECT_MIN_KEYPOINTS: "--min-keypoints", REJECT_MIN_AREA: "--min-area", REJECT_DEDUP: "--dedup"}
+
+REFERENCE_MIN_KEYPOINTS = 5  # the reference's rule, for its 17/18-keypoint people
+
+
+def default_min_keypoints(skeleton: Skeleton) -> int:
+    """The default minimum of labelled keypoints for a training sample: the reference's 5 of
+    COCO's 17 as a share of the skeleton, rounded up, never above 5 (coco17 and openpose18 keep
+    the reference's 5; a 4-keypoint mouse needs 2, not an impossible 5)."""
+    k = skeleton.num_keypoints - len(skeleton.derived)
+    return max(1, min(REFERENCE_MIN_KEYPOINTS, -(-REFERENCE_MIN_KEYPOINTS * k // 17)))
 
 
 # --------------------------------------------------------------------- input
@@ -559,15 +572,54 @@ def _dedup_screened(b: np.ndarray, starts: np.ndarray, sizes: np.ndarray, ratio:
             keep[jj] = False
 
 
+# ------------------------------------------------------------------ verdict
+NO_SAMPLES = "C002"
+MOST_REJECTED = "C003"
+_RULE_TEXT = {REJECT_MIN_KEYPOINTS: "fewer than {min_keypoints} labelled keypoints (num_keypoints)",
+              REJECT_MIN_AREA: "area under {min_area:g}"}
+
+
+def sample_findings(labels: Labels, file: str | None = None) -> list[Finding]:
+    """What the sample rules did, as findings: no training sample at all is an error (C002) naming
+    the rules that rejected the instances and the convert option that changes each; a threshold
+    rule rejecting more than half the instances is a warning (C003). De-duplication is the
+    reference's crowd rule, not a threshold that may not fit the data, so it is only named."""
+    st, se = labels.extra.get("stats", {}), labels.settings
+    rejected = {k: int(v) for k, v in st.get("rejected", {}).items() if v}
+    n, samples = int(st.get("instances", len(labels.inst_ids))), labels.num_samples
+
+    def rule(r: str) -> str:
+        text = _RULE_TEXT.get(r, "centre within {dedup_ratio:g} x the width of an accepted sample").format(**se)
+        return f"{rejected[r]} of {n} instance(s) rejected by {r} ({text}; {RULE_OPTIONS[r]} changes it)"
+
+    if samples == 0:
+        if n == 0:
+            dropped = ", ".join(f"{v} {k}" for k, v in st.get("dropped", {}).items() if v) or "no annotations"
+            why = (f"no instance of the keypoint category has labelled keypoints on a known image ({dropped}); "
+                   "check --category and the keypoints' visibility")
+        else:
+            why = "; ".join(rule(r) for r in rejected)
+        return [Finding(NO_SAMPLES, "error", f"0 training samples: {why}", where="samples", file=file)]
+    out = []
+    for r in (REJECT_MIN_KEYPOINTS, REJECT_MIN_AREA):
+        if rejected.get(r, 0) * 2 > n:
+            out.append(Finding(MOST_REJECTED, "warning", f"{rule(r)}; {samples} training sample(s) left",
+                               where="samples", file=file))
+    return out
+
+
 # ------------------------------------------------------------------ convert
 def to_labels(ds: Dataset | dict[str, Any], skeleton: Skeleton, category_id: int | None = None,
-              min_keypoints: int = 5, min_area: float = 32 * 32, dedup_ratio: float = 0.3,
+              min_keypoints: int | None = None, min_area: float = 32 * 32, dedup_ratio: float = 0.3,
               source: str | None = None, source_sha256: str | None = None) -> Labels:
     """Convert a Dataset (or raw COCO JSON that passed validation) into the trainer's labels.
 
     Annotations that cannot be represented (unknown image, keypoints that are not 3*K finite
     numbers, no usable bbox) are dropped and counted in `labels.extra["stats"]`; a missing area
-    is taken from the bbox and a missing num_keypoints recounted, both counted too."""
+    is taken from the bbox and a missing num_keypoints recounted, both counted too.
+    min_keypoints None: default_min_keypoints(skeleton)."""
+    if min_keypoints is None:
+        min_keypoints = default_min_keypoints(skeleton)
     # column lists and arrays only, no cycles: a collection here would just rescan the input
     was_enabled = gc.isenabled()
     gc.disable()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,8 +106,10 @@ class Labels:
         }
 
 
-def save(labels: Labels, path: str | Path) -> None:
-    """Write atomically: arrays plus a JSON header, no pickled objects."""
+def save(labels: Labels, path: str | Path, source: bytes | None = None) -> None:
+    """Write atomically: arrays plus a JSON header, no pickled objects. source: the COCO JSON the
+    labels were made from (as validated), stored zlib-compressed so the training gate can re-check
+    it when the label file has moved without its source (read back by load_embedded_source)."""
     header = {
         "format": FORMAT,
         "version": labels.version,
@@ -132,8 +135,48 @@ def save(labels: Labels, path: str | Path) -> None:
         area=labels.area.astype(np.float32),
         num_keypoints=labels.num_keypoints.astype(np.int32),
         samples=labels.samples.astype(np.int32),
+        **({} if source is None else {SOURCE_KEY: np.frombuffer(zlib.compress(source, 1), dtype=np.uint8)}),
     )
     atomic_write_bytes(path, buf.getvalue())
+
+
+SOURCE_KEY = "source_json"
+
+
+def load_embedded_source(path: str | Path) -> bytes | None:
+    """The source COCO JSON a label file carries (see save), or None for a file written without it.
+    The header is read too, so a file that is no label file fails as in load."""
+    p = Path(path)
+    load_header(p)
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            if SOURCE_KEY not in z.files:
+                return None
+            return zlib.decompress(z[SOURCE_KEY].tobytes())
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, zlib.error) as e:
+        raise InputError(f"the source JSON stored in the label file is unreadable ({type(e).__name__}: {e})",
+                         file=str(p)) from None
+
+
+def load_header(path: str | Path) -> dict[str, Any]:
+    """A label file's JSON header alone (format, skeleton, settings), checked as load checks it."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError("label file not found", file=str(p))
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            if "header" not in z.files:
+                raise InputError("not a posedata label file (no header)", file=str(p))
+            header = json.loads(z["header"].tobytes().decode("utf-8"))
+    except InputError:
+        raise
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"not a readable posedata label file ({type(e).__name__}: {e})", file=str(p)) from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise InputError(f"not a posedata label file (format {header.get('format') if isinstance(header, dict) else None!r})", file=str(p))
+    if not isinstance(header.get("settings"), dict):
+        raise InputError("label file header lacks its settings", file=str(p))
+    return header
 
 
 ARRAYS = ("image_ids", "widths", "heights", "inst_image", "inst_ids", "keypoints", "bbox", "area", "num_keypoints", "samples")

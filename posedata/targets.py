@@ -443,38 +443,58 @@ def crowd_mask(segmentations: list, height: int, width: int) -> np.ndarray:
 
     rles: list = []
     for i, seg in enumerate(segmentations):
-        try:
-            if isinstance(seg, dict) and isinstance(seg.get("counts"), (str, bytes)):
-                # compressed RLE (frPyObjects only takes uncompressed counts lists)
-                counts = seg["counts"]
-                found = [{"size": [int(v) for v in seg["size"]],
-                          "counts": counts.encode("ascii") if isinstance(counts, str) else counts}]
-            elif isinstance(seg, list):
-                polys = [p for p in seg if len(p) >= 6]  # frPyObjects rejects < 3 points
-                found = mask_utils.frPyObjects(polys, height, width) if polys else []
-            elif isinstance(seg, dict):
-                counts = np.asarray(seg.get("counts"))
-                if not (counts.ndim == 1 and counts.dtype.kind in "iuf" and (counts >= 0).all()
-                        and (counts == np.round(counts)).all() and int(counts.sum()) == height * width):
-                    raise ValueError(f"counts must be non-negative integers summing to {height} x {width}")
-                found = [mask_utils.frPyObjects(seg, height, width)]
-            else:
-                raise TypeError(f"got {type(seg).__name__}")
-            for rle in found:  # before any decode: a header's size is what a decode allocates
-                _check_size(rle, i, height, width)
-            if isinstance(seg, dict) and isinstance(seg.get("counts"), (str, bytes)):
-                mask_utils.decode(found[0])  # raises on corrupt counts, which merge would loop on
-        except InputError:
-            raise
-        except Exception as e:  # pycocotools raises bare Exception for unsupported input
-            raise InputError(f"crowd segmentation [{i}] is not a COCO polygon or RLE ({e})") from None
-        rles.extend(found)
+        rles.extend(_segmentation_rles(mask_utils, seg, i, height, width))
     if not rles:
         return np.ones((height, width), dtype=np.uint8)
     inside = mask_utils.decode(mask_utils.merge(rles) if len(rles) > 1 else rles[0])  # (h, w), F order
     mask = _c_order(inside)
     np.subtract(1, mask, out=mask)
     return mask
+
+
+def _segmentation_rles(mask_utils: Any, seg: Any, i: int, height: int, width: int) -> list:
+    """One crowd segmentation as RLEs, every size checked before anything is decoded; raises
+    InputError naming the segmentation when it is no polygon list or RLE that fits the image."""
+    try:
+        if isinstance(seg, dict) and isinstance(seg.get("counts"), (str, bytes)):
+            # compressed RLE (frPyObjects only takes uncompressed counts lists)
+            counts = seg["counts"]
+            found = [{"size": [int(v) for v in seg["size"]],
+                      "counts": counts.encode("ascii") if isinstance(counts, str) else counts}]
+        elif isinstance(seg, list):
+            polys = [p for p in seg if len(p) >= 6]  # frPyObjects rejects < 3 points
+            found = mask_utils.frPyObjects(polys, height, width) if polys else []
+        elif isinstance(seg, dict):
+            if "size" in seg:  # the declared size first: a wrong one is the common export mistake
+                _check_size(seg, i, height, width)
+            counts = np.asarray(seg.get("counts"))
+            if not (counts.ndim == 1 and counts.dtype.kind in "iuf" and (counts >= 0).all()
+                    and (counts == np.round(counts)).all() and int(counts.sum()) == height * width):
+                raise ValueError(f"counts must be non-negative integers summing to {height} x {width}")
+            found = [mask_utils.frPyObjects(seg, height, width)]
+        else:
+            raise TypeError(f"got {type(seg).__name__}")
+        for rle in found:  # before any decode: a header's size is what a decode allocates
+            _check_size(rle, i, height, width)
+        if isinstance(seg, dict) and isinstance(seg.get("counts"), (str, bytes)):
+            mask_utils.decode(found[0])  # raises on corrupt counts, which merge would loop on
+    except InputError:
+        raise
+    except Exception as e:  # pycocotools raises bare Exception for unsupported input
+        raise InputError(f"crowd segmentation [{i}] is not a COCO polygon or RLE ({e})") from None
+    return found
+
+
+def segmentation_problem(seg: Any, height: int, width: int) -> str | None:
+    """Why crowd_mask could not use this segmentation on a height x width image, or None.
+    validate calls this so the trainer never meets a segmentation it cannot decode."""
+    from pycocotools import mask as mask_utils
+
+    try:
+        _segmentation_rles(mask_utils, seg, 0, height, width)
+    except InputError as e:
+        return e.message.replace("crowd segmentation [0] ", "", 1)
+    return None
 
 
 def _check_size(rle: dict, i: int, height: int, width: int) -> None:

@@ -57,6 +57,7 @@ CHECKS: dict[str, tuple[str, str]] = {
     "V033": ("warning", "labelled keypoint far outside its bbox"),
     "V034": ("error", "area missing, not a number, or not positive"),
     "V035": ("error", "crowd annotation without a usable segmentation"),
+    "V036": ("error", "crowd segmentation does not fit its image or cannot be decoded"),
     "V040": ("warning", "category skeleton edge malformed or out of range"),
     "V041": ("error", "duplicate file_name"),
     "V042": ("error", "image width/height not a positive integer"),
@@ -66,7 +67,7 @@ CHECKS: dict[str, tuple[str, str]] = {
     "V053": ("error", "image size differs from width/height"),
     "V054": ("warning", "image file looks truncated"),
     "V060": ("error", "keypoint type never labelled"),
-    "V061": ("info", "person with fewer than 5 labelled keypoints (never a training sample)"),
+    "V061": ("info", "person with fewer labelled keypoints than convert's default minimum (never a training sample)"),
     "V062": ("info", "person with area under 32*32 (never a training sample)"),
     "V063": ("info", "non-crowd instance with no labelled keypoints (ignored, not masked)"),
     "V064": ("info", "image with no person (dropped from training)"),
@@ -74,8 +75,8 @@ CHECKS: dict[str, tuple[str, str]] = {
     "V099": ("error", "internal error while checking (please report)"),
 }
 
-# The reference's training-sample filters (lwop-conventions §1).
-MIN_KEYPOINTS = 5
+# The reference's training-sample filters (lwop-conventions §1); the minimum of labelled keypoints
+# scales with the skeleton (convert.default_min_keypoints: 5 for the reference's people).
 MIN_AREA = 32 * 32
 # A labelled point this far beyond its bbox, as a fraction of the box's larger side, is "far".
 FAR_OUTSIDE_BBOX = 0.5
@@ -533,6 +534,8 @@ class _Validator:
                 self.add("V035", f"{where}.segmentation",
                          f"a crowd region needs a polygon list or an RLE {{counts, size}} for its loss mask, got "
                          f"{_short(a.get('segmentation'))}", image_id=iid, annotation_id=aid)
+            else:
+                self._crowd_segmentation(a["segmentation"], where, iid, aid)
             return  # crowd keypoints are never used
         nk = a.get("num_keypoints")
         if "num_keypoints" not in a:
@@ -566,6 +569,20 @@ class _Validator:
         cat.kps.append(kp)
 
     # ---------------------------------------------------- vectorised checks
+    def _crowd_segmentation(self, seg: Any, where: str, iid: int | None, aid: int | None) -> None:
+        """V036: the trainer decodes a crowd segmentation into its image's loss mask; one whose RLE
+        size is not the image's, or that does not decode, would stop training mid-run."""
+        row = self.image_rows.get(iid) if self.image_rows is not None and iid is not None else None
+        if row is None or not (np.isfinite(row[1]) and np.isfinite(row[2])):
+            return  # no usable image size: V008 / V042 already say so
+        from .targets import segmentation_problem
+
+        problem = segmentation_problem(seg, int(row[2]), int(row[1]))
+        if problem is not None:
+            self.add("V036", f"{where}.segmentation",
+                     f"{problem} (COCO RLE sizes are [height, width]); the trainer turns it into the loss mask "
+                     f"of images[{row[0]}] and would stop there", image_id=iid, annotation_id=aid)
+
     def _stack(self, cat: _Cat) -> tuple[np.ndarray, np.ndarray]:
         """(rows, (N, K, 3) float64) for a category's well-formed keypoint arrays; ints beyond float
         range become inf (reported as non-finite)."""
@@ -693,12 +710,15 @@ class _Validator:
             if iid is not None:
                 self.person_images.add(iid)
         area = self.area[rows]
-        few = person & (nk < MIN_KEYPOINTS)
+        from .convert import default_min_keypoints
+
+        min_kp = default_min_keypoints(self.sk)  # convert's default, so V061 names who convert drops
+        few = person & (nk < min_kp)
         with np.errstate(invalid="ignore"):
             small = person & (area < MIN_AREA)
         for code, mask, msg in (
-            ("V061", few, lambda r: f"{int(nk[r])} labelled keypoint(s) < {MIN_KEYPOINTS}: the reference never makes "
-             "this person a training sample (it only appears in others' targets)"),
+            ("V061", few, lambda r: f"{int(nk[r])} labelled keypoint(s) < {min_kp}: `posedata convert` (by default) "
+             "never makes this person a training sample (it only appears in others' targets)"),
             ("V062", small, lambda r: f"area {area[r]:g} < {MIN_AREA}: the reference never makes this person a "
              "training sample (it only appears in others' targets)"),
             ("V063", ~person, lambda r: "no labelled keypoints and not crowd: the reference ignores this instance "

@@ -45,3 +45,106 @@ def test_check_reads_tool_exports_as_convert_does(tmp_path):
     assert any(f.severity == "error" for f in raw_findings)  # the raw export has the tool's quirks
     res = check_data(export, S.resolve("coco17"))
     assert not any(f.severity == "error" for f in res.data), [f for f in res.data if f.severity == "error"]
+
+
+# ------------------------------------------------------------ the training gate
+def _synth_converted(tmp_path, runner, n: int = 6):
+    """A small clean synthetic set laid out as the tools write it, converted by the CLI."""
+    r = runner.invoke(cli, ["synth", "--skeleton", "object5", "-o", str(tmp_path / "set"), "--images", str(n),
+                            "--size", "96x96"])
+    assert r.exit_code == 0, r.output
+    src = tmp_path / "set" / "annotations.json"
+    out = tmp_path / "labels.npz"
+    r = runner.invoke(cli, ["convert", str(src), "--skeleton", "object5", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    return src, out, tmp_path / "set" / "images"
+
+
+TINY = ["--iterations", "1", "--batch-size", "2", "--input-size", "64", "--width", "0.25", "--threads", "1"]
+
+
+def test_gate_refuses_stale_labels(tmp_path, runner):
+    """The gate used to re-check whatever JSON was at the recorded path: replacing it by other
+    clean data trained the old labels without a word, although convert recorded the sha256."""
+    from posedata.check import check_labels
+
+    src, labels, images = _synth_converted(tmp_path, runner)
+    sk = S.resolve("object5")
+    assert check_labels(labels, sk, images).result.ok
+    data = json.loads(src.read_text())
+    data["annotations"] = data["annotations"][:-1]  # still clean data, but not what was converted
+    src.write_text(json.dumps(data))
+    got = check_labels(labels, sk, images)
+    assert [f.code for f in got.findings if f.severity == "error"] == ["C001"]
+    r = runner.invoke(cli, ["train", "--skeleton", "object5", "--labels", str(labels), "--images", str(images),
+                            "-o", str(tmp_path / "run"), *TINY])
+    assert r.exit_code == 1, r.output
+    assert "labels are stale: re-run convert" in r.output and not (tmp_path / "run").exists()
+    r = runner.invoke(cli, ["convert", str(src), "--skeleton", "object5", "-o", str(labels), "--force"])
+    assert r.exit_code == 0 and check_labels(labels, sk, images).result.ok
+
+
+def test_gate_refuses_labels_after_validate_fix_rewrote_the_source(tmp_path, runner):
+    src, labels, images = _synth_converted(tmp_path, runner)
+    data = json.loads(src.read_text())
+    del data["annotations"][0]["area"]  # V034, fixable: the user converts with --force, then fixes
+    src.write_text(json.dumps(data))
+    r = runner.invoke(cli, ["convert", str(src), "--skeleton", "object5", "-o", str(labels), "--force"])
+    assert r.exit_code == 0, r.output
+    fixed = tmp_path / "fixed.json"
+    r = runner.invoke(cli, ["validate", str(src), "--skeleton", "object5", "--fix", str(fixed)])
+    assert r.exit_code == 1 and fixed.exists()
+    src.write_bytes(fixed.read_bytes())  # the fixed copy now stands where the labels' source was
+    r = runner.invoke(cli, ["train", "--skeleton", "object5", "--labels", str(labels), "--images", str(images),
+                            "-o", str(tmp_path / "run"), *TINY])
+    assert r.exit_code == 1 and "labels are stale: re-run convert" in r.output, r.output
+
+
+def test_label_file_travels_without_its_source(tmp_path, runner):
+    """Label files carry what the gate needs: moved alone, the gate checks the copy inside."""
+    from posedata.check import check_labels
+
+    src, labels, images = _synth_converted(tmp_path, runner)
+    moved = tmp_path / "elsewhere" / "labels.npz"
+    moved.parent.mkdir()
+    moved.write_bytes(labels.read_bytes())
+    src.rename(tmp_path / "gone.json")
+    got = check_labels(moved, S.resolve("object5"), images)
+    from posedata import labels as L
+
+    assert got.embedded and got.result.ok and got.result.num_samples == L.load(labels).num_samples > 0
+    r = runner.invoke(cli, ["train", "--skeleton", "object5", "--labels", str(moved), "--images", str(images),
+                            "-o", str(tmp_path / "run"), *TINY])
+    assert r.exit_code == 0, r.output
+    assert "data check passed" in r.output and "copy of" in r.output
+    # the copy is checked, not trusted: an error in it stops training as the source's would
+    data = json.loads((tmp_path / "gone.json").read_text())
+    data["annotations"][0]["keypoints"] = data["annotations"][0]["keypoints"][:-3]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    r = runner.invoke(cli, ["convert", str(bad), "--skeleton", "object5", "-o", str(tmp_path / "bad.npz"), "--force"])
+    assert r.exit_code == 0, r.output
+    bad.unlink()
+    got = check_labels(tmp_path / "bad.npz", S.resolve("object5"), images)
+    assert got.embedded and any(f.code == "V021" for f in got.findings)
+
+
+def test_check_counts_training_samples_and_fails_at_zero(tmp_path, runner):
+    src, _, images = _synth_converted(tmp_path, runner)
+    r = runner.invoke(cli, ["check", str(src), "--skeleton", "object5", "--images", str(images)])
+    assert r.exit_code == 0 and "training samples" in r.output
+    from posedata import labels as L
+
+    res = check_data(src, S.resolve("object5"), images)
+    assert res.num_samples == L.load(tmp_path / "labels.npz").num_samples > 0 and not res.samples
+    data = json.loads(src.read_text())
+    for a in data["annotations"]:  # every object under 32 x 32: valid data, but nothing to train on
+        a["bbox"][2:] = [20, 20]
+        a["area"] = 400
+    small = tmp_path / "small.json"
+    small.write_text(json.dumps(data))
+    res = check_data(small, S.resolve("object5"))
+    assert res.num_samples == 0 and [f.code for f in res.samples] == ["C002"]
+    assert "min_area" in res.samples[0].message and "--min-area" in res.samples[0].message
+    r = runner.invoke(cli, ["check", str(small), "--skeleton", "object5"])
+    assert r.exit_code == 1 and "C002" in r.output and "data not ready" in r.output

@@ -186,7 +186,8 @@ def test_lwop_missing_fields_are_located():
 # ------------------------------------------------------------------- to_labels
 def test_to_labels_matches_reference_rules():
     data = hand_coco()
-    lb = to_labels(data, toy_skeleton(), source="hand.json", source_sha256="x")
+    # the reference's own rule (5 labelled keypoints); the toy's default would be 2 (5 keypoints)
+    lb = to_labels(data, toy_skeleton(), min_keypoints=5, source="hand.json", source_sha256="x")
     assert lb.image_ids.tolist() == [2, 1, 4]  # first appearance; image 3 has no person
     assert lb.file_names == ["img2.jpg", "img1.jpg", "img4.jpg"]
     assert lb.inst_ids.tolist() == [20, 10, 11, 12, 13, 14, 15, 16, 17, 24]
@@ -208,7 +209,7 @@ def test_to_labels_matches_reference_rules():
 def test_thresholds_are_options():
     lb = to_labels(hand_coco(), toy_skeleton(), min_keypoints=4, min_area=0, dedup_ratio=0)
     assert lb.inst_ids[lb.samples].tolist() == [20, 10, 11, 12, 13, 14, 15, 16, 17]
-    lb = to_labels(hand_coco(), toy_skeleton(), dedup_ratio=10)
+    lb = to_labels(hand_coco(), toy_skeleton(), min_keypoints=5, dedup_ratio=10)
     assert lb.inst_ids[lb.samples].tolist() == [20, 10]
 
 
@@ -235,7 +236,7 @@ def test_unrepresentable_annotations_are_dropped_and_counted():
     data["annotations"][4]["image_id"] = 99  # D: dangling
     del data["annotations"][5]["area"]  # E: area from bbox (10 * 100 = 1000 < 1024)
     del data["annotations"][6]["num_keypoints"]  # F: recount 4 < 5
-    lb = to_labels(data, toy_skeleton())
+    lb = to_labels(data, toy_skeleton(), min_keypoints=5)
     st_ = lb.extra["stats"]
     assert st_["dropped"]["keypoints not 3*K finite numbers"] == 2
     assert st_["dropped"]["bbox not 4 finite numbers"] == 1
@@ -719,3 +720,65 @@ def test_cli_convert_leaves_the_gc_as_it_was(tmp_path, runner):
             assert gc.isenabled() is state and gc.get_freeze_count() == 0
         finally:
             gc.enable()
+
+
+# ---------------------------------------------------------- never empty silently
+def _small_skeleton_set(tmp_path, k: int, n: int, labelled_last: int) -> tuple[Path, Path]:
+    """n frames of one k-keypoint animal (a chain), the last keypoint labelled in the first
+    `labelled_last` frames only; with its skeleton file."""
+    names = [f"p{i}" for i in range(k)]
+    sk = {"name": f"chain{k}", "keypoints": names, "limbs": [[names[i], names[i + 1]] for i in range(k - 1)],
+          "root": names[0], "flip": [], "sigmas": [0.05] * k}
+    skp = tmp_path / f"chain{k}.yaml"
+    skp.write_text(json.dumps(sk))
+    images, anns = [], []
+    for i in range(n):
+        kp = []
+        for j in range(k):
+            kp += [40 + 20 * j, 50 + 3 * i % 7, 2] if (j < k - 1 or i < labelled_last) else [0, 0, 0]
+        images.append({"id": i + 1, "file_name": f"{i}.png", "width": 200, "height": 120})
+        anns.append({"id": i + 1, "image_id": i + 1, "category_id": 1, "iscrowd": 0, "keypoints": kp,
+                     "num_keypoints": sum(v > 0 for v in kp[2::3]), "bbox": [30, 30, 20 * k + 20, 60],
+                     "area": (20 * k + 20) * 60.0})
+    data = {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "animal", "keypoints": names}]}
+    return write(tmp_path, data), skp
+
+
+def test_default_min_keypoints_scales_with_the_skeleton():
+    from posedata.convert import default_min_keypoints
+
+    got = {n: default_min_keypoints(S.resolve(n)) for n in ("coco17", "openpose18", "hand21", "object5")}
+    assert got == {"coco17": 5, "openpose18": 5, "hand21": 5, "object5": 2}
+
+
+def test_four_keypoint_skeleton_gives_samples_by_default(tmp_path, runner):
+    """A 4-keypoint skeleton (the DeepLabCut open-field mouse has 4) used to convert to 0 training
+    samples with exit 0: the reference's minimum of 5 labelled keypoints can never be met."""
+    src, skp = _small_skeleton_set(tmp_path, 4, 6, 6)
+    out = tmp_path / "l.npz"
+    r = runner.invoke(cli, ["convert", str(src), "--skeleton", str(skp), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert L.load(out).num_samples == 6 and L.load(out).settings["min_keypoints"] == 2
+
+
+def test_zero_samples_is_exit_1_naming_rule_and_option(tmp_path, runner):
+    src, skp = _small_skeleton_set(tmp_path, 4, 6, 6)
+    out = tmp_path / "l.npz"
+    r = runner.invoke(cli, ["convert", str(src), "--skeleton", str(skp), "-o", str(out), "--min-keypoints", "5"])
+    assert r.exit_code == 1, r.output
+    assert "C002" in r.output and "min_keypoints" in r.output and "--min-keypoints" in r.output
+    assert not out.exists()
+
+
+def test_most_instances_rejected_is_a_warning_naming_the_rule(tmp_path, runner):
+    """A 5-keypoint skeleton whose fifth point is labelled in 15 of 55 frames kept 15 samples at
+    the reference's minimum of 5, without a word."""
+    src, skp = _small_skeleton_set(tmp_path, 5, 55, 15)
+    out = tmp_path / "l.npz"
+    r = runner.invoke(cli, ["convert", str(src), "--skeleton", str(skp), "-o", str(out), "--min-keypoints", "5"])
+    assert r.exit_code == 0, r.output
+    assert L.load(out).num_samples == 15
+    text = " ".join(r.output.split())
+    assert "C003" in text and "40 of 55 instance(s) rejected by min_keypoints" in text and "--min-keypoints" in text
+    r = runner.invoke(cli, ["convert", str(src), "--skeleton", str(skp), "-o", str(out), "--force"])
+    assert r.exit_code == 0 and "C003" not in r.output and L.load(out).num_samples == 55

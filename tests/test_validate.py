@@ -192,6 +192,20 @@ def m_crowd(d):
                              "area": 100, "segmentation": [], "keypoints": [0] * 51, "num_keypoints": 0})
 
 
+def m_crowd_rle_size(d):
+    # an uncompressed RLE made for a 427-row copy of the 480 x 640 image: validate let it through
+    # before V036, and training stopped at the first batch that drew the image
+    d["annotations"].append({"id": 98, "image_id": 1, "category_id": 1, "iscrowd": 1, "bbox": [0, 0, 10, 10],
+                             "area": 100, "segmentation": {"size": [427, 640], "counts": [100, 50, 427 * 640 - 150]},
+                             "keypoints": [0] * 51, "num_keypoints": 0})
+
+
+def m_crowd_rle_counts(d):
+    d["annotations"].append({"id": 98, "image_id": 1, "category_id": 1, "iscrowd": 1, "bbox": [0, 0, 10, 10],
+                             "area": 100, "segmentation": {"size": [480, 640], "counts": [100, 50]},
+                             "keypoints": [0] * 51, "num_keypoints": 0})
+
+
 def m_cat_skeleton(d):
     d["categories"][0]["skeleton"] = [[16, 14], [1, 18]]
 
@@ -267,6 +281,8 @@ SEEDED = [
     ("V033", m_far_outside_bbox, "annotations[0].keypoints[30]"),
     ("V034", m_area, "annotations[0].area"),
     ("V035", m_crowd, "annotations[3].segmentation"),
+    ("V036", m_crowd_rle_size, "annotations[3].segmentation"),
+    ("V036", m_crowd_rle_counts, "annotations[3].segmentation"),
     ("V040", m_cat_skeleton, "categories[0].skeleton[1]"),
     ("V041", m_dup_file, "images[1].file_name"),
     ("V042", m_size, "images[0].height"),
@@ -299,6 +315,36 @@ def test_seeded_fault_is_found_at_its_location(code, mutate, loc):
 def test_every_check_code_is_seeded_somewhere():
     seeded = {c for c, _, _ in SEEDED} | set(IMAGE_CODES) | {"V099"}
     assert seeded == set(V.CHECKS)
+
+
+def test_crowd_rle_that_fits_passes_and_compressed_wrong_size_is_v036():
+    from pycocotools import mask as mask_utils
+
+    inside = np.zeros((480, 640), dtype=np.uint8, order="F")
+    inside[10:60, 20:90] = 1
+    rle = mask_utils.encode(inside)
+    rle["counts"] = rle["counts"].decode("ascii")
+    d = clean()
+    m_crowd_rle_size(d)
+    d["annotations"][-1]["segmentation"] = rle
+    assert "V036" not in codes(V.validate_coco(d, COCO17))
+    d["annotations"][-1]["segmentation"] = dict(rle, size=[240, 320])
+    hit = [x for x in V.validate_coco(d, COCO17, file="x.json") if x.code == "V036"]
+    assert [(x.where, x.annotation_id, x.image_id) for x in hit] == [("annotations[3].segmentation", 98, 1)]
+    assert "(240, 320)" in hit[0].message and "(480, 640)" in hit[0].message
+
+
+def test_crowd_rle_size_mismatch_stops_validate_convert_and_check(tmp_path, runner):
+    d = clean()
+    m_crowd_rle_size(d)
+    p = tmp_path / "d.json"
+    p.write_text(json.dumps(d))
+    r = runner.invoke(cli, ["validate", str(p), "--skeleton", "coco17"])
+    assert r.exit_code == 1 and "V036" in r.output
+    r = runner.invoke(cli, ["convert", str(p), "--skeleton", "coco17", "-o", str(tmp_path / "l.npz")])
+    assert r.exit_code == 1 and not (tmp_path / "l.npz").exists()
+    r = runner.invoke(cli, ["check", str(p), "--skeleton", "coco17"])
+    assert r.exit_code == 1 and "V036" in r.output
 
 
 def test_requested_category_missing():

@@ -532,35 +532,11 @@ def load_run_config(run: str | os.PathLike) -> tuple[TrainConfig, dict[str, Any]
 
 
 # --------------------------------------------------------------------- gate
-def source_json(labels_path: str | os.PathLike) -> Path:
-    """The COCO JSON a label file was made from (settings["source"]), resolved as written,
-    then relative to the label file's folder."""
-    from posedata import labels as L
+def gate(labels_path: str | os.PathLike, skeleton, images: str | os.PathLike | None) -> tuple[str, list]:
+    """The data check that must pass before the first step: posedata.check.check_labels (skeleton
+    check, validate and flip check of what the labels were made from; stale labels are an error).
+    Returns (what was checked, findings); the caller stops on errors unless --force."""
+    from posedata.check import check_labels
 
-    lb = L.load(labels_path)
-    src = lb.settings.get("source")
-    if not isinstance(src, str) or not src:
-        raise InputError("label file records no source JSON (settings.source); the data check cannot run. "
-                         "Pass --force to train without it", file=str(labels_path))
-    for p in (Path(src), Path(labels_path).parent / src):
-        if p.is_file():
-            return p
-    raise InputError(f"source JSON {src!r} recorded in the label file was not found (looked as written and next "
-                     "to the label file); the data check cannot run. Pass --force to train without it",
-                     file=str(labels_path))
-
-
-def gate(labels_path: str | os.PathLike, skeleton, images: str | os.PathLike | None) -> tuple[Path, list]:
-    """The data check that must pass before the first step: posedata.check.check_data (skeleton
-    check + validate + flip check) when available, else posedata.validate.validate_file.
-    Returns (source JSON, findings); the caller stops on errors unless --force."""
-    src = source_json(labels_path)
-    img = Path(images) if images is not None else None
-    try:
-        from posedata.check import check_data
-    except ImportError:
-        from posedata.validate import validate_file
-
-        return src, list(validate_file(src, skeleton, img)[1])
-    result = check_data(src, skeleton, img)
-    return src, list(getattr(result, "findings", result))
+    checked = check_labels(labels_path, skeleton, Path(images) if images is not None else None)
+    return checked.source, checked.findings
