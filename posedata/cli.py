@@ -1131,10 +1131,10 @@ def convert_cmd(data: Path, skeleton_spec: str, output: Path, fmt: str, src_fmt:
     skeleton cannot be read, or the output exists without --force.
     """
 
-    from . import skeleton as S
-    from . import validate as V
     import json
 
+    from . import skeleton as S
+    from . import validate as V
     from .convert import load_source, sample_findings, to_labels
     from .errors import InputError
     from .findings import has_errors
