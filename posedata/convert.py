@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import json
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -41,7 +40,7 @@ from .coco import Dataset, from_coco, keypoint_category
 from .errors import InputError
 from .findings import Finding
 from .formats.base import ImportOptions, ImportReport
-from .io import read_bytes
+from .io import parse_json, read_bytes
 from .labels import ABSENT, OCCLUDED, VISIBLE, Labels
 from .skeleton import Skeleton
 from .validate import paused_gc
@@ -153,13 +152,8 @@ def load_source(path: str | Path, skeleton: Skeleton | None = None, category: in
             return _imported(p, digest, None, _detect(p, None), True, skeleton, category, options)
         raise InputError("empty file, expected COCO JSON" if not first else "not JSON, expected COCO keypoint JSON",
                          file=str(p))
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise InputError(f"not UTF-8 text (byte {e.start})", file=str(p)) from None
+    raw = _parse(data, p)
     del data
-    raw = _parse(text, p)
-    del text
     if key == "auto":
         found = _detect(p, raw)
         if found is not None or not isinstance(raw, dict):
@@ -172,7 +166,7 @@ def load_source(path: str | Path, skeleton: Skeleton | None = None, category: in
     return Source(path=str(p), raw=raw, sha256=digest, category_id=_coco_category_id(raw, category, str(p)))
 
 
-def _parse(text: str, p: Path) -> Any:
+def _parse(data: bytes, p: Path) -> Any:
     # The parse allocates millions of containers; with the cyclic GC running, every collection
     # triggered while the heap grows rescans the whole growing parse (parsed JSON cannot hold a
     # cycle, so that finds nothing). So the collector is paused for the parse, and only for it:
@@ -181,12 +175,7 @@ def _parse(text: str, p: Path) -> Any:
     # convert and drop the parse run the whole job under paused_gc(), as `posedata convert` does
     # (figures in bench/README.md, "convert").
     with paused_gc():
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as e:
-            raise InputError(f"invalid JSON: {e.msg}", file=str(p), where=f"line {e.lineno} column {e.colno}") from None
-        except RecursionError:
-            raise InputError("invalid JSON: nested too deeply", file=str(p)) from None
+        return parse_json(data, p)
 
 
 def _detect(p: Path, raw: Any) -> str | None:

@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+import json
+import math
 import os
 import stat
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from posedata.errors import InputError, OutputExistsError
-from posedata.io import atomic_write_bytes, atomic_writer, check_output, safe_image_path
+from posedata.io import atomic_write_bytes, atomic_writer, check_output, parse_json, safe_image_path
 
 
 def test_atomic_write_gets_normal_permissions_and_leaves_no_temp(tmp_path):
@@ -36,3 +40,46 @@ def test_check_output_and_safe_paths(tmp_path):
     os.symlink("/etc", tmp_path / "imgs" / "link")
     with pytest.raises(InputError):
         safe_image_path(tmp_path / "imgs", "link/passwd")
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.integers(min_value=-(2**80), max_value=2**80)
+    | st.floats(allow_nan=True, allow_infinity=True) | st.text(),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=4), inner, max_size=5),
+    max_leaves=30)
+
+
+def _same(a, b) -> bool:
+    # json values compared exactly: types too (1 vs 1.0 vs True), NaN equal to NaN, -0.0 apart from 0.0
+    if isinstance(a, float) and isinstance(b, float):
+        return (a != a and b != b) or (a == b and math.copysign(1, a) == math.copysign(1, b))
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
+    return a == b
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_json_values, ensure_ascii=st.booleans(), bom=st.booleans())
+def test_parse_json_gives_json_loads_values(value, ensure_ascii, bom):
+    # the fast parser must never change a value: same ints (any size), floats, key order, NaN/Infinity
+    text = json.dumps(value, ensure_ascii=ensure_ascii)
+    data = (b"\xef\xbb\xbf" if bom else b"") + text.encode("utf-8", "surrogatepass")
+    try:
+        expected = json.loads(data.decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        with pytest.raises(InputError, match="not UTF-8"):
+            parse_json(data, "x.json")
+        return
+    assert _same(parse_json(data, "x.json"), expected)
+
+
+@pytest.mark.parametrize("raw, message", [(b'{"a": [1, 2', "line 1 column 12"), (b"[1,]", "line 1"),
+                                          (b"\xff\xfe[]", "not UTF-8"), (b"[" * 100000 + b"]" * 100000, "nested too deeply")])
+def test_parse_json_errors_are_json_s_located_errors(raw, message):
+    with pytest.raises(InputError) as e:
+        parse_json(raw, "bad.json")
+    assert e.value.file == "bad.json" and message in str(e.value)
