@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_convert.py                 # 57k images, 150k annotations
     .venv/bin/python bench/bench_convert.py --images 5000 --annotations 13000   # quick
+    .venv/bin/python bench/bench_convert.py --headline 4    # the README's figure: the CLI vs the reference
 
 A synthetic COCO person-keypoints file of the requested size is generated (skewed persons per
 image, polygon segmentations, about 1% crowd RLE regions, some zero-keypoint persons). Each
@@ -297,6 +298,43 @@ def run(name: str, src: Path, out: Path | str) -> dict:
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
+def headline(n_images: int, n_annotations: int, seed: int, rounds: int) -> None:
+    """The figure users care about: the command they run, against the reference, in one run."""
+    import statistics
+
+    with tempfile.TemporaryDirectory() as td:
+        tmp = Path(td)
+        src, big = tmp / "coco.json", tmp / "coco2x.json"
+        run("generate", src, f"{n_images},{n_annotations},{seed}")  # type: ignore[arg-type]
+        run("generate", big, f"{2 * n_images},{2 * n_annotations},{seed + 1}")  # type: ignore[arg-type]
+        print(f"files: {src.stat().st_size / 1e6:.0f} MB ({n_annotations} annotations), "
+              f"{big.stat().st_size / 1e6:.0f} MB ({2 * n_annotations})")
+        res: dict[str, list[dict]] = {"reference": [], "cli": [], "cli-2x": []}
+        for k in range(rounds):  # alternating, so both see the same machine load
+            for name, s_, out in (("reference", src, tmp / "ref.pkl"), ("cli", src, tmp / "cli.npz"),
+                                  ("cli-2x", big, tmp / "cli2x.npz")):
+                if name == "cli-2x" and k % 2:
+                    continue  # the growth check needs fewer rounds than the ratio
+                r = run("cli" if name.startswith("cli") else name, s_, out)
+                res[name].append(r)
+                print(f"round {k + 1} {name:10s} {json.dumps(r)}")
+
+        def med(name: str, key: str) -> float:
+            return statistics.median(r[key] for r in res[name])
+
+        r_cpu, c_cpu, r_wall, c_wall = med("reference", "cpu_seconds"), med("cli", "cpu_seconds"), \
+            med("reference", "seconds"), med("cli", "seconds")
+        print()
+        print(f"posedata convert (validate included) vs the reference's label step, medians of {rounds} "
+              f"alternating rounds: x{r_cpu / c_cpu:.2f} CPU ({r_cpu:.1f} s vs {c_cpu:.1f} s), "
+              f"x{r_wall / c_wall:.2f} wall ({r_wall:.1f} s vs {c_wall:.1f} s); peak RSS "
+              f"{med('reference', 'maxrss_mb'):.0f} MB vs {med('cli', 'maxrss_mb'):.0f} MB "
+              f"(x{med('reference', 'maxrss_mb') / med('cli', 'maxrss_mb'):.2f} less)")
+        g_cpu, g_wall = med("cli-2x", "cpu_seconds"), med("cli-2x", "seconds")
+        print(f"2x the annotations: {g_cpu / c_cpu:.2f}x the CPU time ({g_cpu:.1f} s), {g_wall / c_wall:.2f}x the "
+              f"wall time, peak RSS {med('cli-2x', 'maxrss_mb'):.0f} MB")
+
+
 def sha(p: Path) -> str:
     return hashlib.sha256(p.read_bytes()).hexdigest()
 
@@ -308,10 +346,17 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeat", type=int, default=1, help="runs per step; the fastest is reported")
     ap.add_argument("--no-cli", action="store_true", help="skip the end-to-end CLI run (validate + convert)")
+    ap.add_argument("--headline", type=int, metavar="ROUNDS", default=0,
+                    help="only the headline: `posedata convert` end to end (validate included) against the "
+                         "reference's label step, alternating for ROUNDS rounds, medians; plus one 2x-sized "
+                         "file (validate + convert) to show how time and memory grow")
     ap.add_argument("--step", nargs=3, metavar=("NAME", "SRC", "OUT"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.step:
         step(*a.step)
+        return
+    if a.headline:
+        headline(a.images, a.annotations, a.seed, a.headline)
         return
     with tempfile.TemporaryDirectory() as td:
         tmp = Path(td)
