@@ -545,7 +545,7 @@ def check(sk: Skeleton) -> list[Finding]:
         a, b = sk.limbs[li]
         if (known, new) != (a, b):
             # posedata groups either direction; only the reference's own group_keypoints cannot
-            f.append(Finding("S024", "info", f"limb {sk.keypoints[a]}-{sk.keypoints[b]} is walked from {sk.keypoints[known]!r}, against its PAF direction: fine for posedata; to deploy with the reference's code, list it as [{sk.keypoints[known]}, {sk.keypoints[new]}] (`posedata export reference` shows the tables)", where=f"limbs[{li}]", file=file))
+            f.append(Finding("S024", "info", f"limb {sk.keypoints[a]}-{sk.keypoints[b]} is grouped from {sk.keypoints[known]!r}, against its PAF direction: fine for posedata; the reference's own code needs [{sk.keypoints[known]}, {sk.keypoints[new]}]", where=f"limbs[{li}]", file=file))
     flipped = set()
     for i in range(sk.num_keypoints):
         if sk.flip[i] != i:
@@ -614,6 +614,24 @@ def from_coco_category(cat: dict[str, Any], name: str | None = None) -> dict[str
         "flip": [list(p) for p in guess_flip_pairs(kps)],
         "sigmas": [0.05] * len(kps),
     }
+
+
+def orient_limbs(d: dict[str, Any]) -> dict[str, Any]:
+    """d with every limb listed [known end, new end] in grouping order (the root outwards).
+
+    posedata groups a limb in either direction, but the reference's own group_keypoints scores a
+    pair along second - first, so a skeleton made by `init` (whose edges come in the dataset's
+    order) is written the way both accept; S024 then stays quiet. A dict that does not parse is
+    returned as it is, for the checks to report."""
+    try:
+        sk = from_dict(d)
+    except SkeletonError:
+        return d
+    limbs = [list(x) for x in d["limbs"]]
+    for li, known, new in sk.grouping_steps:
+        if sk.limbs[li] != (known, new):
+            limbs[li] = [sk.keypoints[known], sk.keypoints[new]]
+    return {**d, "limbs": limbs}
 
 
 def guess_root(kps: list[str], limbs: list[list[str]]) -> str:

@@ -211,3 +211,23 @@ def test_s024_matches_export_reference_warnings(runner, name):
     if s024:
         r = runner.invoke(cli, ["skeleton", "check", name])
         assert r.exit_code == 0 and "S024" in r.output
+
+
+def test_init_writes_limbs_the_reference_can_group(runner, tmp_path):
+    # an init-made skeleton had limbs walked against their PAF direction: `export reference` warned
+    # about them (the reference's group_keypoints scores them negatively); init now orients them
+    from trainer.grouping import reference_tables
+
+    export = Path(__file__).parent / "data" / "import" / "coco_annotator_export.json"
+    out = tmp_path / "walker.yaml"
+    r = runner.invoke(cli, ["skeleton", "init", "--from-coco", str(export), "--category", "1", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    sk = S.load(out)
+    assert [f.code for f in S.check(sk) if f.code == "S024"] == []
+    assert reference_tables(sk)["warnings"] == []
+    import json
+
+    cat = next(c for c in json.loads(export.read_text())["categories"] if c["id"] == 1)
+    edges = {frozenset((cat["keypoints"][a - 1], cat["keypoints"][b - 1])) for a, b in cat["skeleton"]}
+    assert {frozenset(S.normalize_name(x) for x in e) for e in edges} == \
+        {frozenset(S.normalize_name(x) for x in sk.limb_names(i)) for i in range(sk.num_limbs)}  # same limbs, reoriented
