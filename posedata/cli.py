@@ -1062,9 +1062,10 @@ def export_onnx_cmd(checkpoint: Path, skeleton_spec: str, output: Path, input_si
     sk = S.resolve(skeleton_spec)
     check_output(output, force)
     from trainer import evaluate as E
+    from trainer.export_onnx import export_onnx
 
     model, desc = E.load_model(checkpoint, sk)
-    info = E.export_onnx(model, output, input_size)
+    info = export_onnx(model, output, input_size)
     console.print(f"wrote {output} ({info['bytes'] / 1e6:.1f} MB, opset {info['opset']}): input 'image' "
                   f"(batch, 3, height, width), outputs 'heatmaps' {info['heatmaps_shape'][1]} and 'pafs' "
                   f"{info['pafs_shape'][1]} channels at 1/8 resolution")

@@ -21,8 +21,11 @@ from test_grouping import layout_instances
 from posedata import skeleton as S
 from posedata.cli import cli
 from posedata.convert import map_keypoints
+from posedata.errors import InputError
 from posedata.targets import render_heatmaps, render_pafs
 from trainer import evaluate as E
+from trainer import metrics as M
+from trainer import predict as P
 
 
 # ------------------------------------------------------------------ the ground-truth stand-in
@@ -165,8 +168,8 @@ def test_flip_averaging_needs_the_flip_map(tmp_path):
     coco_json, images, coco = make_dataset(tmp_path, sk, n_images=1)
     model = GTModel(sk, coco, images)
     img = cv2.imread(str(images / coco["images"][0]["file_name"]))
-    h0, p0 = E.predict(model, img, sk)
-    h1, p1 = E.predict(model, img, sk, flip=True)
+    h0, p0 = P.predict(model, img, sk)
+    h1, p1 = P.predict(model, img, sk, flip=True)
     assert np.abs(h1 - h0).max() < 0.35  # rendering is not exactly mirror-symmetric at stride 8
     left, right = sk.index("left_front_paw"), sk.index("right_front_paw")
     ky = np.unravel_index(np.argmax(h0[left]), h0[left].shape)
@@ -184,11 +187,11 @@ def test_predict_geometry_and_shapes(tmp_path):
     coco_json, images, coco = make_dataset(tmp_path, sk, n_images=1, h=250, w=170)
     model = GTModel(sk, coco, images)
     img = cv2.imread(str(images / coco["images"][0]["file_name"]))
-    heat, pafs = E.predict(model, img, sk)
+    heat, pafs = P.predict(model, img, sk)
     assert heat.shape == (6, 250, 170) and pafs.shape == (8, 250, 170)
     assert heat.dtype == np.float32
     # the peak of each centre keypoint lands on its ground truth in image pixels
-    peaks = E.group(heat, pafs, sk)[0]
+    peaks = P.group(heat, pafs, sk)[0]
     gt = np.asarray([a["keypoints"] for a in coco["annotations"]]).reshape(-1, 5, 3)
     inside = gt[:, :, 0].max(1) < 170
     for g in gt[inside]:
@@ -198,10 +201,10 @@ def test_predict_geometry_and_shapes(tmp_path):
 
 def test_pad_amounts_follow_the_reference():
     # scaled to 368 high: width padded to a multiple of 8, at least 368, image centred
-    assert E.pad_amounts(368, 491, 368, 8) == (0, 2, 0, 3)
-    assert E.pad_amounts(368, 200, 368, 8) == (0, 84, 0, 84)
-    assert E.pad_amounts(184, 245, 368, 8) == (92, 61, 92, 62)  # multiscale 0.5
-    assert E.pad_amounts(553, 700, 368, 8) == (3, 2, 4, 2)  # taller than input: stride only
+    assert P.pad_amounts(368, 491, 368, 8) == (0, 2, 0, 3)
+    assert P.pad_amounts(368, 200, 368, 8) == (0, 84, 0, 84)
+    assert P.pad_amounts(184, 245, 368, 8) == (92, 61, 92, 62)  # multiscale 0.5
+    assert P.pad_amounts(553, 700, 368, 8) == (3, 2, 4, 2)  # taller than input: stride only
 
 
 # ------------------------------------------------------------------ COCO results and scores
@@ -213,7 +216,7 @@ def test_to_coco_keypoints_order_offset_and_derived():
     poses[0, sk.index("nose")] = [10, 20, 0.9]
     poses[0, sk.index("neck")] = [11, 30, 0.8]
     poses[0, sk.index("left_ear")] = [0, 0, 0.5]  # a peak at the corner is found, not missing
-    out = E.to_coco_keypoints(poses, target, 17)
+    out = M.to_coco_keypoints(poses, target, 17)
     assert out.shape == (1, 17, 3)
     assert out[0, coco_names.index("nose")].tolist() == [10.5, 20.5, 1]
     assert out[0, coco_names.index("left_ear")].tolist() == [0.5, 0.5, 1]
@@ -226,14 +229,14 @@ def test_instance_score_generalises_the_reference():
     poses = np.full((2, 18, 3), -1.0)
     poses[:, :5, :] = 1.0  # five keypoints including the neck (index 1)
     poses[1, 1] = -1.0  # the second instance has no neck
-    det = E.Detections(poses, np.array([3.0, 3.0]), np.array([5, 4]))
+    det = P.Detections(poses, np.array([3.0, 3.0]), np.array([5, 4]))
     # the reference's total * max(0, count - 1), with or without a neck in the instance
-    np.testing.assert_allclose(E.instance_scores(det, sk), [3.0 * 4, 3.0 * 3])
-    det = E.Detections(poses[:1], np.array([3.0]), np.array([1]))
-    np.testing.assert_allclose(E.instance_scores(det, sk), [0.0])
+    np.testing.assert_allclose(M.instance_scores(det, sk), [3.0 * 4, 3.0 * 3])
+    det = P.Detections(poses[:1], np.array([3.0]), np.array([1]))
+    np.testing.assert_allclose(M.instance_scores(det, sk), [0.0])
     hand = sk_named("hand21")
-    det = E.Detections(np.zeros((1, 21, 3)), np.array([2.0]), np.array([21]))
-    np.testing.assert_allclose(E.instance_scores(det, hand), [42.0])
+    det = P.Detections(np.zeros((1, 21, 3)), np.array([2.0]), np.array([21]))
+    np.testing.assert_allclose(M.instance_scores(det, hand), [42.0])
 
 
 def test_coco_eval_uses_the_skeleton_sigmas(tmp_path):
@@ -246,12 +249,12 @@ def test_coco_eval_uses_the_skeleton_sigmas(tmp_path):
         kp[:, 0] += 3
         kp[:, 2] = 1
         results.append({"image_id": a["image_id"], "category_id": 7, "keypoints": kp.ravel().tolist(), "score": 1.0})
-    gt = E.load_ground_truth(coco_json, sk)
-    tight = E.coco_eval(gt, results)[0]
+    gt = M.load_ground_truth(coco_json, sk)
+    tight = M.coco_eval(gt, results)[0]
     gt.sigmas = gt.sigmas * 0.1
-    tighter = E.coco_eval(gt, results)[0]
+    tighter = M.coco_eval(gt, results)[0]
     assert tight["AP"] > 0.9 and tighter["AP"] < tight["AP"] - 0.3
-    empty = E.coco_eval(gt, [])[0]
+    empty = M.coco_eval(gt, [])[0]
     assert empty["AP"] == 0.0
 
 
@@ -264,18 +267,18 @@ def test_ground_truth_restricts_to_skeleton_keypoints_and_locates_errors(tmp_pat
     for a in coco["annotations"]:
         a["keypoints"] = [5, 5, 2] + a["keypoints"]
     coco_json.write_text(json.dumps(coco))
-    gt = E.load_ground_truth(coco_json, sk)
+    gt = M.load_ground_truth(coco_json, sk)
     assert gt.keypoint_names == list(sk.keypoints)
     assert len(gt.coco["annotations"][0]["keypoints"]) == 15
     coco["annotations"][2]["keypoints"] = [1, 2, 2]
     coco_json.write_text(json.dumps(coco))
-    with pytest.raises(E.InputError, match="expected 18 numbers") as ei:
-        E.load_ground_truth(coco_json, sk)
+    with pytest.raises(InputError, match="expected 18 numbers") as ei:
+        M.load_ground_truth(coco_json, sk)
     assert ei.value.where == "annotations[2].keypoints"
     cat["keypoints"] = ["a", "b"]
     coco_json.write_text(json.dumps(coco))
-    with pytest.raises(E.InputError, match="lack skeleton keypoint"):
-        E.load_ground_truth(coco_json, sk)
+    with pytest.raises(InputError, match="lack skeleton keypoint"):
+        M.load_ground_truth(coco_json, sk)
 
 
 def test_shared_categories_are_evaluated_together(tmp_path):
@@ -461,12 +464,12 @@ def test_reference_checkpoint_layout_loads_when_heads_fit(tmp_path):
     x = torch.zeros(1, 3, 64, 64)
     with torch.inference_mode():
         assert torch.equal(model(x)[-1], full.eval()(x)[-1])
-    with pytest.raises(E.InputError, match="does not fit skeleton"):
+    with pytest.raises(InputError, match="does not fit skeleton"):
         E.load_model(tmp_path / "full.pth", sk_named("hand21"))
     model = for_skeleton(sk, stages=1, width=0.25)
     # width 0.25 is not the reference's width: the rebuilt width-1 model will not fit -> located error
     torch.save({"state_dict": model.state_dict()}, tmp_path / "ref.pth")
-    with pytest.raises(E.InputError, match="does not fit skeleton"):
+    with pytest.raises(InputError, match="does not fit skeleton"):
         E.load_model(tmp_path / "ref.pth", sk)
 
 

@@ -1,0 +1,188 @@
+"""Inference as the reference runs it, for any skeleton, on a PyTorch model or an ONNX file.
+
+Inference (the reference's val.py `infer`, generalised):
+- the BGR image is normalised as in training, (pixel - 128) / 256;
+- per scale s (1, or 0.5, 1, 1.5, 2 with multiscale) it is resized (bicubic) so its height is
+  s * input_size, then padded with 0 (grey 128 before normalising) to at least input_size high
+  and wide, rounded up to a multiple of the stride, the image centred (odd pixels go bottom/right).
+  The reference skips height padding once the scaled image is taller than input_size; at
+  input_size 368 and its scales the heights are multiples of 8 anyway, so this is the same there
+  and well defined elsewhere;
+- the last stage's heatmaps and PAFs are upsampled by the stride (bicubic), the padding is cut
+  off, and they are resized (bicubic) to the image size; scales are averaged.
+- with flip, the mirrored padded image runs in the same batch; its maps are mirrored back with
+  posedata.targets.flip_targets (heatmap channel i from channel flip[i]; PAF limb i from its
+  mirror limb, x negated, or y negated when the mirror limb lists its ends the other way) and
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from posedata.errors import InputError
+
+from .grouping import GroupingParams, group
+
+MULTISCALE = (0.5, 1.0, 1.5, 2.0)
+IMG_MEAN = 128.0
+IMG_SCALE = 1.0 / 256.0
+CV_MAX_CHANNELS = 512  # cv2.resize handles at most this many channels at once
+
+
+def normalize(image_bgr: np.ndarray) -> np.ndarray:
+    return (np.asarray(image_bgr, dtype=np.float32) - IMG_MEAN) * IMG_SCALE
+
+
+def pad_amounts(h: int, w: int, input_size: int, stride: int) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right) padding to at least input_size, rounded up to the stride."""
+    ph = math.ceil(max(h, input_size) / stride) * stride
+    pw = math.ceil(max(w, input_size) / stride) * stride
+    top, left = (ph - h) // 2, (pw - w) // 2
+    return top, left, ph - h - top, pw - w - left
+
+
+def _resize_channels(maps_hwc: np.ndarray, dsize: tuple[int, int] | None, fx: float = 0.0) -> np.ndarray:
+    """cv2.resize (bicubic) of an (H, W, C) stack, in chunks cv2 accepts."""
+    import cv2
+
+    parts = []
+    for c0 in range(0, maps_hwc.shape[2], CV_MAX_CHANNELS):
+        chunk = np.ascontiguousarray(maps_hwc[:, :, c0:c0 + CV_MAX_CHANNELS])
+        r = cv2.resize(chunk, dsize or (0, 0), fx=fx, fy=fx, interpolation=cv2.INTER_CUBIC)
+        parts.append(r.reshape(r.shape[0], r.shape[1], -1))
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=2)
+
+
+def _device(model) -> Any:
+    try:
+        return next(model.parameters()).device
+    except (StopIteration, AttributeError):
+        return "cpu"
+
+
+def _forward(model, batch_bhwc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Last stage's (heatmaps, pafs) as float32 (B, C, h, w) arrays."""
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(batch_bhwc)).permute(0, 3, 1, 2).contiguous()
+    with torch.inference_mode():
+        outs = model(x.to(_device(model)))
+    return outs[-2].float().cpu().numpy(), outs[-1].float().cpu().numpy()
+
+
+def predict(model, image_bgr: np.ndarray, skeleton, input_size: int = 368, stride: int = 8,
+            multiscale: bool = False, flip: bool = False, scales: tuple[float, ...] | None = None
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Heatmaps (K + 1, H, W) and PAFs (2L, H, W), float32, at the image's own resolution."""
+    if image_bgr.ndim != 3 or image_bgr.shape[2] != 3:
+        raise InputError(f"expected a BGR image (H, W, 3), got shape {image_bgr.shape}")
+    scales = tuple(scales) if scales else (MULTISCALE if multiscale else (1.0,))
+    h, w = image_bgr.shape[:2]
+    normed = normalize(image_bgr)
+    nh, nl = skeleton.num_heatmaps, skeleton.num_pafs
+    acc = np.zeros((h, w, nh + nl), dtype=np.float32)
+    mirrored = np.array([j >= 0 for j, _ in skeleton.limb_flip], dtype=bool)
+    was_training = getattr(model, "training", False)
+    if hasattr(model, "eval"):
+        model.eval()
+    try:
+        for s in scales:
+            acc += _predict_scale(model, normed, skeleton, s * input_size / h, input_size, stride, flip,
+                                  mirrored) / len(scales)
+    finally:
+        if was_training:
+            model.train()
+    maps = acc.transpose(2, 0, 1)
+    return np.ascontiguousarray(maps[:nh]), np.ascontiguousarray(maps[nh:])
+
+
+def _predict_scale(model, normed: np.ndarray, skeleton, ratio: float, input_size: int, stride: int,
+                   flip: bool, mirrored: np.ndarray) -> np.ndarray:
+    import cv2
+
+    h, w = normed.shape[:2]
+    scaled = cv2.resize(normed, (0, 0), fx=ratio, fy=ratio, interpolation=cv2.INTER_CUBIC)
+    top, left, bottom, right = pad_amounts(scaled.shape[0], scaled.shape[1], input_size, stride)
+    padded = cv2.copyMakeBorder(scaled, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+    batch = np.stack([padded, padded[:, ::-1]]) if flip else padded[None]
+    heat, pafs = _forward(model, batch)
+    if heat.shape[1] != skeleton.num_heatmaps or pafs.shape[1] != skeleton.num_pafs:
+        raise InputError(f"the model outputs {heat.shape[1]} heatmaps and {pafs.shape[1]} PAF channels; skeleton "
+                         f"{skeleton.name!r} needs {skeleton.num_heatmaps} and {skeleton.num_pafs}")
+    heat0, pafs0 = heat[0], pafs[0]
+    if flip:
+        from posedata.targets import flip_targets
+
+        heat1, pafs1 = flip_targets(heat[1], pafs[1], skeleton)
+        heat0 = (heat0 + heat1) / 2
+        both = np.repeat(mirrored, 2)
+        pafs0 = np.where(both[:, None, None], (pafs0 + pafs1) / 2, pafs0)
+    maps = np.concatenate([heat0, pafs0]).transpose(1, 2, 0)
+    up = _resize_channels(maps, None, fx=stride)
+    up = up[top:up.shape[0] - bottom, left:up.shape[1] - right]
+    return _resize_channels(up, (w, h))
+
+
+@dataclass
+class Detections:
+    """Grouped instances at image resolution: poses (P, K, 3) x, y, score (-1 missing), the
+    entries' total scores and counts (P,)."""
+
+    poses: np.ndarray
+    scores: np.ndarray
+    counts: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.poses)
+
+
+def detect(model, image_bgr: np.ndarray, skeleton, input_size: int = 368, stride: int = 8,
+           multiscale: bool = False, flip: bool = False, params: GroupingParams | None = None) -> Detections:
+    heat, pafs = predict(model, image_bgr, skeleton, input_size, stride, multiscale, flip)
+    poses, scores, counts = group(heat, pafs, skeleton, params, return_counts=True)
+    return Detections(poses, scores, counts)
+
+
+
+def read_image(path: Path, file: str | None = None, where: str | None = None) -> np.ndarray:
+    """posedata's image reader (header checked first, so a 30000 x 30000 "image bomb" is refused
+    before anything is decoded), with the error located in the JSON that named the image."""
+    from posedata.images import read_image as decode
+
+    try:
+        return decode(Path(path))
+    except InputError as e:
+        raise InputError(f"cannot decode image {str(path)!r}: {e.message}", file=file or e.file, where=where) from None
+
+
+# ------------------------------------------------------------------ model loading
+def load_model(checkpoint: Path, skeleton, device: str = "cpu"):
+    """A model for inference from a posedata checkpoint (skeleton fingerprint checked) or from a
+    reference-layout checkpoint whose heads fit the skeleton (e.g. the reference's COCO weights
+    with openpose18). Returns (model in eval mode, description)."""
+    from . import checkpoint as C
+    from .model import for_skeleton
+
+    ckpt = C.load(checkpoint)
+    if ckpt.get("format") == C.FORMAT:
+        C.check_fingerprint(ckpt, skeleton, str(checkpoint))
+        model, ckpt = C.load_model(checkpoint, skeleton, device)
+        spec = ckpt.get("model", {})
+        return model, f"posedata checkpoint, {spec.get('stages', '?')} refinement stage(s), width {spec.get('width', '?')}"
+    state = ckpt["state_dict"]
+    _layout, prefix = C.detect_layout(state)
+    names = [k[len(prefix):] for k in state]
+    stages = len({n.split(".")[1] for n in names if n.startswith("refinement_stages.")})
+    model = for_skeleton(skeleton, stages=stages)
+    report = C.load_partial(model, state)
+    if report.not_loaded:
+        mism = [f"{k} {list(a)} vs {list(b)}" for k, (a, b) in list(report.shape_mismatch.items())[:3]]
+        raise InputError(
+            f"checkpoint does not fit skeleton {skeleton.name!r} ({skeleton.num_heatmaps} heatmaps, "
+            f"{skeleton.num_pafs} PAFs): {len(report.shape_mismatch)} tensor(s) differ in shape"
+            f"{' (' + '; '.join(mism) + ')' if mism else ''}, {len(report.missing)} missing", file=str(checkpoint))
+    return model.to(device).eval(), f"reference-layout checkpoint, {stages} refinement stage(s)"
