@@ -645,8 +645,6 @@ def train_cmd(skeleton_spec: str | None, labels: Path | None, images: Path | Non
     from .findings import has_errors
     from .io import atomic_write_json, check_output_dir
 
-    # before torch loads: spinning OpenMP threads are ruinous on a shared CPU (see trainer/train.py)
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     quiet = int(os.environ.get("RANK", "0")) != 0
     out_console = Console(quiet=quiet, highlight=False)
     overrides = {k: v for k, v in dict(
@@ -964,42 +962,53 @@ def print_val_report(res: dict, title: str) -> None:
 
 
 @cli.command("val")
-@click.option("--skeleton", "skeleton_spec", required=True, help="Skeleton file or template name.")
+@click.option("--skeleton", "skeleton_spec", help="Skeleton file or template name [default: the one the checkpoint "
+              "or ONNX file stores].")
 @click.option("--checkpoint", type=click.Path(path_type=Path), required=True,
-              help="posedata checkpoint (or a reference-layout one whose heads fit the skeleton).")
+              help="posedata checkpoint, ONNX file from `export onnx`, or a reference-layout checkpoint whose heads "
+                   "fit the skeleton.")
 @click.option("--coco", "coco_json", type=click.Path(path_type=Path), required=True, help="COCO keypoint JSON (ground truth).")
 @click.option("--images", type=click.Path(path_type=Path), required=True, help="Images folder of the JSON.")
 @click.option("--multiscale", is_flag=True, help="Average scales 0.5, 1, 1.5, 2 (the reference's).")
 @click.option("--flip", is_flag=True, help="Average with the mirrored image, channels swapped by the flip map.")
-@click.option("--input-size", type=click.IntRange(32, 4096), default=368, show_default=True,
-              help="Network input height (images are scaled to it).")
+@click.option("--input-size", type=click.IntRange(32, 4096), default=None,
+              help="Network input height (images are scaled to it) [default: the size the model was trained at, "
+                   "else 368].")
 @click.option("--category", type=int, default=None, help="Keypoint category id (default: the only one, or all that share one keypoint list).")
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path),
               help="Folder for results.json, metrics.json and overlay PNGs.")
 @click.option("--overlays", type=click.IntRange(0, 10000), default=4, show_default=True, help="Overlay PNGs to write.")
+@click.option("--backend", type=click.Choice(["auto", "torch", "onnx"]), default="auto", show_default=True,
+              help="Run the network with PyTorch or ONNX Runtime (extra 'onnx'); auto: torch for checkpoints.")
+@click.option("--threads", type=click.IntRange(1, 512), default=None, help="CPU threads [default: torch's choice].")
 @click.option("--force", is_flag=True, help="Replace existing outputs.")
-def val_cmd(skeleton_spec: str, checkpoint: Path, coco_json: Path, images: Path, multiscale: bool, flip: bool,
-            input_size: int, category: int | None, output: Path | None, overlays: int, force: bool) -> None:
+def val_cmd(skeleton_spec: str | None, checkpoint: Path, coco_json: Path, images: Path, multiscale: bool, flip: bool,
+            input_size: int | None, category: int | None, output: Path | None, overlays: int, backend: str,
+            threads: int | None, force: bool) -> None:
     """Evaluate a checkpoint on a COCO keypoint file: inference as the reference, grouping,
     COCOeval with the skeleton's sigmas."""
     from . import skeleton as S
     from .io import check_output
 
-    sk = S.resolve(skeleton_spec)
+    sk = S.resolve(skeleton_spec) if skeleton_spec else None
     if output is not None:
         for p in (output / "results.json", output / "metrics.json"):
             check_output(p, force)
     from trainer import evaluate as E
+    from trainer.threads import apply_thread_policy
 
-    model, desc = E.load_model(checkpoint, sk)
-    console.print(f"model: {checkpoint} ({desc})")
+    apply_thread_policy(threads)
+    loaded = E.load_model(checkpoint, sk, backend=backend)
+    sk = loaded.skeleton
+    size, why = loaded.choose_input_size(input_size)
+    console.print(f"model: {checkpoint} ({loaded.description}); input {size} ({why})")
     with progress_bar("val") as prog:
         task = prog.add_task("val", total=None)
-        res = E.evaluate(model, sk, coco_json, images, input_size=input_size, multiscale=multiscale, flip=flip,
+        res = E.evaluate(loaded.model, sk, coco_json, images, input_size=size, multiscale=multiscale, flip=flip,
                          out_dir=output, category_id=category, overlays=overlays,
                          progress=lambda done, total: prog.update(task, completed=done, total=total))
     opts = ", ".join(x for x in ("multiscale" if multiscale else "", "flip" if flip else "") if x)
-    print_val_report(res, f"{sk.name} on {coco_json.name}: COCOeval keypoints, input {input_size}"
+    print_val_report(res, f"{sk.name} on {coco_json.name}: COCOeval keypoints, input {size}"
                           + (f", {opts}" if opts else ""))
     if output is not None:
         console.print(f"wrote {output}/results.json, metrics.json and {min(overlays, res['n_images'])} overlay PNG(s)")
@@ -1007,33 +1016,45 @@ def val_cmd(skeleton_spec: str, checkpoint: Path, coco_json: Path, images: Path,
 
 @cli.command("infer")
 @click.argument("source", metavar="IMAGE_OR_DIR", type=click.Path(path_type=Path))
-@click.option("--checkpoint", type=click.Path(path_type=Path), required=True, help="Model checkpoint.")
-@click.option("--skeleton", "skeleton_spec", required=True, help="Skeleton file or template name.")
+@click.option("--checkpoint", type=click.Path(path_type=Path), required=True,
+              help="Model checkpoint, or an ONNX file from `export onnx`.")
+@click.option("--skeleton", "skeleton_spec", help="Skeleton file or template name [default: the one the checkpoint "
+              "or ONNX file stores].")
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Folder for one PNG per image and results.json.")
 @click.option("--multiscale", is_flag=True, help="Average scales 0.5, 1, 1.5, 2.")
 @click.option("--flip", is_flag=True, help="Average with the mirrored image.")
-@click.option("--input-size", type=click.IntRange(32, 4096), default=368, show_default=True)
+@click.option("--input-size", type=click.IntRange(32, 4096), default=None,
+              help="Network input height [default: the size the model was trained at, else 368].")
+@click.option("--min-score", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Keep only instances with at least this score (the score written to results.json).")
+@click.option("--backend", type=click.Choice(["auto", "torch", "onnx"]), default="auto", show_default=True,
+              help="Run the network with PyTorch or ONNX Runtime (extra 'onnx'); auto: torch for checkpoints.")
+@click.option("--threads", type=click.IntRange(1, 512), default=None, help="CPU threads [default: torch's choice].")
 @click.option("--force", is_flag=True, help="Replace existing outputs.")
-def infer_cmd(source: Path, checkpoint: Path, skeleton_spec: str, output: Path, multiscale: bool, flip: bool,
-              input_size: int, force: bool) -> None:
+def infer_cmd(source: Path, checkpoint: Path, skeleton_spec: str | None, output: Path, multiscale: bool, flip: bool,
+              input_size: int | None, min_score: float, backend: str, threads: int | None, force: bool) -> None:
     """Detect poses in an image or a folder of images: drawn PNGs and a COCO-style JSON."""
     from . import skeleton as S
     from .io import check_output
 
-    sk = S.resolve(skeleton_spec)
+    sk = S.resolve(skeleton_spec) if skeleton_spec else None
     from trainer import evaluate as E
+    from trainer.threads import apply_thread_policy
 
     paths = E.list_images(source)
     check_output(output / "results.json", force)
     for p in paths:
         check_output(output / f"{p.stem}.png", force)
-    model, desc = E.load_model(checkpoint, sk)
-    console.print(f"model: {checkpoint} ({desc})")
+    apply_thread_policy(threads)
+    loaded = E.load_model(checkpoint, sk, backend=backend)
+    sk = loaded.skeleton
+    size, why = loaded.choose_input_size(input_size)
+    console.print(f"model: {checkpoint} ({loaded.description}); input {size} ({why})")
     with progress_bar("infer") as prog:
         task = prog.add_task("infer", total=len(paths))
-        coco = E.infer(model, sk, paths, output, input_size=input_size, multiscale=multiscale, flip=flip,
-                       progress=lambda done, total: prog.update(task, completed=done))
+        coco = E.infer(loaded.model, sk, paths, output, input_size=size, multiscale=multiscale, flip=flip,
+                       min_score=min_score, progress=lambda done, total: prog.update(task, completed=done))
     per_image: dict[int, int] = {}
     for a in coco["annotations"]:
         per_image[a["image_id"]] = per_image.get(a["image_id"], 0) + 1
@@ -1049,27 +1070,34 @@ def infer_cmd(source: Path, checkpoint: Path, skeleton_spec: str, output: Path, 
 
 @export.command("onnx")
 @click.option("--checkpoint", type=click.Path(path_type=Path), required=True, help="Model checkpoint.")
-@click.option("--skeleton", "skeleton_spec", required=True, help="Skeleton file or template name.")
+@click.option("--skeleton", "skeleton_spec", help="Skeleton file or template name [default: the checkpoint's].")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="ONNX file to write.")
-@click.option("--input-size", type=click.IntRange(32, 4096), default=368, show_default=True,
-              help="Size of the square test input (height and width stay dynamic in the file).")
+@click.option("--input-size", type=click.IntRange(32, 4096), default=None,
+              help="Input height recorded in the file, and the size of the square test input (height and width "
+                   "stay dynamic) [default: the size the model was trained at, else 368].")
 @click.option("--force", is_flag=True, help="Replace an existing output.")
-def export_onnx_cmd(checkpoint: Path, skeleton_spec: str, output: Path, input_size: int, force: bool) -> None:
-    """Export the last stage (heatmaps, pafs) to ONNX, checked against PyTorch with onnxruntime."""
+def export_onnx_cmd(checkpoint: Path, skeleton_spec: str | None, output: Path, input_size: int | None,
+                    force: bool) -> None:
+    """Export the last stage (heatmaps, pafs) to ONNX, checked against PyTorch with onnxruntime.
+
+    The file carries the skeleton, its fingerprint, the input normalisation, stride and input size
+    as metadata, so `posedata infer` and `val` run it with no other flags."""
     from . import skeleton as S
     from .io import check_output
 
-    sk = S.resolve(skeleton_spec)
+    sk = S.resolve(skeleton_spec) if skeleton_spec else None
     check_output(output, force)
     from trainer import evaluate as E
     from trainer.export_onnx import export_onnx
 
-    model, desc = E.load_model(checkpoint, sk)
-    info = export_onnx(model, output, input_size)
+    loaded = E.load_model(checkpoint, sk, backend="torch")
+    size, why = loaded.choose_input_size(input_size)
+    info = export_onnx(loaded.model, output, size, skeleton=loaded.skeleton)
     console.print(f"wrote {output} ({info['bytes'] / 1e6:.1f} MB, opset {info['opset']}): input 'image' "
                   f"(batch, 3, height, width), outputs 'heatmaps' {info['heatmaps_shape'][1]} and 'pafs' "
-                  f"{info['pafs_shape'][1]} channels at 1/8 resolution")
-    console.print(f"onnxruntime vs PyTorch on a {input_size}x{input_size} input: max |difference| "
+                  f"{info['pafs_shape'][1]} channels at 1/8 resolution; metadata: skeleton {loaded.skeleton.name!r}, "
+                  f"input {size} ({why})")
+    console.print(f"onnxruntime vs PyTorch on a {size}x{size} input: max |difference| "
                   f"{info['max_abs_diff']:.2e} (tolerance 1e-4) [bold green]OK[/]")
 
 

@@ -343,9 +343,11 @@ def val_step(plan: DemoPlan, paths: DemoPaths, sk: Skeleton, progress: Progress 
     own 160). --flip averages with the mirrored image through the flip map (+0.07 AP there), which
     also makes a wrong flip map cost AP here."""
     from trainer import evaluate as E
+    from trainer.threads import apply_thread_policy
 
-    model, _desc = E.load_model(paths.run / "last.pt", sk)
-    return E.evaluate(model, sk, paths.val_json, paths.val / "images", input_size=plan.input_size, flip=plan.val_flip,
+    apply_thread_policy(plan.threads)  # as training ran: the same threads, passive OpenMP waiting
+    loaded = E.load_model(paths.run / "last.pt", sk)
+    return E.evaluate(loaded.model, sk, paths.val_json, paths.val / "images", input_size=plan.input_size, flip=plan.val_flip,
                       out_dir=paths.results, overlays=plan.val_overlays, progress=progress)
 
 

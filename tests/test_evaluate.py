@@ -351,8 +351,8 @@ def stand_in(monkeypatch):
     """Make the CLI's checkpoint loader return the ground-truth stand-in."""
     holder: dict = {}
 
-    def fake_load(checkpoint, sk, device="cpu"):
-        return holder["model"], "ground-truth stand-in"
+    def fake_load(checkpoint, sk, device="cpu", backend="auto"):
+        return P.LoadedModel(holder["model"], "ground-truth stand-in", sk, None, "torch")
 
     monkeypatch.setattr(E, "load_model", fake_load)
     return holder
@@ -452,25 +452,26 @@ def test_cli_bad_inputs_are_located_with_exit_2(tmp_path, runner):
 
 
 def test_reference_checkpoint_layout_loads_when_heads_fit(tmp_path):
-    """A bare reference-layout state dict (no posedata header) loads if its heads fit the skeleton."""
+    """A bare reference-layout state dict (no posedata header) loads if its heads fit the skeleton;
+    its refinement stages and width come from the tensors (a width-0.25, 2-stage dict was refused
+    as "does not fit" before)."""
     from trainer.model import for_skeleton
 
     sk = sk_named("object5")
     torch.manual_seed(0)
-    full = for_skeleton(sk, stages=1)
-    torch.save({"state_dict": full.state_dict()}, tmp_path / "full.pth")
-    model, desc = E.load_model(tmp_path / "full.pth", sk)
-    assert "1 refinement stage(s)" in desc and not model.training
     x = torch.zeros(1, 3, 64, 64)
-    with torch.inference_mode():
-        assert torch.equal(model(x)[-1], full.eval()(x)[-1])
+    for stages, width in ((1, 1.0), (2, 0.25)):
+        full = for_skeleton(sk, stages=stages, width=width)
+        torch.save({"state_dict": full.state_dict()}, tmp_path / "full.pth")
+        loaded = E.load_model(tmp_path / "full.pth", sk)
+        assert f"{stages} refinement stage(s), width {width}" in loaded.description and not loaded.model.training
+        assert loaded.input_size is None and loaded.choose_input_size(None) == (368, loaded.choose_input_size(None)[1])
+        with torch.inference_mode():
+            assert torch.equal(loaded.model(x)[-1], full.eval()(x)[-1])
     with pytest.raises(InputError, match="does not fit skeleton"):
         E.load_model(tmp_path / "full.pth", sk_named("hand21"))
-    model = for_skeleton(sk, stages=1, width=0.25)
-    # width 0.25 is not the reference's width: the rebuilt width-1 model will not fit -> located error
-    torch.save({"state_dict": model.state_dict()}, tmp_path / "ref.pth")
-    with pytest.raises(InputError, match="does not fit skeleton"):
-        E.load_model(tmp_path / "ref.pth", sk)
+    with pytest.raises(InputError, match="give --skeleton"):
+        E.load_model(tmp_path / "full.pth", None)
 
 
 def test_cli_export_reference_tables(runner):

@@ -156,16 +156,21 @@ def load_partial(model: nn.Module, state: dict[str, torch.Tensor]) -> LoadReport
 
 
 def load_model(path: str | os.PathLike, skeleton=None, device: str | torch.device = "cpu"):
-    """Rebuild the network stored in a posedata checkpoint; refuses a skeleton mismatch.
+    """The network stored in a checkpoint, in eval mode: the one loader for every command.
 
-    Returns (model in eval mode, checkpoint dict). For other layouts (the reference's files)
-    build the model yourself and use load_partial."""
+    A posedata checkpoint is rebuilt from its model spec (a skeleton mismatch is refused by
+    fingerprint). A reference-layout state dict (the reference's COCO checkpoints, a bare state
+    dict) carries no spec: its refinement stages are counted from the tensor names and its width
+    read from the backbone's last channel count, and its heads must fit `skeleton`.
+    Returns (model, checkpoint dict)."""
     from .model import ModelSpec, build
 
     ckpt = load(path)
     if ckpt.get("format") != FORMAT:
-        raise InputError("not a posedata training checkpoint (no model spec); for the reference's checkpoints "
-                         "use `posedata train --init`", file=str(path))
+        if skeleton is None:
+            raise InputError("a checkpoint without posedata's header carries no skeleton: give --skeleton",
+                             file=str(path))
+        return _reference_layout_model(ckpt, skeleton, path).to(device).eval(), ckpt
     try:
         spec = ModelSpec(**ckpt["model"])
     except (KeyError, TypeError) as e:
@@ -179,6 +184,27 @@ def load_model(path: str | os.PathLike, skeleton=None, device: str | torch.devic
         raise InputError(f"checkpoint weights do not fit its own model spec: {str(e).splitlines()[0]}",
                          file=str(path)) from None
     return model.to(device).eval(), ckpt
+
+
+def _reference_layout_model(ckpt: dict[str, Any], skeleton, path: str | os.PathLike) -> nn.Module:
+    from .model import for_skeleton
+
+    state = ckpt["state_dict"]
+    _layout, prefix = detect_layout(state)
+    names = [k[len(prefix):] for k in state]
+    stages = len({n.split(".")[1] for n in names if n.startswith("refinement_stages.")})
+    last = state.get(prefix + "model.11.3.weight")  # the backbone's 512 (x width) output channels
+    width = 1.0 if last is None else round(int(last.shape[0]) / 512, 4)
+    model = for_skeleton(skeleton, stages=stages, width=width)
+    report = load_partial(model, state)
+    if report.not_loaded:
+        mism = [f"{k} {list(a)} vs {list(b)}" for k, (a, b) in list(report.shape_mismatch.items())[:3]]
+        raise InputError(
+            f"checkpoint does not fit skeleton {skeleton.name!r} ({skeleton.num_heatmaps} heatmaps, "
+            f"{skeleton.num_pafs} PAFs) with {stages} refinement stage(s), width {width}: "
+            f"{len(report.shape_mismatch)} tensor(s) differ in shape"
+            f"{' (' + '; '.join(mism) + ')' if mism else ''}, {len(report.missing)} missing", file=str(path))
+    return model
 
 
 def check_fingerprint(ckpt: dict, skeleton, file: str | None = None) -> None:

@@ -116,10 +116,11 @@ def coco_category(skeleton, category_id: int = 1) -> dict[str, Any]:
 
 def infer(model, skeleton, images: list[Path], out_dir: Path, input_size: int = 368, multiscale: bool = False,
           flip: bool = False, progress: Callable[[int, int], None] | None = None, stride: int = 8,
-          params: GroupingParams | None = None) -> dict[str, Any]:
+          params: GroupingParams | None = None, min_score: float = 0.0) -> dict[str, Any]:
     """Detect on each image; write <stem>.png (drawn poses) per image and results.json, a COCO
     dataset (images, annotations with a score, the skeleton's category; found keypoints v = 2 at
-    x + 0.5, y + 0.5 like val's results). Images are all decoded first: a corrupt one stops the run
+    x + 0.5, y + 0.5 like val's results). Instances scoring below min_score (the results' score)
+    are neither written nor drawn. Images are all decoded first: a corrupt one stops the run
     before anything is written. Returns the COCO dict."""
     from posedata.io import atomic_write_json
 
@@ -135,8 +136,10 @@ def infer(model, skeleton, images: list[Path], out_dir: Path, input_size: int = 
     for i, p in enumerate(images):
         img = read_image(p)
         det = detect(model, img, skeleton, input_size, stride, multiscale, flip, params)
-        kps = to_coco_keypoints(det.poses, target, n_kp, visible=2)
         scores = instance_scores(det, skeleton)
+        keep = scores >= min_score
+        poses, scores = det.poses[keep], scores[keep]
+        kps = to_coco_keypoints(poses, target, n_kp, visible=2)
         h, w = img.shape[:2]
         coco["images"].append({"id": i + 1, "file_name": p.name, "width": w, "height": h})
         for k, s in zip(kps, scores, strict=True):
@@ -153,7 +156,7 @@ def infer(model, skeleton, images: list[Path], out_dir: Path, input_size: int = 
         stem = p.stem
         stems[stem] = stems.get(stem, 0) + 1
         name = stem if stems[stem] == 1 else f"{stem}_{stems[stem]}"
-        drawn.append((out_dir / f"{name}.png", draw_poses(img, det.poses, skeleton)))
+        drawn.append((out_dir / f"{name}.png", draw_poses(img, poses, skeleton)))
         if progress is not None:
             progress(i + 1, len(images))
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,14 +1,13 @@
 """COCO-format results and COCOeval for any skeleton.
 
-
 Results (the reference's convert_to_coco_format, generalised): skeleton keypoints are written to
 the COCO file's keypoint order (Skeleton.source_index; derived keypoints such as a neck are
 dropped), found ones as x + 0.5, y + 0.5, v = 1, missing ones as 0, 0, 0. Image ids are the JSON's
 own, never parsed from file names. Instance score = total_score * max(0, count - d), where
 total_score and count are the grouping entry's (count excludes keypoints filled in by redundant
-limbs, as the reference's) and d is the number of derived keypoints the instance holds. The
-reference uses count - 1 ("- 1 for the neck"), which equals this whenever the neck is present and
-
+limbs, as the reference's) and d is the number of derived keypoints of the skeleton: the
+reference's count - 1 ("- 1 for the neck", subtracted whether or not the instance has a neck),
+generalised; for skeletons without derived keypoints d = 0.
 
 Evaluation: pycocotools COCOeval, iouType "keypoints", with params.kpt_oks_sigmas = the skeleton's
 sigmas of the evaluated keypoints. Evaluated keypoints are the dataset keypoints the skeleton
@@ -33,11 +32,8 @@ STATS = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
 
 
 def instance_scores(det: Detections, skeleton) -> np.ndarray:
-    """total_score * max(0, count - derived keypoints present): see the module docstring."""
-    derived = np.zeros(skeleton.num_keypoints, dtype=bool)
-    derived[list(skeleton.derived_indices)] = True
-    n_derived = ((det.poses[:, :, 0] >= 0) & derived).sum(axis=1) if len(det) else np.zeros(0)
-    return det.scores * np.maximum(0, det.counts - n_derived)
+    """total_score * max(0, count - number of derived keypoints): see the module docstring."""
+    return det.scores * np.maximum(0, det.counts - len(skeleton.derived_indices))
 
 
 def to_coco_keypoints(poses: np.ndarray, target_index: np.ndarray, n_target: int, visible: int = 1) -> np.ndarray:

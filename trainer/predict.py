@@ -13,6 +13,7 @@ Inference (the reference's val.py `infer`, generalised):
 - with flip, the mirrored padded image runs in the same batch; its maps are mirrored back with
   posedata.targets.flip_targets (heatmap channel i from channel flip[i]; PAF limb i from its
   mirror limb, x negated, or y negated when the mirror limb lists its ends the other way) and
+  averaged with the direct maps. A limb without a mirror limb keeps the direct maps only.
 """
 from __future__ import annotations
 
@@ -65,7 +66,11 @@ def _device(model) -> Any:
 
 
 def _forward(model, batch_bhwc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Last stage's (heatmaps, pafs) as float32 (B, C, h, w) arrays."""
+    """Last stage's (heatmaps, pafs) as float32 (B, C, h, w) arrays, from a torch module or an
+    ONNX model (anything with forward_numpy taking the NCHW batch)."""
+    run = getattr(model, "forward_numpy", None)
+    if run is not None:
+        return run(np.ascontiguousarray(batch_bhwc.transpose(0, 3, 1, 2)))
     import torch
 
     x = torch.from_numpy(np.ascontiguousarray(batch_bhwc)).permute(0, 3, 1, 2).contiguous()
@@ -160,29 +165,84 @@ def read_image(path: Path, file: str | None = None, where: str | None = None) ->
 
 
 # ------------------------------------------------------------------ model loading
-def load_model(checkpoint: Path, skeleton, device: str = "cpu"):
-    """A model for inference from a posedata checkpoint (skeleton fingerprint checked) or from a
-    reference-layout checkpoint whose heads fit the skeleton (e.g. the reference's COCO weights
-    with openpose18). Returns (model in eval mode, description)."""
-    from . import checkpoint as C
-    from .model import for_skeleton
+DEFAULT_INPUT_SIZE = 368  # the reference's base height, for files that do not record their own
+BACKENDS = ("auto", "torch", "onnx")
 
-    ckpt = C.load(checkpoint)
+
+@dataclass
+class LoadedModel:
+    """A network ready for predict/detect and what its file says about how to run it."""
+
+    model: Any  # a torch module, or an export_onnx.OnnxModel (anything with forward_numpy)
+    description: str
+    skeleton: Any  # the Skeleton it runs with (given, or the one stored in the file)
+    input_size: int | None  # the size it was trained at, when the file records it
+    backend: str  # "torch" or "onnx"
+
+    def choose_input_size(self, given: int | None) -> tuple[int, str]:
+        """(input size, why): an explicit size wins, then the file's training size, then 368."""
+        if given is not None:
+            return given, "given"
+        if self.input_size is not None:
+            return int(self.input_size), "its training size"
+        return DEFAULT_INPUT_SIZE, "the reference's, the file does not record one"
+
+
+def onnx_available() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
+
+
+def resolve_backend(backend: str) -> str:
+    """`auto` is torch: on this 2-core CPU ONNX Runtime ran the width-1.0 network no faster than
+    torch (bench/README.md, "infer"), so torch stays the default even when onnxruntime is installed."""
+    if backend not in BACKENDS:
+        raise InputError(f"--backend {backend!r} is not one of {', '.join(BACKENDS)}")
+    if backend == "onnx" and not onnx_available():
+        raise InputError("--backend onnx needs onnx and onnxruntime; install the optional extra: "
+                         "pip install 'posedata[onnx]'")
+    return "torch" if backend == "auto" else backend
+
+
+def load_model(path: Path, skeleton=None, device: Any = "cpu", backend: str = "auto") -> LoadedModel:
+    """A network for inference from a posedata checkpoint, a reference-layout checkpoint whose
+    heads fit the skeleton (e.g. the reference's COCO weights with openpose18), or an ONNX file
+    from `posedata export onnx`. The skeleton may be omitted when the file stores one (posedata
+    checkpoints and ONNX files do); when given, it must have the stored one's fingerprint."""
+    from posedata import skeleton as S
+
+    from . import checkpoint as C
+
+    path = Path(path)
+    if path.suffix.lower() == ".onnx":
+        from .export_onnx import load_onnx
+
+        if backend == "torch":
+            raise InputError("an ONNX file runs on the onnx backend; --backend torch needs a checkpoint", file=str(path))
+        resolve_backend("onnx")
+        return load_onnx(path, skeleton)
+    backend = resolve_backend(backend)
+    model, ckpt = C.load_model(path, skeleton, device)
     if ckpt.get("format") == C.FORMAT:
-        C.check_fingerprint(ckpt, skeleton, str(checkpoint))
-        model, ckpt = C.load_model(checkpoint, skeleton, device)
         spec = ckpt.get("model", {})
-        return model, f"posedata checkpoint, {spec.get('stages', '?')} refinement stage(s), width {spec.get('width', '?')}"
-    state = ckpt["state_dict"]
-    _layout, prefix = C.detect_layout(state)
-    names = [k[len(prefix):] for k in state]
-    stages = len({n.split(".")[1] for n in names if n.startswith("refinement_stages.")})
-    model = for_skeleton(skeleton, stages=stages)
-    report = C.load_partial(model, state)
-    if report.not_loaded:
-        mism = [f"{k} {list(a)} vs {list(b)}" for k, (a, b) in list(report.shape_mismatch.items())[:3]]
-        raise InputError(
-            f"checkpoint does not fit skeleton {skeleton.name!r} ({skeleton.num_heatmaps} heatmaps, "
-            f"{skeleton.num_pafs} PAFs): {len(report.shape_mismatch)} tensor(s) differ in shape"
-            f"{' (' + '; '.join(mism) + ')' if mism else ''}, {len(report.missing)} missing", file=str(checkpoint))
-    return model.to(device).eval(), f"reference-layout checkpoint, {stages} refinement stage(s)"
+        config = ckpt.get("config") or {}
+        size = config.get("input_size") if isinstance(config, dict) else None
+        size = int(size) if isinstance(size, int) and size > 0 else None
+        if skeleton is None:
+            if not isinstance(ckpt.get("skeleton"), dict):
+                raise InputError("the checkpoint stores no skeleton: give --skeleton", file=str(path))
+            skeleton = S.from_dict(ckpt["skeleton"], file=str(path))
+            C.check_fingerprint(ckpt, skeleton, str(path))
+        desc = (f"posedata checkpoint, {spec.get('stages', '?')} refinement stage(s), width {spec.get('width', '?')}"
+                + (f", trained at input {size}" if size else ""))
+    else:
+        spec = model.spec.to_dict()
+        size = None
+        desc = f"reference-layout checkpoint, {spec['stages']} refinement stage(s), width {spec['width']}"
+    if backend == "onnx":
+        from .export_onnx import onnx_model_from_torch
+
+        model = onnx_model_from_torch(model, skeleton, size or DEFAULT_INPUT_SIZE)
+        desc += ", run by ONNX Runtime"
+    return LoadedModel(model, desc, skeleton, size, backend)

@@ -28,24 +28,21 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-# OpenMP threads that spin while waiting for each other turn a busy CPU into a trap: measured here
-# (bench/README.md, "train") two spinning threads on a shared 2-core machine trained 10x slower than
-# one, and PASSIVE waiting removed the loss. Only effective before torch's OpenMP starts, so it is
-# set before importing torch; an explicit OMP_WAIT_POLICY from the user wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# The thread policy (passive OpenMP waiting) is in place before this import of torch: the trainer
+# package applies it on import (trainer/threads.py).
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+from posedata.augment import check_input_size
+from posedata.errors import InputError
+from posedata.io import atomic_write_json, atomic_write_text
 
-from posedata.augment import check_input_size  # noqa: E402
-from posedata.errors import InputError  # noqa: E402
-from posedata.io import atomic_write_json, atomic_write_text  # noqa: E402
-
-from . import checkpoint as C  # noqa: E402
-from .data import PoseDataset, batches_per_epoch, make_loader  # noqa: E402
-from .device import resolve_device  # noqa: E402
-from .loss import total_loss  # noqa: E402
-from .model import STRIDE, for_skeleton, param_groups  # noqa: E402
+from . import checkpoint as C
+from .data import PoseDataset, batches_per_epoch, make_loader
+from .device import resolve_device
+from .loss import total_loss
+from .model import STRIDE, for_skeleton, param_groups
+from .threads import apply_thread_policy
 
 # The reference trains 280 epochs and multiplies the learning rate by 0.333 after epochs
 # 100, 200 and 260. A run here is counted in iterations, so the drops sit at the same fractions
@@ -337,7 +334,7 @@ def train(cfg: TrainConfig, skeleton, *, resume: bool = False, callback: Callbac
     if cfg.threads:
         # On a busy CPU, intra-op threads that outnumber free cores make small layers many times
         # slower (threads wait for each other); --threads 1 is the cure there.
-        torch.set_num_threads(cfg.threads)
+        apply_thread_policy(cfg.threads)
 
     prepare_output(out, resume, d)
     barrier(d)  # no rank reads the folder before rank 0 has cleared it
