@@ -981,10 +981,12 @@ def print_val_report(res: dict, title: str) -> None:
 @click.option("--backend", type=click.Choice(["auto", "torch", "onnx"]), default="auto", show_default=True,
               help="Run the network with PyTorch or ONNX Runtime (extra 'onnx'); auto: torch for checkpoints.")
 @click.option("--threads", type=click.IntRange(1, 512), default=None, help="CPU threads [default: torch's choice].")
+@click.option("--device", default="auto", show_default=True,
+              help="auto (CUDA when available, else CPU), cpu, cuda, cuda:N or mps.")
 @click.option("--force", is_flag=True, help="Replace existing outputs.")
 def val_cmd(skeleton_spec: str | None, checkpoint: Path, coco_json: Path, images: Path, multiscale: bool, flip: bool,
             input_size: int | None, category: int | None, output: Path | None, overlays: int, backend: str,
-            threads: int | None, force: bool) -> None:
+            threads: int | None, device: str, force: bool) -> None:
     """Evaluate a checkpoint on a COCO keypoint file: inference as the reference, grouping,
     COCOeval with the skeleton's sigmas."""
     from . import skeleton as S
@@ -998,7 +1000,7 @@ def val_cmd(skeleton_spec: str | None, checkpoint: Path, coco_json: Path, images
     from trainer.threads import apply_thread_policy
 
     apply_thread_policy(threads)
-    loaded = E.load_model(checkpoint, sk, backend=backend)
+    loaded = E.load_model(checkpoint, sk, device=device, backend=backend)
     sk = loaded.skeleton
     size, why = loaded.choose_input_size(input_size)
     console.print(f"model: {checkpoint} ({loaded.description}); input {size} ({why})")
@@ -1031,9 +1033,12 @@ def val_cmd(skeleton_spec: str | None, checkpoint: Path, coco_json: Path, images
 @click.option("--backend", type=click.Choice(["auto", "torch", "onnx"]), default="auto", show_default=True,
               help="Run the network with PyTorch or ONNX Runtime (extra 'onnx'); auto: torch for checkpoints.")
 @click.option("--threads", type=click.IntRange(1, 512), default=None, help="CPU threads [default: torch's choice].")
+@click.option("--device", default="auto", show_default=True,
+              help="auto (CUDA when available, else CPU), cpu, cuda, cuda:N or mps.")
 @click.option("--force", is_flag=True, help="Replace existing outputs.")
 def infer_cmd(source: Path, checkpoint: Path, skeleton_spec: str | None, output: Path, multiscale: bool, flip: bool,
-              input_size: int | None, min_score: float, backend: str, threads: int | None, force: bool) -> None:
+              input_size: int | None, min_score: float, backend: str, threads: int | None, device: str,
+              force: bool) -> None:
     """Detect poses in an image or a folder of images: drawn PNGs and a COCO-style JSON."""
     from . import skeleton as S
     from .io import check_output
@@ -1047,7 +1052,7 @@ def infer_cmd(source: Path, checkpoint: Path, skeleton_spec: str | None, output:
     for p in paths:
         check_output(output / f"{p.stem}.png", force)
     apply_thread_policy(threads)
-    loaded = E.load_model(checkpoint, sk, backend=backend)
+    loaded = E.load_model(checkpoint, sk, device=device, backend=backend)
     sk = loaded.skeleton
     size, why = loaded.choose_input_size(input_size)
     console.print(f"model: {checkpoint} ({loaded.description}); input {size} ({why})")

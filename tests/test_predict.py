@@ -5,10 +5,12 @@ import json
 
 import cv2
 import numpy as np
+import pytest
 import torch
 from test_evaluate import make_dataset, sk_named
 
 from posedata.cli import cli
+from posedata.errors import InputError
 from trainer import predict as P
 
 
@@ -49,7 +51,7 @@ def test_val_and_infer_take_the_input_size_stages_and_width_from_the_checkpoint(
         assert json.loads((out / "metrics.json").read_text())["settings"]["input_size"] == size
         assert f"input {size}" in r.output
     r = runner.invoke(cli, ["infer", str(images), "--checkpoint", str(ckpt), "-o", str(tmp_path / "i")])
-    assert r.exit_code == 0 and "input 96 (its training size)" in r.output, r.output
+    assert r.exit_code == 0 and "input 96 (its training size)" in " ".join(r.output.split()), r.output
 
 
 def test_infer_min_score_keeps_only_confident_instances(tmp_path, runner, monkeypatch):
@@ -81,3 +83,30 @@ def test_infer_min_score_keeps_only_confident_instances(tmp_path, runner, monkey
     assert np.array_equal(drawn, cv2.imread(str(images / "frame_a.png")))
     r = runner.invoke(cli, [*base, "-o", str(tmp_path / "neg"), "--min-score", "-1"])
     assert r.exit_code == 2
+
+
+def test_val_and_infer_take_a_device(tmp_path, runner, monkeypatch):
+    """--device as train's (issue 17.2): auto picks CUDA when torch has it; an unusable device is a
+    usage error before any work. val and infer always ran on the CPU before."""
+    from trainer import checkpoint as C
+
+    sk = sk_named("object5")
+    coco_json, images, _ = make_dataset(tmp_path, sk, n_images=1, h=64, w=64)
+    ckpt = _checkpoint(tmp_path / "c.pt", sk, 64)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    r = runner.invoke(cli, ["infer", str(images), "--checkpoint", str(ckpt), "-o", str(tmp_path / "o"),
+                            "--device", "cuda"])
+    assert r.exit_code == 2 and "no usable CUDA GPU" in r.output and not (tmp_path / "o").exists()
+    r = runner.invoke(cli, ["val", "--checkpoint", str(ckpt), "--coco", str(coco_json), "--images", str(images),
+                            "--device", "cpu"])
+    assert r.exit_code == 0 and "on cpu" in " ".join(r.output.split()), r.output
+    # auto on a machine with a GPU asks the checkpoint loader for it (the tensors stay on the CPU here)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    asked = []
+    real = C.load_model
+    monkeypatch.setattr(C, "load_model", lambda p, s, d: (asked.append(d), real(p, s, "cpu"))[1])
+    P.load_model(ckpt, device="auto")
+    assert asked == [torch.device("cuda", 0)]
+    with pytest.raises(InputError, match="onnx backend runs on the CPU"):
+        P.load_model(ckpt, device="cuda", backend="onnx")

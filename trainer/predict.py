@@ -209,21 +209,30 @@ def load_model(path: Path, skeleton=None, device: Any = "cpu", backend: str = "a
     """A network for inference from a posedata checkpoint, a reference-layout checkpoint whose
     heads fit the skeleton (e.g. the reference's COCO weights with openpose18), or an ONNX file
     from `posedata export onnx`. The skeleton may be omitted when the file stores one (posedata
-    checkpoints and ONNX files do); when given, it must have the stored one's fingerprint."""
+    checkpoints and ONNX files do); when given, it must have the stored one's fingerprint.
+    device: a torch.device or a --device value (trainer.device.resolve_device; auto = CUDA when
+    available). ONNX Runtime runs on the CPU here, so the onnx backend refuses an explicit GPU."""
     from posedata import skeleton as S
 
     from . import checkpoint as C
+    from .device import resolve_device
 
     path = Path(path)
-    if path.suffix.lower() == ".onnx":
+    onnx_file = path.suffix.lower() == ".onnx"
+    if onnx_file and backend == "torch":
+        raise InputError("an ONNX file runs on the onnx backend; --backend torch needs a checkpoint", file=str(path))
+    backend = resolve_backend("onnx" if onnx_file else backend)
+    if backend == "onnx":
+        if str(device) not in ("auto", "cpu"):
+            raise InputError(f"--device {device}: the onnx backend runs on the CPU (CPUExecutionProvider); "
+                             "use --backend torch for a GPU")
+        device = "cpu"
+    dev = device if not isinstance(device, str) else resolve_device(device)
+    if onnx_file:
         from .export_onnx import load_onnx
 
-        if backend == "torch":
-            raise InputError("an ONNX file runs on the onnx backend; --backend torch needs a checkpoint", file=str(path))
-        resolve_backend("onnx")
         return load_onnx(path, skeleton)
-    backend = resolve_backend(backend)
-    model, ckpt = C.load_model(path, skeleton, device)
+    model, ckpt = C.load_model(path, skeleton, dev)
     if ckpt.get("format") == C.FORMAT:
         spec = ckpt.get("model", {})
         config = ckpt.get("config") or {}
@@ -245,4 +254,6 @@ def load_model(path: Path, skeleton=None, device: Any = "cpu", backend: str = "a
 
         model = onnx_model_from_torch(model, skeleton, size or DEFAULT_INPUT_SIZE)
         desc += ", run by ONNX Runtime"
+    else:
+        desc += f", on {dev}"
     return LoadedModel(model, desc, skeleton, size, backend)
