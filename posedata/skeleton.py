@@ -19,6 +19,7 @@ import yaml
 from .errors import SkeletonError
 from .findings import Finding
 from .io import load_yaml
+from .sides import guess_flip_pairs, name_side, unpaired_sided
 
 DERIVED_RULES = ("mean_of",)
 
@@ -276,43 +277,8 @@ class Skeleton:
 
 
 # ------------------------------------------------------------------ names
-_SIDE_PATTERNS = [
-    (re.compile(r"^(left|right)[_\-\s.]*(.+)$", re.I), 1, 2),
-    (re.compile(r"^(.+?)[_\-\s.]*(left|right)$", re.I), 2, 1),
-    (re.compile(r"^(l|r)[_\-\s.]+(.+)$", re.I), 1, 2),
-    (re.compile(r"^(.+?)[_\-\s.]+(l|r)$", re.I), 2, 1),
-    (re.compile(r"^(l|r)([A-Z].*)$"), 1, 2),
-]
-
-
-def name_side(name: str) -> str | None:
-    """'left'/'right' if a name looks sided (left_*, *_right, l_*, *_R, lShoulder...), else None."""
-    for pat, gs, _ in _SIDE_PATTERNS:
-        m = pat.match(name)
-        if m:
-            s = m.group(gs).lower()
-            return "left" if s.startswith("l") else "right"
-    return None
-
-
-def sided_stem(name: str) -> tuple[str, str] | None:
-    """(side, stem) such that left and right partners share the stem, or None."""
-    for pat, gs, gb in _SIDE_PATTERNS:
-        m = pat.match(name)
-        if m:
-            s = m.group(gs).lower()
-            return ("left" if s.startswith("l") else "right", normalize_name(m.group(gb)))
-    return None
-
-
-def guess_flip_pairs(names: list[str] | tuple[str, ...]) -> list[tuple[str, str]]:
-    """Pair left/right-looking names that share a stem."""
-    by_stem: dict[str, dict[str, str]] = {}
-    for n in names:
-        st = sided_stem(n)
-        if st:
-            by_stem.setdefault(st[1], {}).setdefault(st[0], n)
-    return [(d["left"], d["right"]) for d in by_stem.values() if "left" in d and "right" in d]
+# sided names and flip-pair guessing live in posedata.sides; re-exported for the importers
+__all__ = ["guess_flip_pairs", "name_side"]
 
 
 def dump_yaml(d: dict[str, Any]) -> str:
@@ -359,9 +325,16 @@ def parse(data: Any, file: str | None = None) -> tuple[Skeleton | None, list[Fin
     kps = [k.strip() for k in kps]
     seen: dict[str, int] = {}
     for i, k in enumerate(kps):
-        if k in seen:
-            _problem(f, file, f"keypoints[{i}]", f"duplicate keypoint name {k!r} (first at keypoints[{seen[k]}])", "S010")
-        seen.setdefault(k, i)
+        key = normalize_name(k)  # names match the data case and separator tolerantly: alike names are one
+        first = seen.setdefault(key, i)
+        if first == i:
+            continue
+        if kps[first] == k:
+            msg = f"duplicate keypoint name {k!r} (first at keypoints[{first}])"
+        else:
+            msg = (f"keypoint name {k!r} is the same as {kps[first]!r} (keypoints[{first}]) once case and separators "
+                   "are ignored, as posedata matches names to the data; rename one")
+        _problem(f, file, f"keypoints[{i}]", msg, "S010")
     index = {k: i for i, k in reversed(list(enumerate(kps)))}
 
     def name_ref(v: Any, where: str) -> int | None:
@@ -554,9 +527,9 @@ def check(sk: Skeleton) -> list[Finding]:
         ia, ib = sk.index(a), sk.index(b)
         if sk.flip[ia] != ib:
             f.append(Finding("S022", "warning", f"{a!r} and {b!r} look like a left/right pair but the flip map does not pair them", where="flip", file=file))
-    for i, k in enumerate(sk.keypoints):
-        if name_side(k) and i not in flipped and not any(k in p for p in guess_flip_pairs(sk.keypoints)):
-            f.append(Finding("S023", "warning", f"{k!r} looks sided but has no flip partner", where=f"keypoints[{i}]", file=file))
+    for k in unpaired_sided(sk.keypoints, {sk.keypoints[i] for i in flipped}):
+        f.append(Finding("S023", "warning", f"{k!r} looks sided ({name_side(k)}) but has no flip partner: pair it in "
+                         "`flip`, or rename it if it is not a side", where=f"keypoints[{sk.index(k)}]", file=file))
     return f
 
 
@@ -592,28 +565,77 @@ def from_dict(data: dict[str, Any], file: str | None = None) -> Skeleton:
     return sk
 
 
-def from_coco_category(cat: dict[str, Any], name: str | None = None) -> dict[str, Any]:
-    """A starting skeleton dict from a COCO keypoint category, for the user to review."""
+def from_coco_category(cat: dict[str, Any], name: str | None = None, file: str | None = None,
+                       where: str = "categories[0]", edges: bool = True) -> tuple[dict[str, Any], list[str]]:
+    """A starting skeleton dict from a COCO keypoint category, for the user to review, and notes on
+    how its edges were read. edges False leaves the category's `skeleton` out (no limbs).
+    Raises SkeletonError located at the edge when the edges do not fit the keypoint list."""
     kps = [str(k) for k in cat.get("keypoints", [])]
-    limbs = []
-    for e in cat.get("skeleton", []) or []:
-        if isinstance(e, list) and len(e) == 2 and all(isinstance(x, int) and 1 <= x <= len(kps) for x in e) and e[0] != e[1]:
-            pair = [kps[e[0] - 1], kps[e[1] - 1]]
-            if pair not in limbs and pair[::-1] not in limbs:
-                limbs.append(pair)
-    degree = {k: 0 for k in kps}
-    for a, b in limbs:
-        degree[a] += 1
-        degree[b] += 1
-    root = guess_root(kps, limbs)
+    limbs: list[list[str]] = []
+    notes: list[str] = []
+    if edges:
+        limbs, notes = coco_edges(kps, cat.get("skeleton"), file, f"{where}.skeleton")
+    else:
+        notes.append("the category's skeleton edges were left out (--ignore-edges): add limbs that connect every "
+                     "keypoint to the root")
     return {
         "name": name or str(cat.get("name", "skeleton")),
         "keypoints": kps,
         "limbs": limbs,
-        "root": root,
+        "root": guess_root(kps, limbs),
         "flip": [list(p) for p in guess_flip_pairs(kps)],
         "sigmas": [0.05] * len(kps),
-    }
+    }, notes
+
+
+def coco_edges(kps: list[str], edges: Any, file: str | None, where: str) -> tuple[list[list[str]], list[str]]:
+    """A COCO category's `skeleton` as limbs of keypoint names, and notes. COCO edges are 1-based;
+    a list that uses index 0 and never K is 0-based (several public exports write it so) and is read
+    as such, with a note. Edges that fit neither (an index above K, or both 0 and K: copied from
+    another keypoint list) are refused, never shifted or dropped. Repeated edges and edges from a
+    keypoint to itself carry no limb and are noted."""
+    k = len(kps)
+    if edges is None:
+        return [], ["the category has no skeleton edges: add limbs that connect every keypoint to the root"]
+    if not isinstance(edges, list):
+        raise SkeletonError(f"expected a list of [a, b] keypoint index pairs, got {type(edges).__name__}; "
+                            "correct it, or pass --ignore-edges", file=file, where=where)
+    for j, e in enumerate(edges):
+        if not (isinstance(e, list) and len(e) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in e)):
+            raise SkeletonError(f"expected an [a, b] pair of keypoint indices, got {e!r}; correct it, or pass "
+                                "--ignore-edges", file=file, where=f"{where}[{j}]")
+    flat = [x for e in edges for x in e]
+    if not flat:
+        return [], ["the category's skeleton is empty: add limbs that connect every keypoint to the root"]
+    lo, hi = min(flat), max(flat)
+    notes = []
+    if lo >= 1 and hi <= k:
+        base = 1
+    elif lo == 0 and hi <= k - 1:
+        base = 0
+        notes.append(f"the category's skeleton edges are 0-based (index 0 is used, {k} never): read as 0-based, "
+                     f"so edge {edges[0]} is {kps[edges[0][0]]}-{kps[edges[0][1]]}")
+    else:
+        out = [(j, x) for j, e in enumerate(edges) for x in e if x < 0 or x > k]
+        if out:
+            bad, x = out[0]
+            why = f"index {x} is {'negative' if x < 0 else f'beyond the {k} keypoints'}"
+        else:
+            bad = next(j for j, e in enumerate(edges) if k in e)
+            why = f"the edges use both 0 and {k}, so they are neither 1-based nor 0-based"
+        raise SkeletonError(f"the category's skeleton edges do not fit its {k} keypoints: {why} (edge {edges[bad]}); "
+                            "they were probably written for another keypoint list. Correct them, or pass "
+                            "--ignore-edges and write the limbs yourself", file=file, where=f"{where}[{bad}]")
+    limbs: list[list[str]] = []
+    for j, (a, b) in enumerate(edges):
+        pair = [kps[a - base], kps[b - base]]
+        if a == b:
+            notes.append(f"{where}[{j}] joins {pair[0]!r} to itself: no limb")
+        elif pair in limbs or pair[::-1] in limbs:
+            notes.append(f"{where}[{j}] repeats the limb {pair[0]}-{pair[1]}")
+        else:
+            limbs.append(pair)
+    return limbs, notes
 
 
 def orient_limbs(d: dict[str, Any]) -> dict[str, Any]:

@@ -231,3 +231,80 @@ def test_init_writes_limbs_the_reference_can_group(runner, tmp_path):
     edges = {frozenset((cat["keypoints"][a - 1], cat["keypoints"][b - 1])) for a, b in cat["skeleton"]}
     assert {frozenset(S.normalize_name(x) for x in e) for e in edges} == \
         {frozenset(S.normalize_name(x) for x in sk.limb_names(i)) for i in range(sk.num_limbs)}  # same limbs, reoriented
+
+
+# ------------------------------------------------------------- init reads edges honestly
+def _coco_with_edges(tmp_path, edges, names=("head", "neck", "tail", "left_ear", "right_ear")):
+    import json
+
+    data = {"images": [], "annotations": [], "categories": [
+        {"id": 3, "name": "cat"}, {"id": 1, "name": "animal", "keypoints": list(names), "skeleton": edges}]}
+    p = tmp_path / "d.json"
+    p.write_text(json.dumps(data))
+    return p
+
+
+def test_init_reads_zero_based_edges_as_zero_based(runner, tmp_path):
+    """0-based edges used to be read as 1-based: index 0 dropped, every other limb shifted by one."""
+    src = _coco_with_edges(tmp_path, [[0, 1], [1, 2], [0, 3], [0, 4]])
+    out = tmp_path / "s.yaml"
+    r = runner.invoke(cli, ["skeleton", "init", "--from-coco", str(src), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "0-based" in r.output
+    sk = S.load(out)
+    assert [sk.limb_names(i) for i in range(sk.num_limbs)] == [
+        ("head", "neck"), ("neck", "tail"), ("head", "left_ear"), ("head", "right_ear")]
+    assert "0-based" in out.read_text().split("name:")[0]  # the note is in the file's header too
+
+
+@pytest.mark.parametrize("edges,where,what", [
+    ([[1, 2], [2, 3], [16, 4]], "categories[1].skeleton[2]", "index 16 is beyond the 5 keypoints"),
+    ([[0, 1], [1, 5]], "categories[1].skeleton[1]", "neither 1-based nor 0-based"),
+    ([[1, 2], [-1, 3]], "categories[1].skeleton[1]", "index -1 is negative"),
+    ([[1, 2], [2]], "categories[1].skeleton[1]", "expected an [a, b] pair"),
+])
+def test_init_refuses_edges_that_do_not_fit(runner, tmp_path, edges, where, what):
+    """Out-of-range edges (CrowdPose's COCO edges on 14 points) used to be dropped without a word."""
+    src = _coco_with_edges(tmp_path, edges)
+    out = tmp_path / "s.yaml"
+    r = runner.invoke(cli, ["skeleton", "init", "--from-coco", str(src), "-o", str(out)])
+    assert r.exit_code == 2, r.output
+    text = " ".join(r.output.split())
+    assert where in text and what in text and "--ignore-edges" in text and "Traceback" not in r.output
+    assert not out.exists()
+    r = runner.invoke(cli, ["skeleton", "init", "--from-coco", str(src), "-o", str(out), "--ignore-edges"])
+    assert r.exit_code == 0 and yaml.safe_load(out.read_text())["limbs"] == []
+
+
+def test_init_guesses_pairs_for_the_usual_spellings(runner, tmp_path):
+    names = ("head", "eyeL", "eyeR", "forelegL1", "forelegR1", "L_Eye", "R_Eye", "leftear", "rightear")
+    src = _coco_with_edges(tmp_path, [[1, k] for k in range(2, len(names) + 1)], names)
+    out = tmp_path / "s.yaml"
+    r = runner.invoke(cli, ["skeleton", "init", "--from-coco", str(src), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert S.load(out).flip_pairs() == [("eyeL", "eyeR"), ("forelegL1", "forelegR1"), ("L_Eye", "R_Eye"),
+                                        ("leftear", "rightear")]
+
+
+@pytest.mark.parametrize("a,b", [("Corner", "corner"), ("top-left", "top left"), ("Left_Eye", "left eye")])
+def test_check_refuses_names_that_match_alike(a, b):
+    d = {"keypoints": ["centre", a, b], "limbs": [["centre", a], ["centre", b]], "root": "centre",
+         "sigmas": [0.05] * 3}
+    sk, f = S.parse(d)
+    hit = [x for x in f if x.code == "S010"]
+    assert sk is None and len(hit) == 1 and hit[0].where == "keypoints[2]" and repr(a) in hit[0].message
+
+
+def test_check_warns_on_sided_names_without_partner(runner, tmp_path):
+    d = {"keypoints": ["thorax", "eyeL", "wingL", "wingR"], "limbs": [["thorax", "eyeL"], ["thorax", "wingL"],
+         ["thorax", "wingR"]], "root": "thorax", "flip": [["wingL", "wingR"]], "sigmas": [0.05] * 4}
+    p = tmp_path / "s.yaml"
+    p.write_text(yaml.safe_dump(d))
+    r = runner.invoke(cli, ["skeleton", "check", str(p)])
+    assert r.exit_code == 0 and "S023" in r.output and "eyeL" in r.output
+    d["keypoints"][1], d["limbs"][0][1] = "eyeR", "eyeR"
+    d["keypoints"].append("eyeL")
+    d["limbs"].append(["thorax", "eyeL"])
+    d["sigmas"].append(0.05)
+    errors, warnings = codes(d)
+    assert "S022" in warnings and "S023" not in warnings  # eyeL/eyeR look paired but the map does not say so
