@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .coco import CategorySpec
 from .findings import Finding, has_errors
 from .skeleton import Skeleton
 from .skeleton import check as skeleton_check
@@ -42,7 +43,7 @@ class CheckResult:
 
 
 def check_data(path: str | Path, skeleton: Skeleton, images: Path | None = None,
-               category_id: int | None = None, fmt: str = "auto", raw: dict[str, Any] | None = None) -> CheckResult:
+               category_id: CategorySpec = None, fmt: str = "auto", raw: dict[str, Any] | None = None) -> CheckResult:
     """Every check posedata has for training data, without training. The data are read as
     `posedata convert` reads them (a labelling tool's export through its importer, so what is
     checked is what was converted); raw: the COCO JSON already parsed (path then only names it).
@@ -56,7 +57,7 @@ def check_data(path: str | Path, skeleton: Skeleton, images: Path | None = None,
     src = (load_source(path, skeleton, category_id, fmt, ImportOptions(images=images)) if raw is None
            else Source(path=str(path), raw=raw, sha256=None, category_id=category_id))
     data = src.raw if src.raw is not None else src.dataset.to_coco()
-    findings = validate_coco(data, skeleton, file=str(path), images=images, category_id=category_id)
+    findings = validate_coco(data, skeleton, file=str(path), images=images, category_id=src.category_id)
     res.data = findings
     if has_errors(findings):
         res.flip_verdict = "skipped (data errors)"
@@ -66,7 +67,7 @@ def check_data(path: str | Path, skeleton: Skeleton, images: Path | None = None,
     labels = to_labels(src.data, skeleton, src.category_id)
     res.num_samples, res.samples = labels.num_samples, sample_findings(labels, file=str(path))
     ds = src.dataset
-    o = orientation_check(ds, skeleton, category_id)
+    o = orientation_check(ds, skeleton, src.category_id)
     if o.inconclusive:
         res.flip_verdict = "inconclusive"
         res.flip.append(Finding("F002", "info", f"flip map check inconclusive: {o.inconclusive}", file=str(path)))
@@ -117,7 +118,9 @@ def check_labels(labels_path: str | Path, skeleton: Skeleton, images: Path | Non
     if isinstance(recorded, str) and recorded:
         here = Path(labels_path).parent
         found = next((p for p in (Path(recorded), here / recorded, here / Path(recorded).name) if p.exists()), None)
-    category = settings.get("category_id") if isinstance(settings.get("category_id"), int) else None
+    used = [c.get("id") for c in settings.get("categories") or () if isinstance(c, dict)]
+    category: CategorySpec = tuple(used) if len(used) > 1 and all(isinstance(i, int) for i in used) else \
+        settings.get("category_id") if isinstance(settings.get("category_id"), int) else None
     stale: list[Finding] = []
     if found is not None and found.is_file() and isinstance(want, str):
         have = hashlib.sha256(found.read_bytes()).hexdigest()

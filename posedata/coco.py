@@ -110,6 +110,11 @@ class Dataset:
     def image_index(self) -> dict[int, Image]:
         return {im.id: im for im in self.images}
 
+    def categories_for(self, spec: CategorySpec, skeleton: Any = None) -> list[Category]:
+        """The keypoint categories --category selects (see select_categories)."""
+        raw = [{"id": c.id, "name": c.name, "keypoints": list(c.keypoints)} for c in self.categories]
+        return [self.categories[i] for i in select_categories(raw, spec, self.file, skeleton)]
+
     def category(self, category_id: int | None = None) -> Category:
         """The chosen keypoint category (the only one with keypoints when not given)."""
         cats = [c for c in self.categories if c.keypoints]
@@ -125,6 +130,93 @@ class Dataset:
                 f"expected exactly one keypoint category, found {len(cats)} ({[(c.id, c.name) for c in cats]}); choose one with --category",
                 file=self.file)
         return cats[0]
+
+
+# What --category selects: None (the only keypoint category), an id, a category name, several ids,
+# or "all" (every keypoint category whose keypoint list the skeleton matches).
+CategorySpec = int | str | tuple[int, ...] | None
+ALL = "all"
+
+
+def parse_category(text: str | int | tuple[int, ...] | None) -> CategorySpec:
+    """--category's value: '3' -> 3, '3,7' -> (3, 7), 'all' -> 'all', anything else a name."""
+    if text is None or isinstance(text, (int, tuple)):
+        return text
+    t = str(text).strip()
+    if t.lower() == ALL:
+        return ALL
+    parts = [p.strip() for p in t.split(",")]
+    if all(p.lstrip("-").isdigit() for p in parts):
+        ids = tuple(dict.fromkeys(int(p) for p in parts))
+        return ids[0] if len(ids) == 1 else ids
+    if len(parts) > 1:
+        raise ValueError(f"a list of categories is integer ids separated by commas, got {t!r}")
+    return t
+
+
+def category_label(spec: CategorySpec) -> str:
+    """spec as a --category value."""
+    return ",".join(map(str, spec)) if isinstance(spec, tuple) else str(spec)
+
+
+def select_categories(categories: list[Any], spec: CategorySpec, file: str | None = None,
+                      skeleton: Any = None) -> list[int]:
+    """Indices into `categories` (raw COCO dicts) of the keypoint categories spec selects. Several
+    must list the same keypoints in the same order (they share one skeleton and one label file);
+    "all" takes every keypoint category whose keypoint list the skeleton matches (all keypoint
+    categories without a skeleton). Raises InputError located at the categories."""
+    from .skeleton import normalize_name
+
+    kcats = [i for i, c in enumerate(categories) if isinstance(c, dict) and isinstance(c.get("keypoints"), list)
+             and c["keypoints"]]
+    listing = [(categories[i].get("id"), categories[i].get("name")) for i in kcats][:12]
+    more = f" and {len(kcats) - 12} more" if len(kcats) > 12 else ""
+    if spec is None:
+        if len(kcats) != 1:
+            raise InputError(f"expected exactly one category with keypoints, found {len(kcats)} ({listing}{more}); "
+                             "choose one with --category ID, several with --category ID,ID,... or every category "
+                             "whose keypoints match the skeleton with --category all", file=file, where="categories")
+        return kcats
+    if spec == ALL:
+        chosen = kcats
+        if skeleton is not None:
+            from .errors import SkeletonError
+
+            def fits(i: int) -> bool:
+                try:
+                    skeleton.source_index([str(k) for k in categories[i]["keypoints"]])
+                except SkeletonError:
+                    return False
+                return True
+
+            chosen = [i for i in kcats if fits(i)]
+        if not chosen:
+            raise InputError(f"--category all: no keypoint category matches skeleton "
+                             f"{getattr(skeleton, 'name', '')!r} (keypoint categories: {listing}{more})", file=file,
+                             where="categories")
+    elif isinstance(spec, str):
+        chosen = [i for i in kcats if normalize_name(str(categories[i].get("name", ""))) == normalize_name(spec)]
+        if len(chosen) != 1:
+            raise InputError(f"{'no' if not chosen else len(chosen)} keypoint categories named {spec!r} (keypoint "
+                             f"categories: {listing}{more}); give the category id", file=file, where="categories")
+    else:
+        chosen = []
+        for cid in (spec,) if isinstance(spec, int) else spec:
+            at = [i for i, c in enumerate(categories) if isinstance(c, dict) and c.get("id") == cid
+                  and not isinstance(c.get("id"), bool)]
+            if not at:
+                raise InputError(f"no category with id {cid}; keypoint categories: {listing}{more}", file=file,
+                                 where="categories")
+            if at[0] not in kcats:
+                raise InputError(f"category {cid} has no keypoints", file=file, where=f"categories[{at[0]}]")
+            chosen.append(at[0])
+    first = [normalize_name(str(k)) for k in categories[chosen[0]]["keypoints"]]
+    for i in chosen[1:]:
+        if [normalize_name(str(k)) for k in categories[i]["keypoints"]] != first:
+            raise InputError(f"categories {categories[chosen[0]].get('id')} and {categories[i].get('id')} list different "
+                             "keypoints (or in another order); several categories share one label file only with one "
+                             "keypoint list: choose them with --category ID,ID", file=file, where=f"categories[{i}]")
+    return chosen
 
 
 def keypoint_category(data: Any, category_id: int | None = None, file: str | None = None) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from .coco import Dataset, from_coco, keypoint_category
+from .coco import CategorySpec, Dataset, category_label, from_coco, parse_category, select_categories
 from .errors import InputError
 from .findings import Finding
 from .formats.base import ImportOptions, ImportReport
@@ -84,7 +84,7 @@ class Source:
     _dataset: Dataset | None = field(default=None, repr=False)
     import_format: str | None = None
     detected: bool = False
-    category_id: int | None = None
+    category_id: int | tuple[int, ...] | None = None
     import_options: dict[str, Any] | None = None
 
     def provenance(self) -> dict[str, Any]:
@@ -163,7 +163,8 @@ def load_source(path: str | Path, skeleton: Skeleton | None = None, category: in
     for k in ("images", "annotations", "categories"):
         if not isinstance(raw.get(k), list):
             raise InputError(f"expected a list under {k!r}", file=str(p), where=k)
-    return Source(path=str(p), raw=raw, sha256=digest, category_id=_coco_category_id(raw, category, str(p)))
+    return Source(path=str(p), raw=raw, sha256=digest,
+                  category_id=_coco_category_id(raw, category, str(p), skeleton))
 
 
 def _parse(data: bytes, p: Path) -> Any:
@@ -207,7 +208,7 @@ def _imported(p: Path, digest: str | None, raw: Any, fmt: str | None, detected: 
         raise ValueError(f"importing a {fmt} export needs the skeleton")
     opts = replace(options) if options is not None else ImportOptions()
     if opts.category is None and category is not None:
-        opts.category = str(category)
+        opts.category = category_label(category)
     with known_json(p, raw) if raw is not None else nullcontext():
         result = import_file(fmt, p, skeleton, opts)
     cats = result.dataset.categories
@@ -218,23 +219,22 @@ def _imported(p: Path, digest: str | None, raw: Any, fmt: str | None, detected: 
                   import_options=used)
 
 
-def _coco_category_id(raw: dict[str, Any], category: int | str | None, file: str) -> int | None:
-    """The keypoint category id `category` names (an id, or a category name, case and separator
-    tolerant); None stays None (the only keypoint category)."""
-    if category is None or isinstance(category, int):
-        return category
-    text = str(category).strip()
-    if text.lstrip("-").isdigit():
-        return int(text)
-    from .skeleton import normalize_name
-
-    named = [c for c in raw["categories"] if isinstance(c, dict) and isinstance(c.get("keypoints"), list)
-             and normalize_name(str(c.get("name", ""))) == normalize_name(text)]
-    if len(named) != 1 or _int_or_none(named[0].get("id")) is None:
-        have = [str(c.get("name")) for c in raw["categories"] if isinstance(c, dict) and isinstance(c.get("keypoints"), list)]
-        raise InputError(f"{'no' if not named else len(named)} keypoint categories named {text!r} "
-                         f"(keypoint categories: {have}); give the category id", file=file, where="categories")
-    return int(named[0]["id"])
+def _coco_category_id(raw: dict[str, Any], category: CategorySpec, file: str,
+                      skeleton: Skeleton | None = None) -> int | tuple[int, ...] | None:
+    """The keypoint category ids `category` selects (an id, a name, several ids or "all"; see
+    coco.select_categories): one id, a tuple of several, or None (None stays None: the only one)."""
+    spec = parse_category(category) if isinstance(category, str) else category
+    if spec is None or isinstance(spec, int):
+        return spec
+    cats = raw["categories"]
+    ids = []
+    for i in select_categories(cats, spec, file, skeleton):
+        cid = _int_or_none(cats[i].get("id"))
+        if cid is None:
+            raise InputError(f"category id must be an integer, got {cats[i].get('id')!r}", file=file,
+                             where=f"categories[{i}].id")
+        ids.append(cid)
+    return ids[0] if len(ids) == 1 else tuple(ids)
 
 
 # ------------------------------------------------------------------ columns
@@ -383,7 +383,7 @@ def _finish_columns(ids: list[int | None], image_ids: list[int | None], kp_rows:
         recounted=int((missing & keep).sum()))
 
 
-def _columns_from_coco(data: dict[str, Any], cat_id: int, kc: int, file: str | None) -> _Columns:
+def _columns_from_coco(data: dict[str, Any], cat_ids: list[int], kc: int, file: str | None) -> _Columns:
     anns = data["annotations"]
     images = _image_table(data["images"])
     if not set(map(type, anns)) <= {dict}:
@@ -393,7 +393,10 @@ def _columns_from_coco(data: dict[str, Any], cat_id: int, kc: int, file: str | N
     dropped: Counter = Counter()
     # classify every annotation with object-array comparisons (C loops, Python == semantics)
     n = len(anns)
-    in_cat = (_objects(_column(anns, "category_id")) == cat_id).astype(bool)
+    cats_col = _objects(_column(anns, "category_id"))
+    in_cat = np.zeros(n, dtype=bool)
+    for cat_id in cat_ids:
+        in_cat |= (cats_col == cat_id).astype(bool)
     is_crowd = _objects(_column(anns, "iscrowd")).astype(bool)
     # a missing num_keypoints (read as 1 here) is recounted later
     no_kp = (_objects(_column(anns, "num_keypoints", 1)) == 0).astype(bool)
@@ -413,14 +416,14 @@ def _columns_from_coco(data: dict[str, Any], cat_id: int, kc: int, file: str | N
         crowd, len(data["images"]), len(anns), n_other, flat_keypoints=True)
 
 
-def _columns_from_dataset(ds: Dataset, cat_id: int, kc: int) -> _Columns:
+def _columns_from_dataset(ds: Dataset, cat_ids: list[int], kc: int) -> _Columns:
     images = {im.id: (im.file_name, im.width, im.height) for im in ds.images if im.width > 0 and im.height > 0}
     dropped: Counter = Counter()
     crowd: list[tuple[int, Any]] = []
     persons = []
     n_other = 0
     for a in ds.annotations:
-        if a.category_id != cat_id:
+        if a.category_id not in cat_ids:
             n_other += 1
         elif a.iscrowd:
             dropped[DROP_CROWD] += 1
@@ -598,7 +601,7 @@ def sample_findings(labels: Labels, file: str | None = None) -> list[Finding]:
 
 
 # ------------------------------------------------------------------ convert
-def to_labels(ds: Dataset | dict[str, Any], skeleton: Skeleton, category_id: int | None = None,
+def to_labels(ds: Dataset | dict[str, Any], skeleton: Skeleton, category_id: CategorySpec = None,
               min_keypoints: int | None = None, min_area: float = 32 * 32, dedup_ratio: float = 0.3,
               source: str | None = None, source_sha256: str | None = None) -> Labels:
     """Convert a Dataset (or raw COCO JSON that passed validation) into the trainer's labels.
@@ -619,24 +622,30 @@ def to_labels(ds: Dataset | dict[str, Any], skeleton: Skeleton, category_id: int
             gc.enable()
 
 
-def _to_labels(ds: Dataset | dict[str, Any], skeleton: Skeleton, category_id: int | None, min_keypoints: int,
+def _to_labels(ds: Dataset | dict[str, Any], skeleton: Skeleton, category_id: CategorySpec, min_keypoints: int,
                min_area: float, dedup_ratio: float, source: str | None, source_sha256: str | None) -> Labels:
     if isinstance(ds, Dataset):
-        cat = ds.category(category_id)
-        cat_id, cat_name, names = cat.id, cat.name, list(cat.keypoints)
+        cats = ds.categories_for(category_id, skeleton)
+        cat_ids, cat_names, names = [c.id for c in cats], [c.name for c in cats], list(cats[0].keypoints)
         src_index = skeleton.source_index(names)
-        cols = _columns_from_dataset(ds, cat_id, len(names))
+        cols = _columns_from_dataset(ds, cat_ids, len(names))
     elif isinstance(ds, dict):
-        cat_d = keypoint_category(ds, category_id, file=source)
-        cat_id = _int_or_none(cat_d.get("id"))
-        if cat_id is None:
-            raise InputError(f"category id must be an integer, got {cat_d.get('id')!r}", file=source, where="categories")
-        cat_name, names = str(cat_d.get("name", "")), [str(k) for k in cat_d["keypoints"]]
+        if not isinstance(ds.get("categories"), list):
+            raise InputError("expected a COCO object with a 'categories' list", file=source, where="categories")
+        chosen = [ds["categories"][i] for i in select_categories(ds["categories"], category_id, source, skeleton)]
+        cat_ids, cat_names = [], []
+        for c in chosen:
+            cid = _int_or_none(c.get("id"))
+            if cid is None:
+                raise InputError(f"category id must be an integer, got {c.get('id')!r}", file=source, where="categories")
+            cat_ids.append(cid)
+            cat_names.append(str(c.get("name", "")))
+        names = [str(k) for k in chosen[0]["keypoints"]]
         src_index = skeleton.source_index(names)
         for key in ("images", "annotations"):
             if not isinstance(ds.get(key), list):
                 raise InputError(f"expected a list under {key!r}", file=source, where=key)
-        cols = _columns_from_coco(ds, cat_id, len(names), source)
+        cols = _columns_from_coco(ds, cat_ids, len(names), source)
     else:
         raise TypeError(f"to_labels takes a Dataset or a COCO dict, not {type(ds).__name__}")
 
@@ -687,7 +696,9 @@ def _to_labels(ds: Dataset | dict[str, Any], skeleton: Skeleton, category_id: in
     }
     settings = {
         "min_keypoints": int(min_keypoints), "min_area": float(min_area), "dedup_ratio": float(dedup_ratio),
-        "category_id": int(cat_id), "category_name": cat_name, "source_keypoints": names,
+        "category_id": int(cat_ids[0]), "category_name": cat_names[0], "source_keypoints": names,
+        # every category merged into these labels (one keypoint list): what the gate re-checks
+        "categories": [{"id": int(i), "name": n} for i, n in zip(cat_ids, cat_names)],
         "source": source, "source_sha256": source_sha256,
     }
     return Labels(

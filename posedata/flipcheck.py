@@ -15,7 +15,7 @@ from itertools import combinations
 
 import numpy as np
 
-from .coco import Dataset
+from .coco import CategorySpec, Dataset
 from .skeleton import Skeleton
 
 FLAG_THRESHOLD = 0.12  # right maps scored 0.04-0.08 on real COCO people; broken pairs 0.13+
@@ -41,12 +41,13 @@ class OrientationResult:
         return self.inconclusive is None and not self.flagged
 
 
-def instance_keypoints(ds: Dataset, sk: Skeleton, category_id: int | None = None) -> tuple[np.ndarray, np.ndarray, list]:
+def instance_keypoints(ds: Dataset, sk: Skeleton, category_id: CategorySpec = None) -> tuple[np.ndarray, np.ndarray, list]:
     """Non-crowd instances of the keypoint category in skeleton order: points (N, K, 2), labelled
     (N, K) bool, and the annotations. Derived keypoints are never labelled here."""
-    cat = ds.category(category_id)
+    cats = ds.categories_for(category_id, sk)  # several categories share one keypoint list
+    cat, ids = cats[0], {c.id for c in cats}
     src = sk.source_index(cat.keypoints)
-    anns = [a for a in ds.annotations if a.category_id == cat.id and not a.iscrowd and a.keypoints is not None
+    anns = [a for a in ds.annotations if a.category_id in ids and not a.iscrowd and a.keypoints is not None
             and len(a.keypoints) == len(cat.keypoints)]
     if not anns:
         return np.zeros((0, sk.num_keypoints, 2)), np.zeros((0, sk.num_keypoints), bool), []
@@ -110,7 +111,7 @@ def _scores(m: np.ndarray, c: np.ndarray, perm: np.ndarray, min_count: int) -> t
                 np.where(cnt > 0, z_sum / np.maximum(cnt, 1), np.nan), cnt)
 
 
-def orientation_check(ds: Dataset, sk: Skeleton, category_id: int | None = None,
+def orientation_check(ds: Dataset, sk: Skeleton, category_id: CategorySpec = None,
                       threshold: float = FLAG_THRESHOLD, min_count: int = MIN_TRIPLE_COUNT) -> OrientationResult:
     """Score every keypoint by how far its triples are from mirror consistency under the flip map."""
     pts, lab, anns = instance_keypoints(ds, sk, category_id)
@@ -141,7 +142,7 @@ def orientation_check(ds: Dataset, sk: Skeleton, category_id: int | None = None,
     return res
 
 
-def side_statistics(ds: Dataset, sk: Skeleton, category_id: int | None = None) -> list[dict]:
+def side_statistics(ds: Dataset, sk: Skeleton, category_id: CategorySpec = None) -> list[dict]:
     """Per flip pair: over instances labelling both, the signed horizontal offset of the left point
     from the right one as a fraction of the instance's keypoint extent; an annotator who swaps
     sides shows up as an outlier against the pair's majority."""

@@ -207,12 +207,13 @@ class _Report:
 
 # ------------------------------------------------------------------ validate
 def validate_coco(data: Any, skeleton: Skeleton, file: str | None = None, images: Path | None = None,
-                  category_id: int | None = None, *,
+                  category_id: int | tuple[int, ...] | str | None = None, *,
                   progress: Callable[[int, int], None] | None = None) -> list[Finding]:
     """Check parsed COCO keypoint JSON against a skeleton; returns every finding, never raises.
 
     images: the images folder; when given, every image file is located and its header read.
-    category_id: the keypoint category to check (default: every category that has keypoints).
+    category_id: the keypoint category to check, several ids, or "all" (the categories whose keypoint
+    list the skeleton matches); default: every category that has keypoints.
     progress: called as progress(done, total) while image files are read.
     """
     rep = _Report(file)
@@ -227,7 +228,7 @@ def validate_coco(data: Any, skeleton: Skeleton, file: str | None = None, images
 
 
 def validate_file(path: str | os.PathLike, skeleton: Skeleton | str | os.PathLike, images: Path | None = None,
-                  category_id: int | None = None, *,
+                  category_id: int | tuple[int, ...] | str | None = None, *,
                   progress: Callable[[int, int], None] | None = None) -> tuple[Any, list[Finding]]:
     """Load a JSON file (InputError when unreadable) and validate it; returns (data, findings)."""
     if not isinstance(skeleton, Skeleton):
@@ -257,7 +258,7 @@ class _Cat:
 
 
 class _Validator:
-    def __init__(self, rep: _Report, sk: Skeleton, images: Path | None, category_id: int | None,
+    def __init__(self, rep: _Report, sk: Skeleton, images: Path | None, category_id: int | tuple[int, ...] | str | None,
                  progress: Callable[[int, int], None] | None) -> None:
         self.rep = rep
         self.sk = sk
@@ -381,13 +382,25 @@ class _Validator:
             kp_cats.append((i, cid, c))
 
         chosen = kp_cats
-        if self.category_id is not None:
-            chosen = [t for t in kp_cats if t[1] == self.category_id]
+        wanted = self.category_id
+        if wanted == "all":  # the categories this skeleton can read; the others are not its data
+            chosen = [t for t in kp_cats if self._fits(t[2])]
             if not chosen:
-                plain = self.category_id in out
-                self.add("V010", "categories",
-                         f"category {self.category_id} {'has no keypoints' if plain else 'does not exist'}; "
-                         f"keypoint categories: {[t[1] for t in kp_cats]}")
+                self.add("V010", "categories", f"no keypoint category matches skeleton {self.sk.name!r}; keypoint "
+                         f"categories: {[t[1] for t in kp_cats][:12]}")
+        elif isinstance(wanted, str):
+            chosen = [t for t in kp_cats if normalize_name(str(t[2].get("name", ""))) == normalize_name(wanted)]
+            if not chosen:
+                self.add("V010", "categories", f"no keypoint category named {wanted!r}; keypoint categories: "
+                         f"{[t[1] for t in kp_cats][:12]}")
+        elif wanted is not None:
+            ids = (wanted,) if isinstance(wanted, int) else tuple(wanted)
+            chosen = [t for t in kp_cats if t[1] in ids]
+            for cid in ids:
+                if not any(t[1] == cid for t in chosen):
+                    self.add("V010", "categories",
+                             f"category {cid} {'has no keypoints' if cid in out else 'does not exist'}; "
+                             f"keypoint categories: {[t[1] for t in kp_cats][:12]}")
         elif not kp_cats:
             self.add("V010", "categories",
                      "no category has a non-empty keypoints list; this is not a keypoint dataset (or the keypoint "
@@ -422,6 +435,13 @@ class _Validator:
                              f"{len(unused)} dataset keypoint(s) not in skeleton {self.sk.name!r} are ignored: {_names(unused)}")
             self._category_skeleton(c, where, cat.k)
         return out
+
+    def _fits(self, c: dict) -> bool:
+        try:
+            self.sk.source_index([str(k) for k in c["keypoints"]])
+        except SkeletonError:
+            return False
+        return True
 
     def _category_skeleton(self, c: dict, where: str, k: int) -> None:
         edges = c.get("skeleton")

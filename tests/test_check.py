@@ -148,3 +148,84 @@ def test_check_counts_training_samples_and_fails_at_zero(tmp_path, runner):
     assert "min_area" in res.samples[0].message and "--min-area" in res.samples[0].message
     r = runner.invoke(cli, ["check", str(small), "--skeleton", "object5"])
     assert r.exit_code == 1 and "C002" in r.output and "data not ready" in r.output
+
+
+# ------------------------------------------------------ several categories, one skeleton
+def _two_species(tmp_path, runner):
+    """The synthetic set with its objects split over two species categories that share one keypoint
+    list (as AP-10K's 54), plus a category without keypoints."""
+    src, _, images = _synth_converted(tmp_path, runner)
+    data = json.loads(src.read_text())
+    kcat = data["categories"][0]
+    data["categories"] = [kcat, dict(kcat, id=7, name="other species"), {"id": 9, "name": "car"}]
+    from posedata import labels as L
+
+    ann_ids = sorted(L.load(tmp_path / "labels.npz").inst_ids.tolist())  # the instances of the one-category file
+    for a in data["annotations"]:
+        if a["id"] in ann_ids[::2]:
+            a["category_id"] = 7
+    multi = tmp_path / "multi.json"
+    multi.write_text(json.dumps(data))
+    return multi, images, kcat["id"], ann_ids
+
+
+def test_several_categories_one_label_file(tmp_path, runner):
+    """Multi-species files could not be converted, previewed, flip-checked or checked ("expected
+    exactly one category... found 2"); --category all / a list of ids merges them."""
+    from posedata import labels as L
+    from posedata.check import check_labels
+
+    multi, images, first, ann_ids = _two_species(tmp_path, runner)
+    out = tmp_path / "m.npz"
+    r = runner.invoke(cli, ["convert", str(multi), "--skeleton", "object5", "-o", str(out)])
+    assert r.exit_code == 2 and "--category all" in " ".join(r.output.split())
+    r = runner.invoke(cli, ["convert", str(multi), "--skeleton", "object5", "-o", str(out), "--category", "all"])
+    assert r.exit_code == 0, r.output
+    lb = L.load(out)
+    assert [c["id"] for c in lb.settings["categories"]] == [first, 7]
+    assert sorted(lb.inst_ids.tolist()) == sorted(ann_ids)  # every instance of both species
+    r = runner.invoke(cli, ["convert", str(multi), "--skeleton", "object5", "-o", str(out), "--category", "7",
+                            "--force"])
+    assert r.exit_code == 0 and sorted(L.load(out).inst_ids.tolist()) == ann_ids[::2]
+    r = runner.invoke(cli, ["convert", str(multi), "--skeleton", "object5", "-o", str(out), "--category",
+                            f"{first},7", "--force"])
+    assert r.exit_code == 0 and sorted(L.load(out).inst_ids.tolist()) == sorted(ann_ids)
+    assert check_labels(out, S.resolve("object5"), images).result.ok  # the gate re-checks both categories
+    for cmd in (["check", str(multi), "--images", str(images)],
+                ["flipcheck", str(multi), "-o", str(tmp_path / "flip")],
+                ["preview", str(multi), "--images", str(images), "-o", str(tmp_path / "pv"), "-n", "2"]):
+        r = runner.invoke(cli, [*cmd, "--skeleton", "object5", "--category", "all"])
+        assert r.exit_code in (0, 1) and "Traceback" not in r.output, (cmd, r.output)
+        assert "expected exactly one" not in r.output, (cmd, r.output)
+    res = check_data(multi, S.resolve("object5"), images, "all")
+    assert res.ok and res.num_samples == L.load(out).num_samples
+
+
+def test_categories_with_different_keypoint_lists_are_not_merged(tmp_path, runner):
+    multi, _, first, _ = _two_species(tmp_path, runner)
+    data = json.loads(multi.read_text())
+    data["categories"][1]["keypoints"] = data["categories"][1]["keypoints"][::-1]
+    multi.write_text(json.dumps(data))
+    r = runner.invoke(cli, ["convert", str(multi), "--skeleton", "object5", "-o", str(tmp_path / "x.npz"),
+                            "--category", f"{first},7"])
+    text = " ".join(r.output.split())
+    assert r.exit_code == 2 and "categories[1]" in text and "different keypoints" in text
+
+
+def test_category_is_one_option_with_one_type():
+    """--category was declared many times with two types (int here, a name there)."""
+    from posedata.cli import CategoryType
+
+    seen = []
+
+    def walk(group, prefix):
+        for name, cmd in group.commands.items():
+            if hasattr(cmd, "commands"):
+                walk(cmd, f"{prefix}{name} ")
+            for p in cmd.params:
+                if p.name == "category":
+                    seen.append((f"{prefix}{name}", type(p.type), p.metavar))
+
+    walk(cli, "")
+    assert len(seen) >= 9
+    assert {t for _, t, _ in seen} == {CategoryType} and len({m for _, _, m in seen}) == 1, seen
