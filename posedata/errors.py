@@ -38,6 +38,6 @@ class DataError(PosedataError):
 
     exit_code = 1
 
-    def __init__(self, message: str, findings: list | None = None, file: str | None = None):
-        super().__init__(message, file=file)
+    def __init__(self, message: str, findings: list | None = None, file: str | None = None, where: str | None = None):
+        super().__init__(message, file=file, where=where)
         self.findings = findings or []

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from .coco import Annotation, Category, Dataset, Image
-from .errors import InputError
+from .errors import DataError, InputError
 from .formats import FORMATS
 from .formats.base import ImportOptions, ImportReport, ImportResult
 from .images import image_header
@@ -426,7 +426,8 @@ class DatasetBuilder:
             out[im.key] = (name, w, h)
         if missing:
             ex = ", ".join(f"{n!r}" + (f" ({w})" if w else "") for n, w in missing[:5])
-            raise InputError(f"{len(missing)} image(s) not found under --images {str(root)!r} by file name or "
+            # the data's fault, not the command's: the same verdict as validate's V050 (exit 1)
+            raise DataError(f"V050 {len(missing)} image(s) not found under --images {str(root)!r} by file name or "
                              f"tail of path: {ex}{' ...' if len(missing) > 5 else ''}", file=self.file,
                              where=missing[0][1])
         return out

@@ -13,7 +13,7 @@ from hypothesis.extra.numpy import arrays
 
 from posedata import skeleton as S
 from posedata.cli import cli
-from posedata.errors import InputError
+from posedata.errors import DataError, InputError
 from posedata.formats import FORMATS
 from posedata.formats.base import ImportReport
 from posedata.importer import (
@@ -170,7 +170,7 @@ def test_builder_reads_sizes_from_images_and_errors_on_missing(tmp_path):
     b = _builder(images=tmp_path)
     b.add_image(RawImage(key=1, file_name="gone.png", where="images[0]"))
     b.add_instance(RawInstance(1, _kps((5, 5))))
-    with pytest.raises(InputError) as e:
+    with pytest.raises(DataError) as e:  # the data's error (exit 1), as validate's V050
         b.build()
     assert "gone.png" in e.value.message and e.value.where == "images[0]"
     b = _builder()
@@ -186,7 +186,7 @@ def test_builder_refuses_paths_outside_the_images_folder(tmp_path):
     b = _builder(images=tmp_path / "imgs")
     b.add_image(RawImage(key=1, file_name="../secret.png", width=3, height=3, where="images[0]"))
     b.add_instance(RawInstance(1, _kps((1, 1))))
-    with pytest.raises(InputError, match="not found"):
+    with pytest.raises(DataError, match="not found"):  # never looked up outside the root: missing, as V050
         b.build()
 
 
@@ -275,12 +275,12 @@ def test_cli_broken_inputs_exit_2_and_write_nothing(runner, tmp_path, fixture, f
         assert r.exit_code == 2, (why, r.output)
         assert "error:" in r.output and str(src) in r.output.replace("\n", ""), (why, r.output)
         assert "Traceback" not in r.output and not out.exists(), why
-    # images missing: an empty images folder
+    # images missing: an empty images folder is the data's error, as validate's V050 (exit 1, not 2)
     empty = tmp_path / "empty"
     empty.mkdir()
     r = runner.invoke(cli, ["import", fmt, str(DATA / fixture), "--skeleton", skel, "-o", str(out),
                             "--images", str(empty)])
-    assert r.exit_code == 2 and "not found under --images" in r.output and not out.exists()
+    assert r.exit_code == 1 and "V050" in r.output and "not found under --images" in r.output and not out.exists()
 
 
 def test_cli_never_overwrites_its_input(runner, tmp_path):

@@ -295,7 +295,10 @@ def image_cases(c: Corpus, good: dict) -> None:
     # validate, check, convert, flipcheck report the file (1); import cannot resolve or size it and
     # preview cannot decode it (2). The message names the image file.
     bad = {**{x: 1 for x in IMAGE_CMDS}, "import": 2, "preview": 2}
-    add("img_missing", ok, with_b("nowhere.png"), bad, "nowhere.png", "image file missing")
+    # an image that is not there (or not inside the images folder) is the data's error for import
+    # too, as validate's V050: exit 1
+    gone = {**bad, "import": 1}
+    add("img_missing", ok, with_b("nowhere.png"), gone, "nowhere.png", "image file missing")
     add("img_corrupt", {**ok, "images/b.png": b"\x89PNG\r\n\x1a\n" + bytes(range(7, 200))}, with_b("b.png"), bad,
         "b.png", "PNG signature then junk")
     add("img_not_image", {**ok, "images/b.png": b"hello, I am a text file\n"}, with_b("b.png"), bad, "b.png",
@@ -313,13 +316,13 @@ def image_cases(c: Corpus, good: dict) -> None:
         "JPEG header claims 30000x30000")
     add("img_bomb_tiff", {**ok, "images/b.tif": tiff_bomb()}, with_b("b.tif", 30000, 30000), bad, "pixels",
         "TIFF header claims 30000x30000")
-    add("img_path_dotdot", {**ok, "outside.png": png(64, 48)}, with_b("../outside.png"), bad, "../outside.png",
+    add("img_path_dotdot", {**ok, "outside.png": png(64, 48)}, with_b("../outside.png"), gone, "../outside.png",
         "file_name ../outside.png")
-    add("img_path_absolute", ok, with_b("/etc/hostname"), bad, "/etc/hostname", "absolute file_name")
-    c.case("img_path_nul", "images", {"data.json": jbytes(with_b("b.png\x00.jpg")), **ok}, "data.json", bad, "NUL",
+    add("img_path_absolute", ok, with_b("/etc/hostname"), gone, "/etc/hostname", "absolute file_name")
+    c.case("img_path_nul", "images", {"data.json": jbytes(with_b("b.png\x00.jpg")), **ok}, "data.json", gone, "NUL",
            "a NUL character in file_name", IMAGE_CMDS, images="images", where_cmd={"import": "b.png"})
     d = c.out / "cases" / "img_symlink_out"
-    add("img_symlink_out", {**ok, "outside.png": png(64, 48)}, with_b("b.png"), bad, "b.png",
+    add("img_symlink_out", {**ok, "outside.png": png(64, 48)}, with_b("b.png"), gone, "b.png",
         "images/b.png is a symlink to ../outside.png")
     os.symlink("../outside.png", d / "images" / "b.png")
 
