@@ -82,7 +82,11 @@ def make_coco(n_images: int = 57000, n_annotations: int = 150000, seed: int = 0,
     for j in range(n):
         i = int(img[j])
         if crowd[j]:
-            seg: Any = {"counts": rng.integers(0, 500, 80).tolist(), "size": [int(img_h[i]), int(img_w[i])]}
+            # a valid uncompressed RLE: 80 runs that add up to the image's pixel count (validate's
+            # V036 decodes it as the trainer will; random counts that did not add up were refused)
+            hw = int(img_h[i]) * int(img_w[i])
+            cuts = np.sort(rng.choice(np.arange(1, hw), 79, replace=False))
+            seg: Any = {"counts": np.diff(np.concatenate([[0], cuts, [hw]])).tolist(), "size": [int(img_h[i]), int(img_w[i])]}
             kp, nk = [0] * 51, 0
         else:
             seg = [poly[j].tolist()]
