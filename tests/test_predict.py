@@ -110,3 +110,61 @@ def test_val_and_infer_take_a_device(tmp_path, runner, monkeypatch):
     assert asked == [torch.device("cuda", 0)]
     with pytest.raises(InputError, match="onnx backend runs on the CPU"):
         P.load_model(ckpt, device="cuda", backend="onnx")
+
+
+# ------------------------------------------------------------------ reference inference port
+def ref_pad_width(img: np.ndarray, stride: int, pad_value, min_dims: list) -> tuple[np.ndarray, list]:
+    """Port of the reference's pad_width (val.py)."""
+    import math
+
+    h, w, _ = img.shape
+    h = min(min_dims[0], h)
+    min_dims[0] = math.ceil(min_dims[0] / float(stride)) * stride
+    min_dims[1] = max(min_dims[1], w)
+    min_dims[1] = math.ceil(min_dims[1] / float(stride)) * stride
+    pad = [int(math.floor((min_dims[0] - h) / 2.0)), int(math.floor((min_dims[1] - w) / 2.0))]
+    pad.append(int(min_dims[0] - h - pad[0]))
+    pad.append(int(min_dims[1] - w - pad[1]))
+    padded = cv2.copyMakeBorder(img, pad[0], pad[2], pad[1], pad[3], cv2.BORDER_CONSTANT, value=pad_value)
+    return padded, pad
+
+
+def ref_infer(net, img: np.ndarray, base_height: int = 368, stride: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Port of the reference's val.py `infer` at one scale (conventions section 5): normalise,
+    cubic resize to base_height, pad, network, x stride cubic, cut padding, cubic to image size.
+    Returns (H, W, C) heatmaps and PAFs as the reference hands them to extract_keypoints /
+    group_keypoints. Runs under torch.no_grad (the reference's val.py records autograd; leaving
+    that out only favours the reference in the speed bench)."""
+    normed = (np.array(img, dtype=np.float32) - 128) / 256
+    height, width = normed.shape[:2]
+    ratio = base_height / float(height)
+    scaled = cv2.resize(normed, (0, 0), fx=ratio, fy=ratio, interpolation=cv2.INTER_CUBIC)
+    min_dims = [base_height, max(scaled.shape[1], base_height)]
+    padded, pad = ref_pad_width(scaled, stride, (0, 0, 0), min_dims)
+    tensor = torch.from_numpy(padded).permute(2, 0, 1).unsqueeze(0).float()
+    with torch.no_grad():
+        stages_output = net(tensor)
+    out = []
+    for maps in (stages_output[-2], stages_output[-1]):
+        m = np.transpose(maps.squeeze().cpu().data.numpy(), (1, 2, 0))
+        m = cv2.resize(m, (0, 0), fx=stride, fy=stride, interpolation=cv2.INTER_CUBIC)
+        m = m[pad[0]:m.shape[0] - pad[2], pad[1]:m.shape[1] - pad[3]:, :]
+        out.append(cv2.resize(m, (width, height), interpolation=cv2.INTER_CUBIC))
+    return out[0], out[1]
+
+
+def test_predict_equals_the_reference_inference_on_real_photos(shared_real):
+    """posedata's single-scale predict (per-channel resizes) equals the reference's infer to 1e-5
+    on real COCO photos, through a network with the reference's structure (openpose18 heads)."""
+    from trainer.model import for_skeleton
+
+    sk = sk_named("openpose18")
+    torch.manual_seed(0)
+    net = for_skeleton(sk, stages=1, width=0.25).eval()
+    for p in sorted((shared_real / "coco").glob("*.jpg"))[:2]:
+        img = cv2.imread(str(p))
+        heat, pafs = P.predict(net, img, sk, 368)
+        ref_heat, ref_pafs = ref_infer(net, img)
+        assert heat.shape == (19,) + img.shape[:2] and pafs.shape == (38,) + img.shape[:2]
+        np.testing.assert_allclose(heat, ref_heat.transpose(2, 0, 1), atol=1e-5, rtol=0)
+        np.testing.assert_allclose(pafs, ref_pafs.transpose(2, 0, 1), atol=1e-5, rtol=0)

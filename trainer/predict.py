@@ -31,7 +31,6 @@ from .grouping import GroupingParams, group
 MULTISCALE = (0.5, 1.0, 1.5, 2.0)
 IMG_MEAN = 128.0
 IMG_SCALE = 1.0 / 256.0
-CV_MAX_CHANNELS = 512  # cv2.resize handles at most this many channels at once
 
 
 def normalize(image_bgr: np.ndarray) -> np.ndarray:
@@ -46,16 +45,24 @@ def pad_amounts(h: int, w: int, input_size: int, stride: int) -> tuple[int, int,
     return top, left, ph - h - top, pw - w - left
 
 
-def _resize_channels(maps_hwc: np.ndarray, dsize: tuple[int, int] | None, fx: float = 0.0) -> np.ndarray:
-    """cv2.resize (bicubic) of an (H, W, C) stack, in chunks cv2 accepts."""
+def upsample_maps(maps_chw: np.ndarray, stride: int, pads: tuple[int, int, int, int], size_wh: tuple[int, int]
+                  ) -> np.ndarray:
+    """Network maps (C, h, w) to the image: x stride (bicubic), padding (top, left, bottom, right)
+    cut off, bicubic to size_wh; float32 (C, H, W).
+
+    One 2-D cv2.resize per channel: OpenCV's single-channel float path is vectorised, and on the
+    openpose18 maps (57 channels) it ran 2-3x faster than one call on the stacked (H, W, 57) array,
+    equal to it within 4e-6 (bench/README.md, "infer")."""
     import cv2
 
-    parts = []
-    for c0 in range(0, maps_hwc.shape[2], CV_MAX_CHANNELS):
-        chunk = np.ascontiguousarray(maps_hwc[:, :, c0:c0 + CV_MAX_CHANNELS])
-        r = cv2.resize(chunk, dsize or (0, 0), fx=fx, fy=fx, interpolation=cv2.INTER_CUBIC)
-        parts.append(r.reshape(r.shape[0], r.shape[1], -1))
-    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=2)
+    top, left, bottom, right = pads
+    w, h = size_wh
+    out = np.empty((maps_chw.shape[0], h, w), dtype=np.float32)
+    for c in range(maps_chw.shape[0]):
+        up = cv2.resize(maps_chw[c], None, fx=stride, fy=stride, interpolation=cv2.INTER_CUBIC)
+        out[c] = cv2.resize(up[top:up.shape[0] - bottom, left:up.shape[1] - right], (w, h),
+                            interpolation=cv2.INTER_CUBIC)
+    return out
 
 
 def _device(model) -> Any:
@@ -88,21 +95,24 @@ def predict(model, image_bgr: np.ndarray, skeleton, input_size: int = 368, strid
     scales = tuple(scales) if scales else (MULTISCALE if multiscale else (1.0,))
     h, w = image_bgr.shape[:2]
     normed = normalize(image_bgr)
-    nh, nl = skeleton.num_heatmaps, skeleton.num_pafs
-    acc = np.zeros((h, w, nh + nl), dtype=np.float32)
+    nh = skeleton.num_heatmaps
+    acc: np.ndarray | None = None
     mirrored = np.array([j >= 0 for j, _ in skeleton.limb_flip], dtype=bool)
     was_training = getattr(model, "training", False)
     if hasattr(model, "eval"):
         model.eval()
     try:
         for s in scales:
-            acc += _predict_scale(model, normed, skeleton, s * input_size / h, input_size, stride, flip,
-                                  mirrored) / len(scales)
+            maps = _predict_scale(model, normed, skeleton, s * input_size / h, input_size, stride, flip, mirrored)
+            if len(scales) == 1:
+                acc = maps
+            else:
+                acc = maps / len(scales) if acc is None else acc + maps / len(scales)
     finally:
         if was_training:
             model.train()
-    maps = acc.transpose(2, 0, 1)
-    return np.ascontiguousarray(maps[:nh]), np.ascontiguousarray(maps[nh:])
+    assert acc is not None
+    return acc[:nh], acc[nh:]
 
 
 def _predict_scale(model, normed: np.ndarray, skeleton, ratio: float, input_size: int, stride: int,
@@ -126,10 +136,7 @@ def _predict_scale(model, normed: np.ndarray, skeleton, ratio: float, input_size
         heat0 = (heat0 + heat1) / 2
         both = np.repeat(mirrored, 2)
         pafs0 = np.where(both[:, None, None], (pafs0 + pafs1) / 2, pafs0)
-    maps = np.concatenate([heat0, pafs0]).transpose(1, 2, 0)
-    up = _resize_channels(maps, None, fx=stride)
-    up = up[top:up.shape[0] - bottom, left:up.shape[1] - right]
-    return _resize_channels(up, (w, h))
+    return upsample_maps(np.concatenate([heat0, pafs0]), stride, (top, left, bottom, right), (w, h))
 
 
 @dataclass
