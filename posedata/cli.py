@@ -675,12 +675,15 @@ def _print_load_report(path: str, report: Any, out_console: Console) -> None:
 @click.option("--threads", type=int, default=None, help="CPU threads per process [default: torch's choice].")
 @click.option("--device", default=None, help="auto (CUDA when available, else CPU), cpu, cuda, cuda:N or mps "
               "[default: auto].")
+@click.option("--tensorboard", is_flag=True, default=None,
+              help="Also write losses, learning rate and validation AP to RUN/tensorboard (extra 'tensorboard').")
 @click.option("--force", is_flag=True, help="Write into a non-empty run folder, and train even if the data check fails.")
 def train_cmd(skeleton_spec: str | None, labels: Path | None, images: Path | None, val_json: Path | None,
               val_images: Path | None, output: Path | None, iterations: int | None, batch_size: int | None,
               lr: float | None, stages: int | None, input_size: int | None, width: float | None, workers: int | None,
               seed: int | None, checkpoint_every: int | None, init_ckpt: Path | None, resume: Path | None,
-              max_minutes: float | None, threads: int | None, device: str | None, force: bool) -> None:
+              max_minutes: float | None, threads: int | None, device: str | None, tensorboard: bool | None,
+              force: bool) -> None:
     """Train the bundled Lightweight OpenPose network on a label file.
 
     Checks the source data first (skeleton, validate, flip map) and stops on errors unless --force.
@@ -700,7 +703,7 @@ def train_cmd(skeleton_spec: str | None, labels: Path | None, images: Path | Non
     overrides = {k: v for k, v in dict(
         iterations=iterations, batch_size=batch_size, lr=lr, stages=stages, input_size=input_size, width=width,
         workers=workers, seed=seed, checkpoint_every=checkpoint_every, max_minutes=max_minutes,
-        threads=threads, device=device).items() if v is not None}
+        threads=threads, device=device, tensorboard=tensorboard).items() if v is not None}
 
     from trainer.train import TrainConfig, gate, load_run_config, train
 

@@ -38,6 +38,7 @@ from posedata.errors import InputError
 from posedata.io import atomic_write_json, atomic_write_text
 
 from . import checkpoint as C
+from . import runlog
 from .data import PoseDataset, batches_per_epoch, make_loader
 from .device import resolve_device
 from .loss import total_loss
@@ -82,6 +83,7 @@ class TrainConfig:
     max_minutes: float | None = None
     threads: int | None = None  # torch intra-op threads per process (None: torch's default)
     device: str = "auto"  # trainer.device.resolve_device: CUDA when available, else the CPU
+    tensorboard: bool = False  # also write metrics.jsonl's scalars to run/tensorboard (extra 'tensorboard')
 
     def validate(self) -> None:
         for name in ("iterations", "batch_size", "checkpoint_every"):
@@ -103,6 +105,8 @@ class TrainConfig:
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise InputError(f"--max-minutes must be > 0, got {self.max_minutes}")
         resolve_device(self.device)  # an unusable --device fails before any work
+        if self.tensorboard:
+            runlog.require_tensorboard()
 
     def milestones(self) -> list[int]:
         return sorted({max(1, round(f * self.iterations)) for f in LR_DROP_FRACTIONS})
@@ -188,29 +192,8 @@ def read_metrics(path: Path, upto: int) -> list[dict[str, Any]]:
 
 
 def plot_losses(rows: list[dict[str, Any]], path: Path, title: str) -> None:
-    from posedata.plots import pyplot, save_figure
-
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    if rows:
-        it = np.array([r["iteration"] for r in rows])
-        total = np.array([r["loss"] for r in rows])
-        step = max(1, len(rows) // 4000)  # a few thousand points per line are plenty for a PNG
-        ax.plot(it[::step], total[::step], color="#bbbbbb", lw=0.8, label="total (per iteration)")
-        if len(rows) >= 10:
-            k = max(5, len(rows) // 50)
-            smooth = np.convolve(total, np.ones(k) / k, mode="valid")
-            ax.plot(it[k - 1:][::step], smooth[::step], color="black", lw=1.5, label=f"total ({k}-iteration mean)")
-        for name in rows[-1]["losses"]:
-            vals = np.array([r["losses"].get(name, np.nan) for r in rows])
-            ax.plot(it[::step], vals[::step], lw=0.8, alpha=0.8, label=name)
-        ax.set_yscale("log")
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("loss (sum of masked L2 / 2 / batch)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper right")
-    save_figure(fig, path)
+    """The training plot: loss, learning rate and, when the run validates, AP (trainer.runlog)."""
+    runlog.plot_training(rows, path, title)
 
 
 def set_schedule(optimizer: torch.optim.Optimizer, scheduler, milestones: list[int], iteration: int) -> None:
@@ -412,9 +395,11 @@ def train(cfg: TrainConfig, skeleton, *, resume: bool = False, callback: Callbac
         nonlocal best_ap
         if evaluate is not None and d.main:
             model.eval()
+            started = time.perf_counter()
             with torch.no_grad():
                 stats = evaluate(model, skeleton, cfg.val_json, cfg.val_images, input_size=cfg.input_size)
             model.train()
+            log_row(runlog.validation_row(iteration, stats, time.perf_counter() - started))
             ap = float(stats["AP"])
             improved = best_ap is None or ap > best_ap
             if improved:
@@ -426,6 +411,16 @@ def train(cfg: TrainConfig, skeleton, *, resume: bool = False, callback: Callbac
 
     names = loss_names(cfg.stages)
     metrics_file = open(out / METRICS, "a", encoding="utf-8") if d.main else None
+    board = runlog.TensorBoardLog(out) if cfg.tensorboard and d.main else None
+
+    def log_row(row: dict[str, Any]) -> None:
+        """A metrics.jsonl line (and its TensorBoard scalars), written as it happens."""
+        if metrics_file is not None:
+            metrics_file.write(json.dumps(row) + "\n")
+            metrics_file.flush()
+            metrics_rows.append(row)
+        if board is not None:
+            board.write(row)
     deadline = time.monotonic() + cfg.max_minutes * 60 if cfg.max_minutes else None
     emit("start", {"iteration": iteration, "iterations": cfg.iterations, "samples": len(dataset),
                    "batches_per_epoch": per_epoch, "world": d.world, "device": str(d.device)})
@@ -455,10 +450,7 @@ def train(cfg: TrainConfig, skeleton, *, resume: bool = False, callback: Callbac
                 row = {"iteration": iteration, "epoch": epoch, "loss": last_loss,
                        "losses": dict(zip(names, parts, strict=True)), "lr": lr,
                        "images_per_s": images_per_s}
-                if metrics_file is not None:
-                    metrics_file.write(json.dumps(row) + "\n")
-                    metrics_file.flush()
-                    metrics_rows.append(row)
+                log_row(row)
                 emit("step", row)
 
                 over_time = deadline is not None and time.monotonic() > deadline
@@ -468,12 +460,16 @@ def train(cfg: TrainConfig, skeleton, *, resume: bool = False, callback: Callbac
                     if metrics_file is not None:
                         os.fsync(metrics_file.fileno())  # metric lines reach disk before the checkpoint names them
                     validate()  # first, so last.pt records the best AP so far
+                    if metrics_file is not None:
+                        os.fsync(metrics_file.fileno())  # and its metric line
                     save_last()
                 if done or stopped_early:
                     break
     finally:
         if metrics_file is not None:
             metrics_file.close()
+        if board is not None:
+            board.close()
     if stopped_early:
         note(f"stopped at iteration {iteration} after the {cfg.max_minutes}-minute budget; continue with --resume {out}")
     barrier(d)
@@ -492,7 +488,8 @@ def write_config(cfg: TrainConfig, skeleton, spec: dict, d: Dist, out: Path, res
                                                "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": versions()})
         # only the options --resume may change
         data["options"].update({k: getattr(cfg, k) for k in ("iterations", "max_minutes", "workers",
-                                                             "checkpoint_every", "threads", "device")})
+                                                             "checkpoint_every", "threads", "device",
+                                                             "tensorboard")})
     else:
         data = {
             "format": "posedata-run",
