@@ -99,7 +99,8 @@ class LabelsCheck:
         return self.result.findings
 
 
-def check_labels(labels_path: str | Path, skeleton: Skeleton, images: Path | None = None) -> LabelsCheck:
+def check_labels(labels_path: str | Path, skeleton: Skeleton, images: Path | None = None,
+                 val_json: Path | None = None, val_images: Path | None = None) -> LabelsCheck:
     """The training gate: check_data on what the label file was made from. The source recorded
     by convert is used when it is found (as written, then beside the label file) and its sha256 is
     the one convert recorded; a changed source is an error (C001, "labels are stale"), since the
@@ -129,12 +130,15 @@ def check_labels(labels_path: str | Path, skeleton: Skeleton, images: Path | Non
                 STALE, "error", f"labels are stale: re-run convert ({found} changed after `posedata convert` read it: "
                 f"sha256 {want[:12]}... recorded, {have[:12]}... now; the labels still hold the old data)",
                 where="settings.source_sha256", file=str(labels_path)))
+    shared = shared_image_findings(images, list(load_header(labels_path)["file_names"]), val_json, val_images)
     if found is not None and not stale:
-        return LabelsCheck(str(found), check_data(found, skeleton, images, category))
+        checked = LabelsCheck(str(found), check_data(found, skeleton, images, category))
+        checked.result.samples += shared
+        return checked
     blob = load_embedded_source(labels_path)
     if blob is None:
         if stale:
-            return LabelsCheck(str(found), CheckResult(skeleton=stale))
+            return LabelsCheck(str(found), CheckResult(skeleton=stale, samples=shared))
         what = "records no source JSON (settings.source)" if not recorded else \
             f"records source {recorded!r}, which was not found (looked as written and next to the label file)"
         raise InputError(f"label file {what} and carries no copy of it (written by an older posedata); the data "
@@ -148,4 +152,31 @@ def check_labels(labels_path: str | Path, skeleton: Skeleton, images: Path | Non
     name = f"{labels_path} (its copy of {recorded})"
     res = check_data(name, skeleton, images, category, raw=raw)
     res.skeleton = stale + res.skeleton
+    res.samples += shared
     return LabelsCheck(name, res, embedded=True)
+
+
+SHARED_IMAGES = "C004"
+
+
+def shared_image_findings(train_root: Path | None, train_names: list[str], val_json: Path | None,
+                          val_images: Path | None) -> list[Finding]:
+    """C004: images (by content) in both the training data and the validation file given to train;
+    validation AP on them measures memory. Nothing to compare without both image folders."""
+    if train_root is None or val_json is None:
+        return []
+    from .io import load_json
+    from .split import shared_images
+
+    val = load_json(val_json)
+    names = [im.get("file_name") for im in val.get("images", []) if isinstance(im, dict)] \
+        if isinstance(val, dict) and isinstance(val.get("images"), list) else []
+    pairs = shared_images(Path(train_root), train_names, Path(val_images or train_root),
+                          [n for n in names if isinstance(n, str)])
+    if not pairs:
+        return []
+    shown = ", ".join(f"{a} = {b}" for a, b in pairs[:5]) + (f" and {len(pairs) - 5} more" if len(pairs) > 5 else "")
+    return [Finding(SHARED_IMAGES, "warning", f"{len(pairs)} image(s) are both in the training data and in the "
+                    f"validation file (same content): {shown}; validation AP on them measures memory. Split with "
+                    "`posedata split` (--by folder/track keeps a recording on one side)", where="images",
+                    file=str(val_json))]

@@ -283,20 +283,32 @@ def skeleton_init(from_coco: Path | None, from_dlc: Path | None, from_yolo: Path
 @click.option("--skeleton", "skeleton_spec", required=True, help="Skeleton file or template name.")
 @click.option("--images", type=click.Path(file_okay=False, path_type=Path), help="Images folder (checks files and sizes).")
 @category_option()
-def check_cmd(data: Path, skeleton_spec: str, images: Path | None, category: Any) -> None:
+@click.option("--val-json", type=click.Path(dir_okay=False, path_type=Path),
+              help="The validation file you will give train: warns about images (by content) in both.")
+@click.option("--val-images", type=click.Path(file_okay=False, path_type=Path),
+              help="Images folder of --val-json [default: --images].")
+def check_cmd(data: Path, skeleton_spec: str, images: Path | None, category: Any, val_json: Path | None = None,
+              val_images: Path | None = None) -> None:
     """Skeleton check + validate + data-level flip check: one verdict, one exit code."""
-    res = run_check(data, skeleton_spec, images, category)
+    res = run_check(data, skeleton_spec, images, category, val_json, val_images)
     if not res.ok:
         sys.exit(1)
 
 
-def run_check(data: Path, skeleton_spec, images: Path | None, category: Any):
+def run_check(data: Path, skeleton_spec, images: Path | None, category: Any, val_json: Path | None = None,
+              val_images: Path | None = None):
     """Run `posedata check` and print its verdict table (shared with the trainer's gate)."""
     from . import skeleton as S
-    from .check import check_data
+    from .check import check_data, shared_image_findings
 
     sk = skeleton_spec if isinstance(skeleton_spec, S.Skeleton) else S.resolve(skeleton_spec)
     res = check_data(data, sk, images, category)
+    if val_json is not None:
+        from .convert import load_source
+
+        src = load_source(data, sk, category)
+        names = [im.file_name for im in src.dataset.images]
+        res.samples += shared_image_findings(images, names, val_json, val_images)
     t = Table(title=f"posedata check: {data}")
     for c in ("check", "errors", "warnings", "info", "verdict"):
         t.add_column(c)
@@ -751,7 +763,7 @@ def train_cmd(skeleton_spec: str | None, labels: Path | None, images: Path | Non
 
             load_checkpoint(init_ckpt)
         with out_console.status("checking the training data (skeleton, validate, flip map)"):
-            source, findings = gate(labels, sk, images)
+            source, findings = gate(labels, sk, images, val_json, val_images)
         errors = sum(f.severity == "error" for f in findings)
         if not quiet:
             print_findings([f for f in findings if f.severity != "info"], limit=20, title=f"data check: {source}")
@@ -1171,6 +1183,49 @@ def export_reference_cmd(skeleton_spec: str) -> None:
 
 
 # -------------------------------------------------------------------- convert
+@cli.command("split")
+@click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for train.json and val.json.")
+@click.option("--val", "val", type=click.FloatRange(0, None, min_open=True), default=0.2, show_default=True,
+              help="Validation images: a fraction (0.2) or a count (50).")
+@click.option("--by", default="image", show_default=True,
+              help="What moves as one: image, folder (of the file name: a session or video folder), track "
+                   "(images joined by an annotation track_id), or an image field such as video_id.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Chooses the validation groups.")
+@click.option("--force", is_flag=True, help="Replace train.json / val.json written earlier.")
+def split_cmd(data: Path, output: Path, val: float, by: str, seed: int, force: bool) -> None:
+    """Split a COCO keypoint file into train.json and val.json so that no group (a recording, a
+    session folder, a tracked animal) lands on both sides."""
+    from .errors import InputError
+    from .io import atomic_write_json, check_output, load_json
+    from .split import split_coco
+
+    outs = [output / "train.json", output / "val.json"]
+    for p in outs:
+        check_output(p, force)
+        if data.exists() and p.exists() and p.resolve() == data.resolve():
+            raise InputError("the outputs must be new files; the input is never modified", file=str(p))
+    raw = load_json(data)
+    if not isinstance(raw, dict):
+        raise InputError("expected a COCO object at the top level", file=str(data))
+    res = split_coco(raw, val, by=by, seed=seed, file=str(data))
+    output.mkdir(parents=True, exist_ok=True)
+    for p, d in zip(outs, (res.train, res.val)):
+        atomic_write_json(p, d)
+    sm = res.summary()
+    t = Table(title=f"split {data} by {by} (seed {seed})")
+    for c in ("", "images", "annotations"):
+        t.add_column(c, justify="right")
+    t.add_row("train.json", str(sm["train_images"]), str(sm["train_annotations"]))
+    t.add_row("val.json", str(sm["val_images"]), str(sm["val_annotations"]))
+    console.print(t)
+    for n in res.notes:
+        console.print(f"[yellow]note:[/] {escape(n)}", soft_wrap=True)
+    console.print(f"wrote {outs[0]} and {outs[1]}: {res.groups} group(s) by {by}, {res.val_groups} in validation",
+                  soft_wrap=True)
+
+
 def _convert_sources() -> list[str]:
     from .formats import FORMATS
 

@@ -526,11 +526,14 @@ def load_run_config(run: str | os.PathLike) -> tuple[TrainConfig, dict[str, Any]
 
 
 # --------------------------------------------------------------------- gate
-def gate(labels_path: str | os.PathLike, skeleton, images: str | os.PathLike | None) -> tuple[str, list]:
+def gate(labels_path: str | os.PathLike, skeleton, images: str | os.PathLike | None,
+         val_json: str | os.PathLike | None = None, val_images: str | os.PathLike | None = None) -> tuple[str, list]:
     """The data check that must pass before the first step: posedata.check.check_labels (skeleton
-    check, validate and flip check of what the labels were made from; stale labels are an error).
+    check, validate and flip check of what the labels were made from; stale labels are an error;
+    images shared with the validation file are a warning).
     Returns (what was checked, findings); the caller stops on errors unless --force."""
     from posedata.check import check_labels
 
-    checked = check_labels(labels_path, skeleton, Path(images) if images is not None else None)
+    checked = check_labels(labels_path, skeleton, Path(images) if images is not None else None,
+                           Path(val_json) if val_json else None, Path(val_images) if val_images else None)
     return checked.source, checked.findings
