@@ -340,7 +340,11 @@ def training_sample(
         raise InputError(
             f"image is {w}x{h} but the label file says {rec['width']}x{rec['height']}", file=str(path)
         )
-    mask = render_crowd(rec["crowd"], h, w) if rec["crowd"] else None
+    try:
+        mask = render_crowd(rec["crowd"], h, w) if rec["crowd"] else None
+    except InputError as e:  # a crowd region validate's V036 refuses: name the image it belongs to
+        raise InputError(f"{e.message}; `posedata validate` reports it as V036", file=labels.settings.get("source"),
+                         where=f"image {rec['image_id']} ({rec['file_name']}) crowd regions") from None
     return make_sample(image, rec["keypoints"], rec["objpos"], scale_provided, mask, skeleton, cfg,
                        rng, augment, targets, draw=d, source_size=(w, h),
                        crop_out=None if scratch is None else scratch.crop(cfg.crop_h, cfg.crop_w))

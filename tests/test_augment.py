@@ -459,3 +459,28 @@ def test_crop_mask_is_the_full_warp():
         differ += int((got != full).sum())
     assert in_view > 50 and differ <= 3
     assert _crop_mask(np.ones((h, w), np.float32), mat, 368, 368) is None
+
+
+def test_a_crowd_region_that_does_not_fit_names_its_image(tmp_path):
+    """It stopped training at iteration 8 with 'crowd segmentation [0] has size ...' and no file,
+    image or annotation."""
+    import cv2
+
+    from posedata.augment import AugmentConfig, training_sample
+    from posedata.convert import to_labels
+    from posedata.errors import InputError
+    from posedata.skeleton import resolve
+
+    sk = resolve("object5")
+    cv2.imwrite(str(tmp_path / "a.png"), np.full((60, 80, 3), 128, np.uint8))
+    kp = [20, 20, 2, 30, 20, 2, 30, 30, 2, 20, 30, 2, 25, 25, 2]
+    data = {"images": [{"id": 5, "file_name": "a.png", "width": 80, "height": 60}],
+            "annotations": [{"id": 1, "image_id": 5, "category_id": 1, "keypoints": kp, "num_keypoints": 5,
+                             "bbox": [10, 10, 40, 40], "area": 1600, "iscrowd": 0},
+                            {"id": 2, "image_id": 5, "category_id": 1, "iscrowd": 1, "bbox": [0, 0, 5, 5], "area": 25,
+                             "segmentation": {"size": [50, 80], "counts": [10, 5, 3985]}}],
+            "categories": [{"id": 1, "name": "o", "keypoints": list(sk.coco_keypoints)}]}
+    lb = to_labels(data, sk, source="d.json")
+    with pytest.raises(InputError) as e:
+        training_sample(lb, 0, tmp_path, sk, AugmentConfig(crop_w=32, crop_h=32), np.random.default_rng(0))
+    assert e.value.file == "d.json" and "image 5 (a.png)" in e.value.where and "V036" in e.value.message
