@@ -127,13 +127,14 @@ def test_malformed_xml_is_located(tmp_path):
         import_file("cvat", _xml(tmp_path, bad), OBJ5, ImportOptions())
 
 
-def test_entities_video_exports_and_wrong_roots_refused(tmp_path):
+def test_entities_bad_tracks_and_wrong_roots_refused(tmp_path):
     bomb = '<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x "xxxx">]><annotations>&x;</annotations>'
     with pytest.raises(InputError, match="DOCTYPE"):
         import_file("cvat", _xml(tmp_path, bomb), OBJ5, ImportOptions())
-    video = XML.read_text().replace("<image id=\"2\"", "<track id=\"0\" label=\"tool\"></track><image id=\"2\"")
-    with pytest.raises(InputError, match="CVAT for images 1.1"):
+    video = XML.read_text().replace("<image id=\"2\"", "<track id=\"x\" label=\"tool\"></track><image id=\"2\"")
+    with pytest.raises(InputError, match="track id must be an integer") as e:
         import_file("cvat", _xml(tmp_path, video), OBJ5, ImportOptions())
+    assert e.value.where == "track[0]@id"
     with pytest.raises(InputError):
         import_file("cvat", _xml(tmp_path, "<annotation><x/></annotation>"), OBJ5, ImportOptions())
 
@@ -217,3 +218,94 @@ def test_old_style_multi_point_shapes_refused_not_matched_by_position(tmp_path):
             '<points label="tool" occluded="0" points="1,1;2,2;3,3;4,4;5,5"/></image></annotations>')
     with pytest.raises(InputError, match="by position"):
         import_file("cvat", _xml(tmp_path, text), OBJ5, ImportOptions())
+
+
+# ------------------------------------------ shapes in any order, projects, video, grouped points
+DOC = DATA / "cvat_doc_example.xml"  # the layout of CVAT's own documentation example
+PROJECT = DATA / "cvat_project_images_1_1.xml"
+VIDEO = DATA / "cvat_video_1_1.xml"
+POINTS = DATA / "cvat_points_group_id.xml"
+
+
+def test_skeleton_after_other_shapes_is_imported():
+    """CVAT's documentation example: a box, a polygon, polylines, points, a tag, then the skeleton.
+    Every shape before the skeleton used to replace the image key, and the skeleton was dropped."""
+    r = import_file("cvat", DOC, OBJ5, ImportOptions())
+    out = r.dataset.to_coco()
+    assert r.report.instances_read == 1 and len(out["annotations"]) == 1
+    assert _kp(out["annotations"][0], "center") == [200, 120, 2]
+    assert out["annotations"][0]["image_id"] == out["images"][0]["id"]
+    assert not [k for k in r.report.skipped if "not in the export" in k]
+    assert r.report.skipped["<polyline> shape with label 'bench' (not skeleton 'tool')"] == 2
+    assert r.report.skipped["<mask> shape with label 'bench' (not skeleton 'tool')"] == 1
+
+
+def test_project_export_every_skeleton_of_every_image():
+    r = import_file("cvat", PROJECT, OBJ5, ImportOptions(category="tool"))
+    out = r.dataset.to_coco()
+    assert r.report.instances_read == 7 and len(out["annotations"]) == 7
+    per_image = {im["file_name"]: sum(a["image_id"] == im["id"] for a in out["annotations"]) for im in out["images"]}
+    assert per_image == {"a/img_0.jpg": 2, "a/img_1.jpg": 2, "b/img_0.jpg": 2, "b/img_1.jpg": 1}
+    assert r.report.skipped["<skeleton> shape with label 'bird' (not skeleton 'tool')"] == 2
+    # the grouped box comes after its skeleton and still gives the bbox
+    grouped = [a for a in out["annotations"] if _kp(a, "center") == [60, 60, 2]][0]
+    assert grouped["bbox"] == pytest.approx([25, 25, 70, 70])
+    assert _kp(grouped, "top_left") == [30, 30, 1]
+    birds = import_file("cvat", PROJECT, S.from_dict({"name": "bird", "keypoints": ["beak", "tail"],
+                                                      "limbs": [["beak", "tail"]], "root": "beak",
+                                                      "sigmas": [0.05, 0.05]}),
+                        ImportOptions(category="bird"))
+    assert birds.report.instances_written == 2
+    with pytest.raises(InputError, match="choose one with --category"):
+        import_file("cvat", PROJECT, OBJ5, ImportOptions())
+
+
+def test_video_tracks_every_written_frame_outside_skipped_track_id_kept(tmp_path):
+    r = import_file("auto", VIDEO, OBJ5, ImportOptions())
+    assert "CVAT for video 1.1" in r.report.format
+    out = r.dataset.to_coco()
+    names = {im["id"]: im["file_name"] for im in out["images"]}
+    got = sorted((names[a["image_id"]], a["track_id"], _kp(a, "center")[0]) for a in out["annotations"])
+    # track 1: key frame 0, interpolated frame 1 (keyframe="0"), key frame 2, outside at 3, back at 5
+    assert got == [("frame_000000.PNG", 1, 100), ("frame_000001.PNG", 1, 110), ("frame_000001.PNG", 2, 60),
+                   ("frame_000002.PNG", 1, 120), ("frame_000005.PNG", 1, 200)]
+    assert r.report.skipped["track frame marked outside (the object is not in view)"] == 2
+    assert r.report.skipped["<polygon> shape with label 'bench' (not skeleton 'tool')"] == 2
+    assert {(im["width"], im["height"]) for im in out["images"]} == {(320, 240)}
+    occluded = [a for a in out["annotations"] if a["track_id"] == 1 and _kp(a, "center")[0] == 110][0]
+    assert _kp(occluded, "top_right")[2] == 1
+    # frames found under --images by the name CVAT's dataset export gives them (any case of extension)
+    for n in (0, 1, 2, 5):
+        cv2.imwrite(str(tmp_path / f"frame_{n:06d}.png"), np.zeros((240, 320, 3), np.uint8))
+    r = import_file("cvat", VIDEO, OBJ5, ImportOptions(images=tmp_path))
+    assert sorted(im.file_name for im in r.dataset.images) == [f"frame_{n:06d}.png" for n in (0, 1, 2, 5)]
+
+
+def test_video_frames_numbered_from_start_frame_and_step(tmp_path):
+    text = VIDEO.read_text().replace("<start_frame>0</start_frame>", "<start_frame>10</start_frame>")
+    text = text.replace("<frame_filter></frame_filter>", "<frame_filter>step=3</frame_filter>")
+    r = import_file("cvat", _xml(tmp_path, text), OBJ5, ImportOptions())
+    assert sorted({im.file_name for im in r.dataset.images}) == [f"frame_{10 + 3 * n:06d}.PNG" for n in (0, 1, 2, 5)]
+
+
+def test_points_grouped_by_group_id():
+    """The workflow from before CVAT skeletons: one <points> shape per keypoint, grouped by group_id.
+    It used to be refused with a hint to choose a --category."""
+    r = import_file("cvat", POINTS, OBJ5, ImportOptions())
+    out = r.dataset.to_coco()
+    assert len(out["annotations"]) == 3
+    a1, a2, a3 = out["annotations"]
+    assert _kp(a1, "center") == [60, 60, 2] and _kp(a1, "top_right") == [90, 30, 1]
+    assert _kp(a2, "center") == [200, 120, 2] and a2["num_keypoints"] == 5
+    assert a1["bbox"] == pytest.approx([20, 20, 80, 80])  # the <box> of group 1
+    assert r.report.skipped["<points> label 'Tail' is not a skeleton keypoint"] == 1
+    # image 1 has no groups and each keypoint once: one instance, counted as a repair
+    assert a3["num_keypoints"] == 4 and _kp(a3, "bottom_left") == [0, 0, 0]
+    assert sum(v for k, v in r.report.repairs.items() if "without group_id" in k) == 1
+
+
+def test_ungrouped_points_in_a_crowded_image_are_not_merged(tmp_path):
+    text = POINTS.read_text().replace(' group_id="2"', "")
+    r = import_file("cvat", _xml(tmp_path, text), OBJ5, ImportOptions())
+    assert len([a for a in r.dataset.annotations if a.image_id == r.dataset.images[0].id]) == 1
+    assert sum(v for k, v in r.report.skipped.items() if "cannot tell which instance" in k) == 5

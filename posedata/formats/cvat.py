@@ -1,10 +1,16 @@
-"""CVAT exports: "CVAT for images 1.1" XML with skeletons, and "COCO Keypoints 1.0".
+"""CVAT exports: "CVAT for images 1.1" and "CVAT for video 1.1" XML, and "COCO Keypoints 1.0".
 
 XML (per the CVAT exporter): `<meta>` lists labels; a skeleton label has `<type>skeleton</type>`
-and its keypoints are the labels whose `<parent>` names it, in order. Each image is
-`<image id name width height>` holding `<skeleton label=...>` shapes whose children are
+and its keypoints are the labels whose `<parent>` names it, in order. "For images" writes
+`<image id name width height>` elements holding shapes in any order (boxes, polygons, tags,
+skeletons of several labels...); a `<skeleton label=...>` shape's children are
 `<points label=KEYPOINT outside=0|1 occluded=0|1 points="x,y">`. outside -> v=0, occluded -> v=1,
 else v=2. A `<box>` with the same `group_id` as a skeleton gives that instance's bbox.
+"For video" writes `<track id label>` elements holding one shape per frame (`frame=`), key
+frames and the interpolated frames between them alike; a frame where the object left the view
+is marked outside (on a skeleton: every point outside). The XML names no frame files.
+Before CVAT had skeletons, keypoints were one-point `<points>` shapes labelled with the keypoint
+name, the points of one object sharing a `group_id`; that workflow is read too.
 
 COCO Keypoints 1.0 is COCO plus CVAT's per-annotation `attributes` (`occluded`, ...) and empty
 info/licence fields; it is read by the shared COCO reader, which tolerates and drops them.
@@ -13,6 +19,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -113,47 +120,51 @@ def skeleton_labels(root: ET.Element) -> dict[str, list[str]]:
     return out
 
 
-def read_xml(path: Path, skeleton: Any, options: ImportOptions) -> ImportResult:
-    from ..importer import DatasetBuilder, RawImage, RawInstance, keypoint_mapping, resolve_category
+@dataclass
+class _Shape:
+    """One shape of the export, wherever it sits: a child of an <image>, or one frame of a <track>."""
+    el: ET.Element
+    image_key: Any
+    where: str
+    label: str
+    group: str | None  # CVAT's group_id; "0" and absent both mean "no group"
+    track_id: int | None = None
+    source_id: str = ""
 
-    file = str(path)
-    report = ImportReport(format=f"{NAME} (CVAT for images 1.1)", source=file)
-    root = _parse_xml(path)
-    if root.tag != "annotations":
-        raise InputError(f"expected an <annotations> root element, got <{root.tag}>", file=file)
-    if root.find("track") is not None:
-        raise InputError("this is a 'CVAT for video' export (<track> elements); export the task as "
-                         "'CVAT for images 1.1'", file=file, where="annotations/track")
 
-    defs = skeleton_labels(root)
-    images = root.findall("image")
-    if not defs:
-        # no meta: fall back to the skeleton labels and point labels the images use, in first-seen order
-        for im in images:
-            for sk in im.findall("skeleton"):
-                names = defs.setdefault(sk.get("label", ""), [])
-                for p in sk.findall("points"):
-                    if p.get("label", "") not in names:
-                        names.append(p.get("label", ""))
-        if defs:
-            report.warnings.append("no label definitions in <meta>: keypoint names taken from the points used")
-    if not defs and any(len((p.get("points") or "").split(";")) > 1 for p in root.iter("points")):
-        raise InputError("no skeleton labels: this export has only multi-point <points> shapes, whose points carry "
-                         "no keypoint names (matching them by position could swap body parts); label with a CVAT "
-                         "skeleton and export again", file=file, where="meta/labels")
-    cands = [(f"meta/labels/{n}", n, n) for n in defs]
-    label = cands[resolve_category(cands, options.category, file, "meta/labels")][1]
-    names = defs[label]
-    if not names:
-        raise InputError(f"skeleton label {label!r} has no keypoint labels (<label> with <parent>{label}</parent>)",
-                         file=file, where="meta/labels")
-    mapping = keypoint_mapping(names, skeleton, file=file, where=f"meta/labels (skeleton {label!r})")
-    slot = {n: i for i, n in enumerate(names)}
-    n_src = len(names)
+def _frame_numbering(root: ET.Element) -> dict[str | None, dict[str, Any]]:
+    """Task id (None for a task or job export) -> how its frames are numbered and sized.
 
-    b = DatasetBuilder(skeleton, options, report, file, category_id=1, category_name=label)
+    A track's `frame` counts the task's frames; CVAT's dataset export names frame n of a video
+    `frame_{start + n*step:06d}.PNG` and the XML carries no file names, only `original_size`."""
+    def info(node: ET.Element) -> dict[str, Any]:
+        def num(text: str | None, default: int) -> int:
+            try:
+                return int((text or "").strip())
+            except ValueError:
+                return default
+        m = re.search(r"step\s*=\s*(\d+)", node.findtext("frame_filter") or "")
+        size = node.find("original_size")
+        return {"start": num(node.findtext("start_frame"), 0), "step": int(m.group(1)) if m and int(m.group(1)) > 0 else 1,
+                "width": size.findtext("width") if size is not None else None,
+                "height": size.findtext("height") if size is not None else None}
+
+    out: dict[str | None, dict[str, Any]] = {}
+    for node in root.findall("./meta/task") + root.findall("./meta/job"):
+        out[None] = info(node)
+    for node in root.findall("./meta/project/tasks/task"):
+        out[(node.findtext("id") or "").strip()] = info(node)
+    return out
+
+
+def _collect_shapes(root: ET.Element, file: str, b: Any, report: ImportReport) -> list[_Shape]:
+    """Every shape of every <image> and every frame of every <track>, in file order, with the
+    images they sit on registered in the builder."""
+    from ..importer import RawImage
+
+    shapes: list[_Shape] = []
     seen: dict[Any, int] = {}
-    other: dict[str, int] = {}
+    images = root.findall("image")
     for i, im in enumerate(images):
         where = f"image[{i}]"
         try:
@@ -168,60 +179,262 @@ def read_xml(path: Path, skeleton: Any, options: ImportOptions) -> ImportResult:
         name = im.get("name")
         if not name:
             raise InputError("image without a name", file=file, where=f"{where}@name")
-
-        def _dim(k: str, im: ET.Element = im, where: str = where) -> int | None:
-            v = im.get(k)
-            if v is None:
-                return None
-            try:
-                return int(v)
-            except ValueError:
-                raise InputError(f"{k} must be an integer, got {v!r}", file=file, where=f"{where}@{k}") from None
-
-        b.add_image(RawImage(key=key, file_name=name, width=_dim("width"), height=_dim("height"), where=where))
-        boxes: dict[str, tuple[float, float, float, float]] = {}
-        for j, box in enumerate(im.findall("box")):
-            gid = box.get("group_id")
-            if gid:
-                bw = f"{where}/box[{j}]"
-                x0, y0 = _float(box.get("xtl"), file, f"{bw}@xtl"), _float(box.get("ytl"), file, f"{bw}@ytl")
-                x1, y1 = _float(box.get("xbr"), file, f"{bw}@xbr"), _float(box.get("ybr"), file, f"{bw}@ybr")
-                boxes[gid] = (x0, y0, x1 - x0, y1 - y0)
+        b.add_image(RawImage(key=key, file_name=name, width=_dim(im.get("width"), file, f"{where}@width"),
+                             height=_dim(im.get("height"), file, f"{where}@height"), where=where))
         tag_count: dict[str, int] = {}
         for el in im:
             j = tag_count[el.tag] = tag_count.get(el.tag, -1) + 1
-            if el.tag != "skeleton" or el.get("label") != label:
-                if el.tag not in ("tag",) and not (el.tag == "box" and el.get("group_id")):
-                    key = f"<{el.tag}> shape with label {el.get('label')!r} (not skeleton {label!r})"
-                    other[key] = other.get(key, 0) + 1
-                continue
-            sw = f"{where}/skeleton[{j}]"
-            report.instances_read += 1
-            src = np.zeros((n_src, 3))
-            for k, p in enumerate(el.findall("points")):
-                pw = f"{sw}/points[{k}]"
-                pl = p.get("label", "")
-                if pl not in slot:
-                    raise InputError(f"point label {pl!r} is not a keypoint of skeleton {label!r} ({names})",
-                                     file=file, where=f"{pw}@label")
-                if _flag(p.get("outside"), file, f"{pw}@outside"):
+            shapes.append(_Shape(el, key, f"{where}/{el.tag}[{j}]", el.get("label", ""), el.get("group_id"),
+                                 source_id=f"image {iid} {el.tag} {j}"))
+
+    tracks = root.findall("track")
+    if tracks:
+        numbering = _frame_numbering(root)
+        frames: dict[Any, str] = {}
+        for t, tr in enumerate(tracks):
+            tw = f"track[{t}]"
+            try:
+                tid = int(tr.get("id", ""))
+            except ValueError:
+                raise InputError(f"track id must be an integer, got {tr.get('id')!r}", file=file, where=f"{tw}@id") from None
+            task = tr.get("task_id")
+            nb = numbering.get(task, numbering.get(None, {"start": 0, "step": 1, "width": None, "height": None}))
+            tag_count = {}
+            for el in tr:
+                if el.tag == "attribute":
                     continue
-                xy = (p.get("points") or "").split(";")[0].split(",")
-                if len(xy) != 2:
-                    raise InputError(f"expected points=\"x,y\", got {p.get('points')!r}", file=file, where=f"{pw}@points")
-                x, y = _float(xy[0], file, f"{pw}@points"), _float(xy[1], file, f"{pw}@points")
-                v = 1.0 if _flag(p.get("occluded"), file, f"{pw}@occluded") else 2.0
-                src[slot[pl]] = (x, y, v)
-            gid = el.get("group_id")
-            bbox = boxes.get(gid) if gid else None
-            if bbox is not None:
-                report.repair("bbox taken from the <box> in the same group", f"image {iid} group {gid}")
-            b.add_instance(RawInstance(image_key=key, keypoints=src[mapping], bbox=bbox,
-                                       source_id=f"image {iid} skeleton {j}", where=sw))
+                j = tag_count[el.tag] = tag_count.get(el.tag, -1) + 1
+                sw = f"{tw}/{el.tag}[{j}]"
+                try:
+                    frame = int(el.get("frame", ""))
+                except ValueError:
+                    raise InputError(f"frame must be an integer, got {el.get('frame')!r}", file=file,
+                                     where=f"{sw}@frame") from None
+                if frame < 0:
+                    raise InputError(f"frame must be >= 0, got {frame}", file=file, where=f"{sw}@frame")
+                key = f"frame {frame}" if task is None else f"task {task} frame {frame}"
+                if key not in frames:
+                    frames[key] = sw
+                    n = nb["start"] + frame * nb["step"]
+                    stem = f"frame_{n:06d}"
+                    b.add_image(RawImage(key=key, file_name=f"{stem}.PNG",
+                                         width=_dim(nb["width"], file, "meta/original_size/width"),
+                                         height=_dim(nb["height"], file, "meta/original_size/height"),
+                                         candidates=[f"{stem}.png", f"{stem}.jpg", f"{stem}.jpeg"], where=sw,
+                                         extra={"frame": frame} if task is None else {"frame": frame, "task_id": task}))
+                shapes.append(_Shape(el, key, sw, tr.get("label", ""), tr.get("group_id"), track_id=tid,
+                                     source_id=f"track {tid} frame {frame}"))
+        report.warnings.append("'CVAT for video 1.1' names no frame files: frames are named as CVAT's dataset "
+                               "export writes them (frame_NNNNNN.PNG), sized by meta original_size")
+    return shapes
+
+
+def _dim(v: str | None, file: str, where: str) -> int | None:
+    if v is None:
+        return None
+    try:
+        return int(v)
+    except ValueError:
+        raise InputError(f"expected an integer, got {v!r}", file=file, where=where) from None
+
+
+def _point(p: ET.Element, file: str, where: str) -> tuple[float, float, float] | None:
+    """(x, y, COCO v) of a one-point <points> element; None when it is marked outside."""
+    if _flag(p.get("outside"), file, f"{where}@outside"):
+        return None
+    xy = (p.get("points") or "").split(";")[0].split(",")
+    if len(xy) != 2:
+        raise InputError(f"expected points=\"x,y\", got {p.get('points')!r}", file=file, where=f"{where}@points")
+    x, y = _float(xy[0], file, f"{where}@points"), _float(xy[1], file, f"{where}@points")
+    return x, y, 1.0 if _flag(p.get("occluded"), file, f"{where}@occluded") else 2.0
+
+
+def _group(g: str | None) -> str | None:
+    return g if g not in (None, "", "0") else None
+
+
+def _box(el: ET.Element, file: str, where: str) -> tuple[float, float, float, float]:
+    x0, y0 = _float(el.get("xtl"), file, f"{where}@xtl"), _float(el.get("ytl"), file, f"{where}@ytl")
+    x1, y1 = _float(el.get("xbr"), file, f"{where}@xbr"), _float(el.get("ybr"), file, f"{where}@ybr")
+    return x0, y0, x1 - x0, y1 - y0
+
+
+def _skipped_outside(s: _Shape, file: str) -> bool:
+    """A track frame where the object has left the view: the frame's shape says outside="1", or
+    (for a skeleton, whose element carries no outside flag) every one of its points does."""
+    if s.track_id is None:
+        return False
+    if _flag(s.el.get("outside"), file, f"{s.where}@outside"):
+        return True
+    if s.el.tag == "skeleton":
+        pts = s.el.findall("points")
+        return bool(pts) and all(_flag(p.get("outside"), file, f"{s.where}/points[{k}]@outside")
+                                 for k, p in enumerate(pts))
+    return False
+
+
+def read_xml(path: Path, skeleton: Any, options: ImportOptions) -> ImportResult:
+    """Either export of CVAT's XML 1.1: "for images" (<image> elements holding shapes) or "for
+    video" (<track> elements, one shape per frame). Instances are skeleton shapes of one skeleton
+    label, or, for the older workflow without skeletons, one-point <points> shapes (the point's
+    label is the keypoint) grouped into instances by group_id."""
+    from ..importer import DatasetBuilder, resolve_category
+
+    file = str(path)
+    report = ImportReport(format=f"{NAME} (CVAT for images 1.1)", source=file)
+    root = _parse_xml(path)
+    if root.tag != "annotations":
+        raise InputError(f"expected an <annotations> root element, got <{root.tag}>", file=file)
+    if root.find("track") is not None:
+        report.format = f"{NAME} (CVAT for video 1.1)"
+
+    defs = skeleton_labels(root)
+    # the builder's category is set once the mode is known; images are registered while collecting
+    b = DatasetBuilder(skeleton, options, report, file, category_id=1)
+    shapes = _collect_shapes(root, file, b, report)
+    if not defs:
+        # no meta: fall back to the skeleton labels and point labels the shapes use, in first-seen order
+        for s in shapes:
+            if s.el.tag == "skeleton":
+                names = defs.setdefault(s.label, [])
+                for p in s.el.findall("points"):
+                    if p.get("label", "") not in names:
+                        names.append(p.get("label", ""))
+        if defs:
+            report.warnings.append("no label definitions in <meta>: keypoint names taken from the points used")
+    if not defs:
+        _read_grouped_points(shapes, skeleton, file, b, report)
+    else:
+        cands = [(f"meta/labels/{n}", n, n) for n in defs]
+        label = cands[resolve_category(cands, options.category, file, "meta/labels")][1]
+        b.category_name = label
+        _read_skeletons(shapes, label, defs[label], skeleton, file, b, report)
+    report.images_read = len(b.images)
+    return b.build()
+
+
+def _read_skeletons(shapes: list[_Shape], label: str, names: list[str], skeleton: Any, file: str, b: Any,
+                    report: ImportReport) -> None:
+    from ..importer import RawInstance, keypoint_mapping
+
+    if not names:
+        raise InputError(f"skeleton label {label!r} has no keypoint labels (<label> with <parent>{label}</parent>)",
+                         file=file, where="meta/labels")
+    mapping = keypoint_mapping(names, skeleton, file=file, where=f"meta/labels (skeleton {label!r})")
+    slot = {n: i for i, n in enumerate(names)}
+    boxes: dict[tuple[Any, str], tuple[float, float, float, float]] = {}
+    for s in shapes:
+        if s.el.tag == "box" and _group(s.group) and not _skipped_outside(s, file):
+            boxes[(s.image_key, s.group)] = _box(s.el, file, s.where)  # type: ignore[index]
+    other: dict[str, int] = {}
+    for s in shapes:
+        el = s.el
+        if el.tag != "skeleton" or s.label != label:
+            if el.tag != "tag" and not (el.tag == "box" and _group(s.group)):
+                why = f"<{el.tag}> shape with label {s.label!r} (not skeleton {label!r})"
+                other[why] = other.get(why, 0) + 1
+            continue
+        if _skipped_outside(s, file):
+            report.skip("track frame marked outside (the object is not in view)", s.source_id)
+            continue
+        report.instances_read += 1
+        src = np.zeros((len(names), 3))
+        for k, p in enumerate(el.findall("points")):
+            pw = f"{s.where}/points[{k}]"
+            pl = p.get("label", "")
+            if pl not in slot:
+                raise InputError(f"point label {pl!r} is not a keypoint of skeleton {label!r} ({names})",
+                                 file=file, where=f"{pw}@label")
+            pt = _point(p, file, pw)
+            if pt is not None:
+                src[slot[pl]] = pt
+        gid = _group(s.group)
+        bbox = boxes.get((s.image_key, gid)) if gid else None
+        if bbox is not None:
+            report.repair("bbox taken from the <box> in the same group", f"{s.source_id} group {gid}")
+        b.add_instance(RawInstance(image_key=s.image_key, keypoints=src[mapping], bbox=bbox, source_id=s.source_id,
+                                   where=s.where, extra={} if s.track_id is None else {"track_id": s.track_id}))
     for why, n in other.items():
         report.skip(why, n=n)
-    report.images_read = len(images)
-    return b.build()
+
+
+def _read_grouped_points(shapes: list[_Shape], skeleton: Any, file: str, b: Any, report: ImportReport) -> None:
+    """The workflow from before CVAT had skeletons: each keypoint is a one-point <points> shape
+    labelled with the keypoint's name, and the points of one object share a group_id."""
+    from ..importer import RawInstance, keypoint_slots, unknown_names_error
+    from ..skeleton import normalize_name
+
+    slots = keypoint_slots(skeleton)
+    K = len(skeleton.coco_keypoints)
+    multi = [s for s in shapes if s.el.tag == "points" and len((s.el.get("points") or "").split(";")) > 1]
+    single = [s for s in shapes if s.el.tag == "points" and s not in multi]
+    if not single:
+        if multi:
+            raise InputError("no skeleton labels: this export has only multi-point <points> shapes, whose points "
+                             "carry no keypoint names (matching them by position could swap body parts); label with "
+                             "a CVAT skeleton, or one <points> shape per keypoint grouped by group_id, and export "
+                             "again", file=file, where="meta/labels")
+        raise InputError("no skeleton label and no one-point <points> shapes: nothing to import as keypoints",
+                         file=file, where="meta/labels")
+    known = [s for s in single if normalize_name(s.label) in slots]
+    if not known:
+        raise unknown_names_error(sorted({s.label for s in single}), skeleton, file, "meta/labels")
+    for s in single:
+        if s not in known:
+            report.skip(f"<points> label {s.label!r} is not a skeleton keypoint", s.source_id)
+    for s in multi:
+        report.skip("multi-point <points> shape (its points carry no keypoint names)", s.source_id)
+    others: dict[str, int] = {}
+    boxes: dict[tuple[Any, str], tuple[float, float, float, float]] = {}
+    for s in shapes:
+        if s.el.tag == "box" and _group(s.group) and not _skipped_outside(s, file):
+            boxes[(s.image_key, s.group)] = _box(s.el, file, s.where)  # type: ignore[index]
+        elif s.el.tag not in ("points", "tag", "box"):
+            why = f"<{s.el.tag}> shape with label {s.label!r} (not a keypoint)"
+            others[why] = others.get(why, 0) + 1
+    for why, n in others.items():
+        report.skip(why, n=n)
+
+    groups: dict[tuple[Any, str], list[_Shape]] = {}
+    loose: dict[Any, list[_Shape]] = {}
+    for s in known:
+        if _skipped_outside(s, file):
+            report.skip("track frame marked outside (the object is not in view)", s.source_id)
+            continue
+        g = _group(s.group)
+        if g is None:
+            loose.setdefault(s.image_key, []).append(s)
+        else:
+            groups.setdefault((s.image_key, g), []).append(s)
+    for key, pts in loose.items():
+        labels = [normalize_name(s.label) for s in pts]
+        if not any(k[0] == key for k in groups) and len(set(labels)) == len(labels):
+            groups[(key, "")] = pts
+            report.repair("<points> without group_id taken as one instance (the image has no groups and each "
+                          "keypoint once)", pts[0].source_id)
+        else:
+            for s in pts:
+                report.skip("<points> without group_id in an image with several instances (cannot tell which "
+                            "instance it belongs to)", s.source_id)
+    report.format = report.format.replace(")", ", one <points> shape per keypoint grouped by group_id)")
+    for (key, g), pts in groups.items():
+        report.instances_read += 1
+        kps = np.zeros((K, 3))
+        for s in pts:
+            j = slots[normalize_name(s.label)]
+            pt = _point(s.el, file, s.where)
+            if pt is None:
+                continue
+            if kps[j, 2] > 0:
+                report.skip("keypoint labelled twice in one group (kept the first)", s.source_id)
+                continue
+            kps[j] = pt
+        bbox = boxes.get((key, g)) if g else None
+        if bbox is not None:
+            report.repair("bbox taken from the <box> in the same group", f"{pts[0].source_id} group {g}")
+        b.add_instance(RawInstance(image_key=key, keypoints=kps, bbox=bbox,
+                                   source_id=f"{pts[0].source_id} group {g}" if g else pts[0].source_id,
+                                   where=pts[0].where))
 
 
 def labels_to_skeleton_dict(path: Path, label: str | None = None) -> dict[str, Any]:
