@@ -552,7 +552,7 @@ def print_import_report(report: Any) -> None:
         t.add_column("what" if title == "repairs" else "why", overflow="fold")
         t.add_column("first examples (ids)", overflow="fold")
         for what, n in counts.most_common():
-            ex = examples.get(what, [])
+            ex = examples.get(what, [])[:3]  # a few; --json lists the report's first ten
             t.add_row(str(n), what, ", ".join(map(str, ex)) + (" ..." if n > len(ex) and ex else ""))
         console.print(t)
     for w in report.warnings:
@@ -576,9 +576,11 @@ def print_import_report(report: Any) -> None:
 @click.option("--write-invalid", is_flag=True,
               help="Write the output even when it fails validation (still exit 1), to inspect it.")
 @click.option("--force", is_flag=True, help="Replace an existing output.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON document (the import report and every validate finding) and nothing else.")
 def import_cmd(fmt: str, input_path: Path, skeleton_spec: str, output: Path, images: Path | None,
                category: str | None, bbox_margin: float, drop_unlabelled: bool, keep_empty: bool,
-               write_invalid: bool, force: bool) -> None:
+               write_invalid: bool, force: bool, as_json: bool = False) -> None:
     """Turn a labelling tool's export INPUT into clean COCO keypoint JSON for a skeleton.
 
     FORMAT is `auto` (recognised by content) or one of the formats listed at the end of this
@@ -602,27 +604,42 @@ def import_cmd(fmt: str, input_path: Path, skeleton_spec: str, output: Path, ima
     opts = ImportOptions(images=images, category=one_category(category, "import"), bbox_margin=bbox_margin,
                          drop_unlabelled=drop_unlabelled, keep_empty=keep_empty)
     result = import_file(fmt, input_path, sk, opts)
-    print_import_report(result.report)
-    if images is not None and result.dataset.images:
+    if not as_json:
+        print_import_report(result.report)
+    if images is not None and result.dataset.images and not as_json:
         with progress_bar("validating: reading image headers") as bar:
             task = bar.add_task("images", total=len(result.dataset.images))
             findings = validate_result(result, sk, opts, file=str(output),
                                        progress=lambda done, total: bar.update(task, completed=done, total=total))
     else:
         findings = validate_result(result, sk, opts, file=str(output))
-    print_findings(findings, title="validate (imported data)")
     data = result.dataset.to_coco()
-    if has_errors(findings):
-        n = sum(f.severity == "error" for f in findings)
+    n = sum(f.severity == "error" for f in findings)
+    written = not has_errors(findings) or write_invalid
+    if written:
+        atomic_write_json(output, data)
+    if as_json:
+        import json
+
+        from .validate import counts
+
+        click.echo(json.dumps({"output": str(output), "written": written, "report": result.report.to_dict(),
+                               "counts": counts(findings), "findings": [f.to_dict() for f in findings]}, indent=1))
+        if n:
+            sys.exit(1)
+        return
+    # one row per finding code (count and first locations): 116 identical rows buried the warnings
+    from .validate import CHECKS
+
+    print_validate_summary(findings, CHECKS, 3, title="validate (imported data; every finding with --json)")
+    if n:
         if write_invalid:
-            atomic_write_json(output, data)
             console.print(f"[bold red]FAIL[/] the imported data has {n} validation error(s); wrote {output} anyway "
                           "(--write-invalid) for inspection")
         else:
             console.print(f"[bold red]FAIL[/] the imported data has {n} validation error(s); {output} was not "
                           "written (pass --write-invalid to write it for inspection)")
         sys.exit(1)
-    atomic_write_json(output, data)
     console.print(f"[bold green]OK[/] wrote {output}: {len(data['images'])} image(s), "
                   f"{len(data['annotations'])} instance(s), {len(sk.coco_keypoints)} keypoints")
 

@@ -74,20 +74,18 @@ def import_file(fmt: str, path: Path, skeleton: Skeleton, options: ImportOptions
     if fmt.strip().lower() == "auto":
         found = detect_format(path)
         if found is None:
-            hint = ""
             if path.is_file() and peek_text(path, 64).lstrip().startswith(("{", "[")):
-                from .formats.coco_annotator import _is_coco
+                from .formats.coco_annotator import _is_coco, read_coco_like
 
                 # JSON that does not parse is reported as such (file, line, column), not as an
                 # unknown format: read_json raises that located InputError
                 parsed = read_json(path)
-                try:
-                    if _is_coco(parsed):
-                        hint = (" (it is plain COCO: use it as it is, or `posedata import coco-annotator` to match "
-                                "names to the skeleton and repair boxes the same way)")
-                except InputError:
-                    pass
-            raise InputError(f"no import format recognises this {'folder' if path.is_dir() else 'file'}{hint}; "
+                if _is_coco(parsed):
+                    report = ImportReport(format="coco (plain COCO, no tool's fingerprints)", source=str(path))
+                    report.warnings.append("plain COCO: read as COCO, keypoint names matched to the skeleton and "
+                                           "boxes repaired as for every import (no tool export recognised)")
+                    return read_coco_like(parsed, path, skeleton, options, report)
+            raise InputError(f"no import format recognises this {'folder' if path.is_dir() else 'file'}; "
                              f"name one of: {', '.join(FORMATS)}", file=str(path))
         fmt = found
     mod = format_module(fmt)
@@ -320,6 +318,7 @@ class RawInstance:
     source_id: Any = None  # the export's id, used in report examples and kept when it is a unique int
     where: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    num_keypoints: Any = None  # the export's own num_keypoints (None: it has no such field)
 
 
 def _finite_box(b: Any) -> tuple[float, float, float, float] | None:
@@ -581,11 +580,16 @@ class DatasetBuilder:
             k = kps[n]
             if inst.iscrowd:
                 k = np.zeros((K, 3))
+            nk = int((k[:, 2] > 0).sum())
+            if inst.num_keypoints is None:
+                rep.repair("num_keypoints added (the number of labelled keypoints; the export has none)", inst.source_id)
+            elif isinstance(inst.num_keypoints, bool) or inst.num_keypoints != nk:
+                rep.repair("num_keypoints recomputed from the keypoints", inst.source_id)
             ds.annotations.append(Annotation(
                 id=aid, image_id=img_id_of[inst.image_key], category_id=cat_id, keypoints=k,
                 bbox=boxes[n], area=areas[n], iscrowd=bool(inst.iscrowd),
                 segmentation=inst.segmentation if inst.segmentation not in (None, {}) else [],
-                num_keypoints=int((k[:, 2] > 0).sum()),
+                num_keypoints=nk,
                 extra={k2: v for k2, v in inst.extra.items() if _json_ok(v)}))
         rep.images_written = len(ds.images)
         rep.instances_written = len(ds.annotations)

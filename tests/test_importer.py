@@ -67,9 +67,23 @@ def test_auto_on_unrecognised_file(tmp_path):
         import_file("auto", p, OBJ5, ImportOptions())
     p.write_bytes(b"\x00\xff" * 50)
     assert detect_format(p) is None
-    p.write_text(json.dumps({"images": [], "annotations": [], "categories": []}))
-    with pytest.raises(InputError, match="plain COCO"):
-        import_file("auto", p, OBJ5, ImportOptions())
+
+
+def test_auto_passes_plain_coco_through_with_a_note(tmp_path):
+    """Plain COCO (no tool's fingerprints) used to exit 2 under `import auto`."""
+    src = json.loads((DATA / "cvat_coco_keypoints.json").read_text())
+    for a in src["annotations"]:
+        a.pop("attributes", None)  # CVAT's fingerprint: what is left is plain COCO
+    p = tmp_path / "plain.json"
+    p.write_text(json.dumps(src))
+    assert detect_format(p) is None
+    r = import_file("auto", p, OBJ5, ImportOptions())
+    assert r.report.format.startswith("coco") and any("plain COCO" in w for w in r.report.warnings)
+    # the same reading as the file's own tool reader (here CVAT's COCO): same instances, same keypoints
+    ref = import_file("cvat", DATA / "cvat_coco_keypoints.json", OBJ5, ImportOptions())
+    assert [a.id for a in r.dataset.annotations] == [a.id for a in ref.dataset.annotations] == [1, 2, 4]
+    for a, b in zip(r.dataset.annotations, ref.dataset.annotations, strict=True):
+        np.testing.assert_array_equal(a.keypoints, b.keypoints)
 
 
 # -------------------------------------------------------------- name matching
@@ -347,3 +361,34 @@ def test_known_json_serves_a_parse_and_forgets_it(tmp_path, monkeypatch):
         assert importer_module.read_json(p) is mine
     assert importer_module.read_json(p) is before  # the earlier entry is back, the seeded one gone
     assert all(v is not mine for v in importer_module._json_cache.values())
+
+
+OPENFIELD_SKELETON = """name: mouse4
+keypoints: [snout, leftear, rightear, tailbase]
+limbs: [[snout, leftear], [snout, rightear], [snout, tailbase]]
+root: snout
+flip: [[leftear, rightear]]
+sigmas: [0.05, 0.05, 0.05, 0.05]
+"""
+
+
+def test_cli_import_report_groups_findings_by_code_all_with_json(runner, tmp_path, shared_real):
+    """DeepLabCut's open-field example: 20 instances of 4 points give 20 identical V061 findings,
+    printed as one row (count and first locations); --json lists every one. Every instance's
+    num_keypoints is added by the import and now counted as a repair."""
+    sk = tmp_path / "mouse4.yaml"
+    sk.write_text(OPENFIELD_SKELETON)
+    src = shared_real / "deeplabcut-openfield"
+    out = tmp_path / "out.json"
+    r = runner.invoke(cli, ["import", "deeplabcut", str(src), "--skeleton", str(sk), "-o", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.output)
+    assert doc["written"] and out.exists()
+    assert len(doc["findings"]) == doc["counts"]["by_code"]["V061"] == 20
+    assert doc["report"]["repairs"]["num_keypoints added (the number of labelled keypoints; the export has none)"] == 20
+    r = runner.invoke(cli, ["import", "deeplabcut", str(src), "--skeleton", str(sk), "-o", str(out), "--force"],
+                      terminal_width=200)
+    assert r.exit_code == 0, r.output
+    assert r.output.count("V061") == 1 and "20" in r.output.split("V061")[1].split("\n")[0]
+    assert r.output.count("annotations[") == 3  # a few locations, not twenty
+    assert "num_keypoints added" in r.output

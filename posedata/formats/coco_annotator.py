@@ -220,10 +220,6 @@ def read_coco_like(data: Any, path: Path, skeleton: Any, options: ImportOptions,
                 flat = np.concatenate([flat, np.zeros(3 * n_src - len(flat))])
             src = flat.reshape(n_src, 3)
             arr = src[mapping]
-            nk = a.get("num_keypoints")
-            real = int((src[:, 2] > 0).sum())
-            if nk is not None and nk != real:
-                report.repair("num_keypoints recomputed from the keypoints", aid)
         elif kp == [] and not crowd:
             report.repair("empty keypoints list read as zero keypoints", aid)
             arr = np.zeros((len(mapping), 3))
@@ -232,7 +228,8 @@ def read_coco_like(data: Any, path: Path, skeleton: Any, options: ImportOptions,
             raise InputError(f"segmentation must be a list of polygons or an RLE object, got {type(seg).__name__}",
                              file=file, where=f"{where}.segmentation")
         b.add_instance(RawInstance(image_key=image_id, keypoints=arr, bbox=a.get("bbox"), area=a.get("area"),
-                                   iscrowd=crowd, segmentation=seg, source_id=aid, where=where))
+                                   iscrowd=crowd, segmentation=seg, source_id=aid, where=where,
+                                   num_keypoints=a.get("num_keypoints")))
     for ocat, ids in other.items():
         label = f"annotation of another category (id {ocat}, {cat_names.get(ocat)!r}; crowd regions included)"
         report.skip(label, n=len(ids))

@@ -390,6 +390,8 @@ def yolo_lines(kps: np.ndarray, boxes: np.ndarray, sizes: np.ndarray) -> tuple[l
     sizes (N, 2) image width, height. Returns the lines and an (N, K) mask of labelled keypoints
     dropped because they lie outside the image."""
     kps = np.asarray(kps, dtype=np.float64)
+    if len(kps) == 0:  # an image without instances: YOLO's negative, an empty label file
+        return [], np.zeros((0, kps.shape[1] if kps.ndim == 3 else 0), dtype=bool)
     wh = np.asarray(sizes, dtype=np.float64)[:, None, :]
     lab = kps[:, :, 2] > 0
     xy = kps[:, :, :2] / wh
