@@ -569,6 +569,8 @@ def print_import_report(report: Any) -> None:
               help="Images folder: files are resolved by file name, then by the tail of the export's path; "
                    "sizes the export lacks are read from the files.")
 @category_option("the only one with keypoints; one category or label")
+@click.option("--control", default=None, metavar="NAME",
+              help="Label Studio: the keypoint control (a result's from_name) to import, when a project has several.")
 @click.option("--bbox-margin", type=click.FloatRange(0, 10), default=0.1, show_default=True,
               help="Boxes made from keypoints are padded by this fraction of the keypoints' extent.")
 @click.option("--drop-unlabelled", is_flag=True, help="Drop instances with no labelled keypoints.")
@@ -580,7 +582,7 @@ def print_import_report(report: Any) -> None:
               help="Print one JSON document (the import report and every validate finding) and nothing else.")
 def import_cmd(fmt: str, input_path: Path, skeleton_spec: str, output: Path, images: Path | None,
                category: str | None, bbox_margin: float, drop_unlabelled: bool, keep_empty: bool,
-               write_invalid: bool, force: bool, as_json: bool = False) -> None:
+               write_invalid: bool, force: bool, as_json: bool = False, control: str | None = None) -> None:
     """Turn a labelling tool's export INPUT into clean COCO keypoint JSON for a skeleton.
 
     FORMAT is `auto` (recognised by content) or one of the formats listed at the end of this
@@ -602,7 +604,7 @@ def import_cmd(fmt: str, input_path: Path, skeleton_spec: str, output: Path, ima
     check_output(output, force)
     sk = S.resolve(skeleton_spec)
     opts = ImportOptions(images=images, category=one_category(category, "import"), bbox_margin=bbox_margin,
-                         drop_unlabelled=drop_unlabelled, keep_empty=keep_empty)
+                         drop_unlabelled=drop_unlabelled, keep_empty=keep_empty, control=control)
     result = import_file(fmt, input_path, sk, opts)
     if not as_json:
         print_import_report(result.report)

@@ -116,7 +116,7 @@ def test_loose_points_beside_regions_form_one_more_instance(tmp_path):
     r = import_file("label-studio", _write(tmp_path, [_task(1, pts)]), OBJ5, ImportOptions())
     anns = r.dataset.to_coco()["annotations"]
     assert len(anns) == 2 and anns[0]["bbox"] == [10, 10, 40, 30]
-    assert r.report.repairs["points with no parent region or relation grouped into one instance"] == 1
+    assert r.report.repairs["points with no parent region, relation or rectangle grouped into one instance"] == 1
 
 
 def test_unrelated_rectangles_skipped_matching_ones_unlabelled(tmp_path):
@@ -131,12 +131,23 @@ def test_unrelated_rectangles_skipped_matching_ones_unlabelled(tmp_path):
     assert r.dataset.annotations[1].num_keypoints == 0
 
 
-def test_unknown_label_listed_and_located(tmp_path):
+def test_unknown_names_skipped_and_counted_refused_when_none_is_known(tmp_path):
+    """A name outside the skeleton used to abort the whole import; it is skipped and counted (as
+    DeepLabCut's unique bodyparts are). With no known name at all, the located error remains."""
     data = _raw()
     data[1]["annotations"][0]["result"][0]["value"]["keypointlabels"] = ["Handle"]
+    ref = import_file("label-studio", EXPORT, OBJ5, ImportOptions())
+    r = import_file("label-studio", _write(tmp_path, data), OBJ5, ImportOptions())
+    assert r.report.skipped["keypoint name 'Handle' not in skeleton 'object5'"] == 1
+    assert sum(a.num_keypoints for a in r.dataset.annotations) == sum(a.num_keypoints for a in ref.dataset.annotations) - 1
+    for t in data:
+        for a in t["annotations"]:
+            for res in a["result"]:
+                if res.get("type") == "keypointlabels":
+                    res["value"]["keypointlabels"] = ["Handle"]
     with pytest.raises(InputError) as e:
         import_file("label-studio", _write(tmp_path, data), OBJ5, ImportOptions())
-    assert "'Handle'" in e.value.message and e.value.where == "[1].annotations[0].result[0]"
+    assert "'Handle'" in e.value.message and e.value.where.startswith("[0].annotations[0].result[")
 
 
 def test_structural_errors_located(tmp_path):
@@ -174,3 +185,54 @@ def test_json_min_export_gets_a_clear_message(tmp_path):
     with pytest.raises(InputError, match="JSON-MIN") as e:
         import_file("label-studio", _write(tmp_path, rows), OBJ5, ImportOptions())
     assert e.value.where == "[0].data"
+
+
+# ------------------------------------- rectangles without relations, several keypoint controls
+RECTS = DATA / "label_studio_rects_two_controls.json"
+
+
+def test_points_go_to_the_rectangle_that_contains_them_one_control_at_a_time():
+    """Each tool has its rectangle but its points name no parentID and no relation: they used to
+    become one instance (two animals merged, every repeated name lost). The project also has a
+    second keypoint control, whose names (wrist, thumb) used to abort the import."""
+    with pytest.raises(InputError, match="--control") as e:
+        import_file("label-studio", RECTS, OBJ5, ImportOptions())
+    assert "'kp-tool'" in e.value.message and "'kp-hand'" in e.value.message
+    r = import_file("label-studio", RECTS, OBJ5, ImportOptions(control="kp-tool"))
+    out = r.dataset.to_coco()
+    t1 = [a for a in out["annotations"] if a["image_id"] == 1]
+    assert len(t1) == 2
+    assert [_kp(a, "center") for a in t1] == [[100, 100, 2], [280, 170, 2]]
+    assert [a["num_keypoints"] for a in t1] == [5, 5]
+    assert [a["bbox"] for a in t1] == [pytest.approx([50, 50, 100, 100]), pytest.approx([230, 120, 100, 100])]
+    assert r.report.skipped["point of another keypoint control ('kp-hand', not --control 'kp-tool')"] == 3
+    # task 2: overlapping rectangles; the point inside both is reported, never given to either
+    t2 = [a for a in out["annotations"] if a["image_id"] == 2]
+    assert [a["num_keypoints"] for a in t2] == [4, 5]
+    assert _kp(t2[0], "center") == [0, 0, 0] and _kp(t2[1], "center") == [210, 100, 2]
+    assert r.report.skipped["point without parentID or relation inside several rectangles (ambiguous: given to "
+                            "no animal)"] == 1
+    with pytest.raises(InputError, match="no keypoint control 'kp'"):
+        import_file("label-studio", RECTS, OBJ5, ImportOptions(control="kp"))
+
+
+def test_points_outside_every_rectangle_with_repeated_names_are_not_merged(tmp_path):
+    rect = {"id": "r", "type": "rectanglelabels", "original_width": 200, "original_height": 100,
+            "value": {"x": 5, "y": 10, "width": 20, "height": 30, "rectanglelabels": ["object5"]}}
+    pts = [rect, _point("a", "center", 20, 20), _point("b", "center", 150, 50), _point("c", "center", 170, 70)]
+    r = import_file("label-studio", _write(tmp_path, [_task(1, pts)]), OBJ5, ImportOptions())
+    (a,) = r.dataset.to_coco()["annotations"]
+    assert _kp(a, "center") == [20, 20, 2]
+    assert sum(v for k, v in r.report.skipped.items() if "outside every rectangle" in k) == 2
+
+
+def test_cli_import_with_control(runner, tmp_path):
+    from posedata.cli import cli
+
+    out = tmp_path / "o.json"
+    r = runner.invoke(cli, ["import", "label-studio", str(RECTS), "--skeleton", "object5", "-o", str(out)])
+    assert r.exit_code == 2 and "--control" in r.output and not out.exists()
+    r = runner.invoke(cli, ["import", "auto", str(RECTS), "--skeleton", "object5", "--control", "kp-tool", "-o",
+                            str(out)])
+    assert r.exit_code == 0, r.output
+    assert len(json.loads(out.read_text())["annotations"]) == 4

@@ -15,6 +15,7 @@ class ImportOptions:
     bbox_margin: float = 0.1  # bbox from keypoints: padding as a fraction of the keypoints' extent
     drop_unlabelled: bool = False  # drop instances with no keypoints instead of keeping them
     keep_empty: bool = False  # keep images with no annotations as negatives
+    control: str | None = None  # Label Studio: the keypoint control (from_name) to import
 
 
 @dataclass

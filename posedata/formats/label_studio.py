@@ -7,9 +7,15 @@ optionally "parentID"}; x and y are percent of the original image size. Relation
 {"type": "relation", "from_id", "to_id"}. Label Studio exports no keypoint list and no
 occlusion flag, so every placed point is v=2 and names are checked against the skeleton.
 
-Points become instances by their parent region (`parentID`, e.g. the person's rectangle, which
-then gives the bbox), else by relations (connected points form one instance), else all points of
-a task form one instance, with a warning when a keypoint name repeats in it.
+Points become instances by their parent region (`parentID`, e.g. the animal's rectangle, which
+then gives the bbox), else by relations (connected points form one instance), else by the one
+rectangle that contains them. A point with none of these in a task that has rectangles (outside
+every rectangle, or inside several) is ambiguous: it is reported and skipped, never merged into
+another animal. Only in a task without rectangles do all its free points form one instance.
+
+Each result names its control (`from_name`, e.g. "kp-mouse"); a project with several keypoint
+controls is imported one control at a time (`--control NAME`). Keypoint names outside the
+skeleton are skipped and counted (the import stops only when no name at all is known).
 """
 from __future__ import annotations
 
@@ -105,6 +111,35 @@ def _num(v: Any, file: str, where: str) -> float:
     raise InputError(f"expected a finite number, got {str(v)[:40]}", file=file, where=where)
 
 
+def keypoint_controls(data: Any) -> dict[str, int]:
+    """Keypoint control name (a result's `from_name`) -> number of points placed with it."""
+    out: dict[str, int] = {}
+    for t in data if isinstance(data, list) else []:
+        if not isinstance(t, dict):
+            continue
+        anns = t.get("annotations", t.get("completions"))
+        for a in anns if isinstance(anns, list) else []:
+            res = a.get("result") if isinstance(a, dict) else None
+            for r in res if isinstance(res, list) else []:
+                if isinstance(r, dict) and r.get("type") == "keypointlabels" and isinstance(r.get("from_name"), str):
+                    out[r["from_name"]] = out.get(r["from_name"], 0) + 1
+    return out
+
+
+def _choose_control(data: Any, wanted: str | None, file: str) -> str | None:
+    """The keypoint control to import: --control, else the only one (None: no names to choose by)."""
+    controls = keypoint_controls(data)
+    listing = ", ".join(f"{k!r} ({n} points)" for k, n in controls.items()) or "none"
+    if wanted is not None:
+        if wanted not in controls:
+            raise InputError(f"no keypoint control {wanted!r}; keypoint controls (from_name): {listing}", file=file)
+        return wanted
+    if len(controls) > 1:
+        raise InputError(f"{len(controls)} keypoint controls in this export: {listing}; each is its own set of "
+                         "keypoints: import one with --control NAME", file=file)
+    return None
+
+
 def read(path: Path, skeleton: Any, options: ImportOptions) -> ImportResult:
     from ..importer import (
         DatasetBuilder,
@@ -128,7 +163,9 @@ def read(path: Path, skeleton: Any, options: ImportOptions) -> ImportResult:
     cat_name = options.category or skeleton.name
     b = DatasetBuilder(skeleton, options, report, file, category_id=1, category_name=cat_name)
     unknown: dict[str, str] = {}
+    known_points = 0
     seen_tasks: dict[Any, int] = {}
+    control = _choose_control(data, options.control, file)
 
     for ti, task in enumerate(data):
         tw = f"[{ti}]"
@@ -227,6 +264,10 @@ def read(path: Path, skeleton: Any, options: ImportOptions) -> ImportResult:
                 labs = val.get("rectanglelabels") or []
                 rects[_rid(r.get("id"), file, f"{rw}.id")] = (rw, (x, y, w, h), [str(v) for v in labs] if isinstance(labs, list) else [])
                 continue
+            if control is not None and r.get("from_name") != control:
+                report.skip(f"point of another keypoint control ({r.get('from_name')!r}, not --control {control!r})",
+                            f"task {tid}")
+                continue
             labs = val.get("keypointlabels")
             if not isinstance(labs, list) or not labs or not isinstance(labs[0], str):
                 raise InputError(f"expected keypointlabels: [name], got {labs!r}", file=file,
@@ -236,7 +277,9 @@ def read(path: Path, skeleton: Any, options: ImportOptions) -> ImportResult:
             s = slots.get(normalize_name(labs[0]))
             if s is None:
                 unknown.setdefault(labs[0], rw)
+                report.skip(f"keypoint name {labs[0]!r} not in skeleton {skeleton.name!r}", f"task {tid}")
                 continue
+            known_points += 1
             points.append((rw, _rid(r.get("id"), file, f"{rw}.id"), s, x, y,
                            _rid(r.get("parentID"), file, f"{rw}.parentID")))
         # group: parent region, else relation components, else the whole task
@@ -255,10 +298,41 @@ def read(path: Path, skeleton: Any, options: ImportOptions) -> ImportResult:
                 groups.setdefault(find(p[1]), []).append(p)
             else:
                 loose.append(p)
+        if loose and rects:
+            # no parentID or relation: the one rectangle that contains the point. A point inside
+            # several rectangles cannot be given to an animal without guessing.
+            lx = np.array([p[3] for p in loose])
+            ly = np.array([p[4] for p in loose])
+            boxes = np.array([box for _rw, box, _labs in rects.values()])
+            inside = (lx[:, None] >= boxes[None, :, 0]) & (lx[:, None] <= boxes[None, :, 0] + boxes[None, :, 2]) & \
+                (ly[:, None] >= boxes[None, :, 1]) & (ly[:, None] <= boxes[None, :, 1] + boxes[None, :, 3])
+            rids = list(rects)
+            free = []
+            for p, row in zip(loose, inside, strict=True):
+                hits = np.flatnonzero(row)
+                name = skeleton.coco_keypoints[p[2]]
+                if len(hits) == 1:
+                    groups.setdefault(find(rids[hits[0]]), []).append(p)
+                    report.repair("point without parentID or relation given to the rectangle that contains it",
+                                  f"task {tid} {name}")
+                elif len(hits) > 1:
+                    report.skip("point without parentID or relation inside several rectangles (ambiguous: given "
+                                "to no animal)", f"task {tid} {name}")
+                else:
+                    free.append(p)
+            loose = free
         if loose:
-            if has_structure:
-                report.repair("points with no parent region or relation grouped into one instance", f"task {tid}")
-            groups[("task", tid)] = loose
+            names = [p[2] for p in loose]
+            if rects and len(set(names)) < len(names):
+                # outside every rectangle and a name twice: several animals, which cannot be told apart
+                for p in loose:
+                    report.skip("point without parentID or relation outside every rectangle, its name repeated "
+                                "(ambiguous: given to no animal)", f"task {tid} {skeleton.coco_keypoints[p[2]]}")
+            else:
+                if has_structure or rects:
+                    report.repair("points with no parent region, relation or rectangle grouped into one instance",
+                                  f"task {tid}")
+                groups[("task", tid)] = loose
         rect_of: dict[Any, Any] = {}
         for rid in rects:
             rect_of.setdefault(find(rid), rid)
@@ -290,7 +364,7 @@ def read(path: Path, skeleton: Any, options: ImportOptions) -> ImportResult:
             sid = f"task {tid} #{n + 1}"
             b.add_instance(RawInstance(image_key=tid, keypoints=kp, bbox=rect[1] if rect else None,
                                        source_id=sid, where=f"{tw}.annotations[{chosen[0]}]"))
-    if unknown:
+    if unknown and not known_points:
         first = next(iter(unknown.values()))
         raise unknown_names_error(list(unknown), skeleton, file, first)
     report.images_read = len(data)
