@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	# torch first and pinned: an unpinned torch would pull a multi-GB CUDA build.
 	$(PY) -m pip install -q $(if $(WHEELS),--find-links $(WHEELS)) torch==2.13.0
-	$(PY) -m pip install -q $(if $(WHEELS),--find-links $(WHEELS)) -e '.[train,dev,onnx]'
+	$(PY) -m pip install -q $(if $(WHEELS),--find-links $(WHEELS)) -e '.[train,dev,onnx,deeplabcut]'
 	touch $@
 
 test: setup

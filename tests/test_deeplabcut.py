@@ -126,12 +126,85 @@ def test_missing_image_exit_2(runner, tmp_path) -> None:
     assert not out.exists()
 
 
-def test_h5_refused_with_a_pointer_to_the_csv(runner, tmp_path) -> None:
-    csv = copy_project(tmp_path)
-    h5 = csv.with_suffix(".h5")
+SA_H5 = SA / "labeled-data" / "mouse1" / "CollectedData_Alice.h5"  # pandas to_hdf format="table"
+MA_H5 = MA / "labeled-data" / "session1" / "CollectedData_Bob.h5"  # pandas to_hdf default ("fixed")
+
+
+def _same(a, b) -> None:
+    assert [im.file_name for im in a.images] == [im.file_name for im in b.images]
+    assert [x.extra for x in a.annotations] == [x.extra for x in b.annotations]
+    for x, y in zip(a.annotations, b.annotations, strict=True):
+        np.testing.assert_array_equal(x.keypoints, y.keypoints)
+
+
+def test_h5_reads_like_its_csv_twin_both_pandas_layouts(sk) -> None:
+    """The .h5 DLC writes next to each CSV (written here by pandas' to_hdf in both layouts) used to
+    be refused; it reads without unpickling anything but the column labels' literals."""
+    pytest.importorskip("h5py")
+    assert D.detect(SA_H5) and D.detect(MA_H5)
+    _same(D.read(SA_H5, sk, ImportOptions()).dataset, D.read(SA_CSV, sk, ImportOptions()).dataset)
+    r = D.read(MA_H5, sk, ImportOptions())
+    _same(r.dataset, D.read(MA_CSV, sk, ImportOptions()).dataset)
+    assert r.report.skipped["maDLC unique bodypart (individual 'single') labels: the skeleton does not name them"] == 1
+    assert "labeled-data/session1/img000.png" in [im.file_name for im in r.dataset.images]
+
+
+def test_h5_whose_pickle_names_a_global_is_refused(runner, tmp_path) -> None:
+    h5py = pytest.importorskip("h5py")
+    bad = tmp_path / "CollectedData_Eve.h5"
+    shutil.copy(SA_H5, bad)
+    marker = tmp_path / "ran"
+    with h5py.File(bad, "r+") as f:  # a pickle that would run os.system when unpickled
+        f["df_with_missing"].attrs["non_index_axes"] = np.bytes_(f"cos\nsystem\n(S'touch {marker}'\ntR.".encode())
+    out = tmp_path / "o.json"
+    res = runner.invoke(cli, ["import", "deeplabcut", str(bad), "--skeleton", str(SKEL), "-o", str(out)])
+    assert res.exit_code == 2, res.output
+    assert "refused" in res.output and "os.system" in res.output and "non_index_axes" in res.output
+    assert not marker.exists() and not out.exists()
+
+
+def test_h5_broken_or_foreign_exit_2(runner, tmp_path) -> None:
+    h5py = pytest.importorskip("h5py")
+    h5 = tmp_path / "CollectedData_Alice.h5"
     h5.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 64)
     res = runner.invoke(cli, ["import", "deeplabcut", str(h5), "--skeleton", str(SKEL), "-o", str(tmp_path / "o.json")])
-    assert res.exit_code == 2 and "pickle" in res.output and "CollectedData_Alice.csv" in res.output
+    assert res.exit_code == 2 and "not a readable HDF5 file" in res.output
+    with h5py.File(h5, "w") as f:
+        f.create_dataset("x", data=np.zeros(3))
+    res = runner.invoke(cli, ["import", "auto", str(h5), "--skeleton", str(SKEL), "-o", str(tmp_path / "o.json")])
+    assert res.exit_code == 2 and "DataFrame" in res.output and "Traceback" not in res.output
+
+
+def test_import_auto_recognises_h5(runner, tmp_path) -> None:
+    pytest.importorskip("h5py")
+    proj = tmp_path / "proj"
+    shutil.copytree(SA, proj)
+    h5 = proj / "labeled-data" / "mouse1" / "CollectedData_Alice.h5"
+    h5.with_suffix(".csv").unlink()  # a folder with only the .h5 is read from it
+    out = tmp_path / "o.json"
+    for src in (h5, proj):
+        res = runner.invoke(cli, ["import", "auto", str(src), "--skeleton", str(SKEL), "-o", str(out), "--force"])
+        assert res.exit_code == 0, res.output
+        assert "deeplabcut" in res.output and len(json.loads(out.read_text())["annotations"]) == 2
+
+
+def test_unique_bodyparts_as_their_own_instance_when_the_skeleton_names_them(tmp_path) -> None:
+    """maDLC's `single` individual (uniquebodyparts) was only ever skipped."""
+    base = S.load(SKEL)
+    both = S.from_dict({"name": "mice_and_feeder", "keypoints": [*base.keypoints, "feeder"],
+                        "limbs": [*[list(base.keypoints[i] for i in lb) for lb in base.limbs], ["snout", "feeder"]],
+                        "root": base.keypoints[base.root], "sigmas": [0.05] * (len(base.keypoints) + 1),
+                        "flip": [list(p) for p in base.flip_pairs()]})
+    r = D.read(MA_CSV, both, ImportOptions())
+    anns = r.dataset.annotations
+    assert [a.extra["individual"] for a in anns] == ["mouse1", "mouse2", "single", "mouse1"]
+    feeder = both.coco_keypoints.index("feeder")
+    assert anns[2].keypoints[feeder].tolist() == [150, 90, 2] and anns[2].num_keypoints == 1
+    assert anns[0].keypoints[feeder, 2] == 0
+    only = S.from_dict({"name": "feeder", "keypoints": ["feeder"], "limbs": [], "root": "feeder", "sigmas": [0.05]})
+    r = D.read(MA_CSV, only, ImportOptions())
+    assert [a.extra["individual"] for a in r.dataset.annotations] == ["single"]
+    assert r.report.skipped["animal bodypart labels (the skeleton names only the unique bodyparts)"] == 11  # 8 + 3 points
 
 
 def test_cli_import_auto(runner, tmp_path) -> None:

@@ -10,8 +10,10 @@ The CSV is pandas' MultiIndex dump, parsed here with the csv module (no pandas):
 - an empty cell or NaN is "not labelled"; a labelled bodypart is COCO v=2 (DLC has no occlusion flag).
 The CSV carries no image sizes, so the images are needed (their headers are read, not decoded).
 
-The `.h5` twin that DLC writes next to every CSV stores its column names as Python pickles
-(pandas/PyTables), and posedata never unpickles input; the CSV holds the same labels.
+The `.h5` twin that DLC writes next to every CSV (pandas `to_hdf`, key `df_with_missing`) holds
+the same table; it is read by posedata/formats/pandas_hdf.py with h5py (the `deeplabcut` extra),
+whose only pickles, the column labels of the "table" layout, are decoded without running code.
+A folder is read from its CSVs; an .h5 only when it has no CSV twin.
 """
 from __future__ import annotations
 
@@ -53,17 +55,36 @@ def _is_dlc_csv(path: Path) -> bool:
 
 
 def _csvs_in(folder: Path) -> list[Path]:
-    """CollectedData CSVs of a DLC project folder or of one labeled-data/<video> folder, sorted.
-    Only those two levels are searched: auto-detection must not walk a large image tree."""
+    """CollectedData tables of a DLC project folder or of one labeled-data/<video> folder, sorted:
+    the CSVs, and the .h5 files that have no CSV twin. Only those two levels are searched:
+    auto-detection must not walk a large image tree."""
     cands = [*folder.glob("*.csv"), *folder.glob("labeled-data/*/*.csv")]
-    return [p for p in sorted(set(cands)) if p.is_file() and _is_dlc_csv(p)]
+    csvs = [p for p in sorted(set(cands)) if p.is_file() and _is_dlc_csv(p)]
+    h5s = [*folder.glob("*.h5"), *folder.glob("labeled-data/*/*.h5")]
+    lone = [p for p in sorted(set(h5s)) if p.is_file() and p.with_suffix(".csv") not in csvs and _is_dlc_h5(p)]
+    return sorted(csvs + lone)
+
+
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+def _is_dlc_h5(path: Path) -> bool:
+    """An HDF5 file (its signature) named like DLC's tables (.h5): read() then says what it holds,
+    or that h5py is needed, instead of auto-detection finding no format."""
+    if path.suffix.lower() not in (".h5", ".hdf5"):
+        return False
+    try:
+        with open(path, "rb") as f:
+            return f.read(8) == _HDF5_MAGIC
+    except OSError:
+        return False
 
 
 def detect(path: Path) -> bool:
     path = Path(path)
     if path.is_dir():
         return bool(_csvs_in(path))
-    return path.suffix.lower() != ".h5" and _is_dlc_csv(path)
+    return _is_dlc_h5(path) or (path.suffix.lower() != ".h5" and _is_dlc_csv(path))
 
 
 # -------------------------------------------------------------------- parse
@@ -71,7 +92,8 @@ class DLCTable:
     """One parsed CollectedData CSV: image paths and per (individual, bodypart) x/y arrays."""
 
     def __init__(self, paths: list[str], lines: list[int], individuals: list[str], bodyparts: list[str],
-                 xy: np.ndarray, multi: bool, has_likelihood: bool, bodyparts_line: int, unique_xy: np.ndarray):
+                 xy: np.ndarray, multi: bool, has_likelihood: bool, bodyparts_line: int, unique_xy: np.ndarray,
+                 unique_bodyparts: list[str] | None = None, unit: str = "line"):
         self.paths = paths  # per row, '/'-joined, forward slashes
         self.lines = lines  # per row, 1-based line number in the file
         self.individuals = individuals  # [''] for single-animal files
@@ -81,6 +103,8 @@ class DLCTable:
         self.has_likelihood = has_likelihood
         self.bodyparts_line = bodyparts_line
         self.unique_xy = unique_xy  # (rows, individuals, unique bodyparts, 2): maDLC's 'single' landmarks
+        self.unique_bodyparts = unique_bodyparts or []
+        self.unit = unit  # what `lines` count: CSV lines, or .h5 table rows
 
 
 def parse_csv(path: Path) -> DLCTable:
@@ -116,38 +140,7 @@ def parse_csv(path: Path) -> DLCTable:
         n_idx += 1
     if n_idx >= ncol:
         raise InputError("no bodypart columns after the index", file=file, where="line 1")
-
-    ind_of_col, bp_of_col = [], []
-    coords = header[coords_row][n_idx:]
-    for c in range(n_idx, ncol):
-        ind_of_col.append(header[1][c].strip() if multi else "")
-        bp_of_col.append(header[bp_row][c].strip())
-    individuals = list(dict.fromkeys(ind_of_col))
-    bodyparts = list(dict.fromkeys(b for b, i in zip(bp_of_col, ind_of_col, strict=True) if i != UNIQUE_INDIVIDUAL))
-    uniques = list(dict.fromkeys(b for b, i in zip(bp_of_col, ind_of_col, strict=True) if i == UNIQUE_INDIVIDUAL))
-    all_bp = bodyparts + [b for b in uniques if b not in bodyparts]
-    col_x: dict[tuple[str, str], int] = {}
-    col_y: dict[tuple[str, str], int] = {}
-    has_lik = False
-    for k, (ind, bp, co) in enumerate(zip(ind_of_col, bp_of_col, coords, strict=True)):
-        where = f"line {coords_row + 1} column {k + n_idx + 1}"
-        if not bp:
-            raise InputError("empty bodypart name", file=file, where=f"line {bp_row + 1} column {k + n_idx + 1}")
-        co = co.strip()
-        target = col_x if co == "x" else col_y if co == "y" else None
-        if co == "likelihood":
-            has_lik = True
-            continue
-        if target is None:
-            raise InputError(f"expected coords 'x', 'y' or 'likelihood', got {co!r}", file=file, where=where)
-        if (ind, bp) in target:
-            raise InputError(f"bodypart {bp!r}{f' of {ind!r}' if ind else ''} has two {co!r} columns",
-                             file=file, where=where)
-        target[(ind, bp)] = k
-    for key in set(col_x) ^ set(col_y):
-        have = "x" if key in col_x else "y"
-        raise InputError(f"bodypart {key[1]!r}{f' of {key[0]!r}' if key[0] else ''} has a {have!r} column "
-                         f"but no {'y' if have == 'x' else 'x'!r} column", file=file, where=f"line {coords_row + 1}")
+    columns = [tuple(h[c].strip() for h in header[1:]) for c in range(n_idx, ncol)]
 
     paths: list[str] = []
     lines: list[int] = []
@@ -166,9 +159,48 @@ def parse_csv(path: Path) -> DLCTable:
         lines.append(r + 1)
         values.append(row[n_idx:])
     data = cells_to_float(values, ncol - n_idx, file, lines, n_idx)
-    data[~np.isfinite(data)] = np.nan
+    return table_from_columns(columns, multi, paths, lines, data, file,
+                              lambda c: f"line {coords_row + 1} column {c + n_idx + 1}", bp_row + 1)
 
-    xy = np.full((len(values), len(individuals), len(all_bp), 2), np.nan)
+
+def table_from_columns(columns: list[tuple[str, ...]], multi: bool, paths: list[str], lines: list[int],
+                       data: np.ndarray, file: str, col_where: Any, bodyparts_line: int, unit: str = "line") -> DLCTable:
+    """A DLCTable from the column labels ((individual,) bodypart, coord per column, without the
+    scorer), the row image paths and the (rows, columns) values: the part the CSV and the .h5
+    share. col_where(c) locates column c for messages."""
+    data = np.array(data, dtype=np.float64)
+    data[~np.isfinite(data)] = np.nan
+    ind_of_col = [c[0] if multi else "" for c in columns]
+    bp_of_col = [c[1] if multi else c[0] for c in columns]
+    coords = [c[-1] for c in columns]
+    individuals = list(dict.fromkeys(ind_of_col))
+    bodyparts = list(dict.fromkeys(b for b, i in zip(bp_of_col, ind_of_col, strict=True) if i != UNIQUE_INDIVIDUAL))
+    uniques = list(dict.fromkeys(b for b, i in zip(bp_of_col, ind_of_col, strict=True) if i == UNIQUE_INDIVIDUAL))
+    all_bp = bodyparts + [b for b in uniques if b not in bodyparts]
+    col_x: dict[tuple[str, str], int] = {}
+    col_y: dict[tuple[str, str], int] = {}
+    has_lik = False
+    for k, (ind, bp, co) in enumerate(zip(ind_of_col, bp_of_col, coords, strict=True)):
+        if not bp:
+            raise InputError("empty bodypart name", file=file, where=col_where(k))
+        co = co.strip()
+        target = col_x if co == "x" else col_y if co == "y" else None
+        if co == "likelihood":
+            has_lik = True
+            continue
+        if target is None:
+            raise InputError(f"expected coords 'x', 'y' or 'likelihood', got {co!r}", file=file, where=col_where(k))
+        if (ind, bp) in target:
+            raise InputError(f"bodypart {bp!r}{f' of {ind!r}' if ind else ''} has two {co!r} columns",
+                             file=file, where=col_where(k))
+        target[(ind, bp)] = k
+    for key in set(col_x) ^ set(col_y):
+        have = "x" if key in col_x else "y"
+        raise InputError(f"bodypart {key[1]!r}{f' of {key[0]!r}' if key[0] else ''} has a {have!r} column "
+                         f"but no {'y' if have == 'x' else 'x'!r} column", file=file,
+                         where=col_where((col_x.get(key) if have == "x" else col_y.get(key)) or 0))
+
+    xy = np.full((len(paths), len(individuals), len(all_bp), 2), np.nan)
     bp_index = {b: j for j, b in enumerate(all_bp)}
     ind_index = {n: j for j, n in enumerate(individuals)}
     for (ind, bp), cx in col_x.items():
@@ -178,7 +210,8 @@ def parse_csv(path: Path) -> DLCTable:
     animals = [j for j, n in enumerate(individuals) if n != UNIQUE_INDIVIDUAL]
     single = [j for j, n in enumerate(individuals) if n == UNIQUE_INDIVIDUAL]
     return DLCTable(paths, lines, [individuals[j] for j in animals], bodyparts, xy[:, animals, : len(bodyparts)],
-                    multi, has_lik, bp_row + 1, unique_xy=xy[:, single, len(bodyparts):])
+                    multi, has_lik, bodyparts_line, unique_xy=xy[:, single, len(bodyparts):],
+                    unique_bodyparts=all_bp[len(bodyparts):], unit=unit)
 
 
 def cells_to_float(values: list[list[str]], ncol: int, file: str, lines: list[int], col0: int) -> np.ndarray:
@@ -260,12 +293,71 @@ def _csv_inputs(path: Path) -> list[Path]:
         if not found:
             raise InputError("no DeepLabCut CollectedData CSV in this folder", file=str(path))
         return found
-    if path.suffix.lower() == ".h5":
-        twin = sorted(path.parent.glob(path.stem + ".csv"))
-        hint = f" (use {twin[0].name} next to it)" if twin else " (DeepLabCut writes a CSV next to every .h5)"
-        raise InputError("DeepLabCut .h5 files store their column names as Python pickles, which posedata "
-                         f"does not load; import the CSV instead{hint}", file=str(path))
     return [path]
+
+
+def parse_h5(path: Path) -> DLCTable:
+    """The table of a CollectedData .h5 (either pandas layout), as parse_csv reads the CSV."""
+    from .pandas_hdf import read_frame
+
+    file = str(path)
+    columns, rows, values = read_frame(path, "df_with_missing")  # the key DeepLabCut writes
+    depth = {len(c) for c in columns}
+    if len(depth) != 1 or depth.pop() not in (3, 4):
+        raise InputError("expected columns (scorer, bodyparts, coords) or (scorer, individuals, bodyparts, coords)",
+                         file=file, where="/df_with_missing (columns)")
+    multi = len(columns[0]) == 4
+    paths = ["/".join(p.replace("\\", "/") for p in r if p) for r in rows]
+    if any(not p for p in paths):
+        raise InputError("row has no image path", file=file, where=f"row {paths.index('') + 1}")
+    return table_from_columns([c[1:] for c in columns], multi, paths, list(range(1, len(paths) + 1)), values, file,
+                              lambda c: f"column {c + 1}", 2, unit="row")
+
+
+def _instances_for(t: DLCTable, skeleton: Skeleton, file: str, report: ImportReport,
+                   keypoint_mapping: Any) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """(xy (rows, instances, names, 2), instance names, mapping into skeleton order) for a table.
+
+    maDLC's unique bodyparts (individual `single`) belong to no animal. When the skeleton names
+    them too (the animal's bodyparts plus the unique ones), `single` is one more instance per frame,
+    its animal slots unlabelled (and the animals' unique slots unlabelled); when the skeleton names
+    only them, `single` is the only instance; when it names only the animal's, they are skipped
+    and counted."""
+    where = f"{t.unit} {t.bodyparts_line} (bodyparts)" if t.unit == "line" else "columns (bodyparts)"
+    uniq = t.unique_bodyparts
+    n_u = int(np.isfinite(t.unique_xy).all(axis=-1).sum()) if t.unique_xy.size else 0
+    rows = len(t.paths)
+    single_xy = t.unique_xy[:, :1] if t.unique_xy.shape[1] else np.full((rows, 1, len(uniq), 2), np.nan)
+    if uniq:
+        try:
+            mapping = keypoint_mapping(t.bodyparts + uniq, skeleton, file=file, where=where)
+        except InputError:
+            pass
+        else:
+            B, U = len(t.bodyparts), len(uniq)
+            xy = np.full((rows, len(t.individuals) + 1, B + U, 2), np.nan)
+            xy[:, : len(t.individuals), :B] = t.xy
+            xy[:, len(t.individuals), B:] = single_xy[:, 0]
+            return xy, [*t.individuals, UNIQUE_INDIVIDUAL], mapping
+        if not t.bodyparts or _maps(uniq, skeleton, keypoint_mapping):
+            mapping = keypoint_mapping(uniq, skeleton, file=file, where=where)
+            n_a = int(np.isfinite(t.xy).all(axis=-1).sum())
+            if n_a:
+                report.skip("animal bodypart labels (the skeleton names only the unique bodyparts)", file, n=n_a)
+            return single_xy, [UNIQUE_INDIVIDUAL], mapping
+    mapping = keypoint_mapping(t.bodyparts, skeleton, file=file, where=where)
+    if n_u:
+        report.skip("maDLC unique bodypart (individual 'single') labels: the skeleton does not name them", file,
+                    n=n_u)
+    return t.xy, list(t.individuals), mapping
+
+
+def _maps(names: list[str], skeleton: Skeleton, keypoint_mapping: Any) -> bool:
+    try:
+        keypoint_mapping(names, skeleton)
+        return True
+    except InputError:
+        return False
 
 
 def read(path: Path, skeleton: Skeleton, options: ImportOptions) -> ImportResult:
@@ -280,15 +372,11 @@ def read(path: Path, skeleton: Skeleton, options: ImportOptions) -> ImportResult
     roots: set[Path] = set()
     for csv_path in _csv_inputs(path):
         file = str(csv_path)
-        t = parse_csv(csv_path)
-        mapping = keypoint_mapping(t.bodyparts, skeleton, file=file, where=f"line {t.bodyparts_line} (bodyparts)")
+        t = parse_h5(csv_path) if csv_path.suffix.lower() in (".h5", ".hdf5") else parse_csv(csv_path)
         if t.has_likelihood:
             report.warnings.append(f"{csv_path.name}: 'likelihood' columns ignored; this looks like a file of "
                                    "predictions, not of labels")
-        unique_xy = t.unique_xy
-        if unique_xy.size and np.isfinite(unique_xy).all(axis=-1).any():
-            n = int(np.isfinite(unique_xy).all(axis=-1).sum())
-            report.skip("maDLC unique bodypart (individual 'single') labels: they belong to no animal", file, n=n)
+        xy_src, individuals, mapping = _instances_for(t, skeleton, file, report, keypoint_mapping)
         if not t.paths:
             continue
         if options.images is None:
@@ -297,11 +385,11 @@ def read(path: Path, skeleton: Skeleton, options: ImportOptions) -> ImportResult
         else:
             root, names = None, t.paths  # the builder resolves them under --images
         # (rows, individuals, K, 2) in skeleton.coco_keypoints order
-        xy = t.xy[:, :, mapping, :]
+        xy = xy_src[:, :, mapping, :]
         lab = np.isfinite(xy).all(axis=-1)
         half = np.isfinite(xy).any(axis=-1) & ~lab
         for r, (p, name, line) in enumerate(zip(t.paths, names, t.lines, strict=True)):
-            where = f"{csv_path.name}: line {line}"
+            where = f"{csv_path.name}: {t.unit} {line}"
             if name in seen_images:
                 report.skip("image listed twice (second row ignored)", where)
                 continue
@@ -313,12 +401,12 @@ def read(path: Path, skeleton: Skeleton, options: ImportOptions) -> ImportResult
             else:
                 img = RawImage(key=key, file_name=p, candidates=[PurePosixPath(p).name], where=where)
             builder.add_image(img)
-            for i, ind in enumerate(t.individuals):
+            for i, ind in enumerate(individuals):
                 if half[r, i].any():
                     report.repair("bodypart with only one of x, y set treated as not labelled", where,
                                   n=int(half[r, i].sum()))
                 if not lab[r, i].any():
-                    if t.multi:
+                    if t.multi and ind != UNIQUE_INDIVIDUAL:
                         report.skip("individual with no labelled bodyparts in a frame (absent)", f"{where} {ind}")
                     continue
                 kp = np.zeros((K, 3))
