@@ -257,6 +257,14 @@ def test_skeleton_init_from_yolo(runner, tmp_path) -> None:
     assert d["keypoints"] == ["kp0", "kp1", "kp2", "kp3"] and any("kpt_names" in n for n in notes)
 
 
+def test_skeleton_init_from_yolo_guesses_flip_pairs_without_flip_idx(tmp_path) -> None:
+    """Without flip_idx the flip map used to be left empty whatever the names said."""
+    y = tmp_path / "data.yaml"
+    y.write_text((YD / "data_named.yaml").read_text().replace("flip_idx: [0, 2, 1, 3]\n", ""))
+    d, notes = Y.skeleton_from_yaml(y, "mouse")
+    assert d["flip"] == [["Left Ear", "Right Ear"]] and any("guessed from the keypoint names" in n for n in notes)
+
+
 # ----------------------------------------------------------------- property
 _TOKENS = st.sampled_from(["0", "1", "2", "0.5", "-1", "1e9", "nan", "inf", "x", "", "\n", " ", "0.25 0.25 2"])
 

@@ -350,7 +350,12 @@ def skeleton_from_yaml(path: Path, category: str | None = None) -> tuple[dict[st
     fi = flip_idx(data, K, file)
     flip = [[kn[i], kn[j]] for i, j in enumerate(fi) if i < j] if fi is not None else []
     if fi is None:
-        notes.append("the YAML has no flip_idx: the flip map is empty; add left/right pairs")
+        from ..skeleton import guess_flip_pairs
+
+        flip = [list(p) for p in guess_flip_pairs(kn)]
+        notes.append(f"the YAML has no flip_idx: {len(flip)} flip pair(s) guessed from the keypoint names; "
+                     "review them" if flip else "the YAML has no flip_idx and no names look left/right: the flip "
+                     "map is empty; add left/right pairs")
     notes.append("YOLO datasets carry no limbs: add limbs that connect every keypoint to the root")
     d = {
         "name": str(names[cls]),
