@@ -282,6 +282,14 @@ def test_cli_broken_inputs_exit_2_and_write_nothing(runner, tmp_path, fixture, f
         "wrong structure": "[]" if fmt != "label-studio" else '{"images": []}',
         "unknown names": text.replace("Top Left", "Grip").replace("Left Eye", "Left Eyebrow"),
     }
+    if fmt == "label-studio":  # a name outside the skeleton is skipped and counted; none known is an error
+        tasks = json.loads(text)
+        for t in tasks:
+            for a in t["annotations"]:
+                for res in a["result"]:
+                    if res.get("type") == "keypointlabels":
+                        res["value"]["keypointlabels"] = ["Grip"]
+        cases["unknown names"] = json.dumps(tasks)
     for why, body in cases.items():
         src = tmp_path / f"in{fixture[-5:]}"
         src.write_text(body)
