@@ -31,6 +31,9 @@ UNPICKLERS = {
 UNSAFE_YAML = {"yaml.load", "yaml.full_load", "yaml.unsafe_load", "yaml.load_all", "yaml.full_load_all",
                "yaml.unsafe_load_all", "yaml.Loader", "yaml.UnsafeLoader", "yaml.FullLoader"}
 PICKLE_WRITERS = {"formats/lwop.py"}
+# may import pickle for one thing: an Unpickler subclass whose find_class refuses every global
+# (test_restricted_unpickler_refuses_every_global checks that shape and its behaviour)
+RESTRICTED_UNPICKLERS = {"formats/pandas_hdf.py"}
 
 
 def _aliases(tree: ast.AST) -> dict[str, str]:
@@ -76,7 +79,7 @@ def violations(source: str, rel: str = "<test>") -> list[str]:
             mods = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
             names = [] if isinstance(node, ast.Import) else [f"{node.module}.{a.name}" for a in node.names]
             if any(m.split(".")[0] in ("pickle", "_pickle", "dill", "cloudpickle", "marshal", "shelve") for m in mods) \
-                    and rel not in PICKLE_WRITERS:
+                    and rel not in PICKLE_WRITERS and rel not in RESTRICTED_UNPICKLERS:
                 bad(node, f"imports a pickle-like module ({', '.join(mods)})")
             for n in names:
                 if n in UNPICKLERS or n in UNSAFE_YAML or n in ("torch.load", "numpy.load"):
@@ -162,6 +165,36 @@ def test_lwop_pickle_is_write_only():
     aliases = _aliases(tree)
     used = {_dotted(n.func, aliases) for n in ast.walk(tree) if isinstance(n, ast.Call)}
     assert {u for u in used if u and u.startswith("pickle.")} <= {"pickle.dump", "pickle.dumps"}
+
+
+def test_restricted_unpickler_refuses_every_global():
+    """pandas_hdf decodes PyTables' pickled attributes (lists and tuples of strings) with an
+    Unpickler whose find_class only raises: no global is ever looked up, so no code can run."""
+    import pickle
+
+    from posedata.errors import InputError
+    from posedata.formats import pandas_hdf as H
+
+    src = (ROOT / "posedata" / "formats" / "pandas_hdf.py").read_text(encoding="utf-8")
+    tree = ast.parse(src)
+    aliases = _aliases(tree)
+    subclasses = [c for c in ast.walk(tree) if isinstance(c, ast.ClassDef)
+                  and any(_dotted(b, aliases) == "pickle.Unpickler" for b in c.bases)]
+    assert len(subclasses) == 1
+    fc = [f for f in subclasses[0].body if isinstance(f, ast.FunctionDef) and f.name == "find_class"]
+    assert len(fc) == 1 and [type(x) for x in fc[0].body if not isinstance(x, ast.Expr)] == [ast.Raise]
+    used = {_dotted(n.func, aliases) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+    assert not {u for u in used if u and u.startswith("pickle.")} - {"pickle.UnpicklingError"}
+
+    labels = [("Pranav", "snout", "x"), ("Pranav", "snout", "y")]
+    for proto in range(0, pickle.HIGHEST_PROTOCOL + 1):
+        assert H.literal_unpickle(pickle.dumps([(1, labels)], protocol=proto), "f", "w") == [(1, labels)]
+    import numpy as np
+
+    for evil in (pickle.dumps(_Payload(), protocol=2), b"cos\nsystem\n(S'true'\ntR.",
+                 pickle.dumps(np.array(["a"], dtype=object), protocol=2), pickle.dumps({1, 2}, protocol=0)):
+        with pytest.raises(InputError, match="refused"):
+            H.literal_unpickle(evil, "f", "w")
 
 
 class _Payload:
