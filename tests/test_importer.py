@@ -380,10 +380,9 @@ sigmas: [0.05, 0.05, 0.05, 0.05]
 """
 
 
-def test_cli_import_report_groups_findings_by_code_all_with_json(runner, tmp_path, shared_real):
-    """DeepLabCut's open-field example: 20 instances of 4 points give 20 identical V061 findings,
-    printed as one row (count and first locations); --json lists every one. Every instance's
-    num_keypoints is added by the import and now counted as a repair."""
+def test_cli_import_counts_the_num_keypoints_it_adds(runner, tmp_path, shared_real):
+    """DeepLabCut's open-field example: the import adds num_keypoints to its 20 instances; the
+    repairs table used to leave that out."""
     sk = tmp_path / "mouse4.yaml"
     sk.write_text(OPENFIELD_SKELETON)
     src = shared_real / "deeplabcut-openfield"
@@ -391,12 +390,34 @@ def test_cli_import_report_groups_findings_by_code_all_with_json(runner, tmp_pat
     r = runner.invoke(cli, ["import", "deeplabcut", str(src), "--skeleton", str(sk), "-o", str(out), "--json"])
     assert r.exit_code == 0, r.output
     doc = json.loads(r.output)
-    assert doc["written"] and out.exists()
-    assert len(doc["findings"]) == doc["counts"]["by_code"]["V061"] == 20
+    assert doc["written"] and out.exists() and doc["report"]["instances_written"] == 20
     assert doc["report"]["repairs"]["num_keypoints added (the number of labelled keypoints; the export has none)"] == 20
-    r = runner.invoke(cli, ["import", "deeplabcut", str(src), "--skeleton", str(sk), "-o", str(out), "--force"],
+    r = runner.invoke(cli, ["import", "deeplabcut", str(src), "--skeleton", str(sk), "-o", str(out), "--force"])
+    assert r.exit_code == 0 and "num_keypoints added" in r.output
+
+
+def test_cli_import_report_groups_findings_by_code_all_with_json(runner, tmp_path):
+    """30 persons with two labelled points each: 30 identical V061 findings, printed as one row
+    (count and first locations; they used to be printed row by row); --json lists every one."""
+    def kp(i: int) -> list[int]:  # two neighbouring keypoints, every keypoint labelled somewhere
+        k = [0] * 51
+        k[3 * (i % 17): 3 * (i % 17) + 3], k[3 * ((i + 1) % 17): 3 * ((i + 1) % 17) + 3] = [10, 10, 2], [14, 10, 2]
+        return k
+
+    data = {"images": [{"id": i, "file_name": f"{i}.jpg", "width": 64, "height": 64} for i in range(1, 31)],
+            "annotations": [{"id": i, "image_id": i, "category_id": 1, "keypoints": kp(i), "num_keypoints": 2,
+                             "bbox": [5, 5, 20, 20], "area": 400, "iscrowd": 0} for i in range(1, 31)],
+            "categories": [{"id": 1, "name": "person", "keypoints": list(COCO17.coco_keypoints), "skeleton": []}]}
+    src = tmp_path / "plain.json"
+    src.write_text(json.dumps(data))
+    out = tmp_path / "out.json"
+    r = runner.invoke(cli, ["import", "auto", str(src), "--skeleton", "coco17", "-o", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.output)
+    assert len([f for f in doc["findings"] if f["code"] == "V061"]) == doc["counts"]["by_code"]["V061"] == 30
+    r = runner.invoke(cli, ["import", "auto", str(src), "--skeleton", "coco17", "-o", str(out), "--force"],
                       terminal_width=200)
     assert r.exit_code == 0, r.output
-    assert r.output.count("V061") == 1 and "20" in r.output.split("V061")[1].split("\n")[0]
-    assert r.output.count("annotations[") == 3  # a few locations, not twenty
-    assert "num_keypoints added" in r.output
+    assert r.output.count("V061") == 1 and " 30 " in r.output.split("V061")[1].split("\n")[0]
+    # a few locations per code (V061, V062: 30 each), not sixty rows
+    assert r.output.count("annotations[") == 3 * len(doc["counts"]["by_code"]) == 6
