@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from json_strategies import mutated_json
 
 from posedata import skeleton as S
-from posedata.errors import InputError, PosedataError
+from posedata.errors import DataError, InputError, PosedataError
 from posedata.formats import coco_annotator as CA
 from posedata.importer import ImportOptions, ImportReport, detect_format, import_file
 from posedata.validate import validate_coco
@@ -175,9 +175,9 @@ def test_missing_image_is_a_located_error(tmp_path):
     root = tmp_path / "images"
     _images(root)
     (root / "session2" / "img_0002.jpg").unlink()
-    with pytest.raises(InputError) as e:
+    with pytest.raises(DataError) as e:  # the data's error (exit 1, V050), located
         _run(root)
-    assert "img_0002.jpg" in str(e.value) and e.value.where == "images[1]"
+    assert "img_0002.jpg" in str(e.value) and e.value.where == "images[1]" and e.value.exit_code == 1
 
 
 def test_category_choice(images, tmp_path):

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from posedata import skeleton as S
-from posedata.errors import InputError, PosedataError
+from posedata.errors import DataError, InputError, PosedataError
 from posedata.formats import cvat
 from posedata.importer import ImportOptions, detect_format, import_file
 from posedata.validate import validate_coco
@@ -141,9 +141,9 @@ def test_entities_bad_tracks_and_wrong_roots_refused(tmp_path):
 
 def test_missing_images_folder_file(tmp_path):
     cv2.imwrite(str(tmp_path / "tool_01.jpg"), np.zeros((150, 200, 3), np.uint8))
-    with pytest.raises(InputError) as e:
+    with pytest.raises(DataError) as e:  # the data's error (exit 1, V050), located
         import_file("cvat", XML, OBJ5, ImportOptions(images=tmp_path))
-    assert "tool_02.jpg" in e.value.message and e.value.where == "image[1]"
+    assert "tool_02.jpg" in e.value.message and e.value.where == "image[1]" and e.value.exit_code == 1
 
 
 # ---------------------------------------------------------- malformed input
