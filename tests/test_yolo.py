@@ -257,6 +257,34 @@ def test_skeleton_init_from_yolo(runner, tmp_path) -> None:
     assert d["keypoints"] == ["kp0", "kp1", "kp2", "kp3"] and any("kpt_names" in n for n in notes)
 
 
+def test_skeleton_init_from_yolo_reads_the_yaml_skeleton_edges(runner, tmp_path) -> None:
+    """A `skeleton:` edge list in the dataset YAML was ignored: 0 limbs, and the new skeleton failed
+    its own check (S020)."""
+    y = tmp_path / "data.yaml"
+    base = (YD / "data_named.yaml").read_text()
+    y.write_text(base + "skeleton: [[1, 2], [1, 3], [1, 4]]\n")
+    out = tmp_path / "s.yaml"
+    res = runner.invoke(cli, ["skeleton", "init", "--from-yolo", str(y), "--category", "mouse", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    sk, findings = S.load_with_findings(out)
+    assert sorted(tuple(sorted((sk.keypoints[a], sk.keypoints[b]))) for a, b in sk.limbs) == [
+        ("Left Ear", "Snout"), ("Right Ear", "Snout"), ("Snout", "Tail Base")]
+    assert not [f for f in findings if f.severity == "error"]
+    # 0-based lists and name pairs read too; edges that fit no convention are refused, located
+    y.write_text(base + "skeleton: [[0, 1], [0, 2], [0, 3]]\n")
+    d, notes = Y.skeleton_from_yaml(y, "mouse")
+    assert len(d["limbs"]) == 3 and any("0-based" in n for n in notes)
+    y.write_text(base + "skeleton: [[Snout, Left Ear], [Snout, Right Ear], [Snout, Tail Base]]\n")
+    assert len(Y.skeleton_from_yaml(y, "mouse")[0]["limbs"]) == 3
+    y.write_text(base + "skeleton: [[1, 9]]\n")
+    res = runner.invoke(cli, ["skeleton", "init", "--from-yolo", str(y), "--category", "mouse", "-o",
+                              str(tmp_path / "t.yaml")])
+    assert res.exit_code == 2 and "skeleton[0]" in res.output and not (tmp_path / "t.yaml").exists()
+    res = runner.invoke(cli, ["skeleton", "init", "--from-yolo", str(y), "--category", "mouse", "--ignore-edges",
+                              "-o", str(tmp_path / "t.yaml")])
+    assert res.exit_code == 0 and S.load_with_findings(tmp_path / "t.yaml")[0].num_limbs == 0
+
+
 def test_skeleton_init_from_yolo_guesses_flip_pairs_without_flip_idx(tmp_path) -> None:
     """Without flip_idx the flip map used to be left empty whatever the names said."""
     y = tmp_path / "data.yaml"

@@ -332,9 +332,11 @@ def read(path: Path, skeleton: Skeleton, options: ImportOptions) -> ImportResult
 
 
 # ------------------------------------------------------------- skeleton init
-def skeleton_from_yaml(path: Path, category: str | None = None) -> tuple[dict[str, Any], list[str]]:
-    """A starting skeleton dict from a YOLO-pose dataset YAML (names, flip pairs), plus notes.
-    YOLO has no limbs: the user adds them."""
+def skeleton_from_yaml(path: Path, category: str | None = None, edges: bool = True) -> tuple[dict[str, Any], list[str]]:
+    """A starting skeleton dict from a YOLO-pose dataset YAML (names, flip pairs, and limbs from a
+    `skeleton:` edge list when the YAML has one), plus notes. Ultralytics itself reads no edges;
+    datasets that carry them write index pairs (read as COCO's `skeleton` is: 1-based unless they
+    use 0 and never K) or name pairs, as one list or per class id like `kpt_names`."""
     file = str(path)
     data = _load_yaml(Path(path))
     K, _ = kpt_shape(data, file)
@@ -356,12 +358,35 @@ def skeleton_from_yaml(path: Path, category: str | None = None) -> tuple[dict[st
         notes.append(f"the YAML has no flip_idx: {len(flip)} flip pair(s) guessed from the keypoint names; "
                      "review them" if flip else "the YAML has no flip_idx and no names look left/right: the flip "
                      "map is empty; add left/right pairs")
-    notes.append("YOLO datasets carry no limbs: add limbs that connect every keypoint to the root")
+    limbs: list[list[str]] = []
+    raw = data.get("skeleton")
+    if isinstance(raw, dict):  # per class, as kpt_names
+        raw = raw.get(cls, raw.get(str(cls)))
+    if raw is None:
+        notes.append("the YAML has no skeleton edge list: add limbs that connect every keypoint to the root")
+    elif not edges:
+        notes.append("the YAML's skeleton edges were left out (--ignore-edges): add limbs that connect every "
+                     "keypoint to the root")
+    else:
+        from ..skeleton import coco_edges
+
+        if isinstance(raw, list) and raw and all(isinstance(e, list) and len(e) == 2 and all(isinstance(x, str) for x in e)
+                                                 for e in raw):
+            pos = {normalize_name(n): i + 1 for i, n in enumerate(kn)}
+            unknown = [x for e in raw for x in e if normalize_name(x) not in pos]
+            if unknown:
+                raise InputError(f"skeleton edges name keypoints that kpt_names lacks: {unknown}; correct them, or pass "
+                                 "--ignore-edges", file=file, where="skeleton")
+            raw = [[pos[normalize_name(a)], pos[normalize_name(b)]] for a, b in raw]
+        limbs, edge_notes = coco_edges(kn, raw, file, "skeleton")
+        notes += edge_notes
+        if limbs:
+            notes.append(f"{len(limbs)} limb(s) from the YAML's skeleton edge list")
     d = {
         "name": str(names[cls]),
         "keypoints": kn,
-        "limbs": [],
-        "root": guess_root(kn, []),
+        "limbs": limbs,
+        "root": guess_root(kn, limbs),
         "flip": flip,
         "sigmas": [0.05] * K,
     }
