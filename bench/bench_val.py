@@ -19,6 +19,7 @@ import contextlib
 import io
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -100,18 +101,21 @@ def main() -> None:
         for r in range(args.repeats):
             out = root / f"out{r}"
             load0 = os.getloadavg()[0]
+            cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
             t0 = time.perf_counter()
             p = subprocess.run([sys.executable, "-m", "posedata.cli", "val", "--checkpoint", str(ckpt), "--coco",
                                 str(gt), "--images", str(images), "-o", str(out)], env=env, capture_output=True,
                                text=True)
             secs = time.perf_counter() - t0
+            cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
             load1 = os.getloadavg()[0]
             if p.returncode != 0:
                 sys.exit(p.stdout + p.stderr)
             m = json.loads((out / "metrics.json").read_text())
             ref_ap = pycocotools_ap(gt, out / "results.json")
             print(f"val, {args.images} images, width 1.0, input {m['settings']['input_size']}: {secs:.1f} s wall "
-                  f"({args.images / secs:.2f} images/s), load {load0:.1f} -> {load1:.1f} on {os.cpu_count()} cores; "
+                  f"({args.images / secs:.2f} images/s), {cpu:.1f} s CPU, load {load0:.1f} -> {load1:.1f} on {os.cpu_count()} cores; "
                   f"{m['n_detections']} detections; AP {m['AP']:.4f}, pycocotools on results.json {ref_ap:.4f}")
 
 

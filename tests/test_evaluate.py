@@ -481,3 +481,42 @@ def test_cli_export_reference_tables(runner):
     assert "right = [2, 3, 4, 8, 9, 10, 14, 16]" in r.output and "left = [5, 6, 7, 11, 12, 13, 15, 17]" in r.output
     assert "num_heatmaps = 19" in r.output and "num_pafs = 38" in r.output
     assert "to_coco_map = [0, -1, 6, 8, 10, 5, 7, 9, 12, 14, 16, 11, 13, 15, 2, 1, 4, 3]" in r.output
+
+
+def test_val_ap_equals_pycocotools_on_its_results_file(shared_real, tmp_path, runner, stand_in):
+    """`posedata val -o` on real COCO photos: its AP, AP50 and AR equal pycocotools' own COCOeval
+    run on the ground-truth file as given and the results.json val wrote (COCO's default sigmas,
+    which openpose18 carries). Keypoints are jittered so AP is neither 0 nor 1."""
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    class Jittered(GTModel):
+        def identify(self, content):
+            kps, hw, mirrored = super().identify(content)
+            rng = np.random.default_rng(int(hw[0] * 7 + hw[1]))
+            noisy = kps.copy()
+            noisy[:, :, :2] += rng.normal(0, 3.0, noisy[:, :, :2].shape)
+            return noisy, hw, mirrored
+
+    sk = sk_named("openpose18")
+    d = shared_real / "coco"
+    coco_json = next(d.glob("*.json"))
+    stand_in["model"] = Jittered(sk, json.loads(coco_json.read_text()), d)
+    out = tmp_path / "out"
+    r = runner.invoke(cli, ["val", "--skeleton", "openpose18", "--checkpoint", "unused.pt", "--coco", str(coco_json),
+                            "--images", str(d), "-o", str(out), "--input-size", "368"])
+    assert r.exit_code == 0, r.output
+    ours = json.loads((out / "metrics.json").read_text())
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(str(coco_json))
+        ev = COCOeval(gt, gt.loadRes(str(out / "results.json")), "keypoints")
+        np.testing.assert_allclose(ev.params.kpt_oks_sigmas, ours["settings"]["sigmas"], atol=1e-12)
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    assert 0.05 < ours["AP"] < 0.95, ours["AP"]
+    for i, k in enumerate(("AP", "AP50", "AP75", "APm", "APl", "AR")):
+        assert ours[k] == pytest.approx(float(ev.stats[i]), abs=1e-12), k
