@@ -107,9 +107,9 @@ def check_labels(labels_path: str | Path, skeleton: Skeleton, images: Path | Non
     labels no longer show what is checked; without the source the copy stored in the label file
     is checked. Raises InputError when neither is available."""
     import hashlib
-    import json
 
     from .errors import InputError
+    from .io import parse_json
     from .labels import load_embedded_source, load_header
     from .validate import paused_gc
 
@@ -145,9 +145,9 @@ def check_labels(labels_path: str | Path, skeleton: Skeleton, images: Path | Non
                          "check cannot run. Re-run convert, or pass --force to train without it", file=str(labels_path))
     with paused_gc():
         try:
-            raw = json.loads(blob.decode("utf-8-sig"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise InputError(f"the source JSON stored in the label file does not parse ({e})",
+            raw = parse_json(blob, labels_path)
+        except InputError as e:
+            raise InputError(f"the source JSON stored in the label file does not parse ({e.message})",
                              file=str(labels_path)) from None
     name = f"{labels_path} (its copy of {recorded})"
     res = check_data(name, skeleton, images, category, raw=raw)

@@ -1293,11 +1293,10 @@ def convert_cmd(data: Path, skeleton_spec: str, output: Path, fmt: str, src_fmt:
     skeleton cannot be read, or the output exists without --force.
     """
 
-    import json
 
     from . import skeleton as S
     from . import validate as V
-    from .convert import load_source, sample_findings, to_labels
+    from .convert import load_source, sample_findings, source_copy, to_labels
     from .errors import InputError
     from .findings import has_errors
     from .formats.base import ImportOptions
@@ -1343,7 +1342,7 @@ def convert_cmd(data: Path, skeleton_spec: str, output: Path, fmt: str, src_fmt:
                     if images is not None:
                         labels.settings["images"] = str(images)
                     # the gate re-checks this copy when the label file travels without its source
-                    save(labels, output, source=json.dumps(raw, separators=(",", ":")).encode("utf-8"))
+                    save(labels, output, source=source_copy(data, src, raw))
                     written = labels.num_samples
                 else:
                     from .formats.lwop import write_lwop_pickle

@@ -113,6 +113,12 @@ def test_label_file_travels_without_its_source(tmp_path, runner):
     from posedata import labels as L
 
     assert got.embedded and got.result.ok and got.result.num_samples == L.load(labels).num_samples > 0
+    # the copy is the source's own bytes, the ones whose sha256 convert recorded (not a re-serialised parse)
+    import hashlib
+
+    blob = L.load_embedded_source(moved)
+    assert blob == (tmp_path / "gone.json").read_bytes()
+    assert hashlib.sha256(blob).hexdigest() == L.load_header(moved)["settings"]["source_sha256"]
     r = runner.invoke(cli, ["train", "--skeleton", "object5", "--labels", str(moved), "--images", str(images),
                             "-o", str(tmp_path / "run"), *TINY])
     assert r.exit_code == 0, r.output
