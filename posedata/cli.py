@@ -664,13 +664,13 @@ def _print_load_report(path: str, report: Any, out_console: Console) -> None:
     from collections import Counter
 
     out_console.print(f"[bold]--init {path}[/]: {report.summary()}")
-    if not report.loaded:
-        out_console.print("[yellow]nothing was loaded: the checkpoint's names or shapes match none of this model's "
-                          "(the reference's checkpoints need --width 1.0)[/]")
+    if not report.weights_loaded:
+        out_console.print("[yellow]no weight was loaded: the checkpoint's names or shapes match none of this model's "
+                          "weights (the reference's checkpoints need --width 1.0)[/]")
     by_module = Counter(name.split(".")[0] + (f".{name.split('.')[1]}" if name.startswith("refinement_stages.") else "")
-                        for name in report.loaded)
+                        for name in report.weights_loaded)
     if by_module:
-        out_console.print("  loaded: " + ", ".join(f"{m} ({n} tensors)" for m, n in sorted(by_module.items())))
+        out_console.print("  weights loaded: " + ", ".join(f"{m} ({n})" for m, n in sorted(by_module.items())))
     if report.shape_mismatch or report.missing:
         t = Table(title="kept initialised (not loaded)")
         for c in ("parameter", "checkpoint shape", "model shape"):
@@ -691,19 +691,26 @@ def _print_load_report(path: str, report: Any, out_console: Console) -> None:
 @click.option("--val-json", type=click.Path(dir_okay=False, path_type=Path), help="COCO JSON for validation AP (best.pt).")
 @click.option("--val-images", type=click.Path(file_okay=False, path_type=Path), help="Validation images folder.")
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), help="Run folder.")
-@click.option("--iterations", type=int, default=None, help="Optimiser steps in total [default: 20000].")
-@click.option("--batch-size", type=int, default=None, help="Images per step and process [default: 80, the reference's].")
-@click.option("--lr", type=float, default=None, help="Base learning rate [default: 4e-5, the reference's].")
-@click.option("--stages", type=int, default=None, help="Refinement stages [default: 1].")
-@click.option("--input-size", type=int, default=None, help="Square crop size, a multiple of 8 [default: 368].")
-@click.option("--width", type=float, default=None, help="Channel multiplier; 1.0 is the reference network [default: 1.0].")
+@click.option("--preset", type=click.Choice(["cpu-small", "reference"]), default=None,
+              help="Settings that fit a machine [default: cpu-small on a CPU, reference on a GPU]; "
+                   "options given override it (docs/training.md).")
+@click.option("--iterations", type=int, default=None, help="Optimiser steps in total [preset: 1000 / 20000].")
+@click.option("--batch-size", type=int, default=None, help="Images per step and process [preset: 16 / 80].")
+@click.option("--lr", type=float, default=None, help="Base learning rate [preset: 3e-3 / 4e-5].")
+@click.option("--stages", type=int, default=None, help="Refinement stages [preset: 0 / 1].")
+@click.option("--input-size", type=int, default=None, help="Square crop size, a multiple of 8 [preset: 128 / 368].")
+@click.option("--width", type=float, default=None, help="Channel multiplier; 1.0 is the reference network "
+              "[preset: 0.25 / 1.0].")
 @click.option("--workers", type=int, default=None, help="Data loader processes [default: 0].")
 @click.option("--seed", type=int, default=None, help="Seed of weights, sample order and augmentation [default: 0].")
-@click.option("--checkpoint-every", type=int, default=None, help="Write last.pt every N iterations [default: 1000].")
+@click.option("--checkpoint-every", type=int, default=None, help="Write last.pt every N iterations "
+              "[preset: 250 / 1000].")
 @click.option("--init", "init_ckpt", type=click.Path(dir_okay=False, path_type=Path),
               help="Start from weights: the reference's COCO checkpoint, its MobileNet weights or a posedata checkpoint.")
-@click.option("--resume", type=click.Path(file_okay=False, path_type=Path), help="Continue the run in this folder from last.pt.")
-@click.option("--max-minutes", type=float, default=None, help="Stop cleanly (writing last.pt) after this many minutes.")
+@click.option("--resume", type=click.Path(file_okay=False, path_type=Path),
+              help="Continue the run in this folder from last.pt (the original command's options may be repeated).")
+@click.option("--max-minutes", type=float, default=None,
+              help="End within this many minutes, validations and the final last.pt included.")
 @click.option("--threads", type=int, default=None, help="CPU threads per process [default: torch's choice].")
 @click.option("--device", default=None, help="auto (CUDA when available, else CPU), cpu, cuda, cuda:N or mps "
               "[default: auto].")
@@ -711,20 +718,23 @@ def _print_load_report(path: str, report: Any, out_console: Console) -> None:
               help="Also write losses, learning rate and validation AP to RUN/tensorboard (extra 'tensorboard').")
 @click.option("--force", is_flag=True, help="Write into a non-empty run folder, and train even if the data check fails.")
 def train_cmd(skeleton_spec: str | None, labels: Path | None, images: Path | None, val_json: Path | None,
-              val_images: Path | None, output: Path | None, iterations: int | None, batch_size: int | None,
-              lr: float | None, stages: int | None, input_size: int | None, width: float | None, workers: int | None,
-              seed: int | None, checkpoint_every: int | None, init_ckpt: Path | None, resume: Path | None,
-              max_minutes: float | None, threads: int | None, device: str | None, tensorboard: bool | None,
-              force: bool) -> None:
+              val_images: Path | None, output: Path | None, preset: str | None, iterations: int | None,
+              batch_size: int | None, lr: float | None, stages: int | None, input_size: int | None,
+              width: float | None, workers: int | None, seed: int | None, checkpoint_every: int | None,
+              init_ckpt: Path | None, resume: Path | None, max_minutes: float | None, threads: int | None,
+              device: str | None, tensorboard: bool | None, force: bool) -> None:
     """Train the bundled Lightweight OpenPose network on a label file.
 
     Checks the source data first (skeleton, validate, flip map) and stops on errors unless --force.
-    Under `torchrun --nproc_per_node N -m posedata.cli train ...` it trains with
-    DistributedDataParallel (gloo on CPU); rank 0 writes the run folder and the display.
+    Prints the measured speed and the run's estimated time after a few steps. Ctrl-C or SIGTERM
+    saves last.pt at the current step; `--resume RUN` continues it. Under
+    `torchrun --nproc_per_node N -m posedata.cli train ...` it trains with
+    DistributedDataParallel (gloo on CPU, nccl on GPUs); rank 0 writes the run folder and the display.
     """
     import os
     import time
 
+    started = time.monotonic()  # --max-minutes counts from here: the data check is part of the run
     from . import skeleton as S
     from .errors import DataError, InputError
     from .findings import has_errors
@@ -732,32 +742,25 @@ def train_cmd(skeleton_spec: str | None, labels: Path | None, images: Path | Non
 
     quiet = int(os.environ.get("RANK", "0")) != 0
     out_console = Console(quiet=quiet, highlight=False)
-    overrides = {k: v for k, v in dict(
-        iterations=iterations, batch_size=batch_size, lr=lr, stages=stages, input_size=input_size, width=width,
-        workers=workers, seed=seed, checkpoint_every=checkpoint_every, max_minutes=max_minutes,
-        threads=threads, device=device, tensorboard=tensorboard).items() if v is not None}
+    given = dict(labels=labels, images=images, output=output, val_json=val_json, val_images=val_images,
+                 init=init_ckpt, preset=preset, iterations=iterations, batch_size=batch_size, lr=lr, stages=stages,
+                 input_size=input_size, width=width, workers=workers, seed=seed, checkpoint_every=checkpoint_every,
+                 max_minutes=max_minutes, threads=threads, device=device, tensorboard=tensorboard)
+    given = {k: (str(v) if isinstance(v, Path) else v) for k, v in given.items() if v is not None}
 
-    from trainer.train import TrainConfig, gate, load_run_config, train
+    from trainer import presets as P
+    from trainer.run import check_not_running
+    from trainer.train import gate, new_run_config, resume_run_config, train
 
     if resume is not None:
-        if output is not None and output.resolve() != resume.resolve():
-            raise InputError(f"--resume continues {resume} in place; -o {output} names another folder")
-        fixed = {"batch_size", "lr", "stages", "input_size", "width", "seed"} & set(overrides)
-        if fixed or labels or images or init_ckpt or val_json:
-            given = sorted(fixed) + [n for n, v in (("labels", labels), ("images", images), ("init", init_ckpt),
-                                                      ("val_json", val_json)) if v]
-            raise InputError(f"--resume takes the run's own settings from {resume / 'config.json'}; "
-                             f"these cannot change: {', '.join('--' + g.replace('_', '-') for g in given)}")
-        cfg, sk_dict = load_run_config(resume)
+        cfg, sk_dict = resume_run_config(resume, given)
         sk = S.from_dict(sk_dict, file=str(resume / "config.json"))
         if skeleton_spec:
             given_sk = S.resolve(skeleton_spec)
             if given_sk.fingerprint != sk.fingerprint:
                 raise InputError(f"the run was trained for skeleton {sk.name!r} ({sk.fingerprint}), "
                                  f"not {given_sk.name!r} ({given_sk.fingerprint})", file=str(skeleton_spec))
-        for k, v in overrides.items():
-            setattr(cfg, k, v)
-        cfg.validate()
+        check_not_running(resume)
         out_console.print(f"resuming {resume} towards iteration {cfg.iterations} (data check ran at the start)")
     else:
         missing = [n for n, v in (("--skeleton", skeleton_spec), ("--labels", labels), ("--images", images),
@@ -765,12 +768,12 @@ def train_cmd(skeleton_spec: str | None, labels: Path | None, images: Path | Non
         if missing:
             raise InputError(f"missing option(s) {', '.join(missing)} (all required unless --resume)")
         sk = S.resolve(skeleton_spec)
-        cfg = TrainConfig(labels=str(labels), images=str(images), output=str(output), skeleton_file=str(sk.file),
-                          val_json=str(val_json) if val_json else None,
-                          val_images=str(val_images) if val_images else None,
-                          init=str(init_ckpt) if init_ckpt else None, **overrides)
-        cfg.validate()
+        cfg = new_run_config({**given, "skeleton_file": str(sk.file)})
         if not quiet:  # rank 0 decides; other ranks would race it for the folder it creates
+            check_not_running(output)
+            if (output / "config.json").is_file() and not force:
+                raise InputError(f"{output} holds a run; continue it with: posedata train --resume {output} "
+                                 "(or pass --force to start it again from scratch)", file=str(output))
             check_output_dir(output, force)
         # refuse a label file for another skeleton before the (slower) data check
         from posedata.labels import load as load_labels
@@ -796,18 +799,22 @@ def train_cmd(skeleton_spec: str | None, labels: Path | None, images: Path | Non
             out_console.print(f"[yellow]data check: {errors} error(s); training anyway (--force)[/]")
         else:
             out_console.print(f"[green]data check passed[/] ({source})")
+        chosen = "chosen" if preset else "the default"
+        out_console.print(f"preset {P.describe(cfg.preset)}, {chosen} for this device"
+                          + (f"; given: {', '.join('--' + k.replace('_', '-') for k in sorted(given) if k in P.PRESETS[cfg.preset])}"
+                             if any(k in P.PRESETS[cfg.preset] for k in given) else ""), soft_wrap=True)
 
     with progress_bar("[bold]train[/]", *train_fields(), con=out_console, transient=False,
                       refresh_per_second=4) as bar:
         task = bar.add_task("train", total=cfg.iterations, loss="-", speed="-")
-        started = [time.perf_counter(), 0]
 
         def on_event(event: str, info: dict) -> None:
             if event == "start":
                 bar.update(task, completed=info["iteration"])
-                started[:] = [time.perf_counter(), info["iteration"]]
                 bar.console.print(f"{info['samples']} samples, {info['batches_per_epoch']} batches per epoch, "
                                   f"{info['world']} process(es) on {info['device']}")
+            elif event == "estimate":
+                _print_estimate(info, bar.console)
             elif event == "init":
                 _print_load_report(info["path"], info["report"], bar.console)
                 atomic_write_json(Path(cfg.output) / "init_report.json", info["report"].to_dict(), indent=1)
@@ -819,15 +826,43 @@ def train_cmd(skeleton_spec: str | None, labels: Path | None, images: Path | Non
             elif event == "validation":
                 mark = " (best, wrote best.pt)" if info["improved"] else ""
                 bar.console.print(f"iteration {info['iteration']}: validation AP {info['AP']:.4f}{mark}")
+            elif event == "interrupt":
+                bar.console.print(f"[yellow]{info['signal']}: saving last.pt after the current step "
+                                  "(interrupt again to stop without saving)[/]")
             elif event == "note":
-                bar.console.print(f"[yellow]note:[/] {info['message']}")
+                bar.console.print(f"[yellow]note:[/] {info['message']}", soft_wrap=True)
 
-        result = train(cfg, sk, resume=resume is not None, callback=on_event)
+        result = train(cfg, sk, resume=resume is not None, callback=on_event, started=started)
     best = f", best validation AP {result.best_ap:.4f}" if result.best_ap is not None else ""
+    if result.interrupted:
+        import signal
+
+        out_console.print(f"[bold yellow]interrupted ({result.interrupted})[/]: saved {result.output}/last.pt at "
+                          f"iteration {result.iteration}{best}; continue with: posedata train --resume "
+                          f"{result.output}", soft_wrap=True)
+        sys.exit(128 + signal.Signals[result.interrupted].value)
     state = "stopped at the time budget" if result.stopped_early else "done"
     out_console.print(f"[bold green]{state}[/]: iteration {result.iteration}, last loss "
                       f"{result.last_loss if result.last_loss is None else format(result.last_loss, '.4g')}{best}; "
                       f"run folder {result.output}")
+
+
+def _print_estimate(info: dict, out_console: Console) -> None:
+    """The measured speed and what the whole run will take at it; a warning with the faster
+    preset when a CPU run would take hours."""
+    from trainer.presets import describe, format_duration
+
+    left = info["iterations"] - info["iteration"]
+    how = "first estimate from one image" if info["probe"] else "measured"
+    line = (f"speed: {info['images_per_s']:.1f} images/s ({how}, {info['seconds_per_step']:.2f} s/step); "
+            f"{left} iterations left: about {format_duration(info['seconds'])}"
+            + (" (within --max-minutes)" if info["capped_by_budget"] else ""))
+    out_console.print(line, soft_wrap=True)
+    if info["long_on_cpu"]:
+        faster = info["faster_preset"]
+        out_console.print(f"[bold yellow]warning:[/] this run would take {format_duration(info['seconds'])} on this "
+                          "CPU" + (f"; --preset {describe(faster)} trains in minutes" if faster else "")
+                          + "; Ctrl-C saves last.pt, --resume continues", soft_wrap=True)
 
 
 # ------------------------------------------------------------------- validate

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from click.testing import CliRunner
 
 from posedata import labels as L
 from posedata import skeleton as S
@@ -24,8 +25,9 @@ from trainer.train import TrainConfig, read_metrics, train
 ROOT = Path(__file__).resolve().parent.parent
 SIZE = 96  # synthetic image side
 # one thread: on a busy 2-core machine extra intra-op threads make these tiny layers far slower
+# tests run on the CPU whatever the machine has, with one refinement stage (the cpu-small preset has none)
 FAST = ["--iterations", "4", "--batch-size", "2", "--input-size", "64", "--width", "0.25", "--checkpoint-every", "2",
-        "--threads", "1"]
+        "--threads", "1", "--stages", "1", "--device", "cpu"]
 
 
 def make_dataset(root: Path, n_images: int = 6, bad: bool = False, skeleton: str = "object5") -> dict[str, Path]:
@@ -98,7 +100,9 @@ def train_args(data: dict[str, Path], out: Path, *extra: str) -> list[str]:
 
 
 def iterations_of(run: Path) -> list[int]:
-    return [json.loads(line)["iteration"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    """The iterations of metrics.jsonl's step lines (validation lines carry no loss)."""
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [r["iteration"] for r in rows if "loss" in r]
 
 
 # ------------------------------------------------------------------------- data
@@ -200,7 +204,7 @@ def test_tiny_run_writes_everything(data, runner, tmp_path):
     assert [r["iteration"] for r in rows] == [1, 2, 3, 4]
     assert set(rows[0]["losses"]) == {"stage0_heatmaps", "stage0_pafs", "stage1_heatmaps", "stage1_pafs"}
     assert all(np.isfinite(r["loss"]) and r["loss"] > 0 and r["images_per_s"] > 0 for r in rows)
-    assert rows[0]["lr"] == pytest.approx(4e-5)
+    assert rows[0]["lr"] == pytest.approx(3e-3)  # the cpu-small preset's
     ckpt = C.load(run / "last.pt")
     assert ckpt["iteration"] == 4 and ckpt["fingerprint"] == sk.fingerprint
     assert {"optimizer", "scheduler", "rng", "state_dict"} <= set(ckpt)
@@ -378,3 +382,154 @@ def test_train_device_option(data, runner, tmp_path, monkeypatch):
     assert res.exit_code == 0, res.output
     assert "on cpu" in res.output
     assert json.loads((run / "config.json").read_text())["options"]["device"] == "cpu"
+
+
+# ----------------------------------------------------------------- interrupts
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_interrupt_saves_last_at_the_current_step(data, tmp_path, sig, code):
+    """Ctrl-C or a cluster's SIGTERM mid-run: last.pt at the step reached (not the last periodic
+    checkpoint), the resume command printed, and --resume continues from there."""
+    run = tmp_path / "run"
+    args = train_args(data, run, *FAST)
+    args[args.index("--iterations") + 1] = "500"
+    args[args.index("--checkpoint-every") + 1] = "1000"
+    proc = subprocess.Popen([sys.executable, "-m", "posedata.cli", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, COLUMNS="200"))
+    metrics = run / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.stderr.read()
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err[-2000:]
+    reached = iterations_of(run)
+    assert 3 <= len(reached) < 500 and reached == list(range(1, len(reached) + 1))
+    assert C.load(run / "last.pt")["iteration"] == len(reached)
+    text = " ".join(out.split())
+    assert f"posedata train --resume {run}" in text and f"iteration {len(reached)}" in text
+    res = CliRunner().invoke(cli, ["train", "--resume", str(run), "--iterations", str(len(reached) + 2)])
+    assert res.exit_code == 0, res.output
+    assert iterations_of(run) == list(range(1, len(reached) + 3))
+
+
+# ------------------------------------------------------------- time budget
+def test_max_minutes_is_a_promise_with_slow_validations(data, tmp_path, monkeypatch):
+    """The case: --max-minutes 6 ran 9 min 56 s and validated at 200 and again at 201. Here a
+    validation takes 1.5 s and the budget is 5 s: the run, its validations and its last.pt end
+    within the 5 s, and no validation follows another by one step."""
+    import trainer.train as T
+
+    validated = []
+
+    def slow_evaluate(model, skeleton, coco, images, input_size):
+        time.sleep(1.5)
+        return {"AP": 0.1 * len(validated)}
+
+    monkeypatch.setattr(T, "find_evaluate", lambda: slow_evaluate)
+    events = []
+    cfg = config(data, tmp_path / "run", iterations=100000, checkpoint_every=20, max_minutes=5 / 60,
+                 val_json=str(data["json"]), val_images=str(data["images"]))
+    started = time.monotonic()
+    result = train(cfg, S.resolve("object5"),
+                   callback=lambda e, i: (events.append((e, i)), e == "validation" and validated.append(i["iteration"])))
+    took = time.monotonic() - started
+    assert result.stopped_early and took <= 5.0, (took, validated)
+    assert C.load(tmp_path / "run" / "last.pt")["iteration"] == result.iteration
+    assert validated and all(b - a > 1 for a, b in zip(validated, validated[1:], strict=False))
+    assert any("budget" in i["message"] for e, i in events if e == "note")
+
+
+# --------------------------------------------------------- extending a run
+def test_extending_a_finished_run_keeps_the_rate_and_updates_config(data, runner, tmp_path):
+    """The case: `--resume --iterations` larger raised the learning rate ~9x and left the old
+    milestones in config.json."""
+    run = tmp_path / "run"
+    args = train_args(data, run, *FAST)
+    args[args.index("--iterations") + 1] = "8"  # drops at 3, 6 and 7
+    args[args.index("--checkpoint-every") + 1] = "8"
+    res = runner.invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    assert json.loads((run / "config.json").read_text())["lr_milestones"] == [3, 6, 7]
+    res = runner.invoke(cli, ["train", "--resume", str(run), "--iterations", "12"])
+    assert res.exit_code == 0, res.output
+    assert "schedule for 12 iterations" in " ".join(res.output.split())  # stated in one line
+    rates = [r["lr"] for r in read_metrics(run / "metrics.jsonl", 99)]
+    final = 3e-3 * 0.333**3
+    assert rates[8:] == pytest.approx([final] * 4, rel=1e-6)  # the rate never rises
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["options"]["iterations"] == 12 and cfg["lr_milestones"] == [3, 6, 7]
+
+
+def test_extending_a_run_half_way_scales_the_remaining_drops():
+    from trainer.train import rescheduled
+
+    # 100 iterations, stopped at 50 after the first drop (36): the other two move to 2/280... of 200
+    assert rescheduled([36, 71, 93], 50, 200) == [36, 143, 186]
+    assert rescheduled([36, 143, 186], 150, 200) == [36, 143, 186]  # idempotent
+    assert rescheduled([36, 71, 93], 100, 1000) == [36, 71, 93]  # finished: all drops stay taken
+    assert rescheduled([357, 714, 929], 500, 600) == [357, 501, 557]  # shortened: never into the past
+
+
+# ------------------------------------------------------------------- --init
+def test_init_counts_only_weights_as_loaded(data, runner, tmp_path):
+    """The case: --init ref.pth --width 0.5 reported "loaded 37 tensors" (BatchNorm counters and
+    head biases) when no weight loaded, which hid the "needs --width 1.0" hint."""
+    from trainer.model import for_skeleton
+
+    torch.save({"state_dict": for_skeleton(S.resolve("object5"), stages=1, width=1.0).state_dict()},
+               tmp_path / "ref.pth")
+    res = runner.invoke(cli, train_args(data, tmp_path / "run", *FAST, "--init", str(tmp_path / "ref.pth")))
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "loaded 0 of" in text and "no weight was loaded" in text and "need --width 1.0" in text, text
+    report = json.loads((tmp_path / "run" / "init_report.json").read_text())
+    assert report["weights_loaded"] == [] and report["loaded"]  # the biases and counters did load
+
+
+# ---------------------------------------------------------- presets, speed
+def test_cpu_gets_the_small_preset_and_an_estimate(data, runner, tmp_path):
+    run = tmp_path / "run"
+    res = runner.invoke(cli, train_args(data, run, "--iterations", "6", "--device", "cpu", "--threads", "1"))
+    assert res.exit_code == 0, res.output
+    opts = json.loads((run / "config.json").read_text())["options"]
+    assert opts["preset"] == "cpu-small"
+    assert (opts["input_size"], opts["width"], opts["stages"], opts["batch_size"]) == (128, 0.25, 0, 16)
+    assert opts["iterations"] == 6  # a given option wins over the preset
+    text = " ".join(res.output.split())
+    assert "preset cpu-small" in text
+    assert "images/s (measured" in text and "iterations left: about" in text  # after a few steps
+
+
+def test_a_long_cpu_run_says_so_at_the_start_and_names_the_faster_preset(data, tmp_path, monkeypatch):
+    """The reference preset on a CPU (the old default: an 18-hour estimate on a 3-image example,
+    nothing said): the warning comes from a one-image probe, before the first step."""
+    from rich.console import Console
+
+    import trainer.train as T
+    from posedata.cli import _print_estimate
+
+    monkeypatch.setattr(T, "speed_probe", lambda *a: 1.1)  # s/image: the reference network on 2 busy cores
+    events = []
+
+    class Seen(Exception):
+        pass
+
+    def stop_at_estimate(event, info):
+        events.append((event, info))
+        if event == "estimate":
+            raise Seen
+
+    cfg = config(data, tmp_path / "run", iterations=20000, batch_size=80, preset="reference")
+    with pytest.raises(Seen):
+        train(cfg, S.resolve("object5"), callback=stop_at_estimate)
+    assert not any(e == "step" for e, _ in events)  # said before the first step
+    info = events[-1][1]
+    assert info["probe"] and info["long_on_cpu"] and info["faster_preset"] == "cpu-small"
+    assert info["seconds"] == pytest.approx(20000 * 80 * 1.1, rel=0.01)  # plus 21 checkpoints
+    con = Console(record=True, width=100)
+    _print_estimate(info, con)
+    text = " ".join(con.export_text().split())
+    assert "this run would take 20.5 days on this CPU" in text and "--preset cpu-small" in text

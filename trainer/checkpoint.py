@@ -41,14 +41,24 @@ class LoadReport:
     missing: list[str] = field(default_factory=list)  # in the model, not in the checkpoint
     unused: list[str] = field(default_factory=list)  # in the checkpoint, not in the model
 
+    # model name -> is a weight (a convolution kernel: what a network learned), else a bias,
+    # BatchNorm scale or statistic, or a counter. Only weights count as "loaded".
+    weight: dict[str, bool] = field(default_factory=dict)
+
     @property
     def not_loaded(self) -> list[str]:
         return list(self.shape_mismatch) + self.missing
 
+    @property
+    def weights_loaded(self) -> list[str]:
+        return [n for n in self.loaded if self.weight.get(n)]
+
     def summary(self) -> str:
-        return (f"{self.layout}: loaded {len(self.loaded)} tensors, {len(self.shape_mismatch)} kept initialised "
-                f"(shape differs), {len(self.missing)} kept initialised (not in checkpoint), "
-                f"{len(self.unused)} checkpoint tensors unused")
+        weights = sum(self.weight.values())
+        others = len(self.loaded) - len(self.weights_loaded)
+        return (f"{self.layout}: loaded {len(self.weights_loaded)} of {weights} weight tensors (and {others} biases, "
+                f"BatchNorm and other tensors), {len(self.shape_mismatch)} kept initialised (shape differs), "
+                f"{len(self.missing)} kept initialised (not in checkpoint), {len(self.unused)} checkpoint tensors unused")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -57,6 +67,7 @@ class LoadReport:
             "shape_mismatch": {k: [list(a), list(b)] for k, (a, b) in self.shape_mismatch.items()},
             "missing": self.missing,
             "unused": self.unused,
+            "weights_loaded": self.weights_loaded,
         }
 
 
@@ -142,7 +153,9 @@ def load_partial(model: nn.Module, state: dict[str, torch.Tensor]) -> LoadReport
     target = model.state_dict()
     report = LoadReport(layout=layout)
     update = {}
+    params = dict(model.named_parameters())
     for name, value in target.items():
+        report.weight[name] = name in params and value.dim() >= 2
         if name not in source:
             report.missing.append(name)
         elif tuple(source[name].shape) != tuple(value.shape):

@@ -17,7 +17,6 @@ the reference's on the global batch.
 """
 from __future__ import annotations
 
-import bisect
 import json
 import os
 import platform
@@ -35,7 +34,7 @@ import torch
 
 from posedata.augment import check_input_size
 from posedata.errors import InputError
-from posedata.io import atomic_write_json, atomic_write_text
+from posedata.io import atomic_write_text
 
 from . import checkpoint as C
 from . import runlog
@@ -83,6 +82,7 @@ class TrainConfig:
     max_minutes: float | None = None
     threads: int | None = None  # torch intra-op threads per process (None: torch's default)
     device: str = "auto"  # trainer.device.resolve_device: CUDA when available, else the CPU
+    preset: str | None = None  # trainer.presets name the options came from (a record only)
     tensorboard: bool = False  # also write metrics.jsonl's scalars to run/tensorboard (extra 'tensorboard')
 
     def validate(self) -> None:
@@ -120,6 +120,7 @@ class TrainResult:
     best_ap: float | None
     last_loss: float | None
     notes: list[str] = field(default_factory=list)
+    interrupted: str | None = None  # SIGINT / SIGTERM when one ended the run: last.pt holds the iteration reached
 
 
 Callback = Callable[[str, dict[str, Any]], None]
@@ -196,15 +197,24 @@ def plot_losses(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     runlog.plot_training(rows, path, title)
 
 
-def set_schedule(optimizer: torch.optim.Optimizer, scheduler, milestones: list[int], iteration: int) -> None:
-    """Put the step schedule for the current total onto the optimiser: used on resume when
-    --iterations changed, so the drops still sit at the reference's fractions of the run."""
+def rescheduled(taken: list[int], iteration: int, total: int) -> list[int]:
+    """The learning-rate drops for a run of `total` iterations now at `iteration`, given the drop
+    milestones the run has had so far.
+
+    Drops already taken stay taken (the rate never rises); the remaining ones move to the
+    reference's fractions of the new total, and never into the past. So extending a finished run
+    trains on at its final rate, and extending a run half-way keeps its remaining drops at the same
+    fractions of the longer run."""
+    done = sorted(m for m in taken if m <= iteration)
+    scaled = sorted(max(1, round(f * total)) for f in LR_DROP_FRACTIONS)
+    return done + [max(m, iteration + 1) for m in scaled[len(done):]]
+
+
+def set_schedule(scheduler, milestones: list[int]) -> None:
+    """Put new future drops onto a loaded MultiStepLR; the optimiser's current rate is kept."""
     from collections import Counter
 
     scheduler.milestones = Counter(milestones)
-    drops = bisect.bisect_right(milestones, iteration)
-    for g in optimizer.param_groups:
-        g["lr"] = g["initial_lr"] * LR_GAMMA**drops
 
 
 def loss_names(stages: int) -> list[str]:
@@ -284,34 +294,314 @@ def find_evaluate():
     return evaluate
 
 
-def prepare_output(out: Path, resume: bool, d: Dist) -> None:
-    """A fresh run starts from an empty folder: stale files of an earlier run (kept only with
-    --force) would otherwise be mixed into this one's metrics and checkpoints."""
-    if not d.main:
-        return
-    out.mkdir(parents=True, exist_ok=True)
-    # temp files of atomic writes a SIGKILL interrupted (.last.pt.<random>.tmp, ...): never read,
-    # but each is a whole checkpoint's size
+def stop_with_launcher() -> None:
+    """Under torchrun, end this process when the launcher that started it dies (a SIGKILLed
+    launcher cannot tell its ranks), instead of training on and writing the run folder without
+    it. A watchdog thread polls the parent pid: portable, and unlike PR_SET_PDEATHSIG it does not
+    depend on which of the launcher's threads started the rank."""
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os.write(2, f"rank {os.environ.get('RANK', '?')}: the launcher (pid {parent}) died; stopping\n"
+                         .encode())
+                os._exit(143)  # files are replaced atomically: the run folder stays resumable
+
+    threading.Thread(target=watch, name="posedata-launcher-watchdog", daemon=True).start()
+
+
+class Interrupts:
+    """Ctrl-C and SIGTERM (a cluster's preemption) while training become a request: the loop ends
+    after the current step and saves last.pt there. A second signal stops at once."""
+
+    def __init__(self, on_first: Callable[[str], None]):
+        self.on_first = on_first
+        self.received: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> Interrupts:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():  # only the main thread may set handlers
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        import signal
+
+        if self.received is not None:
+            previous = self._previous.get(signum)
+            self.__exit__()
+            if callable(previous):
+                previous(signum, frame)  # what a second signal did before training started
+            raise KeyboardInterrupt
+        self.received = signal.Signals(signum).name
+        self.on_first(self.received)
+
+    def __exit__(self, *exc: Any) -> None:
+        import signal
+
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
+
+
+class Budget:
+    """--max-minutes as a promise: the run, its validations and its final checkpoint end within it.
+
+    A step starts only when it, the checkpoint and validation it may lead to, and the final save
+    all fit in what is left, each costed by its slowest measured duration so far (a shared machine
+    is not steady). Before a cost is measured it is estimated: a save from the checkpoint's size, a
+    validation from the measured training speed. The first step is the one thing not costed: it
+    is the measurement."""
+
+    def __init__(self, minutes: float | None, started: float, checkpoint_bytes: int, val_images: int,
+                 batch_size: int):
+        self.deadline = started + minutes * 60 if minutes else None
+        self.margin = 0.5 + 0.01 * (minutes or 0) * 60
+        self.step_s: list[float] = []
+        self.save_s: float | None = None
+        self.val_s: float | None = None
+        self.save_guess = 1.0 + checkpoint_bytes / 50e6  # + the loss plot
+        self.val_images = val_images
+        self.batch_size = batch_size
+
+    def left(self) -> float:
+        return float("inf") if self.deadline is None else self.deadline - time.monotonic()
+
+    def step(self) -> float:
+        return max(self.step_s[-20:]) if self.step_s else 0.0
+
+    def save(self) -> float:
+        return self.save_s if self.save_s is not None else self.save_guess
+
+    def validation(self) -> float:
+        if self.val_images == 0:
+            return 0.0
+        if self.val_s is not None:
+            return self.val_s
+        # a forward pass is about a third of a training step; grouping and larger images: x3 back
+        return 1.0 + self.val_images * self.step() / self.batch_size
+
+    def allows_step(self) -> bool:
+        if self.deadline is None or not self.step_s:
+            return True
+        return self.left() >= self.step() + self.validation() + self.save() + self.margin
+
+    def allows_validation(self) -> bool:
+        return self.left() >= self.validation() + self.save() + self.margin / 2
+
+    def record(self, kind: str, seconds: float) -> None:
+        if kind == "step":
+            self.step_s.append(seconds)
+        elif kind == "save":
+            self.save_s = max(seconds, self.save_s or 0.0)
+        elif kind == "validation":
+            self.val_s = max(seconds, self.val_s or 0.0)
+
+
+@dataclass
+class RunState:
+    """What a run carries from step to step (and what last.pt stores)."""
+
+    cfg: TrainConfig
+    skeleton: Any
+    out: Path
+    d: Dist
+    model: torch.nn.Module
+    spec: dict[str, Any]
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    emit: Callback
+    iteration: int = 0
+    best_ap: float | None = None
+    saved_at: int = -1
+    validated_at: int = -1
+    metrics_rows: list[dict[str, Any]] = field(default_factory=list)
+    metrics_file: Any = None  # rank 0's metrics.jsonl, open for appending while the loop runs
+    board: Any = None  # runlog.TensorBoardLog with --tensorboard
+
+    def log(self, row: dict[str, Any]) -> None:
+        """A metrics.jsonl line (and its TensorBoard scalars), written as it happens."""
+        if self.metrics_file is not None:
+            self.metrics_file.write(json.dumps(row) + "\n")
+            self.metrics_file.flush()
+            self.metrics_rows.append(row)
+        if self.board is not None:
+            self.board.write(row)
+
+
+def speed_probe(model: torch.nn.Module, input_size: int, device: torch.device) -> float:
+    """Seconds per image of a forward and backward pass at input_size: an estimate before the
+    first (possibly minutes-long) step. In eval mode and with its own generator, so neither the
+    BatchNorm statistics nor any random stream change."""
+    was_training = model.training
+    model.eval()
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 3, input_size, input_size, generator=g).to(device)
+    try:
+        times = []
+        for _ in range(2):  # the first pass pays one-off allocation costs
+            t = time.perf_counter()
+            sum(o.float().mean() for o in model(x)).backward()
+            times.append(time.perf_counter() - t)
+    finally:
+        model.zero_grad(set_to_none=True)
+        model.train(was_training)
+    return times[-1]
+
+
+def estimate(state: RunState, budget: Budget, images_per_s: float, preset: str | None) -> dict[str, Any]:
+    """The whole run's expected remaining time at the measured speed: steps, then checkpoints
+    and validations at their measured (else estimated) cost."""
+    from .presets import LONG_CPU_RUN_S, faster_than
+
+    cfg = state.cfg
+    steps = cfg.iterations - state.iteration
+    step_s = cfg.batch_size * state.d.world / images_per_s
+    checkpoints = steps // cfg.checkpoint_every + 1
+    seconds = steps * step_s + checkpoints * (budget.save() + budget.validation())
+    if budget.deadline is not None:
+        seconds = min(seconds, max(0.0, budget.left()))
+    long = state.d.device.type == "cpu" and seconds > LONG_CPU_RUN_S
+    return {"iteration": state.iteration, "iterations": cfg.iterations, "images_per_s": images_per_s,
+            "seconds_per_step": step_s, "seconds": seconds, "capped_by_budget": budget.deadline is not None,
+            "long_on_cpu": long, "faster_preset": faster_than(preset or "") if long else None}
+
+
+def resume_from(state: RunState, last: Path) -> None:
+    """Load last.pt into the run (weights, optimiser, schedule, RNG, best AP), extend the
+    schedule when --iterations grew, and cut metrics.jsonl back to the checkpoint."""
+    cfg, out = state.cfg, state.out
+    if last.exists():
+        ckpt = C.load(last)
+        C.check_fingerprint(ckpt, state.skeleton, str(last))
+        if ckpt.get("model") != state.spec:
+            raise InputError(f"checkpoint model {ckpt.get('model')} differs from the configured {state.spec}",
+                             file=str(last))
+        state.model.load_state_dict(ckpt["state_dict"])
+        state.optimizer.load_state_dict(ckpt["optimizer"])
+        state.scheduler.load_state_dict(ckpt["scheduler"])
+        state.iteration = state.saved_at = int(ckpt["iteration"])
+        # best.pt is written before last.pt: a kill between the two must not lose its AP
+        known = [ckpt.get("best_ap")]
+        if (out / BEST).exists():
+            known.append(C.load(out / BEST).get("best_ap"))
+        known = [x for x in known if x is not None]
+        state.best_ap = max(known) if known else None
+        set_rng_state(ckpt["rng"])
+        before = sorted(state.scheduler.milestones.elements())
+        after = rescheduled(before, state.iteration, cfg.iterations)
+        set_schedule(state.scheduler, after)
+        if after != before or (ckpt.get("config") or {}).get("iterations") != cfg.iterations:
+            lr = state.optimizer.param_groups[0]["lr"]
+            left = [m for m in after if m > state.iteration]
+            state.emit("note", {"message": (
+                f"schedule for {cfg.iterations} iterations: learning rate stays {lr:.3g} now "
+                f"({len(after) - len(left)} of {len(after)} drops taken); "
+                + (f"x{LR_GAMMA} at {', '.join(map(str, left))}" if left else "no further drops"))})
+        state.emit("note", {"message": f"resumed from {last} at iteration {state.iteration}"})
+    else:
+        state.emit("note", {"message": f"no {LAST} in {out} yet (stopped before the first checkpoint); "
+                                       "starting from iteration 0"})
+    if state.d.main:
+        # lines after the checkpoint belong to iterations that will run again
+        state.metrics_rows = read_metrics(out / METRICS, state.iteration)
+        atomic_write_text(out / METRICS, "".join(json.dumps(r) + "\n" for r in state.metrics_rows))
+
+
+def validate(state: RunState, evaluate) -> dict[str, Any] | None:
+    """Validation AP of the current weights on rank 0; best.pt when it improves. Every rank
+    waits for it (the others have nothing to do meanwhile)."""
+    stats = None
+    if evaluate is not None and state.d.main:
+        cfg, model = state.cfg, state.model
+        model.eval()
+        started = time.perf_counter()
+        with torch.no_grad():
+            stats = evaluate(model, state.skeleton, cfg.val_json, cfg.val_images, input_size=cfg.input_size)
+        model.train()
+        state.log(runlog.validation_row(state.iteration, stats, time.perf_counter() - started))
+        ap = float(stats["AP"])
+        improved = state.best_ap is None or ap > state.best_ap
+        if improved:
+            state.best_ap = ap
+            C.save(C.training_checkpoint(model, state.spec, state.skeleton.to_dict(), state.skeleton.fingerprint,
+                                         iteration=state.iteration, best_ap=ap, config=asdict(cfg)),
+                   state.out / BEST)
+        state.emit("validation", {"iteration": state.iteration, "AP": ap, "best": state.best_ap,
+                                  "improved": improved})
+    state.validated_at = state.iteration
+    barrier(state.d)
+    return stats
+
+
+def save_last(state: RunState) -> None:
+    if state.d.main:
+        C.save(C.training_checkpoint(
+            state.model, state.spec, state.skeleton.to_dict(), state.skeleton.fingerprint,
+            optimizer=state.optimizer.state_dict(), scheduler=state.scheduler.state_dict(),
+            iteration=state.iteration, best_ap=state.best_ap, rng=rng_state(), config=asdict(state.cfg),
+        ), state.out / LAST)
+        plot_losses(state.metrics_rows, state.out / CURVE, f"{state.skeleton.name}: {state.out.name}")
+        state.emit("checkpoint", {"iteration": state.iteration, "path": str(state.out / LAST)})
+    state.saved_at = state.iteration
+
+
+def batch_stream(loader, sampler, per_epoch: int, batch_size: int, start: int):
+    """(epoch, batch) from iteration `start` on, epoch after epoch: where a resumed run left off."""
+    epoch, offset = divmod(start, per_epoch)
+    while True:
+        sampler.set_position(epoch, offset * batch_size)
+        for batch in loader:
+            yield epoch, batch
+        epoch, offset = epoch + 1, 0
+
+
+def clear_run_files(out: Path) -> None:
+    """A fresh run into a folder an earlier run used (replaced with --force): its files would mix
+    into this run's metrics and checkpoints."""
+    for name in (METRICS, LAST, BEST, CURVE, INIT_REPORT, CONFIG):
+        (out / name).unlink(missing_ok=True)
+
+
+def clear_temp_files(out: Path) -> None:
+    """Temp files of atomic writes a SIGKILL interrupted (.last.pt.<random>.tmp, ...): never read,
+    but each may be a whole checkpoint's size."""
     for name in (METRICS, LAST, BEST, CURVE, INIT_REPORT, CONFIG):
         for tmp in out.glob(f".{name}.*.tmp"):
             tmp.unlink(missing_ok=True)
-    if not resume:
-        for name in (METRICS, LAST, BEST, CURVE, INIT_REPORT):
-            (out / name).unlink(missing_ok=True)
 
 
-def train(cfg: TrainConfig, skeleton, *, resume: bool = False, callback: Callback | None = None) -> TrainResult:
+def train(cfg: TrainConfig, skeleton, *, resume: bool = False, callback: Callback | None = None,
+          locked: bool = False, started: float | None = None) -> TrainResult:
     """Train (or resume) a run into cfg.output. callback(event, info) receives progress on rank 0:
-    'start', 'init', 'note', 'step', 'checkpoint', 'validation', 'end'."""
+    'start', 'init', 'note', 'estimate', 'step', 'checkpoint', 'validation', 'interrupt', 'end'.
+
+    locked: the caller already holds the run folder's lock (posedata.io's output claim); else
+    train() takes it. started: time.monotonic() when the command started, from which
+    --max-minutes counts (default: now)."""
+    from . import run as R
+
+    started = time.monotonic() if started is None else started
     cfg.validate()
     d = setup_distributed(cfg.device)
+    if "LOCAL_RANK" in os.environ:
+        stop_with_launcher()
     emit: Callback = (callback if (callback and d.main) else (lambda e, i: None))
     out = Path(cfg.output)
     notes: list[str] = []
 
-    def note(msg: str) -> None:
-        notes.append(msg)
-        emit("note", {"message": msg})
+    def on_event(event: str, info: dict[str, Any]) -> None:
+        if event == "note":
+            notes.append(info["message"])
+        emit(event, info)
 
     seed_everything(cfg.seed, d.rank)
     if cfg.threads:
@@ -319,8 +609,27 @@ def train(cfg: TrainConfig, skeleton, *, resume: bool = False, callback: Callbac
         # slower (threads wait for each other); --threads 1 is the cure there.
         apply_thread_policy(cfg.threads)
 
-    prepare_output(out, resume, d)
-    barrier(d)  # no rank reads the folder before rank 0 has cleared it
+    lock = R.RunLock(out) if d.main and not locked else None
+    if lock is not None:
+        lock.acquire()
+    try:
+        return _train(cfg, skeleton, d, out, resume, on_event, notes, started)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train(cfg: TrainConfig, skeleton, d: Dist, out: Path, resume: bool, emit: Callback, notes: list[str],
+           started: float) -> TrainResult:
+    from . import run as R
+
+    preset = cfg.preset
+    if resume and d.main and not (out / CONFIG).is_file():
+        R.read_config(out)  # the located "no config.json" error
+    if d.main:
+        R.clear_stale_config_temps(out)
+        if out.is_dir():
+            clear_temp_files(out)
 
     # data
     dataset = PoseDataset(cfg.labels, cfg.images, skeleton, augment_config(cfg.input_size), seed=cfg.seed)
@@ -330,7 +639,16 @@ def train(cfg: TrainConfig, skeleton, *, resume: bool = False, callback: Callbac
     # model and optimiser (reference groups, Adam, weight decay 5e-4 as L2 in the gradient)
     model = for_skeleton(skeleton, stages=cfg.stages, width=cfg.width)
     spec = model.spec.to_dict()
-    # --init seeds a run that has no checkpoint of its own yet (a resume of a run killed before
+    if d.main and not resume:
+        # the folder gets its config.json in one rename: a kill leaves it empty or resumable
+        clear_run_files(out)
+        R.write_first_config(out, R.new_config(
+            asdict(cfg), out, skeleton=skeleton.to_dict(), fingerprint=skeleton.fingerprint, model=spec,
+            lr_milestones=cfg.milestones(), lr_gamma=LR_GAMMA, world_size=d.world,
+            versions=versions()))
+    barrier(d)  # no rank reads the folder before rank 0 has made it
+
+    # --init seeds a run that has no checkpoint of its own yet (a resume of a run stopped before
     # its first checkpoint starts over, from the same initial weights)
     if cfg.init and not (resume and (out / LAST).exists()):
         report = C.load_partial(model, C.load(cfg.init)["state_dict"])
@@ -338,99 +656,52 @@ def train(cfg: TrainConfig, skeleton, *, resume: bool = False, callback: Callbac
     model.to(d.device)  # before the optimiser, so loaded optimiser state lands on the right device
     optimizer = torch.optim.Adam(param_groups(model, cfg.lr), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=cfg.milestones(), gamma=LR_GAMMA)
-
-    iteration, best_ap = 0, None
-    metrics_rows: list[dict[str, Any]] = []
+    state = RunState(cfg, skeleton, out, d, model, spec, optimizer, scheduler, emit)
     if resume:
-        last = out / LAST
-        if last.exists():
-            ckpt = C.load(last)
-            C.check_fingerprint(ckpt, skeleton, str(last))
-            if ckpt.get("model") != spec:
-                raise InputError(f"checkpoint model {ckpt.get('model')} differs from the configured {spec}", file=str(last))
-            model.load_state_dict(ckpt["state_dict"])
-            optimizer.load_state_dict(ckpt["optimizer"])
-            scheduler.load_state_dict(ckpt["scheduler"])
-            iteration = int(ckpt["iteration"])
-            # best.pt is written before last.pt: a kill between the two must not lose its AP
-            known = [ckpt.get("best_ap")]
-            if (out / BEST).exists():
-                known.append(C.load(out / BEST).get("best_ap"))
-            known = [x for x in known if x is not None]
-            best_ap = max(known) if known else None
-            set_rng_state(ckpt["rng"])
-            if list(scheduler.milestones.elements()) != cfg.milestones():
-                set_schedule(optimizer, scheduler, cfg.milestones(), iteration)
-            note(f"resumed from {last} at iteration {iteration}")
-        else:
-            note(f"no {LAST} in {out} yet (killed before the first checkpoint); starting from iteration 0")
+        resume_from(state, out / LAST)
         if d.main:
-            # Lines after the checkpoint belong to iterations that will run again.
-            metrics_rows = read_metrics(out / METRICS, iteration)
-            atomic_write_text(out / METRICS, "".join(json.dumps(r) + "\n" for r in metrics_rows))
-    if d.main:
-        write_config(cfg, skeleton, spec, d, out, resume, iteration)
+            R.update_config(out, asdict(cfg), lr_milestones=sorted(scheduler.milestones.elements()),
+                            resumes=R.read_config(out).get("resumes", []) + [{
+                                "iteration": state.iteration, "iterations": cfg.iterations,
+                                "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": versions()}])
     barrier(d)
 
     model.train()
     net: torch.nn.Module = model
     if d.world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[d.local_rank] if d.device.type == "cuda" else None)
-
     evaluate = find_evaluate() if cfg.val_json else None
     if cfg.val_json and evaluate is None:
-        note("validation skipped: trainer/evaluate.py is not available")
+        emit("note", {"message": "validation skipped: trainer/evaluate.py is not available"})
+    val_images = _count_images(cfg.val_json) if evaluate is not None else 0
+    ckpt_bytes = sum(p.numel() * p.element_size() for p in model.parameters()) * 3  # weights + Adam moments
+    budget = Budget(cfg.max_minutes, started, ckpt_bytes, val_images, cfg.batch_size)
 
-    def save_last() -> None:
-        if d.main:
-            C.save(C.training_checkpoint(
-                model, spec, skeleton.to_dict(), skeleton.fingerprint,
-                optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), iteration=iteration,
-                best_ap=best_ap, rng=rng_state(), config=asdict(cfg),
-            ), out / LAST)
-            plot_losses(metrics_rows, out / CURVE, f"{skeleton.name}: {out.name}")
-            emit("checkpoint", {"iteration": iteration, "path": str(out / LAST)})
-
-    def validate() -> None:
-        nonlocal best_ap
-        if evaluate is not None and d.main:
-            model.eval()
-            started = time.perf_counter()
-            with torch.no_grad():
-                stats = evaluate(model, skeleton, cfg.val_json, cfg.val_images, input_size=cfg.input_size)
-            model.train()
-            log_row(runlog.validation_row(iteration, stats, time.perf_counter() - started))
-            ap = float(stats["AP"])
-            improved = best_ap is None or ap > best_ap
-            if improved:
-                best_ap = ap
-                C.save(C.training_checkpoint(model, spec, skeleton.to_dict(), skeleton.fingerprint,
-                                             iteration=iteration, best_ap=ap, config=asdict(cfg)), out / BEST)
-            emit("validation", {"iteration": iteration, "AP": ap, "best": best_ap, "improved": improved})
-        barrier(d)
+    emit("start", {"iteration": state.iteration, "iterations": cfg.iterations, "samples": len(dataset),
+                   "batches_per_epoch": per_epoch, "world": d.world, "device": str(d.device), "preset": preset})
+    if d.main and d.device.type == "cpu" and state.iteration < cfg.iterations:
+        per_image = speed_probe(model, cfg.input_size, d.device)
+        emit("estimate", {**estimate(state, budget, 1.0 / per_image, preset), "probe": True})
 
     names = loss_names(cfg.stages)
-    metrics_file = open(out / METRICS, "a", encoding="utf-8") if d.main else None
-    board = runlog.TensorBoardLog(out) if cfg.tensorboard and d.main else None
+    metrics_file = state.metrics_file = open(out / METRICS, "a", encoding="utf-8") if d.main else None
+    state.board = runlog.TensorBoardLog(out) if cfg.tensorboard and d.main else None
+    stream = batch_stream(loader, sampler, per_epoch, cfg.batch_size, state.iteration)
+    first, stop = state.iteration, None
+    measured: list[tuple[float, int]] = []
 
-    def log_row(row: dict[str, Any]) -> None:
-        """A metrics.jsonl line (and its TensorBoard scalars), written as it happens."""
-        if metrics_file is not None:
-            metrics_file.write(json.dumps(row) + "\n")
-            metrics_file.flush()
-            metrics_rows.append(row)
-        if board is not None:
-            board.write(row)
-    deadline = time.monotonic() + cfg.max_minutes * 60 if cfg.max_minutes else None
-    emit("start", {"iteration": iteration, "iterations": cfg.iterations, "samples": len(dataset),
-                   "batches_per_epoch": per_epoch, "world": d.world, "device": str(d.device)})
-    stopped_early, last_loss = False, None
+    def interrupted(name: str) -> None:
+        emit("interrupt", {"signal": name, "iteration": state.iteration})
+
     try:
-        while iteration < cfg.iterations and not stopped_early:
-            epoch, offset = divmod(iteration, per_epoch)
-            sampler.set_position(epoch, offset * cfg.batch_size)
-            tick = time.perf_counter()
-            for batch in loader:
+        with Interrupts(interrupted) as interrupts:
+            while state.iteration < cfg.iterations:
+                reason = "interrupt" if interrupts.received else (None if budget.allows_step() else "budget")
+                if any_rank(reason is not None, d):
+                    stop = reason or "interrupt"  # another rank's reason: the ranks stop together
+                    break
+                tick = time.perf_counter()
+                epoch, batch = next(stream)
                 images = batch["image"].to(d.device, non_blocking=True)
                 outputs = net(images)
                 loss, parts = total_loss(outputs, batch["heatmaps"].to(d.device), batch["pafs"].to(d.device),
@@ -440,89 +711,111 @@ def train(cfg: TrainConfig, skeleton, *, resume: bool = False, callback: Callbac
                 lr = optimizer.param_groups[0]["lr"]  # the base rate this step used
                 optimizer.step()
                 scheduler.step()
-                iteration += 1
+                state.iteration += 1
 
                 parts = mean_over_ranks(parts, d)
-                now = time.perf_counter()
-                images_per_s = images.shape[0] * d.world / max(now - tick, 1e-9)
-                tick = now
-                last_loss = float(sum(parts))
-                row = {"iteration": iteration, "epoch": epoch, "loss": last_loss,
-                       "losses": dict(zip(names, parts, strict=True)), "lr": lr,
-                       "images_per_s": images_per_s}
-                log_row(row)
+                seconds = time.perf_counter() - tick
+                budget.record("step", seconds)
+                images_per_s = images.shape[0] * d.world / max(seconds, 1e-9)
+                row = {"iteration": state.iteration, "epoch": epoch, "loss": float(sum(parts)),
+                       "losses": dict(zip(names, parts, strict=True)), "lr": lr, "images_per_s": images_per_s}
+                state.log(row)
                 emit("step", row)
+                if state.iteration > first + 1:  # the first step pays one-off costs
+                    measured.append((seconds, images.shape[0] * d.world))
+                if len(measured) == ESTIMATE_AFTER_STEPS:
+                    speed = sum(n for _, n in measured) / sum(t for t, _ in measured)
+                    emit("estimate", {**estimate(state, budget, speed, preset), "probe": False})
 
-                over_time = deadline is not None and time.monotonic() > deadline
-                stopped_early = any_rank(over_time, d) and iteration < cfg.iterations
-                done = iteration >= cfg.iterations
-                if iteration % cfg.checkpoint_every == 0 or done or stopped_early:
-                    if metrics_file is not None:
-                        os.fsync(metrics_file.fileno())  # metric lines reach disk before the checkpoint names them
-                    validate()  # first, so last.pt records the best AP so far
-                    if metrics_file is not None:
-                        os.fsync(metrics_file.fileno())  # and its metric line
-                    save_last()
-                if done or stopped_early:
-                    break
+                if state.iteration % cfg.checkpoint_every == 0 or state.iteration == cfg.iterations:
+                    checkpoint(state, metrics_file, evaluate, budget, validating=True)
+            if stop is not None and state.saved_at != state.iteration:
+                # a budget stop validates only when it is worth it and fits; an interrupt saves at once
+                since = state.iteration - max(state.validated_at, 0)
+                worth = stop == "budget" and since >= max(1, cfg.checkpoint_every // 4) and budget.allows_validation()
+                checkpoint(state, metrics_file, evaluate, budget, validating=worth)
     finally:
         if metrics_file is not None:
             metrics_file.close()
-        if board is not None:
-            board.close()
-    if stopped_early:
-        note(f"stopped at iteration {iteration} after the {cfg.max_minutes}-minute budget; continue with --resume {out}")
+        state.metrics_file = None
+        if state.board is not None:
+            state.board.close()
+    if stop == "budget":
+        emit("note", {"message": f"stopped at iteration {state.iteration} to end within the {cfg.max_minutes}-minute "
+                                 f"budget; continue with: posedata train --resume {out}"})
     barrier(d)
-    result = TrainResult(str(out), iteration, stopped_early, best_ap, last_loss, notes)
+    steps = [r for r in state.metrics_rows[-3:] if "loss" in r]  # validation lines carry no loss
+    last_loss = steps[-1]["loss"] if steps and steps[-1]["iteration"] == state.iteration else None
+    result = TrainResult(str(out), state.iteration, stop == "budget", state.best_ap, last_loss, notes,
+                         interrupted=(interrupts.received or "SIGTERM") if stop == "interrupt" else None)
     emit("end", asdict(result))
     return result
 
 
-def write_config(cfg: TrainConfig, skeleton, spec: dict, d: Dist, out: Path, resume: bool, iteration: int) -> None:
-    """config.json: a fresh run writes it; a resume records itself in `resumes` and any changed
-    total, keeping the original options."""
-    path = out / CONFIG
-    if resume and path.exists():
-        data = json.loads(path.read_text(encoding="utf-8"))
-        data.setdefault("resumes", []).append({"iteration": iteration, "iterations": cfg.iterations,
-                                               "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": versions()})
-        # only the options --resume may change
-        data["options"].update({k: getattr(cfg, k) for k in ("iterations", "max_minutes", "workers",
-                                                             "checkpoint_every", "threads", "device",
-                                                             "tensorboard")})
-    else:
-        data = {
-            "format": "posedata-run",
-            "version": 1,
-            "skeleton": skeleton.to_dict(),
-            "fingerprint": skeleton.fingerprint,
-            "options": asdict(cfg),
-            "model": spec,
-            "lr_milestones": cfg.milestones(),
-            "lr_gamma": LR_GAMMA,
-            "world_size": d.world,
-            "versions": versions(),
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
-    atomic_write_json(path, data, indent=2)
+ESTIMATE_AFTER_STEPS = 4  # measured steps (after the first) behind the printed speed and estimate
+
+
+def checkpoint(state: RunState, metrics_file, evaluate, budget: Budget, validating: bool) -> None:
+    """Validation (first, so last.pt records the best AP so far), then last.pt."""
+    if metrics_file is not None:
+        os.fsync(metrics_file.fileno())  # metric lines reach disk before the checkpoint names them
+    if validating and evaluate is not None:
+        t = time.monotonic()
+        validate(state, evaluate)
+        budget.record("validation", time.monotonic() - t)
+        if metrics_file is not None:
+            os.fsync(metrics_file.fileno())  # and its metric line
+    t = time.monotonic()
+    save_last(state)
+    budget.record("save", time.monotonic() - t)
+
+
+def _count_images(coco_json: str | None) -> int:
+    if not coco_json:
+        return 0
+    try:
+        from posedata.io import load_json
+
+        return len(load_json(coco_json).get("images") or [])
+    except Exception:  # the validation itself reports a bad file; this is only an estimate
+        return 0
 
 
 def load_run_config(run: str | os.PathLike) -> tuple[TrainConfig, dict[str, Any]]:
-    """(options, skeleton dict) of an existing run folder, for --resume."""
-    from posedata.io import load_json
+    """(options, skeleton dict) of an existing run folder (paths resolved from it)."""
+    from .run import load_run_config as load
 
-    path = Path(run) / CONFIG
-    data = load_json(path)
-    try:
-        opts = dict(data["options"])
-        sk = dict(data["skeleton"])
-    except (KeyError, TypeError):
-        raise InputError("not a posedata run config (no options / skeleton)", file=str(path)) from None
-    known = {f for f in TrainConfig.__dataclass_fields__}
-    unknown = sorted(set(opts) - known)
-    if unknown:
-        raise InputError(f"unknown options {unknown} (written by a newer posedata?)", file=str(path), where="options")
-    return TrainConfig(**opts), sk
+    return load(run, TrainConfig)
+
+
+def new_run_config(given: dict[str, Any]) -> TrainConfig:
+    """A fresh run's options: the preset (the one named, else the device's default) under the
+    options given (None = not given)."""
+    from . import presets
+
+    name = presets.choose(given.get("preset"), resolve_device(given.get("device")).type)
+    values = presets.settings(name, {k: v for k, v in given.items() if k != "preset"})
+    cfg = TrainConfig(**values, preset=name)
+    cfg.validate()
+    return cfg
+
+
+def resume_run_config(run: str | os.PathLike, given: dict[str, Any]) -> tuple[TrainConfig, dict[str, Any]]:
+    """The run's own options for --resume, with the ones --resume may change taken from `given`.
+    The original command's options may be repeated; any that differ from the run's are named. A
+    --preset given again stands for its values (those not given explicitly)."""
+    from . import presets
+    from .run import CHANGEABLE, resume_config
+
+    given = {k: v for k, v in given.items() if v is not None}
+    name = given.pop("preset", None)
+    if name is not None:
+        for key, value in presets.PRESETS[presets.choose(name, "cpu")].items():
+            if key not in CHANGEABLE:
+                given.setdefault(key, value)
+    cfg, skeleton = resume_config(run, given, TrainConfig)
+    cfg.validate()
+    return cfg, skeleton
 
 
 # --------------------------------------------------------------------- gate
