@@ -17,7 +17,6 @@ from test_train import FAST, ROOT, iterations_of, make_dataset, train_args
 
 from posedata.cli import cli
 from trainer import checkpoint as C
-from trainer.run import RunLock, lock_path
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +94,8 @@ def test_resume_accepts_the_original_command_and_names_what_differs(data, runner
 
 
 def test_a_second_trainer_on_a_running_folder_is_refused(data, runner, tmp_path):
+    from trainer.run import RunLock, lock_path
+
     run = tmp_path / "run"
     res = runner.invoke(cli, train_args(data, run, *FAST))
     assert res.exit_code == 0, res.output
@@ -108,6 +109,8 @@ def test_a_second_trainer_on_a_running_folder_is_refused(data, runner, tmp_path)
 
 
 def test_the_lock_dies_with_its_process(tmp_path):
+    from trainer.run import RunLock
+
     run = tmp_path / "run"
     code = f"from trainer.run import RunLock; import sys, time; RunLock({str(run)!r}).acquire(); print('held', flush=True); time.sleep(60)"
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True)
