@@ -418,25 +418,25 @@ def test_interrupt_saves_last_at_the_current_step(data, tmp_path, sig, code):
 # ------------------------------------------------------------- time budget
 def test_max_minutes_is_a_promise_with_slow_validations(data, tmp_path, monkeypatch):
     """The case: --max-minutes 6 ran 9 min 56 s and validated at 200 and again at 201. Here a
-    validation takes 1.5 s and the budget is 5 s: the run, its validations and its last.pt end
-    within the 5 s, and no validation follows another by one step."""
+    validation takes 2 s and the budget is 20 s: the run, its validations and its last.pt end
+    within the 20 s, and no validation follows another by one step."""
     import trainer.train as T
 
     validated = []
 
     def slow_evaluate(model, skeleton, coco, images, input_size):
-        time.sleep(1.5)
+        time.sleep(2.0)
         return {"AP": 0.1 * len(validated)}
 
     monkeypatch.setattr(T, "find_evaluate", lambda: slow_evaluate)
     events = []
-    cfg = config(data, tmp_path / "run", iterations=100000, checkpoint_every=20, max_minutes=5 / 60,
+    cfg = config(data, tmp_path / "run", iterations=100000, checkpoint_every=10, max_minutes=20 / 60,
                  val_json=str(data["json"]), val_images=str(data["images"]))
     started = time.monotonic()
     result = train(cfg, S.resolve("object5"),
                    callback=lambda e, i: (events.append((e, i)), e == "validation" and validated.append(i["iteration"])))
     took = time.monotonic() - started
-    assert result.stopped_early and took <= 5.0, (took, validated)
+    assert result.stopped_early and took <= 20.0, (took, validated, result.iteration)
     assert C.load(tmp_path / "run" / "last.pt")["iteration"] == result.iteration
     assert validated and all(b - a > 1 for a, b in zip(validated, validated[1:], strict=False))
     assert any("budget" in i["message"] for e, i in events if e == "note")

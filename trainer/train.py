@@ -683,6 +683,10 @@ def _train(cfg: TrainConfig, skeleton, d: Dist, out: Path, resume: bool, emit: C
         per_image = speed_probe(model, cfg.input_size, d.device)
         emit("estimate", {**estimate(state, budget, 1.0 / per_image, preset), "probe": True})
 
+    if d.main and cfg.max_minutes:
+        from posedata.plots import pyplot
+
+        pyplot()  # its import would otherwise land in the first checkpoint and upset the budget's costing
     names = loss_names(cfg.stages)
     metrics_file = state.metrics_file = open(out / METRICS, "a", encoding="utf-8") if d.main else None
     state.board = runlog.TensorBoardLog(out) if cfg.tensorboard and d.main else None
