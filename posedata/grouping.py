@@ -63,7 +63,7 @@ def extract_peaks(heatmaps: np.ndarray, threshold: float = PEAK_THRESHOLD, min_d
     c, h, w = hm.shape
     if threshold > 0:
         ch, ys, xs, scores = _peak_cells(hm, float(threshold))
-    else:  # the reference's whole-map formulation; the shortcut below needs threshold > 0
+    else:  # the reference's whole-map formulation; the shortcut needs threshold > 0
         hm = np.where(hm < threshold, 0, hm)
         padded = np.zeros((c, h + 2, w + 2), dtype=hm.dtype)
         padded[:, 1:-1, 1:-1] = hm
@@ -111,15 +111,22 @@ def _peak_cells(hm: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarra
     n = flat.size
     cand = np.flatnonzero(flat >= threshold)
     v = flat[cand]
-    # one neighbour at a time, dropping failures as we go: after the two horizontal tests about
-    # one cell per row and blob is left, so the vertical tests (and y) cost next to nothing
-    x = cand % w
-    keep = (x == w - 1) | (v > flat[np.minimum(cand + 1, n - 1)])
-    cand, v, x = cand[keep], v[keep], x[keep]
-    keep = (x == 0) | (v > flat[np.maximum(cand - 1, 0)])
+    # Horizontal neighbours first without gathering them: a candidate's right neighbour is either
+    # the next candidate (when adjacent in the same row: compare the two values), or below the
+    # threshold (so the test passes, unless it is NaN: checked below on the few survivors), or
+    # outside the row.
+    adj = cand[1:] - cand[:-1] == 1
+    adj &= cand[1:] % w != 0
+    keep = np.ones(len(cand), dtype=bool)
+    keep[:-1] = ~adj | (v[:-1] > v[1:])
+    keep[1:] &= ~adj | (v[1:] > v[:-1])
     cand, v = cand[keep], v[keep]
+    # about one cell per row and blob is left: all four neighbours gathered, compared raw
+    x = cand % w
     y = (cand % (h * w)) // w
-    keep = (y == 0) | (v > flat[np.maximum(cand - w, 0)])
+    keep = (x == w - 1) | (v > flat[np.minimum(cand + 1, n - 1)])
+    keep &= (x == 0) | (v > flat[np.maximum(cand - 1, 0)])
+    keep &= (y == 0) | (v > flat[np.maximum(cand - w, 0)])
     keep &= (y == h - 1) | (v > flat[np.minimum(cand + w, n - 1)])
     cand, v, y = cand[keep], v[keep], y[keep]
     return cand // (h * w), y, cand % w, v
@@ -237,35 +244,6 @@ def match_greedy(a_idx: np.ndarray, b_idx: np.ndarray, score: np.ndarray) -> tup
     return a_idx[sel_arr], b_idx[sel_arr], score[sel_arr]
 
 
-class _Entries:
-    """Growable table of pose entries: global peak id per keypoint (-1 missing), count, score."""
-
-    def __init__(self, k: int, capacity: int = 16):
-        self.ids = np.full((capacity, k), -1, dtype=np.int64)
-        self.count = np.zeros(capacity, dtype=np.int64)
-        self.score = np.zeros(capacity, dtype=np.float64)
-        self.n = 0
-
-    def add(self, count: int, score: np.ndarray, cols: tuple[int, ...], new_ids: np.ndarray) -> None:
-        """Append len(score) entries with new_ids[:, c] in column cols[c]."""
-        m = len(score)
-        if m == 0:
-            return
-        need = self.n + m
-        if need > len(self.count):
-            cap = max(need, 2 * len(self.count))
-            grow = cap - len(self.count)
-            self.ids = np.vstack([self.ids, np.full((grow, self.ids.shape[1]), -1, dtype=np.int64)])
-            self.count = np.concatenate([self.count, np.zeros(grow, dtype=np.int64)])
-            self.score = np.concatenate([self.score, np.zeros(grow)])
-        sl = slice(self.n, need)
-        for c, col in enumerate(cols):
-            self.ids[sl, col] = new_ids[:, c]
-        self.count[sl] = count
-        self.score[sl] = score
-        self.n = need
-
-
 _PLANS: dict = {}
 
 
@@ -277,6 +255,90 @@ def _plan(skeleton) -> tuple[tuple[tuple[int, int, int], ...], tuple[bool, ...]]
     if plan is None:
         plan = _PLANS[key] = (skeleton.grouping_steps, skeleton.redundant)
     return plan
+
+
+def _max_failures(params: GroupingParams) -> int:
+    """Sample points a valid pair may fail: fewer than points - (smallest count c with c / points >
+    success_ratio); -1 when no count is enough."""
+    k = params.points_per_limb
+    ok = [c for c in range(k + 1) if c / k > params.success_ratio]
+    return k - ok[0] if ok else -1
+
+
+def _score_steps(limb_ab: list[tuple[int, int, int]], offsets: np.ndarray, sizes: np.ndarray, xy32: np.ndarray,
+                 pafs: np.ndarray, params: GroupingParams) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """score_candidates for the candidates of every limb at once; only valid candidates are returned.
+
+    limb_ab: (limb, a, b) per step with peaks at both ends. Returns (step position, a row, b row,
+    score), a and b rows indexing xy32 (all peaks), in step order and, within a step, in b-major,
+    a-minor order. Same arithmetic as score_candidates, element for element; most candidates fail
+    at the first sampled points, so points are evaluated in rounds and a candidate leaves as soon
+    as it has failed more points than a valid pair may (its full sum is then never needed).
+    """
+    k = params.points_per_limb
+    allowed = _max_failures(params)
+    empty = np.zeros(0, np.intp)
+    if not limb_ab or allowed < 0:
+        return empty, empty, empty, np.zeros(0)
+    limb = np.array([t[0] for t in limb_ab], np.intp)
+    a_type = np.array([t[1] for t in limb_ab], np.intp)
+    b_type = np.array([t[2] for t in limb_ab], np.intp)
+    n = sizes[a_type]
+    m = sizes[b_type]
+    per = n * m
+    pos = np.repeat(np.arange(len(limb_ab)), per)
+    local = np.arange(int(per.sum())) - np.repeat(np.cumsum(per) - per, per)
+    n_c = n[pos]
+    ra = offsets[a_type][pos] + local % n_c
+    rb = offsets[b_type][pos] + local // n_c
+    _, h, w = pafs.shape
+    flat = pafs.reshape(-1)
+    base = limb[pos] * (2 * h * w)
+    ax, ay = xy32[ra, 0], xy32[ra, 1]
+    vx = xy32[rb, 0] - ax
+    vy = xy32[rb, 1] - ay
+    norm = np.sqrt(vx * vx + vy * vy) + 1e-6
+    ux, uy = vx / norm, vy / norm
+    step = 1 / (k - 1)
+    sx, sy = step * vx, step * vy
+    thr = params.min_paf_score
+
+    def project(sel: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """dot(PAF, unit) at sample points t (float32) of candidates sel: (len(sel), len(t))."""
+        px = np.rint(sx[sel, None] * t + ax[sel, None]).astype(np.intp)
+        py = np.rint(sy[sel, None] * t + ay[sel, None]).astype(np.intp)
+        idx = base[sel, None] + py * w + px
+        return flat[idx] * ux[sel, None] + flat[idx + h * w] * uy[sel, None]
+
+    # The first and last sample points are the peaks themselves (rint(a + 0) = a, and
+    # rint(a + (points - 1) * step * (b - a)) = b for any map size), so their field values are
+    # gathered once per peak and limb; a pair's projection there is then formed exactly as below.
+    n_steps = len(limb_ab)
+    fails = np.zeros(len(pos), np.intp)
+    for ends, cnt, pick in ((a_type, n, local % n_c), (b_type, m, local // n_c)):
+        start = np.cumsum(cnt) - cnt
+        step_of = np.repeat(np.arange(n_steps), cnt)
+        rows = offsets[ends][step_of] + np.arange(int(cnt.sum())) - start[step_of]
+        loc = limb[step_of] * (2 * h * w) + xy32[rows, 1].astype(np.intp) * w + xy32[rows, 0].astype(np.intp)
+        at = start[pos] + pick
+        fx = flat[loc][at]
+        fy = flat[loc + h * w][at]
+        fails += ~(fx * ux + fy * uy > thr)
+    sel = np.flatnonzero(fails <= allowed)
+    # then middle points one at a time, each for the pairs still in the running
+    for t in dict.fromkeys((k // 2, k // 4, (3 * k) // 4)):
+        if not 0 < t < k - 1 or len(sel) == 0:
+            continue
+        s = project(sel, np.array([t], np.float32))
+        fails[sel] += ~(s[:, 0] > thr)
+        sel = sel[fails[sel] <= allowed]
+    s = project(sel, np.arange(k, dtype=np.float32))  # (pairs, points), as the reference lays it out
+    ok = s > thr
+    counted = ok.sum(1)
+    score = (s * ok).sum(1) / (counted + 1e-6)
+    keep = (score > 0) & (counted / k > params.success_ratio)
+    sel = sel[keep]
+    return pos[sel], ra[sel], rb[sel], score[keep]
 
 
 def group(heatmaps: np.ndarray, pafs: np.ndarray, skeleton, params: GroupingParams | None = None,
@@ -308,58 +370,98 @@ def group(heatmaps: np.ndarray, pafs: np.ndarray, skeleton, params: GroupingPara
         raise ValueError(f"pafs must be ({2 * skeleton.num_limbs}, {hm.shape[1]}, {hm.shape[2]}), got {pf.shape}")
     if peaks is None:
         peaks = extract_peaks(hm, params.threshold, params.min_dist, num_keypoints=k)
-    all_scores = np.concatenate([p[:, 2] for p in peaks]) if peaks else np.zeros(0)
-    all_pts = np.concatenate([p for p in peaks]) if peaks else np.zeros((0, 4))
-    entries = _Entries(k)
-    for li, known, new in steps:
+    sizes = np.array([len(p) for p in peaks], np.intp)
+    offsets = np.cumsum(sizes) - sizes
+    all_pts = np.concatenate(peaks) if peaks else np.zeros((0, 4))
+    xy32 = all_pts[:, :2].astype(np.float32)  # the reference keeps its keypoints in float32
+    pt_score = all_pts[:, 2].tolist()
+    walk = [(si, li) for si, (li, _kn, _nw) in enumerate(steps)
+            if sizes[skeleton.limbs[li][0]] and sizes[skeleton.limbs[li][1]]]
+    pos, ra, rb, sc = _score_steps([(li, *skeleton.limbs[li]) for _si, li in walk], offsets, sizes, xy32,
+                                   np.ascontiguousarray(pf), params)
+    bounds = np.searchsorted(pos, np.arange(len(walk) + 1)).tolist()
+    ra_l, rb_l = ra.tolist(), rb.tolist()
+    # entries: ids[e][type] = peak row (in all_pts) or -1; holders[row] = the entries holding that
+    # peak, so a connection finds its entry without scanning them all (the reference's inner loop)
+    ids: list[list[int]] = []
+    count: list[int] = []
+    total: list[float] = []
+    holders: dict[int, list[int]] = {}
+    for w_i, (si, li) in enumerate(walk):
+        lo, hi = bounds[w_i], bounds[w_i + 1]
+        if lo == hi:
+            continue
         a, b = skeleton.limbs[li]
-        pa, pb = peaks[a], peaks[b]
-        n = len(pa)
-        if n == 0 or len(pb) == 0:  # no one-keypoint entries: the limb is skipped
-            continue
-        score, valid = score_candidates(pa, pb, pf[2 * li], pf[2 * li + 1], params)
-        cand = np.flatnonzero(valid)
-        if len(cand) == 0:
-            continue
-        i, j, s = match_greedy(cand % n, cand // n, score[cand])
-        ga, gb = pa[i, 3].astype(np.int64), pb[j, 3].astype(np.int64)
+        _li, known, new = steps[si]
+        conn = _greedy(ra_l[lo:hi], rb_l[lo:hi], sc[lo:hi])
         if redundant[li]:
-            _fill(entries, a, b, ga, gb)
+            _fill(ids, holders, a, b, conn)
             continue
-        gk, gn = (ga, gb) if known == a else (gb, ga)
-        col = entries.ids[:entries.n, known]
-        hit = col[:, None] == gk[None, :]
-        rows, cs = np.nonzero(hit)
-        entries.ids[rows, new] = gn[cs]
-        entries.count[rows] += 1
-        entries.score[rows] += all_scores[gn[cs]] + s[cs]
-        lone = ~hit.any(axis=0)
-        entries.add(2, all_scores[gk[lone]] + all_scores[gn[lone]] + s[lone], (known, new),
-                    np.stack([gk[lone], gn[lone]], axis=1))
-    n = entries.n
-    ids, count, total = entries.ids[:n], entries.count[:n], entries.score[:n]
-    keep = (count >= params.min_keypoints) & ~(total / np.maximum(count, 1) < params.min_mean_score)
-    ids, count, total = ids[keep], count[keep], total[keep]
-    poses = np.full((len(ids), k, 3), -1.0)
-    have = ids >= 0
-    poses[have] = all_pts[ids[have], :3]
+        for ga, gb, s in conn:
+            gk, gn = (ga, gb) if known == a else (gb, ga)
+            rows = holders.get(gk, ())
+            for r in rows:
+                e = ids[r]
+                old = e[new]
+                if old != gn:  # (a tree walk never overwrites; the rule does, so follow it)
+                    if old >= 0:
+                        holders[old].remove(r)
+                    holders.setdefault(gn, []).append(r)
+                e[new] = gn
+                count[r] += 1
+                total[r] += pt_score[gn] + s
+            if not rows:
+                e = [-1] * k
+                e[known], e[new] = gk, gn
+                r = len(ids)
+                ids.append(e)
+                count.append(2)
+                total.append(pt_score[gk] + pt_score[gn] + s)
+                holders.setdefault(gk, []).append(r)
+                holders.setdefault(gn, []).append(r)
+    ids_a = np.array(ids, np.intp).reshape(-1, k)
+    count_a = np.array(count, np.int64)
+    total_a = np.array(total, np.float64)
+    keep = (count_a >= params.min_keypoints) & ~(total_a / np.maximum(count_a, 1) < params.min_mean_score)
+    ids_a, count_a, total_a = ids_a[keep], count_a[keep], total_a[keep]
+    poses = np.full((len(ids_a), k, 3), -1.0)
+    have = ids_a >= 0
+    poses[have] = all_pts[ids_a[have], :3]
     if return_counts:
-        return poses, total, count
-    return poses, total
+        return poses, total_a, count_a
+    return poses, total_a
 
 
-def _fill(entries: _Entries, a: int, b: int, ga: np.ndarray, gb: np.ndarray) -> None:
+def _greedy(ra: list[int], rb: list[int], score: np.ndarray) -> list[tuple[int, int, float]]:
+    """match_greedy on one limb's valid candidates (peak rows, b-major order): (a row, b row, score)."""
+    order = np.argsort(score)[::-1].tolist()
+    sl = score.tolist()
+    out = []
+    used_a: set[int] = set()
+    used_b: set[int] = set()
+    for o in order:
+        i, j = ra[o], rb[o]
+        if i not in used_a and j not in used_b:
+            used_a.add(i)
+            used_b.add(j)
+            out.append((i, j, sl[o]))
+    return out
+
+
+def _fill(ids: list[list[int]], holders: dict[int, list[int]], a: int, b: int,
+          conn: list[tuple[int, int, float]]) -> None:
     """A redundant limb only fills a missing end of an entry that holds the other end; neither the
-    count nor the score changes (as the reference). An entry can match on one side only, and ids
-    within a limb's connections are unique, so all fills are independent."""
-    ids = entries.ids[:entries.n]
-    col_a, col_b = ids[:, a].copy(), ids[:, b].copy()
-    m1 = (col_a[:, None] == ga[None, :]) & (col_b[:, None] == -1)
-    rows, cs = np.nonzero(m1)
-    ids[rows, b] = gb[cs]
-    m2 = (col_b[:, None] == gb[None, :]) & (col_a[:, None] == -1)
-    rows, cs = np.nonzero(m2)
-    ids[rows, a] = ga[cs]
+    count nor the score changes (as the reference). An entry can match on one side only, and peaks
+    within a limb's connections are unique, so the fills are independent of their order."""
+    for ga, gb, _s in conn:
+        for r in list(holders.get(ga, ())):
+            if ids[r][a] == ga and ids[r][b] == -1:
+                ids[r][b] = gb
+                holders.setdefault(gb, []).append(r)
+        for r in list(holders.get(gb, ())):
+            if ids[r][b] == gb and ids[r][a] == -1:
+                ids[r][a] = ga
+                holders.setdefault(ga, []).append(r)
 
 
 # ------------------------------------------------------------------ the reference's notation
