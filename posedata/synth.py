@@ -23,8 +23,10 @@ trainer would contradict. Design decisions, and why:
 - Occluded keypoints (covered by a later figure or an occluder) are v=1, out-of-frame ones v=0
   with x = y = 0; derived keypoints (openpose18's neck) are drawn at the mean of their sources and
   left out of the JSON, which carries the skeleton's coco_keypoints.
-- area is the bbox area: a stick figure's silhouette is far thinner than a person's, and the OKS
-  scale should follow the figure's extent as a person's silhouette area does.
+- area is the bbox area by default: the reference selects training samples by area (>= 32 x 32),
+  and a stick figure's silhouette is far thinner than a person's. For evaluation that makes OKS
+  lenient (a box holds much more than a figure), so a held-out set meant for measuring AP is
+  written with area="silhouette": the figure's drawn pixels, as COCO's area is a person's segment.
 - Coordinates follow COCO's continuous convention (pixel i covers [i, i + 1)); drawing uses OpenCV's
   pixel-centre convention, hence the +0.5 when writing.
 """
@@ -650,7 +652,7 @@ def render_image(sp: Species, sk: Skeleton, rng: np.random.Generator, w: int, h:
         kp = np.concatenate([np.round(f.pos + 0.5, 2), v[:, None]], 1)
         kp[v == 0, :2] = 0
         records.append({"keypoints": kp, "bbox": [int(x0), int(y0), int(x1 - x0 + 1), int(y1 - y0 + 1)],
-                        "segmentation": _polygons(f.mask)})
+                        "segmentation": _polygons(f.mask), "silhouette": int(np.count_nonzero(f.mask))})
     return img, records, crowds
 
 
@@ -693,9 +695,10 @@ def _r(v: float) -> float | int:
 
 
 def generate(skeleton: Skeleton, out_dir: Path, n_images: int, size: tuple[int, int], seed: int,
-             progress: Callable[[int, int], None] | None = None) -> Path:
+             progress: Callable[[int, int], None] | None = None, area: str = "bbox") -> Path:
     """Write n_images drawn images to out_dir/images/ and out_dir/annotations.json; returns the
-    annotations path. Everything is written into a temporary sibling folder first and moved into
+    annotations path. `area` of each figure: "bbox" (its box) or "silhouette" (its drawn pixels,
+    unoccluded; see the module docstring). Everything is written into a temporary sibling folder first and moved into
     place at the end, so an interrupted run leaves no dataset that looks complete. An existing
     out_dir is replaced only if it holds nothing but a previous synth output (the caller decides
     whether replacing is allowed, e.g. with io.check_output)."""
@@ -707,6 +710,9 @@ def generate(skeleton: Skeleton, out_dir: Path, n_images: int, size: tuple[int, 
         raise InputError(f"image size {w}x{h} outside [{MIN_SIZE}, {MAX_SIZE}]")
     if n_images < 1:
         raise InputError(f"need at least one image, got {n_images}")
+    if area not in ("bbox", "silhouette"):
+        raise InputError(f"area must be 'bbox' or 'silhouette', got {area!r}")
+    silhouette = area == "silhouette"
     _check_replaceable(out_dir)
     sp = make_species(skeleton)
     src = skeleton.source_index(list(skeleton.coco_keypoints))
@@ -743,7 +749,8 @@ def generate(skeleton: Skeleton, out_dir: Path, n_images: int, size: tuple[int, 
                 bx = rec["bbox"]
                 anns.append({"id": len(anns) + 1, "image_id": i + 1, "category_id": 1, "iscrowd": 0,
                              "keypoints": flat, "num_keypoints": int((kp[:, 2] > 0).sum()), "bbox": bx,
-                             "area": int(bx[2] * bx[3]), "segmentation": rec["segmentation"]})
+                             "area": rec["silhouette"] if silhouette else int(bx[2] * bx[3]),
+                             "segmentation": rec["segmentation"]})
             for poly in crowds:
                 x0, y0 = poly.min(0)
                 x1, y1 = poly.max(0)

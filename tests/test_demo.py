@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from posedata.cli import cli
-from posedata.demo import DemoPaths, make_plan
+from posedata.demo import STEPS, DemoPaths, make_plan
 
 
 def test_quick_demo_runs_every_step(runner, tmp_path: Path) -> None:
@@ -79,16 +79,30 @@ def test_default_plan_is_a_small_cpu_run_on_a_non_human_skeleton() -> None:
     assert sk.name not in {"coco17", "openpose18"}
     assert plan.input_size % 8 == 0 and plan.input_size <= 160
     assert plan.width <= 0.5 and plan.stages <= 1
-    assert plan.iterations is None  # the time budget sets the length
-    assert plan.minutes == 10
+    assert plan.iterations == STEPS  # a fixed length: the same AP on a busy or an idle machine
+    assert make_plan(steps=50).iterations == 50
 
 
-def test_threads_follow_the_free_cores(monkeypatch) -> None:
+def test_threads_follow_the_usable_cores_not_the_load(monkeypatch) -> None:
     import os
 
     from posedata import demo
 
-    monkeypatch.setattr(os, "cpu_count", lambda: 2)
-    for load, threads in ((0.1, 2), (0.6, 2), (0.9, 1), (5.5, 1)):
-        monkeypatch.setattr(os, "getloadavg", lambda load=load: (load, load, load))
-        assert demo.free_cores() == threads, load
+    monkeypatch.setattr(os, "getloadavg", lambda: (9.0, 9.0, 9.0), raising=False)
+    for cores, threads in ((1, 1), (2, 2), (3, 3), (16, 4)):
+        monkeypatch.setattr(os, "sched_getaffinity", lambda _pid, n=cores: set(range(n)), raising=False)
+        assert demo.training_threads() == threads
+        assert make_plan().threads == threads
+
+
+def test_quick_demo_evaluates_with_silhouette_areas(runner, tmp_path: Path) -> None:
+    """The held-out set's OKS area is each figure's drawn silhouette, not its box."""
+    out = tmp_path / "demo"
+    r = runner.invoke(cli, ["demo", "--quick", "-o", str(out), "--steps", "2"])
+    assert r.exit_code == 0, r.output
+    data = json.loads(DemoPaths(out).val_json.read_text())
+    figs = [a for a in data["annotations"] if not a["iscrowd"]]
+    assert figs and all(a["area"] < a["bbox"][2] * a["bbox"][3] for a in figs)
+    train = json.loads(DemoPaths(out).train_json.read_text())
+    assert all(a["area"] == a["bbox"][2] * a["bbox"][3] for a in train["annotations"] if not a["iscrowd"])
+    assert json.loads((out / "summary.json").read_text())["iterations"] == 2

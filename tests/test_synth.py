@@ -57,6 +57,29 @@ def test_every_template_validates_clean(tmp_path, name):
         assert all(len(poly) >= 6 and len(poly) % 2 == 0 for poly in a["segmentation"])
 
 
+def test_silhouette_area_is_the_drawn_figure(tmp_path):
+    """area="silhouette" writes each figure's drawn pixel count (what OKS should scale with; a box
+    holds far more than a stick figure), same images and everything else as the default."""
+    from pycocotools import mask as M
+
+    sk = S.resolve("object5")
+    box = json.loads(synth.generate(sk, tmp_path / "box", 6, (96, 96), seed=5).read_text())
+    sil = json.loads(synth.generate(sk, tmp_path / "sil", 6, (96, 96), seed=5, area="silhouette").read_text())
+    assert [a["bbox"] for a in box["annotations"]] == [a["bbox"] for a in sil["annotations"]]
+    assert [a["keypoints"] for a in box["annotations"]] == [a["keypoints"] for a in sil["annotations"]]
+    for b, a in zip(box["annotations"], sil["annotations"], strict=True):
+        if a["iscrowd"]:
+            assert a["area"] == b["area"]
+            continue
+        x, y, w, h = a["bbox"]
+        assert 0 < a["area"] < 0.8 * w * h and b["area"] == w * h
+        # the silhouette's outline polygons cover about as many pixels
+        rle = M.merge(M.frPyObjects(a["segmentation"], 96, 96))
+        assert abs(float(M.area(rle)) - a["area"]) <= 0.35 * a["area"] + 20
+    with pytest.raises(InputError, match="area"):
+        synth.generate(sk, tmp_path / "bad", 1, (96, 96), seed=5, area="box")
+
+
 def test_derived_keypoints_are_left_out(tmp_path):
     data, _ = make(tmp_path, "openpose18", n=3)
     assert "neck" not in data["categories"][0]["keypoints"]
