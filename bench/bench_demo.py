@@ -6,11 +6,11 @@ load and the CPU time it used.
     .venv/bin/python bench/bench_demo.py -o /tmp/demo-bench [--steps N]
 
 The training length is a number of steps, so AP does not depend on the machine's load; wall time
-does. On a shared machine the idle wall time is estimated from CPU time: the process's CPU time
-outside training (synth, validate, preview, flipcheck, val: mostly one thread) plus the training's
-CPU time divided by its threads (a step on 2 idle cores took about half the single-thread time:
-0.15 vs 0.31-0.35 s). CPU time measured under load runs high (shared caches), so the estimate errs
-long.
+does. On a shared machine the idle wall time is bounded from CPU time: at most the process's whole CPU
+time (no gain from a second thread), at least its CPU time outside training (synth, validate,
+preview, flipcheck, val: mostly one thread) plus the training's CPU time divided by its threads
+(perfect scaling; measured on the idle machine, 2 threads made a step x1.5 faster than one). CPU
+time measured under load runs high (shared caches), so both bounds err long.
 """
 from __future__ import annotations
 
@@ -53,14 +53,14 @@ def main() -> None:
     la = s["load_average"]
     threads = s["threads"] or 1
     train_cpu = s["cpu_seconds_per_step"] * s["iterations"] / 60
-    idle = (cpu - train_cpu) + train_cpu / threads
+    idle_low = (cpu - train_cpu) + train_cpu / threads
     print(f"\nbench_demo: AP {s['AP']:.3f} (bar {BAR_AP}: x{s['AP'] / BAR_AP:.2f}), AP50 {s['AP50']:.3f}, "
           f"AP75 {s['AP75']:.3f}, AR {s['AR']:.3f}")
     print(f"  {s['iterations']} steps of {s['plan']['batch_size']} on {threads} thread(s): "
           f"{s['cpu_seconds_per_step']:.3f} CPU s/step; training {s['train_minutes']:.2f} min wall, "
           f"{train_cpu:.2f} min CPU")
-    print(f"  wall {wall:.2f} min here; CPU {cpu:.2f} min; estimated on {threads} idle core(s): {idle:.2f} min "
-          f"(bar {BAR_MINUTES:g})")
+    print(f"  wall {wall:.2f} min here; CPU {cpu:.2f} min; on {threads} idle core(s) between {idle_low:.2f} and "
+          f"{cpu:.2f} min (bar {BAR_MINUTES:g})")
     print(f"  load average (1 min): {load0:.2f} at start, training mean {la['train_mean']} / max {la['train_max']}, "
           f"{os.getloadavg()[0]:.2f} at the end; {s['machine']['cpus']} CPUs")
 
