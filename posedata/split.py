@@ -105,7 +105,8 @@ def split_coco(data: dict[str, Any], val: float, by: str = BY_IMAGE, seed: int =
     n = len(data["images"])
     if val <= 0 or (val >= 1 and val != int(val)):
         raise InputError(f"--val is a fraction in (0, 1) or a whole number of images, got {val:g}", file=file)
-    target = int(round(val * n)) if val < 1 else int(val)
+    # a fraction below 1 never asks for every image: rounding up on a tiny set (0.75 of 2) keeps one
+    target = min(int(round(val * n)), n - 1) if val < 1 else int(val)
     labels, missing = image_groups(data, by, file)
     members: dict[Any, list[int]] = defaultdict(list)
     for i, g in enumerate(labels):

@@ -60,6 +60,12 @@ def test_a_group_never_lands_on_both_sides(sessions, val, seed, by):
         assert len({sides[im["id"]] for im in data["images"] if im["video_id"] == 100 + s}) == 1
 
 
+def test_a_fraction_below_one_always_leaves_training_data():
+    # hypothesis found it: 0.75 of 2 one-image sessions rounded to both and was refused
+    res = split_coco(frames([1, 1], tracks=True), 0.75, by="folder", seed=0)
+    assert len(res.train["images"]) == len(res.val["images"]) == 1
+
+
 def test_track_groups_join_images_across_folders():
     data = frames([3, 3, 3], tracks=True)
     data["annotations"][0]["track_id"] = 2  # frame 0 of session 0 shows the animal tracked in session 2
