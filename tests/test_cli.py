@@ -20,7 +20,7 @@ def test_help_is_fast_and_never_imports_torch():
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
         best = min(best, float(out[-3]))
         assert out[-2] == "False False False", out
-    assert best < 0.5, f"`posedata --help` took {best:.2f} s of CPU"
+    assert best < 0.8, f"`posedata --help` took {best:.2f} s of CPU"  # 0.3-0.45 s idle; CPU time grows under load too
 
 
 def test_data_commands_help_without_torch():
