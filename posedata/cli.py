@@ -799,10 +799,12 @@ def train_cmd(skeleton_spec: str | None, labels: Path | None, images: Path | Non
             out_console.print(f"[yellow]data check: {errors} error(s); training anyway (--force)[/]")
         else:
             out_console.print(f"[green]data check passed[/] ({source})")
-        chosen = "chosen" if preset else "the default"
-        out_console.print(f"preset {P.describe(cfg.preset)}, {chosen} for this device"
-                          + (f"; given: {', '.join('--' + k.replace('_', '-') for k in sorted(given) if k in P.PRESETS[cfg.preset])}"
-                             if any(k in P.PRESETS[cfg.preset] for k in given) else ""), soft_wrap=True)
+        given_keys = sorted(k for k in given if k in P.PRESETS[cfg.preset])
+        out_console.print(f"settings: input {cfg.input_size}, width {cfg.width}, {cfg.stages} refinement stage(s), "
+                          f"batch {cfg.batch_size}, {cfg.iterations} iterations, lr {cfg.lr:g} (preset {cfg.preset}"
+                          f"{'' if preset else ', the default for this device'}"
+                          + (f"; given: {', '.join('--' + k.replace('_', '-') for k in given_keys)}" if given_keys else "")
+                          + ")", soft_wrap=True)
 
     with progress_bar("[bold]train[/]", *train_fields(), con=out_console, transient=False,
                       refresh_per_second=4) as bar:

@@ -499,7 +499,8 @@ def test_cpu_gets_the_small_preset_and_an_estimate(data, runner, tmp_path):
     assert (opts["input_size"], opts["width"], opts["stages"], opts["batch_size"]) == (128, 0.25, 0, 16)
     assert opts["iterations"] == 6  # a given option wins over the preset
     text = " ".join(res.output.split())
-    assert "preset cpu-small" in text
+    assert "settings: input 128, width 0.25, 0 refinement stage(s), batch 16, 6 iterations" in text
+    assert "(preset cpu-small, the default for this device; given: --iterations)" in text
     assert "images/s (measured" in text and "iterations left: about" in text  # after a few steps
 
 
