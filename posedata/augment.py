@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -208,6 +208,9 @@ def make_sample(
             f"got {kp.shape}"
         )
     d = draw_params(cfg, rng, augment) if draw is None else draw
+    if d.flip and not skeleton.flip_augment:
+        # drawn all the same, so turning flips off leaves every other random choice as it was
+        d = replace(d, flip=False)
     pts_m, img_m = sample_affines(width, height, objpos, scale_provided, cfg, d)
 
     size = (cfg.crop_w, cfg.crop_h)

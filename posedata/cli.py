@@ -186,7 +186,9 @@ def skeleton_show(file: Path, plot: Path | None, force: bool) -> None:
                   "yes" if sk.redundant[i] else "", mirror)
     console.print(t)
     pairs = ", ".join(f"{a}<->{b}" for a, b in sk.flip_pairs()) or "(none)"
-    console.print(f"flip pairs: {pairs}")
+    console.print(f"flip pairs (left<->right): {pairs}")
+    console.print("flip augmentation: " + ("on (training and previews flip half the samples)" if sk.flip_augment
+                                           else "off (flip_augment: false; training and previews never flip)"))
     console.print(f"heatmaps {sk.num_heatmaps}, PAFs {sk.num_pafs}, fingerprint {sk.fingerprint}")
     if plot:
         from .plots import plot_skeleton

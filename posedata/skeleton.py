@@ -52,6 +52,10 @@ class Skeleton:
     colors: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     forced_redundant: frozenset[int] = frozenset()  # limbs the file lists under `redundant`
     file: str | None = None
+    # per keypoint 'left' / 'right' / 'centre' as the file's `flip` entries state it ([left, right]);
+    # empty when the skeleton was built without that information (names then decide)
+    sides: tuple[str, ...] = ()
+    flip_augment: bool = True  # False: training and previews never flip (chiral objects, fixed rigs)
 
     # ---------------------------------------------------------------- sizes
     @property
@@ -223,14 +227,23 @@ class Skeleton:
         return tuple(out)
 
     def flip_pairs(self) -> list[tuple[str, str]]:
-        return [(self.keypoints[i], self.keypoints[j]) for i, j in enumerate(self.flip) if i < j]
+        """The flip map's pairs as (left, right), in keypoint order of their first member."""
+        out = []
+        for i, j in enumerate(self.flip):
+            if i < j:
+                out.append((self.keypoints[j], self.keypoints[i]) if self.side(i) == "right"
+                           else (self.keypoints[i], self.keypoints[j]))
+        return out
 
     def side(self, i: int) -> str:
-        """'left', 'right' or 'centre' by the flip map and the keypoint's name."""
+        """'left', 'right' or 'centre'. The file's `[left, right]` order in `flip` decides; the
+        keypoint's name (then its order) only for a skeleton built without that order."""
         if self.flip[i] == i:
             return "centre"
+        if self.sides:
+            return self.sides[i]
         s = name_side(self.keypoints[i])
-        if s:
+        if s and name_side(self.keypoints[self.flip[i]]) != s:
             return s
         return "left" if i < self.flip[i] else "right"
 
@@ -241,7 +254,8 @@ class Skeleton:
         canon = {
             "keypoints": list(self.keypoints),
             "limbs": [list(self.limb_names(i)) for i in range(len(self.limbs))],
-            "flip": sorted([list(p) for p in self.flip_pairs()]),
+            # index order, not side order: which member is "left" does not change a channel's meaning
+            "flip": sorted([[self.keypoints[i], self.keypoints[j]] for i, j in enumerate(self.flip) if i < j]),
             "derived": [[d.name, list(d.mean_of)] for d in self.derived],
         }
         blob = json.dumps(canon, sort_keys=True, separators=(",", ":")).encode()
@@ -257,6 +271,8 @@ class Skeleton:
             "flip": [list(p) for p in self.flip_pairs()],
             "sigmas": [float(s) for s in self.sigmas],
         }
+        if not self.flip_augment:
+            d["flip_augment"] = False
         if self.forced_redundant:
             d["redundant"] = [list(self.limb_names(i)) for i in sorted(self.forced_redundant)]
         if self.derived:
@@ -307,7 +323,8 @@ def parse(data: Any, file: str | None = None) -> tuple[Skeleton | None, list[Fin
     if not isinstance(data, dict):
         _problem(f, file, "(top level)", f"expected a mapping with keys name, keypoints, limbs, root, flip, sigmas; got {type(data).__name__}", "S001")
         return None, f
-    known = {"name", "keypoints", "limbs", "root", "flip", "sigmas", "redundant", "derived", "source", "colors", "description"}
+    known = {"name", "keypoints", "limbs", "root", "flip", "flip_augment", "sigmas", "redundant", "derived", "source",
+             "colors", "description"}
     for k in data:
         if k not in known:
             f.append(Finding("S002", "warning", f"unknown key {k!r} ignored (known: {sorted(known)})", where=str(k), file=file))
@@ -392,6 +409,7 @@ def parse(data: Any, file: str | None = None) -> tuple[Skeleton | None, list[Fin
             forced.add(li)
 
     flip = list(range(len(kps)))
+    sides = ["centre"] * len(kps)
     raw_flip = data.get("flip", []) or []
     paired: dict[int, str] = {}
     if not isinstance(raw_flip, list):
@@ -415,6 +433,12 @@ def parse(data: Any, file: str | None = None) -> tuple[Skeleton | None, list[Fin
             continue
         paired[a] = paired[b] = where
         flip[a], flip[b] = b, a
+        sides[a], sides[b] = "left", "right"
+
+    flip_augment = data.get("flip_augment", True)
+    if not isinstance(flip_augment, bool):
+        _problem(f, file, "flip_augment", f"expected true or false, got {flip_augment!r}", "S001")
+        flip_augment = True
 
     raw_sig = data.get("sigmas")
     sigmas: list[float] = []
@@ -492,6 +516,7 @@ def parse(data: Any, file: str | None = None) -> tuple[Skeleton | None, list[Fin
         name=name, keypoints=tuple(kps), limbs=tuple(limbs), root=root, flip=tuple(flip),
         sigmas=tuple(sigmas), derived=tuple(derived), source_keypoints=source_keypoints,
         source_names=source_names, colors=colors, forced_redundant=frozenset(forced), file=file,
+        sides=tuple(sides), flip_augment=flip_augment,
     )
     if source_keypoints is not None:
         try:
@@ -527,6 +552,11 @@ def check(sk: Skeleton) -> list[Finding]:
         ia, ib = sk.index(a), sk.index(b)
         if sk.flip[ia] != ib:
             f.append(Finding("S022", "warning", f"{a!r} and {b!r} look like a left/right pair but the flip map does not pair them", where="flip", file=file))
+    for a, b in sk.flip_pairs():
+        if name_side(a) == "right" and name_side(b) == "left":
+            f.append(Finding("S025", "warning", f"flip pair [{a}, {b}] lists {a!r} first, so it is the left one "
+                             f"(entries are [left, right]); its name says right. Write [{b}, {a}] if the name is right",
+                             where="flip", file=file))
     for k in unpaired_sided(sk.keypoints, {sk.keypoints[i] for i in flipped}):
         f.append(Finding("S023", "warning", f"{k!r} looks sided ({name_side(k)}) but has no flip partner: pair it in "
                          "`flip`, or rename it if it is not a side", where=f"keypoints[{sk.index(k)}]", file=file))

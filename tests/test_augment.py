@@ -484,3 +484,18 @@ def test_a_crowd_region_that_does_not_fit_names_its_image(tmp_path):
     with pytest.raises(InputError) as e:
         training_sample(lb, 0, tmp_path, sk, AugmentConfig(crop_w=32, crop_h=32), np.random.default_rng(0))
     assert e.value.file == "d.json" and "image 5 (a.png)" in e.value.where and "V036" in e.value.message
+
+
+def test_flip_augment_off_in_the_skeleton_never_flips():
+    import dataclasses
+
+    sk = dataclasses.replace(skmod.resolve("coco17"), flip_augment=False)
+    image = photo(seed=7)
+    h, w = image.shape[:2]
+    kp = instances(sk, 1, h, w, seed=0)
+    always = AugmentConfig(flip_prob=1.0)
+    on = make_sample(image, kp, kp[0, 0, :2], 0.5, None, skmod.resolve("coco17"), always, np.random.default_rng(3))
+    off = make_sample(image, kp, kp[0, 0, :2], 0.5, None, sk, always, np.random.default_rng(3))
+    assert on.flipped and not off.flipped
+    # every other random choice is unchanged: the unflipped sample is the mirror of the flipped one
+    np.testing.assert_allclose(on.keypoints, _mirror_swap(off.keypoints, sk, 368), atol=1e-3)

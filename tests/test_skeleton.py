@@ -308,3 +308,66 @@ def test_check_warns_on_sided_names_without_partner(runner, tmp_path):
     d["sigmas"].append(0.05)
     errors, warnings = codes(d)
     assert "S022" in warnings and "S023" not in warnings  # eyeL/eyeR look paired but the map does not say so
+
+
+# ------------------------------------------------------------ sides from the flip map (issue 17 item 5)
+OPENPOSE_NAMES = ["Nose", "RShoulder", "RElbow", "LShoulder", "LElbow", "RHip", "LHip", "REar", "LEar"]
+
+
+def openpose_style() -> dict:
+    return {"name": "op", "keypoints": list(OPENPOSE_NAMES), "root": "Nose",
+            "limbs": [["Nose", "RShoulder"], ["RShoulder", "RElbow"], ["Nose", "LShoulder"], ["LShoulder", "LElbow"],
+                      ["RShoulder", "RHip"], ["LShoulder", "LHip"], ["Nose", "REar"], ["Nose", "LEar"]],
+            "flip": [["LShoulder", "RShoulder"], ["LElbow", "RElbow"], ["LHip", "RHip"], ["LEar", "REar"]],
+            "sigmas": [0.05] * 9}
+
+
+def test_flip_pair_order_decides_sides():
+    sk = S.from_dict(openpose_style())
+    sides = {k: sk.side(i) for i, k in enumerate(sk.keypoints)}
+    assert sides == {"Nose": "centre", "RShoulder": "right", "RElbow": "right", "LShoulder": "left",
+                     "LElbow": "left", "RHip": "right", "LHip": "left", "REar": "right", "LEar": "left"}
+    assert sk.flip_pairs() == [("LShoulder", "RShoulder"), ("LElbow", "RElbow"), ("LHip", "RHip"), ("LEar", "REar")]
+    # the file's order wins over the names (and skeleton check says so), and it survives a round trip
+    d = openpose_style()
+    d["flip"][0] = ["RShoulder", "LShoulder"]
+    sk2 = S.from_dict(d)
+    assert sk2.side(sk2.index("RShoulder")) == "left"
+    b = copy.deepcopy(BASE)
+    b["flip"] = [["right_hand", "left_hand"]]
+    assert "S025" in codes(b)[1] and "S025" not in codes(copy.deepcopy(BASE))[1]
+    assert S.from_dict(b).side(2) == "left"
+    assert S.from_dict(yaml.safe_load(sk2.to_yaml())).sides == sk2.sides
+    # which member is left does not change what the channels mean
+    assert sk2.fingerprint == sk.fingerprint
+
+
+def test_sides_fall_back_to_names_without_a_file_order():
+    import dataclasses
+
+    sk = dataclasses.replace(S.from_dict(copy.deepcopy(BASE)), sides=())
+    assert sk.side(1) == "left" and sk.side(2) == "right" and sk.side(0) == "centre"
+
+
+def test_openpose18_template_sides_follow_names():
+    sk = S.resolve("openpose18")
+    for i, k in enumerate(sk.keypoints):
+        assert sk.side(i) == (S.name_side(k) or "centre"), k
+
+
+def test_cli_show_openpose_sides_and_flip_augment(runner, tmp_path):
+    p = tmp_path / "op.yaml"
+    p.write_text(yaml.safe_dump(openpose_style()))
+    r = runner.invoke(cli, ["skeleton", "show", str(p)])
+    assert r.exit_code == 0, r.output
+    row = next(line for line in r.output.splitlines() if "RShoulder" in line and "LShoulder" in line)
+    assert "right" in row and "left" not in row
+    assert "flip augmentation: on" in r.output
+    d = openpose_style()
+    d["flip_augment"] = False
+    p.write_text(yaml.safe_dump(d))
+    r = runner.invoke(cli, ["skeleton", "show", str(p)])
+    assert r.exit_code == 0 and "flip augmentation: off" in r.output
+    assert S.load(p).flip_augment is False and S.from_dict(S.load(p).to_dict()).flip_augment is False
+    d["flip_augment"] = "no"
+    assert "S001" in codes(d)[0]

@@ -741,3 +741,29 @@ def test_cli_json_every_finding_has_every_documented_key(runner, tmp_path: Path)
         assert sorted(f) == sorted(keys), f
     v007 = next(f for f in doc["findings"] if f["code"] == "V007")
     assert v007["image_id"] is None and v007["annotation_id"] is None
+
+
+def test_v070_uses_the_flip_maps_sides_with_openpose_names(shared_real):
+    """OpenPose-style names (RShoulder before LShoulder, one pair listed L first in the keypoints)
+    gave a V070 swap warning on every correct instance when sides came from keypoint order."""
+    coco = json.loads((shared_real / "coco" / "test_coco.json").read_text())
+    names = coco["categories"][0]["keypoints"]
+
+    def op(n: str) -> str:
+        for side in ("left", "right"):
+            if n.startswith(side + "_"):
+                return side[0].upper() + n[len(side) + 1:].capitalize()
+        return n.capitalize()
+
+    coco["categories"][0]["keypoints"] = [op(n) for n in names]
+    order = ["Nose", "RShoulder", "RElbow", "RWrist", "LShoulder", "LElbow", "LWrist", "RHip", "RKnee", "RAnkle",
+             "LHip", "LKnee", "LAnkle", "REye", "LEye", "LEar", "REar"]
+    stems = ["Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle", "Eye", "Ear"]
+    from posedata import skeleton as S
+
+    sk = S.from_dict({"name": "op", "keypoints": order, "root": "Nose", "sigmas": [0.05] * 17,
+                      "limbs": [["Nose", k] for k in order[1:]], "flip": [["L" + s, "R" + s] for s in stems]})
+    v070 = [f for f in V.validate_coco(coco, sk) if f.code == "V070"]
+    reference = [f for f in V.validate_coco(json.loads((shared_real / "coco" / "test_coco.json").read_text()),
+                                          S.resolve("coco17")) if f.code == "V070"]
+    assert len(v070) == len(reference) <= 1
