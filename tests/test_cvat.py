@@ -102,7 +102,7 @@ def test_skeleton_from_cvat_labels(tmp_path):
     assert d["limbs"] == [["Center", "Top Left"], ["Center", "Top Right"], ["Center", "Bottom Right"],
                           ["Center", "Bottom Left"]]
     sk = S.from_dict(d)
-    assert sk.flip_pairs() == [("Top Left", "Top Right"), ("Bottom Right", "Bottom Left")]
+    assert sk.flip_pairs() == [("Top Left", "Top Right"), ("Bottom Left", "Bottom Right")]  # [left, right]
     # a skeleton built from the export imports it
     assert import_file("cvat", XML, sk, ImportOptions()).report.instances_written == 3
 
