@@ -18,14 +18,15 @@ from .skeleton import check as skeleton_check
 class CheckResult:
     skeleton: list[Finding] = field(default_factory=list)
     data: list[Finding] = field(default_factory=list)
-    flip: list[Finding] = field(default_factory=list)
+    flip_findings: list[Finding] = field(default_factory=list)
     flip_verdict: str = "not run"
+    flip: object | None = None  # flipcheck.FlipVerdict, when the flip check ran
     samples: list[Finding] = field(default_factory=list)
     num_samples: int | None = None  # training samples convert would make (None: not counted, data errors)
 
     @property
     def findings(self) -> list[Finding]:
-        return self.skeleton + self.data + self.samples + self.flip
+        return self.skeleton + self.data + self.samples + self.flip_findings
 
     @property
     def ok(self) -> bool:
@@ -39,7 +40,7 @@ class CheckResult:
             ("FAIL" if has_errors(self.samples) else f"{self.num_samples}{' (warnings)' if self.samples else ''}")
         return [("skeleton", self.skeleton, verdict(self.skeleton)), ("data (validate)", self.data, verdict(self.data)),
                 ("training samples", self.samples, counted),
-                ("flip map vs data", self.flip, self.flip_verdict)]
+                ("flip map vs data", self.flip_findings, self.flip_verdict)]
 
 
 def check_data(path: str | Path, skeleton: Skeleton, images: Path | None = None,
@@ -49,7 +50,7 @@ def check_data(path: str | Path, skeleton: Skeleton, images: Path | None = None,
     checked is what was converted); raw: the COCO JSON already parsed (path then only names it).
     Raises InputError only for unreadable input; everything else is a finding."""
     from .convert import Source, load_source
-    from .flipcheck import orientation_check
+    from .flipcheck import flip_findings, flip_verdict
     from .formats.base import ImportOptions
     from .validate import validate_coco
 
@@ -66,19 +67,9 @@ def check_data(path: str | Path, skeleton: Skeleton, images: Path | None = None,
 
     labels = to_labels(src.data, skeleton, src.category_id)
     res.num_samples, res.samples = labels.num_samples, sample_findings(labels, file=str(path))
-    ds = src.dataset
-    o = orientation_check(ds, skeleton, src.category_id)
-    if o.inconclusive:
-        res.flip_verdict = "inconclusive"
-        res.flip.append(Finding("F002", "info", f"flip map check inconclusive: {o.inconclusive}", file=str(path)))
-    elif o.flagged:
-        res.flip_verdict = "FAIL"
-        res.flip.append(Finding(
-            "F001", "error",
-            f"the flip map disagrees with the data's mirror symmetry around {', '.join(o.flagged)}; "
-            "run `posedata flipcheck` for plots", where="flip", file=skeleton.file))
-    else:
-        res.flip_verdict = "PASS"
+    v = flip_verdict(src.dataset, skeleton, src.category_id)
+    res.flip, res.flip_verdict = v, v.verdict
+    res.flip_findings = flip_findings(v, str(path), skeleton)
     return res
 
 

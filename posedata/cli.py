@@ -422,70 +422,62 @@ def load_labels_or_coco(data: Path, sk, category: Any = None):
 @click.option("--force", is_flag=True, help="Write into an existing non-empty folder.")
 def flipcheck_cmd(data: Path, skeleton_spec: str, images: Path | None, output: Path, num: int,
                   category: Any, seed: int, force: bool) -> None:
-    """Check the skeleton's flip map against the data (left/right swap list right?)."""
+    """Check the skeleton's flip map against the data (left/right swap list right?).
+
+    Last line: PASS, FAIL, INCONCLUSIVE or NOT APPLICABLE (rules and measured rates in
+    docs/checks.md); exit 1 exactly when it says FAIL."""
     import numpy as np
 
-    from . import coco
     from . import flipcheck as F
     from . import skeleton as S
     from .io import check_output_dir
-    from .plots import plot_flip_instances, plot_orientation_scores, plot_side_statistics
 
     sk = S.resolve(skeleton_spec)
     check_output_dir(output, force)
-    from .errors import DataError
-    from .findings import has_errors
-    from .validate import validate_file
-
-    # the plots assume valid data (finite points, real images): refuse errors before writing any
-    raw, findings = validate_file(data, sk, images=images, category_id=category)
-    if has_errors(findings):
-        print_findings([f for f in findings if f.severity == "error"], limit=10)
-        raise DataError("the data has errors; run `posedata validate` for the full report", findings, file=str(data))
-    ds = coco.from_coco(raw, file=str(data))
-    failed = False
-    prop = F.skeleton_flip_property(sk)
+    with console.status("flipcheck: reading the data"):
+        ds, ignored = F.load_for_flipcheck(data, sk, images, category)
+    if ignored:
+        codes = sorted({f.code for f in ignored})
+        console.print(f"[yellow]note:[/] {len(ignored)} validate error(s) ({', '.join(codes)}) in fields the flip check "
+                      "does not read; run `posedata validate` before training")
+    with console.status("flipcheck: testing the flip map"):
+        v = F.flip_verdict(ds, sk, category)
     t = Table(title="skeleton-level flip property (internal consistency only)")
     for c in ("kind", "name", "result"):
         t.add_column(c)
-    for kind, name, ok in prop:
+    for kind, name, ok in v.property:
         t.add_row(kind, name, "[green]PASS[/]" if ok else "[bold red]FAIL[/]")
-        failed |= not ok
     console.print(t)
-
-    res = F.orientation_check(ds, sk, category)
-    t = Table(title=f"data-level orientation check on {res.n_instances} instances (flag above {F.FLAG_THRESHOLD})")
-    for c in ("keypoint", "deviation", "noise z", "no flip map", "triples", "verdict"):
-        t.add_column(c)
-    for i, name in enumerate(res.keypoints):
-        verdict = "[bold red]FLAG[/]" if name in res.flagged else ("-" if not np.isfinite(res.scores[i]) else "[green]ok[/]")
-        t.add_row(name, f"{res.scores[i]:.3f}", f"{res.z_scores[i]:.2f}" if res.z_scores is not None else "",
-                  f"{res.identity_scores[i]:.3f}", str(int(res.triple_counts[i])), verdict)
-    console.print(t)
-    output.mkdir(parents=True, exist_ok=True)
-    plot_orientation_scores(res, F.FLAG_THRESHOLD, output / "orientation.png")
-    stats = F.side_statistics(ds, sk, category)
-    plot_side_statistics(stats, output / "sides.png")
-    written = ["orientation.png", "sides.png"]
-    if images is not None:
-        pts, lab, anns = F.instance_keypoints(ds, sk, category)
-        swaps = F.suspected_swaps(pts, lab, sk).any(1)
-        rng = np.random.default_rng(seed)
-        order = list(np.flatnonzero(swaps)) + list(rng.permutation(np.flatnonzero(~swaps)))
-        items = F.instance_crops(ds, sk, images, anns, pts, lab, [int(i) for i in order[:num]])
-        plot_flip_instances(items, sk, output / "instances.png")
-        written.append("instances.png")
-        console.print(f"{int(swaps.sum())} instance(s) with a suspected left/right swap drawn first")
-    if res.inconclusive:
-        console.print(f"[yellow]inconclusive:[/] {res.inconclusive}")
-    elif res.flagged:
-        console.print(f"[bold red]FAIL[/] flip map looks wrong around: {', '.join(res.flagged)}")
-        failed = True
-    else:
-        console.print("[bold green]PASS[/] the flip map agrees with the data's mirror symmetry")
-    console.print(f"plots: {', '.join(str(output / w) for w in written)}")
-    if failed:
-        sys.exit(1)
+    if v.test is not None:
+        o = v.test
+        t = Table(title=f"data-level mirror test on {o.informative} of {v.n_instances} instances "
+                        f"(randomisation test p = {o.p_value:.4f}; FAIL at p <= {F.ALPHA})")
+        for c in ("keypoint", "flips to", "score (z^2, ~1 noise)", "deviation", "blamed"):
+            t.add_column(c)
+        keep = [i for i in range(sk.num_keypoints) if i not in set(sk.derived_indices)]
+        for n, i in enumerate(keep):
+            name = sk.keypoints[i]
+            score = "-" if not np.isfinite(o.scores[n]) else f"{o.scores[n]:.2f}"
+            dev = "-" if not np.isfinite(o.deviation[n]) else f"{o.deviation[n]:.3f}"
+            t.add_row(name, sk.keypoints[sk.flip[i]], score, dev, "[bold red]yes[/]" if name in o.blamed else "")
+        console.print(t)
+    if v.swaps is not None:
+        sw = v.swaps
+        console.print(f"suspected left/right swaps: {len(sw.suspects)} of {sw.checked} instances "
+                      f"(annotation noise allows {100 * sw.noise:.0f}%; binomial p = {sw.p_value:.2g})"
+                      + (": " + ", ".join(f"annotation {x['annotation_id']} (image {x['image_id']})"
+                                          for x in sw.suspects[:F.MAX_SUSPECTS]) if sw.suspects else ""),
+                      soft_wrap=True)
+    with console.status("flipcheck: plots"):
+        written = F.write_plots(ds, sk, v, output, images, num, seed, category)
+    if images is not None and v.swaps is not None and v.swaps.suspects:
+        console.print(f"{len(v.swaps.suspects)} instance(s) with a suspected left/right swap drawn first in "
+                      f"{output / 'instances.png'}")
+    console.print(f"plots: {', '.join(str(w) for w in written)}")
+    style = {"PASS": "bold green", "FAIL": "bold red"}.get(v.verdict, "bold yellow")
+    console.print(f"[{style}]{v.verdict}[/] {v.reason}", soft_wrap=True)
+    if v.exit_code:
+        sys.exit(v.exit_code)
 
 
 # -------------------------------------------------------------------- export
@@ -1548,12 +1540,8 @@ def demo_cmd(output: Path, steps: int | None, quick: bool, force: bool) -> None:
     header(5, "flipcheck: the flip map against the data")
     with console.status("flipcheck"):
         flip = D.flipcheck_step(plan, paths, sk)
-    o = flip.orientation
     style = {"PASS": "bold green", "FAIL": "bold red"}.get(flip.verdict, "yellow")
-    console.print(f"  [{style}]{flip.verdict}[/] skeleton flip property {'ok' if flip.property_ok else 'FAILED'}; "
-                  f"{o.n_instances} instances, flagged keypoints: {', '.join(o.flagged) or 'none'}"
-                  + (f" ({o.inconclusive})" if o.inconclusive else "")
-                  + f"; {flip.swaps} instance(s) with a suspected swap", soft_wrap=True)
+    console.print(f"  [{style}]{flip.verdict}[/] {flip.flip.reason}", soft_wrap=True)
     if flip.verdict == "FAIL":
         raise DataError("the flip map disagrees with the synthetic data (a bug in posedata synth or flipcheck)",
                         file=str(paths.train_json))

@@ -216,42 +216,22 @@ def preview_step(plan: DemoPlan, paths: DemoPaths, sk: Skeleton, labels, progres
 
 @dataclass
 class FlipResult:
-    property_ok: bool
-    orientation: Any  # flipcheck.OrientationResult
-    swaps: int
+    flip: Any  # flipcheck.FlipVerdict: the same verdict `posedata flipcheck` prints
     written: list[Path] = field(default_factory=list)
 
     @property
     def verdict(self) -> str:
-        if not self.property_ok or self.orientation.flagged:
-            return "FAIL"
-        return "inconclusive" if self.orientation.inconclusive else "PASS"
+        return self.flip.verdict
 
 
 def flipcheck_step(plan: DemoPlan, paths: DemoPaths, sk: Skeleton) -> FlipResult:
-    """`posedata flipcheck --images` on the training set: the same checks and the same plots."""
-    import numpy as np
-
-    from . import coco
+    """`posedata flipcheck --images` on the training set: the same verdict and the same plots."""
     from . import flipcheck as F
-    from .io import load_json
-    from .plots import plot_flip_instances, plot_orientation_scores, plot_side_statistics
 
-    ds = coco.from_coco(load_json(paths.train_json), file=str(paths.train_json))
-    prop_ok = all(ok for _kind, _name, ok in F.skeleton_flip_property(sk))
-    res = F.orientation_check(ds, sk)
-    out = paths.flipcheck
-    out.mkdir(parents=True, exist_ok=True)
-    plot_orientation_scores(res, F.FLAG_THRESHOLD, out / "orientation.png")
-    plot_side_statistics(F.side_statistics(ds, sk), out / "sides.png")
-    pts, lab, anns = F.instance_keypoints(ds, sk)
-    swaps = F.suspected_swaps(pts, lab, sk).any(1)
-    rng = np.random.default_rng(plan.seed)
-    order = list(np.flatnonzero(swaps)) + list(rng.permutation(np.flatnonzero(~swaps)))
-    items = F.instance_crops(ds, sk, paths.train / "images", anns, pts, lab, [int(i) for i in order[:plan.flip_instances]])
-    plot_flip_instances(items, sk, out / "instances.png")
-    return FlipResult(prop_ok, res, int(swaps.sum()),
-                      [out / "orientation.png", out / "sides.png", out / "instances.png"])
+    ds, _ = F.load_for_flipcheck(paths.train_json, sk)
+    v = F.flip_verdict(ds, sk)
+    written = F.write_plots(ds, sk, v, paths.flipcheck, paths.train / "images", plan.flip_instances, plan.seed)
+    return FlipResult(v, written)
 
 
 @dataclass

@@ -9,6 +9,7 @@ triples that involve it.
 """
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field
 from itertools import combinations
@@ -16,130 +17,476 @@ from itertools import combinations
 import numpy as np
 
 from .coco import CategorySpec, Dataset
+from .findings import Finding
 from .skeleton import Skeleton
 
-FLAG_THRESHOLD = 0.12  # right maps scored 0.04-0.08 on real COCO people; broken pairs 0.13+
-Z_THRESHOLD = 1.0  # mean |z| over a keypoint's triples; sampling noise alone gives about 0.5-0.8
-MIN_TRIPLE_COUNT = 3  # instances that must label a triple before its mean sign counts
-INCONCLUSIVE_BIAS = 0.15  # mean |m| below this: the data show too little orientation bias to judge
-
-
-@dataclass
-class OrientationResult:
-    keypoints: list[str]  # skeleton keypoints scored (derived ones excluded)
-    scores: np.ndarray  # (K,) mean deviation per keypoint under the given map, NaN if not scored
-    identity_scores: np.ndarray  # (K,) the same with no flip map at all, for contrast
-    triple_counts: np.ndarray  # (K,) triples that scored each keypoint
-    bias: float  # mean |m| over scored triples: how much orientation signal the data carry
-    n_instances: int
-    z_scores: np.ndarray | None = None  # (K,) mean |z| of the deviations: ~0.8 is sampling noise
-    flagged: list[str] = field(default_factory=list)
-    inconclusive: str | None = None  # reason, when the data cannot tell
-
-    @property
-    def passed(self) -> bool:
-        return self.inconclusive is None and not self.flagged
+ALPHA = 0.001  # family-wise false-FAIL rate with a right flip map (Holm over the keypoints tested)
+MIN_PASS = 50  # informative instances before a PASS: below, a missing pair goes unseen too often (bench)
+SWAP_NOISE = 0.10  # share of instances with a suspected swap that annotation noise alone explains
+MAX_SUSPECTS = 20  # suspected instances listed in a finding
 
 
 def instance_keypoints(ds: Dataset, sk: Skeleton, category_id: CategorySpec = None) -> tuple[np.ndarray, np.ndarray, list]:
-    """Non-crowd instances of the keypoint category in skeleton order: points (N, K, 2), labelled
-    (N, K) bool, and the annotations. Derived keypoints are never labelled here."""
+    """Non-crowd instances of the keypoint category with at least one labelled keypoint, in skeleton
+    order: points (N, K, 2), labelled (N, K) bool, and the annotations. Derived keypoints are never
+    labelled here. An instance with no labelled point says nothing about sides, so it is not counted."""
     cats = ds.categories_for(category_id, sk)  # several categories share one keypoint list
     cat, ids = cats[0], {c.id for c in cats}
     src = sk.source_index(cat.keypoints)
     anns = [a for a in ds.annotations if a.category_id in ids and not a.iscrowd and a.keypoints is not None
             and len(a.keypoints) == len(cat.keypoints)]
-    if not anns:
-        return np.zeros((0, sk.num_keypoints, 2)), np.zeros((0, sk.num_keypoints), bool), []
-    kp = np.stack([a.keypoints for a in anns])  # (N, Kc, 3)
-    take = np.where(src >= 0, src, 0)
-    pts = kp[:, take, :2]
-    lab = (kp[:, take, 2] > 0) & (src >= 0)[None, :] & np.isfinite(pts).all(-1)
-    return pts, lab, anns
+    if anns:
+        kp = np.stack([np.asarray(a.keypoints, dtype=np.float64) for a in anns])  # (N, Kc, 3)
+        take = np.where(src >= 0, src, 0)
+        pts = kp[:, take, :2]
+        lab = (kp[:, take, 2] > 0) & (src >= 0)[None, :] & np.isfinite(pts).all(-1)
+        keep = lab.any(1)
+        return pts[keep], lab[keep], [a for a, k in zip(anns, keep, strict=True) if k]
+    return np.zeros((0, sk.num_keypoints, 2)), np.zeros((0, sk.num_keypoints), bool), []
 
 
-def mean_orientation(pts: np.ndarray, lab: np.ndarray, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """m[i, j, k] = mean over instances labelling all three of sign(cross(pj - pi, pk - pi)), and
-    the counts. cross(i, j, k) = D[j, k] + D[k, i] + D[i, j] with D[a, b] = xa*yb - xb*ya, so one
-    (K, K) matrix per instance gives every triple at once."""
+# ------------------------------------------------------------------ exact tests
+def _log_factorials(n: int) -> np.ndarray:
+    return np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, n + 1, dtype=np.float64)))])
+
+
+def binom_upper(k, n, p: float = 0.5) -> np.ndarray:
+    """P(X >= k) for X ~ Binomial(n, p), elementwise and exact (sums of log-space terms); 1 where k <= 0."""
+    k, n = np.broadcast_arrays(np.atleast_1d(np.asarray(k, np.int64)), np.atleast_1d(np.asarray(n, np.int64)))
+    out = np.ones(k.shape)
+    if not k.size:
+        return out
+    lf = _log_factorials(int(max(n.max(), 0)))
+    lp, lq = (math.log(p), math.log1p(-p)) if 0 < p < 1 else (0.0, 0.0)
+    for idx in np.ndindex(k.shape):
+        kk, nn = int(k[idx]), int(n[idx])
+        if kk <= 0:
+            continue
+        if kk > nn or p <= 0:
+            out[idx] = 0.0
+        elif p >= 1:
+            out[idx] = 1.0
+        else:
+            j = np.arange(kk, nn + 1)
+            out[idx] = min(1.0, float(np.exp(lf[nn] - lf[j] - lf[nn - j] + j * lp + (nn - j) * lq).sum()))
+    return out
+
+
+# ------------------------------------------------------------------ features
+def _orientation_signs(pts: np.ndarray, lab: np.ndarray, tri: np.ndarray, signed: bool = True) -> np.ndarray:
+    """(N, T) sign of cross(p_b - p_a, p_c - p_a) for ordered triples tri (T, 3), 0 where a point is
+    unlabelled; with signed=False the cross product itself, over the instance's squared spread.
+    cross(a, b, c) = D[b, c] + D[c, a] + D[a, b] with D[u, v] = xu*yv - xv*yu (one (K, K) matrix per instance)."""
+    ok = lab
+    centre = (np.where(ok[..., None], pts, 0).sum(1) / np.maximum(ok.sum(1), 1)[:, None])[:, None, :]
+    p = np.where(ok[..., None], pts - centre, 0.0)  # centred: signs are translation-invariant, products better conditioned
+    x, y = p[..., 0], p[..., 1]
+    d = x[:, :, None] * y[:, None, :] - x[:, None, :] * y[:, :, None]
+    a, b, c = tri.T
+    cross = d[:, b, c] + d[:, c, a] + d[:, a, b]
+    if not signed:
+        cross = cross / np.maximum(_spread(p, ok), 1e-9)[:, None] ** 2
+    return np.where(ok[:, a] & ok[:, b] & ok[:, c], np.sign(cross) if signed else cross, 0.0)
+
+
+def _spread(centred: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """(N,) RMS distance of an instance's labelled points from their centroid: its scale."""
+    r2 = np.where(ok, (centred ** 2).sum(-1), 0.0).sum(1) / np.maximum(ok.sum(1), 1)
+    return np.sqrt(r2)
+
+
+def mirror_features(pts: np.ndarray, lab: np.ndarray,
+                    perm: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
+    """Per instance, features whose sign is symmetric about 0 when the data are as likely to show an
+    instance as its mirror image relabelled by the flip map perm (what flip augmentation assumes):
+
+    - orientation, per triple t = (i, j, k): o(t) + o(f(t)), o the triangle's signed area (cross
+      product) over the instance's squared scale.
+      A mirror negates every orientation, so the relabelled mirror image has o'(t) = -o(f(t)) and
+      o'(f(t)) = -o(t): the feature changes sign. Detects a map where the data are not mirror-symmetric.
+    - distance, per pair (i, j): (|p_i - p_j| - |p_f(i) - p_f(j)|) over the instance's scale. Distances survive the mirror, so
+      the relabelling alone changes its sign: detects pairs that are no mirror images of each other
+      (a missing pair, knee<->ankle) whichever way the instances face.
+
+    Only one of t and f(t) is kept (their features are equal up to sign) and features that are 0 by
+    construction are dropped. Returns X (N, C), NaN where a point is unlabelled,
+    touches (C, K) bool (keypoints in c or f(c)), the features' names, and their kinds (C,): 0
+    orientation, 1 distance."""
     n, k = lab.shape
-    s = np.zeros((k, k, k))
-    c = np.zeros((k, k, k))
-    for a in range(0, n, chunk):
-        p = pts[a:a + chunk]
-        ok = lab[a:a + chunk]
-        # centre each instance on its labelled points: signs are translation-invariant, products are better conditioned
-        centre = (np.where(ok[..., None], p, 0).sum(1) / np.maximum(ok.sum(1), 1)[:, None])[:, None, :]
-        p = np.where(ok[..., None], p - centre, 0.0)
-        x, y = p[..., 0], p[..., 1]
-        d = x[:, :, None] * y[:, None, :] - x[:, None, :] * y[:, :, None]  # (n, K, K)
-        # cross[n, i, j, k] = D[j, k] + D[k, i] + D[i, j]
-        cross = d[:, None, :, :] + np.transpose(d, (0, 2, 1))[:, :, None, :] + d[:, :, :, None]
-        both = ok[:, :, None, None] & ok[:, None, :, None] & ok[:, None, None, :]
-        s += np.where(both, np.sign(cross), 0).sum(0)
-        c += both.sum(0)
+    feats, touch, names, kinds = [], [], [], []
+    if k >= 3:
+        tri = np.array(list(combinations(range(k), 3)), dtype=np.int64)
+        ftri = perm[tri]
+        key = np.sort(ftri, 1)
+        identical = (key == tri).all(1)
+        # f(t) = t as a set: an odd permutation of it (a swapped pair) makes the feature 0
+        odd = identical & ~(ftri == tri).all(1)
+        first = np.array([tuple(a) <= tuple(b) for a, b in zip(tri.tolist(), key.tolist(), strict=True)], bool)
+        keep = first & ~odd
+        tri, ftri = tri[keep], ftri[keep]
+        if len(tri):
+            a, b = _orientation_signs(pts, lab, tri, False), _orientation_signs(pts, lab, ftri, False)
+            defined = lab[:, tri].all(-1) & lab[:, ftri].all(-1)
+            feats.append(np.where(defined, a + b, np.nan))
+            t = np.zeros((len(tri), k), bool)
+            rows = np.arange(len(tri))[:, None]
+            t[rows, tri] = True
+            t[rows, ftri] = True
+            touch.append(t)
+            names += [f"orientation {tuple(int(v) for v in a)}" for a in tri]
+            kinds.append(np.zeros(len(tri), np.int64))
+    if k >= 2:
+        pair = np.array(list(combinations(range(k), 2)), dtype=np.int64)
+        fpair = perm[pair]
+        key = np.sort(fpair, 1)
+        keep = np.array([tuple(a) < tuple(b) for a, b in zip(pair.tolist(), key.tolist(), strict=True)], bool)
+        pair, fpair = pair[keep], fpair[keep]
+        if len(pair):
+            def dist(ab: np.ndarray) -> np.ndarray:
+                return np.linalg.norm(pts[:, ab[:, 0]] - pts[:, ab[:, 1]], axis=-1)
+
+            ok = lab[:, pair].all(-1) & lab[:, fpair].all(-1)
+            centre = (np.where(lab[..., None], pts, 0).sum(1) / np.maximum(lab.sum(1), 1)[:, None])[:, None, :]
+            scale = np.maximum(_spread(np.where(lab[..., None], pts - centre, 0.0), lab), 1e-9)[:, None]
+            with np.errstate(invalid="ignore"):
+                feats.append(np.where(ok, np.nan_to_num(dist(pair) - dist(fpair)) / scale, np.nan))
+            t = np.zeros((len(pair), k), bool)
+            rows = np.arange(len(pair))[:, None]
+            t[rows, pair] = True
+            t[rows, fpair] = True
+            touch.append(t)
+            names += [f"distance {tuple(int(v) for v in a)}" for a in pair]
+            kinds.append(np.ones(len(pair), np.int64))
+    if not feats:
+        return np.zeros((n, 0)), np.zeros((0, k), bool), [], np.zeros(0, np.int64)
+    return np.concatenate(feats, 1), np.concatenate(touch, 0), names, np.concatenate(kinds)
+
+
+FLIPS = 1999  # random sign flips at most: p-values down to 1 / 2000 = alpha / 2
+STOP_AFTER = 10  # flips beating the data before stopping early (Besag-Clifford: p = 10 / flips done)
+
+
+def _keypoint_scores(sums: np.ndarray, m: np.ndarray, inc: np.ndarray) -> np.ndarray:
+    """(..., C) feature sums -> (..., K) mean over each keypoint's features of sum^2 / m with m the
+    feature's sum of squares: a self-normalised z^2 per feature (about 1 under the null, large for
+    a feature that deviates one way), which sign flips leave m unchanged."""
+    z2 = sums ** 2 / np.maximum(m, 1e-12)
+    return (z2 @ inc) / np.maximum(inc.sum(0), 1)
+
+
+def _flip_test(v: np.ndarray, m: np.ndarray, inc: np.ndarray, rng: np.random.Generator,
+               flips: int = FLIPS) -> float:
+    """Randomisation test of "every instance's feature vector is as likely negated": the largest
+    keypoint score (_keypoint_scores over the columns of inc) of the data against the same maximum
+    with each instance's sign flipped at random. Exact for any number of instances and any
+    dependence between the features (the sign flips are the null hypothesis itself), and one test
+    for all keypoints at once, so no correction for their number is needed."""
+    cols = inc.any(0)
+    rows = inc.any(1)
+    if not cols.any():
+        return 1.0
+    inc, v, m = inc[rows][:, cols], v[:, rows], m[rows]
+    top = float(_keypoint_scores(v.sum(0), m, inc).max())
+    beat = done = 0
+    while done < flips:
+        b = min(250, flips - done)
+        eps = rng.choice((-1.0, 1.0), size=(b, len(v)))
+        beat += int((_keypoint_scores(eps @ v, m, inc).max(1) >= top - 1e-9).sum())
+        done += b
+        if beat >= STOP_AFTER:
+            return beat / done
+    return (beat + 1) / (flips + 1)
+
+
+@dataclass
+class MirrorTest:
+    """The data-level test of one flip map (the skeleton's, or none at all)."""
+
+    keypoints: list[str]  # tested keypoints (derived ones excluded)
+    scores: np.ndarray  # (K,) mean z^2 of the keypoint's features: about 1 is noise; NaN if untested
+    deviation: np.ndarray  # (K,) mean share of deviating instances over its features: ~0 right, 0.5+ broken
+    n_instances: int  # instances with labelled keypoints
+    informative: int  # instances where some feature is non-zero (the evidence the test has)
+    n_features: int
+    p_value: float  # the first test: small when the data disagree with the map
+    blamed: list[str] = field(default_factory=list)
+    steps: list[tuple[str, float]] = field(default_factory=list)  # (blamed keypoint, p of the test that blamed it)
+
+    @property
+    def significant(self) -> bool:
+        return bool(self.blamed)
+
+
+def mirror_test(pts: np.ndarray, lab: np.ndarray, perm: np.ndarray, names: list[str],
+                alpha: float = ALPHA, seed: int = 0) -> MirrorTest:
+    """Is the data's distribution unchanged by "mirror, then relabel by perm"?
+
+    One randomisation test over every keypoint decides (so a right map is blamed with probability
+    at most alpha, whatever the number of keypoints). Then blame, one keypoint at a time: the one
+    with the largest score (all of a broken keypoint's features deviate, only some of its
+    neighbours'), its features set aside and the rest re-tested at alpha, until nothing is left
+    beyond noise; so removing only the wrist pair does not also blame the eyes through the
+    eye-wrist features."""
+    x, touch, _, kinds = mirror_features(pts, lab, perm)
+    v = np.nan_to_num(x)
+    m = (v ** 2).sum(0)
+    k = len(names)
+    defined = np.maximum(np.isfinite(x).sum(0), 1)
+    live = touch & (m > 1e-12)[:, None]
     with np.errstate(invalid="ignore", divide="ignore"):
-        m = np.where(c > 0, s / np.maximum(c, 1), np.nan)
-    return m, c
+        deviation = np.where(live.any(0), ((np.abs(v.sum(0)) / defined)[:, None] * live).sum(0) / live.sum(0), np.nan)
+    rng = np.random.default_rng([seed, len(v)])
+    # one score per keypoint and feature kind: a wrong map moves distances whichever way an instance
+    # faces, orientations only as far as the facings are unbalanced; mixed, the many orientation
+    # features of a keypoint would drown its few distance features
+    inc = np.concatenate([live & (kinds == 0)[:, None], live & (kinds == 1)[:, None]], 1).astype(np.float64)
+    active = m > 1e-12
+    if not active.any():
+        return MirrorTest(names, np.full(k, np.nan), deviation, len(v), 0, x.shape[1], 1.0)
+    sums = v.sum(0)
+
+    def per_keypoint(act: np.ndarray) -> np.ndarray:
+        cols = inc * act[:, None]
+        both = np.where(cols.any(0), _keypoint_scores(sums * act, m, cols), -np.inf).reshape(2, k)
+        return both.max(0)
+
+    p = _flip_test(v, m, inc * active[:, None], rng)
+    scores = per_keypoint(active)
+    res = MirrorTest(names, np.where(np.isfinite(scores), scores, np.nan), deviation, len(v),
+                     int((v != 0).any(1).sum()), x.shape[1], p)
+    while p <= alpha and active.any():
+        i = int(np.argmax(per_keypoint(active)))
+        res.blamed.append(names[i])
+        res.steps.append((names[i], p))
+        active = active & ~touch[:, i]
+        p = _flip_test(v, m, inc * active[:, None], rng)
+    return res
 
 
-def _scores(m: np.ndarray, c: np.ndarray, perm: np.ndarray, min_count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per keypoint: the mean deviation |m(t) + m(f(t))| / 2 over its triples t, the mean of the
-    same difference in standard errors (|z|; about 0.8 when only sampling noise separates them),
-    and the triple count."""
-    k = m.shape[0]
-    i, j, q = np.array(list(combinations(range(k), 3)), dtype=np.int64).reshape(-1, 3).T
-    fi, fj, fq = perm[i], perm[j], perm[q]
-    n1, n2 = c[i, j, q], c[fi, fj, fq]
-    ok = (n1 >= min_count) & (n2 >= min_count)
-    i, j, q, fi, fj, fq, n1, n2 = (a[ok] for a in (i, j, q, fi, fj, fq, n1, n2))
-    m1, m2 = m[i, j, q], m[fi, fj, fq]
-    dev = np.abs(m1 + m2) / 2
+# ------------------------------------------------------------------ verdict
+@dataclass
+class SwapCheck:
+    """Instances whose flip pairs disagree about which way they face (validate's V070 rule), and
+    whether they are more than annotation noise explains."""
 
-    def var(mean: np.ndarray, n: np.ndarray) -> np.ndarray:
-        p = ((mean + 1) / 2 * n + 1) / (n + 2)  # share of positive signs, with a pseudo-count
-        return 4 * p * (1 - p) / n
+    checked: int  # instances with 3+ flip pairs labelled (where one swapped pair can show)
+    suspects: list[dict]  # {"annotation_id", "image_id", "file_name", "pairs"}
+    p_value: float  # P(this many or more | Binomial(checked, SWAP_NOISE))
+    noise: float = SWAP_NOISE
 
-    z = np.abs(m1 + m2) / np.sqrt(var(m1, n1) + var(m2, n2))
-    dev_sum, z_sum, cnt = np.zeros(k), np.zeros(k), np.zeros(k)
-    for idx in (i, j, q):
-        np.add.at(dev_sum, idx, dev)
-        np.add.at(z_sum, idx, z)
-        np.add.at(cnt, idx, 1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (np.where(cnt > 0, dev_sum / np.maximum(cnt, 1), np.nan),
-                np.where(cnt > 0, z_sum / np.maximum(cnt, 1), np.nan), cnt)
+    @property
+    def common(self) -> bool:
+        return self.p_value <= ALPHA
 
 
-def orientation_check(ds: Dataset, sk: Skeleton, category_id: CategorySpec = None,
-                      threshold: float = FLAG_THRESHOLD, min_count: int = MIN_TRIPLE_COUNT) -> OrientationResult:
-    """Score every keypoint by how far its triples are from mirror consistency under the flip map."""
+@dataclass
+class FlipVerdict:
+    """The one flip verdict flipcheck, check, the training gate and the demo print."""
+
+    verdict: str  # PASS, FAIL, INCONCLUSIVE, NOT APPLICABLE
+    reason: str
+    n_instances: int  # instances with labelled keypoints
+    flip_augment: bool
+    property: list[tuple[str, str, bool]]  # skeleton-level flip property (kind, name, ok)
+    test: MirrorTest | None = None  # the data against the skeleton's flip map (or against none)
+    swaps: SwapCheck | None = None
+    blamed_entries: list[str] = field(default_factory=list)  # "left_knee<->right_ankle", "left_wrist (unpaired)"
+
+    @property
+    def property_failures(self) -> list[str]:
+        return [f"{kind} {name}" for kind, name, ok in self.property if not ok]
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.verdict == "FAIL" else 0
+
+    @property
+    def line(self) -> str:
+        return f"{self.verdict}: {self.reason}"
+
+
+def _entry(sk_names: list[str], perm: np.ndarray, name: str) -> str:
+    i = sk_names.index(name)
+    return f"{name} (unpaired)" if perm[i] == i else f"{name}<->{sk_names[perm[i]]}"
+
+
+def swap_check(ds: Dataset, sk: Skeleton, pts: np.ndarray, lab: np.ndarray, anns: list) -> SwapCheck | None:
+    """Suspected left/right swaps (the V070 rule) against annotation noise: one-sided exact binomial
+    test of the count against SWAP_NOISE of the instances where a swap can show. None when the
+    skeleton has fewer than 3 flip pairs (the rule needs a majority of pairs)."""
+    pairs = sk.flip_pairs()
+    if len(pairs) < 3:
+        return None
+    sw = suspected_swaps(pts, lab, sk)
+    idx = [(sk.index(a), sk.index(b)) for a, b in pairs]
+    both = np.stack([lab[:, a] & lab[:, b] for a, b in idx], 1) if len(pts) else np.zeros((0, len(idx)), bool)
+    checked = both.sum(1) >= 3
+    hit = sw.any(1) & checked
+    images = ds.image_index()
+    suspects = []
+    for n in np.flatnonzero(hit):
+        a = anns[n]
+        im = images.get(a.image_id)
+        suspects.append({"annotation_id": a.id, "image_id": a.image_id,
+                         "file_name": im.file_name if im is not None else None,
+                         "pairs": [f"{pairs[j][0]}/{pairs[j][1]}" for j in np.flatnonzero(sw[n])]})
+    p = float(binom_upper(int(hit.sum()), int(checked.sum()), SWAP_NOISE)[0])
+    return SwapCheck(int(checked.sum()), suspects, p)
+
+
+def flip_verdict(ds: Dataset, sk: Skeleton, category_id: CategorySpec = None) -> FlipVerdict:
+    """PASS, FAIL, INCONCLUSIVE or NOT APPLICABLE for a skeleton's flip map on a dataset, and why.
+
+    FAIL: the skeleton-level flip property fails, or the data disagree with the flip map (the
+    randomisation test at ALPHA), or suspected left/right swaps are beyond annotation noise.
+    NOT APPLICABLE: flips are off in the skeleton, or it has no flip pairs (then: are the data
+    mirror-symmetric, so that flips are safe?). INCONCLUSIVE: fewer than MIN_PASS instances say
+    anything and nothing failed. PASS otherwise."""
+    prop = skeleton_flip_property(sk)
     pts, lab, anns = instance_keypoints(ds, sk, category_id)
     derived = set(sk.derived_indices)
-    keep = np.array([i for i in range(sk.num_keypoints) if i not in derived])
+    keep = np.array([i for i in range(sk.num_keypoints) if i not in derived], dtype=np.int64)
     names = [sk.keypoints[i] for i in keep]
-    pts, lab = pts[:, keep], lab[:, keep]
-    # the flip map restricted to the kept keypoints (derived keypoints map among themselves)
     pos = {int(k): n for n, k in enumerate(keep)}
-    perm = np.array([pos[int(sk.flip[k])] for k in keep])
-    m, c = mean_orientation(pts, lab)
-    scores, z, counts = _scores(m, c, perm, min_count)
-    id_scores, _, _ = _scores(m, c, np.arange(len(keep)), min_count)
-    tri = np.array(list(combinations(range(len(keep)), 3)), dtype=np.int64).reshape(-1, 3).T
-    valid = c[tri[0], tri[1], tri[2]] >= min_count
-    bias = float(np.abs(m[tri[0], tri[1], tri[2]][valid]).mean()) if valid.any() else 0.0
-    res = OrientationResult(names, scores, id_scores, counts, bias, len(anns), z_scores=z)
-    if not valid.any():
-        res.inconclusive = f"no keypoint triple is labelled in {min_count}+ instances ({len(anns)} instances)"
-    elif bias < INCONCLUSIVE_BIAS or np.nanmean(id_scores) < threshold:
-        res.inconclusive = (f"the data show too little orientation bias (mean |orientation| {bias:.2f}; even no flip map "
-                            f"scores {np.nanmean(id_scores):.2f}): as many instances face one way as the other, so "
-                            "orientation cannot tell a right swap list from a wrong one")
+    perm = np.array([pos[int(sk.flip[k])] for k in keep], dtype=np.int64)
+    out = FlipVerdict("PASS", "", len(anns), sk.flip_augment, prop)
+    out.swaps = swap_check(ds, sk, pts, lab, anns)
+    fails = []
+    if out.property_failures:
+        fails.append("the skeleton's flip map is not consistent with its own limbs (skeleton-level flip property "
+                     f"fails for {', '.join(out.property_failures)}): fix `flip` / `limbs` in {sk.file or 'the skeleton'}")
+    identity = bool((perm == np.arange(len(perm))).all())
+    if sk.flip_augment:
+        out.test = mirror_test(pts[:, keep], lab[:, keep], perm, names)
+    t = out.test
+    if t is not None and not identity and t.significant:
+        out.blamed_entries = [_entry(names, perm, b) for b in t.blamed]
+        fails.append(f"the data disagree with the flip map around {', '.join(out.blamed_entries)} "
+                     f"(randomisation test p = {t.p_value:.4f} <= {ALPHA} on {t.informative} instances)")
+    if out.swaps is not None and out.swaps.common:
+        sw = out.swaps
+        fails.append(f"left/right labels look swapped in {len(sw.suspects)} of {sw.checked} instances, beyond the "
+                     f"{100 * sw.noise:.0f}% annotation noise explains (binomial p = {sw.p_value:.2g})")
+    if fails:
+        out.verdict, out.reason = "FAIL", "; ".join(fails)
+    elif not sk.flip_augment:
+        out.verdict = "NOT APPLICABLE"
+        out.reason = ("flip augmentation is off in the skeleton (flip_augment: false): training never flips, so the "
+                      "flip map is not checked against the data")
+    elif identity:
+        out.verdict = "NOT APPLICABLE"
+        if t is not None and t.significant:
+            out.reason = (f"the skeleton has no left/right pairs, and the data are not mirror-symmetric (p = "
+                          f"{t.p_value:.4f} on {t.informative} instances; most asymmetric: {', '.join(t.blamed[:4])}): "
+                          "a flipped sample shows a pose the data never show. Set `flip_augment: false` in the "
+                          "skeleton, or pair the keypoints that are left/right parts in `flip`")
+        elif t is not None and t.informative >= MIN_PASS:
+            out.reason = (f"the skeleton has no left/right pairs; the data look mirror-symmetric ({t.informative} "
+                          "instances), so horizontal flips are safe")
+        else:
+            n_inf = t.informative if t is not None else 0
+            out.reason = (f"the skeleton has no left/right pairs; {n_inf} instance(s) are too few to say whether the "
+                          f"data are mirror-symmetric (a flip is safe only if they are; {MIN_PASS}+ needed)")
+    elif t is None or t.informative < MIN_PASS:
+        n_inf = t.informative if t is not None else 0
+        out.verdict = "INCONCLUSIVE"
+        out.reason = (f"{n_inf} instance(s) with labelled keypoints are too few to judge the flip map (no FAIL "
+                      f"without clear evidence; a PASS needs {MIN_PASS}+: bench/README.md, flipcheck)")
     else:
-        # flagged: beyond the threshold AND beyond sampling noise (few instances make m noisy)
-        res.flagged = [names[i] for i in range(len(names))
-                       if np.isfinite(scores[i]) and scores[i] > threshold and z[i] > Z_THRESHOLD]
-    return res
+        out.verdict = "PASS"
+        out.reason = (f"the flip map agrees with the data's mirror symmetry (randomisation test p = {t.p_value:.3f} "
+                      f"on {t.informative} instances)")
+    return out
+
+
+def flip_findings(v: FlipVerdict, data_file: str | None, sk: Skeleton) -> list[Finding]:
+    """The verdict as findings for `check` and the training gate (codes in docs/checks.md)."""
+    out = []
+    if v.property_failures:
+        out.append(Finding("F003", "error", "skeleton-level flip property fails for "
+                           f"{', '.join(v.property_failures)}: a flipped sample's targets would not be the mirror "
+                           "of the original's; fix `flip` or `limbs`", where="flip", file=sk.file))
+    t = v.test
+    if v.blamed_entries and t is not None:
+        out.append(Finding("F001", "error", f"the flip map disagrees with the data around {', '.join(v.blamed_entries)} "
+                           f"(randomisation test p = {t.p_value:.4f} on {t.informative} instances); run `posedata "
+                           "flipcheck` for the plots", where="flip", file=sk.file))
+    if v.swaps is not None and v.swaps.common:
+        sw = v.swaps
+        listed = "; ".join(f"annotation {s['annotation_id']} (image {s['image_id']}"
+                           + (f", {s['file_name']}" if s["file_name"] else "") + f": {', '.join(s['pairs'])})"
+                           for s in sw.suspects[:MAX_SUSPECTS])
+        more = f" and {len(sw.suspects) - MAX_SUSPECTS} more" if len(sw.suspects) > MAX_SUSPECTS else ""
+        out.append(Finding("F005", "error", f"left/right labels look swapped in {len(sw.suspects)} of {sw.checked} "
+                           f"instances, more than the {100 * sw.noise:.0f}% annotation noise explains (binomial p = "
+                           f"{sw.p_value:.2g} <= {ALPHA}): {listed}{more}. `posedata flipcheck --images` draws them "
+                           "first in instances.png; swap their left/right labels back", file=data_file))
+    if v.verdict == "INCONCLUSIVE":
+        out.append(Finding("F002", "info", f"flip map check inconclusive: {v.reason}", file=data_file))
+    if v.verdict == "NOT APPLICABLE":
+        asym = v.test is not None and v.test.significant
+        out.append(Finding("F004", "warning" if asym else "info", f"flip map check not applicable: {v.reason}",
+                           where="flip_augment" if asym else None, file=sk.file if asym else data_file))
+    return out
+
+
+# validate errors the flip check does not depend on (it reads keypoints, categories and images only)
+IRRELEVANT_ERRORS = frozenset({"V026", "V030", "V031", "V034", "V035", "V041", "V053", "V060"})
+_IRRELEVANT_FIELDS = (".area", ".bbox", ".num_keypoints", ".iscrowd", ".segmentation")
+
+
+def _blocks(f: Finding) -> bool:
+    if f.severity != "error" or f.code in IRRELEVANT_ERRORS:
+        return False
+    return not (f.code in ("V003", "V004") and (f.where or "").endswith(_IRRELEVANT_FIELDS))
+
+
+def load_for_flipcheck(path, sk: Skeleton, images=None, category_id: CategorySpec = None) -> tuple[Dataset, list[Finding]]:
+    """The dataset for the flip check, refusing only the errors that would change its verdict or
+    break its plots (DataError with those findings); returns the dataset and the other errors, which
+    the caller reports without stopping (a missing `area` says nothing about left and right)."""
+    from . import coco
+    from .errors import DataError
+    from .validate import validate_file
+
+    raw, findings = validate_file(path, sk, images=images, category_id=category_id)
+    blocking = [f for f in findings if _blocks(f)]
+    if blocking:
+        first = "; ".join(f"{f.code} at {f.where}: {f.message}" if f.where else f"{f.code}: {f.message}"
+                          for f in blocking[:3])
+        more = f" (+{len(blocking) - 3} more)" if len(blocking) > 3 else ""
+        raise DataError(f"the data has errors the flip check depends on: {first}{more}; run `posedata validate` for "
+                        "the full report", blocking, file=str(path))
+    ignored = [f for f in findings if f.severity == "error"]
+    if ignored:  # fields the flip check never reads: drop them so loading cannot trip on them
+        raw = dict(raw)
+        raw["annotations"] = [{k: v for k, v in a.items() if k not in ("area", "bbox", "num_keypoints", "segmentation")}
+                              if isinstance(a, dict) else a for a in raw.get("annotations", [])]
+    return coco.from_coco(raw, file=str(path)), ignored
+
+
+def write_plots(ds: Dataset, sk: Skeleton, v: FlipVerdict, output, images=None, num: int = 12, seed: int = 0,
+                category_id: CategorySpec = None) -> list:
+    """orientation.png (per keypoint scores), sides.png (per pair offsets) and, with images,
+    instances.png (suspected swaps first, then random instances; original and flipped side by side)."""
+    from pathlib import Path
+
+    from .plots import plot_flip_instances, plot_orientation_scores, plot_side_statistics
+
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "orientation.png", out / "sides.png"]
+    plot_orientation_scores(v, written[0])
+    plot_side_statistics(side_statistics(ds, sk, category_id), written[1])
+    if images is not None:
+        pts, lab, anns = instance_keypoints(ds, sk, category_id)
+        swaps = suspected_swaps(pts, lab, sk).any(1)
+        rng = np.random.default_rng(seed)
+        order = list(np.flatnonzero(swaps)) + list(rng.permutation(np.flatnonzero(~swaps)))
+        items = instance_crops(ds, sk, images, anns, pts, lab, [int(i) for i in order[:num]])
+        written.append(out / "instances.png")
+        plot_flip_instances(items, sk, written[-1])
+    return written
 
 
 def side_statistics(ds: Dataset, sk: Skeleton, category_id: CategorySpec = None) -> list[dict]:
@@ -202,8 +549,8 @@ def suspected_swaps(pts: np.ndarray, lab: np.ndarray, sk: Skeleton) -> np.ndarra
 
 
 def instance_crops(ds: Dataset, sk: Skeleton, images_root, anns: list, pts: np.ndarray, lab: np.ndarray,
-                   chosen: list[int], margin: float = 0.15) -> list[dict]:
-    """Image crops around chosen instances with their keypoints in crop coordinates."""
+                   chosen: list[int], margin: float = 0.15, max_side: int = 320) -> list[dict]:
+    """Image crops around chosen instances (at most max_side pixels) with their keypoints in crop coordinates."""
     from .errors import InputError
     from .images import read_image
     from .io import safe_image_path
@@ -230,8 +577,15 @@ def instance_crops(ds: Dataset, sk: Skeleton, images_root, anns: list, pts: np.n
         xb, yb = int(min(img.shape[1], x1 + mx + 1)), int(min(img.shape[0], y1 + my + 1))
         if xb <= xa or yb <= ya:
             continue
-        out.append({"crop": img[ya:yb, xa:xb], "points": pts[n] - [xa, ya], "labelled": lab[n],
-                    "title": f"annotation {a.id} (image {a.image_id})"})
+        crop, q = img[ya:yb, xa:xb], pts[n] - [xa, ya]
+        f = max_side / max(crop.shape[:2])
+        if f < 1:  # a panel is a few hundred pixels wide: drawing a full-size photo crop took seconds
+            import cv2
+
+            crop = cv2.resize(crop, (max(1, round(crop.shape[1] * f)), max(1, round(crop.shape[0] * f))),
+                              interpolation=cv2.INTER_AREA)
+            q = q * [crop.shape[1] / (xb - xa), crop.shape[0] / (yb - ya)]
+        out.append({"crop": crop, "points": q, "labelled": lab[n], "title": f"annotation {a.id} (image {a.image_id})"})
     return out
 
 

@@ -99,17 +99,19 @@ def draw_instance(ax, image_rgb: np.ndarray, pts: np.ndarray, lab: np.ndarray, s
     ax.imshow(image_rgb)
     labels = list(range(len(pts))) if labels is None else labels
     where = {lbl: n for n, lbl in enumerate(labels)}
-    for a, b in sk.limbs:
-        na, nb = where.get(a), where.get(b)
-        if na is not None and nb is not None and lab[na] and lab[nb]:
-            ax.plot([pts[na, 0], pts[nb, 0]], [pts[na, 1], pts[nb, 1]], "-", color="white", lw=1, alpha=0.7)
-    for n, lbl in enumerate(labels):
-        if not lab[n]:
-            continue
-        c = SIDE_COLORS[sk.side(lbl)]
-        ax.scatter(pts[n, 0], pts[n, 1], s=25, color=c, edgecolors="white", linewidths=0.5, zorder=3)
-        ax.text(pts[n, 0] + 2, pts[n, 1], sk.keypoints[lbl], fontsize=6, color=c, zorder=4,
-                bbox=dict(boxstyle="round,pad=0.05", fc="white", ec="none", alpha=0.6))
+    # one artist per kind (a line with gaps, one scatter): an artist per point made a plot of a
+    # dozen instances take seconds
+    seg = [(pts[na], pts[nb]) for a, b in sk.limbs
+           if (na := where.get(a)) is not None and (nb := where.get(b)) is not None and lab[na] and lab[nb]]
+    if seg:
+        xy = np.concatenate([np.array([p, q, (np.nan, np.nan)]) for p, q in seg])
+        ax.plot(xy[:, 0], xy[:, 1], "-", color="white", lw=1, alpha=0.7)
+    shown = [n for n in range(len(labels)) if lab[n]]
+    if shown:
+        cols = [SIDE_COLORS[sk.side(labels[n])] for n in shown]
+        ax.scatter(pts[shown, 0], pts[shown, 1], s=25, c=cols, edgecolors="white", linewidths=0.5, zorder=3)
+        for n, c in zip(shown, cols, strict=True):
+            ax.text(pts[n, 0] + 2, pts[n, 1], sk.keypoints[labels[n]], fontsize=6, color=c, zorder=4)
     ax.set_title(title, fontsize=8)
     ax.axis("off")
 
@@ -131,7 +133,8 @@ def plot_flip_instances(items: list[dict], sk: Skeleton, path: str | Path) -> No
     for side, c in SIDE_COLORS.items():
         axes[0, 1].scatter([], [], color=c, label=side)
     axes[0, 1].legend(loc="upper right", fontsize=7)
-    save_figure(fig, path)
+    fig.subplots_adjust(left=0.01, right=0.99, top=1 - 0.3 / (3.4 * n), bottom=0.01, hspace=0.15, wspace=0.03)
+    save_figure(fig, path, tight=False)  # a tight bounding box renders the whole figure twice
 
 
 def plot_side_statistics(stats: list[dict], path: str | Path) -> None:
@@ -164,22 +167,28 @@ def plot_side_statistics(stats: list[dict], path: str | Path) -> None:
     save_figure(fig, path)
 
 
-def plot_orientation_scores(result, threshold: float, path: str | Path) -> None:
-    """Per keypoint: deviation from mirror consistency under the flip map, against no flip map."""
+def plot_orientation_scores(verdict, path: str | Path) -> None:
+    """Per keypoint: how far the data are from mirror symmetry under the flip map (mean z^2 of the
+    keypoint's features; about 1 is noise), blamed keypoints in red, with the verdict."""
     plt = pyplot()
-    k = len(result.keypoints)
-    fig, ax = plt.subplots(figsize=(max(6, 0.45 * k), 3.5))
-    x = np.arange(k)
-    colors = ["#d62728" if name in result.flagged else "#1f77b4" for name in result.keypoints]
-    ax.bar(x - 0.2, np.nan_to_num(result.scores), width=0.4, color=colors, label="your flip map")
-    ax.bar(x + 0.2, np.nan_to_num(result.identity_scores), width=0.4, color="#cccccc", label="no flip map")
-    ax.axhline(threshold, color="black", ls="--", lw=0.8, label=f"deviation threshold {threshold}")
-    ax.set_xticks(x)
-    ax.set_xticklabels(result.keypoints, rotation=60, ha="right", fontsize=7)
-    ax.set_ylabel("orientation deviation")
-    verdict = "inconclusive" if result.inconclusive else ("FAIL: " + ", ".join(result.flagged) if result.flagged else "PASS")
-    ax.set_title(f"flip map check on {result.n_instances} instances: {verdict}\n"
-                 "a keypoint is flagged above the threshold AND beyond sampling noise (few instances make bars noisy)",
-                 fontsize=8)
-    ax.legend(fontsize=7)
+    t = verdict.test
+    names = t.keypoints if t is not None else []
+    k = max(len(names), 1)
+    fig, ax = plt.subplots(figsize=(max(6, 0.45 * k), 3.6))
+    if t is not None and len(names):
+        x = np.arange(len(names))
+        colors = ["#d62728" if n in t.blamed else "#1f77b4" for n in names]
+        ax.bar(x, np.nan_to_num(t.scores), color=colors)
+        ax.axhline(1.0, color="black", ls="--", lw=0.8, label="noise level (z^2 = 1)")
+        ax.set_xticks(x)
+        ax.set_xticklabels(names, rotation=60, ha="right", fontsize=7)
+        ax.set_ylabel("mean z^2 of its mirror features")
+        ax.legend(fontsize=7)
+    else:
+        ax.text(0.5, 0.5, "no data-level test (flip augmentation off)", ha="center", va="center", transform=ax.transAxes)
+        ax.axis("off")
+    import textwrap
+
+    ax.set_title(textwrap.fill(f"{verdict.verdict} on {verdict.n_instances} instances: {verdict.reason}", 110)
+                 + "\nred: blamed (the randomisation test decides; bars only rank the keypoints)", fontsize=7)
     save_figure(fig, path)

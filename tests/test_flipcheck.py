@@ -43,51 +43,69 @@ def with_flip(sk: S.Skeleton, pairs) -> S.Skeleton:
     return S.parse(d)[0]
 
 
-def test_mean_orientation_matches_cross_products():
+def test_orientation_signs_match_cross_products():
     rng = np.random.default_rng(1)
     pts = rng.normal(size=(7, 5, 2))
     lab = rng.random((7, 5)) > 0.2
-    m, c = F.mean_orientation(pts, lab)
-    for i, j, k in [(0, 1, 2), (1, 3, 4), (4, 2, 0)]:
-        keep = lab[:, i] & lab[:, j] & lab[:, k]
-        p = pts[keep]
+    tri = np.array([(0, 1, 2), (1, 3, 4), (4, 2, 0)])
+    got = F._orientation_signs(pts, lab, tri)
+    for t, (i, j, k) in enumerate(tri):
+        p = pts
         cross = (p[:, j, 0] - p[:, i, 0]) * (p[:, k, 1] - p[:, i, 1]) - (p[:, j, 1] - p[:, i, 1]) * (p[:, k, 0] - p[:, i, 0])
-        assert c[i, j, k] == keep.sum()
-        if keep.any():
-            assert m[i, j, k] == pytest.approx(np.sign(cross).mean())
+        keep = lab[:, i] & lab[:, j] & lab[:, k]
+        np.testing.assert_array_equal(got[:, t], np.where(keep, np.sign(cross), 0))
 
 
-def test_right_map_passes_and_broken_maps_are_flagged():
+def test_binom_upper_is_exact():
+    from math import comb
+
+    for n in (1, 5, 17, 40):
+        for k in range(n + 2):
+            exact = sum(comb(n, j) for j in range(k, n + 1)) / 2 ** n if k > 0 else 1.0
+            assert F.binom_upper(k, n)[0] == pytest.approx(exact, rel=1e-9, abs=1e-15)
+    assert F.binom_upper(3, 10, 0.1)[0] == pytest.approx(1 - sum(comb(10, j) * 0.1 ** j * 0.9 ** (10 - j) for j in range(3)))
+
+
+def test_right_map_passes_and_broken_maps_fail_blaming_only_them():
     ds = people(300)
     sk = S.resolve("coco17")
-    good = F.orientation_check(ds, sk)
-    assert good.inconclusive is None and good.flagged == []
-    assert np.nanmax(good.scores) < F.FLAG_THRESHOLD
-    pairs = [p for p in sk.flip_pairs() if "knee" not in p[0]]
-    res = F.orientation_check(ds, with_flip(sk, pairs))
-    assert {"left_knee", "right_knee"} <= set(res.flagged)
-    res = F.orientation_check(ds, with_flip(sk, []))
-    assert len(res.flagged) == 17
+    good = F.flip_verdict(ds, sk)
+    assert good.verdict == "PASS" and good.exit_code == 0, good.reason
+    res = F.flip_verdict(ds, with_flip(sk, [p for p in sk.flip_pairs() if "knee" not in p[0]]))
+    assert res.verdict == "FAIL" and res.exit_code == 1
+    assert set(res.test.blamed) <= {"left_knee", "right_knee"} and res.test.blamed, res.test.blamed
+    # removing only the wrist pair must not also blame eyes, hips and ankles
+    res = F.flip_verdict(ds, with_flip(sk, [p for p in sk.flip_pairs() if "wrist" not in p[0]]))
+    assert res.verdict == "FAIL" and set(res.test.blamed) <= {"left_wrist", "right_wrist"}, res.test.blamed
+    assert "left_wrist (unpaired)" in res.reason or "right_wrist (unpaired)" in res.reason
+    res = F.flip_verdict(ds, with_flip(sk, []))
+    assert res.verdict == "NOT APPLICABLE" and res.exit_code == 0 and "flip_augment: false" in res.reason
 
 
-def test_balanced_facing_is_inconclusive():
-    res = F.orientation_check(people(400, facing_camera=0.5), with_flip(S.resolve("coco17"), []))
-    assert res.inconclusive is not None and "orientation" in res.inconclusive
+def test_few_instances_are_inconclusive_never_fail():
+    sk = S.resolve("coco17")
+    for n in (2, 5, 9):
+        res = F.flip_verdict(people(n, seed=n), sk)
+        assert res.verdict == "INCONCLUSIVE", res.reason
+        assert res.n_instances == n
+
+
+def test_flip_augment_off_is_not_applicable():
+    import dataclasses
+
+    sk = dataclasses.replace(S.resolve("coco17"), flip_augment=False)
+    res = F.flip_verdict(people(100), sk)
+    assert res.verdict == "NOT APPLICABLE" and "flip_augment: false" in res.reason and res.test is None
 
 
 def test_real_coco_people(shared_real):
     ds = coco.load(shared_real / "coco" / "test_coco.json")
     sk = S.resolve("coco17")
-    res = F.orientation_check(ds, sk)
-    assert res.inconclusive is None and res.flagged == []
-    res = F.orientation_check(ds, with_flip(sk, [p for p in sk.flip_pairs() if "knee" not in p[0]]))
-    assert {"left_knee", "right_knee"} <= set(res.flagged) and "nose" not in res.flagged
-    pairs = [p for p in sk.flip_pairs() if "eye" not in p[0] and "ear" not in p[0]]
-    res = F.orientation_check(ds, with_flip(sk, pairs + [("left_eye", "right_ear"), ("right_eye", "left_ear")]))
-    assert res.flagged and set(res.flagged) <= {"left_eye", "right_eye", "left_ear", "right_ear"}
-    # the reference's 18-point skeleton reads the same COCO file by name
-    res = F.orientation_check(ds, S.resolve("openpose18"))
-    assert res.flagged == [] and "neck" not in res.keypoints
+    res = F.flip_verdict(ds, sk)
+    # 14 annotations, 2 without keypoints: too few to judge, never a FAIL
+    assert res.n_instances == 12 and res.verdict == "INCONCLUSIVE", res.reason
+    res = F.flip_verdict(ds, S.resolve("openpose18"))
+    assert res.verdict == "INCONCLUSIVE" and "neck" not in res.test.keypoints
 
 
 def test_suspected_swaps_finds_the_swapped_pair():
@@ -117,21 +135,72 @@ def test_skeleton_flip_property_fails_unmirrored_limb():
     assert [n for kind, n, ok in res if not ok] == ["top_left-bottom_right"]
 
 
+def _last_line(output: str) -> str:
+    return [line for line in output.splitlines() if line.strip()][-1]
+
+
 def test_cli_flipcheck(runner, tmp_path, shared_real):
     out = tmp_path / "fc"
-    r = runner.invoke(cli, ["flipcheck", str(shared_real / "coco" / "test_coco.json"), "--skeleton", "coco17",
-                            "--images", str(shared_real / "coco"), "-o", str(out), "-n", "4"])
+    data = str(shared_real / "coco" / "test_coco.json")
+    r = runner.invoke(cli, ["flipcheck", data, "--skeleton", "coco17", "--images", str(shared_real / "coco"),
+                            "-o", str(out), "-n", "4"])
     assert r.exit_code == 0, r.output
     for f in ("orientation.png", "sides.png", "instances.png"):
         assert (out / f).stat().st_size > 5000
-    assert "PASS" in r.output
-    broken = tmp_path / "broken.yaml"
-    sk = S.resolve("coco17")
-    broken.write_text(S.dump_yaml(with_flip(sk, [p for p in sk.flip_pairs() if "knee" not in p[0]]).to_dict()))
-    r = runner.invoke(cli, ["flipcheck", str(shared_real / "coco" / "test_coco.json"), "--skeleton", str(broken),
-                            "-o", str(tmp_path / "fc2")])
-    assert r.exit_code == 1 and "left_knee" in r.output
-    r = runner.invoke(cli, ["flipcheck", str(shared_real / "coco" / "test_coco.json"), "--skeleton", "coco17", "-o", str(out)])
+    assert "INCONCLUSIVE" in _last_line(r.output)
+    r = runner.invoke(cli, ["flipcheck", data, "--skeleton", "coco17", "-o", str(out)])
     assert r.exit_code == 2 and "--force" in r.output
     r = runner.invoke(cli, ["flipcheck", str(tmp_path / "nope.json"), "--skeleton", "coco17", "-o", str(tmp_path / "x")])
     assert r.exit_code == 2 and "nope.json" in r.output and not (tmp_path / "x").exists()
+
+
+def test_knee_ankle_cross_pairing_fails_in_flipcheck_and_check(runner, tmp_path, shared_real):
+    """It printed two limb failures, then "PASS" and exit 1; `check` said "data ready for training"."""
+    sk = S.resolve("coco17")
+    pairs = [p for p in sk.flip_pairs() if "knee" not in p[0] and "ankle" not in p[0]]
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(S.dump_yaml(with_flip(sk, pairs + [("left_knee", "right_ankle"), ("left_ankle", "right_knee")]).to_dict()))
+    data = str(shared_real / "coco" / "test_coco.json")
+    r = runner.invoke(cli, ["flipcheck", data, "--skeleton", str(broken), "-o", str(tmp_path / "fc")])
+    assert r.exit_code == 1 and _last_line(r.output).startswith("FAIL"), r.output
+    assert "PASS" not in _last_line(r.output)
+    r = runner.invoke(cli, ["check", data, "--skeleton", str(broken)])
+    assert r.exit_code == 1 and "F003" in r.output and "data ready" not in r.output, r.output
+
+
+def test_swapped_labels_in_many_instances_fail(runner, tmp_path):
+    """Left/right body labels swapped in 47 of 86 people passed `check`."""
+    import json
+
+    ds = people(86, seed=3, facing_camera=1.0)
+    body = [(5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16)]
+    for a in ds.annotations[:47]:
+        for i, j in body:
+            a.keypoints[[i, j]] = a.keypoints[[j, i]]
+    path = tmp_path / "swapped.json"
+    path.write_text(json.dumps(ds.to_coco()))
+    r = runner.invoke(cli, ["check", str(path), "--skeleton", "coco17"])
+    assert r.exit_code == 1 and "F005" in r.output, r.output
+    r = runner.invoke(cli, ["flipcheck", str(path), "--skeleton", "coco17", "-o", str(tmp_path / "fc")])
+    assert r.exit_code == 1 and _last_line(r.output).startswith("FAIL") and "swapped" in r.output
+    v = F.flip_verdict(coco.load(path), S.resolve("coco17"))
+    assert v.swaps.common and {s["annotation_id"] for s in v.swaps.suspects} <= {a.id for a in ds.annotations[:47]}
+    # the same people without the swaps are not refused
+    clean = people(86, seed=3, facing_camera=1.0)
+    assert not F.flip_verdict(clean, S.resolve("coco17")).swaps.common
+
+
+def test_flipcheck_runs_despite_errors_it_does_not_read(runner, tmp_path, shared_real):
+    """A missing `area` made flipcheck refuse the file."""
+    import json
+
+    d = json.loads((shared_real / "coco" / "test_coco.json").read_text())
+    del d["annotations"][0]["area"]
+    path = tmp_path / "noarea.json"
+    path.write_text(json.dumps(d))
+    r = runner.invoke(cli, ["flipcheck", str(path), "--skeleton", "coco17", "-o", str(tmp_path / "fc")])
+    assert r.exit_code == 0 and "does not read" in r.output, r.output
+    d["annotations"][0]["keypoints"] = d["annotations"][0]["keypoints"][:-3]
+    path.write_text(json.dumps(d))
+    r = runner.invoke(cli, ["flipcheck", str(path), "--skeleton", "coco17", "-o", str(tmp_path / "fc2")])
+    assert r.exit_code == 1 and "keypoints" in r.output and not (tmp_path / "fc2").exists()

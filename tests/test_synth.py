@@ -150,15 +150,19 @@ def test_posed_data_is_mirror_consistent_and_chiral(tmp_path, name):
     """Over many posed instances: mirroring with the flip map applied leaves the keypoints'
     orientation statistics unchanged (flip augmentation teaches nothing contradictory), while
     mirroring without it changes them a lot (the side is visible in the data)."""
+    import dataclasses
+
     from posedata.coco import from_coco
-    from posedata.flipcheck import FLAG_THRESHOLD, orientation_check
+    from posedata.flipcheck import flip_verdict
 
     sk = S.resolve(name)
     data, _ = make(tmp_path, name, n=60, size=(96, 96))
-    res = orientation_check(from_coco(data), sk)
-    assert res.passed, (res.flagged, res.inconclusive)
-    assert np.nanmax(res.scores) < FLAG_THRESHOLD / 2
-    assert np.nanmean(res.identity_scores) > 2 * FLAG_THRESHOLD
+    res = flip_verdict(from_coco(data), sk)
+    assert res.verdict == "PASS", res.reason
+    unpaired = dataclasses.replace(sk, flip=tuple(range(sk.num_keypoints)), sides=())
+    res = flip_verdict(from_coco(data), unpaired)
+    assert res.verdict == "NOT APPLICABLE" and res.test.significant, res.reason
+    assert "flip_augment: false" in res.reason
 
 
 def test_limits_mirror_for_pairs():
