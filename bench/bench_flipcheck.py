@@ -3,7 +3,7 @@ map for data sets of 2 to 5,000 instances, and the detection rate of three wrong
 pair, a crossed pair, a side-preserving knee<->ankle cross pairing) from 50 instances up.
 
     PYTHONPATH=. python bench/bench_flipcheck.py                            # 2000 repetitions per size
-    PYTHONPATH=. python bench/bench_flipcheck.py --reps 100 --wrong-to 500   # the run in bench/README.md
+    PYTHONPATH=. python bench/bench_flipcheck.py --reps 40 --wrong-to 100    # the run in bench/README.md
 
 The simulated people face the camera or away (share drawn per data set), turn their head, move their
 arms and legs, are rotated in the image plane, scaled, noisy and partly unlabelled: a data
