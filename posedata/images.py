@@ -79,9 +79,9 @@ def too_large(info: ImageInfo) -> str | None:
 
 
 def image_header(path: str | os.PathLike) -> ImageInfo:
-    """Size of an image as the trainer decodes it, from its header only (JPEG, PNG, BMP, GIF, WebP;
-    no pixel is decoded); other formats are decoded with OpenCV. Raises InputError naming the file
-    when it is unreadable or corrupt."""
+    """Size of an image as the trainer decodes it, from its header only (JPEG, PNG, BMP, GIF, WebP
+    parsed here, TIFF through PIL's lazy open; no pixel is decoded). Raises InputError naming the
+    file when it is unreadable, corrupt or of another format."""
     p = Path(path)
     try:
         return _image_header(p)
@@ -122,7 +122,13 @@ def _image_header(p: Path) -> ImageInfo:
                 return _checked(_webp(head, f), p)
         except struct.error:
             raise InputError("corrupt image header", file=str(p)) from None
-    return _opencv_size(p)
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return _tiff(p)
+    # anything else (Radiance HDR, OpenEXR, JPEG 2000, PPM, ...) OpenCV might decode, but only by
+    # allocating whatever its header claims: refused unread
+    kind = "an empty file" if not head else "not an image of a format posedata reads (or corrupt)"
+    raise InputError(f"{kind}; posedata reads {FORMATS_READ} images (each is sized from its header before "
+                     "decoding)", file=str(p))
 
 
 def _tail(f: Any, n: int) -> bytes:
@@ -258,31 +264,29 @@ def _webp_orientation(f: Any) -> int:
         pos += 8 + size + (size & 1)
 
 
-def _opencv_size(p: Path) -> ImageInfo:
+def _tiff(p: Path) -> ImageInfo:
+    """A TIFF's size and orientation from PIL, which parses the IFD and reads no pixel."""
     import warnings
 
-    import cv2  # only for formats without a header parser here (TIFF, ...)
     from PIL import Image as PILImage
 
-    # OpenCV has no header-only read: ask PIL (which reads pixels lazily) for the size first, so a
-    # TIFF claiming 30000 x 30000 is refused (too_large) instead of decoded here
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)  # sizes are judged below
+            warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)  # sizes are judged by too_large
             with PILImage.open(p) as im:
-                w, h = im.size
+                if im.format != "TIFF":
+                    raise InputError(f"not a TIFF although it starts like one (PIL reads it as {im.format})")
+                # the IFD's own width and length: PIL's im.size is already rotated by the orientation
+                w, h = int(im.tag_v2.get(256, im.size[0])), int(im.tag_v2.get(257, im.size[1]))
+                orientation = im.tag_v2.get(0x0112, 1)
     except PILImage.DecompressionBombError as e:
         raise InputError(f"header claims a size over {MAX_IMAGE_PIXELS} pixels ({e})", file=str(p)) from None
-    except Exception:  # PIL does not know the format (or not this file): OpenCV decides below
-        w = h = 0
-    if w * h > MAX_IMAGE_PIXELS:
-        return ImageInfo("pil", int(w), int(h))
-
-    # IMREAD_COLOR, the trainer's own read: it applies the orientation a TIFF may carry
-    img = cv2.imread(str(p), cv2.IMREAD_COLOR)
-    if img is None:
-        raise InputError("not a readable image (unknown format or corrupt)", file=str(p))
-    return ImageInfo("opencv", int(img.shape[1]), int(img.shape[0]))
+    except InputError:
+        raise
+    except Exception as e:  # PIL's TIFF parser raises many types on damaged IFDs
+        raise InputError(f"corrupt TIFF header ({type(e).__name__}: {e})", file=str(p)) from None
+    # OpenCV applies a TIFF's orientation tag (and, 5.1, fails to decode 5-8 at all)
+    return _checked(ImageInfo("tiff", w, h, orientation if orientation in range(1, 9) else 1), p)
 
 
 # ------------------------------------------------------------------ decoding

@@ -140,3 +140,54 @@ def test_jpeg_decode_falls_back_to_opencv(tmp_path):
         np.testing.assert_array_equal(got, want)
         four, _, _ = decode_image(tmp_path / name, channels=4)
         np.testing.assert_array_equal(four[..., :3], want)
+
+
+# ------------------------------------------------ formats whose header posedata does not read
+def hdr_header(width: int, height: int) -> bytes:
+    """A Radiance HDR header (what OpenCV's HDR decoder reads to size its float image)."""
+    return b"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y %d +X %d\n" % (height, width)
+
+
+@pytest.mark.parametrize("ext", [".hdr", ".ppm", ".pfm", ".exr"])
+def test_formats_without_a_header_parser_are_refused_unread(tmp_path: Path, monkeypatch, ext: str):
+    """A format OpenCV decodes but posedata cannot size from its header (a Radiance HDR claiming
+    17000 x 16000 cost validate 28 s and 4 GB) is refused without OpenCV or PIL ever opening it."""
+    p = tmp_path / f"x{ext}"
+    if ext == ".hdr":
+        p.write_bytes(hdr_header(53, 37) + b"\x02\x02\x00\x35" + b"\x00" * 4000)
+    elif ext == ".exr":
+        p.write_bytes(b"\x76\x2f\x31\x01" + b"\x00" * 200)
+    else:
+        ok = cv2.imwrite(str(p), np.zeros((37, 53, 3), np.uint8 if ext == ".ppm" else np.float32))
+        assert ok and cv2.imread(str(p), cv2.IMREAD_UNCHANGED) is not None  # OpenCV would decode it
+
+    def never(*a, **k):
+        raise AssertionError("a decoder was asked to open a file whose header posedata does not read")
+
+    import PIL.Image
+
+    monkeypatch.setattr(cv2, "imread", never)
+    monkeypatch.setattr(PIL.Image, "open", never)
+    for read in (image_header, decode_image):
+        with pytest.raises(InputError) as e:
+            read(p)
+        assert e.value.file == str(p) and "posedata reads JPEG, PNG, BMP, GIF, WebP and TIFF" in e.value.message
+
+
+def test_tiff_sized_from_pil_header_with_orientation(tmp_path: Path):
+    from PIL import Image
+
+    im = Image.fromarray(np.zeros((30, 70, 3), np.uint8))
+    for o in (1, 3, 6):
+        ex = im.getexif()
+        ex[0x0112] = o
+        im.save(tmp_path / f"o{o}.tif", exif=ex)
+        info = image_header(tmp_path / f"o{o}.tif")
+        assert (info.format, info.stored_width, info.stored_height, info.orientation) == ("tiff", 70, 30, o)
+        if o < 5:  # OpenCV 5.1 decodes 1-4 (and fails on 5-8); the size is the decoded one
+            d = cv2.imread(str(tmp_path / f"o{o}.tif"), cv2.IMREAD_COLOR)
+            assert info.size == (d.shape[1], d.shape[0])
+    (tmp_path / "bad.tif").write_bytes(b"II*\x00" + struct.pack("<I", 9999) + b"\x00" * 10)
+    with pytest.raises(InputError) as e:
+        image_header(tmp_path / "bad.tif")
+    assert e.value.file == str(tmp_path / "bad.tif")
