@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -180,14 +181,25 @@ def load_header(path: str | Path) -> dict[str, Any]:
 
 
 ARRAYS = ("image_ids", "widths", "heights", "inst_image", "inst_ids", "keypoints", "bbox", "area", "num_keypoints", "samples")
+# the dtype save() writes each array with; a label file is only ever written by posedata, so any
+# other dtype (floats where indices belong, an object array) is refused, not converted
+DTYPES = {"header": np.uint8, "image_ids": np.int64, "widths": np.int32, "heights": np.int32,
+          "inst_image": np.int32, "inst_ids": np.int64, "keypoints": np.float32, "bbox": np.float32,
+          "area": np.float32, "num_keypoints": np.int32, "samples": np.int32}
 
 
 def load(path: str | Path) -> Labels:
-    """Read a label file; anything but a well-formed posedata label file is an InputError."""
+    """Read a label file; anything but a well-formed posedata label file is an InputError.
+
+    Every member's dtype, shape and size is read from the zip directory and the .npy headers
+    before anything is loaded, so memory never exceeds what the file itself holds (a 5 kB file
+    claiming a huge array, or a compressed member that would expand to GBs, is refused unread);
+    then every stored value is checked (types, ranges, finiteness)."""
     p = Path(path)
     if not p.is_file():
         raise InputError("label file not found", file=str(p))
     try:
+        check_members(p)
         with np.load(p, allow_pickle=False) as z:
             if "header" not in z.files:
                 raise InputError("not a posedata label file (no header)", file=str(p))
@@ -204,17 +216,95 @@ def load(path: str | Path) -> Labels:
         raise InputError(f"not a posedata label file (format {header.get('format') if isinstance(header, dict) else None!r})", file=str(p))
     if header.get("version") != VERSION:
         raise InputError(f"label file version {header.get('version')!r}; this posedata reads version {VERSION}", file=str(p))
-    try:
-        labels = Labels(
-            fingerprint=str(header["fingerprint"]), skeleton_name=str(header["skeleton_name"]),
-            keypoint_names=list(header["keypoint_names"]), settings=dict(header["settings"]),
-            file_names=list(header["file_names"]), crowd=list(header["crowd"]),
-            extra=dict(header.get("extra", {})), **arrays,
-        )
-    except (KeyError, TypeError) as e:
-        raise InputError(f"label file header lacks or mistypes {e}", file=str(p)) from None
+    _check_header(header, str(p))
+    labels = Labels(
+        fingerprint=header["fingerprint"], skeleton_name=header["skeleton_name"],
+        keypoint_names=header["keypoint_names"], settings=header["settings"],
+        file_names=header["file_names"], crowd=header["crowd"], extra=header.get("extra", {}), **arrays,
+    )
     _check_shapes(labels, str(p))
+    _check_values(labels, str(p))
     return labels
+
+
+def check_members(p: Path) -> None:
+    """Refuse, before any array is allocated, a member whose .npy header declares another dtype
+    than posedata writes, or more (or fewer) bytes than the member holds, and a compressed member
+    (np.savez stores them; deflate could expand a few MB into GBs)."""
+    from numpy.lib import format as npy
+
+    file = str(p)
+    with zipfile.ZipFile(p) as zf:
+        for info in zf.infolist():
+            key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+            if info.compress_type != zipfile.ZIP_STORED:
+                raise InputError(f"array {key!r} is compressed ({info.file_size} bytes declared in "
+                                 f"{info.compress_size}); posedata writes label files uncompressed and reads only "
+                                 "those, so no member can expand beyond the file", file=file, where=key)
+            with zf.open(info) as f:
+                version = npy.read_magic(f)
+                if version not in ((1, 0), (2, 0)):
+                    raise InputError(f"array {key!r}: .npy format version {version}, expected 1.0 or 2.0",
+                                     file=file, where=key)
+                read = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+                shape, _fortran, dtype = read(f)
+                header_len = f.tell()
+            want = DTYPES.get(key)
+            if dtype.hasobject or (want is not None and dtype != np.dtype(want)):
+                raise InputError(f"array {key!r} has dtype {dtype}, expected {np.dtype(want or np.float32)} "
+                                 "(posedata's own)", file=file, where=key)
+            nbytes = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
+            if header_len + nbytes != info.file_size:
+                raise InputError(f"array {key!r} declares shape {tuple(shape)} ({nbytes} bytes) but the member "
+                                 f"holds {info.file_size - header_len} bytes", file=file, where=key)
+
+
+def _check_header(h: dict, file: str) -> None:
+    """The header's fields have the types the trainer uses them as."""
+    kinds = {"fingerprint": str, "skeleton_name": str, "keypoint_names": list, "settings": dict,
+             "file_names": list, "crowd": list, "extra": dict}
+    for name, kind in kinds.items():
+        if name not in h and name == "extra":
+            continue
+        if not isinstance(h.get(name), kind):
+            raise InputError(f"label file header field {name!r} is {type(h.get(name)).__name__ if name in h else 'missing'}, "
+                             f"expected a {kind.__name__}", file=file, where=f"header.{name}")
+    for name in ("keypoint_names", "file_names"):
+        bad = next((i for i, v in enumerate(h[name]) if not isinstance(v, str)), None)
+        if bad is not None:
+            raise InputError(f"expected a string, got {h[name][bad]!r}", file=file, where=f"header.{name}[{bad}]")
+    bad = next((i for i, v in enumerate(h["crowd"]) if not isinstance(v, list)), None)
+    if bad is not None:
+        raise InputError(f"expected a list of crowd regions, got {type(h['crowd'][bad]).__name__}", file=file,
+                         where=f"header.crowd[{bad}]")
+
+
+def _check_values(lb: Labels, file: str) -> None:
+    """Ranges and finiteness of the stored values (dtypes and shapes are already right)."""
+    def refuse(where: str, rows: np.ndarray, what: str) -> None:
+        i = int(np.flatnonzero(rows)[0])
+        raise InputError(f"{int(rows.sum())} value(s) {what}, first at index {i}", file=file, where=where)
+
+    for name in ("widths", "heights"):
+        bad = getattr(lb, name) <= 0
+        if bad.any():
+            refuse(name, bad, "not positive")
+    v = lb.keypoints[..., 2]
+    bad = ~np.isin(v, (OCCLUDED, VISIBLE, ABSENT))
+    if bad.any():
+        refuse("keypoints", bad.any(axis=1), f"with a visibility other than {OCCLUDED}, {VISIBLE}, {ABSENT}")
+    bad = ((v != ABSENT) & ~np.isfinite(lb.keypoints[..., :2]).all(axis=-1))
+    if bad.any():
+        refuse("keypoints", bad.any(axis=1), "with a labelled point that is not finite")
+    bad = ~np.isfinite(lb.bbox).all(axis=1) | (lb.bbox[:, 2:] < 0).any(axis=1)
+    if bad.any():
+        refuse("bbox", bad, "not finite or with a negative size")
+    bad = ~np.isfinite(lb.area)
+    if bad.any():
+        refuse("area", bad, "not finite")
+    bad = (lb.num_keypoints < 0) | (lb.num_keypoints > len(lb.keypoint_names))
+    if bad.any():
+        refuse("num_keypoints", bad, f"outside 0..{len(lb.keypoint_names)}")
 
 
 def _check_shapes(lb: Labels, file: str) -> None:

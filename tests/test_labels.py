@@ -80,7 +80,7 @@ def test_pickled_object_array_is_refused(tmp_path):
     p.write_bytes(_npz_bytes(**d))
     with zipfile.ZipFile(p) as z:  # the array really is a pickle inside the archive
         assert b"boom" in z.read("keypoints.npy")
-    with pytest.raises(InputError, match="not a readable posedata label file"):
+    with pytest.raises(InputError, match="'keypoints' has dtype object"):
         L.load(p)
 
 
@@ -132,7 +132,7 @@ def test_large_file_loads_fast(tmp_path):
         widths=np.full(n_img, 640, np.int32), heights=np.full(n_img, 480, np.int32),
         crowd=[[{"counts": list(range(60)), "size": [480, 640]}] if i % 60 == 0 else [] for i in range(n_img)],
         inst_image=np.sort(rng.integers(0, n_img, m)).astype(np.int32), inst_ids=np.arange(m, dtype=np.int64),
-        keypoints=rng.uniform(0, 600, (m, k, 3)).astype(np.float32), bbox=np.ones((m, 4), np.float32),
+        keypoints=np.dstack([rng.uniform(0, 600, (m, k, 2)), rng.integers(0, 3, (m, k, 1))]).astype(np.float32), bbox=np.ones((m, 4), np.float32),
         area=np.ones(m, np.float32), num_keypoints=np.ones(m, np.int32), samples=np.arange(0, m, 2, dtype=np.int32))
     p = tmp_path / "big.npz"
     L.save(lb, p)
@@ -148,3 +148,97 @@ def test_large_file_loads_fast(tmp_path):
         elapsed = min(elapsed, time.perf_counter() - t)
     assert len(back.inst_ids) == m and back.keypoints.shape == (m, k, 3)
     assert elapsed < 3 * raw_read + 0.1, f"labels.load took {elapsed:.2f} s, reading its arrays {raw_read:.2f} s"
+
+
+# ------------------------------------------ sizes checked before loading, values checked after
+def _stored_npz(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+def _npy(a: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, a)
+    return buf.getvalue()
+
+
+def npy_header(shape: tuple, descr: str) -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": descr, "fortran_order": False, "shape": shape})
+    return buf.getvalue()
+
+
+def _members(lb: L.Labels) -> dict[str, bytes]:
+    return {f"{k}.npy": _npy(v) for k, v in _arrays(lb).items()}
+
+
+def test_member_claiming_a_huge_array_is_refused_before_loading(tmp_path, monkeypatch):
+    """A 5 kB file whose keypoints.npy header claims 10^12 floats gave a MemoryError traceback:
+    the declared size is compared with the member's own bytes before np.load reads a byte."""
+    m = _members(make_labels())
+    m["keypoints.npy"] = npy_header((10**12,), "<f4")  # a header, no data
+    p = tmp_path / "huge.npz"
+    p.write_bytes(_stored_npz(m))
+    assert p.stat().st_size < 5000
+    monkeypatch.setattr(np, "load", lambda *a, **k: pytest.fail("np.load ran before the sizes were checked"))
+    with pytest.raises(InputError, match="declares shape .1000000000000,. .4000000000000 bytes. but the member holds 0") as e:
+        L.load(p)
+    assert e.value.where == "keypoints" and e.value.file == str(p)
+
+
+def test_compressed_members_are_refused(tmp_path):
+    """A compressed .npz expands without bound (a 2.9 MB file allocated 2.97 GB before its refusal);
+    posedata writes label files stored, so a compressed one is refused from the zip directory."""
+    d = _arrays(make_labels())
+    p = tmp_path / "z.npz"
+    np.savez_compressed(p, **d)
+    with pytest.raises(InputError, match="is compressed"):
+        L.load(p)
+
+
+@pytest.mark.parametrize("change, where, message", [
+    (dict(widths=np.array([640.0, np.nan, 640.0])), "widths", "dtype float64, expected int32"),
+    (dict(inst_image=np.array([0, 0, 1.5, 1, 2, 2])), "inst_image", "dtype float64"),
+    (dict(samples=np.array([0.0, 2.0, 4.0], np.float32)), "samples", "dtype float32, expected int32"),
+    (dict(keypoints=np.zeros((6, 4, 3))), "keypoints", "dtype float64, expected float32"),
+    (dict(widths=np.array([640, 0, 640], np.int32)), "widths", "not positive"),
+    (dict(num_keypoints=np.array([1, 2, 3, 4, 5, 9], np.int32)), "num_keypoints", "outside 0..4"),
+])
+def test_stored_values_are_checked(tmp_path, change, where, message):
+    d = _arrays(make_labels())
+    d.update(change)
+    p = tmp_path / "bad.npz"
+    p.write_bytes(_npz_bytes(**d))
+    with pytest.raises(InputError, match=message) as e:
+        L.load(p)
+    assert e.value.where == where and e.value.file == str(p)
+
+
+@pytest.mark.parametrize("edit, where", [
+    (lambda lb: lb.keypoints.__setitem__((1, 2, 0), np.nan) or lb.keypoints.__setitem__((1, 2, 2), 1), "keypoints"),
+    (lambda lb: lb.keypoints.__setitem__((0, 0, 2), 7), "keypoints"),
+    (lambda lb: lb.bbox.__setitem__((3, 3), np.inf), "bbox"),
+    (lambda lb: lb.bbox.__setitem__((3, 2), -4), "bbox"),
+    (lambda lb: lb.area.__setitem__(2, np.nan), "area"),
+    (lambda lb: setattr(lb, "file_names", ["a.jpg", 7, "c.jpg"]), "header.file_names[1]"),
+    (lambda lb: setattr(lb, "settings", [1]), "header.settings"),
+    (lambda lb: setattr(lb, "fingerprint", 12), "header.fingerprint"),
+])
+def test_stored_values_are_checked_after_a_save(tmp_path, edit, where):
+    lb = make_labels()
+    edit(lb)
+    p = tmp_path / "bad.npz"
+    p.write_bytes(_npz_bytes(**_arrays(lb)))
+    with pytest.raises(InputError) as e:
+        L.load(p)
+    assert e.value.where == where and e.value.file == str(p)
+
+
+def test_absent_points_may_hold_any_coordinate(tmp_path):
+    lb = make_labels()
+    lb.keypoints[0, 1] = [np.nan, np.inf, L.ABSENT]  # never read: the point is absent
+    L.save(lb, tmp_path / "ok.npz")
+    assert np.isnan(L.load(tmp_path / "ok.npz").keypoints[0, 1, 0])
