@@ -337,3 +337,68 @@ def test_outputs_equal_the_reference_network(stages, shared_reference):
         want = ref[f"{pre}out{i}"]
         assert o.shape == want.shape
         np.testing.assert_allclose(o.numpy(), want, rtol=0, atol=1e-5, err_msg=f"output {i}")
+
+
+# ------------------------------------------------ checkpoint archives and stored values
+def deflated(src, dst) -> None:
+    """The same archive with every member deflated (what torch.load would expand)."""
+    import zipfile
+
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            zout.writestr(info.filename, zin.read(info), compress_type=zipfile.ZIP_DEFLATED)
+
+
+def test_compressed_checkpoint_is_refused_before_torch_load(tmp_path, monkeypatch):
+    """A 2.9 MB deflated checkpoint made torch.load(weights_only=True) allocate 2.2 GB: the zip
+    directory's declared sizes are checked first, and torch.load never runs."""
+    torch.save({"state_dict": {"w": torch.zeros(2_000_000)}}, tmp_path / "plain.pt")
+    deflated(tmp_path / "plain.pt", tmp_path / "z.pt")
+    assert (tmp_path / "z.pt").stat().st_size < 100_000
+    assert torch.equal(torch.load(tmp_path / "z.pt", weights_only=True)["state_dict"]["w"], torch.zeros(2_000_000))
+    monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("torch.load ran on a compressed archive"))
+    with pytest.raises(InputError, match="compressed") as e:
+        C.load(tmp_path / "z.pt")
+    assert e.value.file == str(tmp_path / "z.pt") and e.value.where.endswith("data.pkl")
+
+
+def _saved_with(tmp_path, coco17, **change):
+    net = for_skeleton(coco17, stages=0, width=0.25)
+    ckpt = C.training_checkpoint(net, net.spec.to_dict(), coco17.to_dict(), coco17.fingerprint, iteration=3)
+    for k, v in change.items():
+        if k.startswith("model_"):
+            ckpt["model"][k[len("model_"):]] = v
+        else:
+            ckpt[k] = v
+    p = tmp_path / "c.pt"
+    C.save(ckpt, p)
+    return p
+
+
+@pytest.mark.parametrize("change, where", [
+    ({"skeleton": ["nose", "neck"]}, "skeleton"),
+    ({"model_width": float("nan")}, "model.width"),
+    ({"model_width": 1e9}, "model.width"),
+    ({"model_stages": 2.5}, "model.stages"),
+    ({"model_stages": 100000}, "model.stages"),
+    ({"model_num_heatmaps": "18"}, "model.num_heatmaps"),
+    ({"model_num_pafs": 7}, "model.num_pafs"),
+    ({"model_num_heatmaps": True}, "model.num_heatmaps"),
+    ({"model_extra": 1}, "model"),
+    ({"model": [18, 38]}, "model"),
+    ({"fingerprint": 5}, "fingerprint"),
+    ({"iteration": -1}, "iteration"),
+    ({"iteration": "3"}, "iteration"),
+    ({"best_ap": float("nan")}, "best_ap"),
+])
+def test_checkpoint_fields_are_checked_on_load(tmp_path, coco17, monkeypatch, change, where):
+    """Bad stored values (a list for the skeleton, width NaN, 2.5 or 100000 stages, a string for a
+    count) gave tracebacks or hung building the network: refused on load, located, before any build."""
+    p = _saved_with(tmp_path, coco17, **change)
+    import trainer.model
+
+    monkeypatch.setattr(trainer.model, "build", lambda *a: pytest.fail("a network was built from a bad spec"))
+    for read in (C.load, lambda q: C.load_model(q, coco17)):
+        with pytest.raises(InputError) as e:
+            read(p)
+        assert e.value.where == where and e.value.file == str(p), e.value

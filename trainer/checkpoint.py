@@ -106,6 +106,7 @@ def load(path: str | os.PathLike) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise InputError("checkpoint not found", file=str(p))
+    check_archive(p)
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises UnpicklingError, RuntimeError, EOFError... for bad files
@@ -126,7 +127,90 @@ def load(path: str | os.PathLike) -> dict[str, Any]:
     bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
     if bad:
         raise InputError(f"state_dict entries that are not tensors: {bad[:5]}", file=str(p), where="state_dict")
+    if obj.get("format") == FORMAT:
+        check_fields(obj, str(p))
     return obj
+
+
+def check_archive(p: Path) -> None:
+    """Refuse a zip checkpoint whose members could expand beyond the file, before torch.load
+    allocates them: torch.save stores every record uncompressed, so each member's declared size
+    must be its stored size and all of them together fit in the file (a 2.9 MB deflated
+    checkpoint made torch.load allocate 2.2 GB). Legacy (pre-1.6, not zip) files are left to
+    torch.load."""
+    import zipfile
+
+    if not zipfile.is_zipfile(p):
+        return
+    try:
+        with zipfile.ZipFile(p) as zf:
+            members = zf.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as e:
+        raise InputError(f"cannot read checkpoint: not a readable zip archive ({e})", file=str(p)) from None
+    for m in members:
+        if m.compress_type != zipfile.ZIP_STORED or m.file_size != m.compress_size:
+            raise InputError(f"archive member {m.filename!r} declares {m.file_size} bytes stored in {m.compress_size} "
+                             "(compressed); torch.save writes records uncompressed and only such archives are "
+                             "read, so nothing expands beyond the file", file=str(p), where=m.filename)
+    total, size = sum(m.file_size for m in members), p.stat().st_size
+    if total > size:
+        raise InputError(f"archive members declare {total} bytes in all, more than the file's {size}", file=str(p))
+
+
+# Far above any network posedata trains (the reference has 1 refinement stage, OpenPose 5) and
+# any skeleton (posedata.skeleton.MAX_KEYPOINTS); a stored spec beyond them would build for hours.
+MAX_STAGES = 16
+MAX_CHANNELS = 4096
+
+
+def _count(v: Any, lo: int, hi: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+
+
+def check_spec(spec: Any, file: str | None = None):
+    """The stored model spec as a ModelSpec, every field checked (types, ranges, finiteness)
+    before a network is built from it."""
+    import math
+
+    from .model import ModelSpec
+
+    if not isinstance(spec, dict):
+        raise InputError(f"model spec is a {type(spec).__name__}, expected a mapping", file=file, where="model")
+    unknown = sorted(set(spec) - {"num_heatmaps", "num_pafs", "stages", "width"})
+    if unknown:
+        raise InputError(f"unknown model spec fields {unknown}", file=file, where="model")
+    rules = {
+        "num_heatmaps": (lambda v: _count(v, 2, MAX_CHANNELS), f"an integer in 2..{MAX_CHANNELS}"),
+        "num_pafs": (lambda v: _count(v, 2, MAX_CHANNELS) and v % 2 == 0, f"an even integer in 2..{MAX_CHANNELS}"),
+        "stages": (lambda v: _count(v, 0, MAX_STAGES), f"an integer in 0..{MAX_STAGES}"),
+        "width": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and 0 < v <= 4,
+                  "a finite number in (0, 4]"),
+    }
+    for name, (ok, want) in rules.items():
+        if name not in spec:
+            if name in ("num_heatmaps", "num_pafs"):
+                raise InputError(f"model spec lacks {name!r}", file=file, where="model")
+            continue
+        if not ok(spec[name]):
+            raise InputError(f"expected {want}, got {spec[name]!r}", file=file, where=f"model.{name}")
+    return ModelSpec(**{k: (float(v) if k == "width" else v) for k, v in spec.items()})
+
+
+def check_fields(ckpt: dict, file: str | None = None) -> None:
+    """posedata's own fields of a checkpoint, checked on load (a hand-edited or damaged file gives a
+    located message, never a traceback or a hang later)."""
+    check_spec(ckpt.get("model"), file)
+    sk = ckpt.get("skeleton")
+    if "skeleton" in ckpt and not (isinstance(sk, dict) and isinstance(sk.get("name", ""), str)):
+        raise InputError(f"expected a mapping with a string name, got a {type(sk).__name__}", file=file,
+                         where="skeleton")
+    if "fingerprint" in ckpt and not isinstance(ckpt["fingerprint"], str):
+        raise InputError(f"expected a string, got {ckpt['fingerprint']!r}", file=file, where="fingerprint")
+    if "iteration" in ckpt and not _count(ckpt["iteration"], 0, 2**62):
+        raise InputError(f"expected a count >= 0, got {ckpt['iteration']!r}", file=file, where="iteration")
+    ap = ckpt.get("best_ap")
+    if ap is not None and not (isinstance(ap, (int, float)) and not isinstance(ap, bool) and -1.0 <= ap <= 1.0):
+        raise InputError(f"expected a number in [-1, 1] or none, got {ap!r}", file=file, where="best_ap")
 
 
 def detect_layout(state: dict[str, torch.Tensor]) -> tuple[str, str]:
@@ -176,7 +260,7 @@ def load_model(path: str | os.PathLike, skeleton=None, device: str | torch.devic
     dict) carries no spec: its refinement stages are counted from the tensor names and its width
     read from the backbone's last channel count, and its heads must fit `skeleton`.
     Returns (model, checkpoint dict)."""
-    from .model import ModelSpec, build
+    from .model import build
 
     ckpt = load(path)
     if ckpt.get("format") != FORMAT:
@@ -184,10 +268,7 @@ def load_model(path: str | os.PathLike, skeleton=None, device: str | torch.devic
             raise InputError("a checkpoint without posedata's header carries no skeleton: give --skeleton",
                              file=str(path))
         return _reference_layout_model(ckpt, skeleton, path).to(device).eval(), ckpt
-    try:
-        spec = ModelSpec(**ckpt["model"])
-    except (KeyError, TypeError) as e:
-        raise InputError(f"checkpoint model spec unreadable: {e}", file=str(path), where="model") from None
+    spec = check_spec(ckpt.get("model"), str(path))
     if skeleton is not None:
         check_fingerprint(ckpt, skeleton, str(path))
     model = build(spec)
@@ -208,6 +289,9 @@ def _reference_layout_model(ckpt: dict[str, Any], skeleton, path: str | os.PathL
     stages = len({n.split(".")[1] for n in names if n.startswith("refinement_stages.")})
     last = state.get(prefix + "model.11.3.weight")  # the backbone's 512 (x width) output channels
     width = 1.0 if last is None else round(int(last.shape[0]) / 512, 4)
+    # the same bounds as a stored spec: the tensor names and shapes decide what gets built
+    check_spec({"num_heatmaps": skeleton.num_heatmaps, "num_pafs": skeleton.num_pafs, "stages": stages,
+                "width": width}, str(path))
     model = for_skeleton(skeleton, stages=stages, width=width)
     report = load_partial(model, state)
     if report.not_loaded:
