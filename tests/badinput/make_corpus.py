@@ -24,6 +24,7 @@ import pickle
 import shutil
 import struct
 import sys
+import zipfile
 import zlib
 from pathlib import Path
 
@@ -124,6 +125,14 @@ def tiff_bomb() -> bytes:
         struct.pack("<HHII", tag, 4, 1, v) if typ == 4 else struct.pack("<HHIHH", tag, 3, 1, v, 0)
         for tag, typ, v in entries) + struct.pack("<I", 0)
     return b"II*\x00" + struct.pack("<I", 8) + ifd + b"\x00" * 4096
+
+
+def hdr_bomb(width: int = 17000, height: int = 16000, size: int = 4096) -> bytes:
+    """A Radiance HDR whose header claims width x height (a format posedata has no header parser
+    for: OpenCV allocates the float image its header claims before reading a pixel). size pads the
+    file (bench/bench_refusals.py writes the 17 MB original)."""
+    head = b"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y %d +X %d\n" % (height, width)
+    return head + b"\x02\x02" + struct.pack(">H", width) + b"\x80" * (size - len(head) - 4)
 
 
 # ------------------------------------------------------------------ base data
@@ -320,6 +329,8 @@ def image_cases(c: Corpus, good: dict) -> None:
         "JPEG header claims 30000x30000")
     add("img_bomb_tiff", {**ok, "images/b.tif": tiff_bomb()}, with_b("b.tif", 30000, 30000), bad, "pixels",
         "TIFF header claims 30000x30000")
+    add("img_bomb_hdr", {**ok, "images/b.hdr": hdr_bomb()}, with_b("b.hdr", 17000, 16000), bad, "b.hdr",
+        "Radiance HDR header claims 17000x16000 (no header parser: refused unread)")
     add("img_path_dotdot", {**ok, "outside.png": png(64, 48)}, with_b("../outside.png"), gone, "../outside.png",
         "file_name ../outside.png")
     add("img_path_absolute", ok, with_b("/etc/hostname"), gone, "/etc/hostname", "absolute file_name")
@@ -502,6 +513,39 @@ def label_cases(c: Corpus) -> None:
     add("lb_fingerprint", rebuilt(header=hdr(h)), "labels.npz", "made for another skeleton")
     add("lb_samples_out_of_range", rebuilt(samples=np.array([10**6], np.int32)), "samples",
         "a sample index past the instances")
+    # declared sizes: checked from the zip directory and the .npy headers before anything is loaded
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": "<f4", "fortran_order": False, "shape": (10**12, 5, 3)})
+    with zipfile.ZipFile(io.BytesIO(good)) as z:
+        members = {i.filename: z.read(i) for i in z.infolist()}
+    members["keypoints.npy"] = buf.getvalue()  # a header claiming 60 TB, no data
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:
+        for name, data in members.items():
+            z.writestr(zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0)), data)
+    add("lb_huge_claim", out.getvalue(), "keypoints", "keypoints.npy header claims (10^12, 5, 3) float32")
+    out = io.BytesIO()
+    big = io.BytesIO()
+    np.save(big, np.zeros((200000, 5, 3), np.float32))  # 12 MB of zeros, deflated to a few kB
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:
+        for name, data in members.items():
+            deflate = name == "keypoints.npy"
+            z.writestr(zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0)), big.getvalue() if deflate else data,
+                       compress_type=zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED)
+    add("lb_compressed", out.getvalue(), "keypoints", "keypoints.npy deflated (a 12 MB array in a few kB)")
+    # stored values: dtypes, ranges, finiteness
+    with np.load(io.BytesIO(good), allow_pickle=False) as z:
+        widths, inst_image, bbox = z["widths"], z["inst_image"], z["bbox"]
+    add("lb_widths_nan", rebuilt(widths=np.where(np.arange(len(widths)) == 1, np.nan, widths)), "widths",
+        "widths stored as floats with a NaN")
+    add("lb_fractional_index", rebuilt(inst_image=inst_image + np.where(np.arange(len(inst_image)) == 0, 0.5, 0)),
+        "inst_image", "an instance's image index 0.5")
+    kp_nan = kp.copy()
+    kp_nan[0, 0] = [np.nan, 5.0, 1.0]
+    add("lb_keypoint_nan", rebuilt(keypoints=kp_nan), "keypoints", "a visible keypoint at x = NaN")
+    bb = bbox.copy()
+    bb[0, 3] = -bb[0, 3]
+    add("lb_bbox_negative", rebuilt(bbox=bb), "bbox", "a box of negative height")
 
 
 class _Evil:
@@ -543,6 +587,24 @@ def checkpoint_cases(c: Corpus) -> None:
     obj = torch.load(io.BytesIO(good), weights_only=True)
     obj["model"] = {"stages": "many"}
     add("ck_bad_spec", saved(obj), "model", "model spec is nonsense", cmds=["val"])
+    # the archive's declared sizes, checked before torch.load
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(good)) as zin, zipfile.ZipFile(out, "w") as zout:
+        for info in zin.infolist():
+            zout.writestr(zipfile.ZipInfo(info.filename, (1980, 1, 1, 0, 0, 0)), zin.read(info),
+                          compress_type=zipfile.ZIP_DEFLATED)
+    add("ck_compressed", out.getvalue(), "data.pkl", "every archive member deflated (torch.load would expand them)")
+    # stored values, checked on load
+    for name, where, change, what in (
+            ("ck_skeleton_list", "skeleton", lambda o: o.update(skeleton=["center", "top_left"]), "skeleton a list"),
+            ("ck_width_nan", "model.width", lambda o: o["model"].update(width=float("nan")), "width NaN"),
+            ("ck_stages_fraction", "model.stages", lambda o: o["model"].update(stages=2.5), "2.5 stages"),
+            ("ck_stages_huge", "model.stages", lambda o: o["model"].update(stages=100000), "100000 stages"),
+            ("ck_count_string", "model.num_heatmaps", lambda o: o["model"].update(num_heatmaps="6"),
+             "a string where a count belongs")):
+        obj = torch.load(io.BytesIO(good), weights_only=True)
+        change(obj)
+        add(name, saved(obj), where, what)
 
 
 def val_image_cases(c: Corpus) -> None:
@@ -550,11 +612,14 @@ def val_image_cases(c: Corpus) -> None:
     d = json.loads((c.out / "base" / "train" / "annotations.json").read_bytes())
     d["images"] = d["images"][:1]
     d["annotations"] = [a for a in d["annotations"] if a["image_id"] == d["images"][0]["id"]]
-    for name, fn, data in (("val_bomb_png", "b.png", png_bomb()), ("val_bomb_jpeg", "b.jpg", jpeg_bomb())):
+    for name, fn, data, (w, h), where in (
+            ("val_bomb_png", "b.png", png_bomb(), (30000, 30000), "30000x30000"),
+            ("val_bomb_jpeg", "b.jpg", jpeg_bomb(), (30000, 30000), "30000x30000"),
+            ("val_bomb_hdr", "b.hdr", hdr_bomb(), (17000, 16000), "b.hdr")):
         dd = copy.deepcopy(d)
-        dd["images"][0].update(file_name=fn, width=30000, height=30000)
-        c.case(name, "val-images", {"data.json": jbytes(dd), f"images/{fn}": data}, "data.json", 2, "30000x30000",
-               f"{fn} claims 30000x30000", VAL_IMAGE_CMDS, images="images", image=f"images/{fn}")
+        dd["images"][0].update(file_name=fn, width=w, height=h)
+        c.case(name, "val-images", {"data.json": jbytes(dd), f"images/{fn}": data}, "data.json", 2, where,
+               f"{fn} claims {w}x{h}", VAL_IMAGE_CMDS, images="images", image=f"images/{fn}")
 
 
 def main(argv: list[str] | None = None) -> None:
