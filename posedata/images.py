@@ -126,9 +126,9 @@ def _image_header(p: Path) -> ImageInfo:
         return _tiff(p)
     # anything else (Radiance HDR, OpenEXR, JPEG 2000, PPM, ...) OpenCV might decode, but only by
     # allocating whatever its header claims: refused unread
-    kind = "an empty file" if not head else "not an image of a format posedata reads (or corrupt)"
-    raise InputError(f"{kind}; posedata reads {FORMATS_READ} images (each is sized from its header before "
-                     "decoding)", file=str(p))
+    kind = "an empty file" if not head else "not a readable image (unknown format or corrupt)"
+    raise InputError(f"{kind}; posedata reads {FORMATS_READ} images, each sized from its header before "
+                     "decoding", file=str(p))
 
 
 def _tail(f: Any, n: int) -> bytes:
