@@ -145,17 +145,74 @@ def parse_json(data: bytes, file: str | os.PathLike | None = None) -> Any:
         raise InputError("invalid JSON: nested too deeply", file=str(file) if file else None) from None
 
 
+# A skeleton, a YOLO data.yaml or a DeepLabCut config is a few kB; these bounds are far above any
+# of them and keep a hostile file cheap: a 741-byte file of nested aliases expands to billions of
+# nodes for whoever walks it, and deep nesting overflows the stack of a recursive composer.
+MAX_YAML_BYTES = 4 << 20
+MAX_YAML_DEPTH = 64
+MAX_YAML_NODES = 200_000  # after alias expansion
+
+
 def load_yaml(path: str | os.PathLike, error: type[InputError] = InputError) -> Any:
-    """Parse a YAML file (safe loader only); errors name the file, line and column."""
+    """Parse a YAML file (safe loader only, size, depth and alias expansion bounded); errors name
+    the file, line and column."""
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+    except OSError:
+        size = 0  # read_bytes names what is wrong
+    if size > MAX_YAML_BYTES:
+        raise error(f"YAML file of {size} bytes; posedata reads YAML files of at most {MAX_YAML_BYTES} bytes",
+                    file=str(path))
+    return parse_yaml(read_text(path), str(path), error)
+
+
+def parse_yaml(text: str, file: str | None = None, error: type[InputError] = InputError) -> Any:
+    """yaml.safe_load with the bounds above checked first, on libyaml's event stream (nothing is
+    built until the document is known to be small and shallow)."""
     import yaml
 
-    text = read_text(path)
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        return yaml.safe_load(text)
+        _check_yaml_events(yaml.parse(text, Loader=loader), error, file)
+        safe = loader(text)  # CSafeLoader or SafeLoader: plain data only, as yaml.safe_load
+        try:
+            return safe.get_single_data()
+        finally:
+            safe.dispose()
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1} column {mark.column + 1}" if mark else None
-        raise error(f"invalid YAML: {getattr(e, 'problem', None) or e}", file=str(path), where=where) from None
+        raise error(f"invalid YAML: {getattr(e, 'problem', None) or e}", file=file, where=where) from None
+
+
+def _check_yaml_events(events: Iterator[Any], error: type[InputError], file: str | None) -> None:
+    import yaml
+
+    sizes: dict[str, int] = {}  # anchor -> nodes its value expands to
+    open_nodes: list[tuple[str | None, int]] = []  # (anchor, node count when it started)
+    total = 0
+    for ev in events:
+        if isinstance(ev, yaml.AliasEvent):
+            total += sizes.get(ev.anchor, 1)
+        elif isinstance(ev, (yaml.ScalarEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            total += 1
+            if isinstance(ev, yaml.ScalarEvent):
+                if ev.anchor is not None:
+                    sizes[ev.anchor] = 1
+            else:
+                open_nodes.append((ev.anchor, total - 1))
+                if len(open_nodes) > MAX_YAML_DEPTH:
+                    raise error(f"YAML nested more than {MAX_YAML_DEPTH} levels deep", file=file,
+                                where=f"line {ev.start_mark.line + 1} column {ev.start_mark.column + 1}")
+        elif isinstance(ev, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            anchor, start = open_nodes.pop()
+            if anchor is not None:
+                sizes[anchor] = total - start
+        if total > MAX_YAML_NODES:
+            mark = ev.start_mark
+            raise error(f"YAML expands to more than {MAX_YAML_NODES} values (aliases counted as the values they "
+                        "repeat); refused", file=file, where=f"line {mark.line + 1} column {mark.column + 1}")
 
 
 def safe_image_path(root: str | os.PathLike, name: str) -> Path:

@@ -83,3 +83,45 @@ def test_parse_json_errors_are_json_s_located_errors(raw, message):
     with pytest.raises(InputError) as e:
         parse_json(raw, "bad.json")
     assert e.value.file == "bad.json" and message in str(e.value)
+
+
+# ------------------------------------------------------------------ bounded YAML
+def alias_bomb(levels: int = 9) -> bytes:
+    """Each level repeats the previous one nine times: 9**levels values from a few hundred bytes."""
+    out = b"a: &a [x, x, x, x, x, x, x, x, x]\n"
+    for i in range(levels):
+        prev, cur = chr(97 + i).encode(), chr(98 + i).encode()
+        out += cur + b": &" + cur + b" [" + b", ".join([b"*" + prev] * 9) + b"]\n"
+    return out
+
+
+def test_yaml_alias_expansion_is_bounded(tmp_path):
+    from posedata.io import MAX_YAML_NODES, load_yaml
+
+    p = tmp_path / "bomb.yaml"
+    p.write_bytes(alias_bomb() + b"name: *j\n")  # a skeleton's name: str() of it ran forever
+    assert p.stat().st_size < 1000
+    with pytest.raises(InputError, match=f"more than {MAX_YAML_NODES} values") as e:
+        load_yaml(p)
+    assert e.value.file == str(p) and e.value.where.startswith("line ")
+    small = tmp_path / "ok.yaml"
+    small.write_bytes(b"base: &b {x: 1, y: [1, 2]}\nother: *b\n")  # aliases themselves are fine
+    assert load_yaml(small) == {"base": {"x": 1, "y": [1, 2]}, "other": {"x": 1, "y": [1, 2]}}
+
+
+def test_yaml_depth_and_size_are_bounded(tmp_path):
+    from posedata.io import MAX_YAML_BYTES, MAX_YAML_DEPTH, load_yaml
+
+    deep = tmp_path / "deep.yaml"
+    for depth in (MAX_YAML_DEPTH + 1, 100_000):  # 100 000 gave a RecursionError traceback
+        deep.write_text("k: " + "[" * depth + "]" * depth + "\n")
+        with pytest.raises(InputError, match="nest") as e:  # libyaml itself stops at 1000 levels
+            load_yaml(deep)
+        assert e.value.file == str(deep) and e.value.where.startswith("line 1 column")
+    ok = tmp_path / "ok.yaml"
+    ok.write_text("k: " + "[" * (MAX_YAML_DEPTH - 1) + "]" * (MAX_YAML_DEPTH - 1) + "\n")  # the mapping is a level
+    assert load_yaml(ok)["k"] is not None
+    big = tmp_path / "big.yaml"
+    big.write_bytes(b"# " + b"x" * MAX_YAML_BYTES + b"\nk: 1\n")
+    with pytest.raises(InputError, match="at most"):
+        load_yaml(big)

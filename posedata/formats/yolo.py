@@ -29,10 +29,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
-import yaml
 
 from ..errors import InputError
-from ..io import load_yaml, read_text, safe_image_path
+from ..io import load_yaml, parse_yaml, read_text, safe_image_path
 from ..skeleton import Skeleton, guess_root, normalize_name
 from .base import ImportOptions, ImportReport, ImportResult
 
@@ -234,8 +233,8 @@ def detect(path: Path) -> bool:
     if "kpt_shape" not in head:
         return False
     try:
-        data = yaml.safe_load(head)
-    except yaml.YAMLError:
+        data = parse_yaml(head)
+    except InputError:
         return False
     return isinstance(data, dict) and "kpt_shape" in data
 
