@@ -316,6 +316,13 @@ def _problem(findings: list[Finding], file: str | None, where: str, msg: str, co
     findings.append(Finding(code, "error", msg, where=where, file=file))
 
 
+# Far above any pose skeleton (COCO-WholeBody has 133 keypoints): every keypoint is a heatmap
+# channel and every limb two PAF channels, so a skeleton file cannot ask for a network (or a
+# check) of unbounded size.
+MAX_KEYPOINTS = 1000
+MAX_LIMBS = 2000
+
+
 def parse(data: Any, file: str | None = None) -> tuple[Skeleton | None, list[Finding]]:
     """Build a Skeleton from parsed YAML. Returns (skeleton or None, findings): every structural
     problem is a located error finding; semantic checks are in check()."""
@@ -338,6 +345,10 @@ def parse(data: Any, file: str | None = None) -> tuple[Skeleton | None, list[Fin
     kps = data["keypoints"]
     if not isinstance(kps, list) or not kps or not all(isinstance(k, str) and k.strip() for k in kps):
         _problem(f, file, "keypoints", "expected a non-empty list of keypoint names (strings)", "S001")
+        return None, f
+    if len(kps) > MAX_KEYPOINTS:
+        _problem(f, file, "keypoints", f"{len(kps)} keypoints; posedata reads skeletons of at most {MAX_KEYPOINTS} "
+                 "(each is a heatmap channel)", "S001")
         return None, f
     kps = [k.strip() for k in kps]
     seen: dict[str, int] = {}
@@ -368,6 +379,10 @@ def parse(data: Any, file: str | None = None) -> tuple[Skeleton | None, list[Fin
     if not isinstance(raw_limbs, list):
         _problem(f, file, "limbs", "expected a list of [from, to] keypoint name pairs", "S001")
         raw_limbs = []
+    if len(raw_limbs) > MAX_LIMBS:
+        _problem(f, file, "limbs", f"{len(raw_limbs)} limbs; posedata reads skeletons of at most {MAX_LIMBS} "
+                 "(each is two PAF channels)", "S001")
+        return None, f
     seen_limbs: dict[frozenset, int] = {}
     for i, pair in enumerate(raw_limbs):
         if not isinstance(pair, list) or len(pair) != 2:
@@ -531,7 +546,8 @@ def check(sk: Skeleton) -> list[Finding]:
     """Semantic checks of a parsed skeleton: reachability, flip consistency, sided names."""
     f: list[Finding] = []
     file = sk.file
-    unreachable = [sk.keypoints[i] for i in range(sk.num_keypoints) if i not in sk.reachable()]
+    reached = sk.reachable()
+    unreachable = [sk.keypoints[i] for i in range(sk.num_keypoints) if i not in reached]
     if unreachable:
         f.append(Finding("S020", "error", f"keypoints not connected to root {sk.keypoints[sk.root]!r} by limbs: {unreachable}; grouping could never place them", where="limbs", file=file))
     for i, (j, _rev) in enumerate(sk.limb_flip):
@@ -548,7 +564,8 @@ def check(sk: Skeleton) -> list[Finding]:
     for i in range(sk.num_keypoints):
         if sk.flip[i] != i:
             flipped.add(i)
-    for a, b in guess_flip_pairs(sk.keypoints):
+    guessed = guess_flip_pairs(sk.keypoints)
+    for a, b in guessed:
         ia, ib = sk.index(a), sk.index(b)
         if sk.flip[ia] != ib:
             f.append(Finding("S022", "warning", f"{a!r} and {b!r} look like a left/right pair but the flip map does not pair them", where="flip", file=file))

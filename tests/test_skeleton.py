@@ -371,3 +371,34 @@ def test_cli_show_openpose_sides_and_flip_augment(runner, tmp_path):
     assert S.load(p).flip_augment is False and S.from_dict(S.load(p).to_dict()).flip_augment is False
     d["flip_augment"] = "no"
     assert "S001" in codes(d)[0]
+
+
+# ------------------------------------------------------------------ bounded size
+def _star(k: int) -> dict:
+    names = [f"left_p{i}" if i % 3 == 1 else f"right_p{i - 1}" if i % 3 == 2 else f"p{i}" for i in range(k)]
+    return {"name": "big", "keypoints": names, "limbs": [[names[0], n] for n in names[1:]], "root": names[0],
+            "sigmas": [0.05] * k}
+
+
+def test_keypoint_and_limb_counts_are_bounded():
+    """A 5000-keypoint skeleton ran `skeleton check` past 60 s; the count is refused, located."""
+    sk, f = S.parse(_star(S.MAX_KEYPOINTS + 1), file="big.yaml")
+    assert sk is None and [(x.code, x.where) for x in f] == [("S001", "keypoints")]
+    d = _star(10)
+    d["limbs"] = d["limbs"] * (S.MAX_LIMBS // 9 + 1)
+    sk, f = S.parse(d)
+    assert sk is None and [(x.code, x.where) for x in f] == [("S001", "limbs")]
+
+
+def test_check_is_linear_in_the_keypoints(monkeypatch):
+    """check() of the largest skeleton accepted walks the limbs once and guesses flip pairs once
+    (it did both once per keypoint: 1000 keypoints took over a minute)."""
+    sk, f = S.parse(_star(S.MAX_KEYPOINTS))
+    assert sk is not None and not [x for x in f if x.severity == "error"]
+    calls = {"guess": 0, "reach": 0}
+    guess, reach = S.guess_flip_pairs, S.Skeleton.reachable
+    monkeypatch.setattr(S, "guess_flip_pairs", lambda n: calls.__setitem__("guess", calls["guess"] + 1) or guess(n))
+    monkeypatch.setattr(S.Skeleton, "reachable",
+                        lambda self: calls.__setitem__("reach", calls["reach"] + 1) or reach(self))
+    S.check(sk)
+    assert calls == {"guess": 1, "reach": 1}
