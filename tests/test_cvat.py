@@ -127,6 +127,20 @@ def test_malformed_xml_is_located(tmp_path):
         import_file("cvat", _xml(tmp_path, bad), OBJ5, ImportOptions())
 
 
+def test_dtd_anywhere_is_refused_by_the_parser(tmp_path):
+    """The old guard scanned the first 64 KiB for a DOCTYPE: one after a 70 kB comment got through
+    to a parser that expands entities. The hardened parser refuses a DTD wherever it is."""
+    laughs = "".join(f'<!ENTITY l{i} "{("&l" + str(i - 1) + ";") * 10 if i else "lol"}">' for i in range(6))
+    late = (f'<?xml version="1.0"?><!-- <annotations> {"x" * 70000} --><!DOCTYPE annotations [{laughs}]>'
+            '<annotations><version>1.1</version><meta/>&l5;</annotations>')
+    p = _xml(tmp_path, late)
+    with pytest.raises(InputError, match="DOCTYPE") as e:
+        import_file("cvat", p, OBJ5, ImportOptions())
+    assert e.value.file == str(p)
+    with pytest.raises(InputError, match="DOCTYPE"):
+        cvat.skeleton_from_xml(p)
+
+
 def test_entities_bad_tracks_and_wrong_roots_refused(tmp_path):
     bomb = '<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x "xxxx">]><annotations>&x;</annotations>'
     with pytest.raises(InputError, match="DOCTYPE"):
