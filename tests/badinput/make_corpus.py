@@ -467,6 +467,19 @@ def skeleton_cases(c: Corpus) -> None:
         b"name: s\nkeypoints: [a, b]\nlimbs: [[a, b]]\nroot: a\nsigmas: [.nan, -1]\n", "sigmas[0]", "NaN and negative sigmas")
     add("sk_sigma_inf",
         b"name: h\nkeypoints: [a, b]\nlimbs: [[a, b]]\nroot: a\nsigmas: [.inf, 0.05]\n", "sigmas[0]", "sigma .inf")
+    # bounded before anything walks the document
+    bomb = b"a: &a [x, x, x, x, x, x, x, x, x]\n"
+    for i in range(9):
+        prev, cur = chr(97 + i).encode(), chr(98 + i).encode()
+        bomb += cur + b": &" + cur + b" [" + b", ".join([b"*" + prev] * 9) + b"]\n"
+    add("sk_alias_bomb", bomb + b"name: *j\nkeypoints: [a, b]\nlimbs: [[a, b]]\nroot: a\n", "line",
+        "nested aliases: 9^10 values from 500 bytes", 2)
+    add("sk_deep_nesting", b"name: " + b"[" * 100000 + b"]" * 100000 + b"\nkeypoints: [a, b]\n", "line",
+        "100 000 nested lists", 2)
+    names = [f"k{i}" for i in range(1001)]
+    add("sk_too_many_keypoints", (f"name: big\nkeypoints: [{', '.join(names)}]\nlimbs: ["
+                                  + ", ".join(f"[k0, {n}]" for n in names[1:]) + "]\nroot: k0\n").encode(),
+        "keypoints", "1001 keypoints")
     add("sk_limbs_mapping", b"name: m\nkeypoints: [a, b]\nlimbs: {a: b}\nroot: a\nsigmas: [0.05, 0.05]\n", "limbs",
         "limbs is a mapping")
 
