@@ -150,7 +150,9 @@ def parse_json(data: bytes, file: str | os.PathLike | None = None) -> Any:
 # nodes for whoever walks it, and deep nesting overflows the stack of a recursive composer.
 MAX_YAML_BYTES = 4 << 20
 MAX_YAML_DEPTH = 64
-MAX_YAML_NODES = 200_000  # after alias expansion
+# values after alias expansion: PyYAML builds ~20 000 values a second here, so this keeps any
+# refusal under a second; the largest skeleton accepted (1000 keypoints, 2000 limbs) has ~9 000
+MAX_YAML_NODES = 20_000
 
 
 def load_yaml(path: str | os.PathLike, error: type[InputError] = InputError) -> Any:
