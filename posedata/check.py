@@ -133,7 +133,7 @@ def check_labels(labels_path: str | Path, skeleton: Skeleton, images: Path | Non
         what = "records no source JSON (settings.source)" if not recorded else \
             f"records source {recorded!r}, which was not found (looked as written and next to the label file)"
         raise InputError(f"label file {what} and carries no copy of it (written by an older posedata); the data "
-                         "check cannot run. Re-run convert, or pass --force to train without it", file=str(labels_path))
+                         "check cannot run. Re-run convert, or pass --skip-checks to train without it", file=str(labels_path))
     with paused_gc():
         try:
             raw = parse_json(blob, labels_path)

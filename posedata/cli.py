@@ -16,23 +16,47 @@ from rich.markup import escape
 from rich.table import Table
 
 from .errors import PosedataError
+from .interrupts import PipeConsole
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+console = PipeConsole(highlight=False)
+err_console = PipeConsole(stderr=True, highlight=False)
 
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
 
 class PosedataGroup(click.Group):
-    """Turns the library's typed errors into a located message and its exit code."""
+    """Turns the library's typed errors into a located message and its exit code; SIGINT, SIGTERM
+    and a closed pipe into one line (or none) and the signal's exit code, after every cleanup ran."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        from .interrupts import sigterm_raises
+
+        with sigterm_raises():
+            return super().main(*args, **kwargs)
 
     def invoke(self, ctx: click.Context) -> Any:
+        from .interrupts import EXIT_BROKEN_PIPE, interrupted_signal, silence_stdout
+
         try:
             return super().invoke(ctx)
         except PosedataError as e:
             # escaped: messages quote user text such as "posedata[sleap]" that rich would eat as markup
             err_console.print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True)
             sys.exit(e.exit_code)
+        except BrokenPipeError:
+            silence_stdout()
+            sys.exit(EXIT_BROKEN_PIPE)
+        except BaseException as e:
+            stop = interrupted_signal(e)
+            if stop is not None:
+                err_console.print(f"interrupted ({stop.name}): stopped, temp files removed", soft_wrap=True)
+                sys.exit(stop.exit_code)
+            if isinstance(e, OSError) and e.errno is not None:
+                # the environment, not the data: a full disk, a read-only or vanished folder (exit 2)
+                where = f"{e.filename}: " if e.filename else ""
+                err_console.print(f"[bold red]error:[/] {escape(where)}{escape(e.strerror or str(e))}", soft_wrap=True)
+                sys.exit(2)
+            raise
 
 
 class PosedataSubGroup(PosedataGroup):
@@ -78,6 +102,15 @@ def one_category(spec: Any, what: str) -> str | None:
     if isinstance(spec, tuple) or spec == ALL:
         raise click.BadParameter(f"{what} takes one category (an id or a name), got {spec!r}", param_hint="--category")
     return None if spec is None else str(spec)
+
+
+def claim(path: Path, command: str, *inputs: Any, force: bool = False, folder: bool = False):
+    """Hold this command's output until it ends (posedata.io.OutputClaim): never an input, replaced
+    only with --force (a folder only if this command made it), one writer at a time."""
+    from .io import claim_output
+
+    return click.get_current_context().with_resource(
+        claim_output(path, command, inputs=inputs, force=force, folder=folder))
 
 
 def print_findings(findings: list, limit: int = 50, title: str | None = None) -> None:
@@ -161,11 +194,10 @@ def skeleton_check(file: Path) -> None:
 def skeleton_show(file: Path, plot: Path | None, force: bool) -> None:
     """Show the channel tables, grouping order and flip map a skeleton FILE (a path or a template name) produces."""
     from . import skeleton as S
-    from .io import check_output
 
-    sk = S.resolve(file)
     if plot:
-        check_output(plot, force)
+        claim(plot, "skeleton show", file, force=force)
+    sk = S.resolve(file)
     t = Table(title=f"{sk.name}: keypoints (heatmap channels; background = {sk.num_keypoints})")
     for c in ("channel", "keypoint", "side", "flips to", "derived"):
         t.add_column(c)
@@ -219,14 +251,14 @@ def skeleton_init(from_coco: Path | None, from_dlc: Path | None, from_yolo: Path
     YOLO-pose dataset YAML (--from-yolo), so the keypoint names are never typed twice."""
     from . import skeleton as S
     from .coco import select_categories
-    from .io import atomic_write_text, check_output, load_json
+    from .io import atomic_write_text, load_json
 
     sources = {"--from-coco": from_coco, "--from-dlc": from_dlc, "--from-yolo": from_yolo, "--from-cvat": from_cvat}
     given = [k for k, v in sources.items() if v is not None]
     if len(given) != 1:
         raise click.UsageError(f"give exactly one of {', '.join(sources)}" + (f" (got {', '.join(given)})" if given else ""))
+    claim(output, "skeleton init", *sources.values(), force=force)
     if from_dlc is not None or from_yolo is not None or from_cvat is not None:
-        check_output(output, force)
         if from_cvat is not None:
             from .formats.cvat import skeleton_from_xml
 
@@ -255,7 +287,6 @@ def skeleton_init(from_coco: Path | None, from_dlc: Path | None, from_yolo: Path
                       f"{len(d['flip'])} flip pair(s)")
         return
     assert from_coco is not None
-    check_output(output, force)
     data = load_json(from_coco)
     if not isinstance(data, dict) or not isinstance(data.get("categories"), list):
         from .errors import InputError
@@ -336,7 +367,7 @@ def run_check(data: Path, skeleton_spec, images: Path | None, category: Any, val
 @click.option("--no-augment", is_flag=True, help="Centre crop at the reference scale, no rotation or flip.")
 @click.option("--input-size", type=int, default=368, show_default=True, help="Network input (crop) size, a multiple of 8.")
 @category_option("the only one; a label file records its own")
-@click.option("--force", is_flag=True, help="Write into an existing non-empty folder.")
+@click.option("--force", is_flag=True, help="Replace the output folder of an earlier `posedata preview`.")
 def preview_cmd(data: Path, skeleton_spec: str, images: Path, output: Path, num: int, seed: int,
                 no_augment: bool, input_size: int, force: bool, category: Any = None) -> None:
     """Draw training samples and their heatmap/PAF targets exactly as the trainer sees them.
@@ -345,12 +376,12 @@ def preview_cmd(data: Path, skeleton_spec: str, images: Path, output: Path, num:
 
     from . import skeleton as S
     from .augment import AugmentConfig, check_input_size
-    from .io import atomic_write_text, check_output_dir
+    from .io import atomic_write_text
     from .preview import FIXED_PANELS, preview
 
     check_input_size(input_size)  # the trainer's rule: a preview shows what training would do
+    out = claim(output, "preview", data, images, skeleton_spec, force=force, folder=True)
     sk = S.resolve(skeleton_spec)
-    check_output_dir(output, force)
     labels = load_labels_or_coco(data, sk, category)
     if labels.num_samples == 0:
         from .errors import DataError
@@ -359,7 +390,7 @@ def preview_cmd(data: Path, skeleton_spec: str, images: Path, output: Path, num:
     cfg = AugmentConfig(crop_w=input_size, crop_h=input_size, input_size=input_size)  # as the trainer
     with progress_bar("{task.description}") as bar:
         task = bar.add_task("drawing previews", total=min(num, labels.num_samples))
-        items = preview(labels, sk, images, output, n=num, seed=seed, augment=not no_augment, cfg=cfg,
+        items = preview(labels, sk, images, out.staging(), n=num, seed=seed, augment=not no_augment, cfg=cfg,
                         progress=lambda done, total: bar.update(task, completed=done))
     lines = [
         f"{len(items)} training sample(s) of {labels.num_samples} from {data}, skeleton {sk.name} ({sk.fingerprint}),",
@@ -370,7 +401,8 @@ def preview_cmd(data: Path, skeleton_spec: str, images: Path, output: Path, num:
     for it in items:
         lines.append(f"  {it.path.name}: sample {it.index}, {it.instances} instance(s){', flipped' if it.flipped else ''}, {it.panels} panels")
     lines.append("index.png: every sample as input | heatmaps | PAFs")
-    atomic_write_text(output / "summary.txt", "\n".join(lines) + "\n")
+    atomic_write_text(out.staging() / "summary.txt", "\n".join(lines) + "\n")
+    out.commit()
     console.print("\n".join(lines))
 
 
@@ -419,7 +451,7 @@ def load_labels_or_coco(data: Path, sk, category: Any = None):
 @click.option("-n", "num", type=int, default=12, show_default=True, help="Instances to draw side by side.")
 @category_option()
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--force", is_flag=True, help="Write into an existing non-empty folder.")
+@click.option("--force", is_flag=True, help="Replace the output folder of an earlier `posedata flipcheck`.")
 def flipcheck_cmd(data: Path, skeleton_spec: str, images: Path | None, output: Path, num: int,
                   category: Any, seed: int, force: bool) -> None:
     """Check the skeleton's flip map against the data (left/right swap list right?).
@@ -430,10 +462,9 @@ def flipcheck_cmd(data: Path, skeleton_spec: str, images: Path | None, output: P
 
     from . import flipcheck as F
     from . import skeleton as S
-    from .io import check_output_dir
 
+    out = claim(output, "flipcheck", data, images, skeleton_spec, force=force, folder=True)
     sk = S.resolve(skeleton_spec)
-    check_output_dir(output, force)
     with console.status("flipcheck: reading the data"):
         ds, ignored = F.load_for_flipcheck(data, sk, images, category)
     if ignored:
@@ -469,7 +500,8 @@ def flipcheck_cmd(data: Path, skeleton_spec: str, images: Path | None, output: P
                                           for x in sw.suspects[:F.MAX_SUSPECTS]) if sw.suspects else ""),
                       soft_wrap=True)
     with console.status("flipcheck: plots"):
-        written = F.write_plots(ds, sk, v, output, images, num, seed, category)
+        written = [output / w.name for w in F.write_plots(ds, sk, v, out.staging(), images, num, seed, category)]
+    out.commit()
     if images is not None and v.swaps is not None and v.swaps.suspects:
         console.print(f"{len(v.swaps.suspects)} instance(s) with a suspected left/right swap drawn first in "
                       f"{output / 'instances.png'}")
@@ -495,7 +527,7 @@ def export() -> None:
 @category_option()
 @click.option("--bbox-margin", type=click.FloatRange(0, 10), default=0.1, show_default=True,
               help="Padding of boxes made from keypoints where an annotation has none.")
-@click.option("--force", is_flag=True, help="Replace an existing output folder.")
+@click.option("--force", is_flag=True, help="Replace the dataset folder of an earlier `posedata export yolo`.")
 def export_yolo(data: Path, skeleton_spec: str, output: Path, images: Path | None, category: Any,
                 bbox_margin: float, force: bool) -> None:
     """Write COCO keypoint DATA as a YOLO-pose dataset: labels/*.txt and data.yaml.
@@ -508,9 +540,8 @@ def export_yolo(data: Path, skeleton_spec: str, output: Path, images: Path | Non
     from . import coco
     from . import skeleton as S
     from .formats.yolo import export as yolo_export
-    from .io import check_output
 
-    check_output(output, force)
+    claim(output, "export yolo", data, images, skeleton_spec, force=force, folder=True)
     sk = S.resolve(skeleton_spec)
     if images is not None and not images.is_dir():
         from .errors import InputError
@@ -592,11 +623,9 @@ def import_cmd(fmt: str, input_path: Path, skeleton_spec: str, output: Path, ima
     from . import skeleton as S
     from .findings import has_errors
     from .importer import ImportOptions, import_file, validate_result
-    from .io import atomic_write_json, check_output
+    from .io import atomic_write_json
 
-    if input_path.exists() and output.exists() and output.resolve() == input_path.resolve():
-        raise PosedataError("the output is the input; inputs are never overwritten", file=str(output))
-    check_output(output, force)
+    claim(output, "import", input_path, images, skeleton_spec, force=force)
     sk = S.resolve(skeleton_spec)
     opts = ImportOptions(images=images, category=one_category(category, "import"), bbox_margin=bbox_margin,
                          drop_unlabelled=drop_unlabelled, keep_empty=keep_empty, control=control)
@@ -710,16 +739,19 @@ def _print_load_report(path: str, report: Any, out_console: Console) -> None:
               "[default: auto].")
 @click.option("--tensorboard", is_flag=True, default=None,
               help="Also write losses, learning rate and validation AP to RUN/tensorboard (extra 'tensorboard').")
-@click.option("--force", is_flag=True, help="Write into a non-empty run folder, and train even if the data check fails.")
+@click.option("--skip-checks", is_flag=True,
+              help="Train even when the data check fails or cannot run (its findings are still printed).")
+@click.option("--force", is_flag=True, help="Replace the run folder of an earlier `posedata train`.")
 def train_cmd(skeleton_spec: str | None, labels: Path | None, images: Path | None, val_json: Path | None,
               val_images: Path | None, output: Path | None, preset: str | None, iterations: int | None,
               batch_size: int | None, lr: float | None, stages: int | None, input_size: int | None,
               width: float | None, workers: int | None, seed: int | None, checkpoint_every: int | None,
               init_ckpt: Path | None, resume: Path | None, max_minutes: float | None, threads: int | None,
-              device: str | None, tensorboard: bool | None, force: bool) -> None:
+              device: str | None, tensorboard: bool | None, skip_checks: bool, force: bool) -> None:
     """Train the bundled Lightweight OpenPose network on a label file.
 
-    Checks the source data first (skeleton, validate, flip map) and stops on errors unless --force.
+    Checks the source data first (skeleton, validate, flip map) and stops on errors unless
+    --skip-checks.
     Prints the measured speed and the run's estimated time after a few steps. Ctrl-C or SIGTERM
     saves last.pt at the current step; `--resume RUN` continues it. Under
     `torchrun --nproc_per_node N -m posedata.cli train ...` it trains with
@@ -732,7 +764,7 @@ def train_cmd(skeleton_spec: str | None, labels: Path | None, images: Path | Non
     from . import skeleton as S
     from .errors import DataError, InputError
     from .findings import has_errors
-    from .io import atomic_write_json, check_output_dir
+    from .io import atomic_write_json
 
     quiet = int(os.environ.get("RANK", "0")) != 0
     out_console = Console(quiet=quiet, highlight=False)
@@ -763,12 +795,14 @@ def train_cmd(skeleton_spec: str | None, labels: Path | None, images: Path | Non
             raise InputError(f"missing option(s) {', '.join(missing)} (all required unless --resume)")
         sk = S.resolve(skeleton_spec)
         cfg = new_run_config({**given, "skeleton_file": str(sk.file)})
+        run = None
         if not quiet:  # rank 0 decides; other ranks would race it for the folder it creates
             check_not_running(output)
             if (output / "config.json").is_file() and not force:
                 raise InputError(f"{output} holds a run; continue it with: posedata train --resume {output} "
                                  "(or pass --force to start it again from scratch)", file=str(output))
-            check_output_dir(output, force)
+            run = claim(output, "train", labels, images, val_json, val_images, init_ckpt, skeleton_spec,
+                        force=force, folder=True)
         # refuse a label file for another skeleton before the (slower) data check
         from posedata.labels import load as load_labels
         from trainer.data import check_fingerprint
@@ -779,26 +813,35 @@ def train_cmd(skeleton_spec: str | None, labels: Path | None, images: Path | Non
             from trainer.checkpoint import load as load_checkpoint
 
             load_checkpoint(init_ckpt)
-        with out_console.status("checking the training data (skeleton, validate, flip map)"):
-            source, findings = gate(labels, sk, images, val_json, val_images)
-        errors = sum(f.severity == "error" for f in findings)
-        if not quiet:
-            print_findings([f for f in findings if f.severity != "info"], limit=20, title=f"data check: {source}")
-        if has_errors(findings):
-            if not force:
-                stale = [f.message for f in findings if f.code == "C001"]  # the data checked is not the labels'
-                raise DataError(stale[0] if stale else
-                                f"the training data has {errors} error(s) (above); fix them or pass --force",
-                                findings, file=str(labels if stale else source))
-            out_console.print(f"[yellow]data check: {errors} error(s); training anyway (--force)[/]")
+        try:
+            with out_console.status("checking the training data (skeleton, validate, flip map)"):
+                source, findings = gate(labels, sk, images, val_json, val_images)
+        except InputError as e:
+            if not skip_checks:
+                raise
+            out_console.print(f"[yellow]data check could not run ({escape(str(e))}); training anyway "
+                              "(--skip-checks)[/]", soft_wrap=True)
         else:
-            out_console.print(f"[green]data check passed[/] ({source})")
+            errors = sum(f.severity == "error" for f in findings)
+            if not quiet:
+                print_findings([f for f in findings if f.severity != "info"], limit=20, title=f"data check: {source}")
+            if has_errors(findings):
+                if not skip_checks:
+                    stale = [f.message for f in findings if f.code == "C001"]  # the data checked is not the labels'
+                    raise DataError(stale[0] if stale else
+                                    f"the training data has {errors} error(s) (above); fix them or pass --skip-checks",
+                                    findings, file=str(labels if stale else source))
+                out_console.print(f"[yellow]data check: {errors} error(s); training anyway (--skip-checks)[/]")
+            else:
+                out_console.print(f"[green]data check passed[/] ({source})")
         given_keys = sorted(k for k in given if k in P.PRESETS[cfg.preset])
         out_console.print(f"settings: input {cfg.input_size}, width {cfg.width}, {cfg.stages} refinement stage(s), "
                           f"batch {cfg.batch_size}, {cfg.iterations} iterations, lr {cfg.lr:g} (preset {cfg.preset}"
                           f"{'' if preset else ', the default for this device'}"
                           + (f"; given: {', '.join('--' + k.replace('_', '-') for k in given_keys)}" if given_keys else "")
                           + ")", soft_wrap=True)
+        if run is not None:
+            run.in_place()  # every input is read: only now is an earlier run of this folder removed
 
     with progress_bar("[bold]train[/]", *train_fields(), con=out_console, transient=False,
                       refresh_per_second=4) as bar:
@@ -887,12 +930,8 @@ def validate_cmd(data: Path, skeleton_spec: str, images: Path | None, category: 
     from . import validate as V
     from .errors import InputError
     from .findings import has_errors
-    from .io import check_output
-
     if fix_out is not None:
-        if fix_out.resolve() == data.resolve():
-            raise InputError("--fix must name a new file; the input is never modified", file=str(fix_out))
-        check_output(fix_out, force)
+        claim(fix_out, "validate", data, images, skeleton_spec, force=force)
     sk = S.resolve(skeleton_spec)
     if images is not None and not images.is_dir():
         raise InputError("images folder not found", file=str(images))
@@ -1007,7 +1046,7 @@ def print_validate_summary(findings: list, checks: dict, show: int, title: str) 
 @click.option("--size", default="160x160", show_default=True, help="Image size WIDTHxHEIGHT.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Poses, placement, colours. The creature itself depends on the skeleton only.")
-@click.option("--force", is_flag=True, help="Replace an existing output folder written by synth.")
+@click.option("--force", is_flag=True, help="Replace the dataset folder of an earlier `posedata synth`.")
 def synth_cmd(skeleton_spec: str, output: Path, n_images: int, size: str, seed: int, force: bool) -> None:
     """Generate a COCO keypoint dataset of drawn articulated figures for any skeleton.
 
@@ -1018,12 +1057,11 @@ def synth_cmd(skeleton_spec: str, output: Path, n_images: int, size: str, seed: 
     import time
 
     from . import skeleton as S
-    from .io import check_output
     from .synth import generate, parse_size
 
     wh = parse_size(size)
+    claim(output, "synth", skeleton_spec, force=force, folder=True)
     sk = S.resolve(skeleton_spec)
-    check_output(output, force)
     t0 = time.perf_counter()
     with progress_bar("drawing", con=err_console) as bar:
         task = bar.add_task("synth", total=n_images)
@@ -1099,19 +1137,17 @@ def print_val_report(res: dict, title: str) -> None:
 @click.option("--threads", type=click.IntRange(1, 512), default=None, help="CPU threads [default: torch's choice].")
 @click.option("--device", default="auto", show_default=True,
               help="auto (CUDA when available, else CPU), cpu, cuda, cuda:N or mps.")
-@click.option("--force", is_flag=True, help="Replace existing outputs.")
+@click.option("--force", is_flag=True, help="Replace the output folder of an earlier `posedata val`.")
 def val_cmd(skeleton_spec: str | None, checkpoint: Path, coco_json: Path, images: Path, multiscale: bool, flip: bool,
             input_size: int | None, category: Any, output: Path | None, overlays: int, backend: str,
             threads: int | None, device: str, force: bool) -> None:
     """Evaluate a checkpoint on a COCO keypoint file: inference as the reference, grouping,
     COCOeval with the skeleton's sigmas."""
     from . import skeleton as S
-    from .io import check_output
 
+    out = claim(output, "val", checkpoint, coco_json, images, skeleton_spec, force=force, folder=True) \
+        if output is not None else None
     sk = S.resolve(skeleton_spec) if skeleton_spec else None
-    if output is not None:
-        for p in (output / "results.json", output / "metrics.json"):
-            check_output(p, force)
     from trainer import evaluate as E
     from trainer.threads import apply_thread_policy
 
@@ -1123,9 +1159,11 @@ def val_cmd(skeleton_spec: str | None, checkpoint: Path, coco_json: Path, images
     with progress_bar("val") as prog:
         task = prog.add_task("val", total=None)
         res = E.evaluate(loaded.model, sk, coco_json, images, input_size=size, multiscale=multiscale, flip=flip,
-                         out_dir=output, category_id=one_id(category, "val"), overlays=overlays,
+                         out_dir=out.staging() if out else None, category_id=one_id(category, "val"), overlays=overlays,
                          progress=lambda done, total: prog.update(task, completed=done, total=total))
     opts = ", ".join(x for x in ("multiscale" if multiscale else "", "flip" if flip else "") if x)
+    if out is not None:
+        out.commit()
     print_val_report(res, f"{sk.name} on {coco_json.name}: COCOeval keypoints, input {size}"
                           + (f", {opts}" if opts else ""))
     if output is not None:
@@ -1151,22 +1189,19 @@ def val_cmd(skeleton_spec: str | None, checkpoint: Path, coco_json: Path, images
 @click.option("--threads", type=click.IntRange(1, 512), default=None, help="CPU threads [default: torch's choice].")
 @click.option("--device", default="auto", show_default=True,
               help="auto (CUDA when available, else CPU), cpu, cuda, cuda:N or mps.")
-@click.option("--force", is_flag=True, help="Replace existing outputs.")
+@click.option("--force", is_flag=True, help="Replace the output folder of an earlier `posedata infer`.")
 def infer_cmd(source: Path, checkpoint: Path, skeleton_spec: str | None, output: Path, multiscale: bool, flip: bool,
               input_size: int | None, min_score: float, backend: str, threads: int | None, device: str,
               force: bool) -> None:
     """Detect poses in an image or a folder of images: drawn PNGs and a COCO-style JSON."""
     from . import skeleton as S
-    from .io import check_output
 
+    out = claim(output, "infer", source, checkpoint, skeleton_spec, force=force, folder=True)
     sk = S.resolve(skeleton_spec) if skeleton_spec else None
     from trainer import evaluate as E
     from trainer.threads import apply_thread_policy
 
     paths = E.list_images(source)
-    check_output(output / "results.json", force)
-    for p in paths:
-        check_output(output / f"{p.stem}.png", force)
     apply_thread_policy(threads)
     loaded = E.load_model(checkpoint, sk, device=device, backend=backend)
     sk = loaded.skeleton
@@ -1174,8 +1209,9 @@ def infer_cmd(source: Path, checkpoint: Path, skeleton_spec: str | None, output:
     console.print(f"model: {checkpoint} ({loaded.description}); input {size} ({why})")
     with progress_bar("infer") as prog:
         task = prog.add_task("infer", total=len(paths))
-        coco = E.infer(loaded.model, sk, paths, output, input_size=size, multiscale=multiscale, flip=flip,
+        coco = E.infer(loaded.model, sk, paths, out.staging(), input_size=size, multiscale=multiscale, flip=flip,
                        min_score=min_score, progress=lambda done, total: prog.update(task, completed=done))
+    out.commit()
     per_image: dict[int, int] = {}
     for a in coco["annotations"]:
         per_image[a["image_id"]] = per_image.get(a["image_id"], 0) + 1
@@ -1204,10 +1240,9 @@ def export_onnx_cmd(checkpoint: Path, skeleton_spec: str | None, output: Path, i
     The file carries the skeleton, its fingerprint, the input normalisation, stride and input size
     as metadata, so `posedata infer` and `val` run it with no other flags."""
     from . import skeleton as S
-    from .io import check_output
 
+    claim(output, "export onnx", checkpoint, skeleton_spec, force=force)
     sk = S.resolve(skeleton_spec) if skeleton_spec else None
-    check_output(output, force)
     from trainer import evaluate as E
     from trainer.export_onnx import export_onnx
 
@@ -1309,10 +1344,12 @@ def _convert_sources() -> list[str]:
 @click.option("--bbox-margin", type=click.FloatRange(0, 10), default=0.1, show_default=True,
               help="Import only: boxes made from keypoints are padded by this fraction of the keypoints' extent.")
 @click.option("--drop-unlabelled", is_flag=True, help="Import only: drop instances with no labelled keypoints.")
-@click.option("--force", is_flag=True, help="Replace an existing output, and convert even when validate reports errors.")
+@click.option("--skip-checks", is_flag=True,
+              help="Convert even when validate reports errors (they are still printed).")
+@click.option("--force", is_flag=True, help="Replace an existing output (never an input).")
 def convert_cmd(data: Path, skeleton_spec: str, output: Path, fmt: str, src_fmt: str, category: Any,
                 min_keypoints: int | None, min_area: float, dedup: float, images: Path | None, bbox_margin: float,
-                drop_unlabelled: bool, force: bool) -> None:
+                drop_unlabelled: bool, skip_checks: bool, force: bool) -> None:
     """Convert DATA into training labels, after validating it.
 
     DATA is COCO keypoint JSON, or any export `posedata import` reads (a file or a folder): that is
@@ -1320,8 +1357,8 @@ def convert_cmd(data: Path, skeleton_spec: str, output: Path, fmt: str, src_fmt:
     validated and converted. The output says which path was taken; the label file records the
     import format in its settings.
 
-    Exit 1 (nothing written) when validate reports errors, unless --force. Exit 2 when DATA or the
-    skeleton cannot be read, or the output exists without --force.
+    Exit 1 (nothing written) when validate reports errors, unless --skip-checks. Exit 2 when DATA or
+    the skeleton cannot be read, or the output exists without --force or is one of the inputs.
     """
 
 
@@ -1331,15 +1368,12 @@ def convert_cmd(data: Path, skeleton_spec: str, output: Path, fmt: str, src_fmt:
     from .errors import InputError
     from .findings import has_errors
     from .formats.base import ImportOptions
-    from .io import check_output
     from .labels import save
 
-    check_output(output, force)
+    claim(output, "convert", data, images, skeleton_spec, force=force)
     sk = S.resolve(skeleton_spec)
     if images is not None and not images.is_dir():
         raise InputError("images folder not found", file=str(images))
-    if data.exists() and output.resolve() == data.resolve():
-        raise InputError("the output must be a new file; the input is never modified", file=str(output))
     # an import reads one category; COCO JSON used as it is takes ids, names and all (load_source)
     opts = ImportOptions(images=images, category=None if category is None or isinstance(category, tuple) else str(category),
                          bbox_margin=bbox_margin, drop_unlabelled=drop_unlabelled)
@@ -1358,7 +1392,7 @@ def convert_cmd(data: Path, skeleton_spec: str, output: Path, fmt: str, src_fmt:
             findings = V.validate_coco(raw, sk, file=where, images=images, category_id=src.category_id,
                                        progress=lambda done, total: bar.update(img_task, completed=done, total=total))
             bar.update(img_task, visible=False)
-            blocked = has_errors(findings) and not force
+            blocked = has_errors(findings) and not skip_checks
             if not blocked:
                 bar.update(task, advance=1, description=steps[2])
                 labels = to_labels(src.data, sk, src.category_id, min_keypoints, min_area, dedup, source=str(data),
@@ -1398,14 +1432,14 @@ def convert_cmd(data: Path, skeleton_spec: str, output: Path, fmt: str, src_fmt:
     if blocked:
         print_validate_summary(findings, V.CHECKS, 3, title=f"validate {where} (skeleton {sk.name})")
         console.print(f"[bold red]FAIL[/] {where}: {n_err} error(s); nothing written. Fix the data "
-                      f"(`posedata validate --fix`) or pass --force to convert anyway.", soft_wrap=True)
+                      f"(`posedata validate --fix`) or pass --skip-checks to convert anyway.", soft_wrap=True)
         if hint is not None:
             console.print(f"[yellow]hint:[/] the errors look like a {hint} export's quirks; `--from {hint}` imports "
                           "it in memory and repairs what the import can (boxes and areas from keypoints, ...)",
                           soft_wrap=True)
         sys.exit(1)
     if n_err:
-        console.print(f"[yellow]warning:[/] converting despite {n_err} validation error(s) (--force)")
+        console.print(f"[yellow]warning:[/] converting despite {n_err} validation error(s) (--skip-checks)")
     print_convert_summary(labels.extra["stats"], labels.settings)
     for f in verdict:
         style = "bold red" if f.severity == "error" else "yellow"
@@ -1456,7 +1490,7 @@ def print_convert_summary(stats: dict[str, Any], settings: dict[str, Any]) -> No
               help="Training steps [default: 3600, about 9 minutes on 2 idle cores; a busy machine takes "
                    "longer and reaches the same AP].")
 @click.option("--quick", is_flag=True, help="Seconds-long version (tiny data, a few iterations): every step, every artefact.")
-@click.option("--force", is_flag=True, help="Write into an existing non-empty output folder.")
+@click.option("--force", is_flag=True, help="Replace the output folder of an earlier demo.")
 def demo_cmd(output: Path, steps: int | None, quick: bool, force: bool) -> None:
     """Synthetic dataset -> validate -> convert -> preview -> flipcheck -> train -> val, on this CPU.
 
@@ -1470,9 +1504,9 @@ def demo_cmd(output: Path, steps: int | None, quick: bool, force: bool) -> None:
     from . import demo as D
     from . import validate as V
     from .errors import DataError
-    from .io import atomic_write_json, check_output_dir
+    from .io import atomic_write_json
 
-    check_output_dir(output, force)
+    claim(output, "demo", force=force, folder=True).in_place()
     plan = D.make_plan(steps, quick)
     paths = D.DemoPaths(output)
     sk = D.skeleton(plan)

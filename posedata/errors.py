@@ -30,7 +30,29 @@ class SkeletonError(InputError):
 
 
 class OutputExistsError(PosedataError):
-    """An output exists and --force was not given (exit 2)."""
+    """An output exists and --force was not given, or may not be replaced at all: it is an input,
+    holds one, or is a folder another command (or the user) made (exit 2)."""
+
+
+class OutputBusyError(OutputExistsError):
+    """Another process is writing the same output now (exit 2)."""
+
+
+class OutputWriteError(PosedataError):
+    """An output cannot be written: read-only folder, full disk, file-size limit... (exit 2)."""
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM: raised in the main thread so every cleanup (temp files, locks) runs.
+    A BaseException, like KeyboardInterrupt, so no `except Exception` swallows it."""
+
+    def __init__(self, signum: int):
+        import signal
+
+        super().__init__(signum)
+        self.signum = signum
+        self.name = signal.Signals(signum).name
+        self.exit_code = 128 + signum  # the shell's code for a process ended by that signal
 
 
 class DataError(PosedataError):

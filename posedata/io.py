@@ -1,25 +1,37 @@
-"""Atomic writes and output-exists policy shared by every command that writes."""
+"""Atomic writes and the output policy shared by every command that writes.
+
+The policy (docs/reliability.md, "Nothing a user owns is destroyed"): an output is never an
+input, never contains one and never lies inside an input folder, whatever the flags; an existing
+output is replaced only with --force, and an existing output folder only if it carries the marker
+the same command wrote when it made it; one process at a time writes an output (an flock held
+for the command's life, released by the OS if the process dies); write errors name the path and
+the OS reason.
+"""
 from __future__ import annotations
 
+import fcntl
 import gc
 import json
 import os
+import secrets
+import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .errors import InputError, OutputExistsError
+from .errors import InputError, OutputBusyError, OutputExistsError, OutputWriteError
+
+# the file an output folder carries to say which command made it (its text is the command's name)
+MARKER = ".posedata-output"
 
 
-def check_output(path: str | os.PathLike, force: bool) -> Path:
-    """Refuse to overwrite an existing output unless force; call before doing any work."""
-    p = Path(path)
-    if p.exists() and not force:
-        raise OutputExistsError("output exists; pass --force to replace it", file=str(p))
-    return p
+def write_error(path: str | os.PathLike, e: OSError) -> OutputWriteError:
+    """A failed write as a usage error naming the path and the OS reason (exit 2)."""
+    reason = e.strerror or os.strerror(e.errno) if e.errno else str(e)
+    return OutputWriteError(f"cannot write: {reason}", file=str(path))
 
 
 @contextmanager
@@ -27,8 +39,11 @@ def atomic_writer(path: str | os.PathLike) -> Iterator[BinaryIO]:
     """A binary file that appears at path only when the block ends without an error: written to a
     temp file in the same folder, fsynced, then renamed; readers never see half a file."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    except OSError as e:
+        raise write_error(p, e) from None
     try:
         # mkstemp makes 0600 files; an output should get the permissions any new file gets here
         os.fchmod(fd, 0o666 & ~_umask())
@@ -37,11 +52,14 @@ def atomic_writer(path: str | os.PathLike) -> Iterator[BinaryIO]:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, p)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        # a full disk, a file-size limit, a folder made read-only meanwhile: exit 2 naming the file
+        if isinstance(e, OSError) and not isinstance(e, BrokenPipeError):
+            raise write_error(p, e) from None
         raise
 
 
@@ -240,11 +258,284 @@ def _resolved(root: str) -> Path:
     return Path(root).resolve()
 
 
-def check_output_dir(path: str | os.PathLike, force: bool) -> Path:
-    """An output folder may exist only if empty, unless force."""
-    p = Path(path)
-    if p.exists() and not p.is_dir():
-        raise OutputExistsError("output exists and is not a folder", file=str(p))
-    if p.is_dir() and any(p.iterdir()) and not force:
-        raise OutputExistsError("output folder exists and is not empty; pass --force to write into it", file=str(p))
-    return p
+# ------------------------------------------------------------------ output claims
+def _real(p: str | os.PathLike) -> Path:
+    return Path(os.path.realpath(os.path.abspath(p)))
+
+
+def guard_inputs(output: str | os.PathLike, inputs: Iterable[str | os.PathLike | None]) -> None:
+    """Refuse an output that is one of the inputs, contains one or lies inside an input folder
+    (symlinks resolved). Inputs that do not exist (a template name, a file the command will report
+    missing) have nothing to protect."""
+    out = _real(output)
+    for inp in inputs:
+        if inp is None or not os.path.lexists(inp):
+            continue
+        src = _real(inp)
+        if out == src:
+            raise OutputExistsError(f"the output is the input {str(inp)!r}; inputs are never replaced",
+                                    file=str(output))
+        if out in src.parents:
+            raise OutputExistsError(f"the output folder contains the input {str(inp)!r}; inputs are never "
+                                    "replaced or deleted", file=str(output))
+        if src.is_dir() and src in out.parents:
+            raise OutputExistsError(f"the output lies inside the input folder {str(inp)!r}; posedata never "
+                                    "writes into its inputs", file=str(output))
+
+
+def marker_of(folder: str | os.PathLike) -> str | None:
+    """The command named by a folder's marker, '' for a marker cut short by a kill while it was
+    being made, None when there is no marker."""
+    try:
+        with open(Path(folder) / MARKER, "rb") as f:
+            text = f.read(256)
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None
+    except OSError:
+        return None
+    return text.decode("utf-8", "replace").strip()
+
+
+def write_marker(folder: str | os.PathLike, command: str) -> None:
+    """Mark a folder this command made (one small write: a kill leaves it absent or empty)."""
+    p = Path(folder) / MARKER
+    try:
+        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(f"{command}\n")
+    except OSError as e:
+        raise write_error(p, e) from None
+
+
+def check_replaceable(folder: str | os.PathLike, command: str) -> None:
+    """An existing non-empty folder may be replaced only if the same command made it."""
+    p = Path(folder)
+    if not p.exists():
+        return
+    if not p.is_dir():
+        raise OutputExistsError("output exists and is not a folder; posedata does not replace it", file=str(p))
+    if not any(p.iterdir()):
+        return
+    made_by = marker_of(p)
+    if made_by is None:
+        raise OutputExistsError(f"refusing to replace a folder `posedata {command}` did not make (it has no "
+                                f"{MARKER} marker): remove it yourself or choose another output", file=str(p))
+    if made_by and made_by != command:
+        raise OutputExistsError(f"refusing to replace a folder made by `posedata {made_by}`, not by "
+                                f"`posedata {command}`: remove it yourself or choose another output", file=str(p))
+
+
+def _sibling(out: Path, tag: str) -> Path:
+    """A new hidden sibling folder of out, named so a later claim of out can find it when a
+    SIGKILL left it behind; unlike mkdtemp it gets the umask's usual permissions, since it may
+    become the output."""
+    for _ in range(100):
+        p = out.parent / f".{out.name}.{os.getpid()}.{secrets.token_hex(4)}.{tag}"
+        try:
+            p.mkdir()
+            return p
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise write_error(out.parent, e) from None
+    raise OutputWriteError("cannot create a temporary folder next to the output", file=str(out))
+
+
+def staging_dir(out: str | os.PathLike, command: str) -> Path:
+    """A hidden sibling folder to build an output folder in, already carrying the marker; move it
+    into place with replace_dir."""
+    out = Path(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise write_error(out.parent, e) from None
+    tmp = _sibling(out, "tmp")
+    write_marker(tmp, command)
+    return tmp
+
+
+def replace_dir(tmp: str | os.PathLike, out: str | os.PathLike, command: str) -> None:
+    """Move a finished folder into place. An existing out is replaced only if the same command
+    made it (checked again here: the library's own guard, whatever the caller checked); it is moved
+    aside first and removed only once the new one is in place."""
+    tmp, out = Path(tmp), Path(out)
+    if out.exists() and out.is_dir() and not any(out.iterdir()):
+        os.rmdir(out)
+    if not out.exists():
+        os.replace(tmp, out)
+        return
+    check_replaceable(out, command)
+    old = _sibling(out, "old")
+    os.replace(out, old / "previous")
+    try:
+        os.replace(tmp, out)
+    except BaseException:
+        os.replace(old / "previous", out)
+        shutil.rmtree(old, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+class OutputClaim:
+    """One command's hold on its output: checked against the inputs and the replace rules, locked
+    against a second writer, and cleaned up (temp folders, parents it made, its lock) when the
+    command ends however it ends. Use as a context manager (or click's ctx.with_resource)."""
+
+    def __init__(self, path: str | os.PathLike, command: str, *, inputs: Iterable[str | os.PathLike | None] = (),
+                 force: bool = False, folder: bool = False):
+        self.path = Path(path)
+        self.command = command
+        self.force = force
+        self.folder = folder
+        self.inputs = list(inputs)
+        self._lock_fd: int | None = None
+        self._lock_path = self.path.parent / f".{self.path.name}.posedata-lock"
+        self._made_parents: list[Path] = []
+        self._staging: Path | None = None
+
+    # -- life
+    def __enter__(self) -> OutputClaim:
+        guard_inputs(self.path, self.inputs)
+        self._lock()
+        try:
+            self._check()
+            self._clear_stale()
+        except BaseException:
+            self.release()
+            raise
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+    def _check(self) -> None:
+        p = self.path
+        if self.folder:
+            if p.exists() and not p.is_dir():
+                raise OutputExistsError("output exists and is not a folder", file=str(p))
+            if p.is_dir() and any(n != MARKER for n in os.listdir(p)):
+                if not self.force:
+                    raise OutputExistsError("output folder exists and is not empty; pass --force to replace it",
+                                            file=str(p))
+                check_replaceable(p, self.command)
+        elif p.exists() or p.is_symlink():
+            if p.is_dir():
+                raise OutputExistsError("output exists and is a folder", file=str(p))
+            if not self.force:
+                raise OutputExistsError("output exists; pass --force to replace it", file=str(p))
+
+    def _lock(self) -> None:
+        """An flock on a sibling lock file: a second writer fails at once, and the OS releases the
+        lock of a process that dies. Creating it also proves the location writable before any work."""
+        missing = []
+        for parent in [self.path.parent, *self.path.parent.parents]:
+            if parent.exists():
+                break
+            missing.append(parent)
+        try:
+            for d in reversed(missing):
+                d.mkdir()
+                self._made_parents.append(d)
+            while True:
+                fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    os.close(fd)
+                    raise OutputBusyError("another posedata process is writing this output now; wait for it "
+                                          "or choose another output", file=str(self.path)) from None
+                # the holder before us may have unlinked the file between our open and our lock
+                try:
+                    same = os.stat(self._lock_path).st_ino == os.fstat(fd).st_ino
+                except FileNotFoundError:
+                    same = False
+                if same:
+                    break
+                os.close(fd)
+        except OSError as e:
+            self._remove_made_parents()
+            raise write_error(self.path.parent, e) from None
+        except BaseException:
+            self._remove_made_parents()
+            raise
+        self._lock_fd = fd
+
+    def _clear_stale(self) -> None:
+        """Temp files and folders of this output that a killed writer left: nobody else holds the
+        lock, so nobody is writing them."""
+        prefix = f".{self.path.name}."
+        for name in os.listdir(self.path.parent):
+            if not name.startswith(prefix) or name == self._lock_path.name:
+                continue
+            rest = name[len(prefix):]
+            p = self.path.parent / name
+            if rest.endswith(".tmp") and p.is_file() and not p.is_symlink():
+                p.unlink(missing_ok=True)
+            elif rest.endswith((".tmp", ".old")) and p.is_dir() and not p.is_symlink() and \
+                    rest.split(".", 1)[0].isdigit() and (rest.endswith(".old") or marker_of(p) is not None):
+                shutil.rmtree(p, ignore_errors=True)
+
+    def release(self) -> None:
+        if self._staging is not None:
+            shutil.rmtree(self._staging, ignore_errors=True)
+            self._staging = None
+        if self._lock_fd is not None:
+            try:
+                os.unlink(self._lock_path)
+            except FileNotFoundError:
+                pass
+            os.close(self._lock_fd)
+            self._lock_fd = None
+        self._remove_made_parents()
+
+    def _remove_made_parents(self) -> None:
+        for d in reversed(self._made_parents):
+            try:
+                d.rmdir()  # only if still empty: a finished output keeps its parents
+            except OSError:
+                break
+        self._made_parents = []
+
+    # -- writing
+    def staging(self) -> Path:
+        """A hidden sibling folder (with the marker) to write the output folder into; commit()
+        moves it into place, a failure or an interrupt removes it."""
+        assert self.folder
+        if self._staging is None:
+            self._staging = staging_dir(self.path, self.command)
+        return self._staging
+
+    def commit(self) -> Path:
+        """Move the staged folder into place, replacing the previous output."""
+        assert self._staging is not None
+        try:
+            replace_dir(self._staging, self.path, self.command)
+        except OSError as e:
+            raise write_error(self.path, e) from None
+        self._staging = None
+        return self.path
+
+    def in_place(self) -> Path:
+        """For outputs written where they stand (a run folder, the demo): call once every input
+        has been read. The previous output (a folder this command made, allowed by the checks at
+        the start) is removed, and the folder is made again with the marker."""
+        assert self.folder
+        p = self.path
+        try:
+            if p.is_dir() and any(n != MARKER for n in os.listdir(p)):
+                check_replaceable(p, self.command)
+                old = _sibling(p, "old")
+                os.replace(p, old / "previous")
+                shutil.rmtree(old, ignore_errors=True)
+            p.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise write_error(p, e) from None
+        write_marker(p, self.command)
+        self._made_parents = []
+        return p
+
+
+def claim_output(path: str | os.PathLike, command: str, *, inputs: Iterable[str | os.PathLike | None] = (),
+                 force: bool = False, folder: bool = False) -> OutputClaim:
+    """The output claim of one command (see OutputClaim); enter it before any long work."""
+    return OutputClaim(path, command, inputs=inputs, force=force, folder=folder)

@@ -34,8 +34,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import secrets
 import shutil
 from collections import deque
 from collections.abc import Callable
@@ -45,9 +43,11 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+from .io import check_replaceable, replace_dir, staging_dir, write_error
 from .skeleton import Skeleton
 
 GENERATOR = "posedata synth 1"
+COMMAND = "synth"  # the name in the marker of the folders it makes (io.MARKER)
 SHIFT = 4  # OpenCV fixed-point drawing: coordinates in 1/16 px
 ONE = 1 << SHIFT
 N_MARKERS = 9
@@ -671,17 +671,6 @@ def parse_size(text: str) -> tuple[int, int]:
     return wh
 
 
-def _check_replaceable(out: Path) -> None:
-    """An existing output is replaced only when it is one synth wrote: never a folder with other files."""
-    if not out.exists():
-        return
-    if not out.is_dir():
-        raise InputError("output exists and is not a folder", file=str(out))
-    foreign = sorted(p.name for p in out.iterdir() if p.name not in ("images", "annotations.json"))
-    if foreign:
-        raise InputError(f"refusing to replace a folder synth did not write (it holds {foreign[:5]})", file=str(out))
-
-
 def _category(sk: Skeleton) -> dict:
     names = list(sk.coco_keypoints)
     src = sk.source_index(names)
@@ -700,8 +689,8 @@ def generate(skeleton: Skeleton, out_dir: Path, n_images: int, size: tuple[int, 
     annotations path. `area` of each figure: "bbox" (its box) or "silhouette" (its drawn pixels,
     unoccluded; see the module docstring). Everything is written into a temporary sibling folder first and moved into
     place at the end, so an interrupted run leaves no dataset that looks complete. An existing
-    out_dir is replaced only if it holds nothing but a previous synth output (the caller decides
-    whether replacing is allowed, e.g. with io.check_output)."""
+    out_dir is replaced only if synth made it (its io.MARKER names synth); the caller decides
+    whether replacing is allowed at all (io.claim_output with --force)."""
     import cv2
 
     out_dir = Path(out_dir)
@@ -713,7 +702,7 @@ def generate(skeleton: Skeleton, out_dir: Path, n_images: int, size: tuple[int, 
     if area not in ("bbox", "silhouette"):
         raise InputError(f"area must be 'bbox' or 'silhouette', got {area!r}")
     silhouette = area == "silhouette"
-    _check_replaceable(out_dir)
+    check_replaceable(out_dir, COMMAND)
     sp = make_species(skeleton)
     src = skeleton.source_index(list(skeleton.coco_keypoints))
     keep = np.flatnonzero(src >= 0)
@@ -724,11 +713,7 @@ def generate(skeleton: Skeleton, out_dir: Path, n_images: int, size: tuple[int, 
     if n_images >= 2 and not crowd_flags.any():
         crowd_flags[n_images // 2] = True
 
-    try:
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = _fresh_dir(out_dir, "tmp")
-    except OSError as e:
-        raise InputError(f"cannot create the output folder: {e.strerror or e}", file=str(out_dir)) from None
+    tmp = staging_dir(out_dir, COMMAND)
     try:
         (tmp / "images").mkdir()
         images, anns = [], []
@@ -771,41 +756,11 @@ def generate(skeleton: Skeleton, out_dir: Path, n_images: int, size: tuple[int, 
             "categories": [_category(skeleton)],
         }
         (tmp / "annotations.json").write_text(json.dumps(data, separators=(",", ":")), encoding="utf-8")
-        _swap_in(tmp, out_dir)
+        replace_dir(tmp, out_dir, COMMAND)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise InputError(f"cannot write the dataset: {e.strerror or e}", file=str(out_dir)) from None
+        raise write_error(getattr(e, "filename", None) or out_dir, e) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out_dir / "annotations.json"
-
-
-def _fresh_dir(out: Path, tag: str) -> Path:
-    """A new hidden sibling folder of out; unlike mkdtemp it gets the umask's usual permissions,
-    since it becomes the output."""
-    for _ in range(100):
-        p = out.parent / f".{out.name}.{os.getpid()}.{secrets.token_hex(4)}.{tag}"
-        try:
-            p.mkdir()
-            return p
-        except FileExistsError:
-            continue
-    raise InputError("cannot create a temporary folder next to the output", file=str(out))
-
-
-def _swap_in(tmp: Path, out: Path) -> None:
-    """Move the finished folder into place; an old output is moved aside first, removed after."""
-    if not out.exists():
-        os.replace(tmp, out)
-        return
-    _check_replaceable(out)
-    old = _fresh_dir(out, "old")
-    os.replace(out, old / "previous")
-    try:
-        os.replace(tmp, out)
-    except BaseException:
-        os.replace(old / "previous", out)
-        shutil.rmtree(old, ignore_errors=True)
-        raise
-    shutil.rmtree(old, ignore_errors=True)

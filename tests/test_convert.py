@@ -439,7 +439,7 @@ json_values = st.recursive(st.none() | st.booleans() | st.integers(-3, 3000) | s
                                                       "iscrowd", "category_id", "id", "segmentation"]),
        value=json_values, drop=st.booleans())
 def test_corrupt_annotations_never_crash(index, key, value, drop):
-    """With --force, convert reaches both writers with data validate flagged: each either converts
+    """With --skip-checks, convert reaches both writers with data validate flagged: each either converts
     or raises a located InputError, never anything else."""
     data = hand_coco()
     if drop:
@@ -484,7 +484,7 @@ def test_cli_thresholds(tmp_path, runner):
     src = write(tmp_path, data)
     out = tmp_path / "l.npz"
     r = runner.invoke(cli, ["convert", str(src), "--skeleton", str(_toy_yaml(tmp_path)), "-o", str(out),
-                            "--min-keypoints", "4", "--min-area", "0", "--dedup", "0", "--force"])
+                            "--min-keypoints", "4", "--min-area", "0", "--dedup", "0", "--skip-checks"])
     assert r.exit_code == 0, r.output
     lb = L.load(out)
     assert lb.settings["min_keypoints"] == 4 and lb.settings["dedup_ratio"] == 0
@@ -497,7 +497,7 @@ def _toy_yaml(tmp_path):
     return p
 
 
-def test_cli_refuses_bad_data_then_force(tmp_path, runner, shared_real):
+def test_cli_refuses_bad_data_then_skip_checks(tmp_path, runner, shared_real):
     data = json.loads((shared_real / "coco" / "test_coco.json").read_text())
     data["annotations"][0]["image_id"] = 424242  # dangling: a validate error
     src = write(tmp_path, data)
@@ -506,9 +506,12 @@ def test_cli_refuses_bad_data_then_force(tmp_path, runner, shared_real):
     assert r.exit_code == 1, r.output
     assert "V008" in r.output and "nothing written" in r.output
     assert not out.exists()
+    # --force only replaces an earlier output: it no longer gets past the data gate
     r = runner.invoke(cli, ["convert", str(src), "--skeleton", "openpose18", "-o", str(out), "--force"])
+    assert r.exit_code == 1 and not out.exists(), r.output
+    r = runner.invoke(cli, ["convert", str(src), "--skeleton", "openpose18", "-o", str(out), "--skip-checks"])
     assert r.exit_code == 0, r.output
-    assert "despite" in r.output
+    assert "despite" in r.output and "--skip-checks" in r.output
     lb = L.load(out)
     assert lb.num_samples == 11 and lb.extra["stats"]["dropped"]
 
@@ -715,7 +718,7 @@ def test_cli_convert_leaves_the_gc_as_it_was(tmp_path, runner):
         (gc.enable if state else gc.disable)()
         try:
             r = runner.invoke(cli, ["convert", str(src), "--skeleton", str(_toy_yaml(tmp_path)), "-o",
-                                    str(tmp_path / f"l{state}.npz"), "--force"])
+                                    str(tmp_path / f"l{state}.npz"), "--skip-checks"])
             assert r.exit_code == 0, r.output
             assert gc.isenabled() is state and gc.get_freeze_count() == 0
         finally:

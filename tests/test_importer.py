@@ -309,7 +309,7 @@ def test_cli_never_overwrites_its_input(runner, tmp_path):
     src = tmp_path / "export.json"
     src.write_bytes((DATA / "label_studio_export.json").read_bytes())
     r = runner.invoke(cli, ["import", "auto", str(src), "--skeleton", "object5", "-o", str(src), "--force"])
-    assert r.exit_code == 2 and "never overwritten" in r.output
+    assert r.exit_code == 2 and "inputs are never replaced" in r.output
     assert src.read_bytes() == (DATA / "label_studio_export.json").read_bytes()
 
 

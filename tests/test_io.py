@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from posedata.errors import InputError, OutputExistsError
-from posedata.io import atomic_write_bytes, atomic_writer, check_output, parse_json, safe_image_path
+from posedata.io import atomic_write_bytes, atomic_writer, claim_output, parse_json, safe_image_path
 
 
 def test_atomic_write_gets_normal_permissions_and_leaves_no_temp(tmp_path):
@@ -27,11 +27,12 @@ def test_atomic_write_gets_normal_permissions_and_leaves_no_temp(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin"]
 
 
-def test_check_output_and_safe_paths(tmp_path):
+def test_claim_output_and_safe_paths(tmp_path):
     (tmp_path / "out.json").write_text("{}")
     with pytest.raises(OutputExistsError):
-        check_output(tmp_path / "out.json", force=False)
-    assert check_output(tmp_path / "out.json", force=True) == tmp_path / "out.json"
+        claim_output(tmp_path / "out.json", "convert", force=False).__enter__()
+    with claim_output(tmp_path / "out.json", "convert", force=True) as c:
+        assert c.path == tmp_path / "out.json"
     (tmp_path / "imgs").mkdir()
     assert safe_image_path(tmp_path / "imgs", "a/b.jpg") == (tmp_path / "imgs" / "a" / "b.jpg").resolve()
     for bad in ("../x.jpg", "/etc/passwd", "a/../../x.jpg"):

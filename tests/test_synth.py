@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from posedata import skeleton as S
 from posedata import synth
 from posedata.cli import cli
-from posedata.errors import InputError
+from posedata.errors import InputError, OutputExistsError
 from posedata.validate import validate_coco
 
 
@@ -245,9 +245,22 @@ def test_crash_leaves_no_dataset_and_keeps_old_output(tmp_path):
 def test_refuses_to_replace_a_foreign_folder(tmp_path):
     (tmp_path / "ds").mkdir()
     (tmp_path / "ds" / "thesis.tex").write_text("keep me")
-    with pytest.raises(InputError, match="did not write"):
+    with pytest.raises(OutputExistsError, match="did not make"):
         synth.generate(S.resolve("object5"), tmp_path / "ds", 2, (64, 64), 0)
     assert (tmp_path / "ds" / "thesis.tex").read_text() == "keep me"
+
+
+def test_refuses_to_replace_a_real_dataset_laid_out_as_synth_writes(tmp_path):
+    """The names images/ and annotations.json do not make a folder synth's (it once wiped a real
+    COCO set with that layout on --force): only the marker synth writes does."""
+    real = tmp_path / "realds"
+    (real / "images").mkdir(parents=True)
+    (real / "images" / "000001.jpg").write_bytes(b"a real photo")
+    (real / "annotations.json").write_text('{"images": [], "annotations": [], "categories": []}')
+    with pytest.raises(OutputExistsError, match="did not make"):
+        synth.generate(S.resolve("object5"), real, 2, (64, 64), 0)
+    assert (real / "images" / "000001.jpg").read_bytes() == b"a real photo"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["realds"]  # no staging folder left
 
 
 # -------------------------------------------------------------------- parsers
@@ -345,5 +358,5 @@ def test_one_image_labels_every_keypoint_type(tmp_path, name):
 def test_cli_synth_unwritable_output(runner, tmp_path):
     (tmp_path / "file").write_text("x")
     r = runner.invoke(cli, ["synth", "--skeleton", "object5", "-o", str(tmp_path / "file" / "ds"), "--images", "1"])
-    assert r.exit_code == 2 and "cannot create the output folder" in r.output
+    assert r.exit_code == 2 and "cannot write" in r.output and "Not a directory" in r.output
     assert r.exception is None or isinstance(r.exception, SystemExit)

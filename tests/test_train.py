@@ -169,13 +169,16 @@ def test_gate_stops_bad_data(runner, tmp_path):
     bad = make_dataset(tmp_path / "bad", bad=True)
     res = runner.invoke(cli, train_args(bad, tmp_path / "run", *FAST))
     assert res.exit_code == 1, res.output
-    assert "error" in res.output and "--force" in res.output
+    assert "error" in res.output and "--skip-checks" in res.output
     assert not (tmp_path / "run").exists()  # stopped before writing anything
-    args = train_args(bad, tmp_path / "run", *FAST, "--force")
+    # --force means "replace my earlier run", never "ignore the data's errors"
+    res = runner.invoke(cli, train_args(bad, tmp_path / "run", *FAST, "--force"))
+    assert res.exit_code == 1 and not (tmp_path / "run").exists(), res.output
+    args = train_args(bad, tmp_path / "run", *FAST, "--skip-checks")
     args[args.index("--iterations") + 1] = "1"
     res = runner.invoke(cli, args)
     assert res.exit_code == 0, res.output
-    assert "training anyway (--force)" in res.output and C.load(tmp_path / "run" / "last.pt")["iteration"] == 1
+    assert "training anyway (--skip-checks)" in res.output and C.load(tmp_path / "run" / "last.pt")["iteration"] == 1
 
 
 def test_gate_needs_recorded_source(data, runner, tmp_path):
@@ -185,7 +188,10 @@ def test_gate_needs_recorded_source(data, runner, tmp_path):
     args = train_args(data, tmp_path / "run", *FAST)
     args[args.index("--labels") + 1] = str(tmp_path / "nosource.npz")
     res = runner.invoke(cli, args)
-    assert res.exit_code == 2 and "source" in res.output
+    assert res.exit_code == 2 and "source" in res.output and "--skip-checks" in res.output
+    args[args.index("--iterations") + 1] = "1"
+    res = runner.invoke(cli, args + ["--skip-checks"])
+    assert res.exit_code == 0 and "data check could not run" in res.output, res.output
 
 
 # ------------------------------------------------------------------------ runs

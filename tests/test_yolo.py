@@ -222,13 +222,22 @@ def test_export_refuses_and_keeps_outputs(runner, tmp_path) -> None:
     args = ["export", "yolo", str(src), "--skeleton", str(COCO17), "-o", str(out), "--images", str(imgs)]
     res = runner.invoke(cli, args)
     assert res.exit_code == 2 and "--force" in res.output and (out / "keep.txt").exists()
+    # a folder export yolo did not make is never replaced, even with --force
+    res = runner.invoke(cli, args + ["--force"])
+    assert res.exit_code == 2 and "did not make" in res.output and (out / "keep.txt").exists()
+    (out / "keep.txt").unlink()
+    out.rmdir()
+    res = runner.invoke(cli, args)
+    assert res.exit_code == 0 and (out / "data.yaml").exists()
+    first = (out / "data.yaml").read_bytes()
     (imgs / "one.png").unlink()  # a missing image: nothing is written, the old folder stays
     res = runner.invoke(cli, args + ["--force"])
-    assert res.exit_code == 2 and "one.png" in res.output and (out / "keep.txt").exists()
+    assert res.exit_code == 2 and "one.png" in res.output and (out / "data.yaml").read_bytes() == first
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".yolo")] == []  # no temp folder left behind
     cv2.imwrite(str(imgs / "one.png"), np.zeros((480, 640, 3), np.uint8))
-    res = runner.invoke(cli, args + ["--force"])
-    assert res.exit_code == 0 and not (out / "keep.txt").exists() and (out / "data.yaml").exists()
+    (out / "labels" / "stale.txt").write_text("from an earlier export")
+    res = runner.invoke(cli, args + ["--force"])  # its own earlier output: replaced as a whole
+    assert res.exit_code == 0 and not (out / "labels" / "stale.txt").exists() and (out / "data.yaml").exists()
 
 
 def test_export_unknown_keypoints(runner, tmp_path) -> None:

@@ -828,7 +828,7 @@ def gate(labels_path: str | os.PathLike, skeleton, images: str | os.PathLike | N
     """The data check that must pass before the first step: posedata.check.check_labels (skeleton
     check, validate and flip check of what the labels were made from; stale labels are an error;
     images shared with the validation file are a warning).
-    Returns (what was checked, findings); the caller stops on errors unless --force."""
+    Returns (what was checked, findings); the caller stops on errors unless --skip-checks."""
     from posedata.check import check_labels
 
     checked = check_labels(labels_path, skeleton, Path(images) if images is not None else None,

@@ -23,7 +23,6 @@ from __future__ import annotations
 import copy
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -31,11 +30,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ..io import load_yaml, parse_yaml, read_text, safe_image_path
+from ..io import check_replaceable, load_yaml, parse_yaml, read_text, replace_dir, safe_image_path, staging_dir, write_error
 from ..skeleton import Skeleton, guess_root, normalize_name
 from .base import ImportOptions, ImportReport, ImportResult
 
 NAME = "yolo"
+COMMAND = "export yolo"  # the name in the marker of the dataset folders it makes (io.MARKER)
 # Ultralytics' own list (what a YOLO dataset counts as an image), so an image posedata cannot
 # read is refused by name (images.image_header) instead of being skipped in silence
 IMAGE_SUFFIXES = {".bmp", ".dng", ".jpeg", ".jpg", ".mpo", ".png", ".tif", ".tiff", ".webp", ".pfm", ".heic"}
@@ -446,8 +446,9 @@ def export(ds: Any, sk: Skeleton, out_dir: Path, images: Path | None = None, cat
 
     Layout: images/<file_name> (hard links, else copies, when `images` is given), labels/<file_name
     with .txt>, data.yaml. Everything is written into a temporary sibling folder that replaces
-    out_dir only when complete, so a failure never leaves a half-written dataset. The caller has
-    already checked that out_dir may be replaced."""
+    out_dir only when complete, so a failure never leaves a half-written dataset. An existing
+    out_dir is replaced only if `export yolo` made it (io.MARKER); the caller decides whether
+    replacing is allowed at all (io.claim_output with --force)."""
     from ..importer import bboxes_from_keypoints
 
     rep = ExportReport()
@@ -506,8 +507,8 @@ def export(ds: Any, sk: Skeleton, out_dir: Path, images: Path | None = None, cat
                          file=data_file, where="images")
 
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    check_replaceable(out_dir, COMMAND)
+    tmp = staging_dir(out_dir, COMMAND)
     try:
         for n_img, im in enumerate(ds.images):
             anns = by_image[im.id]
@@ -549,7 +550,10 @@ def export(ds: Any, sk: Skeleton, out_dir: Path, images: Path | None = None, cat
             if progress is not None:
                 progress(n_img + 1, len(ds.images))
         (tmp / "data.yaml").write_text(_dataset_yaml(out_dir, sk, cat.name, order, fidx, data_file))
-        _replace_dir(tmp, out_dir)
+        replace_dir(tmp, out_dir, COMMAND)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise write_error(getattr(e, "filename", None) or out_dir, e) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -576,21 +580,3 @@ def _dataset_yaml(out_dir: Path, sk: Skeleton, cls_name: str, order: list[str], 
             f"# skeleton {sk.name} (fingerprint {sk.fingerprint}); flip_idx is its flip map in kpt_names order.\n"
             "# train and val are the same images: split them before training for a held-out score.\n")
     return head + dump_yaml(d)
-
-
-def _replace_dir(tmp: Path, out_dir: Path) -> None:
-    """Move the finished folder into place; an existing out_dir is renamed away first and removed
-    only after the new one is in place."""
-    old = None
-    if out_dir.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".old", dir=out_dir.parent))
-        os.rmdir(old)
-        os.replace(out_dir, old)
-    try:
-        os.replace(tmp, out_dir)
-    except BaseException:
-        if old is not None:
-            os.replace(old, out_dir)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
