@@ -84,7 +84,7 @@ def test_synth_force_never_wipes_a_real_dataset(runner, tmp_path):
 
 def test_convert_never_replaces_its_skeleton(runner, tmp_path, ds):
     sk = tmp_path / "sk.yaml"
-    shutil.copyfile(ROOT / "templates" / "object5.yaml", sk)
+    shutil.copyfile(ROOT / "posedata" / "templates" / "object5.yaml", sk)
     before = sk.read_bytes()
     r = runner.invoke(cli, ["convert", str(ds / "annotations.json"), "--skeleton", str(sk), "-o", str(sk), "--force"])
     refused(r, "is the input")
@@ -93,7 +93,7 @@ def test_convert_never_replaces_its_skeleton(runner, tmp_path, ds):
 
 def test_validate_fix_never_replaces_its_skeleton_or_data(runner, tmp_path, ds):
     sk = tmp_path / "sk.yaml"
-    shutil.copyfile(ROOT / "templates" / "object5.yaml", sk)
+    shutil.copyfile(ROOT / "posedata" / "templates" / "object5.yaml", sk)
     before = tree(tmp_path)
     for target in (sk, ds / "annotations.json"):
         r = runner.invoke(cli, ["validate", str(ds / "annotations.json"), "--skeleton", str(sk), "--fix", str(target),
@@ -120,10 +120,10 @@ def test_skeleton_init_never_replaces_its_source(runner, tmp_path, ds):
 
 def test_skeleton_show_plot_never_replaces_the_skeleton(runner, tmp_path):
     sk = tmp_path / "sk.yaml"
-    shutil.copyfile(ROOT / "templates" / "object5.yaml", sk)
+    shutil.copyfile(ROOT / "posedata" / "templates" / "object5.yaml", sk)
     r = runner.invoke(cli, ["skeleton", "show", str(sk), "--plot", str(sk), "--force"])
     refused(r, "is the input")
-    assert sk.read_bytes() == (ROOT / "templates" / "object5.yaml").read_bytes()
+    assert sk.read_bytes() == (ROOT / "posedata" / "templates" / "object5.yaml").read_bytes()
 
 
 def test_import_never_writes_into_its_input_folder(runner, tmp_path):
@@ -268,7 +268,7 @@ def test_a_closed_pipe_ends_quietly_not_with_exit_1(tmp_path):
     """`posedata ... | head` exited 1, the code for "the data has errors"."""
     r, w = os.pipe()
     os.close(r)  # the reader is gone before the first line is printed
-    proc = _posedata("skeleton", "show", str(ROOT / "templates" / "coco17.yaml"), stdout=w, stderr=subprocess.PIPE)
+    proc = _posedata("skeleton", "show", str(ROOT / "posedata" / "templates" / "coco17.yaml"), stdout=w, stderr=subprocess.PIPE)
     os.close(w)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 141, err

@@ -3,7 +3,10 @@ written) and resumed with --resume each time must end at the requested iteration
 that torch.load(weights_only=True) reads and a metrics.jsonl holding every iteration exactly once.
 
 The default run kills twice (one kill while the checkpoint's temp file exists, one at a random
-moment of training); the slow run kills eight times.
+moment of training); the slow run kills eight times. Beside SIGKILL: SIGTERM while last.pt is
+being written (exit 143, no temp file left even before the resume), two trainers started on one
+run folder at once (the second refused with exit 2, the first unharmed), and, slow, a large
+`convert` SIGTERMed while its label file's temp file is being written.
 """
 from __future__ import annotations
 
@@ -151,3 +154,112 @@ def test_kill_and_resume_soak(tmp_path):
     log = soak(tmp_path, kills=kills, iterations=60, seed=int(os.environ.get("SOAK_SEED", "1")))
     print("\n".join(log))
     assert len(log) == kills, log
+
+
+def _fresh(labels: Path, images: Path, run: Path, iterations: int) -> list[str]:
+    return [sys.executable, "-m", "posedata.cli", "train", "--skeleton", "object5", "--labels", str(labels),
+            "--images", str(images), "-o", str(run), "--iterations", str(iterations), "--batch-size", "2",
+            "--input-size", "32", "--width", "0.25", "--stages", "0", "--checkpoint-every", "3", "--threads", "1",
+            "--seed", "5"]
+
+
+def _wait_for(cond, proc: subprocess.Popen, timeout: float = 120, poll: float = 0.001) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if proc.poll() is not None:
+            raise AssertionError(f"the process ended (exit {proc.returncode}) before the moment to test")
+        if time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            raise AssertionError(f"nothing happened in {timeout} s")
+        time.sleep(poll)
+
+
+def test_sigterm_while_writing_last_pt_leaves_no_temp(tmp_path):
+    """SIGTERM (a cluster's preemption) while last.pt is being written: exit 143 with one line, no
+    temp file left behind at that moment (SIGKILL leaves one for the resume to clear), and the
+    run resumes to the exact end."""
+    labels, images = make_data(tmp_path)
+    run = tmp_path / "run"
+    proc = subprocess.Popen(_fresh(labels, images, run, 12), cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    _wait_for(lambda: bool(_checkpoint_temps(run)), proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    text = err.decode(errors="replace")
+    assert proc.returncode == 143, text
+    assert "Traceback" not in text and "SIGTERM" in text
+    assert not list(run.glob(".*.tmp")), sorted(p.name for p in run.glob(".*.tmp"))
+    assert not list(tmp_path.glob(".run.*")), "the output lock was not released"
+    if (run / "last.pt").exists():
+        _loads(run / "last.pt")
+    final = subprocess.run([sys.executable, "-m", "posedata.cli", "train", "--resume", str(run)], cwd=tmp_path,
+                           env=_env(), capture_output=True, text=True, timeout=600)
+    assert final.returncode == 0, final.stdout[-2000:] + final.stderr[-2000:]
+    check_run(run, 12)
+
+
+def test_two_trainers_on_one_run_folder(tmp_path):
+    """A second `train -o RUN` (with or without --force) started while the first writes RUN fails
+    at once with exit 2 and a message naming the other writer; the first run ends exactly as if
+    alone. The first is held still (SIGSTOP) while the others try, so it cannot finish first."""
+    labels, images = make_data(tmp_path)
+    run = tmp_path / "run"
+    cmd = _fresh(labels, images, run, 9)
+    first = subprocess.Popen(cmd, cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _wait_for(lambda: (tmp_path / ".run.posedata-lock").exists(), first, poll=0.01)
+        first.send_signal(signal.SIGSTOP)
+        try:
+            for extra in ([], ["--force"]):
+                second = subprocess.run(cmd + extra, cwd=tmp_path, env=_env(), capture_output=True, text=True,
+                                        timeout=300)
+                assert second.returncode == 2, second.stdout[-2000:] + second.stderr[-2000:]
+                assert "another posedata process is writing this output" in second.stderr
+        finally:
+            first.send_signal(signal.SIGCONT)
+        _, err = first.communicate(timeout=600)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert first.returncode == 0, err.decode(errors="replace")[-2000:]
+    check_run(run, 9)
+    assert not (tmp_path / ".run.posedata-lock").exists()
+
+
+@pytest.mark.slow
+def test_sigterm_during_a_large_convert_leaves_no_temp(tmp_path):
+    """The 73 MB hidden temp file a SIGTERMed convert once left beside its output: SIGTERM the
+    moment `.labels.npz.*.tmp` appears; exit 143, no temp file, no output."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    images, anns = [], []
+    for i in range(1, 30001):
+        images.append({"id": i, "file_name": f"{i:06d}.jpg", "width": 640, "height": 480})
+        for _ in range(2):
+            x, y = rng.uniform(100, 400, 2)
+            kp = []
+            for _k in range(17):
+                kp += [round(float(x + rng.uniform(0, 120)), 1), round(float(y + rng.uniform(0, 200)), 1), 2]
+            anns.append({"id": len(anns) + 1, "image_id": i, "category_id": 1, "iscrowd": 0, "keypoints": kp,
+                         "num_keypoints": 17, "bbox": [float(x), float(y), 120.0, 200.0], "area": 24000.0})
+    from posedata import skeleton as S
+
+    sk = S.resolve("coco17")
+    data = {"images": images, "annotations": anns,
+            "categories": [{"id": 1, "name": "person", "keypoints": list(sk.coco_keypoints), "skeleton": []}]}
+    src = tmp_path / "big.json"
+    src.write_text(json.dumps(data))
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "posedata.cli", "convert", str(src), "--skeleton", "coco17", "-o",
+                             str(out / "labels.npz"), "--skip-checks"], cwd=tmp_path, env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _wait_for(lambda: any(n.startswith(".labels.npz.") and n.endswith(".tmp") for n in os.listdir(out)), proc,
+              timeout=600)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err.decode(errors="replace")[-2000:]
+    assert os.listdir(out) == []
