@@ -268,7 +268,7 @@ def step(name: str, src: str, out: str) -> None:
         from posedata.cli import cli
 
         try:
-            cli.main(["convert", src, "--skeleton", "openpose18", "-o", out, "--force"], prog_name="posedata",
+            cli.main(["convert", src, "--skeleton", "openpose18", "-o", out, "--force", "--skip-checks"], prog_name="posedata",
                      standalone_mode=False)
         finally:
             sys.stdout.flush()
