@@ -88,9 +88,10 @@ def test_gate_refuses_stale_labels(tmp_path, runner):
 def test_gate_refuses_labels_after_validate_fix_rewrote_the_source(tmp_path, runner):
     src, labels, images = _synth_converted(tmp_path, runner)
     data = json.loads(src.read_text())
-    del data["annotations"][0]["area"]  # V034, fixable: the user converts with --force, then fixes
+    del data["annotations"][0]["area"]  # V034, fixable: the user converts with --skip-checks, then fixes
     src.write_text(json.dumps(data))
-    r = runner.invoke(cli, ["convert", str(src), "--skeleton", "object5", "-o", str(labels), "--force"])
+    r = runner.invoke(cli, ["convert", str(src), "--skeleton", "object5", "-o", str(labels), "--force",
+                            "--skip-checks"])
     assert r.exit_code == 0, r.output
     fixed = tmp_path / "fixed.json"
     r = runner.invoke(cli, ["validate", str(src), "--skeleton", "object5", "--fix", str(fixed)])
@@ -129,7 +130,7 @@ def test_label_file_travels_without_its_source(tmp_path, runner):
     data["annotations"][0]["keypoints"] = data["annotations"][0]["keypoints"][:-3]
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(data))
-    r = runner.invoke(cli, ["convert", str(bad), "--skeleton", "object5", "-o", str(tmp_path / "bad.npz"), "--force"])
+    r = runner.invoke(cli, ["convert", str(bad), "--skeleton", "object5", "-o", str(tmp_path / "bad.npz"), "--skip-checks"])
     assert r.exit_code == 0, r.output
     bad.unlink()
     got = check_labels(tmp_path / "bad.npz", S.resolve("object5"), images)
