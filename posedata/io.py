@@ -13,6 +13,7 @@ import fcntl
 import gc
 import json
 import os
+import re
 import secrets
 import shutil
 import tempfile
@@ -461,18 +462,20 @@ class OutputClaim:
         self._lock_fd = fd
 
     def _clear_stale(self) -> None:
-        """Temp files and folders of this output that a killed writer left: nobody else holds the
-        lock, so nobody is writing them."""
-        prefix = f".{self.path.name}."
-        for name in os.listdir(self.path.parent):
-            if not name.startswith(prefix) or name == self._lock_path.name:
+        """Temp files and folders of this output: those a killed writer left (at the start), and
+        ours that an interrupt landing between their creation and their try-block would strand (at
+        the end). Only names our writers make, and only while holding the lock: nobody else is
+        writing them."""
+        name = re.escape(self.path.name)
+        files = re.compile(rf"\.{name}\.[A-Za-z0-9_]{{8}}\.tmp")  # atomic_writer's mkstemp names
+        dirs = re.compile(rf"\.{name}\.\d+\.[0-9a-f]{{8}}\.(tmp|old)")  # _sibling's names
+        for entry in os.listdir(self.path.parent):
+            p = self.path.parent / entry
+            if p.is_symlink():
                 continue
-            rest = name[len(prefix):]
-            p = self.path.parent / name
-            if rest.endswith(".tmp") and p.is_file() and not p.is_symlink():
+            if files.fullmatch(entry) and p.is_file():
                 p.unlink(missing_ok=True)
-            elif rest.endswith((".tmp", ".old")) and p.is_dir() and not p.is_symlink() and \
-                    rest.split(".", 1)[0].isdigit() and (rest.endswith(".old") or marker_of(p) is not None):
+            elif dirs.fullmatch(entry) and p.is_dir():
                 shutil.rmtree(p, ignore_errors=True)
 
     def release(self) -> None:
@@ -480,6 +483,10 @@ class OutputClaim:
             shutil.rmtree(self._staging, ignore_errors=True)
             self._staging = None
         if self._lock_fd is not None:
+            try:
+                self._clear_stale()
+            except OSError:
+                pass
             try:
                 os.unlink(self._lock_path)
             except FileNotFoundError:

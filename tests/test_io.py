@@ -126,3 +126,22 @@ def test_yaml_depth_and_size_are_bounded(tmp_path):
     big.write_bytes(b"# " + b"x" * MAX_YAML_BYTES + b"\nk: 1\n")
     with pytest.raises(InputError, match="at most"):
         load_yaml(big)
+
+
+def test_claim_release_removes_temps_an_interrupt_stranded(tmp_path):
+    """An interrupt landing between a temp's creation and the try-block that would remove it (the
+    SIGTERM soak hit this window once): the claim sweeps its output's own temp names on release,
+    and leaves everything else beside it alone."""
+    import tempfile
+
+    from posedata.errors import Interrupted
+    from posedata.io import staging_dir
+
+    (tmp_path / ".ds.notes.tmp").write_text("not a name posedata makes")
+    (tmp_path / "ds.txt").write_text("a neighbour")
+    with pytest.raises(Interrupted):
+        with claim_output(tmp_path / "ds", "synth", folder=True):
+            staging_dir(tmp_path / "ds", "synth")  # made, but never handed to a try-block
+            tempfile.mkstemp(prefix=".ds.", suffix=".tmp", dir=tmp_path)
+            raise Interrupted(15)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".ds.notes.tmp", "ds.txt"]

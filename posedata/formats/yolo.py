@@ -30,7 +30,16 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ..io import check_replaceable, load_yaml, parse_yaml, read_text, replace_dir, safe_image_path, staging_dir, write_error
+from ..io import (
+    check_replaceable,
+    load_yaml,
+    parse_yaml,
+    read_text,
+    replace_dir,
+    safe_image_path,
+    staging_dir,
+    write_error,
+)
 from ..skeleton import Skeleton, guess_root, normalize_name
 from .base import ImportOptions, ImportReport, ImportResult
 
