@@ -90,14 +90,14 @@ def test_coco_sets_through_the_user_path(name, shared_real, runner, tmp_path):
         assert code == 0 and not [c for c in found if c not in ("V070", "V011")], found
         data = fixed
     labels = tmp_path / "labels.npz"
-    force = ["--force"] if errors and not fixable else []  # V060: a true error, converted knowingly
-    code, out = run(runner, "convert", data, "--skeleton", sk_file, "-o", labels, "--images", images, *force)
+    skip = ["--skip-checks"] if errors and not fixable else []  # V060: a true error, converted knowingly
+    code, out = run(runner, "convert", data, "--skeleton", sk_file, "-o", labels, "--images", images, *skip)
     assert code == 0, out
     assert L.load(labels).num_samples == samples
     assert "C002" not in out and "C003" not in out
     res = check_data(data, S.load(sk_file), images)
     assert not [f for f in res.skeleton + res.samples if f.severity == "error"]
-    if not force:
+    if not skip:
         assert not [f for f in res.data if f.severity == "error"] and res.num_samples == samples
 
 
@@ -155,13 +155,13 @@ def test_ap10k_species_share_one_skeleton(shared_real, runner, tmp_path):
     labels = tmp_path / "labels.npz"
     code, out = run(runner, "convert", data, "--skeleton", sk_file, "-o", labels, "--category", "all")
     assert code == 1 and not labels.exists()
-    code, out = run(runner, "convert", data, "--skeleton", sk_file, "-o", labels, "--category", "all", "--force")
+    code, out = run(runner, "convert", data, "--skeleton", sk_file, "-o", labels, "--category", "all", "--skip-checks")
     assert code == 0, out
     lb = L.load(labels)
     assert lb.num_samples == 2 and sorted(c["id"] for c in lb.settings["categories"]) == list(range(1, 55))
     # the bundled AP-10K-style template reads the same file
     code, out = run(runner, "convert", data, "--skeleton", "quadruped17", "-o", tmp_path / "q.npz", "--category",
-                    "all", "--force")
+                    "all", "--skip-checks")
     assert code == 0 and L.load(tmp_path / "q.npz").num_samples == 2
 
 
