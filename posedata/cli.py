@@ -1284,14 +1284,12 @@ def split_cmd(data: Path, output: Path, val: float, by: str, seed: int, force: b
     """Split a COCO keypoint file into train.json and val.json so that no group (a recording, a
     session folder, a tracked animal) lands on both sides."""
     from .errors import InputError
-    from .io import atomic_write_json, check_output, load_json
+    from .io import atomic_write_json, load_json
     from .split import split_coco
 
     outs = [output / "train.json", output / "val.json"]
     for p in outs:
-        check_output(p, force)
-        if data.exists() and p.exists() and p.resolve() == data.resolve():
-            raise InputError("the outputs must be new files; the input is never modified", file=str(p))
+        claim(p, "split", data, force=force)
     raw = load_json(data)
     if not isinstance(raw, dict):
         raise InputError("expected a COCO object at the top level", file=str(data))

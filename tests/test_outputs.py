@@ -347,3 +347,12 @@ def test_file_size_limit_is_a_usage_error_and_leaves_no_temp(tmp_path, ds):
     assert proc.returncode == 2, text
     assert "l.npz" in text and "File too large" in text and "Traceback" not in text
     assert list(out.iterdir()) == []
+
+
+def test_split_never_replaces_its_input(runner, tmp_path, ds):
+    src = ds / "annotations.json"
+    shutil.copyfile(src, tmp_path / "train.json")
+    before = (tmp_path / "train.json").read_bytes()
+    r = runner.invoke(cli, ["split", str(tmp_path / "train.json"), "-o", str(tmp_path), "--force"])
+    refused(r, "is the input")
+    assert (tmp_path / "train.json").read_bytes() == before and not (tmp_path / "val.json").exists()
