@@ -390,7 +390,7 @@ class OutputClaim:
         self.folder = folder
         self.inputs = list(inputs)
         self._lock_fd: int | None = None
-        self._lock_path = self.path.parent / f".{self.path.name}.posedata-lock"
+        self._lock_path = self.path.parent / f".{self.path.name}.posedata-claim"
         self._made_parents: list[Path] = []
         self._staging: Path | None = None
 
