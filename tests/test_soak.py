@@ -181,12 +181,13 @@ def test_sigterm_while_writing_last_pt_leaves_no_temp(tmp_path):
     run resumes to the exact end."""
     labels, images = make_data(tmp_path)
     run = tmp_path / "run"
-    proc = subprocess.Popen(_fresh(labels, images, run, 12), cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    # train's interrupt line (saved last.pt, the resume command) is part of its report on stdout
+    proc = subprocess.Popen(_fresh(labels, images, run, 12), cwd=tmp_path, env=_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
     _wait_for(lambda: bool(_checkpoint_temps(run)), proc)
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
-    text = err.decode(errors="replace")
+    out, _ = proc.communicate(timeout=120)
+    text = out.decode(errors="replace")
     assert proc.returncode == 143, text
     assert "Traceback" not in text and "SIGTERM" in text
     assert not list(run.glob(".*.tmp")), sorted(p.name for p in run.glob(".*.tmp"))
