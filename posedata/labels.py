@@ -172,7 +172,9 @@ def load_header(path: str | Path) -> dict[str, Any]:
     except InputError:
         raise
     except (ValueError, OSError, zipfile.BadZipFile, EOFError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError(f"not a readable posedata label file ({type(e).__name__}: {e})", file=str(p)) from None
+        raise InputError("not a posedata label file (expected the .npz `posedata convert` writes)"
+                         if isinstance(e, zipfile.BadZipFile) else
+                         f"not a readable posedata label file ({type(e).__name__}: {e})", file=str(p)) from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise InputError(f"not a posedata label file (format {header.get('format') if isinstance(header, dict) else None!r})", file=str(p))
     if not isinstance(header.get("settings"), dict):
@@ -211,7 +213,9 @@ def load(path: str | Path) -> Labels:
     except KeyError as e:
         raise InputError(f"label file lacks array {e}", file=str(p)) from None
     except (ValueError, OSError, zipfile.BadZipFile, EOFError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError(f"not a readable posedata label file ({type(e).__name__}: {e})", file=str(p)) from None
+        raise InputError("not a posedata label file (expected the .npz `posedata convert` writes)"
+                         if isinstance(e, zipfile.BadZipFile) else
+                         f"not a readable posedata label file ({type(e).__name__}: {e})", file=str(p)) from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise InputError(f"not a posedata label file (format {header.get('format') if isinstance(header, dict) else None!r})", file=str(p))
     if header.get("version") != VERSION:

@@ -209,11 +209,11 @@ class NotATensor:
 def test_load_refuses_pickled_objects_and_garbage(tmp_path):
     evil = tmp_path / "evil.pt"
     torch.save({"state_dict": {"a": torch.zeros(1)}, "extra": NotATensor()}, evil)
-    with pytest.raises(InputError, match="weights_only"):
+    with pytest.raises(InputError, match="refuses to unpickle"):
         C.load(evil)
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint at all")
-    with pytest.raises(InputError, match="cannot read checkpoint"):
+    with pytest.raises(InputError, match="not a posedata checkpoint"):
         C.load(junk)
     wrong = tmp_path / "wrong.pt"
     torch.save({"weights": [1, 2, 3]}, wrong)
@@ -402,3 +402,19 @@ def test_checkpoint_fields_are_checked_on_load(tmp_path, coco17, monkeypatch, ch
         with pytest.raises(InputError) as e:
             read(p)
         assert e.value.where == where and e.value.file == str(p), e.value
+
+
+def test_json_given_as_checkpoint_or_labels_gets_a_plain_message(tmp_path, runner):
+    # it used to be called "pickled data", with torch's advice to set weights_only=False
+    from posedata.cli import cli
+
+    js = tmp_path / "x.json"
+    js.write_text('{"a": 1}')
+    (tmp_path / "imgs").mkdir()
+    r = runner.invoke(cli, ["val", "--checkpoint", str(js), "--coco", str(js), "--images", str(tmp_path / "imgs"),
+                            "-o", str(tmp_path / "out" / "v")])
+    assert r.exit_code == 2 and "not a posedata checkpoint" in r.output
+    assert "weights_only" not in r.output and "Traceback" not in r.output
+    r = runner.invoke(cli, ["train", "--skeleton", "coco17", "--labels", str(js), "--images", str(tmp_path / "imgs"),
+                            "-o", str(tmp_path / "out" / "r")])
+    assert r.exit_code == 2 and "not a posedata label file" in r.output and "Traceback" not in r.output

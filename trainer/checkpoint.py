@@ -106,14 +106,22 @@ def load(path: str | os.PathLike) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise InputError("checkpoint not found", file=str(p))
+    with open(p, "rb") as f:
+        head = f.read(4)
+    # a checkpoint is a zip archive (torch >= 1.6) or a legacy pickle (protocol byte 0x80); anything
+    # else (a JSON or label file given by mistake) gets a plain answer, not torch's unpickling advice
+    if not (head.startswith(b"PK") or head[:1] == b"\x80"):
+        raise InputError(f"not a posedata checkpoint (expected a PyTorch .pt/.pth file; this one starts with "
+                         f"{head!r})", file=str(p))
     check_archive(p)
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises UnpicklingError, RuntimeError, EOFError... for bad files
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if "weights_only" in str(e) or "Unsupported global" in str(e):
-            msg = ("it holds pickled Python objects other than tensors and plain containers; refusing to "
-                   f"unpickle them (torch.load weights_only=True): {msg}")
+            # torch's own text goes on to suggest weights_only=False: never the advice for a file from elsewhere
+            msg = ("it holds pickled Python objects other than tensors and plain containers; posedata refuses "
+                   "to unpickle them (only tensors and plain containers are read)")
         raise InputError(f"cannot read checkpoint: {msg}", file=str(p)) from None
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         state = obj["state_dict"]
