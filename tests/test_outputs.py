@@ -259,9 +259,16 @@ def test_a_second_writer_fails_cleanly(runner, tmp_path, ds):
 
 
 # ------------------------------------------------------------- interrupts and pipes
+def _default_sigint() -> None:
+    # a suite started in the background (`make test &`, nohup) inherits SIGINT ignored, and Python
+    # then keeps ignoring it, as a shell's Ctrl-C should not reach background jobs: the child gets
+    # the terminal's default back, as a command typed at a prompt has it
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _posedata(*args: str, **kw) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(ROOT), MPLBACKEND="Agg", COLUMNS="200")
-    return subprocess.Popen([sys.executable, "-m", "posedata.cli", *args], env=env, **kw)
+    return subprocess.Popen([sys.executable, "-m", "posedata.cli", *args], env=env, preexec_fn=_default_sigint, **kw)
 
 
 def test_a_closed_pipe_ends_quietly_not_with_exit_1(tmp_path):
