@@ -268,7 +268,14 @@ def _default_sigint() -> None:
 
 def _posedata(*args: str, **kw) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(ROOT), MPLBACKEND="Agg", COLUMNS="200")
-    return subprocess.Popen([sys.executable, "-m", "posedata.cli", *args], env=env, preexec_fn=_default_sigint, **kw)
+    own = kw.pop("preexec_fn", None)
+
+    def before_exec() -> None:
+        _default_sigint()
+        if own is not None:
+            own()
+
+    return subprocess.Popen([sys.executable, "-m", "posedata.cli", *args], env=env, preexec_fn=before_exec, **kw)
 
 
 def test_a_closed_pipe_ends_quietly_not_with_exit_1(tmp_path):
