@@ -159,6 +159,13 @@ def load_embedded_source(path: str | Path) -> bytes | None:
                          file=str(p)) from None
 
 
+def _unreadable(e: BaseException, p: Path) -> InputError:
+    """The one message for a file np.load cannot read as a label file (load and load_header)."""
+    if isinstance(e, zipfile.BadZipFile):
+        return InputError("not a posedata label file (expected the .npz `posedata convert` writes)", file=str(p))
+    return InputError(f"not a readable posedata label file ({type(e).__name__}: {e})", file=str(p))
+
+
 def load_header(path: str | Path) -> dict[str, Any]:
     """A label file's JSON header alone (format, skeleton, settings), checked as load checks it."""
     p = Path(path)
@@ -172,9 +179,7 @@ def load_header(path: str | Path) -> dict[str, Any]:
     except InputError:
         raise
     except (ValueError, OSError, zipfile.BadZipFile, EOFError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError("not a posedata label file (expected the .npz `posedata convert` writes)"
-                         if isinstance(e, zipfile.BadZipFile) else
-                         f"not a readable posedata label file ({type(e).__name__}: {e})", file=str(p)) from None
+        raise _unreadable(e, p) from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise InputError(f"not a posedata label file (format {header.get('format') if isinstance(header, dict) else None!r})", file=str(p))
     if not isinstance(header.get("settings"), dict):
@@ -213,9 +218,7 @@ def load(path: str | Path) -> Labels:
     except KeyError as e:
         raise InputError(f"label file lacks array {e}", file=str(p)) from None
     except (ValueError, OSError, zipfile.BadZipFile, EOFError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError("not a posedata label file (expected the .npz `posedata convert` writes)"
-                         if isinstance(e, zipfile.BadZipFile) else
-                         f"not a readable posedata label file ({type(e).__name__}: {e})", file=str(p)) from None
+        raise _unreadable(e, p) from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise InputError(f"not a posedata label file (format {header.get('format') if isinstance(header, dict) else None!r})", file=str(p))
     if header.get("version") != VERSION:
