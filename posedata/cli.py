@@ -930,6 +930,7 @@ def validate_cmd(data: Path, skeleton_spec: str, images: Path | None, category: 
     from . import validate as V
     from .errors import InputError
     from .findings import has_errors
+    from .fix import REPAIRS, repair_file, short
     if fix_out is not None:
         claim(fix_out, "validate", data, images, skeleton_spec, force=force)
     sk = S.resolve(skeleton_spec)
@@ -959,22 +960,14 @@ def validate_cmd(data: Path, skeleton_spec: str, images: Path | None, category: 
         raise InputError(_tool_export_message(fmt, data, skeleton_spec), file=str(data)) from None
     importer = V.suggest_importer(raw, data)  # a tool's JSON (coco-annotator, CVAT COCO, Label Studio...)
 
-    fix_doc: dict[str, Any] | None = None
-    changes: list = []
-    if fix_out is not None:
-        fixed, changes = V.fix(raw, sk, findings)
-        V.write_fixed(fix_out, fixed)
-        after = V.validate_coco(fixed, sk, file=str(fix_out), category_id=category)
-        fix_doc = {"output": str(fix_out), "changes": [c.to_dict() for c in changes],
-                   "change_counts": V.change_counts(changes),
-                   "after": V.counts(after)}
+    report = None if fix_out is None else repair_file(raw, sk, findings, fix_out, category_id=category)
 
     if as_json:
         doc = {"file": str(data), "skeleton": sk.name, "fingerprint": sk.fingerprint,
                "counts": V.counts(findings), "findings": [f.to_dict() for f in findings],
                "suggested_importer": importer}
-        if fix_doc is not None:
-            doc["fix"] = fix_doc
+        if report is not None:
+            doc["fix"] = report.to_dict()
         click.echo(json.dumps(doc, indent=1))
     else:
         print_validate_summary(findings, V.CHECKS, show, title=f"validate {data} (skeleton {sk.name})")
@@ -985,18 +978,18 @@ def validate_cmd(data: Path, skeleton_spec: str, images: Path | None, category: 
             console.print(f"[yellow]hint:[/] this looks like a {importer} export; `posedata import {importer} "
                           f"{data} --skeleton {skeleton_spec} -o clean.json` turns it into clean COCO (`posedata "
                           f"convert --from {importer}` imports it in memory)", soft_wrap=True)
-        if fix_doc is not None:
-            t = Table(title=f"--fix: {len(changes)} change(s) written to {fix_out}")
+        if report is not None:
+            t = Table(title=f"--fix: {len(report.changes)} change(s) written to {fix_out}")
             for col in ("code", "changes", "repair", "first changes (where: old -> new)"):
                 t.add_column(col, overflow="fold")
             by_code: dict[str, list] = {}
-            for ch in changes:
+            for ch in report.changes:
                 by_code.setdefault(ch.code, []).append(ch)
             for code, chs in sorted(by_code.items()):
-                first = "; ".join(f"{ch.where}: {V.short(ch.old)} -> {V.short(ch.new)}" for ch in chs[: show * 10])
-                t.add_row(code, str(len(chs)), V.REPAIRS.get(code, ""), first + (" ..." if len(chs) > show * 10 else ""))
+                first = "; ".join(f"{ch.where}: {short(ch.old)} -> {short(ch.new)}" for ch in chs[: show * 10])
+                t.add_row(code, str(len(chs)), REPAIRS.get(code, ""), first + (" ..." if len(chs) > show * 10 else ""))
             console.print(t)
-            a = fix_doc["after"]
+            a = report.after
             console.print(f"{fix_out} re-validated (without image checks): {a['error']} error(s), "
                           f"{a['warning']} warning(s), {a['info']} info")
     if has_errors(findings):

@@ -5,7 +5,7 @@
   passes is read by from_coco, converted by convert.to_labels and survives the label file round
   trip (labels.save/load) unchanged.
 - validate --fix: on documents with random mechanical defects the fixed copy validates clean of
-  every fixable code (validate.FIXABLE); on randomly mutated documents, every (code, annotation)
+  every fixable code (fix.FIXABLE); on randomly mutated documents, every (code, annotation)
   fix reports as changed is gone from the re-validation.
 - importers: every import fixture with random byte-level damage (flips, cuts, inserted junk,
   repeated spans), read by its own format and by `auto`, raises only PosedataError; what reads
@@ -33,6 +33,7 @@ from json_strategies import json_paths
 
 from posedata import coco
 from posedata import skeleton as S
+from posedata import fix as F
 from posedata import validate as V
 from posedata.errors import PosedataError
 
@@ -79,7 +80,7 @@ def coco_docs(draw, defects: bool = True) -> dict:
         if not pts:  # one labelled point, so a missing box can be made from the keypoints
             kp[0:3] = [w // 2, h // 2, 2]
             pts.append((w // 2, h // 2))
-        bbox = V.bbox_from_points([p[0] for p in pts], [p[1] for p in pts], w, h)
+        bbox = F.bbox_from_points([p[0] for p in pts], [p[1] for p in pts], w, h)
         ann = {"id": 10 + a, "image_id": im["id"], "category_id": 1, "iscrowd": 0, "keypoints": kp,
                "num_keypoints": sum(1 for j in range(2, 3 * K, 3) if kp[j]), "bbox": bbox,
                "area": round(bbox[2] * bbox[3], 2), "segmentation": []}
@@ -185,9 +186,9 @@ def test_validate_clean_means_every_reader_accepts(doc):
 @given(coco_docs(defects=True))
 def test_fix_output_is_clean_of_fixable_codes(doc):
     findings = V.validate_coco(doc, SK, file="in.json")
-    fixed, changes = V.fix(doc, SK, findings)
+    fixed, changes = F.fix(doc, SK, findings)
     after = V.validate_coco(fixed, SK, file="out.json")
-    left = [f for f in after if f.code in V.FIXABLE]
+    left = [f for f in after if f.code in F.FIXABLE]
     assert not left, [(f.code, f.where, f.message) for f in left]
     json.dumps(fixed, allow_nan=False)
 
@@ -198,7 +199,7 @@ def test_fix_removes_what_it_says_it_fixed(doc):
     before = json.dumps(doc, allow_nan=True, sort_keys=True, default=str)
     findings = V.validate_coco(doc, SK, file="in.json")
     try:
-        fixed, changes = V.fix(doc, SK, findings)
+        fixed, changes = F.fix(doc, SK, findings)
     except PosedataError:
         assert not (isinstance(doc, dict) and isinstance(doc.get("annotations"), list))
         return

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from image_files import exif_jpeg
 from json_strategies import json_paths
 
+from posedata import fix as F
 from posedata import validate as V
 from posedata.cli import cli
 from posedata.findings import Finding
@@ -449,11 +450,11 @@ def test_fix_repairs_a_copy_and_revalidates_clean():
     before = copy.deepcopy(d)
     f = V.validate_coco(d, COCO17)
     assert {"V012", "V024", "V026", "V030", "V031", "V034"} <= codes(f)
-    fixed, changes = V.fix(d, COCO17, f)
+    fixed, changes = F.fix(d, COCO17, f)
     assert d == before  # input never mutated
     assert {c.code for c in changes} == {"V012", "V024", "V026", "V030", "V031", "V034"}
     after = V.validate_coco(fixed, COCO17)
-    assert not codes(after) & set(V.FIXABLE)
+    assert not codes(after) & set(F.FIXABLE)
     assert [x for x in after if x.severity == "error"] == []
     a1 = fixed["annotations"][1]
     xs = a1["keypoints"][0::3]
@@ -465,13 +466,13 @@ def test_fix_repairs_a_copy_and_revalidates_clean():
 
 
 def test_fix_refuses_non_coco():
-    with pytest.raises(V.DataError):
-        V.fix([1, 2], COCO17, [])
+    with pytest.raises(F.DataError):
+        F.fix([1, 2], COCO17, [])
 
 
 def test_bbox_from_points_clips_and_pads():
-    assert V.bbox_from_points([10, 110], [20, 20], 100, 50) == [0.0, 19.0, 100.0, 2.0]
-    assert V.bbox_from_points([5], [5], None, None) == [4.0, 4.0, 2.0, 2.0]
+    assert F.bbox_from_points([10, 110], [20, 20], 100, 50) == [0.0, 19.0, 100.0, 2.0]
+    assert F.bbox_from_points([5], [5], None, None) == [4.0, 4.0, 2.0, 2.0]
 
 
 # ---------------------------------------------------------------------- importer hint
@@ -549,7 +550,7 @@ def test_cli_fix_writes_copy_and_leaves_input(runner, tmp_path: Path):
     assert bad.read_bytes() == raw
     assert "V026" in r.output and "re-validated" in r.output
     f = V.validate_coco(json.loads(out.read_text()), COCO17)
-    assert not codes(f) & set(V.FIXABLE)
+    assert not codes(f) & set(F.FIXABLE)
     r = runner.invoke(cli, ["validate", str(out), "--skeleton", "coco17"])
     assert r.exit_code == 0, r.output
     # existing output kept without --force; the input itself is never a --fix target
@@ -624,7 +625,7 @@ def test_validate_never_raises_on_mutated_coco(data):
     assert all(x.code in V.CHECKS and x.severity == V.CHECKS[x.code][0] for x in f)
     V.suggest_importer(d)
     if isinstance(d, dict) and isinstance(d.get("annotations"), list):
-        fixed, _ = V.fix(d, COCO17, f)
+        fixed, _ = F.fix(d, COCO17, f)
         json.dumps(fixed)  # the copy stays JSON-serialisable (NaN allowed here)
 
 
@@ -637,7 +638,7 @@ def test_deeply_nested_values_do_not_break_validate_or_fix():
     d["annotations"][0]["extra"] = deep
     f = V.validate_coco(d, COCO17)
     assert "annotations[0].bbox" in where(f, "V030") and "V099" not in codes(f)
-    fixed, _ = V.fix(d, COCO17, f)
+    fixed, _ = F.fix(d, COCO17, f)
     assert math.isfinite(fixed["annotations"][0]["area"])
 
 
