@@ -32,8 +32,8 @@ from hypothesis import strategies as st
 from json_strategies import json_paths
 
 from posedata import coco
-from posedata import skeleton as S
 from posedata import fix as F
+from posedata import skeleton as S
 from posedata import validate as V
 from posedata.errors import PosedataError
 
