@@ -13,6 +13,13 @@ $(VENV)/.installed: pyproject.toml
 	# torch first and pinned: an unpinned torch would pull a multi-GB CUDA build.
 	$(PY) -m pip install -q $(if $(WHEELS),--find-links $(WHEELS)) torch==2.13.0
 	$(PY) -m pip install -q $(if $(WHEELS),--find-links $(WHEELS)) -e '.[train,dev,onnx,deeplabcut]'
+	# The SLEAP tests: sleap-io without the NWB, rendering and ffmpeg stack it also pulls (pynwb, skia,
+	# imageio-ffmpeg, aiohttp...: +358 MB). posedata's SLEAP paths need only these, all pinned, and
+	# OpenCV (a core dependency) reads the videos; pandas is for sleap-io's DeepLabCut reader, the
+	# tests' independent check. Users get the full set with `pip install 'posedata[sleap]'`.
+	$(PY) -m pip install -q $(if $(WHEELS),--find-links $(WHEELS)) attrs==26.1.0 imageio==2.38.2 lazy-loader==0.6 \
+		shapely==2.2.0 simplejson==4.3.0 tqdm==4.70.1 pandas==3.1.1
+	$(PY) -m pip install -q $(if $(WHEELS),--find-links $(WHEELS)) --no-deps sleap-io==0.9.5
 	touch $@
 
 test: setup

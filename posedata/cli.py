@@ -238,28 +238,37 @@ def skeleton_show(file: Path, plot: Path | None, force: bool) -> None:
               help="YOLO-pose dataset YAML (kpt_names, flip_idx, a skeleton edge list if any).")
 @click.option("--from-cvat", "from_cvat", type=click.Path(dir_okay=False, path_type=Path),
               help="CVAT for images 1.1 annotations.xml (a skeleton label, its points and edges).")
-@category_option("the only one; for --from-yolo a class, for --from-cvat a skeleton label")
+@click.option("--from-sleap", "from_sleap", type=click.Path(dir_okay=False, path_type=Path),
+              help="SLEAP .slp or .pkg.slp (a skeleton's nodes, edges and symmetries; needs posedata[sleap]).")
+@category_option("the only one; for --from-yolo a class, for --from-cvat a skeleton label, for --from-sleap a skeleton")
 @click.option("--ignore-edges", is_flag=True,
               help="--from-coco, --from-yolo: leave the skeleton edges out (when they do not fit the keypoints).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @click.option("--force", is_flag=True, help="Replace an existing output.")
 def skeleton_init(from_coco: Path | None, from_dlc: Path | None, from_yolo: Path | None, category: Any,
-                  output: Path, force: bool, from_cvat: Path | None = None, ignore_edges: bool = False) -> None:
+                  output: Path, force: bool, from_cvat: Path | None = None, ignore_edges: bool = False,
+                  from_sleap: Path | None = None) -> None:
     """Write a starting skeleton file from a dataset's own definition, for you to review.
 
-    Give one source: a COCO category (--from-coco), a DeepLabCut config.yaml (--from-dlc) or a
-    YOLO-pose dataset YAML (--from-yolo), so the keypoint names are never typed twice."""
+    Give one source: a COCO category (--from-coco), a DeepLabCut config.yaml (--from-dlc), a
+    YOLO-pose dataset YAML (--from-yolo), a CVAT XML (--from-cvat) or a SLEAP file (--from-sleap),
+    so the keypoint names are never typed twice."""
     from . import skeleton as S
     from .coco import select_categories
     from .io import atomic_write_text, load_json
 
-    sources = {"--from-coco": from_coco, "--from-dlc": from_dlc, "--from-yolo": from_yolo, "--from-cvat": from_cvat}
+    sources = {"--from-coco": from_coco, "--from-dlc": from_dlc, "--from-yolo": from_yolo, "--from-cvat": from_cvat,
+               "--from-sleap": from_sleap}
     given = [k for k, v in sources.items() if v is not None]
     if len(given) != 1:
         raise click.UsageError(f"give exactly one of {', '.join(sources)}" + (f" (got {', '.join(given)})" if given else ""))
     claim(output, "skeleton init", *sources.values(), force=force)
-    if from_dlc is not None or from_yolo is not None or from_cvat is not None:
-        if from_cvat is not None:
+    if from_coco is None:
+        if from_sleap is not None:
+            from .formats.sleap import skeleton_from_slp
+
+            src, (d, notes) = from_sleap, skeleton_from_slp(from_sleap, one_category(category, "--from-sleap"))
+        elif from_cvat is not None:
             from .formats.cvat import skeleton_from_xml
 
             src, (d, notes) = from_cvat, skeleton_from_xml(from_cvat, one_category(category, "--from-cvat"))
@@ -597,6 +606,8 @@ def print_import_report(report: Any) -> None:
 @category_option("the only one with keypoints; one category or label")
 @click.option("--control", default=None, metavar="NAME",
               help="Label Studio: the keypoint control (a result's from_name) to import, when a project has several.")
+@click.option("--predicted", is_flag=True,
+              help="SLEAP: also import predicted instances (model output) that no user instance replaced.")
 @click.option("--bbox-margin", type=click.FloatRange(0, 10), default=0.1, show_default=True,
               help="Boxes made from keypoints are padded by this fraction of the keypoints' extent.")
 @click.option("--drop-unlabelled", is_flag=True, help="Drop instances with no labelled keypoints.")
@@ -608,7 +619,8 @@ def print_import_report(report: Any) -> None:
               help="Print one JSON document (the import report and every validate finding) and nothing else.")
 def import_cmd(fmt: str, input_path: Path, skeleton_spec: str, output: Path, images: Path | None,
                category: str | None, bbox_margin: float, drop_unlabelled: bool, keep_empty: bool,
-               write_invalid: bool, force: bool, as_json: bool = False, control: str | None = None) -> None:
+               write_invalid: bool, force: bool, as_json: bool = False, control: str | None = None,
+               predicted: bool = False) -> None:
     """Turn a labelling tool's export INPUT into clean COCO keypoint JSON for a skeleton.
 
     FORMAT is `auto` (recognised by content) or one of the formats listed at the end of this
@@ -628,7 +640,7 @@ def import_cmd(fmt: str, input_path: Path, skeleton_spec: str, output: Path, ima
     claim(output, "import", input_path, images, skeleton_spec, force=force)
     sk = S.resolve(skeleton_spec)
     opts = ImportOptions(images=images, category=one_category(category, "import"), bbox_margin=bbox_margin,
-                         drop_unlabelled=drop_unlabelled, keep_empty=keep_empty, control=control)
+                         drop_unlabelled=drop_unlabelled, keep_empty=keep_empty, control=control, predicted=predicted)
     result = import_file(fmt, input_path, sk, opts)
     if not as_json:
         print_import_report(result.report)
@@ -642,6 +654,7 @@ def import_cmd(fmt: str, input_path: Path, skeleton_spec: str, output: Path, ima
     data = result.dataset.to_coco()
     n = sum(f.severity == "error" for f in findings)
     written = not has_errors(findings) or write_invalid
+    frames = _write_frames(result, output, input_path, force, as_json) if written and result.frames else None
     if written:
         atomic_write_json(output, data)
     if as_json:
@@ -649,7 +662,8 @@ def import_cmd(fmt: str, input_path: Path, skeleton_spec: str, output: Path, ima
 
         from .validate import counts
 
-        click.echo(json.dumps({"output": str(output), "written": written, "report": result.report.to_dict(),
+        click.echo(json.dumps({"output": str(output), "written": written, "frames": frames and str(frames),
+                               "report": result.report.to_dict(),
                                "counts": counts(findings), "findings": [f.to_dict() for f in findings]}, indent=1))
         if n:
             sys.exit(1)
@@ -668,6 +682,21 @@ def import_cmd(fmt: str, input_path: Path, skeleton_spec: str, output: Path, ima
         sys.exit(1)
     console.print(f"[bold green]OK[/] wrote {output}: {len(data['images'])} image(s), "
                   f"{len(data['annotations'])} instance(s), {len(sk.coco_keypoints)} keypoints")
+
+
+def _write_frames(result: Any, output: Path, input_path: Path, force: bool, quiet: bool) -> Path:
+    """Frames an export holds itself or in videos (SLEAP), as images in <output stem>_frames/
+    beside the output: written first, so the output never names frames that are not there."""
+    folder = output.with_name(f"{output.stem}_frames")
+    hold = claim(folder, "import", input_path, force=force, folder=True)
+    with progress_bar("writing frames", con=err_console) as bar:
+        task = bar.add_task("frames", total=len(result.frames), visible=not quiet)
+        n = result.frames.write(hold.staging(), progress=lambda done, total: bar.update(task, completed=done))
+    hold.commit()
+    if not quiet:
+        console.print(f"frames: wrote {n} image(s) to {folder} (pass --images {folder} to later commands)",
+                      soft_wrap=True)
+    return folder
 
 
 def _import_help_formats() -> None:

@@ -224,6 +224,10 @@ def _imported(p: Path, digest: str | None, raw: Any, fmt: str | None, detected: 
         opts.category = category_label(category)
     with known_json(p, raw) if raw is not None else nullcontext():
         result = import_file(fmt, p, skeleton, opts)
+    if result.frames:  # frames inside a package or in videos: only `import` writes them out
+        raise InputError(f"the {fmt} file's frames are in its videos or embedded in it, not image files: run "
+                         f"`posedata import {fmt} {p} -o OUT.json` first (it writes the frames beside OUT.json), or "
+                         "pass --images with a folder that holds them as images", file=str(p))
     cats = result.dataset.categories
     used = {"category": opts.category, "bbox_margin": opts.bbox_margin, "drop_unlabelled": opts.drop_unlabelled,
             "keep_empty": opts.keep_empty, "images": None if opts.images is None else str(opts.images)}

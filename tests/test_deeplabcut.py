@@ -117,13 +117,20 @@ def test_broken_csv_located_exit_2_nothing_written(runner, tmp_path, mutate, whe
     assert not out.exists()
 
 
-def test_missing_image_exit_2(runner, tmp_path) -> None:
+def test_missing_image_exit_1_as_v050(runner, tmp_path) -> None:
+    """A missing image is the data's error, as validate's V050 and every other importer (exit 1,
+    not 2), whether some or all of the images are gone."""
     csv = copy_project(tmp_path)
     (csv.parent / "img001.png").unlink()
     out = tmp_path / "out.json"
     res = runner.invoke(cli, ["import", "deeplabcut", str(csv), "--skeleton", str(SKEL), "-o", str(out)])
-    assert res.exit_code == 2 and "img001.png" in res.output and "not found" in res.output
+    text = res.output.replace("\n", "")
+    assert res.exit_code == 1 and "V050" in text and "img001.png" in text and "--images" in text, res.output
     assert not out.exists()
+    for png in csv.parent.glob("*.png"):
+        png.unlink()
+    res = runner.invoke(cli, ["import", "deeplabcut", str(csv), "--skeleton", str(SKEL), "-o", str(out)])
+    assert res.exit_code == 1 and "V050" in res.output and "--images" in res.output and not out.exists()
 
 
 SA_H5 = SA / "labeled-data" / "mouse1" / "CollectedData_Alice.h5"  # pandas to_hdf format="table"

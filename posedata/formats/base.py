@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..coco import Dataset
 
@@ -16,6 +17,7 @@ class ImportOptions:
     drop_unlabelled: bool = False  # drop instances with no keypoints instead of keeping them
     keep_empty: bool = False  # keep images with no annotations as negatives
     control: str | None = None  # Label Studio: the keypoint control (from_name) to import
+    predicted: bool = False  # SLEAP: also import predicted instances no user instance replaced
 
 
 @dataclass
@@ -60,3 +62,6 @@ class ImportReport:
 class ImportResult:
     dataset: Dataset
     report: ImportReport
+    # images the export holds itself or in videos (SLEAP without --images): the dataset's file
+    # names are theirs, and the command writes them beside its output (len(), write(folder, progress))
+    frames: Any = None

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import DataError, InputError
 from ..io import load_yaml, read_text, safe_image_path
 from ..skeleton import Skeleton, guess_flip_pairs, guess_root
 from .base import ImportOptions, ImportReport, ImportResult
@@ -274,15 +274,17 @@ def _resolve_local(paths: list[str], csv_path: Path, file: str, lines: list[int]
                 best = (n, root, names)
             if n == len(paths):
                 break
+    # missing images are the data's fault, not the command's: the same verdict as validate's V050 (exit 1)
     if best is None:
-        raise InputError(f"image {paths[0]!r} not found next to the CSV or in the DLC project folder "
-                         f"({', '.join(str(r) for r in roots)}); pass --images", file=file, where=f"line {lines[0]}")
+        raise DataError(f"V050 image {paths[0]!r} not found next to the CSV or in the DLC project folder "
+                        f"({', '.join(str(r) for r in roots)}); pass --images with the folder that holds the images",
+                        file=file, where=f"line {lines[0]}")
     _, root, names = best
     missing = [(p, ln) for p, ln, n in zip(paths, lines, names, strict=True) if n is None]
     if missing:
         ex = ", ".join(repr(p) for p, _ in missing[:5])
-        raise InputError(f"{len(missing)} image(s) not found under {root}: {ex}{' ...' if len(missing) > 5 else ''}; "
-                         "pass --images", file=file, where=f"line {missing[0][1]}")
+        raise DataError(f"V050 {len(missing)} image(s) not found under {root}: {ex}{' ...' if len(missing) > 5 else ''}; "
+                        "pass --images with the folder that holds the images", file=file, where=f"line {missing[0][1]}")
     return root, [str(n) for n in names]
 
 
