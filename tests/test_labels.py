@@ -58,6 +58,27 @@ def test_round_trip_empty(tmp_path):
     assert_same(lb, L.load(tmp_path / "e.npz"))
 
 
+def test_source_copy_is_stored_as_it_is(tmp_path):
+    """The source travels in the label file byte for byte, uncompressed (deflating a COCO-train-sized
+    copy cost more CPU than converting it); a label file from before, with the zlib copy, still
+    gives its source back."""
+    import zlib
+
+    lb, src = make_labels(), json.dumps({"images": [], "note": "x" * 1000}).encode()
+    p = tmp_path / "l.npz"
+    L.save(lb, p, source=src)
+    with zipfile.ZipFile(p) as zf:
+        info = zf.getinfo(L.SOURCE_RAW_KEY + ".npy")
+    assert info.compress_type == zipfile.ZIP_STORED and info.file_size >= len(src)
+    assert L.load_embedded_source(p) == src
+    assert_same(lb, L.load(p))
+    old = tmp_path / "old.npz"
+    old.write_bytes(_npz_bytes(**_arrays(lb), **{L.SOURCE_KEY: np.frombuffer(zlib.compress(src, 1), np.uint8)}))
+    assert L.load_embedded_source(old) == src
+    L.save(lb, p)
+    assert L.load_embedded_source(p) is None
+
+
 def _npz_bytes(**arrays) -> bytes:
     buf = io.BytesIO()
     np.savez(buf, **arrays)
