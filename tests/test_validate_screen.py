@@ -1,0 +1,123 @@
+"""validate's column screen (posedata/columns.py, _Validator._screen) against the row-by-row checks.
+
+The screen decides column-wise which annotations the per-row checks would pass without a finding;
+every other row still goes through those checks. So findings must be the same, finding for finding
+(code, severity, message, JSON path, ids, order), with the screen on and off, on any JSON.
+"""
+from __future__ import annotations
+
+import copy
+from collections import OrderedDict
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from json_strategies import mutated_json
+from test_properties import JUNK, PROP, SK, coco_docs, mutated
+
+from posedata import validate as V
+
+
+def both(doc, **kw) -> tuple[list, list]:
+    fast = V.validate_coco(copy.deepcopy(doc), SK, file="x.json", **kw)
+    try:
+        V._Validator.screen = False
+        slow = V.validate_coco(copy.deepcopy(doc), SK, file="x.json", **kw)
+    finally:
+        V._Validator.screen = True
+    return fast, slow
+
+
+def assert_same(doc, **kw) -> None:
+    fast, slow = both(doc, **kw)
+    assert not any(f.code == "V099" for f in fast), fast
+    assert fast == slow
+
+
+@PROP
+@given(st.one_of(mutated(), coco_docs(defects=True), mutated(coco_docs(defects=True))))
+def test_screen_gives_the_row_by_row_findings(doc):
+    assert_same(doc)
+
+
+@PROP
+@given(coco_docs(defects=False).flatmap(lambda d: mutated_json(d, max_depth=6)))
+def test_screen_gives_the_row_by_row_findings_on_hostile_values(doc):
+    assert_same(doc)
+
+
+FIELDS = ["id", "image_id", "category_id", "iscrowd", "bbox", "area", "num_keypoints", "keypoints", "segmentation"]
+# values at the screen's edges: exact ints vs bools and integral floats, magnitudes around 2**53
+# (the screen's limit), float32's range and int64's, strings of digits, wrong-length lists
+EDGES = st.one_of(JUNK, st.sampled_from([
+    True, False, 1.0, 3.0, 0.0, 2**53 - 1, 2**53, -(2**53), 2**63 - 1, 2**63, -(2**63), 3.5e38, -3.5e38, 1e16, "1", [1, 2, 3],
+    [1.0, 2.0, 3.0, 4.0], [1, 2, 3, True], [1, 2, 3, 2**53], [1, 2, 3, 10**400], [1, 2, float("nan"), 4], None, 1, 2,
+    {"counts": [1], "size": [1, 1]}]))
+
+
+@PROP
+@given(coco_docs(defects=False), st.lists(st.tuples(st.sampled_from(FIELDS), EDGES, st.booleans()), min_size=1, max_size=4),
+       st.data())
+def test_screen_edges_field_by_field(doc, edits, data):
+    anns = doc["annotations"]
+    for key, value, delete in edits:
+        a = anns[data.draw(st.integers(0, len(anns) - 1))]
+        if delete:
+            a.pop(key, None)
+        else:
+            a[key] = copy.deepcopy(value)
+    anns.append(copy.deepcopy(anns[0]))  # a duplicate id too
+    assert_same(doc)
+
+
+@pytest.mark.parametrize("category", [None, 1, (1,), "all", "person", 7])
+def test_screen_same_for_every_category_choice(category):
+    doc = {"images": [{"id": 1, "file_name": "a.jpg", "width": 100, "height": 80}],
+           "categories": [{"id": 1, "name": "person", "keypoints": list(SK.coco_keypoints)}, {"id": 2, "name": "ball"}],
+           "annotations": [{"id": i, "image_id": 1, "category_id": 1 + i % 2, "iscrowd": 0, "bbox": [1, 2, 30, 40],
+                            "area": 1200, "num_keypoints": 1, "keypoints": [5, 6, 2] + [0, 0, 0] * (SK.num_keypoints - 1)}
+                           for i in range(6)]}
+    assert_same(doc, category_id=category)
+
+
+def test_ids_read_alike_whatever_their_spelling():
+    """3.0 and 3 are the same id to validate (as to from_coco): a later exact 3 after a 3.0 is a
+    duplicate, though only the exact one passes the screen."""
+    kp = [5, 6, 2] + [0, 0, 0] * (SK.num_keypoints - 1)
+    base = {"image_id": 1, "category_id": 1, "iscrowd": 0, "bbox": [1, 2, 30, 40], "area": 1200, "num_keypoints": 1,
+            "keypoints": kp}
+    doc = {"images": [{"id": 1, "file_name": "a.jpg", "width": 100, "height": 80}],
+           "categories": [{"id": 1, "name": "person", "keypoints": list(SK.coco_keypoints)}],
+           "annotations": [dict(base, id=3.0), dict(base, id=3), dict(base, id=4, image_id=1.0), dict(base, id=5)]}
+    fast, slow = both(doc)
+    assert fast == slow
+    assert [(f.code, f.where) for f in fast if f.code < "V010"] == [("V006", "annotations[1].id")]
+
+
+def test_dict_subclasses_are_checked_row_by_row():
+    doc = {"images": [{"id": 1, "file_name": "a.jpg", "width": 100, "height": 80}],
+           "categories": [{"id": 1, "name": "person", "keypoints": list(SK.coco_keypoints)}],
+           "annotations": [OrderedDict(id=1, image_id=1, category_id=1, iscrowd=0, bbox=[1, 2, 30, 40], area=1200,
+                                       num_keypoints=0, keypoints=[0] * 3 * SK.num_keypoints),
+                           {"id": 1, "image_id": 1, "category_id": 1, "iscrowd": 0, "bbox": [1, 2, 30, 40], "area": 1200,
+                            "num_keypoints": 0, "keypoints": [0] * 3 * SK.num_keypoints}]}
+    fast, slow = both(doc)
+    assert fast == slow and any(f.code == "V006" for f in fast)
+
+
+def test_well_formed_rows_skip_the_row_by_row_checks(monkeypatch):
+    """The screen is what makes validate fast: only rows it cannot pass (here the crowd region,
+    whose segmentation is decoded) are checked one by one."""
+    doc = {"images": [{"id": 1, "file_name": "a.jpg", "width": 100, "height": 80}],
+           "categories": [{"id": 1, "name": "person", "keypoints": list(SK.coco_keypoints)}],
+           "annotations": [{"id": i, "image_id": 1, "category_id": 1, "iscrowd": int(i == 3), "bbox": [1, 2, 30, 40],
+                            "area": 1200.5, "num_keypoints": 1, "segmentation": [[1, 1, 20, 1, 20, 20]],
+                            "keypoints": [5, 6.5, 2] + [0, 0, 0] * (SK.num_keypoints - 1)} for i in range(8)]}
+    seen = []
+    row = V._Validator._annotation_row
+    monkeypatch.setattr(V._Validator, "_annotation_row", lambda self, i, *a: (seen.append(i), row(self, i, *a)))
+    fast = V.validate_coco(doc, SK)
+    assert seen == [3]
+    monkeypatch.setattr(V._Validator, "screen", False)
+    seen.clear()
+    assert V.validate_coco(doc, SK) == fast and seen == list(range(8))
