@@ -52,20 +52,21 @@ def check_data(path: str | Path, skeleton: Skeleton, images: Path | None = None,
     from .convert import Source, load_source
     from .flipcheck import flip_findings, flip_verdict
     from .formats.base import ImportOptions
-    from .validate import validate_coco
+    from .validate import Validated, validate_coco
 
     res = CheckResult(skeleton=skeleton_check(skeleton))
     src = (load_source(path, skeleton, category_id, fmt, ImportOptions(images=images)) if raw is None
            else Source(path=str(path), raw=raw, sha256=None, category_id=category_id))
     data = src.raw if src.raw is not None else src.dataset.to_coco()
-    findings = validate_coco(data, skeleton, file=str(path), images=images, category_id=src.category_id)
+    kept = Validated()
+    findings = validate_coco(data, skeleton, file=str(path), images=images, category_id=src.category_id, keep=kept)
     res.data = findings
     if has_errors(findings):
         res.flip_verdict = "skipped (data errors)"
         return res
     from .convert import sample_findings, to_labels
 
-    labels = to_labels(src.data, skeleton, src.category_id)
+    labels = to_labels(src.data, skeleton, src.category_id, validated=kept)
     res.num_samples, res.samples = labels.num_samples, sample_findings(labels, file=str(path))
     v = flip_verdict(src.dataset, skeleton, src.category_id)
     res.flip, res.flip_verdict = v, v.verdict

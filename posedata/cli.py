@@ -1409,14 +1409,16 @@ def convert_cmd(data: Path, skeleton_spec: str, output: Path, fmt: str, src_fmt:
             where = str(data) if src.import_format is None else f"{data} (as imported)"
             bar.update(task, advance=1, description=steps[1])
             img_task = bar.add_task("image files", total=None, visible=images is not None)
-            findings = V.validate_coco(raw, sk, file=where, images=images, category_id=src.category_id,
+            kept = V.Validated()  # what validate reads of the annotations, converted without reading them again
+            findings = V.validate_coco(raw, sk, file=where, images=images, category_id=src.category_id, keep=kept,
                                        progress=lambda done, total: bar.update(img_task, completed=done, total=total))
             bar.update(img_task, visible=False)
             blocked = has_errors(findings) and not skip_checks
             if not blocked:
                 bar.update(task, advance=1, description=steps[2])
                 labels = to_labels(src.data, sk, src.category_id, min_keypoints, min_area, dedup, source=str(data),
-                                   source_sha256=src.sha256)
+                                   source_sha256=src.sha256, validated=kept)
+                del kept
                 labels.settings.update(src.provenance())
                 verdict = sample_findings(labels, file=where)
                 empty = has_errors(verdict)

@@ -44,7 +44,7 @@ from .formats.base import ImportOptions, ImportReport
 from .io import parse_json, read_bytes
 from .labels import ABSENT, OCCLUDED, VISIBLE, Labels
 from .skeleton import Skeleton
-from .validate import paused_gc
+from .validate import Validated, paused_gc
 
 # reasons an annotation of the keypoint category is not a person instance
 DROP_CROWD = "crowd (iscrowd): kept as a crowd region"
@@ -377,14 +377,25 @@ def _finish_columns(ids: list[int | None], image_ids: list[int | None], kp_rows:
     else:
         area = np.array([float(a) if isinstance(a, (int, float)) and not isinstance(a, bool) else np.nan for a in areas],
                         dtype=np.float64).reshape(m)
-    no_area = ~np.isfinite(area)
-    area[no_area] = bbox[no_area, 2] * bbox[no_area, 3]
     nk, missing = _int_array(_ints(nks), 0)
-    nk[missing] = (kp[missing, :, 2] > 0).sum(axis=1)
     # an unusable id stays -1 (nothing needs it); an unusable image_id is an unknown image
-    known = np.fromiter(map(images.__contains__, image_ids), dtype=bool, count=m)
     ids_a = _int_array(ids, -1)[0]
     img_a = _int_array(image_ids, -1)[0]
+    known = np.fromiter(map(images.__contains__, image_ids), dtype=bool, count=m)
+    return _pack(ids_a, img_a, known, kp, kp_ok, bbox, bb_ok, area, nk, missing, dropped, crowd, images, n_images,
+                 n_ann, n_other)
+
+
+def _pack(ids_a: np.ndarray, img_a: np.ndarray, known: np.ndarray, kp: np.ndarray, kp_ok: np.ndarray,
+          bbox: np.ndarray, bb_ok: np.ndarray, area: np.ndarray, nk: np.ndarray, missing: np.ndarray, dropped: Counter,
+          crowd: list[tuple[int, Any]], images: dict[int, tuple[str, int, int]], n_images: int, n_ann: int,
+          n_other: int) -> _Columns:
+    """Shared tail of every extraction: area and num_keypoints filled in, then what cannot be
+    represented dropped and counted."""
+    m = len(ids_a)
+    no_area = ~np.isfinite(area)
+    area[no_area] = bbox[no_area, 2] * bbox[no_area, 3]
+    nk[missing] = (kp[missing, :, 2] > 0).sum(axis=1)
 
     keep = np.ones(m, dtype=bool)
     for mask, reason in ((~known, DROP_UNKNOWN_IMAGE), (~kp_ok, DROP_BAD_KEYPOINTS), (~bb_ok, DROP_BAD_BBOX),
@@ -400,13 +411,18 @@ def _finish_columns(ids: list[int | None], image_ids: list[int | None], kp_rows:
         recounted=int((missing & keep).sum()))
 
 
-def _columns_from_coco(data: dict[str, Any], cat_ids: list[int], kc: int, file: str | None) -> _Columns:
+def _columns_from_coco(data: dict[str, Any], cat_ids: list[int], kc: int, file: str | None,
+                       validated: Validated | None = None) -> _Columns:
     anns = data["annotations"]
     images = _image_table(data["images"])
     if not set(map(type, anns)) <= {dict}:
         i = next(i for i, a in enumerate(anns) if type(a) is not dict)
         raise InputError(f"expected an annotation object, got {type(anns[i]).__name__}", file=file,
                          where=f"annotations[{i}]")
+    if validated is not None and validated.anns is anns:
+        cols = _columns_from_validated(anns, validated, cat_ids, kc, images, len(data["images"]))
+        if cols is not None:
+            return cols
     dropped: Counter = Counter()
     # classify every annotation with object-array comparisons (C loops, Python == semantics)
     n = len(anns)
@@ -431,6 +447,51 @@ def _columns_from_coco(data: dict[str, Any], cat_ids: list[int], kc: int, file: 
         _ints(_column(persons, "id")), _ints(_column(persons, "image_id")), _column(persons, "keypoints"),
         _column(persons, "bbox"), _column(persons, "area"), _column(persons, "num_keypoints"), kc, images, dropped,
         crowd, len(data["images"]), len(anns), n_other, flat_keypoints=True)
+
+
+def _columns_from_validated(anns: list[dict[str, Any]], v: Validated, cat_ids: list[int], kc: int,
+                            images: dict[int, tuple[str, int, int]], n_images: int) -> _Columns | None:
+    """_columns_from_coco from what validate read (its columns and stacked keypoints), or None when
+    that could differ from reading the dicts here: a chosen category validate did not stack, or a
+    row of a chosen category the screen did not pass other than a plain crowd region."""
+    if any(c not in v.keypoints or v.keypoints[c][1].shape[1:] != (kc, 3) for c in cat_ids):
+        return None
+    n = len(anns)
+    crowd: list[tuple[int, Any]] = []
+    n_other = 0
+    for i in np.flatnonzero(~v.clean).tolist():  # crowd regions and damaged rows: a few per cent
+        a = anns[i]
+        cid = a.get("category_id")
+        if type(cid) is not int:
+            return None
+        if cid not in cat_ids:
+            n_other += 1
+        elif type(a.get("iscrowd")) is int and a["iscrowd"] == 1 and type(a.get("image_id")) is int:
+            crowd.append((a["image_id"], a.get("segmentation")))
+        else:
+            return None
+    in_cat = v.clean & np.isin(v.category_ids, cat_ids)
+    n_other += int((v.clean & ~in_cat).sum())
+    dropped: Counter = Counter()
+    if crowd:
+        dropped[DROP_CROWD] = len(crowd)
+    no_kp = in_cat & (v.num_keypoints == 0)
+    if (hit := int(no_kp.sum())):
+        dropped[DROP_NO_KEYPOINTS] = hit
+    persons = np.flatnonzero(in_cat & ~no_kp)
+    m = len(persons)
+    kp = np.empty((m, kc, 3), dtype=np.float64)
+    cats = v.category_ids[persons]
+    for c in cat_ids:
+        rows, arr = v.keypoints[c]
+        mine = np.flatnonzero(cats == c)
+        kp[mine] = arr[np.searchsorted(rows, persons[mine])]
+    kp_ok = np.isfinite(kp).all(axis=(1, 2))
+    img = v.image_ids[persons]
+    known = np.fromiter(map(images.__contains__, img.tolist()), dtype=bool, count=m)
+    return _pack(v.ids[persons], img, known, kp, kp_ok, v.bbox[persons], np.ones(m, dtype=bool), v.area[persons],
+                 v.num_keypoints[persons].astype(np.int64), np.zeros(m, dtype=bool), dropped, crowd, images,
+                 n_images, n, n_other)
 
 
 def _columns_from_dataset(ds: Dataset, cat_ids: list[int], kc: int) -> _Columns:
@@ -620,8 +681,12 @@ def sample_findings(labels: Labels, file: str | None = None) -> list[Finding]:
 # ------------------------------------------------------------------ convert
 def to_labels(ds: Dataset | dict[str, Any], skeleton: Skeleton, category_id: CategorySpec = None,
               min_keypoints: int | None = None, min_area: float = 32 * 32, dedup_ratio: float = 0.3,
-              source: str | None = None, source_sha256: str | None = None) -> Labels:
+              source: str | None = None, source_sha256: str | None = None,
+              validated: Validated | None = None) -> Labels:
     """Convert a Dataset (or raw COCO JSON that passed validation) into the trainer's labels.
+
+    validated: what validate_coco(keep=...) read of the same raw COCO JSON; its columns and stacked
+    keypoints are used instead of reading the annotation dicts again (the labels are the same).
 
     Annotations that cannot be represented (unknown image, keypoints that are not 3*K finite
     numbers, no usable bbox) are dropped and counted in `labels.extra["stats"]`; a missing area
@@ -633,14 +698,16 @@ def to_labels(ds: Dataset | dict[str, Any], skeleton: Skeleton, category_id: Cat
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _to_labels(ds, skeleton, category_id, min_keypoints, min_area, dedup_ratio, source, source_sha256)
+        return _to_labels(ds, skeleton, category_id, min_keypoints, min_area, dedup_ratio, source, source_sha256,
+                          validated)
     finally:
         if was_enabled:
             gc.enable()
 
 
 def _to_labels(ds: Dataset | dict[str, Any], skeleton: Skeleton, category_id: CategorySpec, min_keypoints: int,
-               min_area: float, dedup_ratio: float, source: str | None, source_sha256: str | None) -> Labels:
+               min_area: float, dedup_ratio: float, source: str | None, source_sha256: str | None,
+               validated: Validated | None = None) -> Labels:
     if isinstance(ds, Dataset):
         cats = ds.categories_for(category_id, skeleton)
         cat_ids, cat_names, names = [c.id for c in cats], [c.name for c in cats], list(cats[0].keypoints)
@@ -662,7 +729,7 @@ def _to_labels(ds: Dataset | dict[str, Any], skeleton: Skeleton, category_id: Ca
         for key in ("images", "annotations"):
             if not isinstance(ds.get(key), list):
                 raise InputError(f"expected a list under {key!r}", file=source, where=key)
-        cols = _columns_from_coco(ds, cat_ids, len(names), source)
+        cols = _columns_from_coco(ds, cat_ids, len(names), source, validated)
     else:
         raise TypeError(f"to_labels takes a Dataset or a COCO dict, not {type(ds).__name__}")
 

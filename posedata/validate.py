@@ -14,6 +14,7 @@ import math
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -180,22 +181,44 @@ class _Report:
 
 
 # ------------------------------------------------------------------ validate
+@dataclass
+class Validated:
+    """What validate read of the annotations, kept for convert (to_labels(validated=...)) so the
+    150k annotation dicts of a COCO-train-sized file are read and their keypoints stacked once.
+    Rows are annotation indices; the arrays hold the values of the rows the column screen passed
+    (`clean`: exact-int ids, found image and category, iscrowd 0, and for a keypoint category a
+    usable bbox, area, num_keypoints and 3K numbers); other rows' entries mean nothing."""
+
+    anns: list | None = None  # the annotations list validated (to_labels reuses nothing for another)
+    clean: np.ndarray | None = None  # (n,) bool
+    ids: np.ndarray | None = None  # (n,) int64 annotation ids
+    image_ids: np.ndarray | None = None  # (n,) int64
+    category_ids: np.ndarray | None = None  # (n,) int64
+    bbox: np.ndarray | None = None  # (n, 4) float64
+    area: np.ndarray | None = None  # (n,) float64
+    num_keypoints: np.ndarray | None = None  # (n,) float64
+    keypoints: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # cat id -> (rows, (N, K, 3))
+
+
 def validate_coco(data: Any, skeleton: Skeleton, file: str | None = None, images: Path | None = None,
                   category_id: int | tuple[int, ...] | str | None = None, *,
-                  progress: Callable[[int, int], None] | None = None) -> list[Finding]:
+                  progress: Callable[[int, int], None] | None = None, keep: Validated | None = None) -> list[Finding]:
     """Check parsed COCO keypoint JSON against a skeleton; returns every finding, never raises.
 
     images: the images folder; when given, every image file is located and its header read.
     category_id: the keypoint category to check, several ids, or "all" (the categories whose keypoint
     list the skeleton matches); default: every category that has keypoints.
     progress: called as progress(done, total) while image files are read.
+    keep: filled with the annotation columns read (see Validated), for to_labels to reuse.
     """
     rep = _Report(file)
     try:
         with paused_gc():
-            _Validator(rep, skeleton, images, category_id, progress).run(data)
+            _Validator(rep, skeleton, images, category_id, progress, keep).run(data)
     except Exception as e:  # noqa: BLE001 - the contract is "never raise"; tests assert V099 never appears
         rep.add("V099", "(top level)", f"{type(e).__name__}: {e}")
+        if keep is not None:
+            keep.anns = None  # half-read: nothing to reuse
     return rep.findings
 
 
@@ -234,8 +257,9 @@ class _Cat:
 
 class _Validator:
     def __init__(self, rep: _Report, sk: Skeleton, images: Path | None, category_id: int | tuple[int, ...] | str | None,
-                 progress: Callable[[int, int], None] | None) -> None:
+                 progress: Callable[[int, int], None] | None, keep: Validated | None = None) -> None:
         self.rep = rep
+        self.keep = keep
         self.sk = sk
         self.images_root = images
         self.category_id = category_id
@@ -489,9 +513,10 @@ class _Validator:
             clean = np.fromiter((type(a) is dict for a in anns), dtype=bool, count=n)
             recs = [a if c else {} for a, c in zip(anns, clean.tolist())]
         ids: dict[str, list] = {}
+        arrays: dict[str, np.ndarray] = {}
         for key in ("id", "image_id", "category_id"):
             values = column(recs, key)
-            _arr, ok = int_column(values, -I64, I64)
+            arrays[key], ok = int_column(values, -I64, I64)
             clean &= ok
             # every row's id as _id reads it (None: missing or not an integer id), clean or not
             ids[key] = values if ok.all() else [None if v is MISSING else _as_id(v) for v in values]
@@ -537,6 +562,11 @@ class _Validator:
             rows = np.flatnonzero(clean)
             found = np.array([img_rows[self.ann_img[i]] for i in rows.tolist()], dtype=np.float64).reshape(-1, 3)
             self.wh[rows] = found[:, 1:]
+        if self.keep is not None:
+            k = self.keep
+            k.anns, k.clean, k.ids, k.image_ids, k.category_ids = anns, clean, arrays["id"], arrays["image_id"], \
+                arrays["category_id"]
+            k.bbox, k.area, k.num_keypoints = self.bbox, self.area, self.nkp
         return clean
 
     def _annotation_row(self, i: int, a: Any, cats: dict[int, _Cat | None] | None, kp_cats: dict[int, _Cat]) -> None:
@@ -705,6 +735,8 @@ class _Validator:
         """All per-keypoint checks of one category at once; returns the (N, K) labelled mask."""
         rows, arr = self._stack(cat)
         cat.kps = []  # free the Python lists early at COCO scale
+        if self.keep is not None and self.keep.anns is not None:
+            self.keep.keypoints[cat.id] = (rows, arr)
         x, y, v = arr[..., 0], arr[..., 1], arr[..., 2]
         fin = np.abs(arr) <= F32_MAX  # NaN compares False
         finite_kp = fin.all(axis=2)

@@ -121,3 +121,76 @@ def test_well_formed_rows_skip_the_row_by_row_checks(monkeypatch):
     monkeypatch.setattr(V._Validator, "screen", False)
     seen.clear()
     assert V.validate_coco(doc, SK) == fast and seen == list(range(8))
+
+
+# ------------------------------------------------------------- convert reuses what validate read
+def _labels_or_error(doc, validated=None, category=None):
+    from posedata.convert import to_labels
+
+    try:
+        return to_labels(doc, SK, category, source="x.json", validated=validated)
+    except Exception as e:  # noqa: BLE001 - a document validate refuses may stop to_labels; the same way both times
+        return type(e).__name__, str(e)
+
+
+def assert_same_labels(doc, category=None) -> V.Validated:
+    import numpy as np
+
+    keep = V.Validated()
+    V.validate_coco(doc, SK, file="x.json", category_id=category, keep=keep)
+    a, b = _labels_or_error(doc, keep, category), _labels_or_error(doc, None, category)
+    if isinstance(a, tuple) or isinstance(b, tuple):
+        assert a == b
+        return keep
+    for name in ("image_ids", "widths", "heights", "inst_image", "inst_ids", "keypoints", "bbox", "area",
+                 "num_keypoints", "samples"):
+        x, y = getattr(a, name), getattr(b, name)
+        assert x.dtype == y.dtype and x.shape == y.shape and np.array_equal(x, y, equal_nan=True), name
+    for name in ("file_names", "crowd", "settings", "extra", "fingerprint"):
+        assert getattr(a, name) == getattr(b, name), name
+    return keep
+
+
+@PROP
+@given(st.one_of(mutated(), coco_docs(defects=True), mutated(coco_docs(defects=True))))
+def test_to_labels_from_what_validate_read_is_the_same(doc):
+    assert_same_labels(doc)
+
+
+@PROP
+@given(coco_docs(defects=False), st.lists(st.tuples(st.sampled_from(FIELDS), EDGES, st.booleans()), min_size=1, max_size=3),
+       st.data())
+def test_to_labels_reuse_edges(doc, edits, data):
+    anns = doc["annotations"]
+    for key, value, delete in edits:
+        a = anns[data.draw(st.integers(0, len(anns) - 1))]
+        if delete:
+            a.pop(key, None)
+        else:
+            a[key] = copy.deepcopy(value)
+    assert_same_labels(doc)
+
+
+def test_to_labels_reuses_validate_columns(monkeypatch):
+    """On well-formed data (a crowd region and another category included) convert reads nothing
+    from the annotation dicts again: the columns and keypoints are validate's."""
+    from posedata import convert as C
+
+    kp = [5, 6, 2, 9, 9, 1] + [0, 0, 0] * (SK.num_keypoints - 2)
+    doc = {"images": [{"id": 1, "file_name": "a.jpg", "width": 100, "height": 80},
+                      {"id": 2, "file_name": "b.jpg", "width": 100, "height": 80}],
+           "categories": [{"id": 1, "name": "person", "keypoints": list(SK.coco_keypoints)}, {"id": 2, "name": "ball"}],
+           "annotations": [{"id": i, "image_id": 1 + i % 2, "category_id": 1, "iscrowd": 0, "bbox": [1, 2, 30 + i, 40],
+                            "area": 1200, "num_keypoints": 2 if i != 4 else 0, "keypoints": kp if i != 4 else [0] * 51}
+                           for i in range(6)]
+           + [{"id": 9, "image_id": 2, "category_id": 1, "iscrowd": 1, "segmentation": [[1, 1, 9, 1, 9, 9]],
+               "bbox": [1, 1, 8, 8], "area": 30},
+              {"id": 10, "image_id": 1, "category_id": 2, "bbox": [1, 1, 8, 8]}]}
+    stacked = []
+    real = C._stack_numbers
+    monkeypatch.setattr(C, "_stack_numbers", lambda *a: (stacked.append(1), real(*a))[1])
+    keep = assert_same_labels(doc)
+    assert keep.anns is doc["annotations"] and len(stacked) == 2  # both from the second call, none from the reuse
+    stats = C.to_labels(doc, SK, validated=keep).extra["stats"]
+    assert stats["dropped"] == {C.DROP_CROWD: 1, C.DROP_NO_KEYPOINTS: 1} and stats["other_category"] == 1
+    assert len(stacked) == 2
