@@ -196,6 +196,8 @@ def test_pkg_slp_embedded_frames(sio, runner, tmp_path) -> None:
         written = cv2.imread(str(frames / im["file_name"]), cv2.IMREAD_UNCHANGED)
         assert np.array_equal(written[..., ::-1], lf.image), im["file_name"]
     assert imported(out) == sleap_io_truth(sio, alone, predicted=False)
+    # each image names the video it was labelled in, not the package
+    assert [im["video"] for im in d["images"]] == [str(p["dir"] / "cam1.mp4")] * 2 + [str(p["dir"] / "imgs")]
     # auto recognises the package by content
     res = runner.invoke(cli, ["import", "auto", str(alone), "--skeleton", str(SKEL), "-o", str(tmp_path / "a.json")])
     assert res.exit_code == 0 and "import sleap" in res.output, res.output
@@ -280,6 +282,30 @@ def test_frames_folder_follows_the_output_rules(sio, runner, tmp_path) -> None:
     # --json: one document naming the frames folder
     res = run_import(runner, p["slp"], out, "--force", "--json")
     assert res.exit_code == 0 and json.loads(res.output)["frames"] == str(mine)
+
+
+def test_two_videos_with_one_name(sio, runner, tmp_path) -> None:
+    """Two sessions' cam.mp4: frame 0 of each gets its own image, the second prefixed by its video."""
+    sk = sio.Skeleton(list(NODES), name="mouse")
+    lfs = []
+    for k, sess in enumerate(("s1", "s2")):
+        (tmp_path / sess).mkdir()
+        vw = cv2.VideoWriter(str(tmp_path / sess / "cam.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 10, (W, H))
+        for i in range(3):
+            vw.write(_frame(i + 10 * k))
+        vw.release()
+        inst = sio.Instance.from_numpy(np.array([[30, 20], [22, 14], [38, 14], [30, 60]]) + k, skeleton=sk)
+        lfs.append(sio.LabeledFrame(video=sio.Video.from_filename(str(tmp_path / sess / "cam.mp4")), frame_idx=0,
+                                    instances=[inst]))
+    f = tmp_path / "two.slp"
+    sio.save_slp(sio.Labels(lfs), str(f))
+    out = tmp_path / "o.json"
+    assert run_import(runner, f, out).exit_code == 0
+    d = json.loads(out.read_text())
+    assert [im["file_name"] for im in d["images"]] == ["cam_frame_000000.png", "video1_cam_frame_000000.png"]
+    for im, sess in zip(d["images"], ("s1", "s2"), strict=True):
+        written = cv2.imread(str(tmp_path / "o_frames" / im["file_name"]), cv2.IMREAD_UNCHANGED)
+        assert np.array_equal(written[..., ::-1], sio.load_video(str(tmp_path / sess / "cam.mp4"), plugin="opencv")[0])
 
 
 def test_convert_points_at_import(sio, runner, tmp_path) -> None:

@@ -347,8 +347,10 @@ def read(path: Path, skeleton: Skeleton, options: ImportOptions) -> ImportResult
                     w, h = fr.size
                 elif w is None:
                     raise InputError(f"frame {fidx} of {fr.source}: the video's size is unknown", file=file, where=where)
-            src_name = video.filename if not isinstance(video.filename, list) else str(PurePosixPath(
-                str(video.filename[0]).replace("\\", "/")).parent)
+            # the video the frame was labelled in (a package's source video, an image sequence's folder)
+            orig = video.original_video if videos.embedded(video) and video.original_video is not None else video
+            src_name = orig.filename if not isinstance(orig.filename, list) else str(PurePosixPath(
+                str(orig.filename[0]).replace("\\", "/")).parent)
             builder.add_image(RawImage(key=keys[vkey], file_name=file_name, width=w, height=h, candidates=others,
                                        where=where, extra={"video": str(src_name), "frame_idx": fidx}))
         for inst in chosen:
