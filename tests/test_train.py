@@ -516,7 +516,7 @@ def test_a_long_cpu_run_says_so_at_the_start_and_names_the_faster_preset(data, t
     from rich.console import Console
 
     import trainer.train as T
-    from posedata.cli import _print_estimate
+    from posedata.commands.model import _print_estimate
 
     monkeypatch.setattr(T, "speed_probe", lambda *a: 1.1)  # s/image: the reference network on 2 busy cores
     events = []

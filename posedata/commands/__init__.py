@@ -1,0 +1,1 @@
+"""The command modules of `posedata` (one per command group); posedata/cli.py assembles them."""

@@ -1,0 +1,256 @@
+"""`posedata convert`, `split` and `synth`: the commands that write a dataset or its labels."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.markup import escape
+from rich.table import Table
+
+from .common import (
+    bbox_margin_option,
+    category_option,
+    claim,
+    console,
+    err_console,
+    force_option,
+    images_option,
+    output_option,
+    progress_bar,
+    skeleton_option,
+)
+from .render import (
+    print_convert_summary,
+    print_import_report,
+    print_validate_summary,
+)
+
+
+def _convert_sources() -> list[str]:
+    from ..formats import FORMATS
+
+    return ["auto", "coco", *FORMATS]
+
+
+@click.command("convert")
+@click.argument("data", type=click.Path(path_type=Path))
+@skeleton_option()
+@output_option("file", "File to write.")
+@click.option("--format", "fmt", type=click.Choice(["labels", "lwop-pickle"]), default="labels", show_default=True,
+              help="labels: posedata's label file (.npz, no pickle). lwop-pickle: the reference trainer's "
+                   "prepared-label pickle, keypoints in the file's own order.")
+@click.option("--from", "src_fmt", type=click.Choice(_convert_sources(), case_sensitive=False), default="auto",
+              show_default=True,
+              help="What DATA is. auto: COCO keypoint JSON is converted as it is, unless it carries a labelling "
+                   "tool's fingerprints; those and every other tool's export are imported in memory first (as "
+                   "`posedata import auto`). coco: never import. A format name: import with that reader.")
+@category_option()
+@click.option("--min-keypoints", type=click.IntRange(0, None), default=None,
+              help="A training sample needs at least this num_keypoints [default: the reference's 5 of 17 as a share "
+                   "of the skeleton's keypoints, rounded up, at most 5: 5 for coco17/openpose18, 2 for 4 keypoints].")
+@click.option("--min-area", type=click.FloatRange(0, None), default=32 * 32, show_default=True,
+              help="A training sample needs at least this area.")
+@click.option("--dedup", type=click.FloatRange(0, None), default=0.3, show_default=True,
+              help="Skip a sample whose bbox centre is closer than this x an accepted sample's bbox width.")
+@images_option("Images folder: validation also checks the files and their sizes; an import also resolves "
+                   "file names and reads missing sizes here.")
+@bbox_margin_option("Import only: boxes made from keypoints are padded by this fraction of the keypoints' extent.")
+@click.option("--drop-unlabelled", is_flag=True, help="Import only: drop instances with no labelled keypoints.")
+@click.option("--skip-checks", is_flag=True,
+              help="Convert even when validate reports errors (they are still printed).")
+@force_option("Replace an existing output (never an input).")
+def convert_cmd(data: Path, skeleton_spec: str, output: Path, fmt: str, src_fmt: str, category: Any,
+                min_keypoints: int | None, min_area: float, dedup: float, images: Path | None, bbox_margin: float,
+                drop_unlabelled: bool, skip_checks: bool, force: bool) -> None:
+    """Convert DATA into training labels, after validating it.
+
+    DATA is COCO keypoint JSON, or any export `posedata import` reads (a file or a folder): that is
+    imported in memory first, its repair report printed, and the imported data is what is
+    validated and converted. The output says which path was taken; the label file records the
+    import format in its settings.
+
+    Exit 1 (nothing written) when validate reports errors, unless --skip-checks. Exit 2 when DATA or
+    the skeleton cannot be read, or the output exists without --force or is one of the inputs.
+    """
+
+
+    from .. import skeleton as S
+    from .. import validate as V
+    from ..convert import load_source, sample_findings, source_copy, to_labels
+    from ..errors import InputError
+    from ..findings import has_errors
+    from ..formats.base import ImportOptions
+    from ..labels import save
+
+    claim(output, "convert", data, images, skeleton_spec, force=force)
+    sk = S.resolve(skeleton_spec)
+    if images is not None and not images.is_dir():
+        raise InputError("images folder not found", file=str(images))
+    # an import reads one category; COCO JSON used as it is takes ids, names and all (load_source)
+    opts = ImportOptions(images=images, category=None if category is None or isinstance(category, tuple) else str(category),
+                         bbox_margin=bbox_margin, drop_unlabelled=drop_unlabelled)
+    steps = ["reading", "validating", "converting", "writing"]
+    # One scoped GC pause over the whole job, and the parse dropped before it ends: millions of
+    # parsed containers are then freed by reference counting without the collector ever scanning
+    # them (measured in bench/README.md, "convert"); the collector's state is restored after.
+    with V.paused_gc():
+        with progress_bar("{task.description:<12}", con=err_console) as bar:
+            task = bar.add_task(steps[0], total=len(steps))
+            src = load_source(data, sk, category, fmt=src_fmt, options=opts)
+            raw = src.raw if src.raw is not None else src.dataset.to_coco()
+            where = str(data) if src.import_format is None else f"{data} (as imported)"
+            bar.update(task, advance=1, description=steps[1])
+            img_task = bar.add_task("image files", total=None, visible=images is not None)
+            kept = V.Validated()  # what validate reads of the annotations, converted without reading them again
+            findings = V.validate_coco(raw, sk, file=where, images=images, category_id=src.category_id, keep=kept,
+                                       progress=lambda done, total: bar.update(img_task, completed=done, total=total))
+            bar.update(img_task, visible=False)
+            blocked = has_errors(findings) and not skip_checks
+            if not blocked:
+                bar.update(task, advance=1, description=steps[2])
+                labels = to_labels(src.data, sk, src.category_id, min_keypoints, min_area, dedup, source=str(data),
+                                   source_sha256=src.sha256, validated=kept)
+                del kept
+                labels.settings.update(src.provenance())
+                verdict = sample_findings(labels, file=where)
+                empty = has_errors(verdict)
+                bar.update(task, advance=1, description=steps[3])
+                if empty:
+                    pass  # nothing to train on: no file is better than an empty one
+                elif fmt == "labels":
+                    if images is not None:
+                        labels.settings["images"] = str(images)
+                    # the gate re-checks this copy when the label file travels without its source
+                    save(labels, output, source=source_copy(data, src, raw))
+                    written = labels.num_samples
+                else:
+                    from ..formats.lwop import write_lwop_pickle
+
+                    written = write_lwop_pickle(raw, output, labels.settings["category_id"], file=where,
+                                                min_keypoints=labels.settings["min_keypoints"], min_area=min_area,
+                                                dedup_ratio=dedup)
+                bar.update(task, advance=1)
+        hint = V.suggest_importer(src.raw) if blocked and src.raw is not None else None
+        import_format, detected, report = src.import_format, src.detected, src.report
+        del src, raw
+    if import_format is None:
+        console.print(f"[bold]input[/] {data}: COCO keypoint JSON, converted as it is (no import"
+                      f"{': --from coco' if src_fmt.lower() == 'coco' else '; no labelling tool recognised'})",
+                      soft_wrap=True)
+    else:
+        how = "recognised by content" if detected else f"--from {import_format}"
+        console.print(f"[bold]input[/] {data}: a {import_format} export ({how}); imported in memory, then "
+                      "validated and converted", soft_wrap=True)
+        print_import_report(report)
+    n_err = sum(f.severity == "error" for f in findings)
+    if blocked:
+        print_validate_summary(findings, V.CHECKS, 3, title=f"validate {where} (skeleton {sk.name})")
+        console.print(f"[bold red]FAIL[/] {where}: {n_err} error(s); nothing written. Fix the data "
+                      f"(`posedata validate --fix`) or pass --skip-checks to convert anyway.", soft_wrap=True)
+        if hint is not None:
+            console.print(f"[yellow]hint:[/] the errors look like a {hint} export's quirks; `--from {hint}` imports "
+                          "it in memory and repairs what the import can (boxes and areas from keypoints, ...)",
+                          soft_wrap=True)
+        sys.exit(1)
+    if n_err:
+        console.print(f"[yellow]warning:[/] converting despite {n_err} validation error(s) (--skip-checks)")
+    print_convert_summary(labels.extra["stats"], labels.settings)
+    for f in verdict:
+        style = "bold red" if f.severity == "error" else "yellow"
+        console.print(f"[{style}]{f.severity} {f.code}:[/] {escape(f.message)}", soft_wrap=True)
+    if empty:
+        console.print(f"[bold red]FAIL[/] {where}: no training sample; nothing written.", soft_wrap=True)
+        sys.exit(1)
+    what = "samples" if fmt == "labels" else "records (reference pickle)"
+    console.print(f"[bold green]wrote[/] {output}: {written} {what}, {labels.num_images} images, "
+                  f"{len(labels.inst_ids)} instances; skeleton {sk.name} ({sk.fingerprint})", soft_wrap=True)
+
+
+# -------------------------------------------------------------------- convert
+@click.command("split")
+@click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
+@output_option("folder", "Folder for train.json and val.json.")
+@click.option("--val", "val", type=click.FloatRange(0, None, min_open=True), default=0.2, show_default=True,
+              help="Validation images: a fraction (0.2) or a count (50).")
+@click.option("--by", default="image", show_default=True,
+              help="What moves as one: image, folder (of the file name: a session or video folder), track "
+                   "(images joined by an annotation track_id), or an image field such as video_id.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Chooses the validation groups.")
+@force_option("Replace train.json / val.json written earlier.")
+def split_cmd(data: Path, output: Path, val: float, by: str, seed: int, force: bool) -> None:
+    """Split a COCO keypoint file into train.json and val.json so that no group (a recording, a
+    session folder, a tracked animal) lands on both sides."""
+    from ..errors import InputError
+    from ..io import atomic_write_json, load_json
+    from ..split import split_coco
+
+    outs = [output / "train.json", output / "val.json"]
+    for p in outs:
+        claim(p, "split", data, force=force)
+    raw = load_json(data)
+    if not isinstance(raw, dict):
+        raise InputError("expected a COCO object at the top level", file=str(data))
+    res = split_coco(raw, val, by=by, seed=seed, file=str(data))
+    output.mkdir(parents=True, exist_ok=True)
+    for p, d in zip(outs, (res.train, res.val)):
+        atomic_write_json(p, d)
+    sm = res.summary()
+    t = Table(title=f"split {data} by {by} (seed {seed})")
+    for c in ("", "images", "annotations"):
+        t.add_column(c, justify="right")
+    t.add_row("train.json", str(sm["train_images"]), str(sm["train_annotations"]))
+    t.add_row("val.json", str(sm["val_images"]), str(sm["val_annotations"]))
+    console.print(t)
+    for n in res.notes:
+        console.print(f"[yellow]note:[/] {escape(n)}", soft_wrap=True)
+    console.print(f"wrote {outs[0]} and {outs[1]}: {res.groups} group(s) by {by}, {res.val_groups} in validation",
+                  soft_wrap=True)
+
+
+# --------------------------------------------------------------------- synth
+@click.command("synth")
+@skeleton_option("Skeleton file or template name (e.g. quadruped17).")
+@output_option("folder", "Dataset folder: images/ and annotations.json are written into it.")
+@click.option("--images", "n_images", type=click.IntRange(1, 1_000_000), default=200, show_default=True,
+              help="Number of images.")
+@click.option("--size", default="160x160", show_default=True, help="Image size WIDTHxHEIGHT.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Poses, placement, colours. The creature itself depends on the skeleton only.")
+@force_option("Replace the dataset folder of an earlier `posedata synth`.")
+def synth_cmd(skeleton_spec: str, output: Path, n_images: int, size: str, seed: int, force: bool) -> None:
+    """Generate a COCO keypoint dataset of drawn articulated figures for any skeleton.
+
+    Several figures per image with overlaps, occluders and partial views (occluded keypoints v=1,
+    out of frame v=0), varied scale, textured backgrounds and a few crowd patches (iscrowd=1).
+    The same seed gives byte-identical output."""
+    import json
+    import time
+
+    from .. import skeleton as S
+    from ..synth import generate, parse_size
+
+    wh = parse_size(size)
+    claim(output, "synth", skeleton_spec, force=force, folder=True)
+    sk = S.resolve(skeleton_spec)
+    t0 = time.perf_counter()
+    with progress_bar("drawing", con=err_console) as bar:
+        task = bar.add_task("synth", total=n_images)
+        path = generate(sk, output, n_images, wh, seed,
+                        progress=lambda done, total: bar.update(task, completed=done))
+    secs = time.perf_counter() - t0
+    data = json.loads(path.read_text(encoding="utf-8"))
+    anns = data["annotations"]
+    figures = [a for a in anns if not a["iscrowd"]]
+    vis = [0, 0, 0]
+    for a in figures:
+        for v in a["keypoints"][2::3]:
+            vis[int(v)] += 1
+    total = max(1, sum(vis))
+    console.print(
+        f"wrote {path} and {n_images} image(s) in {output / 'images'} ({wh[0]}x{wh[1]}, seed {seed}) in {secs:.1f} s\n"
+        f"skeleton {sk.name} ({sk.fingerprint}): {len(figures)} figure(s), {len(anns) - len(figures)} crowd "
+        f"region(s); keypoints {vis[2] / total:.0%} visible, {vis[1] / total:.0%} occluded, "
+        f"{vis[0] / total:.0%} out of frame", soft_wrap=True
+    )
