@@ -149,9 +149,7 @@ class SynthResult:
 
 def synth_step(plan: DemoPlan, paths: DemoPaths, sk: Skeleton, progress: Progress | None = None) -> SynthResult:
     """Training and held-out sets of the same creature, from different seeds."""
-    import json
-
-    from .synth import generate
+    from .synth import synthesize
 
     t0 = time.perf_counter()
     total = plan.train_images + plan.val_images
@@ -159,18 +157,13 @@ def synth_step(plan: DemoPlan, paths: DemoPaths, sk: Skeleton, progress: Progres
     def on(offset: int) -> Progress:
         return lambda done, _n: progress(offset + done, total) if progress else None
 
-    tr = generate(sk, paths.train, plan.train_images, (plan.image_size, plan.image_size), plan.seed, progress=on(0))
-    va = generate(sk, paths.val, plan.val_images, (plan.image_size, plan.image_size), plan.seed + 1,
-                  progress=on(plan.train_images), area="silhouette")
-    figures, vis = {}, {}
-    for name, p in (("train", tr), ("val", va)):
-        anns = [a for a in json.loads(p.read_text(encoding="utf-8"))["annotations"] if not a["iscrowd"]]
-        counts = [0, 0, 0]
-        for a in anns:
-            for v in a["keypoints"][2::3]:
-                counts[int(v)] += 1
-        figures[name], vis[name] = len(anns), counts
-    return SynthResult(tr, va, time.perf_counter() - t0, figures, vis)
+    size = (plan.image_size, plan.image_size)
+    tr = synthesize(sk, paths.train, plan.train_images, size, plan.seed, progress=on(0))
+    va = synthesize(sk, paths.val, plan.val_images, size, plan.seed + 1, progress=on(plan.train_images),
+                    area="silhouette")
+    figures = {"train": tr.figures, "val": va.figures}
+    vis = {"train": list(tr.visibility), "val": list(va.visibility)}
+    return SynthResult(tr.path, va.path, time.perf_counter() - t0, figures, vis)
 
 
 @dataclass
@@ -225,13 +218,11 @@ class FlipResult:
 
 
 def flipcheck_step(plan: DemoPlan, paths: DemoPaths, sk: Skeleton) -> FlipResult:
-    """`posedata flipcheck --images` on the training set: the same verdict and the same plots."""
-    from . import flipcheck as F
+    """`posedata flipcheck --images` on the training set: the same function, verdict and plots."""
+    from .flipcheck import run_flipcheck
 
-    ds, _ = F.load_for_flipcheck(paths.train_json, sk)
-    v = F.flip_verdict(ds, sk)
-    written = F.write_plots(ds, sk, v, paths.flipcheck, paths.train / "images", plan.flip_instances, plan.seed)
-    return FlipResult(v, written)
+    run = run_flipcheck(paths.train_json, sk, paths.flipcheck, paths.train / "images", plan.flip_instances, plan.seed)
+    return FlipResult(run.verdict, run.plots)
 
 
 @dataclass

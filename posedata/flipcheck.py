@@ -627,3 +627,25 @@ def skeleton_flip_property(sk: Skeleton, seed: int = 0, trials: int = 4, size: i
     out = [("keypoint", name, bool(kp_ok[i])) for i, name in enumerate(sk.keypoints)]
     out += [("limb", "-".join(sk.limb_names(li)), bool(limb_ok[li] and limb_seen[li])) for li in range(sk.num_limbs)]
     return out
+
+
+@dataclass
+class FlipcheckRun:
+    """What `posedata flipcheck` (and the demo's step) found and drew."""
+
+    verdict: FlipVerdict
+    ignored: list[Finding]  # validate errors in fields the flip check does not read
+    plots: list  # the PNGs written, in the output folder given
+
+
+def run_flipcheck(path, sk: Skeleton, output, images=None, num: int = 12, seed: int = 0,
+                  category_id: CategorySpec = None, stage=None) -> FlipcheckRun:
+    """Load the data (refusing what would change the verdict), decide the verdict and draw the
+    plots into `output`. `stage(text)` is told each step as it starts (for a progress display)."""
+    tell = stage or (lambda text: None)
+    tell("reading the data")
+    ds, ignored = load_for_flipcheck(path, sk, images, category_id)
+    tell("testing the flip map")
+    v = flip_verdict(ds, sk, category_id)
+    tell("plots")
+    return FlipcheckRun(v, ignored, write_plots(ds, sk, v, output, images, num, seed, category_id))

@@ -683,10 +683,32 @@ def _r(v: float) -> float | int:
     return int(f) if f.is_integer() else f
 
 
+@dataclass(frozen=True)
+class SynthResult:
+    """What synthesize() wrote: the annotations file and what it holds."""
+
+    path: Path
+    images: int
+    figures: int
+    crowd_regions: int
+    visibility: tuple[int, int, int]  # the figures' keypoints with v = 0 (out of frame), 1 (occluded), 2
+
+    def shares(self) -> tuple[float, float, float]:
+        """The fractions of v = 0, 1, 2 among the figures' keypoints."""
+        total = max(1, sum(self.visibility))
+        return self.visibility[0] / total, self.visibility[1] / total, self.visibility[2] / total
+
+
 def generate(skeleton: Skeleton, out_dir: Path, n_images: int, size: tuple[int, int], seed: int,
              progress: Callable[[int, int], None] | None = None, area: str = "bbox") -> Path:
+    """synthesize()'s annotations path."""
+    return synthesize(skeleton, out_dir, n_images, size, seed, progress, area).path
+
+
+def synthesize(skeleton: Skeleton, out_dir: Path, n_images: int, size: tuple[int, int], seed: int,
+               progress: Callable[[int, int], None] | None = None, area: str = "bbox") -> SynthResult:
     """Write n_images drawn images to out_dir/images/ and out_dir/annotations.json; returns the
-    annotations path. `area` of each figure: "bbox" (its box) or "silhouette" (its drawn pixels,
+    annotations path and its counts. `area` of each figure: "bbox" (its box) or "silhouette" (its drawn pixels,
     unoccluded; see the module docstring). Everything is written into a temporary sibling folder first and moved into
     place at the end, so an interrupted run leaves no dataset that looks complete. An existing
     out_dir is replaced only if synth made it (its io.MARKER names synth); the caller decides
@@ -707,7 +729,6 @@ def generate(skeleton: Skeleton, out_dir: Path, n_images: int, size: tuple[int, 
     src = skeleton.source_index(list(skeleton.coco_keypoints))
     keep = np.flatnonzero(src >= 0)
     order = keep[np.argsort(src[keep])]  # skeleton index of each COCO keypoint, in COCO order
-    K = len(order)
     plan = np.random.default_rng([seed, 0])
     crowd_flags = plan.random(n_images) < 0.15
     if n_images >= 2 and not crowd_flags.any():
@@ -726,24 +747,7 @@ def generate(skeleton: Skeleton, out_dir: Path, n_images: int, size: tuple[int, 
                 raise InputError(f"OpenCV could not encode {name}")
             (tmp / "images" / name).write_bytes(buf.tobytes())
             images.append({"id": i + 1, "file_name": name, "width": w, "height": h})
-            for rec in records:
-                kp = rec["keypoints"][order]
-                flat: list[float | int] = []
-                for x, y, v in kp.tolist():
-                    flat += [_r(x), _r(y), int(v)]
-                bx = rec["bbox"]
-                anns.append({"id": len(anns) + 1, "image_id": i + 1, "category_id": 1, "iscrowd": 0,
-                             "keypoints": flat, "num_keypoints": int((kp[:, 2] > 0).sum()), "bbox": bx,
-                             "area": rec["silhouette"] if silhouette else int(bx[2] * bx[3]),
-                             "segmentation": rec["segmentation"]})
-            for poly in crowds:
-                x0, y0 = poly.min(0)
-                x1, y1 = poly.max(0)
-                area = 0.5 * abs(float(np.dot(poly[:, 0], np.roll(poly[:, 1], 1)) - np.dot(poly[:, 1], np.roll(poly[:, 0], 1))))
-                anns.append({"id": len(anns) + 1, "image_id": i + 1, "category_id": 1, "iscrowd": 1,
-                             "keypoints": [0] * (3 * K), "num_keypoints": 0,
-                             "bbox": [_r(x0), _r(y0), _r(x1 - x0), _r(y1 - y0)], "area": _r(area),
-                             "segmentation": [[_r(v) for v in poly.reshape(-1)]]})
+            _add_annotations(anns, i + 1, records, crowds, order, silhouette)
             if progress is not None:
                 progress(i + 1, n_images)
         data = {
@@ -763,4 +767,30 @@ def generate(skeleton: Skeleton, out_dir: Path, n_images: int, size: tuple[int, 
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return out_dir / "annotations.json"
+    figures = [a for a in anns if not a["iscrowd"]]
+    vis = np.bincount(np.array([v for a in figures for v in a["keypoints"][2::3]], dtype=np.int64), minlength=3)
+    return SynthResult(out_dir / "annotations.json", n_images, len(figures), len(anns) - len(figures),
+                       (int(vis[0]), int(vis[1]), int(vis[2])))
+
+
+def _add_annotations(anns: list[dict], image_id: int, records: list[dict], crowds: list[np.ndarray],
+                     order: np.ndarray, silhouette: bool) -> None:
+    """Append one image's figures (keypoints in COCO order) and crowd regions to `anns`."""
+    for rec in records:
+        kp = rec["keypoints"][order]
+        flat: list[float | int] = []
+        for x, y, v in kp.tolist():
+            flat += [_r(x), _r(y), int(v)]
+        bx = rec["bbox"]
+        anns.append({"id": len(anns) + 1, "image_id": image_id, "category_id": 1, "iscrowd": 0,
+                     "keypoints": flat, "num_keypoints": int((kp[:, 2] > 0).sum()), "bbox": bx,
+                     "area": rec["silhouette"] if silhouette else int(bx[2] * bx[3]),
+                     "segmentation": rec["segmentation"]})
+    for poly in crowds:
+        x0, y0 = poly.min(0)
+        x1, y1 = poly.max(0)
+        area = 0.5 * abs(float(np.dot(poly[:, 0], np.roll(poly[:, 1], 1)) - np.dot(poly[:, 1], np.roll(poly[:, 0], 1))))
+        anns.append({"id": len(anns) + 1, "image_id": image_id, "category_id": 1, "iscrowd": 1,
+                     "keypoints": [0] * (3 * len(order)), "num_keypoints": 0,
+                     "bbox": [_r(x0), _r(y0), _r(x1 - x0), _r(y1 - y0)], "area": _r(area),
+                     "segmentation": [[_r(v) for v in poly.reshape(-1)]]})

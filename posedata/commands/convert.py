@@ -225,11 +225,10 @@ def synth_cmd(skeleton_spec: str, output: Path, n_images: int, size: str, seed: 
     Several figures per image with overlaps, occluders and partial views (occluded keypoints v=1,
     out of frame v=0), varied scale, textured backgrounds and a few crowd patches (iscrowd=1).
     The same seed gives byte-identical output."""
-    import json
     import time
 
     from .. import skeleton as S
-    from ..synth import generate, parse_size
+    from ..synth import parse_size, synthesize
 
     wh = parse_size(size)
     claim(output, "synth", skeleton_spec, force=force, folder=True)
@@ -237,20 +236,11 @@ def synth_cmd(skeleton_spec: str, output: Path, n_images: int, size: str, seed: 
     t0 = time.perf_counter()
     with progress_bar("drawing", con=err_console) as bar:
         task = bar.add_task("synth", total=n_images)
-        path = generate(sk, output, n_images, wh, seed,
-                        progress=lambda done, total: bar.update(task, completed=done))
+        res = synthesize(sk, output, n_images, wh, seed, progress=lambda done, total: bar.update(task, completed=done))
     secs = time.perf_counter() - t0
-    data = json.loads(path.read_text(encoding="utf-8"))
-    anns = data["annotations"]
-    figures = [a for a in anns if not a["iscrowd"]]
-    vis = [0, 0, 0]
-    for a in figures:
-        for v in a["keypoints"][2::3]:
-            vis[int(v)] += 1
-    total = max(1, sum(vis))
+    out, occluded, visible = res.shares()
     console.print(
-        f"wrote {path} and {n_images} image(s) in {output / 'images'} ({wh[0]}x{wh[1]}, seed {seed}) in {secs:.1f} s\n"
-        f"skeleton {sk.name} ({sk.fingerprint}): {len(figures)} figure(s), {len(anns) - len(figures)} crowd "
-        f"region(s); keypoints {vis[2] / total:.0%} visible, {vis[1] / total:.0%} occluded, "
-        f"{vis[0] / total:.0%} out of frame", soft_wrap=True
+        f"wrote {res.path} and {n_images} image(s) in {output / 'images'} ({wh[0]}x{wh[1]}, seed {seed}) in {secs:.1f} s\n"
+        f"skeleton {sk.name} ({sk.fingerprint}): {res.figures} figure(s), {res.crowd_regions} crowd "
+        f"region(s); keypoints {visible:.0%} visible, {occluded:.0%} occluded, {out:.0%} out of frame", soft_wrap=True
     )

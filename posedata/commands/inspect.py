@@ -125,21 +125,37 @@ def flipcheck_cmd(data: Path, skeleton_spec: str, images: Path | None, output: P
 
     Last line: PASS, FAIL, INCONCLUSIVE or NOT APPLICABLE (rules and measured rates in
     docs/checks.md); exit 1 exactly when it says FAIL."""
-    import numpy as np
-
     from .. import flipcheck as F
     from .. import skeleton as S
 
     out = claim(output, "flipcheck", data, images, skeleton_spec, force=force, folder=True)
     sk = S.resolve(skeleton_spec)
-    with console.status("flipcheck: reading the data"):
-        ds, ignored = F.load_for_flipcheck(data, sk, images, category)
-    if ignored:
-        codes = sorted({f.code for f in ignored})
-        console.print(f"[yellow]note:[/] {len(ignored)} validate error(s) ({', '.join(codes)}) in fields the flip check "
-                      "does not read; run `posedata validate` before training")
-    with console.status("flipcheck: testing the flip map"):
-        v = F.flip_verdict(ds, sk, category)
+    with console.status("flipcheck") as status:
+        run = F.run_flipcheck(data, sk, out.staging(), images, num, seed, category,
+                              stage=lambda text: status.update(f"flipcheck: {text}"))
+    out.commit()
+    v = run.verdict
+    if run.ignored:
+        codes = sorted({f.code for f in run.ignored})
+        console.print(f"[yellow]note:[/] {len(run.ignored)} validate error(s) ({', '.join(codes)}) in fields the flip "
+                      "check does not read; run `posedata validate` before training")
+    print_flip_verdict(v, sk)
+    if images is not None and v.swaps is not None and v.swaps.suspects:
+        console.print(f"{len(v.swaps.suspects)} instance(s) with a suspected left/right swap drawn first in "
+                      f"{output / 'instances.png'}")
+    console.print(f"plots: {', '.join(str(output / w.name) for w in run.plots)}")
+    style = {"PASS": "bold green", "FAIL": "bold red"}.get(v.verdict, "bold yellow")
+    console.print(f"[{style}]{v.verdict}[/] {v.reason}", soft_wrap=True)
+    if v.exit_code:
+        sys.exit(v.exit_code)
+
+
+def print_flip_verdict(v: Any, sk: Any) -> None:
+    """The skeleton-level property, the data-level mirror test and the swap count of a FlipVerdict."""
+    import numpy as np
+
+    from ..flipcheck import ALPHA, MAX_SUSPECTS
+
     t = Table(title="skeleton-level flip property (internal consistency only)")
     for c in ("kind", "name", "result"):
         t.add_column(c)
@@ -149,7 +165,7 @@ def flipcheck_cmd(data: Path, skeleton_spec: str, images: Path | None, output: P
     if v.test is not None:
         o = v.test
         t = Table(title=f"data-level mirror test on {o.informative} of {v.n_instances} instances "
-                        f"(randomisation test p = {o.p_value:.4f}; FAIL at p <= {F.ALPHA})")
+                        f"(randomisation test p = {o.p_value:.4f}; FAIL at p <= {ALPHA})")
         for c in ("keypoint", "flips to", "score (z^2, ~1 noise)", "deviation", "blamed"):
             t.add_column(c)
         keep = [i for i in range(sk.num_keypoints) if i not in set(sk.derived_indices)]
@@ -164,16 +180,5 @@ def flipcheck_cmd(data: Path, skeleton_spec: str, images: Path | None, output: P
         console.print(f"suspected left/right swaps: {len(sw.suspects)} of {sw.checked} instances "
                       f"(annotation noise allows {100 * sw.noise:.0f}%; binomial p = {sw.p_value:.2g})"
                       + (": " + ", ".join(f"annotation {x['annotation_id']} (image {x['image_id']})"
-                                          for x in sw.suspects[:F.MAX_SUSPECTS]) if sw.suspects else ""),
+                                          for x in sw.suspects[:MAX_SUSPECTS]) if sw.suspects else ""),
                       soft_wrap=True)
-    with console.status("flipcheck: plots"):
-        written = [output / w.name for w in F.write_plots(ds, sk, v, out.staging(), images, num, seed, category)]
-    out.commit()
-    if images is not None and v.swaps is not None and v.swaps.suspects:
-        console.print(f"{len(v.swaps.suspects)} instance(s) with a suspected left/right swap drawn first in "
-                      f"{output / 'instances.png'}")
-    console.print(f"plots: {', '.join(str(w) for w in written)}")
-    style = {"PASS": "bold green", "FAIL": "bold red"}.get(v.verdict, "bold yellow")
-    console.print(f"[{style}]{v.verdict}[/] {v.reason}", soft_wrap=True)
-    if v.exit_code:
-        sys.exit(v.exit_code)
