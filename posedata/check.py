@@ -1,6 +1,7 @@
 """`posedata check`: skeleton check + validate + the data-level flip check, one verdict.
 
-The trainer's gate calls check_data before its first step.
+The trainer's gate (training_gate) runs check_data on what a label file was made from before the
+first step.
 """
 from __future__ import annotations
 
@@ -146,6 +147,46 @@ def check_labels(labels_path: str | Path, skeleton: Skeleton, images: Path | Non
     res.skeleton = stale + res.skeleton
     res.samples += shared
     return LabelsCheck(name, res, embedded=True)
+
+
+@dataclass
+class GateOutcome:
+    """The data check before training: what was checked and its findings, or why it could not run."""
+
+    source: str | None
+    findings: list[Finding]
+    could_not_run: str | None = None
+
+    @property
+    def errors(self) -> int:
+        return sum(f.severity == "error" for f in self.findings)
+
+    def refusal(self, labels: Path) -> Exception | None:
+        """The error that stops training (unless --skip-checks), or None when the data is ready."""
+        from .errors import DataError
+
+        if not has_errors(self.findings):
+            return None
+        stale = [f.message for f in self.findings if f.code == "C001"]  # the data checked is not the labels'
+        return DataError(stale[0] if stale else
+                         f"the training data has {self.errors} error(s) (above); fix them or pass --skip-checks",
+                         self.findings, file=str(labels if stale else self.source))
+
+
+def training_gate(labels: Path, sk: Skeleton, images: Path | None, val_json: Path | None,
+                  val_images: Path | None, skip_checks: bool) -> GateOutcome:
+    """The one "ready for training" verdict: check_labels on what the label file was made from
+    (GateOutcome.refusal says whether training may start). A check that cannot run (InputError)
+    stops training unless --skip-checks."""
+    from .errors import InputError
+
+    try:
+        checked = check_labels(labels, sk, images, val_json, val_images)
+    except InputError as e:
+        if not skip_checks:
+            raise
+        return GateOutcome(None, [], str(e))
+    return GateOutcome(checked.source, checked.findings)
 
 
 SHARED_IMAGES = "C004"

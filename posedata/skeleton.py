@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from .errors import SkeletonError
+from .errors import InputError, SkeletonError
 from .findings import Finding
 from .io import load_yaml
 from .sides import guess_flip_pairs, name_side, unpaired_sided
@@ -610,6 +610,16 @@ def from_dict(data: dict[str, Any], file: str | None = None) -> Skeleton:
     if errors:
         raise SkeletonError(errors[0].message, file=file, where=errors[0].where)
     return sk
+
+
+def require_fingerprint(what: str, name: str, fingerprint: str | None, skeleton: Skeleton,
+                        file: str | None = None, advice: str = "channel meanings differ") -> None:
+    """The one check that something made for a skeleton (a label file, a run, a checkpoint, an ONNX
+    file) meets the skeleton given: the same fingerprint, else InputError naming both. None
+    (nothing recorded) passes."""
+    if fingerprint is not None and fingerprint != skeleton.fingerprint:
+        raise InputError(f"{what} was made for skeleton {name!r} (fingerprint {fingerprint}), not {skeleton.name!r} "
+                         f"(fingerprint {skeleton.fingerprint}); {advice}", file=file)
 
 
 def from_coco_category(cat: dict[str, Any], name: str | None = None, file: str | None = None,

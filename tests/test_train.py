@@ -426,7 +426,7 @@ def test_max_minutes_is_a_promise_with_slow_validations(data, tmp_path, monkeypa
     """The case: --max-minutes 6 ran 9 min 56 s and validated at 200 and again at 201. Here a
     validation takes 2 s and the budget is 20 s: the run, its validations and its last.pt end
     within the 20 s, and no validation follows another by one step."""
-    import trainer.train as T
+    import trainer.evaluate as E
 
     validated = []
 
@@ -434,7 +434,7 @@ def test_max_minutes_is_a_promise_with_slow_validations(data, tmp_path, monkeypa
         time.sleep(2.0)
         return {"AP": 0.1 * len(validated)}
 
-    monkeypatch.setattr(T, "find_evaluate", lambda: slow_evaluate)
+    monkeypatch.setattr(E, "evaluate", slow_evaluate)
     events = []
     cfg = config(data, tmp_path / "run", iterations=100000, checkpoint_every=10, max_minutes=20 / 60,
                  val_json=str(data["json"]), val_images=str(data["images"]))

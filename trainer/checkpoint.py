@@ -313,9 +313,7 @@ def _reference_layout_model(ckpt: dict[str, Any], skeleton, path: str | os.PathL
 
 
 def check_fingerprint(ckpt: dict, skeleton, file: str | None = None) -> None:
-    fp = ckpt.get("fingerprint")
-    if fp is not None and fp != skeleton.fingerprint:
-        other = (ckpt.get("skeleton") or {}).get("name", "?")
-        raise InputError(
-            f"checkpoint was trained for skeleton {other!r} (fingerprint {fp}), not {skeleton.name!r} "
-            f"(fingerprint {skeleton.fingerprint}); channel meanings differ", file=file)
+    from posedata.skeleton import require_fingerprint
+
+    require_fingerprint("checkpoint", (ckpt.get("skeleton") or {}).get("name", "?"), ckpt.get("fingerprint"),
+                        skeleton, file)

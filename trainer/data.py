@@ -28,14 +28,10 @@ from posedata.errors import InputError
 
 def check_fingerprint(labels, skeleton, labels_file: str | None = None) -> None:
     """Refuse a label file made for another skeleton, naming both."""
-    if labels.fingerprint != skeleton.fingerprint:
-        raise InputError(
-            f"label file was made for skeleton {labels.skeleton_name!r} (fingerprint {labels.fingerprint}, "
-            f"{len(labels.keypoint_names)} keypoints) but the skeleton given is {skeleton.name!r} "
-            f"(fingerprint {skeleton.fingerprint}, {skeleton.num_keypoints} keypoints"
-            f"{', file ' + str(skeleton.file) if skeleton.file else ''}); re-import the data with this skeleton",
-            file=labels_file,
-        )
+    from posedata.skeleton import require_fingerprint
+
+    require_fingerprint("label file", labels.skeleton_name, labels.fingerprint, skeleton, labels_file,
+                        "re-import the data with this skeleton")
 
 
 def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:

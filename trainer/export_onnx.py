@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from posedata.errors import InputError, PosedataError
+from posedata.skeleton import require_fingerprint
 
 from .predict import IMG_MEAN, IMG_SCALE, LoadedModel
 
@@ -204,10 +205,8 @@ def load_onnx(path: Path, skeleton=None) -> LoadedModel:
         if stored is None:
             raise InputError("this ONNX file carries no posedata metadata (skeleton): give --skeleton", file=file)
         skeleton = stored
-    elif stored is not None and stored.fingerprint != skeleton.fingerprint:
-        raise InputError(
-            f"ONNX file was exported for skeleton {stored.name!r} (fingerprint {stored.fingerprint}), not "
-            f"{skeleton.name!r} (fingerprint {skeleton.fingerprint}); channel meanings differ", file=file)
+    elif stored is not None:
+        require_fingerprint("ONNX file", stored.name, stored.fingerprint, skeleton, file)
     desc = "ONNX file" + (f", {spec.get('stages', '?')} refinement stage(s), width {spec.get('width', '?')}, "
                           f"input {input_size}" if stored is not None else ", no posedata metadata")
     return LoadedModel(OnnxModel(sess, meta), desc, skeleton, input_size, "onnx")

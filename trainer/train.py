@@ -37,6 +37,7 @@ from posedata.errors import InputError
 from posedata.io import atomic_write_text
 
 from . import checkpoint as C
+from . import evaluate as E
 from . import runlog
 from .data import PoseDataset, batches_per_epoch, make_loader
 from .device import resolve_device
@@ -285,15 +286,6 @@ def barrier(d: Dist) -> None:
 
 
 # -------------------------------------------------------------------- train
-def find_evaluate():
-    """trainer.evaluate.evaluate if that module is present, else None (validation skipped)."""
-    try:
-        from .evaluate import evaluate
-    except ImportError:
-        return None
-    return evaluate
-
-
 def stop_with_launcher() -> None:
     """Under torchrun, end this process when the launcher that started it dies (a SIGKILLed
     launcher cannot tell its ranks), instead of training on and writing the run folder without
@@ -670,9 +662,7 @@ def _train(cfg: TrainConfig, skeleton, d: Dist, out: Path, resume: bool, emit: C
     net: torch.nn.Module = model
     if d.world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[d.local_rank] if d.device.type == "cuda" else None)
-    evaluate = find_evaluate() if cfg.val_json else None
-    if cfg.val_json and evaluate is None:
-        emit("note", {"message": "validation skipped: trainer/evaluate.py is not available"})
+    evaluate = E.evaluate if cfg.val_json else None
     val_images = _count_images(cfg.val_json) if evaluate is not None else 0
     ckpt_bytes = sum(p.numel() * p.element_size() for p in model.parameters()) * 3  # weights + Adam moments
     budget = Budget(cfg.max_minutes, started, ckpt_bytes, val_images, cfg.batch_size)
@@ -820,17 +810,3 @@ def resume_run_config(run: str | os.PathLike, given: dict[str, Any]) -> tuple[Tr
     cfg, skeleton = resume_config(run, given, TrainConfig)
     cfg.validate()
     return cfg, skeleton
-
-
-# --------------------------------------------------------------------- gate
-def gate(labels_path: str | os.PathLike, skeleton, images: str | os.PathLike | None,
-         val_json: str | os.PathLike | None = None, val_images: str | os.PathLike | None = None) -> tuple[str, list]:
-    """The data check that must pass before the first step: posedata.check.check_labels (skeleton
-    check, validate and flip check of what the labels were made from; stale labels are an error;
-    images shared with the validation file are a warning).
-    Returns (what was checked, findings); the caller stops on errors unless --skip-checks."""
-    from posedata.check import check_labels
-
-    checked = check_labels(labels_path, skeleton, Path(images) if images is not None else None,
-                           Path(val_json) if val_json else None, Path(val_images) if val_images else None)
-    return checked.source, checked.findings

@@ -80,13 +80,11 @@ def load_labels_or_coco(data: Path, sk, category: Any = None):
     head = read_bytes(data)[:4]
     if head == b"PK\x03\x04":
         from ..labels import load
+        from ..skeleton import require_fingerprint
 
         labels = load(data)
-        if labels.fingerprint != sk.fingerprint:
-            from ..errors import InputError
-
-            raise InputError(f"label file was made for skeleton {labels.skeleton_name!r} ({labels.fingerprint}), "
-                             f"not {sk.name!r} ({sk.fingerprint})", file=str(data))
+        require_fingerprint("label file", labels.skeleton_name, labels.fingerprint, sk, str(data),
+                            "re-import the data with this skeleton")
         return labels
     from ..convert import load_source, to_labels
     from ..errors import DataError

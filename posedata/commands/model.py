@@ -112,11 +112,6 @@ def train_cmd(skeleton_spec: str | None, labels: Path | None, images: Path | Non
     import time
 
     started = time.monotonic()  # --max-minutes counts from here: the data check is part of the run
-    from .. import skeleton as S
-    from ..errors import DataError, InputError
-    from ..findings import has_errors
-    from ..io import atomic_write_json
-
     quiet = int(os.environ.get("RANK", "0")) != 0
     out_console = Console(quiet=quiet, highlight=False)
     given = dict(labels=labels, images=images, output=output, val_json=val_json, val_images=val_images,
@@ -124,75 +119,62 @@ def train_cmd(skeleton_spec: str | None, labels: Path | None, images: Path | Non
                  input_size=input_size, width=width, workers=workers, seed=seed, checkpoint_every=checkpoint_every,
                  max_minutes=max_minutes, threads=threads, device=device, tensorboard=tensorboard)
     given = {k: (str(v) if isinstance(v, Path) else v) for k, v in given.items() if v is not None}
-
-    from trainer import presets as P
-    from trainer.run import check_not_running
-    from trainer.train import gate, new_run_config, resume_run_config, train
+    from trainer.launch import resumed_run
 
     if resume is not None:
-        cfg, sk_dict = resume_run_config(resume, given)
-        sk = S.from_dict(sk_dict, file=str(resume / "config.json"))
-        if skeleton_spec:
-            given_sk = S.resolve(skeleton_spec)
-            if given_sk.fingerprint != sk.fingerprint:
-                raise InputError(f"the run was trained for skeleton {sk.name!r} ({sk.fingerprint}), "
-                                 f"not {given_sk.name!r} ({given_sk.fingerprint})", file=str(skeleton_spec))
-        check_not_running(resume)
+        cfg, sk = resumed_run(resume, given, skeleton_spec)
         out_console.print(f"resuming {resume} towards iteration {cfg.iterations} (data check ran at the start)")
     else:
-        missing = [n for n, v in (("--skeleton", skeleton_spec), ("--labels", labels), ("--images", images),
-                                  ("-o/--output", output)) if v is None]
-        if missing:
-            raise InputError(f"missing option(s) {', '.join(missing)} (all required unless --resume)")
-        sk = S.resolve(skeleton_spec)
-        cfg = new_run_config({**given, "skeleton_file": str(sk.file)})
-        run = None
-        if not quiet:  # rank 0 decides; other ranks would race it for the folder it creates
-            check_not_running(output)
-            if (output / "config.json").is_file() and not force:
-                raise InputError(f"{output} holds a run; continue it with: posedata train --resume {output} "
-                                 "(or pass --force to start it again from scratch)", file=str(output))
-            run = claim(output, "train", labels, images, val_json, val_images, init_ckpt, skeleton_spec,
-                        force=force, folder=True)
-        # refuse a label file for another skeleton before the (slower) data check
-        from posedata.labels import load as load_labels
-        from trainer.data import check_fingerprint
+        cfg, sk = _start_new_run(given, skeleton_spec, force, skip_checks, quiet, out_console)
+    _run_training(cfg, sk, resume is not None, out_console, started)
 
-        check_fingerprint(load_labels(labels), sk, str(labels))
-        if init_ckpt is not None:
-            # an unreadable --init fails here, before the data check and before the run folder exists
-            from trainer.checkpoint import load as load_checkpoint
 
-            load_checkpoint(init_ckpt)
-        try:
-            with out_console.status("checking the training data (skeleton, validate, flip map)"):
-                source, findings = gate(labels, sk, images, val_json, val_images)
-        except InputError as e:
-            if not skip_checks:
-                raise
-            out_console.print(f"[yellow]data check could not run ({escape(str(e))}); training anyway "
-                              "(--skip-checks)[/]", soft_wrap=True)
-        else:
-            errors = sum(f.severity == "error" for f in findings)
-            if not quiet:
-                print_findings([f for f in findings if f.severity != "info"], limit=20, title=f"data check: {source}")
-            if has_errors(findings):
-                if not skip_checks:
-                    stale = [f.message for f in findings if f.code == "C001"]  # the data checked is not the labels'
-                    raise DataError(stale[0] if stale else
-                                    f"the training data has {errors} error(s) (above); fix them or pass --skip-checks",
-                                    findings, file=str(labels if stale else source))
-                out_console.print(f"[yellow]data check: {errors} error(s); training anyway (--skip-checks)[/]")
-            else:
-                out_console.print(f"[green]data check passed[/] ({source})")
-        given_keys = sorted(k for k in given if k in P.PRESETS[cfg.preset])
-        out_console.print(f"settings: input {cfg.input_size}, width {cfg.width}, {cfg.stages} refinement stage(s), "
-                          f"batch {cfg.batch_size}, {cfg.iterations} iterations, lr {cfg.lr:g} (preset {cfg.preset}"
-                          f"{'' if preset else ', the default for this device'}"
-                          + (f"; given: {', '.join('--' + k.replace('_', '-') for k in given_keys)}" if given_keys else "")
-                          + ")", soft_wrap=True)
-        if run is not None:
-            run.in_place()  # every input is read: only now is an earlier run of this folder removed
+def _start_new_run(given: dict[str, Any], skeleton_spec: str | None, force: bool, skip_checks: bool, quiet: bool,
+                   out_console: Console) -> tuple[Any, Any]:
+    """A new run: options, the output claim, the inputs' checks and the data gate, printed."""
+    from trainer import presets as P
+    from trainer.launch import check_inputs, new_run, refuse_existing_run
+
+    from ..check import training_gate
+
+    cfg, sk = new_run(given, skeleton_spec)
+    labels, images, output = Path(given["labels"]), Path(given["images"]), Path(given["output"])
+    val_json, val_images = (Path(given[k]) if k in given else None for k in ("val_json", "val_images"))
+    init = Path(given["init"]) if "init" in given else None
+    run = None
+    if not quiet:  # rank 0 decides; other ranks would race it for the folder it creates
+        refuse_existing_run(output, force)
+        run = claim(output, "train", labels, images, val_json, val_images, init, skeleton_spec, force=force, folder=True)
+    check_inputs(labels, sk, init)
+    with out_console.status("checking the training data (skeleton, validate, flip map)"):
+        gate = training_gate(labels, sk, images, val_json, val_images, skip_checks)
+    if gate.could_not_run is not None:
+        out_console.print(f"[yellow]data check could not run ({escape(gate.could_not_run)}); training anyway "
+                          "(--skip-checks)[/]", soft_wrap=True)
+    else:
+        if not quiet:
+            print_findings([f for f in gate.findings if f.severity != "info"], limit=20, title=f"data check: {gate.source}")
+        refusal = gate.refusal(labels)
+        if refusal is not None and not skip_checks:
+            raise refusal
+        out_console.print(f"[yellow]data check: {gate.errors} error(s); training anyway (--skip-checks)[/]" if refusal
+                          else f"[green]data check passed[/] ({gate.source})")
+    given_keys = sorted(k for k in given if k in P.PRESETS[cfg.preset])
+    out_console.print(f"settings: input {cfg.input_size}, width {cfg.width}, {cfg.stages} refinement stage(s), "
+                      f"batch {cfg.batch_size}, {cfg.iterations} iterations, lr {cfg.lr:g} (preset {cfg.preset}"
+                      f"{'' if 'preset' in given else ', the default for this device'}"
+                      + (f"; given: {', '.join('--' + k.replace('_', '-') for k in given_keys)}" if given_keys else "")
+                      + ")", soft_wrap=True)
+    if run is not None:
+        run.in_place()  # every input is read: only now is an earlier run of this folder removed
+    return cfg, sk
+
+
+def _run_training(cfg: Any, sk: Any, resume: bool, out_console: Console, started: float) -> None:
+    """train() under the progress display; the end line, or the interrupt's exit code."""
+    from trainer.train import train
+
+    from ..io import atomic_write_json
 
     with progress_bar("[bold]train[/]", *train_fields(), con=out_console, transient=False,
                       refresh_per_second=4) as bar:
@@ -222,7 +204,7 @@ def train_cmd(skeleton_spec: str | None, labels: Path | None, images: Path | Non
             elif event == "note":
                 bar.console.print(f"[yellow]note:[/] {info['message']}", soft_wrap=True)
 
-        result = train(cfg, sk, resume=resume is not None, callback=on_event, started=started)
+        result = train(cfg, sk, resume=resume, callback=on_event, started=started)
     best = f", best validation AP {result.best_ap:.4f}" if result.best_ap is not None else ""
     if result.interrupted:
         import signal
