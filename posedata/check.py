@@ -102,9 +102,8 @@ def check_labels(labels_path: str | Path, skeleton: Skeleton, images: Path | Non
     import hashlib
 
     from .errors import InputError
-    from .io import parse_json
+    from .io import parse_json, paused_gc
     from .labels import load_embedded_source, load_header
-    from .validate import paused_gc
 
     settings = load_header(labels_path)["settings"]
     recorded, want = settings.get("source"), settings.get("source_sha256")

@@ -41,10 +41,10 @@ from .coco import CategorySpec, Dataset, category_label, from_coco, parse_catego
 from .errors import InputError
 from .findings import Finding
 from .formats.base import ImportOptions, ImportReport
-from .io import parse_json, read_bytes
+from .io import parse_json, paused_gc, read_bytes
 from .labels import ABSENT, OCCLUDED, VISIBLE, Labels
 from .skeleton import Skeleton
-from .validate import Validated, paused_gc
+from .validate import Validated, default_min_keypoints  # the rule is stated beside the checks that name it (V061)
 
 # reasons an annotation of the keypoint category is not a person instance
 DROP_CROWD = "crowd (iscrowd): kept as a crowd region"
@@ -58,17 +58,6 @@ REJECT_MIN_AREA = "min_area"
 REJECT_DEDUP = "dedup"
 # the option of `posedata convert` that changes each rule
 RULE_OPTIONS = {REJECT_MIN_KEYPOINTS: "--min-keypoints", REJECT_MIN_AREA: "--min-area", REJECT_DEDUP: "--dedup"}
-
-REFERENCE_MIN_KEYPOINTS = 5  # the reference's rule, for its 17/18-keypoint people
-
-
-def default_min_keypoints(skeleton: Skeleton) -> int:
-    """The default minimum of labelled keypoints for a training sample: the reference's 5 of
-    COCO's 17 as a share of the skeleton, rounded up, never above 5 (coco17 and openpose18 keep
-    the reference's 5; a 4-keypoint mouse needs 2, not an impossible 5)."""
-    k = skeleton.num_keypoints - len(skeleton.derived)
-    return max(1, min(REFERENCE_MIN_KEYPOINTS, -(-REFERENCE_MIN_KEYPOINTS * k // 17)))
-
 
 # --------------------------------------------------------------------- input
 @dataclass

@@ -18,6 +18,7 @@ import numpy as np
 
 from .coco import CategorySpec, Dataset
 from .findings import Finding
+from .sides import minority_pairs
 from .skeleton import Skeleton
 
 ALPHA = 0.001  # family-wise false-FAIL rate with a right flip map (Holm over the keypoints tested)
@@ -512,30 +513,6 @@ def side_statistics(ds: Dataset, sk: Skeleton, category_id: CategorySpec = None)
             "offsets": off, "annotation_ids": ids,
         })
     return out
-
-
-def minority_pairs(x: np.ndarray, lab: np.ndarray, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The "suspected left/right swap" rule, shared by validate (V070) and flipcheck's plots.
-
-    x, lab: (N, K) x coordinates and labelled flags; left, right: (P,) keypoint columns of the flip
-    pairs. Per instance every pair's sign of x_left - x_right should agree on which way the
-    instance faces. Returns ((N, P) pairs against a clear majority, (N,) majority size). A pair
-    nearly level in x (a side view) says nothing; only a clear majority (2+ pairs, 2:1 or more)
-    says which way the instance faces, so a twisting body (3:2) is not flagged."""
-    both = lab[:, left] & lab[:, right]
-    d = x[:, left] - x[:, right]
-    xs = np.where(lab, x, np.nan)
-    with warnings.catch_warnings():  # instances with no labelled point give all-NaN rows
-        warnings.simplefilter("ignore", RuntimeWarning)
-        extent = np.nanmax(xs, axis=1) - np.nanmin(xs, axis=1) if xs.shape[1] else np.zeros(len(x))
-    tol = np.maximum(1.0, 0.05 * np.nan_to_num(extent))[:, None]
-    pos = both & (d > tol)
-    neg = both & (d < -tol)
-    npos, nneg = pos.sum(axis=1), neg.sum(axis=1)
-    minority = np.where((npos > nneg)[:, None], neg, np.where((nneg > npos)[:, None], pos, False))
-    major, minor = np.maximum(npos, nneg), np.minimum(npos, nneg)
-    minority &= ((major >= 2) & (major >= 2 * minor))[:, None]
-    return minority, major
 
 
 def suspected_swaps(pts: np.ndarray, lab: np.ndarray, sk: Skeleton) -> np.ndarray:

@@ -11,7 +11,10 @@ they have opposite sides and the same remaining tokens with the side in the same
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Sequence
+
+import numpy as np
 
 # tokens: runs of capitals followed by lower case ("Shoulder"), capital runs not followed by lower
 # case ("L" in "LShoulder", "HEAD"), lower-case runs, digit runs
@@ -78,3 +81,27 @@ def unpaired_sided(names: Sequence[str], paired: set[str]) -> list[str]:
     guessed partner either."""
     guessed = {n for p in guess_flip_pairs(names) for n in p}
     return [n for n in names if name_side(n) and n not in paired and n not in guessed]
+
+
+def minority_pairs(x: np.ndarray, lab: np.ndarray, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The "suspected left/right swap" rule, shared by validate (V070) and flipcheck's plots.
+
+    x, lab: (N, K) x coordinates and labelled flags; left, right: (P,) keypoint columns of the flip
+    pairs. Per instance every pair's sign of x_left - x_right should agree on which way the
+    instance faces. Returns ((N, P) pairs against a clear majority, (N,) majority size). A pair
+    nearly level in x (a side view) says nothing; only a clear majority (2+ pairs, 2:1 or more)
+    says which way the instance faces, so a twisting body (3:2) is not flagged."""
+    both = lab[:, left] & lab[:, right]
+    d = x[:, left] - x[:, right]
+    xs = np.where(lab, x, np.nan)
+    with warnings.catch_warnings():  # instances with no labelled point give all-NaN rows
+        warnings.simplefilter("ignore", RuntimeWarning)
+        extent = np.nanmax(xs, axis=1) - np.nanmin(xs, axis=1) if xs.shape[1] else np.zeros(len(x))
+    tol = np.maximum(1.0, 0.05 * np.nan_to_num(extent))[:, None]
+    pos = both & (d > tol)
+    neg = both & (d < -tol)
+    npos, nneg = pos.sum(axis=1), neg.sum(axis=1)
+    minority = np.where((npos > nneg)[:, None], neg, np.where((nneg > npos)[:, None], pos, False))
+    major, minor = np.maximum(npos, nneg), np.minimum(npos, nneg)
+    minority &= ((major >= 2) & (major >= 2 * minor))[:, None]
+    return minority, major

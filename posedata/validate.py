@@ -23,9 +23,9 @@ import numpy as np
 
 from .errors import InputError, SkeletonError
 from .findings import Finding
-from .flipcheck import minority_pairs
 from .images import image_header, too_large
 from .io import load_json, paused_gc, safe_image_path
+from .sides import minority_pairs
 from .skeleton import Skeleton, normalize_name
 
 # code -> (severity, short title). Codes are stable: never renumber, only add.
@@ -74,9 +74,20 @@ CHECKS: dict[str, tuple[str, str]] = {
     "V099": ("error", "internal error while checking (please report)"),
 }
 
-# The reference's training-sample filters (lwop-conventions §1); the minimum of labelled keypoints
-# scales with the skeleton (convert.default_min_keypoints: 5 for the reference's people).
+# The reference's training-sample filters (lwop-conventions §1), the rules convert applies; the
+# minimum of labelled keypoints scales with the skeleton (5 for the reference's people).
 MIN_AREA = 32 * 32
+REFERENCE_MIN_KEYPOINTS = 5  # the reference's rule, for its 17/18-keypoint people
+
+
+def default_min_keypoints(skeleton: Skeleton) -> int:
+    """The default minimum of labelled keypoints for a training sample: the reference's 5 of
+    COCO's 17 as a share of the skeleton, rounded up, never above 5 (coco17 and openpose18 keep
+    the reference's 5; a 4-keypoint mouse needs 2, not an impossible 5)."""
+    k = skeleton.num_keypoints - len(skeleton.derived)
+    return max(1, min(REFERENCE_MIN_KEYPOINTS, -(-REFERENCE_MIN_KEYPOINTS * k // 17)))
+
+
 # A labelled point this far beyond its bbox, as a fraction of the box's larger side, is "far".
 FAR_OUTSIDE_BBOX = 0.5
 # A bbox may overhang the image by this many pixels before it is reported (rounding in exports).
@@ -817,8 +828,6 @@ class _Validator:
             if iid is not None:
                 self.person_images.add(iid)
         area = self.area[rows]
-        from .convert import default_min_keypoints
-
         min_kp = default_min_keypoints(self.sk)  # convert's default, so V061 names who convert drops
         few = person & (nk < min_kp)
         with np.errstate(invalid="ignore"):
@@ -930,66 +939,6 @@ def _usable_segmentation(seg: Any) -> bool:
         return all(isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0 and all(_finite(t) is not None for t in p)
                    for p in seg)
     return False
-
-
-# ------------------------------------------------------------------ importer hint
-def suggest_importer(data: Any, path: str | os.PathLike | None = None) -> str | None:
-    """The `posedata import` format that would repair this input, or None.
-
-    With `path` (the file or folder `data` was parsed from; data may then be None), the importers'
-    own content detection answers first (importer.detect_format: every format, the parse in
-    `data` reused rather than repeated). Then the quirks a coco-annotator export keeps even when its
-    tool keys are gone: images with `path`/`dataset_id`/`annotated`, annotations with `isbbox`,
-    keypoint instances with area 0 and bbox [0, 0, 0, 0], or keypoint arrays longer than 3*K.
-    Never raises: it is only a hint."""
-    if path is not None:
-        found = _detect_format(path, data)
-        if found is not None:
-            return found
-    try:
-        if not isinstance(data, dict):
-            return None
-        imgs = data.get("images") if isinstance(data.get("images"), list) else []
-        anns = data.get("annotations") if isinstance(data.get("annotations"), list) else []
-        cats = data.get("categories") if isinstance(data.get("categories"), list) else []
-        score = 0
-        if any(isinstance(im, dict) and {"path", "dataset_id", "annotated"} & im.keys() for im in imgs[:1000]):
-            score += 1
-        kcount = {c.get("id"): len(c["keypoints"]) for c in cats
-                  if isinstance(c, dict) and isinstance(c.get("keypoints"), list) and _as_id(c.get("id")) is not None}
-        for a in anns:
-            if not isinstance(a, dict):
-                continue
-            if "isbbox" in a:
-                score += 1
-                break
-            kp = a.get("keypoints")
-            if isinstance(kp, list):
-                k = kcount.get(a.get("category_id")) if _as_id(a.get("category_id")) is not None else None
-                if k is not None and len(kp) > 3 * k:
-                    score += 1
-                    break
-                if a.get("area") == 0 and a.get("bbox") == [0, 0, 0, 0]:
-                    score += 1
-                    break
-        return "coco-annotator" if score >= 1 else None
-    except Exception:  # noqa: BLE001 - a hint must never break validation
-        return None
-
-
-def _detect_format(path: str | os.PathLike, data: Any = None) -> str | None:
-    """importer.detect_format, never raising; `data` is the file's parse when the caller has it.
-    The importer (and every format module) is imported only here, so importing validate stays light."""
-    try:
-        from .importer import detect_format, known_json
-
-        p = Path(path)
-        if data is not None and p.is_file():
-            with known_json(p, data):
-                return detect_format(p)
-        return detect_format(p)
-    except Exception:  # noqa: BLE001 - a hint must never break validation
-        return None
 
 
 # ------------------------------------------------------------------ summaries

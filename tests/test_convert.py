@@ -677,7 +677,7 @@ def test_cli_unrecognised_inputs_exit_2(tmp_path, runner, wide):
 
 
 def test_load_source_routes_and_parses_once(tmp_path, monkeypatch):
-    from posedata import importer
+    from posedata.formats import builder as importer
 
     plain = write(tmp_path, hand_coco())
     s = load_source(plain, toy_skeleton())

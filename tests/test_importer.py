@@ -16,21 +16,18 @@ from posedata.cli import cli
 from posedata.errors import DataError, InputError
 from posedata.formats import FORMATS
 from posedata.formats.base import ImportReport
-from posedata.importer import (
+from posedata.formats.builder import (
     DatasetBuilder,
-    ImportOptions,
     RawImage,
     RawInstance,
     bboxes_from_keypoints,
     category_limbs,
-    detect_format,
-    format_module,
-    import_file,
     keypoint_mapping,
     keypoint_slots,
     path_tails,
     polygon_bbox_area,
 )
+from posedata.importer import ImportOptions, detect_format, format_module, import_file
 
 DATA = Path(__file__).parent / "data" / "import"
 OBJ5 = S.resolve("object5")
@@ -327,7 +324,7 @@ def _jpeg_exif_orientation(img: np.ndarray, orientation: int) -> bytes:
 
 
 def test_sizes_read_from_files_are_the_decoded_rotated_sizes(tmp_path):
-    import posedata.importer as importer_module
+    import posedata.formats.builder as importer_module
 
     assert not hasattr(importer_module, "image_size")  # images.image_header is the only reader
     p = tmp_path / "phone.jpg"
@@ -358,7 +355,7 @@ def test_unreadable_image_is_a_located_input_error(tmp_path):
 
 
 def test_known_json_serves_a_parse_and_forgets_it(tmp_path, monkeypatch):
-    from posedata import importer as importer_module
+    from posedata.formats import builder as importer_module
 
     monkeypatch.setattr(importer_module, "_json_cache", {})
     p = tmp_path / "x.json"

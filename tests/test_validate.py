@@ -20,6 +20,7 @@ from posedata import fix as F
 from posedata import validate as V
 from posedata.cli import cli
 from posedata.findings import Finding
+from posedata.importer import suggest_importer
 from posedata.skeleton import resolve
 
 COCO17 = resolve("coco17")
@@ -477,17 +478,17 @@ def test_bbox_from_points_clips_and_pads():
 
 # ---------------------------------------------------------------------- importer hint
 def test_suggest_importer_coco_annotator():
-    assert V.suggest_importer(clean()) is None
+    assert suggest_importer(clean()) is None
     d = clean()
     d["images"][0]["path"] = "/datasets/x/a.jpg"
-    assert V.suggest_importer(d) == "coco-annotator"
+    assert suggest_importer(d) == "coco-annotator"
     d = clean()
     d["annotations"][0]["keypoints"] += [5, 5, 2]
-    assert V.suggest_importer(d) == "coco-annotator"
+    assert suggest_importer(d) == "coco-annotator"
     d = clean()
     d["annotations"][0].update(area=0, bbox=[0, 0, 0, 0])
-    assert V.suggest_importer(d) == "coco-annotator"
-    assert V.suggest_importer("garbage") is None
+    assert suggest_importer(d) == "coco-annotator"
+    assert suggest_importer("garbage") is None
 
 
 # ---------------------------------------------------------------------------- CLI
@@ -623,7 +624,7 @@ def test_validate_never_raises_on_mutated_coco(data):
     assert isinstance(f, list) and all(isinstance(x, Finding) for x in f)
     assert "V099" not in codes(f), [x.message for x in f if x.code == "V099"]
     assert all(x.code in V.CHECKS and x.severity == V.CHECKS[x.code][0] for x in f)
-    V.suggest_importer(d)
+    suggest_importer(d)
     if isinstance(d, dict) and isinstance(d.get("annotations"), list):
         fixed, _ = F.fix(d, COCO17, f)
         json.dumps(fixed)  # the copy stays JSON-serialisable (NaN allowed here)
@@ -665,23 +666,23 @@ IMPORTS = Path(__file__).resolve().parent / "data" / "import"
 ])
 def test_suggest_importer_recognises_every_format(export: str, fmt: str):
     p = IMPORTS / export
-    assert V.suggest_importer(None, p) == fmt
+    assert suggest_importer(None, p) == fmt
 
 
 def test_suggest_importer_reuses_the_parse_and_leaves_plain_coco_alone(tmp_path: Path, monkeypatch):
-    from posedata import importer
+    from posedata.formats import builder
 
     plain = _write(tmp_path, clean())
-    assert V.suggest_importer(json.loads(plain.read_text()), plain) is None
-    monkeypatch.setattr(importer, "_json_cache", {})
+    assert suggest_importer(json.loads(plain.read_text()), plain) is None
+    monkeypatch.setattr(builder, "_json_cache", {})
     parses = []
-    real = importer.load_json
-    monkeypatch.setattr(importer, "load_json", lambda p: parses.append(p) or real(p))
+    real = builder.load_json
+    monkeypatch.setattr(builder, "load_json", lambda p: parses.append(p) or real(p))
     export = IMPORTS / "coco_annotator_export.json"
     data = json.loads(export.read_text())
-    assert V.suggest_importer(data, export) == "coco-annotator" and parses == []
-    assert importer._json_cache == {}
-    assert V.suggest_importer(None, tmp_path / "missing.json") is None  # a hint never raises
+    assert suggest_importer(data, export) == "coco-annotator" and parses == []
+    assert builder._json_cache == {}
+    assert suggest_importer(None, tmp_path / "missing.json") is None  # a hint never raises
 
 
 def test_validate_stays_light_to_import():

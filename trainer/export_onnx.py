@@ -28,7 +28,7 @@ import numpy as np
 from posedata.errors import InputError, PosedataError
 from posedata.skeleton import require_fingerprint
 
-from .predict import IMG_MEAN, IMG_SCALE, LoadedModel
+from .loaded import IMG_MEAN, IMG_SCALE, LoadedModel
 
 FORMAT = "posedata-onnx"
 VERSION = 1

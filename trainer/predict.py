@@ -27,10 +27,9 @@ import numpy as np
 from posedata.errors import InputError
 
 from .grouping import GroupingParams, group
+from .loaded import DEFAULT_INPUT_SIZE, IMG_MEAN, IMG_SCALE, LoadedModel
 
 MULTISCALE = (0.5, 1.0, 1.5, 2.0)
-IMG_MEAN = 128.0
-IMG_SCALE = 1.0 / 256.0
 
 
 def normalize(image_bgr: np.ndarray) -> np.ndarray:
@@ -172,27 +171,7 @@ def read_image(path: Path, file: str | None = None, where: str | None = None) ->
 
 
 # ------------------------------------------------------------------ model loading
-DEFAULT_INPUT_SIZE = 368  # the reference's base height, for files that do not record their own
 BACKENDS = ("auto", "torch", "onnx")
-
-
-@dataclass
-class LoadedModel:
-    """A network ready for predict/detect and what its file says about how to run it."""
-
-    model: Any  # a torch module, or an export_onnx.OnnxModel (anything with forward_numpy)
-    description: str
-    skeleton: Any  # the Skeleton it runs with (given, or the one stored in the file)
-    input_size: int | None  # the size it was trained at, when the file records it
-    backend: str  # "torch" or "onnx"
-
-    def choose_input_size(self, given: int | None) -> tuple[int, str]:
-        """(input size, why): an explicit size wins, then the file's training size, then 368."""
-        if given is not None:
-            return given, "given"
-        if self.input_size is not None:
-            return int(self.input_size), "its training size"
-        return DEFAULT_INPUT_SIZE, "the reference's, the file does not record one"
 
 
 def onnx_available() -> bool:

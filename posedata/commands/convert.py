@@ -82,6 +82,8 @@ def convert_cmd(data: Path, skeleton_spec: str, output: Path, fmt: str, src_fmt:
     from ..errors import InputError
     from ..findings import has_errors
     from ..formats.base import ImportOptions
+    from ..importer import suggest_importer
+    from ..io import paused_gc
     from ..labels import save
 
     claim(output, "convert", data, images, skeleton_spec, force=force)
@@ -95,7 +97,7 @@ def convert_cmd(data: Path, skeleton_spec: str, output: Path, fmt: str, src_fmt:
     # One scoped GC pause over the whole job, and the parse dropped before it ends: millions of
     # parsed containers are then freed by reference counting without the collector ever scanning
     # them (measured in bench/README.md, "convert"); the collector's state is restored after.
-    with V.paused_gc():
+    with paused_gc():
         with progress_bar("{task.description:<12}", con=err_console) as bar:
             task = bar.add_task(steps[0], total=len(steps))
             src = load_source(data, sk, category, fmt=src_fmt, options=opts)
@@ -132,7 +134,7 @@ def convert_cmd(data: Path, skeleton_spec: str, output: Path, fmt: str, src_fmt:
                                                 min_keypoints=labels.settings["min_keypoints"], min_area=min_area,
                                                 dedup_ratio=dedup)
                 bar.update(task, advance=1)
-        hint = V.suggest_importer(src.raw) if blocked and src.raw is not None else None
+        hint = suggest_importer(src.raw) if blocked and src.raw is not None else None
         import_format, detected, report = src.import_format, src.detected, src.report
         del src, raw
     if import_format is None:

@@ -89,7 +89,8 @@ def load_labels_or_coco(data: Path, sk, category: Any = None):
     from ..convert import load_source, to_labels
     from ..errors import DataError
     from ..findings import has_errors
-    from ..validate import paused_gc, validate_coco
+    from ..io import paused_gc
+    from ..validate import validate_coco
 
     with paused_gc():  # as convert: the parse is freed before the pause ends, never scanned
         src = load_source(data, sk, category)  # a labelling tool's export is imported in memory, as convert does

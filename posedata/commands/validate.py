@@ -55,13 +55,14 @@ def validate_cmd(data: Path, skeleton_spec: str, images: Path | None, category: 
     from ..errors import InputError
     from ..findings import has_errors
     from ..fix import REPAIRS, repair_file, short
+    from ..importer import suggest_importer
     if fix_out is not None:
         claim(fix_out, "validate", data, images, skeleton_spec, force=force)
     sk = S.resolve(skeleton_spec)
     if images is not None and not images.is_dir():
         raise InputError("images folder not found", file=str(images))
     if data.is_dir():
-        fmt = V.suggest_importer(None, data)
+        fmt = suggest_importer(None, data)
         if fmt is None:
             raise InputError("a folder; expected a COCO keypoint JSON file (and no import format recognises the "
                              "folder)", file=str(data))
@@ -78,11 +79,11 @@ def validate_cmd(data: Path, skeleton_spec: str, images: Path | None, category: 
     except InputError:
         # not JSON at all (CVAT XML, DeepLabCut CSV, SLEAP...): name the import that reads it rather
         # than report where a JSON parser gave up on a file that was never meant to be JSON
-        fmt = V.suggest_importer(None, data) if data.exists() else None
+        fmt = suggest_importer(None, data) if data.exists() else None
         if fmt is None:
             raise
         raise InputError(_tool_export_message(fmt, data, skeleton_spec), file=str(data)) from None
-    importer = V.suggest_importer(raw, data)  # a tool's JSON (coco-annotator, CVAT COCO, Label Studio...)
+    importer = suggest_importer(raw, data)  # a tool's JSON (coco-annotator, CVAT COCO, Label Studio...)
 
     report = None if fix_out is None else repair_file(raw, sk, findings, fix_out, category_id=category)
 

@@ -6,7 +6,7 @@ A format module defines:
     def read(path: Path, skeleton: Skeleton, options: ImportOptions) -> ImportResult
 and is listed in FORMATS below.
 
-Readers share posedata/importer.py: `keypoint_mapping` (match the export's names to the skeleton,
+Readers share posedata/formats/builder.py: `keypoint_mapping` (match the export's names to the skeleton,
 never by position; `keypoint_slots` when the export has no name list), `read_json`, and `DatasetBuilder`, which takes `RawImage`/`RawInstance` records
 (keypoints already in skeleton.coco_keypoints order) and applies the repairs common to every format
 (image resolution against --images, sizes, bbox/area from keypoints, --drop-unlabelled,

@@ -1,7 +1,7 @@
 """coco-annotator's COCO export (github.com/jsbroks/coco-annotator), and plain COCO through it.
 
 What its exporter does that plain COCO readers trip over (each handled and reported here or in
-importer.DatasetBuilder):
+formats.builder.DatasetBuilder):
 - keypoint-only annotations keep the defaults area 0, bbox [0, 0, 0, 0], segmentation [];
 - polygon-only annotations carry neither `keypoints` nor `num_keypoints`;
 - `num_keypoints` is recomputed only for annotations with keypoints;
@@ -33,7 +33,7 @@ _ANN_KEYS = ("id", "image_id", "category_id", "keypoints", "num_keypoints", "bbo
 
 
 def _looks_json_object(path: Path) -> bool:
-    from ..importer import peek_text
+    from .builder import peek_text
 
     return path.is_file() and peek_text(path, 64).lstrip().startswith("{")
 
@@ -46,7 +46,7 @@ def _is_coco(data: Any) -> bool:
 def detect(path: Path) -> bool:
     """A COCO object with coco-annotator's fingerprints: images with `dataset_id`/`annotated`/
     `path`, annotations with `isbbox`/`color`/`metadata`, categories with `keypoint_colors`."""
-    from ..importer import read_json
+    from .builder import read_json
 
     if not _looks_json_object(path):
         return False
@@ -62,7 +62,7 @@ def detect(path: Path) -> bool:
 
 
 def read(path: Path, skeleton: Any, options: ImportOptions) -> ImportResult:
-    from ..importer import read_json
+    from .builder import read_json
 
     report = ImportReport(format=NAME, source=str(path))
     data = read_json(path)
@@ -106,7 +106,7 @@ def read_coco_like(data: Any, path: Path, skeleton: Any, options: ImportOptions,
                    report: ImportReport) -> ImportResult:
     """Read any COCO keypoint export (coco-annotator's, CVAT's, plain) into a Dataset. Tool keys
     (CVAT's `attributes`, coco-annotator's `color`, `metadata`, ...) are tolerated and left out."""
-    from ..importer import DatasetBuilder, RawImage, RawInstance, keypoint_mapping, resolve_category
+    from .builder import DatasetBuilder, RawImage, RawInstance, keypoint_mapping, resolve_category
 
     file = str(path)
     if not isinstance(data, dict):

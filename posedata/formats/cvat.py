@@ -32,7 +32,7 @@ NAME = "cvat"
 
 
 def _is_xml(path: Path) -> bool:
-    from ..importer import peek_text
+    from .builder import peek_text
 
     head = peek_text(path, 4096).lstrip()
     return head.startswith("<") and "<annotations" in head
@@ -40,7 +40,7 @@ def _is_xml(path: Path) -> bool:
 
 def detect(path: Path) -> bool:
     """CVAT XML (an <annotations> root), or COCO JSON whose annotations carry CVAT's `attributes`."""
-    from ..importer import peek_text, read_json
+    from .builder import peek_text, read_json
 
     if not path.is_file():
         return False
@@ -57,7 +57,7 @@ def detect(path: Path) -> bool:
 
 
 def read(path: Path, skeleton: Any, options: ImportOptions) -> ImportResult:
-    from ..importer import peek_text, read_json
+    from .builder import peek_text, read_json
     from .coco_annotator import read_coco_like
 
     path = Path(path)
@@ -165,7 +165,7 @@ def _frame_numbering(root: ET.Element) -> dict[str | None, dict[str, Any]]:
 def _collect_shapes(root: ET.Element, file: str, b: Any, report: ImportReport) -> list[_Shape]:
     """Every shape of every <image> and every frame of every <track>, in file order, with the
     images they sit on registered in the builder."""
-    from ..importer import RawImage
+    from .builder import RawImage
 
     shapes: list[_Shape] = []
     seen: dict[Any, int] = {}
@@ -283,7 +283,7 @@ def read_xml(path: Path, skeleton: Any, options: ImportOptions) -> ImportResult:
     video" (<track> elements, one shape per frame). Instances are skeleton shapes of one skeleton
     label, or, for the older workflow without skeletons, one-point <points> shapes (the point's
     label is the keypoint) grouped into instances by group_id."""
-    from ..importer import DatasetBuilder, resolve_category
+    from .builder import DatasetBuilder, resolve_category
 
     file = str(path)
     report = ImportReport(format=f"{NAME} (CVAT for images 1.1)", source=file)
@@ -320,7 +320,7 @@ def read_xml(path: Path, skeleton: Any, options: ImportOptions) -> ImportResult:
 
 def _read_skeletons(shapes: list[_Shape], label: str, names: list[str], skeleton: Any, file: str, b: Any,
                     report: ImportReport) -> None:
-    from ..importer import RawInstance, keypoint_mapping
+    from .builder import RawInstance, keypoint_mapping
 
     if not names:
         raise InputError(f"skeleton label {label!r} has no keypoint labels (<label> with <parent>{label}</parent>)",
@@ -366,8 +366,8 @@ def _read_skeletons(shapes: list[_Shape], label: str, names: list[str], skeleton
 def _read_grouped_points(shapes: list[_Shape], skeleton: Any, file: str, b: Any, report: ImportReport) -> None:
     """The workflow from before CVAT had skeletons: each keypoint is a one-point <points> shape
     labelled with the keypoint's name, and the points of one object share a group_id."""
-    from ..importer import RawInstance, keypoint_slots, unknown_names_error
     from ..skeleton import normalize_name
+    from .builder import RawInstance, keypoint_slots, unknown_names_error
 
     slots = keypoint_slots(skeleton)
     K = len(skeleton.coco_keypoints)

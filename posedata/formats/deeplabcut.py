@@ -37,7 +37,7 @@ _NAN_TOKENS = {"", "nan", "NaN", "NAN", "null", "None"}
 
 # ------------------------------------------------------------------- detect
 def _sniff_rows(path: Path, n: int = 4) -> list[list[str]]:
-    from ..importer import peek_text
+    from .builder import peek_text
 
     text = peek_text(path, 8192)
     lines = text.splitlines()[:n]
@@ -251,7 +251,7 @@ def _image_roots(csv_path: Path) -> list[Path]:
 
 def _resolve_local(paths: list[str], csv_path: Path, file: str, lines: list[int]) -> tuple[Path, list[str]]:
     """Without --images: one root under which every image is found, and each image's name under it."""
-    from ..importer import path_tails
+    from .builder import path_tails
 
     roots = _image_roots(csv_path)
 
@@ -364,7 +364,7 @@ def _maps(names: list[str], skeleton: Skeleton, keypoint_mapping: Any) -> bool:
 
 def read(path: Path, skeleton: Skeleton, options: ImportOptions) -> ImportResult:
     from ..images import image_header
-    from ..importer import DatasetBuilder, RawImage, RawInstance, keypoint_mapping
+    from .builder import DatasetBuilder, RawImage, RawInstance, keypoint_mapping
 
     path = Path(path)
     report = ImportReport(format=NAME, source=str(path))

@@ -34,7 +34,7 @@ NAME = "label-studio"
 
 def detect(path: Path) -> bool:
     """A JSON list of tasks whose annotations hold keypointlabels results."""
-    from ..importer import peek_text, read_json
+    from .builder import peek_text, read_json
 
     if not path.is_file() or not peek_text(path, 64).lstrip().startswith("["):
         return False
@@ -141,7 +141,7 @@ def _choose_control(data: Any, wanted: str | None, file: str) -> str | None:
 
 
 def read(path: Path, skeleton: Any, options: ImportOptions) -> ImportResult:
-    from ..importer import (
+    from .builder import (
         DatasetBuilder,
         RawImage,
         RawInstance,

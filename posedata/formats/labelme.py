@@ -34,7 +34,7 @@ def _json_files(folder: Path) -> list[Path]:
 
 
 def detect(path: Path) -> bool:
-    from ..importer import peek_text, read_json
+    from .builder import peek_text, read_json
 
     path = Path(path)
     files = _json_files(path)[:3] if path.is_dir() else [path]
@@ -77,8 +77,8 @@ def _rectangle(shape: dict[str, Any]) -> tuple[float, float, float, float] | Non
 
 
 def read(path: Path, skeleton: Skeleton, options: ImportOptions) -> ImportResult:
-    from ..importer import DatasetBuilder, RawImage, RawInstance, keypoint_slots, unknown_names_error
     from ..io import load_json
+    from .builder import DatasetBuilder, RawImage, RawInstance, keypoint_slots, unknown_names_error
 
     path = Path(path)
     report = ImportReport(format=NAME, source=str(path))
@@ -180,8 +180,8 @@ def _image_name(image_path: Any, json_file: Path, root: Path, options: ImportOpt
                 report: ImportReport) -> tuple[str, list[str]]:
     """The image's name for the output and other names to try under --images. Without --images the
     image must exist next to the JSON, inside the input folder."""
-    from ..importer import path_tails
     from ..io import safe_image_path
+    from .builder import path_tails
 
     if not isinstance(image_path, str) or not image_path.strip():
         raise InputError("imagePath must be a non-empty string", file=file, where="imagePath")

@@ -186,7 +186,7 @@ def _looked(stored: str, tried: list[Path], slp_dir: Path) -> str:
 def _local_candidates(stored: str, slp_dir: Path) -> list[Path]:
     """Where a path the .slp stores may be now: as stored (absolute, or relative to the .slp),
     then every tail of it under the .slp's folder (a project moved with its videos)."""
-    from ..importer import path_tails
+    from .builder import path_tails
 
     if "://" in stored:  # a URL: never fetched
         return [slp_dir / t for t in path_tails(stored.split("://", 1)[1])[1:]]
@@ -297,7 +297,7 @@ class _Videos:
 
 # -------------------------------------------------------------------- read
 def read(path: Path, skeleton: Skeleton, options: ImportOptions) -> ImportResult:
-    from ..importer import DatasetBuilder, RawImage, RawInstance, keypoint_mapping
+    from .builder import DatasetBuilder, RawImage, RawInstance, keypoint_mapping
 
     path = Path(path)
     file = str(path)

@@ -233,7 +233,7 @@ def _flip_in_order(sk: Skeleton, order: list[str]) -> list[int]:
 
 # ---------------------------------------------------------------------- detect
 def detect(path: Path) -> bool:
-    from ..importer import peek_text
+    from .builder import peek_text
 
     path = Path(path)
     if path.is_dir() or path.suffix.lower() not in (".yaml", ".yml"):
@@ -251,7 +251,7 @@ def detect(path: Path) -> bool:
 # ------------------------------------------------------------------------ read
 def read(path: Path, skeleton: Skeleton, options: ImportOptions) -> ImportResult:
     from ..images import image_header
-    from ..importer import DatasetBuilder, RawImage, RawInstance, keypoint_mapping
+    from .builder import DatasetBuilder, RawImage, RawInstance, keypoint_mapping
 
     path = Path(path)
     file = str(path)
@@ -458,7 +458,7 @@ def export(ds: Any, sk: Skeleton, out_dir: Path, images: Path | None = None, cat
     out_dir only when complete, so a failure never leaves a half-written dataset. An existing
     out_dir is replaced only if `export yolo` made it (io.MARKER); the caller decides whether
     replacing is allowed at all (io.claim_output with --force)."""
-    from ..importer import bboxes_from_keypoints
+    from .builder import bboxes_from_keypoints
 
     rep = ExportReport()
     cat = ds.category(category_id)
