@@ -34,9 +34,5 @@ class Finding:
         return asdict(self)
 
 
-def count(findings: Iterable[Finding], severity: str) -> int:
-    return sum(1 for f in findings if f.severity == severity)
-
-
 def has_errors(findings: Iterable[Finding]) -> bool:
     return any(f.severity == "error" for f in findings)

@@ -377,6 +377,38 @@ def replace_dir(tmp: str | os.PathLike, out: str | os.PathLike, command: str) ->
     shutil.rmtree(old, ignore_errors=True)
 
 
+def lock_sibling(lock: Path) -> int | None:
+    """An exclusive flock on the lock file `lock` (created if missing): its descriptor, or None at
+    once when another process holds it. The OS releases the lock of a process that dies, however it
+    dies. Output claims (`.NAME.posedata-claim`) and the trainer's run lock (`.NAME.posedata-lock`)
+    both take it."""
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        # the holder before us may have unlinked the file between our open and our lock: keep the
+        # lock only if it is on the file that is there now
+        try:
+            same = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)
+
+
+def unlock_sibling(lock: Path, fd: int) -> None:
+    """Release lock_sibling()'s lock: the file goes first, so no one locks a file about to vanish."""
+    try:
+        os.unlink(lock)
+    except FileNotFoundError:
+        pass
+    os.close(fd)
+
+
 class OutputClaim:
     """One command's hold on its output: checked against the inputs and the replace rules, locked
     against a second writer, and cleaned up (temp folders, parents it made, its lock) when the
@@ -437,22 +469,10 @@ class OutputClaim:
             for d in reversed(missing):
                 d.mkdir()
                 self._made_parents.append(d)
-            while True:
-                fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o666)
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    os.close(fd)
-                    raise OutputBusyError("another posedata process is writing this output now; wait for it "
-                                          "or choose another output", file=str(self.path)) from None
-                # the holder before us may have unlinked the file between our open and our lock
-                try:
-                    same = os.stat(self._lock_path).st_ino == os.fstat(fd).st_ino
-                except FileNotFoundError:
-                    same = False
-                if same:
-                    break
-                os.close(fd)
+            fd = lock_sibling(self._lock_path)
+            if fd is None:
+                raise OutputBusyError("another posedata process is writing this output now; wait for it "
+                                      "or choose another output", file=str(self.path))
         except OSError as e:
             self._remove_made_parents()
             raise write_error(self.path.parent, e) from None
@@ -487,11 +507,7 @@ class OutputClaim:
                 self._clear_stale()
             except OSError:
                 pass
-            try:
-                os.unlink(self._lock_path)
-            except FileNotFoundError:
-                pass
-            os.close(self._lock_fd)
+            unlock_sibling(self._lock_path, self._lock_fd)
             self._lock_fd = None
         self._remove_made_parents()
 

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import settings
+from repo_paths import SHARED
 
 # Property tests that do not fix max_examples take it from this profile: a bounded run in CI,
 # 10,000 examples with `make fuzz` (HYPOTHESIS_PROFILE=fuzz).
@@ -12,10 +13,6 @@ settings.register_profile("ci", max_examples=40)
 settings.register_profile("fuzz", max_examples=10_000)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
-TEMPLATES = ROOT / "posedata" / "templates"
-TEMPLATE_NAMES = sorted(p.stem for p in TEMPLATES.glob("*.yaml"))
 
 
 @pytest.fixture

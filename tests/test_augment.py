@@ -7,8 +7,8 @@ import math
 import cv2
 import numpy as np
 import pytest
-from conftest import TEMPLATE_NAMES
 from image_files import photo
+from repo_paths import TEMPLATE_NAMES
 
 from posedata import skeleton as skmod
 from posedata.augment import (

@@ -37,7 +37,7 @@ def test_check_fails_on_wrong_flip_map_and_bad_data(shared_real, tmp_path, runne
 
 
 def test_check_reads_tool_exports_as_convert_does(tmp_path):
-    from conftest import ROOT
+    from repo_paths import ROOT
 
     export = ROOT / "tests" / "data" / "import" / "coco_annotator_export.json"
     from posedata import validate as V

@@ -41,7 +41,7 @@ def test_unknown_command_is_usage_error(runner):
 
 
 def test_docs_cli_md_is_current():
-    from conftest import ROOT
+    from repo_paths import ROOT
 
     from posedata.clidoc import render
 

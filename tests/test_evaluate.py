@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import TEMPLATES
+from repo_paths import TEMPLATES
 from test_grouping import layout_instances
 
 from posedata import skeleton as S

@@ -4,7 +4,7 @@ import copy
 
 import numpy as np
 import pytest
-from conftest import TEMPLATE_NAMES, TEMPLATES
+from repo_paths import TEMPLATE_NAMES, TEMPLATES
 
 from posedata import coco
 from posedata import flipcheck as F

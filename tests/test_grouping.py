@@ -17,9 +17,9 @@ import math
 
 import numpy as np
 import pytest
-from conftest import TEMPLATES
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from repo_paths import TEMPLATES
 
 from posedata import skeleton as S
 from posedata.grouping import extract_peaks, group, match_greedy, reference_tables, score_candidates

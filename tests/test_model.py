@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 import torch
-from conftest import TEMPLATE_NAMES
+from repo_paths import TEMPLATE_NAMES
 
 from posedata import skeleton as S
 from posedata.errors import InputError, OutputWriteError

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import TEMPLATE_NAMES, TEMPLATES
+from repo_paths import TEMPLATE_NAMES, TEMPLATES
 
 from posedata import skeleton as S
 from posedata.cli import cli

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TEMPLATE_NAMES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from repo_paths import TEMPLATE_NAMES
 
 from posedata import skeleton as S
 from posedata import synth

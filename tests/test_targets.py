@@ -7,9 +7,9 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from conftest import TEMPLATE_NAMES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from repo_paths import TEMPLATE_NAMES
 
 from posedata import skeleton as skmod
 from posedata.errors import InputError

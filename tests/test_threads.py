@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT
+from repo_paths import ROOT
 
 from posedata import skeleton as S
 from trainer.threads import apply_thread_policy

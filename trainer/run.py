@@ -5,13 +5,12 @@ relative to the run folder and absolute, and `--resume DIR` continues DIR itself
 named inside its config). The first config.json is moved into the folder in one rename from a
 temp file beside it, so a kill at any moment leaves the folder either empty or resumable.
 
-One trainer per run folder: an flock on a hidden sibling file (`.NAME.posedata-lock`, the same
-lock posedata.io's output claims take) is held for the run's life; the OS releases it when the
+One trainer per run folder: an flock on a hidden sibling file (`.NAME.posedata-lock`, taken with
+posedata.io.lock_sibling like the output claims) is held for the run's life; the OS releases it when the
 process dies, however it dies.
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import secrets
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from posedata.errors import InputError, OutputExistsError
-from posedata.io import atomic_write_json
+from posedata.io import atomic_write_json, lock_sibling, unlock_sibling
 
 CONFIG = "config.json"
 FORMAT = "posedata-run"
@@ -51,32 +50,15 @@ class RunLock:
 
     def acquire(self) -> RunLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                raise RunBusyError("another posedata process is training in (or writing) this run folder; "
-                                   "wait for it to end, or stop it (Ctrl-C saves its last.pt)",
-                                   file=str(self.run)) from None
-            # the previous holder unlinks the file on release: make sure we locked the file that is there
-            try:
-                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:
-                self.fd = fd
-                return self
-            os.close(fd)
+        self.fd = lock_sibling(self.path)
+        if self.fd is None:
+            raise RunBusyError("another posedata process is training in (or writing) this run folder; "
+                               "wait for it to end, or stop it (Ctrl-C saves its last.pt)", file=str(self.run))
+        return self
 
     def release(self) -> None:
         if self.fd is not None:
-            try:
-                os.unlink(self.path)
-            except FileNotFoundError:
-                pass
-            os.close(self.fd)
+            unlock_sibling(self.path, self.fd)
             self.fd = None
 
     def __enter__(self) -> RunLock:

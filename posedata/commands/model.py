@@ -258,19 +258,12 @@ def val_cmd(skeleton_spec: str | None, checkpoint: Path, coco_json: Path, images
             threads: int | None, device: str, force: bool) -> None:
     """Evaluate a checkpoint on a COCO keypoint file: inference as the reference, grouping,
     COCOeval with the skeleton's sigmas."""
-    from .. import skeleton as S
-
     out = claim(output, "val", checkpoint, coco_json, images, skeleton_spec, force=force, folder=True) \
         if output is not None else None
-    sk = S.resolve(skeleton_spec) if skeleton_spec else None
     from trainer import evaluate as E
-    from trainer.threads import apply_thread_policy
 
-    apply_thread_policy(threads)
-    loaded = E.load_model(checkpoint, sk, device=device, backend=backend)
+    loaded, size = load_for_inference(checkpoint, skeleton_spec, threads, device, backend, input_size)
     sk = loaded.skeleton
-    size, why = loaded.choose_input_size(input_size)
-    console.print(f"model: {checkpoint} ({loaded.description}); input {size} ({why})")
     with progress_bar("val") as prog:
         task = prog.add_task("val", total=None)
         res = E.evaluate(loaded.model, sk, coco_json, images, input_size=size, multiscale=multiscale, flip=flip,
@@ -299,19 +292,12 @@ def infer_cmd(source: Path, checkpoint: Path, skeleton_spec: str | None, output:
               input_size: int | None, min_score: float, backend: str, threads: int | None, device: str,
               force: bool) -> None:
     """Detect poses in an image or a folder of images: drawn PNGs and a COCO-style JSON."""
-    from .. import skeleton as S
-
     out = claim(output, "infer", source, checkpoint, skeleton_spec, force=force, folder=True)
-    sk = S.resolve(skeleton_spec) if skeleton_spec else None
     from trainer import evaluate as E
-    from trainer.threads import apply_thread_policy
 
     paths = E.list_images(source)
-    apply_thread_policy(threads)
-    loaded = E.load_model(checkpoint, sk, device=device, backend=backend)
+    loaded, size = load_for_inference(checkpoint, skeleton_spec, threads, device, backend, input_size)
     sk = loaded.skeleton
-    size, why = loaded.choose_input_size(input_size)
-    console.print(f"model: {checkpoint} ({loaded.description}); input {size} ({why})")
     with progress_bar("infer") as prog:
         task = prog.add_task("infer", total=len(paths))
         coco = E.infer(loaded.model, sk, paths, out.staging(), input_size=size, multiscale=multiscale, flip=flip,
@@ -328,3 +314,19 @@ def infer_cmd(source: Path, checkpoint: Path, skeleton_spec: str | None, output:
         t.add_row(im["file_name"], str(per_image.get(im["id"], 0)), f"{max(scores):.2f}" if scores else "-")
     console.print(t)
     console.print(f"wrote {len(paths)} PNG(s) and {output / 'results.json'} ({len(coco['annotations'])} instances)")
+
+
+def load_for_inference(checkpoint: Path, skeleton_spec: str | None, threads: int | None, device: str, backend: str,
+                       input_size: int | None) -> tuple[Any, int]:
+    """The model val and infer run (thread policy applied first) and its input size, printed."""
+    from trainer import evaluate as E
+    from trainer.threads import apply_thread_policy
+
+    from .. import skeleton as S
+
+    sk = S.resolve(skeleton_spec) if skeleton_spec else None
+    apply_thread_policy(threads)
+    loaded = E.load_model(checkpoint, sk, device=device, backend=backend)
+    size, why = loaded.choose_input_size(input_size)
+    console.print(f"model: {checkpoint} ({loaded.description}); input {size} ({why})")
+    return loaded, size
