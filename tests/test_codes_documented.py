@@ -52,3 +52,15 @@ def test_the_validate_table_and_its_docs_agree():
     from posedata.validate import CHECKS
 
     assert {c for c in entries() if c.startswith("V")} == set(CHECKS)
+
+
+def test_the_reference_page_names_tests_that_exist():
+    """docs/reference.md proves each convention by a test's name: the name must stay a test."""
+    page = (ROOT / "docs" / "reference.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"\b(test_[a-z0-9_]+)\b", page)) - {f"test_{p}" for p in
+                                                                ("augment", "convert", "evaluate", "grouping",
+                                                                 "model", "predict", "targets")}
+    defined = set()
+    for path in (ROOT / "tests").glob("test_*.py"):
+        defined |= set(re.findall(r"^def (test_\w+)", path.read_text(encoding="utf-8"), flags=re.M))
+    assert len(named) > 20 and named - defined == set()
