@@ -77,14 +77,9 @@ def convert_cmd(data: Path, skeleton_spec: str, output: Path, fmt: str, src_fmt:
 
 
     from .. import skeleton as S
-    from .. import validate as V
-    from ..convert import load_source, sample_findings, source_copy, to_labels
+    from ..convert_job import STEPS, run_convert
     from ..errors import InputError
-    from ..findings import has_errors
     from ..formats.base import ImportOptions
-    from ..importer import suggest_importer
-    from ..io import paused_gc
-    from ..labels import save
 
     claim(output, "convert", data, images, skeleton_spec, force=force)
     sk = S.resolve(skeleton_spec)
@@ -93,80 +88,57 @@ def convert_cmd(data: Path, skeleton_spec: str, output: Path, fmt: str, src_fmt:
     # an import reads one category; COCO JSON used as it is takes ids, names and all (load_source)
     opts = ImportOptions(images=images, category=None if category is None or isinstance(category, tuple) else str(category),
                          bbox_margin=bbox_margin, drop_unlabelled=drop_unlabelled)
-    steps = ["reading", "validating", "converting", "writing"]
-    # One scoped GC pause over the whole job, and the parse dropped before it ends: millions of
-    # parsed containers are then freed by reference counting without the collector ever scanning
-    # them (measured in bench/README.md, "convert"); the collector's state is restored after.
-    with paused_gc():
-        with progress_bar("{task.description:<12}", con=err_console) as bar:
-            task = bar.add_task(steps[0], total=len(steps))
-            src = load_source(data, sk, category, fmt=src_fmt, options=opts)
-            raw = src.raw if src.raw is not None else src.dataset.to_coco()
-            where = str(data) if src.import_format is None else f"{data} (as imported)"
-            bar.update(task, advance=1, description=steps[1])
-            img_task = bar.add_task("image files", total=None, visible=images is not None)
-            kept = V.Validated()  # what validate reads of the annotations, converted without reading them again
-            findings = V.validate_coco(raw, sk, file=where, images=images, category_id=src.category_id, keep=kept,
-                                       progress=lambda done, total: bar.update(img_task, completed=done, total=total))
-            bar.update(img_task, visible=False)
-            blocked = has_errors(findings) and not skip_checks
-            if not blocked:
-                bar.update(task, advance=1, description=steps[2])
-                labels = to_labels(src.data, sk, src.category_id, min_keypoints, min_area, dedup, source=str(data),
-                                   source_sha256=src.sha256, validated=kept)
-                del kept
-                labels.settings.update(src.provenance())
-                verdict = sample_findings(labels, file=where)
-                empty = has_errors(verdict)
-                bar.update(task, advance=1, description=steps[3])
-                if empty:
-                    pass  # nothing to train on: no file is better than an empty one
-                elif fmt == "labels":
-                    if images is not None:
-                        labels.settings["images"] = str(images)
-                    # the gate re-checks this copy when the label file travels without its source
-                    save(labels, output, source=source_copy(data, src, raw))
-                    written = labels.num_samples
-                else:
-                    from ..formats.lwop import write_lwop_pickle
+    with progress_bar("{task.description:<12}", con=err_console) as bar:
+        task = bar.add_task(STEPS[0], total=len(STEPS))
+        img_task = bar.add_task("image files", total=None, visible=False)
 
-                    written = write_lwop_pickle(raw, output, labels.settings["category_id"], file=where,
-                                                min_keypoints=labels.settings["min_keypoints"], min_area=min_area,
-                                                dedup_ratio=dedup)
-                bar.update(task, advance=1)
-        hint = suggest_importer(src.raw) if blocked and src.raw is not None else None
-        import_format, detected, report = src.import_format, src.detected, src.report
-        del src, raw
-    if import_format is None:
+        def step(name: str) -> None:
+            bar.update(task, completed=STEPS.index(name), description=name)
+            bar.update(img_task, visible=name == "validating" and images is not None)
+
+        job = run_convert(data, sk, output, fmt=fmt, src_fmt=src_fmt, category=category, options=opts,
+                          min_keypoints=min_keypoints, min_area=min_area, dedup=dedup, skip_checks=skip_checks,
+                          step=step, image_progress=lambda done, total: bar.update(img_task, completed=done, total=total))
+        bar.update(task, completed=len(STEPS))
+    _print_convert_job(job, data, src_fmt, sk, output, fmt)
+
+
+def _print_convert_job(job: Any, data: Path, src_fmt: str, sk: Any, output: Path, fmt: str) -> None:
+    """Which path the input took, the findings or the counts, and the verdict (exit 1 when nothing
+    was written)."""
+    from ..validate import CHECKS
+
+    where = job.where
+    if job.import_format is None:
         console.print(f"[bold]input[/] {data}: COCO keypoint JSON, converted as it is (no import"
                       f"{': --from coco' if src_fmt.lower() == 'coco' else '; no labelling tool recognised'})",
                       soft_wrap=True)
     else:
-        how = "recognised by content" if detected else f"--from {import_format}"
-        console.print(f"[bold]input[/] {data}: a {import_format} export ({how}); imported in memory, then "
+        how = "recognised by content" if job.detected else f"--from {job.import_format}"
+        console.print(f"[bold]input[/] {data}: a {job.import_format} export ({how}); imported in memory, then "
                       "validated and converted", soft_wrap=True)
-        print_import_report(report)
-    n_err = sum(f.severity == "error" for f in findings)
-    if blocked:
-        print_validate_summary(findings, V.CHECKS, 3, title=f"validate {where} (skeleton {sk.name})")
-        console.print(f"[bold red]FAIL[/] {where}: {n_err} error(s); nothing written. Fix the data "
+        print_import_report(job.report)
+    if job.blocked:
+        print_validate_summary(job.findings, CHECKS, 3, title=f"validate {where} (skeleton {sk.name})")
+        console.print(f"[bold red]FAIL[/] {where}: {job.errors} error(s); nothing written. Fix the data "
                       f"(`posedata validate --fix`) or pass --skip-checks to convert anyway.", soft_wrap=True)
-        if hint is not None:
-            console.print(f"[yellow]hint:[/] the errors look like a {hint} export's quirks; `--from {hint}` imports "
-                          "it in memory and repairs what the import can (boxes and areas from keypoints, ...)",
+        if job.hint is not None:
+            console.print(f"[yellow]hint:[/] the errors look like a {job.hint} export's quirks; `--from {job.hint}` "
+                          "imports it in memory and repairs what the import can (boxes and areas from keypoints, ...)",
                           soft_wrap=True)
         sys.exit(1)
-    if n_err:
-        console.print(f"[yellow]warning:[/] converting despite {n_err} validation error(s) (--skip-checks)")
+    if job.errors:
+        console.print(f"[yellow]warning:[/] converting despite {job.errors} validation error(s) (--skip-checks)")
+    labels = job.labels
     print_convert_summary(labels.extra["stats"], labels.settings)
-    for f in verdict:
+    for f in job.verdict:
         style = "bold red" if f.severity == "error" else "yellow"
         console.print(f"[{style}]{f.severity} {f.code}:[/] {escape(f.message)}", soft_wrap=True)
-    if empty:
+    if job.empty:
         console.print(f"[bold red]FAIL[/] {where}: no training sample; nothing written.", soft_wrap=True)
         sys.exit(1)
     what = "samples" if fmt == "labels" else "records (reference pickle)"
-    console.print(f"[bold green]wrote[/] {output}: {written} {what}, {labels.num_images} images, "
+    console.print(f"[bold green]wrote[/] {output}: {job.written} {what}, {labels.num_images} images, "
                   f"{len(labels.inst_ids)} instances; skeleton {sk.name} ({sk.fingerprint})", soft_wrap=True)
 
 

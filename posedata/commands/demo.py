@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.table import Table
@@ -23,7 +24,8 @@ from .render import (
 
 # ---------------------------------------------------------------------- demo
 @click.command("demo")
-@output_option("folder", "Folder for every artefact (data, previews, plots, run, results).", required=False, default=Path("demo-out"), show_default=True)
+@output_option("folder", "Folder for every artefact (data, previews, plots, run, results).", required=False,
+               default=Path("demo-out"), show_default=True)
 @click.option("--steps", type=click.IntRange(1, 10**6), default=None,
               help="Training steps [default: 3600, about 9 minutes on 2 idle cores; a busy machine takes "
                    "longer and reaches the same AP].")
@@ -40,7 +42,6 @@ def demo_cmd(output: Path, steps: int | None, quick: bool, force: bool) -> None:
     from rich.rule import Rule
 
     from .. import demo as D
-    from .. import validate as V
     from ..errors import DataError
     from ..io import atomic_write_json
 
@@ -66,31 +67,13 @@ def demo_cmd(output: Path, steps: int | None, quick: bool, force: bool) -> None:
     with bar("synth") as prog:
         task = prog.add_task("synth", total=plan.train_images + plan.val_images)
         syn = D.synth_step(plan, paths, sk, progress=lambda done, total: prog.update(task, completed=done, total=total))
-    for name, p in (("train", syn.train_json), ("val", syn.val_json)):
-        v = syn.visibility[name]
-        n = max(1, sum(v))
-        console.print(f"  {name}: {p} ({plan.train_images if name == 'train' else plan.val_images} images "
-                      f"{plan.image_size}x{plan.image_size}, {syn.figures[name]} figures; keypoints {v[2] / n:.0%} visible, "
-                      f"{v[1] / n:.0%} occluded, {v[0] / n:.0%} out of frame)", soft_wrap=True)
-    console.print(f"  drawn in {syn.seconds:.1f} s")
+    _print_synth_step(plan, syn)
 
     header(2, "validate (with image checks)")
     with bar("validate") as prog:
         task = prog.add_task("validate", total=None)
         val = D.validate_step(paths, sk, progress=lambda done, total: prog.update(task, completed=done, total=total))
-    for name, fs in val.findings.items():
-        shown = [f for f in fs if f.severity != "info"]
-        if shown:
-            print_validate_summary(shown, V.CHECKS, 3, title=f"validate {name}")
-        c = V.counts(fs)
-        verdict = "[bold red]FAIL[/]" if c["error"] else "[bold green]OK[/]"
-        info: dict[str, int] = {}
-        for f in fs:
-            if f.severity == "info":
-                info[f.code] = info.get(f.code, 0) + 1
-        detail = ", ".join(f"{code} x{n}: {V.CHECKS.get(code, ('', code))[1]}" for code, n in sorted(info.items()))
-        console.print(f"  {verdict} {name}: {c['error']} error(s), {c['warning']} warning(s), {c['info']} info"
-                      + (f" ({detail})" if detail else ""), soft_wrap=True)
+    _print_validate_step(val.findings)
     if val.errors():
         raise DataError("the synthetic data has validation errors (a bug in posedata synth)",
                         [f for fs in val.findings.values() for f in fs], file=str(paths.train_json))
@@ -120,17 +103,7 @@ def demo_cmd(output: Path, steps: int | None, quick: bool, force: bool) -> None:
 
     header(6, f"train on CPU: input {plan.input_size}, width {plan.width}, {plan.stages} refinement stage(s), "
               f"batch {plan.batch_size}, Adam lr {plan.lr:g}, {plan.threads} thread(s), {plan.iterations} steps")
-    with progress_bar("train     ", *train_fields()) as prog:
-        task = prog.add_task("train", total=plan.iterations, loss="-", speed="-")
-
-        def on_event(event: str, info: dict) -> None:
-            if event == "step":
-                prog.update(task, completed=info["iteration"], loss=f"{info['loss']:.4g}",
-                            speed=f"{info['images_per_s']:.1f}")
-                if info["iteration"] % 50 == 0:
-                    loads.append(("train", D.load_average()))
-
-        tr = D.train_step(plan, paths, sk, callback=on_event)
+    tr = _train_step(plan, paths, sk, loads)
     console.print(f"  {tr.iterations} steps in {tr.seconds / 60:.1f} min, {tr.images_per_s:.1f} images/s, "
                   f"{tr.cpu_seconds_per_step:.3f} CPU s/step; loss {tr.first_loss:.4g} -> {tr.last_loss:.4g}"
                   if tr.first_loss is not None else "  no step ran", soft_wrap=True)
@@ -144,6 +117,50 @@ def demo_cmd(output: Path, steps: int | None, quick: bool, force: bool) -> None:
     total_min = (time.perf_counter() - t_start) / 60
     loads.append(("end", D.load_average()))
     atomic_write_json(output / "summary.json", D.summary(plan, paths, syn, tr, res, total_min * 60, loads), indent=1)
+    _print_artefacts(output, paths, syn, flip, tr)
+    console.print(f"[bold]held-out AP {res['AP']:.3f}[/] (AP50 {res['AP50']:.3f}, AR {res['AR']:.3f}) after "
+                  f"{tr.iterations} training steps; demo took {total_min:.1f} min", soft_wrap=True)
+
+
+def _print_validate_step(findings: dict) -> None:
+    """Per set: the non-info findings by code and one verdict line naming the info codes."""
+    from .. import validate as V
+
+    for name, fs in findings.items():
+        shown = [f for f in fs if f.severity != "info"]
+        if shown:
+            print_validate_summary(shown, V.CHECKS, 3, title=f"validate {name}")
+        c = V.counts(fs)
+        verdict = "[bold red]FAIL[/]" if c["error"] else "[bold green]OK[/]"
+        info: dict[str, int] = {}
+        for f in fs:
+            if f.severity == "info":
+                info[f.code] = info.get(f.code, 0) + 1
+        detail = ", ".join(f"{code} x{n}: {V.CHECKS.get(code, ('', code))[1]}" for code, n in sorted(info.items()))
+        console.print(f"  {verdict} {name}: {c['error']} error(s), {c['warning']} warning(s), {c['info']} info"
+                      + (f" ({detail})" if detail else ""), soft_wrap=True)
+
+
+def _train_step(plan: Any, paths: Any, sk: Any, loads: list) -> Any:
+    """demo.train_step under the training display; the load average sampled every 50 steps."""
+    from .. import demo as D
+
+    with progress_bar("train     ", *train_fields()) as prog:
+        task = prog.add_task("train", total=plan.iterations, loss="-", speed="-")
+
+        def on_event(event: str, info: dict) -> None:
+            if event == "step":
+                prog.update(task, completed=info["iteration"], loss=f"{info['loss']:.4g}",
+                            speed=f"{info['images_per_s']:.1f}")
+                if info["iteration"] % 50 == 0:
+                    loads.append(("train", D.load_average()))
+
+        tr = D.train_step(plan, paths, sk, callback=on_event)
+    return tr
+
+
+def _print_artefacts(output: Path, paths: Any, syn: Any, flip: Any, tr: Any) -> None:
+    """Where every artefact of the run is."""
     t = Table(title="artefacts", show_header=False)
     t.add_column("what")
     t.add_column("where", overflow="fold")
@@ -158,5 +175,14 @@ def demo_cmd(output: Path, steps: int | None, quick: bool, force: bool) -> None:
     ):
         t.add_row(what, str(where))
     console.print(t)
-    console.print(f"[bold]held-out AP {res['AP']:.3f}[/] (AP50 {res['AP50']:.3f}, AR {res['AR']:.3f}) after "
-                  f"{tr.iterations} training steps; demo took {total_min:.1f} min", soft_wrap=True)
+
+
+def _print_synth_step(plan: Any, syn: Any) -> None:
+    """Each set: its file, images, figures and the visibility mix."""
+    for name, p in (("train", syn.train_json), ("val", syn.val_json)):
+        v = syn.visibility[name]
+        n = max(1, sum(v))
+        console.print(f"  {name}: {p} ({plan.train_images if name == 'train' else plan.val_images} images "
+                      f"{plan.image_size}x{plan.image_size}, {syn.figures[name]} figures; keypoints {v[2] / n:.0%} visible, "
+                      f"{v[1] / n:.0%} occluded, {v[0] / n:.0%} out of frame)", soft_wrap=True)
+    console.print(f"  drawn in {syn.seconds:.1f} s")
