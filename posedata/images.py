@@ -191,19 +191,26 @@ def _jpeg(f: Any, tail: bytes) -> ImageInfo:
 
 def _png_orientation(f: Any) -> int:
     """EXIF orientation of a PNG's eXIf chunk, wherever it is (OpenCV honours one after the image
-    data too); only chunk headers are read, the data is skipped."""
-    pos = 8
+    data too)."""
+    return _chunk_orientation(f, png=True)
+
+
+def _chunk_orientation(f: Any, png: bool) -> int:
+    """Orientation from the EXIF chunk of a PNG (eXIf, chunks after the 8-byte signature, walk
+    stopped at IEND) or an extended WebP (EXIF, RIFF chunks after the 12-byte header, padded to
+    even sizes). Only chunk headers are read; the data of other chunks is skipped."""
+    pos = 8 if png else 12
     while True:
         f.seek(pos)
         hdr = f.read(8)
         if len(hdr) < 8:
             return 1
-        length, kind = struct.unpack(">I4s", hdr)
-        if kind == b"eXIf":
-            return _exif_orientation(_strip_exif_prefix(f.read(min(length, 1 << 20))))
-        if kind == b"IEND":
+        size, kind = struct.unpack(">I4s", hdr) if png else struct.unpack("<4sI", hdr)[::-1]
+        if kind == (b"eXIf" if png else b"EXIF"):
+            return _exif_orientation(_strip_exif_prefix(f.read(min(size, 1 << 20))))
+        if png and kind == b"IEND":
             return 1
-        pos += 12 + length
+        pos += 12 + size if png else 8 + size + (size & 1)
 
 
 def _strip_exif_prefix(b: bytes) -> bytes:
@@ -251,17 +258,8 @@ def _webp(head: bytes, f: Any) -> ImageInfo:
 
 
 def _webp_orientation(f: Any) -> int:
-    """Orientation from the EXIF chunk of an extended WebP, found by walking the RIFF chunk headers."""
-    pos = 12
-    while True:
-        f.seek(pos)
-        hdr = f.read(8)
-        if len(hdr) < 8:
-            return 1
-        kind, size = struct.unpack("<4sI", hdr)
-        if kind == b"EXIF":
-            return _exif_orientation(_strip_exif_prefix(f.read(min(size, 1 << 20))))
-        pos += 8 + size + (size & 1)
+    """Orientation from the EXIF chunk of an extended WebP."""
+    return _chunk_orientation(f, png=False)
 
 
 def _tiff(p: Path) -> ImageInfo:
