@@ -162,6 +162,14 @@ def _frame_numbering(root: ET.Element) -> dict[str | None, dict[str, Any]]:
     return out
 
 
+def _int_attr(el: ET.Element, attr: str, what: str, file: str, where: str) -> int:
+    """An integer XML attribute, else InputError naming it (`where@attr`)."""
+    try:
+        return int(el.get(attr, ""))
+    except ValueError:
+        raise InputError(f"{what} must be an integer, got {el.get(attr)!r}", file=file, where=f"{where}@{attr}") from None
+
+
 def _collect_shapes(root: ET.Element, file: str, b: Any, report: ImportReport) -> list[_Shape]:
     """Every shape of every <image> and every frame of every <track>, in file order, with the
     images they sit on registered in the builder."""
@@ -172,10 +180,7 @@ def _collect_shapes(root: ET.Element, file: str, b: Any, report: ImportReport) -
     images = root.findall("image")
     for i, im in enumerate(images):
         where = f"image[{i}]"
-        try:
-            iid = int(im.get("id", ""))
-        except ValueError:
-            raise InputError(f"image id must be an integer, got {im.get('id')!r}", file=file, where=f"{where}@id") from None
+        iid = _int_attr(im, "id", "image id", file, where)
         # a project export numbers frames per task: the task id is part of the image's identity
         key: Any = (im.get("task_id"), iid) if im.get("task_id") is not None else iid
         if key in seen:
@@ -198,10 +203,7 @@ def _collect_shapes(root: ET.Element, file: str, b: Any, report: ImportReport) -
         frames: dict[Any, str] = {}
         for t, tr in enumerate(tracks):
             tw = f"track[{t}]"
-            try:
-                tid = int(tr.get("id", ""))
-            except ValueError:
-                raise InputError(f"track id must be an integer, got {tr.get('id')!r}", file=file, where=f"{tw}@id") from None
+            tid = _int_attr(tr, "id", "track id", file, tw)
             task = tr.get("task_id")
             nb = numbering.get(task, numbering.get(None, {"start": 0, "step": 1, "width": None, "height": None}))
             tag_count = {}
@@ -210,11 +212,7 @@ def _collect_shapes(root: ET.Element, file: str, b: Any, report: ImportReport) -
                     continue
                 j = tag_count[el.tag] = tag_count.get(el.tag, -1) + 1
                 sw = f"{tw}/{el.tag}[{j}]"
-                try:
-                    frame = int(el.get("frame", ""))
-                except ValueError:
-                    raise InputError(f"frame must be an integer, got {el.get('frame')!r}", file=file,
-                                     where=f"{sw}@frame") from None
+                frame = _int_attr(el, "frame", "frame", file, sw)
                 if frame < 0:
                     raise InputError(f"frame must be >= 0, got {frame}", file=file, where=f"{sw}@frame")
                 key = f"frame {frame}" if task is None else f"task {task} frame {frame}"
