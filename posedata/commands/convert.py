@@ -21,11 +21,7 @@ from .common import (
     progress_bar,
     skeleton_option,
 )
-from .render import (
-    print_convert_summary,
-    print_import_report,
-    print_validate_summary,
-)
+from .render import print_convert_summary, print_import_report, print_validate_summary
 
 
 def _convert_sources() -> list[str]:

@@ -7,19 +7,8 @@ from typing import Any
 import click
 from rich.table import Table
 
-from .common import (
-    claim,
-    console,
-    force_option,
-    output_option,
-    progress_bar,
-    train_fields,
-)
-from .render import (
-    print_convert_summary,
-    print_val_report,
-    print_validate_summary,
-)
+from .common import claim, console, force_option, output_option, progress_bar, train_fields
+from .render import print_convert_summary, print_val_report, print_validate_summary
 
 
 # ---------------------------------------------------------------------- demo

@@ -18,9 +18,7 @@ from .common import (
     progress_bar,
     skeleton_option,
 )
-from .render import (
-    print_findings,
-)
+from .render import print_findings
 
 
 # -------------------------------------------------------------------- preview

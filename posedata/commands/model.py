@@ -26,10 +26,7 @@ from .common import (
     skeleton_option,
     train_fields,
 )
-from .render import (
-    print_findings,
-    print_val_report,
-)
+from .render import print_findings, print_val_report
 
 
 # ---------------------------------------------------------------------- train

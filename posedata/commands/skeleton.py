@@ -9,18 +9,8 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from .common import (
-    PosedataGroup,
-    category_option,
-    claim,
-    console,
-    force_option,
-    one_category,
-    output_option,
-)
-from .render import (
-    print_findings,
-)
+from .common import PosedataGroup, category_option, claim, console, force_option, one_category, output_option
+from .render import print_findings
 
 
 # ------------------------------------------------------------------ skeleton

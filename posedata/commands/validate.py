@@ -22,11 +22,7 @@ from .common import (
     progress_bar,
     skeleton_option,
 )
-from .render import (
-    print_findings,
-    print_import_report,
-    print_validate_summary,
-)
+from .render import print_findings, print_import_report, print_validate_summary
 
 
 # ------------------------------------------------------------------- validate
