@@ -101,7 +101,7 @@ def make_inputs(d: Path) -> list[tuple[str, str, str, str]]:
             else:
                 zout.writestr(zipfile.ZipInfo(info.filename, (1980, 1, 1, 0, 0, 0)), zin.read(info))
     sk = {"num_heatmaps": 6, "num_pafs": 8, "stages": 100000, "width": 0.25}
-    torch.save({"state_dict": {"w": torch.zeros(4)}, "format": "posedata-checkpoint", "version": 1, "model": sk},
+    torch.save({"state_dict": {"w": torch.zeros(4)}, "format": "posedata-checkpoint", "version": 2, "model": sk},
                d / "stages.pt")
 
     bomb = b"a: &a [x, x, x, x, x, x, x, x, x]\n"

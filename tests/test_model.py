@@ -258,6 +258,24 @@ def test_load_model_roundtrip_and_fingerprint(tmp_path, coco17):
         C.load_model(tmp_path / "c.pt", S.resolve("hand21"))
 
 
+@pytest.mark.parametrize("version, says", [(1, "used ReLU"), (3, "newer than this posedata"), (None, "version")])
+def test_checkpoint_of_another_format_version_is_refused(tmp_path, coco17, version, says):
+    """Version 1 checkpoints were trained with ReLU in the CPM trunk: same names and shapes as
+    today's ELU network, so only the version can stop them loading into it (issue 13)."""
+    net = for_skeleton(coco17, stages=0, width=0.25)
+    ckpt = C.training_checkpoint(net, net.spec.to_dict(), coco17.to_dict(), coco17.fingerprint, iteration=3)
+    assert ckpt["version"] == C.VERSION == 2
+    ckpt["version"] = version
+    C.save(ckpt, tmp_path / "old.pt")
+    with pytest.raises(InputError, match=says) as e:
+        C.load_model(tmp_path / "old.pt", coco17)
+    assert e.value.where == "version" and e.value.file == str(tmp_path / "old.pt")
+    if version == 1:
+        assert "ELU" in e.value.message
+    with pytest.raises(InputError, match=says):  # --init and --resume read through the same load
+        C.load(tmp_path / "old.pt")
+
+
 # ------------------------------------------------------------------------ loss
 def test_loss_matches_reference_formula():
     torch.manual_seed(0)

@@ -27,7 +27,10 @@ from posedata.errors import InputError
 from posedata.io import atomic_write_bytes
 
 FORMAT = "posedata-checkpoint"
-VERSION = 1
+# 2: the CPM trunk's separable blocks use ELU, as the reference (version 1 networks used ReLU there).
+# The weights of the two have the same names and shapes, so only this number tells them apart.
+VERSION = 2
+RELU_TRUNK_VERSIONS = (1,)
 
 
 @dataclass
@@ -219,6 +222,29 @@ def check_fields(ckpt: dict, file: str | None = None) -> None:
     ap = ckpt.get("best_ap")
     if ap is not None and not (isinstance(ap, (int, float)) and not isinstance(ap, bool) and -1.0 <= ap <= 1.0):
         raise InputError(f"expected a number in [-1, 1] or none, got {ap!r}", file=file, where="best_ap")
+    check_version(ckpt.get("version"), file)
+
+
+def check_version(version: Any, file: str | None = None) -> None:
+    """Refuse a checkpoint written for another network function. Every load goes through here
+    (val, infer, export, --resume, --init): a version-1 file would otherwise load with strict=True
+    into today's network and silently compute something else."""
+    if not _count(version, 0, 2**31):
+        raise InputError(f"expected the checkpoint format version (an integer), got {version!r}", file=file,
+                         where="version")
+    if version in RELU_TRUNK_VERSIONS:
+        raise InputError(
+            f"checkpoint format version {version} was written by a posedata whose CPM trunk used ReLU; this posedata "
+            f"(format version {VERSION}) uses ELU there, as the reference network does, so these weights would "
+            "load but compute a different function (a trained network would answer wrongly, a run would not resume "
+            "where it was). Train anew with this version",
+            file=file, where="version")
+    if version > VERSION:
+        raise InputError(f"checkpoint format version {version} is newer than this posedata reads ({VERSION}); "
+                         "upgrade posedata", file=file, where="version")
+    if version < 1:
+        raise InputError(f"checkpoint format version {version} is not one posedata ever wrote", file=file,
+                         where="version")
 
 
 def detect_layout(state: dict[str, torch.Tensor]) -> tuple[str, str]:

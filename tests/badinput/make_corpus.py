@@ -598,6 +598,9 @@ def checkpoint_cases(c: Corpus) -> None:
     obj["skeleton"]["name"] = "another"
     add("ck_other_skeleton", saved(obj), "model.pt", "a posedata checkpoint for another skeleton", cmds=["val"])
     obj = torch.load(io.BytesIO(good), weights_only=True)
+    obj["version"] = 1
+    add("ck_relu_version", saved(obj), "ReLU", "format version 1: trained with ReLU in the CPM trunk")
+    obj = torch.load(io.BytesIO(good), weights_only=True)
     obj["model"] = {"stages": "many"}
     add("ck_bad_spec", saved(obj), "model", "model spec is nonsense", cmds=["val"])
     # the archive's declared sizes, checked before torch.load
