@@ -23,7 +23,7 @@ from .metrics import (
     load_ground_truth,
     to_coco_keypoints,
 )
-from .predict import detect, load_model, read_image
+from .predict import detect, load_model, prepare, read_image
 
 __all__ = ["evaluate", "infer", "list_images", "coco_category", "write_outputs", "load_model"]
 
@@ -39,6 +39,7 @@ def evaluate(model, skeleton, coco_json: Path, images_dir: Path, input_size: int
     ran: an error part-way leaves no partial output). `progress(done, total)` after each image."""
     gt = load_ground_truth(Path(coco_json), skeleton, category_id)
     paths = image_paths(gt, Path(images_dir))
+    model = prepare(model)
     results: list[dict] = []
     drawn: list[tuple[int, np.ndarray]] = []
     cat_out = gt.category_ids[0]
@@ -129,6 +130,7 @@ def infer(model, skeleton, images: list[Path], out_dir: Path, input_size: int = 
     n_kp = len(cat["keypoints"])
     for p in images:
         read_image(p)
+    model = prepare(model)
     stems: dict[str, int] = {}
     coco: dict[str, Any] = {"info": {"description": f"posedata infer, skeleton {skeleton.name}"},
                             "images": [], "annotations": [], "categories": [cat]}

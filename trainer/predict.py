@@ -59,8 +59,11 @@ def upsample_maps(maps_chw: np.ndarray, stride: int, pads: tuple[int, int, int, 
     out = np.empty((maps_chw.shape[0], h, w), dtype=np.float32)
     for c in range(maps_chw.shape[0]):
         up = cv2.resize(maps_chw[c], None, fx=stride, fy=stride, interpolation=cv2.INTER_CUBIC)
-        out[c] = cv2.resize(up[top:up.shape[0] - bottom, left:up.shape[1] - right], (w, h),
-                            interpolation=cv2.INTER_CUBIC)
+        dst = out[c]  # written in place: no copy per channel
+        got = cv2.resize(up[top:up.shape[0] - bottom, left:up.shape[1] - right], (w, h), dst=dst,
+                         interpolation=cv2.INTER_CUBIC)
+        if got.ctypes.data != dst.ctypes.data:  # OpenCV made its own array after all
+            dst[...] = got
     return out
 
 
@@ -79,10 +82,20 @@ def _forward(model, batch_bhwc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return run(np.ascontiguousarray(batch_bhwc.transpose(0, 3, 1, 2)))
     import torch
 
-    x = torch.from_numpy(np.ascontiguousarray(batch_bhwc)).permute(0, 3, 1, 2).contiguous()
+    # the BHWC array viewed as NCHW is already channels-last, the layout for_inference's network runs in
+    x = torch.from_numpy(np.ascontiguousarray(batch_bhwc)).permute(0, 3, 1, 2)
     with torch.inference_mode():
         outs = model(x.to(_device(model)))
-    return outs[-2].float().cpu().numpy(), outs[-1].float().cpu().numpy()
+    # contiguous: upsample_maps reads channel by channel
+    return outs[-2].float().cpu().contiguous().numpy(), outs[-1].float().cpu().contiguous().numpy()
+
+
+def prepare(model) -> Any:
+    """The network as inference runs it: a torch PoseNet through trainer.model.for_inference
+    (BatchNorm folded, channels-last); anything else (an ONNX model) as it is."""
+    from .model import PoseNet, for_inference
+
+    return for_inference(model) if isinstance(model, PoseNet) else model
 
 
 def predict(model, image_bgr: np.ndarray, skeleton, input_size: int = 368, stride: int = 8,
