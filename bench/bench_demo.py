@@ -5,6 +5,9 @@ load and the CPU time it used.
 
     .venv/bin/python bench/bench_demo.py -o /tmp/demo-bench [--steps N]
 
+Also writes DIR/bench.json (steps, wall and CPU s/step, wall minutes, AP, the load average at the
+start, during training and at the end) and prints the row for bench/README.md's "demo" table.
+
 The training length is a number of steps, so AP does not depend on the machine's load; wall time
 does. On a shared machine the idle wall time is bounded from CPU time: at most the process's whole CPU
 time (no gain from a second thread), at least its CPU time outside training (synth, validate,
@@ -61,8 +64,21 @@ def main() -> None:
           f"{train_cpu:.2f} min CPU")
     print(f"  wall {wall:.2f} min here; CPU {cpu:.2f} min; on {threads} idle core(s) between {idle_low:.2f} and "
           f"{cpu:.2f} min (bar {BAR_MINUTES:g})")
+    load1 = os.getloadavg()[0]
     print(f"  load average (1 min): {load0:.2f} at start, training mean {la['train_mean']} / max {la['train_max']}, "
-          f"{os.getloadavg()[0]:.2f} at the end; {s['machine']['cpus']} CPUs")
+          f"{load1:.2f} at the end; {s['machine']['cpus']} CPUs")
+    wall_step = s["train_minutes"] * 60 / max(s["iterations"], 1)
+    record = {"time": time.strftime("%Y-%m-%d %H:%M"), "steps": s["iterations"], "s_per_step": round(wall_step, 4),
+              "cpu_s_per_step": s["cpu_seconds_per_step"], "threads": threads, "wall_min": round(wall, 2),
+              "cpu_min": round(cpu, 2), "idle_bounds_min": [round(idle_low, 2), round(cpu, 2)], "AP": s["AP"],
+              "AP50": s["AP50"], "AP75": s["AP75"], "AR": s["AR"], "val": s["plan"].get("val_input_size"),
+              "load_start": round(load0, 2), "load_train_mean": la["train_mean"], "load_train_max": la["train_max"],
+              "load_end": round(load1, 2)}
+    (args.output / "bench.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    # the row bench/README.md's "demo" table takes
+    print(f"| {record['time']} | **{s['AP']:.3f}** | {s['AP50']:.3f} | {s['AP75']:.3f} | {s['AR']:.3f} | "
+          f"{record['steps']} | {wall_step:.3f} s ({s['cpu_seconds_per_step']:.3f} CPU) | {wall:.1f} min | "
+          f"{idle_low:.1f}-{cpu:.1f} min | {load0:.1f} / {la['train_mean']} / {load1:.1f} | {threads} |")
 
 
 if __name__ == "__main__":

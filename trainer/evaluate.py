@@ -23,20 +23,22 @@ from .metrics import (
     load_ground_truth,
     to_coco_keypoints,
 )
-from .predict import detect, load_model, prepare, read_image
+from .predict import MULTISCALE, detect, load_model, prepare, read_image
 
 __all__ = ["evaluate", "infer", "list_images", "coco_category", "write_outputs", "load_model"]
 
 def evaluate(model, skeleton, coco_json: Path, images_dir: Path, input_size: int = 368, multiscale: bool = False,
              flip: bool = False, out_dir: Path | None = None, progress: Callable[[int, int], None] | None = None,
              category_id: int | None = None, stride: int = 8, overlays: int = 4,
-             params: GroupingParams | None = None) -> dict[str, Any]:
+             params: GroupingParams | None = None, scales: tuple[float, ...] | None = None) -> dict[str, Any]:
     """Run inference on every image of a COCO keypoint file, group, and score with COCOeval.
 
     Returns AP, AP50, AP75, APm, APl, AR, AR50, AR75, ARm, ARl, per_keypoint (list of dicts),
     results (COCO results list), n_images, n_detections. With out_dir, writes results.json,
     metrics.json and overlay PNGs of the first `overlays` images (atomically, after all images
-    ran: an error part-way leaves no partial output). `progress(done, total)` after each image."""
+    ran: an error part-way leaves no partial output). `progress(done, total)` after each image.
+    `scales` (multiples of input_size whose maps are averaged) replaces the single scale, or the
+    reference's four with `multiscale`."""
     gt = load_ground_truth(Path(coco_json), skeleton, category_id)
     paths = image_paths(gt, Path(images_dir))
     model = prepare(model)
@@ -46,7 +48,7 @@ def evaluate(model, skeleton, coco_json: Path, images_dir: Path, input_size: int
     n_eval = len(gt.keypoint_names)
     for i, (im, p) in enumerate(zip(gt.images, paths, strict=True)):
         img = read_image(p, gt.file, f"images[{i}].file_name")
-        det = detect(model, img, skeleton, input_size, stride, multiscale, flip, params)
+        det = detect(model, img, skeleton, input_size, stride, multiscale, flip, params, scales)
         kps = to_coco_keypoints(det.poses, gt.skeleton_to_eval, n_eval)
         sc = instance_scores(det, skeleton)
         for k, s in zip(kps, sc, strict=True):
@@ -61,6 +63,7 @@ def evaluate(model, skeleton, coco_json: Path, images_dir: Path, input_size: int
     out: dict[str, Any] = dict(stats)
     out.update(per_keypoint=per_kp, results=results, n_images=len(gt.images), n_detections=len(results),
                settings={"input_size": input_size, "stride": stride, "multiscale": multiscale, "flip": flip,
+                         "scales": list(scales) if scales else (list(MULTISCALE) if multiscale else [1.0]),
                          "sigmas": [float(s) for s in gt.sigmas], "keypoints": gt.keypoint_names,
                          "category_ids": gt.category_ids, "categories_merged": gt.merged})
     if out_dir is not None:

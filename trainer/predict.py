@@ -165,8 +165,9 @@ class Detections:
 
 
 def detect(model, image_bgr: np.ndarray, skeleton, input_size: int = 368, stride: int = 8,
-           multiscale: bool = False, flip: bool = False, params: GroupingParams | None = None) -> Detections:
-    heat, pafs = predict(model, image_bgr, skeleton, input_size, stride, multiscale, flip)
+           multiscale: bool = False, flip: bool = False, params: GroupingParams | None = None,
+           scales: tuple[float, ...] | None = None) -> Detections:
+    heat, pafs = predict(model, image_bgr, skeleton, input_size, stride, multiscale, flip, scales)
     poses, scores, counts = group(heat, pafs, skeleton, params, return_counts=True)
     return Detections(poses, scores, counts)
 

@@ -16,7 +16,7 @@ from .render import print_convert_summary, print_val_report, print_validate_summ
 @output_option("folder", "Folder for every artefact (data, previews, plots, run, results).", required=False,
                default=Path("demo-out"), show_default=True)
 @click.option("--steps", type=click.IntRange(1, 10**6), default=None,
-              help="Training steps [default: 3600, about 9 minutes on 2 idle cores; a busy machine takes "
+              help="Training steps [default: 3200, about 8.5 minutes on 2 idle cores; a busy machine takes "
                    "longer and reaches the same AP].")
 @click.option("--quick", is_flag=True, help="Seconds-long version (tiny data, a few iterations): every step, every artefact.")
 @force_option("Replace the output folder of an earlier demo.")
@@ -97,12 +97,12 @@ def demo_cmd(output: Path, steps: int | None, quick: bool, force: bool) -> None:
                   f"{tr.cpu_seconds_per_step:.3f} CPU s/step; loss {tr.first_loss:.4g} -> {tr.last_loss:.4g}"
                   if tr.first_loss is not None else "  no step ran", soft_wrap=True)
 
-    header(7, "val on the held-out set" + (" (with --flip)" if plan.val_flip else ""))
+    header(7, f"val on the held-out set ({D.val_description(plan)})")
     with bar("val") as prog:
         task = prog.add_task("val", total=plan.val_images)
         res = D.val_step(plan, paths, sk, progress=lambda done, total: prog.update(task, completed=done, total=total))
     print_val_report(res, f"{sk.name} held-out set ({res['n_images']} images): COCOeval keypoints, "
-                          f"OKS with the skeleton's sigmas, input {plan.input_size}{', flip' if plan.val_flip else ''}")
+                          f"OKS with the skeleton's sigmas, {D.val_description(plan)}")
     total_min = (time.perf_counter() - t_start) / 60
     loads.append(("end", D.load_average()))
     atomic_write_json(output / "summary.json", D.summary(plan, paths, syn, tr, res, total_min * 60, loads), indent=1)
