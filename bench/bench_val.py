@@ -2,6 +2,7 @@
 its AP against pycocotools run directly on the results file it writes.
 
 Run: .venv/bin/python bench/bench_val.py [--images 79] [--repeats 1]
+     .venv/bin/python bench/bench_val.py --forward-rounds 5  (the network pass alone, old vs new)
 
 The folder: the 4 real COCO val2017 images of ../shared/data/real/coco (333-640 px wide, 14
 people) copied to 79 files (so 79 decodes, 79 forward passes; the content repeats) with their
@@ -84,13 +85,57 @@ def pycocotools_ap(gt: Path, results: Path) -> float:
     return float(ev.stats[0])
 
 
+def forward_rounds(rounds: int) -> None:
+    """The forward pass val runs (trainer.model.for_inference: BatchNorm folded, channels-last)
+    against the plain eval-mode network, on the 4 real COCO photos at input 368 through
+    trainer.predict.predict: alternating rounds, medians of CPU and wall seconds per image, the
+    ratio per round."""
+    import statistics
+
+    sys.path.insert(0, str(ROOT))
+    import cv2
+    import torch
+
+    import trainer  # noqa: F401  (the thread policy, before torch starts its threads)
+    from posedata import skeleton as S
+    from trainer import predict as P
+    from trainer.model import for_inference, for_skeleton
+
+    sk = S.resolve("openpose18")
+    torch.manual_seed(0)
+    plain = for_skeleton(sk, stages=1, width=1.0).eval()
+    fast = for_inference(plain)
+    images = [cv2.imread(str(p)) for p in sorted(REAL.glob("*.jpg"))]
+    cpu: dict[str, list[float]] = {"plain": [], "for_inference": []}
+    wall: dict[str, list[float]] = {"plain": [], "for_inference": []}
+    for _ in range(rounds):
+        for name, model in (("plain", plain), ("for_inference", fast)):
+            c, t = time.process_time(), time.perf_counter()
+            for img in images:
+                P.predict(model, img, sk, 368)
+            cpu[name].append((time.process_time() - c) / len(images))
+            wall[name].append((time.perf_counter() - t) / len(images))
+    med = {k: (statistics.median(cpu[k]), statistics.median(wall[k])) for k in cpu}
+    ratio_cpu = statistics.median(a / b for a, b in zip(cpu["plain"], cpu["for_inference"], strict=True))
+    ratio_wall = statistics.median(a / b for a, b in zip(wall["plain"], wall["for_inference"], strict=True))
+    for k, (c, w) in med.items():
+        print(f"predict, {k}: {c:.3f} CPU s / {w:.3f} wall s per image (median of {rounds})")
+    print(f"for_inference x{ratio_cpu:.2f} CPU, x{ratio_wall:.2f} wall faster (median per-round ratio); "
+          f"{torch.get_num_threads()} threads, load {os.getloadavg()[0]:.1f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--images", type=int, default=79)
     ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--forward-rounds", type=int, default=0,
+                    help="instead: time val's forward pass against the plain network, this many alternating rounds")
     args = ap.parse_args()
     if not REAL.is_dir():
         sys.exit(f"{REAL} is not present")
+    if args.forward_rounds:
+        forward_rounds(args.forward_rounds)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         gt, images = build_folder(root, args.images)
