@@ -317,48 +317,92 @@ class _Validator:
     # ------------------------------------------------------------- images
     def _images(self, imgs: list) -> dict[int, tuple[int, float, float]]:
         """image id -> (index, width, height); width/height NaN when unusable."""
-        rows: dict[int, tuple[int, float, float]] = {}
-        first_name: dict[str, int] = {}
-        for i, im in enumerate(imgs):
-            where = f"images[{i}]"
-            if not isinstance(im, dict):
-                self.add("V002", where, f"expected an image object, got {_type_name(im)}")
-                continue
-            iid = self._id(im, "id", where, "image id missing")
-            fn = im.get("file_name")
-            if "file_name" not in im:
-                self.add("V003", f"{where}.file_name", "file_name missing", image_id=iid)
-            elif not isinstance(fn, str) or not fn:
-                self.add("V004", f"{where}.file_name", f"expected a non-empty string, got {_short(fn)}", image_id=iid)
-            elif fn in first_name:
-                self.add("V041", f"{where}.file_name",
-                         f"file_name {_short(fn)} already used by images[{first_name[fn]}]; the same picture as two "
-                         "records splits its people, so each record teaches 'no person' where the other's people are",
+        n = len(imgs)
+        self._first_image: dict[Any, int] = {}
+        self._first_name: dict[str, int] = {}
+        found: list[tuple[int, int, float, float]] = []  # (index, id, width, height) of each id's first image
+        clean = np.zeros(n, dtype=bool)
+        if self.screen and not any(isinstance(im, dict) and type(im) is not dict for im in imgs):
+            clean, ids, wh = self._screen_images(imgs)
+            rows = np.flatnonzero(clean)
+            found = list(zip(rows.tolist(), ids[rows].tolist(), *wh[rows].T.tolist()))
+        for i in np.flatnonzero(~clean).tolist():
+            self._image_row(i, imgs[i], found)
+        found.sort()
+        return {iid: (i, w, h) for i, iid, w, h in found}
+
+    def _screen_images(self, imgs: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The images _image_row would pass without a finding (an exact-int id and a file name
+        not used before, positive exact-int sizes), with their ids and sizes; it also sets the
+        first image of every id and file name for the rows checked one by one."""
+        from .columns import EXACT, MISSING, column, int_column
+
+        n = len(imgs)
+        if set(map(type, imgs)) <= {dict}:
+            recs, clean = imgs, np.ones(n, dtype=bool)
+        else:
+            clean = np.fromiter((type(im) is dict for im in imgs), dtype=bool, count=n)
+            recs = [im if c else {} for im, c in zip(imgs, clean.tolist())]
+        values = column(recs, "id")
+        ids, ok = int_column(values, -I64, I64)
+        clean &= ok
+        aids = values if ok.all() else [None if v is MISSING else _as_id(v) for v in values]
+        order = range(n - 1, -1, -1)
+        self._first_image = dict(zip(map(aids.__getitem__, order), order))
+        clean &= np.fromiter(map(self._first_image.__getitem__, aids), dtype=np.int64, count=n) == np.arange(n)
+        names = column(recs, "file_name")
+        named = np.fromiter((type(f) is str and f != "" for f in names), dtype=bool, count=n)
+        idx = np.flatnonzero(named)[::-1].tolist()
+        self._first_name = dict(zip(map(names.__getitem__, idx), idx))
+        clean &= named
+        rows = np.flatnonzero(clean)
+        clean[rows] = np.fromiter(map(self._first_name.__getitem__, map(names.__getitem__, rows.tolist())),
+                                  dtype=np.int64, count=len(rows)) == rows
+        wh = np.empty((n, 2), dtype=np.float64)
+        for j, key in enumerate(("width", "height")):
+            v, ok = int_column(column(recs, key), 1, EXACT)
+            clean &= ok
+            wh[:, j] = v
+        return clean, ids, wh
+
+    def _image_row(self, i: int, im: Any, found: list[tuple[int, int, float, float]]) -> None:
+        """Every check of one image, one by one (the images the column screen does not pass)."""
+        where = f"images[{i}]"
+        if not isinstance(im, dict):
+            self.add("V002", where, f"expected an image object, got {_type_name(im)}")
+            return
+        iid = self._id(im, "id", where, "image id missing")
+        fn = im.get("file_name")
+        if "file_name" not in im:
+            self.add("V003", f"{where}.file_name", "file_name missing", image_id=iid)
+        elif not isinstance(fn, str) or not fn:
+            self.add("V004", f"{where}.file_name", f"expected a non-empty string, got {_short(fn)}", image_id=iid)
+        elif (first := self._first_name.setdefault(fn, i)) != i:
+            self.add("V041", f"{where}.file_name",
+                     f"file_name {_short(fn)} already used by images[{first}]; the same picture as two "
+                     "records splits its people, so each record teaches 'no person' where the other's people are",
+                     image_id=iid)
+        size = []
+        for key in ("width", "height"):
+            v = im.get(key)
+            if key not in im:
+                self.add("V003", f"{where}.{key}", f"{key} missing", image_id=iid)
+                size.append(math.nan)
+            elif _finite(v) is None:
+                self.add("V004", f"{where}.{key}", f"expected a positive number, got {_short(v)}", image_id=iid)
+                size.append(math.nan)
+            elif v <= 0 or v != int(v):
+                # a pixel count: readers (coco.from_coco, the label file) need a positive integer
+                self.add("V042", f"{where}.{key}", f"{key} is {_short(v)}; must be a positive integer",
                          image_id=iid)
+                size.append(math.nan)
             else:
-                first_name[fn] = i
-            size = []
-            for key in ("width", "height"):
-                v = im.get(key)
-                if key not in im:
-                    self.add("V003", f"{where}.{key}", f"{key} missing", image_id=iid)
-                    size.append(math.nan)
-                elif _finite(v) is None:
-                    self.add("V004", f"{where}.{key}", f"expected a positive number, got {_short(v)}", image_id=iid)
-                    size.append(math.nan)
-                elif v <= 0 or v != int(v):
-                    # a pixel count: readers (coco.from_coco, the label file) need a positive integer
-                    self.add("V042", f"{where}.{key}", f"{key} is {_short(v)}; must be a positive integer",
-                             image_id=iid)
-                    size.append(math.nan)
-                else:
-                    size.append(float(v))
-            if iid is not None:
-                if iid in rows:
-                    self.add("V005", f"{where}.id", f"image id {iid} already used by images[{rows[iid][0]}]", image_id=iid)
-                else:
-                    rows[iid] = (i, size[0], size[1])
-        return rows
+                size.append(float(v))
+        if iid is not None:
+            if (first := self._first_image.setdefault(iid, i)) != i:
+                self.add("V005", f"{where}.id", f"image id {iid} already used by images[{first}]", image_id=iid)
+            else:
+                found.append((i, iid, size[0], size[1]))
 
     # --------------------------------------------------------- categories
     def _categories(self, cats: list) -> dict[int, _Cat | None]:

@@ -194,3 +194,21 @@ def test_to_labels_reuses_validate_columns(monkeypatch):
     stats = C.to_labels(doc, SK, validated=keep).extra["stats"]
     assert stats["dropped"] == {C.DROP_CROWD: 1, C.DROP_NO_KEYPOINTS: 1} and stats["other_category"] == 1
     assert len(stacked) == 2
+
+
+IMAGE_FIELDS = ["id", "file_name", "width", "height"]
+
+
+@PROP
+@given(coco_docs(defects=False), st.lists(st.tuples(st.sampled_from(IMAGE_FIELDS), st.one_of(EDGES, st.sampled_from(
+    ["0001.jpg", "0002.jpg", "", 640, 480.0, 0, -3])), st.booleans()), min_size=1, max_size=4), st.data())
+def test_screen_edges_of_images(doc, edits, data):
+    images = doc["images"]
+    images.append(copy.deepcopy(images[0]))  # a duplicate id and file name too
+    for key, value, delete in edits:
+        im = images[data.draw(st.integers(0, len(images) - 1))]
+        if delete:
+            im.pop(key, None)
+        else:
+            im[key] = copy.deepcopy(value)
+    assert_same(doc)
