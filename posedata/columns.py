@@ -8,6 +8,7 @@ per-record code, which says exactly what is wrong; so a screen may be strict, ne
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from itertools import chain, compress, repeat
 from typing import Any
 
@@ -101,6 +102,41 @@ def number_rows(rows: list[Any], width: int) -> tuple[np.ndarray, np.ndarray]:
     out[idx[small]] = vals[small]
     ok[idx[~small]] = False
     return out, ok
+
+
+def screen_images(imgs: list[Any], as_id: Callable[[Any], int | None]
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[Any, int], dict[str, int]]:
+    """validate's screen of the images list: the mask of the images its per-image checks would
+    pass without a finding (an exact-int id and a file name not used before, positive exact-int
+    sizes), their ids and (width, height), and the first index of every id (as `as_id` reads
+    ids) and of every non-empty file name, for the images checked one by one."""
+    n = len(imgs)
+    if set(map(type, imgs)) <= {dict}:
+        recs, clean = imgs, np.ones(n, dtype=bool)
+    else:
+        clean = np.fromiter((type(im) is dict for im in imgs), dtype=bool, count=n)
+        recs = [im if c else {} for im, c in zip(imgs, clean.tolist())]
+    values = column(recs, "id")
+    ids, ok = int_column(values, -I64, I64)
+    clean &= ok
+    aids = values if ok.all() else [None if v is MISSING else as_id(v) for v in values]
+    order = range(n - 1, -1, -1)
+    first_image = dict(zip(map(aids.__getitem__, order), order))
+    clean &= np.fromiter(map(first_image.__getitem__, aids), dtype=np.int64, count=n) == np.arange(n)
+    names = column(recs, "file_name")
+    named = np.fromiter((type(f) is str and f != "" for f in names), dtype=bool, count=n)
+    idx = np.flatnonzero(named)[::-1].tolist()
+    first_name = dict(zip(map(names.__getitem__, idx), idx))
+    clean &= named
+    rows = np.flatnonzero(clean)
+    clean[rows] = np.fromiter(map(first_name.__getitem__, map(names.__getitem__, rows.tolist())),
+                              dtype=np.int64, count=len(rows)) == rows
+    wh = np.empty((n, 2), dtype=np.float64)
+    for j, key in enumerate(("width", "height")):
+        v, ok = int_column(column(recs, key), 1, EXACT)
+        clean &= ok
+        wh[:, j] = v
+    return clean, ids, wh, first_image, first_name
 
 
 def _float_or_nan(v: Any) -> float:

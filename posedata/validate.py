@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .columns import EXACT, MISSING, column, float_column, int_column, number_rows, screen_images, typed_rows
 from .errors import InputError, SkeletonError
 from .findings import Finding
 from .images import image_header, too_large
@@ -323,47 +324,13 @@ class _Validator:
         found: list[tuple[int, int, float, float]] = []  # (index, id, width, height) of each id's first image
         clean = np.zeros(n, dtype=bool)
         if self.screen and not any(isinstance(im, dict) and type(im) is not dict for im in imgs):
-            clean, ids, wh = self._screen_images(imgs)
+            clean, ids, wh, self._first_image, self._first_name = screen_images(imgs, _as_id)
             rows = np.flatnonzero(clean)
             found = list(zip(rows.tolist(), ids[rows].tolist(), *wh[rows].T.tolist()))
         for i in np.flatnonzero(~clean).tolist():
             self._image_row(i, imgs[i], found)
         found.sort()
         return {iid: (i, w, h) for i, iid, w, h in found}
-
-    def _screen_images(self, imgs: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The images _image_row would pass without a finding (an exact-int id and a file name
-        not used before, positive exact-int sizes), with their ids and sizes; it also sets the
-        first image of every id and file name for the rows checked one by one."""
-        from .columns import EXACT, MISSING, column, int_column
-
-        n = len(imgs)
-        if set(map(type, imgs)) <= {dict}:
-            recs, clean = imgs, np.ones(n, dtype=bool)
-        else:
-            clean = np.fromiter((type(im) is dict for im in imgs), dtype=bool, count=n)
-            recs = [im if c else {} for im, c in zip(imgs, clean.tolist())]
-        values = column(recs, "id")
-        ids, ok = int_column(values, -I64, I64)
-        clean &= ok
-        aids = values if ok.all() else [None if v is MISSING else _as_id(v) for v in values]
-        order = range(n - 1, -1, -1)
-        self._first_image = dict(zip(map(aids.__getitem__, order), order))
-        clean &= np.fromiter(map(self._first_image.__getitem__, aids), dtype=np.int64, count=n) == np.arange(n)
-        names = column(recs, "file_name")
-        named = np.fromiter((type(f) is str and f != "" for f in names), dtype=bool, count=n)
-        idx = np.flatnonzero(named)[::-1].tolist()
-        self._first_name = dict(zip(map(names.__getitem__, idx), idx))
-        clean &= named
-        rows = np.flatnonzero(clean)
-        clean[rows] = np.fromiter(map(self._first_name.__getitem__, map(names.__getitem__, rows.tolist())),
-                                  dtype=np.int64, count=len(rows)) == rows
-        wh = np.empty((n, 2), dtype=np.float64)
-        for j, key in enumerate(("width", "height")):
-            v, ok = int_column(column(recs, key), 1, EXACT)
-            clean &= ok
-            wh[:, j] = v
-        return clean, ids, wh
 
     def _image_row(self, i: int, im: Any, found: list[tuple[int, int, float, float]]) -> None:
         """Every check of one image, one by one (the images the column screen does not pass)."""
@@ -559,8 +526,6 @@ class _Validator:
         """The rows _annotation_row would pass without a finding, found column by column (see
         posedata/columns.py), with their values written where _annotation_row writes them; it
         also sets ann_id, ann_img and the first row of every annotation id for all rows."""
-        from .columns import EXACT, MISSING, column, float_column, int_column, number_rows, typed_rows
-
         n = len(anns)
         if set(map(type, anns)) <= {dict}:
             recs, clean = anns, np.ones(n, dtype=bool)
