@@ -228,6 +228,8 @@ def mirror_test(pts: np.ndarray, lab: np.ndarray, perm: np.ndarray, names: list[
     neighbours'), its features set aside and the rest re-tested at alpha, until nothing is left
     beyond noise; so removing only the wrist pair does not also blame the eyes through the
     eye-wrist features."""
+    if (perm != np.arange(len(perm))).any():
+        return _frame_test(pts, lab, perm, names, alpha, seed)
     x, touch, _, kinds = mirror_features(pts, lab, perm)
     v = np.nan_to_num(x)
     m = (v ** 2).sum(0)
@@ -261,6 +263,36 @@ def mirror_test(pts: np.ndarray, lab: np.ndarray, perm: np.ndarray, names: list[
         res.steps.append((names[i], p))
         active = active & ~touch[:, i]
         p = _flip_test(v, m, inc * active[:, None], rng)
+    return res
+
+
+def _frame_test(pts: np.ndarray, lab: np.ndarray, perm: np.ndarray, names: list[str], alpha: float,
+                seed: int) -> MirrorTest:
+    """mirror_test for a map with pairs, on body-frame features (posedata/bodyframe.py): one
+    randomisation test of the largest z^2 decides; then blame one orbit at a time (bodyframe.culprit),
+    its features set aside and the rest re-tested at alpha, until nothing is left beyond noise."""
+    from . import bodyframe as B
+
+    v, touch, _ = B.frame_features(pts, lab, perm)
+    k = len(names)
+    m = (v ** 2).sum(0)
+    live = touch & (m > 1e-12)[:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z2 = np.where(m > 1e-12, v.sum(0) ** 2 / np.maximum(m, 1e-12), 0.0)
+        share = np.where(m > 1e-12, np.abs(v.sum(0)) / np.maximum(np.abs(v).sum(0), 1e-300), 0.0)
+        scores = np.where(live.any(0), (z2[:, None] * live).sum(0) / live.sum(0), np.nan)
+        deviation = np.where(live.any(0), (share[:, None] * live).sum(0) / live.sum(0), np.nan)
+    rng = np.random.default_rng([seed, len(v)])
+    active = m > 1e-12
+    p = B.flip_test(v, active, rng, FLIPS, STOP_AFTER)
+    res = MirrorTest(names, scores, deviation, len(v), int((v != 0).any(1).sum()), v.shape[1], p)
+    orb = B.orbits(perm)
+    while p <= alpha and active.any():
+        o = B.culprit(v, active, touch, orb)
+        res.blamed += [names[i] for i in o]
+        res.steps.append((names[o[0]], p))
+        active = active & ~touch[:, list(o)].any(1)
+        p = B.flip_test(v, active, rng, FLIPS, STOP_AFTER)
     return res
 
 
@@ -318,11 +350,7 @@ def swap_check(ds: Dataset, sk: Skeleton, pts: np.ndarray, lab: np.ndarray, anns
     pairs = sk.flip_pairs()
     if len(pairs) < 3:
         return None
-    sw = suspected_swaps(pts, lab, sk)
-    idx = [(sk.index(a), sk.index(b)) for a, b in pairs]
-    both = np.stack([lab[:, a] & lab[:, b] for a, b in idx], 1) if len(pts) else np.zeros((0, len(idx)), bool)
-    checked = both.sum(1) >= 3
-    hit = sw.any(1) & checked
+    sw, checked, hit, p = swap_counts(pts, lab, sk)
     images = ds.image_index()
     suspects = []
     for n in np.flatnonzero(hit):
@@ -331,8 +359,18 @@ def swap_check(ds: Dataset, sk: Skeleton, pts: np.ndarray, lab: np.ndarray, anns
         suspects.append({"annotation_id": a.id, "image_id": a.image_id,
                          "file_name": im.file_name if im is not None else None,
                          "pairs": [f"{pairs[j][0]}/{pairs[j][1]}" for j in np.flatnonzero(sw[n])]})
-    p = float(binom_upper(int(hit.sum()), int(checked.sum()), SWAP_NOISE)[0])
     return SwapCheck(int(checked.sum()), suspects, p)
+
+
+def swap_counts(pts: np.ndarray, lab: np.ndarray, sk: Skeleton) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """swap_check's arithmetic: (N, P) suspected pairs, (N,) checked (3+ pairs labelled), (N,)
+    suspected instances among them, and the binomial p of their count against SWAP_NOISE."""
+    sw = suspected_swaps(pts, lab, sk)
+    idx = [(sk.index(a), sk.index(b)) for a, b in sk.flip_pairs()]
+    both = np.stack([lab[:, a] & lab[:, b] for a, b in idx], 1) if len(pts) else np.zeros((0, len(idx)), bool)
+    checked = both.sum(1) >= 3
+    hit = sw.any(1) & checked
+    return sw, checked, hit, float(binom_upper(int(hit.sum()), int(checked.sum()), SWAP_NOISE)[0])
 
 
 def flip_verdict(ds: Dataset, sk: Skeleton, category_id: CategorySpec = None) -> FlipVerdict:
@@ -361,7 +399,9 @@ def flip_verdict(ds: Dataset, sk: Skeleton, category_id: CategorySpec = None) ->
         out.test = mirror_test(pts[:, keep], lab[:, keep], perm, names)
     t = out.test
     if t is not None and not identity and t.significant:
-        out.blamed_entries = [_entry(names, perm, b) for b in t.blamed]
+        # both members of a blamed pair are listed; its entry once
+        out.blamed_entries = [_entry(names, perm, b) for b in t.blamed if names[perm[names.index(b)]] not in
+                              t.blamed[:t.blamed.index(b)]]
         fails.append(f"the data disagree with the flip map around {', '.join(out.blamed_entries)} "
                      f"(randomisation test p = {t.p_value:.4f} <= {ALPHA} on {t.informative} instances)")
     if out.swaps is not None and out.swaps.common:
