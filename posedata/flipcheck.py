@@ -274,7 +274,6 @@ def _frame_test(pts: np.ndarray, lab: np.ndarray, perm: np.ndarray, names: list[
     from . import bodyframe as B
 
     v, touch, _ = B.frame_features(pts, lab, perm)
-    k = len(names)
     m = (v ** 2).sum(0)
     live = touch & (m > 1e-12)[:, None]
     with np.errstate(invalid="ignore", divide="ignore"):
