@@ -22,6 +22,7 @@ from .sides import minority_pairs
 from .skeleton import Skeleton
 
 ALPHA = 0.001  # family-wise false-FAIL rate with a right flip map (Holm over the keypoints tested)
+MIN_FAIL = 11  # informative instances below which no sign pattern gives p <= ALPHA (2 / 2^10 > 0.001)
 MIN_PASS = 50  # informative instances before a PASS: below, a missing pair goes unseen too often (bench)
 SWAP_NOISE = 0.10  # share of instances with a suspected swap that annotation noise alone explains
 MAX_SUSPECTS = 20  # suspected instances listed in a finding
@@ -508,16 +509,21 @@ def load_for_flipcheck(path, sk: Skeleton, images=None, category_id: CategorySpe
 def write_plots(ds: Dataset, sk: Skeleton, v: FlipVerdict, output, images=None, num: int = 12, seed: int = 0,
                 category_id: CategorySpec = None) -> list:
     """orientation.png (per keypoint scores), sides.png (per pair offsets) and, with images,
-    instances.png (suspected swaps first, then random instances; original and flipped side by side)."""
+    instances.png (suspected swaps first, then random instances; original and flipped side by side).
+    No orientation.png below MIN_FAIL informative instances: the test can never FAIL there, its
+    scores rank noise, and the table printed beside it says as much."""
     from pathlib import Path
 
     from .plots import plot_flip_instances, plot_orientation_scores, plot_side_statistics
 
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
-    written = [out / "orientation.png", out / "sides.png"]
-    plot_orientation_scores(v, written[0])
-    plot_side_statistics(side_statistics(ds, sk, category_id), written[1])
+    written = []
+    if v.test is not None and v.test.informative >= MIN_FAIL:
+        written.append(out / "orientation.png")
+        plot_orientation_scores(v, written[-1])
+    written.append(out / "sides.png")
+    plot_side_statistics(side_statistics(ds, sk, category_id), written[-1])
     if images is not None:
         pts, lab, anns = instance_keypoints(ds, sk, category_id)
         swaps = suspected_swaps(pts, lab, sk).any(1)
@@ -573,6 +579,7 @@ def instance_crops(ds: Dataset, sk: Skeleton, images_root, anns: list, pts: np.n
 
     images = ds.image_index()
     out = []
+    decoded: dict = {}  # several instances of one image: decode it once
     for n in chosen:
         a = anns[n]
         im = images.get(a.image_id)
@@ -582,7 +589,9 @@ def instance_crops(ds: Dataset, sk: Skeleton, images_root, anns: list, pts: np.n
             p = safe_image_path(images_root, im.file_name)
         except InputError as e:
             raise InputError(e.message, file=ds.file, where=f"images (id {im.id}).file_name") from None
-        img = read_image(p)  # refuses a header that claims a huge size before decoding
+        if im.id not in decoded:
+            decoded[im.id] = read_image(p)  # refuses a header that claims a huge size before decoding
+        img = decoded[im.id]
         q = pts[n][lab[n]]
         if not len(q):
             continue

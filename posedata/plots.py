@@ -93,7 +93,7 @@ def plot_skeleton(sk: Skeleton, path: str | Path) -> None:
 
 
 def draw_instance(ax, image_rgb: np.ndarray, pts: np.ndarray, lab: np.ndarray, sk: Skeleton,
-                  labels: list[int] | None = None, title: str = "") -> None:
+                  labels: list[int] | None = None, title: str = "", names: bool = True) -> None:
     """An image crop with keypoints coloured by the side of the label they carry, names written
     beside them and limbs drawn. `labels[n]` is the keypoint index point n carries (default n)."""
     ax.imshow(image_rgb)
@@ -110,7 +110,7 @@ def draw_instance(ax, image_rgb: np.ndarray, pts: np.ndarray, lab: np.ndarray, s
     if shown:
         cols = [SIDE_COLORS[sk.side(labels[n])] for n in shown]
         ax.scatter(pts[shown, 0], pts[shown, 1], s=25, c=cols, edgecolors="white", linewidths=0.5, zorder=3)
-        for n, c in zip(shown, cols, strict=True):
+        for n, c in zip(shown if names else [], cols, strict=False):
             ax.text(pts[n, 0] + 2, pts[n, 1], sk.keypoints[labels[n]], fontsize=6, color=c, zorder=4)
     ax.set_title(title, fontsize=8)
     ax.axis("off")
@@ -125,7 +125,9 @@ def plot_flip_instances(items: list[dict], sk: Skeleton, path: str | Path) -> No
     for row, it in enumerate(items):
         crop, pts, lab = it["crop"], it["points"], it["labelled"]
         w = crop.shape[1]
-        draw_instance(axes[row, 0], crop[..., ::-1], pts, lab, sk, title=f"{it['title']}: original")
+        # names only on the flipped panel, where the map moved them (the original shows sides by
+        # colour): glyph rendering of every name twice was most of flipcheck's time
+        draw_instance(axes[row, 0], crop[..., ::-1], pts, lab, sk, title=f"{it['title']}: original", names=False)
         fpts = pts.copy()
         fpts[:, 0] = w - 1 - fpts[:, 0]
         draw_instance(axes[row, 1], crop[:, ::-1, ::-1], fpts, lab, sk, labels=list(sk.flip),
@@ -138,33 +140,39 @@ def plot_flip_instances(items: list[dict], sk: Skeleton, path: str | Path) -> No
 
 
 def plot_side_statistics(stats: list[dict], path: str | Path) -> None:
-    """Per flip pair, the horizontal offset of the left point from the right one (fraction of the
-    instance's width): a consistent annotator gives one cluster per facing direction; points against
-    the pair's majority are marked with their annotation ids."""
+    """Per flip pair (one row each, in one axes: a figure per pair took seconds to lay out), the
+    horizontal offset of the left point from the right one (fraction of the instance's width): a
+    consistent annotator gives one cluster per facing direction; points against the pair's majority
+    are red, and the row says how many."""
     plt = pyplot()
     n = max(len(stats), 1)
-    cols = min(4, n)
-    rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.6 * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, st in zip(axes.flat, stats):
-        ax.axis("on")
-        off = np.asarray(st["offsets"])
-        if len(off):
-            ax.hist(off, bins=30, color="#888888")
-            majority = np.sign(np.median(off)) or 1.0
-            against = np.flatnonzero(np.sign(off) == -majority)
-            ax.scatter(off[against], np.zeros(len(against)), color="#d62728", zorder=3, s=12,
-                       label=f"{len(against)} against majority")
-            ax.legend(fontsize=6)
-        ax.axvline(0, color="black", lw=0.8)
+    longest = max((len(f"{st['left']} / {st['right']}") for st in stats), default=10) + 42
+    left_in = 0.05 * longest  # the row labels at 6 pt, laid out by hand: a tight bounding box draws twice
+    w, h = 4.5 + left_in, 0.9 + 0.32 * n
+    fig, ax = plt.subplots(figsize=(w, h))
+    fig.subplots_adjust(left=left_in / w, right=0.97, top=1 - 0.15 / h, bottom=0.6 / h)
+    rng = np.random.default_rng(0)
+    labels = []
+    for row, st in enumerate(stats):
+        off = np.asarray(st["offsets"], dtype=float)
         share = st["left_of_right"]
-        ax.set_title(f"{st['left']} / {st['right']}\nleft lies left of right in "
-                     f"{'n/a' if not np.isfinite(share) else f'{100 * share:.0f}%'} of {st['n']}", fontsize=8)
-        ax.set_xlabel("(x_left - x_right) / width", fontsize=7)
-        ax.tick_params(labelsize=6)
-    save_figure(fig, path)
+        against = np.zeros(len(off), bool)
+        if len(off):
+            majority = np.sign(np.median(off)) or 1.0
+            against = np.sign(off) == -majority
+            y = row + rng.uniform(-0.25, 0.25, len(off))  # jitter: many instances stay visible
+            ax.scatter(off[~against], y[~against], s=6, color="#555555", lw=0)
+            ax.scatter(off[against], y[against], s=10, color="#d62728", lw=0)
+        labels.append(f"{st['left']} / {st['right']}: left of right in "
+                      f"{'n/a' if not np.isfinite(share) else f'{100 * share:.0f}%'} of {st['n']}, "
+                      f"{int(against.sum())} against majority")
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_yticks(np.arange(len(stats)))
+    ax.set_yticklabels(labels, fontsize=6)
+    ax.set_ylim(n - 0.5, -0.5)
+    ax.set_xlabel("(x_left - x_right) / width; red: against the pair's majority", fontsize=7)
+    ax.tick_params(labelsize=6)
+    save_figure(fig, path, tight=False)
 
 
 def plot_orientation_scores(verdict, path: str | Path) -> None:
@@ -174,7 +182,15 @@ def plot_orientation_scores(verdict, path: str | Path) -> None:
     t = verdict.test
     names = t.keypoints if t is not None else []
     k = max(len(names), 1)
-    fig, ax = plt.subplots(figsize=(max(6, 0.45 * k), 3.6))
+    import textwrap
+
+    title = (textwrap.fill(f"{verdict.verdict} on {verdict.n_instances} instances: {verdict.reason}", 110)
+             + "\nred: blamed (the randomisation test decides; bars only rank the keypoints)")
+    # fixed margins instead of a tight bounding box, which draws the figure twice
+    top, bottom = 0.25 + 0.12 * (title.count("\n") + 1), 0.09 * max((len(n) for n in names), default=4) + 0.3
+    fig, ax = plt.subplots(figsize=(max(6, 0.45 * k), 2.4 + top + bottom))
+    h = 2.4 + top + bottom
+    fig.subplots_adjust(left=0.8 / max(6, 0.45 * k), right=0.98, top=1 - top / h, bottom=bottom / h)
     if t is not None and len(names):
         x = np.arange(len(names))
         colors = ["#d62728" if n in t.blamed else "#1f77b4" for n in names]
@@ -187,8 +203,5 @@ def plot_orientation_scores(verdict, path: str | Path) -> None:
     else:
         ax.text(0.5, 0.5, "no data-level test (flip augmentation off)", ha="center", va="center", transform=ax.transAxes)
         ax.axis("off")
-    import textwrap
-
-    ax.set_title(textwrap.fill(f"{verdict.verdict} on {verdict.n_instances} instances: {verdict.reason}", 110)
-                 + "\nred: blamed (the randomisation test decides; bars only rank the keypoints)", fontsize=7)
-    save_figure(fig, path)
+    ax.set_title(title, fontsize=7)
+    save_figure(fig, path, tight=False)

@@ -204,3 +204,79 @@ def test_flipcheck_runs_despite_errors_it_does_not_read(runner, tmp_path, shared
     path.write_text(json.dumps(d))
     r = runner.invoke(cli, ["flipcheck", str(path), "--skeleton", "coco17", "-o", str(tmp_path / "fc2")])
     assert r.exit_code == 1 and "keypoints" in r.output and not (tmp_path / "fc2").exists()
+
+
+def test_flipcheck_on_two_flies_draws_little(runner, tmp_path, shared_real, monkeypatch):
+    """flipcheck took 24-47 s on two flies (32 keypoints, 14 pairs), nearly all of it in plots: a
+    subplot per flip pair, tight bounding boxes that draw each figure twice, every name written
+    twice per instance. Guards the work, not the time (bench/README.md "flipcheck" has the time)."""
+    from pathlib import Path
+
+    import yaml
+
+    from posedata import images as I
+    from posedata import plots as P
+
+    saved, decoded = [], [0]
+    real_save, real_read = P.save_figure, I.read_image
+
+    def save(fig, path, dpi=100, tight=True):
+        saved.append((Path(path).name, len(fig.axes), tight, sum(len(ax.texts) for ax in fig.axes)))
+        real_save(fig, path, dpi, tight)
+
+    def read(p, *a, **k):
+        decoded[0] += 1
+        return real_read(p, *a, **k)
+
+    monkeypatch.setattr(P, "save_figure", save)
+    monkeypatch.setattr(I, "read_image", read)
+    fly = shared_real / "fly"
+    legs = [f"{leg}{s}{i}" for s in "RL" for leg in ("foreleg", "midleg", "hindleg") for i in range(1, 5)]
+    limbs = [["eyeL", "head"], ["eyeR", "head"], ["neck", "head"], ["thorax", "neck"], ["abdomen", "thorax"],
+             ["wingL", "neck"], ["wingR", "neck"]]
+    limbs += [[leg, "thorax"] if leg.endswith("1") else [leg, leg[:-1] + str(int(leg[-1]) - 1)] for leg in legs]
+    sided = [n for n in legs if "L" in n] + ["eyeL", "wingL"]
+    kps = ["head", "eyeL", "eyeR", "neck", "thorax", "abdomen"] + legs + ["wingL", "wingR"]
+    sk = tmp_path / "fly.yaml"  # by hand: `skeleton init` leaves the legs unconnected to the root
+    sk.write_text(yaml.safe_dump({"name": "fly", "keypoints": kps, "limbs": limbs, "root": "neck",
+                                  "flip": [[n, n.replace("L", "R")] for n in sided], "sigmas": [0.05] * len(kps)}))
+    r = runner.invoke(cli, ["flipcheck", str(fly / "test_fly.json"), "--skeleton", str(sk), "--images", str(fly),
+                            "-o", str(tmp_path / "fc")])
+    assert r.exit_code == 0 and _last_line(r.output).startswith("INCONCLUSIVE"), r.output
+    names = [s[0] for s in saved]
+    assert names == ["sides.png", "instances.png"], saved  # 2 instances can never FAIL: no per-keypoint figure
+    assert all(not tight for *_, tight, _ in saved), saved
+    assert saved[0][1] == 1, saved  # one axes for 14 pairs
+    assert saved[1][1] == 4 and saved[1][3] <= 2 * 32, saved  # 2 instances x (original, flipped); names once
+    assert decoded[0] <= 2
+
+
+def test_train_refuses_many_swapped_labels_naming_them(runner, tmp_path):
+    """F005 stops `posedata train` (the gate) and names the suspected instances: ids and images."""
+    import json
+
+    import cv2
+
+    ds = people(86, seed=3, facing_camera=1.0)
+    for a in ds.annotations[:47]:
+        for i, j in [(5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16)]:
+            a.keypoints[[i, j]] = a.keypoints[[j, i]]
+    images = tmp_path / "images"
+    images.mkdir()
+    for im in ds.images:
+        cv2.imwrite(str(images / im.file_name), np.full((im.height, im.width, 3), 90, np.uint8))
+    src = tmp_path / "swapped.json"
+    src.write_text(json.dumps(ds.to_coco()))
+    labels = tmp_path / "swapped.npz"
+    r = runner.invoke(cli, ["convert", str(src), "--skeleton", "coco17", "-o", str(labels)])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(cli, ["train", "--skeleton", "coco17", "--labels", str(labels), "--images", str(images),
+                            "-o", str(tmp_path / "run"), "--iterations", "1", "--batch-size", "2", "--input-size",
+                            "64", "--width", "0.25", "--threads", "1"], env={"COLUMNS": "400"})
+    assert r.exit_code == 1 and "F005" in r.output and not (tmp_path / "run").exists(), r.output
+    text = "".join(r.output.replace("│", " ").split())  # the message wraps inside a table cell
+    v = F.flip_verdict(ds, S.resolve("coco17"))
+    named = [s for s in v.swaps.suspects if f"annotation{s['annotation_id']}(image{s['image_id']},"
+             f"{s['file_name']}" in text]
+    assert len(named) >= min(len(v.swaps.suspects), F.MAX_SUSPECTS) > 0, r.output
+    assert {s["annotation_id"] for s in named} <= {a.id for a in ds.annotations[:47]}
