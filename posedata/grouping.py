@@ -30,6 +30,8 @@ cells (x = column, y = row), so at image resolution they are pixels.
 """
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -75,90 +77,109 @@ def extract_peaks(heatmaps: np.ndarray, threshold: float = PEAK_THRESHOLD, min_d
     # channel, then x, then y: the reference sorts each channel's row-major peaks by x, stably
     order = np.lexsort((ys, xs, ch))
     ch, ys, xs = ch[order], ys[order], xs[order]
-    scores = scores[order].astype(np.float64)
-    bounds = np.searchsorted(ch, np.arange(c + 1))
-    keep = np.ones(len(ch), dtype=bool)
-    r2 = float(min_dist) ** 2
-    for k in range(c):
-        lo, hi = bounds[k], bounds[k + 1]
-        if hi - lo > 1:
-            keep[lo:hi] = _suppress(xs[lo:hi], ys[lo:hi], r2, min_dist)
-    out = []
-    next_id = 0
-    for k in range(c):
-        lo, hi = bounds[k], bounds[k + 1]
-        sel = np.flatnonzero(keep[lo:hi]) + lo
-        n = len(sel)
-        arr = np.empty((n, 4), dtype=np.float64)
-        arr[:, 0] = xs[sel]
-        arr[:, 1] = ys[sel]
-        arr[:, 2] = scores[sel]
-        arr[:, 3] = np.arange(next_id, next_id + n)
-        next_id += n
-        out.append(arr)
-    return out
+    keep = _suppress(ch, xs, ys, w, min_dist)
+    ch = ch[keep]
+    peaks = np.empty((len(ch), 4), dtype=np.float64)
+    peaks[:, 0] = xs[keep]
+    peaks[:, 1] = ys[keep]
+    peaks[:, 2] = scores[order[keep]]
+    peaks[:, 3] = np.arange(len(ch))
+    return np.split(peaks, np.searchsorted(ch, np.arange(1, c)))
 
 
 def _peak_cells(hm: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(channel, y, x, value) of the reference's peaks, touching only cells >= threshold.
+    """(channel, y, x, value) of the reference's peaks, touching most cells once or twice.
 
     The reference zeroes values below the threshold and then asks for a cell strictly greater than
     its 4 zero-padded neighbours. With threshold > 0 that is: the cell is >= threshold and strictly
     greater than each raw neighbour inside the map (a neighbour below the threshold is below the
-    cell anyway). Maps are mostly below the threshold, so this skips most of the full-map work."""
+    cell anyway). Per channel (its buffers stay in cache), one pass finds the cells >= threshold.
+    When they are few (a clean map) they are listed and a cell whose right or left neighbour is
+    also listed must beat it (no gather needed); when they are many (noisy maps: 13% of the cells
+    for 20 people), a flat scan keeps the cells the values rise into and do not rise out of (two
+    more passes, but far fewer cells to list; 2-D strided views cost ~7x more per cell, and the
+    flat scan's row ends are kept). Both lists are supersets; the exact test then gathers the
+    four neighbours of the few cells left."""
     c, h, w = hm.shape
-    flat = np.ascontiguousarray(hm).reshape(-1)
-    n = flat.size
-    cand = np.flatnonzero(flat >= threshold)
+    hw = h * w
+    hm = np.ascontiguousarray(hm)
+    flat = hm.reshape(-1)
+    above = np.empty(hw, bool)
+    rise = np.empty(max(hw - 1, 0), bool)
+    m = np.zeros(hw, bool)
+    m2 = m.reshape(h, w)
+    sparse, dense = [], []
+    for k in range(c):
+        f = flat[k * hw:(k + 1) * hw]
+        np.greater_equal(f, threshold, out=above)
+        p = np.count_nonzero(above)
+        if p == 0:
+            continue
+        if p * 32 < hw:  # the crossover of the two ways, measured on 368 x 656 maps
+            cand = np.flatnonzero(above)
+            cand += k * hw
+            sparse.append(cand)
+        else:
+            np.greater(f[1:], f[:-1], out=rise)  # rise[i]: f[i + 1] > f[i]
+            np.greater(rise[:-1], rise[1:], out=m[1:-1])  # rises into i and not out of it
+            m2[:, 0] = True
+            m2[:, -1] = True
+            m &= above
+            cand = np.flatnonzero(m)
+            cand += k * hw
+            dense.append(cand)
+    if sparse:  # every cell >= threshold is listed: one whose neighbour is not listed beats it
+        cand = np.concatenate(sparse)
+        v = flat[cand]
+        adj = cand[1:] - cand[:-1] == 1
+        adj &= cand[1:] % w != 0  # a row's last cell and the next row's first are no neighbours
+        keep = np.ones(len(cand), dtype=bool)
+        keep[:-1] = ~adj | (v[:-1] > v[1:])
+        keep[1:] &= ~adj | (v[1:] > v[:-1])
+        dense.append(cand[keep])
+    cand = np.concatenate(dense) if dense else np.zeros(0, np.intp)
     v = flat[cand]
-    # Horizontal neighbours first without gathering them: a candidate's right neighbour is either
-    # the next candidate (when adjacent in the same row: compare the two values), or below the
-    # threshold (so the test passes, unless it is NaN: checked below on the few survivors), or
-    # outside the row.
-    adj = cand[1:] - cand[:-1] == 1
-    adj &= cand[1:] % w != 0
-    keep = np.ones(len(cand), dtype=bool)
-    keep[:-1] = ~adj | (v[:-1] > v[1:])
-    keep[1:] &= ~adj | (v[1:] > v[:-1])
-    cand, v = cand[keep], v[keep]
-    # about one cell per row and blob is left: all four neighbours gathered, compared raw
+    n = flat.size
     x = cand % w
-    y = (cand % (h * w)) // w
+    y = (cand % hw) // w
     keep = (x == w - 1) | (v > flat[np.minimum(cand + 1, n - 1)])
     keep &= (x == 0) | (v > flat[np.maximum(cand - 1, 0)])
     keep &= (y == 0) | (v > flat[np.maximum(cand - w, 0)])
     keep &= (y == h - 1) | (v > flat[np.minimum(cand + w, n - 1)])
     cand, v, y = cand[keep], v[keep], y[keep]
-    return cand // (h * w), y, cand % w, v
+    return cand // hw, y, cand % w, v
 
 
-def _suppress(xs: np.ndarray, ys: np.ndarray, r2: float, min_dist: float) -> np.ndarray:
-    """Keep-mask of the reference's greedy suppression over peaks sorted by x.
+def _suppress(ch: np.ndarray, xs: np.ndarray, ys: np.ndarray, w: int, min_dist: float) -> np.ndarray:
+    """Keep-mask of the reference's greedy suppression over peaks sorted by channel, then x.
 
-    Conflicting pairs (i < j, closer than min_dist) are found with array operations inside an x
-    window; only peaks that have such a conflict need the sequential pass, since a suppressed peak
+    Conflicting pairs (i < j in one channel, closer than min_dist) are found with array operations
+    inside an x window (channels are laid end to end on one axis, further apart than the window);
+    only peaks that have such a conflict need the sequential pass, since a suppressed peak
     suppresses nothing (which makes the result order-dependent)."""
     n = len(xs)
+    keep = np.ones(n, dtype=bool)
+    if n < 2 or not min_dist > 0:
+        return keep
+    r2 = float(min_dist) ** 2
     xf = xs.astype(np.float64)
     yf = ys.astype(np.float64)
-    hi = np.searchsorted(xf, xf + min_dist, side="left")  # |dx| < min_dist is necessary
+    key = ch * (w + math.ceil(min_dist) + 1) + xf
+    hi = np.searchsorted(key, key + min_dist, side="left")  # |dx| < min_dist is necessary
     counts = hi - np.arange(1, n + 1)
-    counts = np.maximum(counts, 0)
+    np.maximum(counts, 0, out=counts)
     total = int(counts.sum())
-    keep = np.ones(n, dtype=bool)
     if total == 0:
         return keep
     ii = np.repeat(np.arange(n), counts)
-    starts = np.cumsum(counts) - counts
-    jj = ii + 1 + (np.arange(total) - np.repeat(starts, counts))
+    jj = np.arange(total) + (ii + 1 - (np.cumsum(counts) - counts).repeat(counts))
     close = (xf[ii] - xf[jj]) ** 2 + (yf[ii] - yf[jj]) ** 2 < r2
-    ii, jj = ii[close], jj[close]
-    if len(ii) == 0:
-        return keep
-    bounds = np.searchsorted(ii, np.arange(n + 1))
-    for i in np.unique(ii):
-        if keep[i]:
-            keep[jj[bounds[i]:bounds[i + 1]]] = False
+    ii, jj = ii[close].tolist(), jj[close].tolist()
+    gone = set()
+    for i, j in zip(ii, jj):  # pairs in (i, j) order: i is decided before it suppresses
+        if i not in gone:
+            gone.add(j)
+    keep[list(gone)] = False
     return keep
 
 
@@ -265,6 +286,20 @@ def _max_failures(params: GroupingParams) -> int:
     return k - ok[0] if ok else -1
 
 
+@functools.cache
+def _middle_order(k: int) -> tuple[int, ...]:
+    """The middle sample points 1 .. k - 2, each next one as far as possible from those taken."""
+    left = list(range(1, k - 1))
+    taken = [0, k - 1]
+    out = []
+    while left:
+        t = max(left, key=lambda c: (min(abs(c - u) for u in taken), -c))
+        left.remove(t)
+        taken.append(t)
+        out.append(t)
+    return tuple(out)
+
+
 def _score_steps(limb_ab: list[tuple[int, int, int]], offsets: np.ndarray, sizes: np.ndarray, xy32: np.ndarray,
                  pafs: np.ndarray, params: GroupingParams) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """score_candidates for the candidates of every limb at once; only valid candidates are returned.
@@ -273,72 +308,100 @@ def _score_steps(limb_ab: list[tuple[int, int, int]], offsets: np.ndarray, sizes
     score), a and b rows indexing xy32 (all peaks), in step order and, within a step, in b-major,
     a-minor order. Same arithmetic as score_candidates, element for element; most candidates fail
     at the first sampled points, so points are evaluated in rounds and a candidate leaves as soon
-    as it has failed more points than a valid pair may (its full sum is then never needed).
+    as it has failed more points than a valid pair may (its full sum is then never needed); each
+    point's projection is gathered once (the PAF reads are scattered over a map larger than the
+    cache and dominate) and kept for the final sum. Pairs are laid out in blocks, one per (step, b peak) holding the step's a peaks, so every
+    per-pair index is a repeat of a per-block or per-peak value (no integer division).
     """
     k = params.points_per_limb
     allowed = _max_failures(params)
     empty = np.zeros(0, np.intp)
     if not limb_ab or allowed < 0:
         return empty, empty, empty, np.zeros(0)
+    n_steps = len(limb_ab)
     limb = np.array([t[0] for t in limb_ab], np.intp)
     a_type = np.array([t[1] for t in limb_ab], np.intp)
     b_type = np.array([t[2] for t in limb_ab], np.intp)
     n = sizes[a_type]
     m = sizes[b_type]
-    per = n * m
-    pos = np.repeat(np.arange(len(limb_ab)), per)
-    local = np.arange(int(per.sum())) - np.repeat(np.cumsum(per) - per, per)
-    n_c = n[pos]
-    ra = offsets[a_type][pos] + local % n_c
-    rb = offsets[b_type][pos] + local // n_c
     _, h, w = pafs.shape
+    hw = h * w
     flat = pafs.reshape(-1)
-    base = limb[pos] * (2 * h * w)
-    ax, ay = xy32[ra, 0], xy32[ra, 1]
-    vx = xy32[rb, 0] - ax
-    vy = xy32[rb, 1] - ay
-    norm = np.sqrt(vx * vx + vy * vy) + 1e-6
-    ux, uy = vx / norm, vy / norm
-    step = 1 / (k - 1)
-    sx, sy = step * vx, step * vy
+    xs, ys = xy32[:, 0], xy32[:, 1]
+    xi, yi = xs.astype(np.intp), ys.astype(np.intp)
+    # the a peaks of every step, and the blocks (b peaks of every step)
+    a_step = np.repeat(np.arange(n_steps), n)
+    a_first = np.cumsum(n) - n
+    a_row = np.arange(len(a_step)) - (a_first - offsets[a_type]).repeat(n)
+    blk_step = np.repeat(np.arange(n_steps), m)
+    blk_row = np.arange(len(blk_step)) - (np.cumsum(m) - m - offsets[b_type]).repeat(m)
+    blk_n = n[blk_step]
+    blk_first = np.cumsum(blk_n) - blk_n
+    total = int(blk_n.sum())
+    # per pair: its block, its a peak's position in the a table, its peak rows
+    blk = np.repeat(np.arange(len(blk_step)), blk_n)
+    at = np.arange(total) - (blk_first - a_first[blk_step]).repeat(blk_n)
+    ra = a_row[at]
+    rb = blk_row[blk]
+    ax, ay = xs[ra], ys[ra]
+    vx = xs[rb] - ax
+    vy = ys[rb] - ay
+    norm = np.sqrt(vx * vx + vy * vy)
+    norm += 1e-6
+    ux = vx / norm
+    uy = vy / norm
     thr = params.min_paf_score
-
-    def project(sel: np.ndarray, t: np.ndarray) -> np.ndarray:
-        """dot(PAF, unit) at sample points t (float32) of candidates sel: (len(sel), len(t))."""
-        px = np.rint(sx[sel, None] * t + ax[sel, None]).astype(np.intp)
-        py = np.rint(sy[sel, None] * t + ay[sel, None]).astype(np.intp)
-        idx = base[sel, None] + py * w + px
-        return flat[idx] * ux[sel, None] + flat[idx + h * w] * uy[sel, None]
-
     # The first and last sample points are the peaks themselves (rint(a + 0) = a, and
     # rint(a + (points - 1) * step * (b - a)) = b for any map size), so their field values are
     # gathered once per peak and limb; a pair's projection there is then formed exactly as below.
-    n_steps = len(limb_ab)
-    fails = np.zeros(len(pos), np.intp)
-    for ends, cnt, pick in ((a_type, n, local % n_c), (b_type, m, local // n_c)):
-        start = np.cumsum(cnt) - cnt
-        step_of = np.repeat(np.arange(n_steps), cnt)
-        rows = offsets[ends][step_of] + np.arange(int(cnt.sum())) - start[step_of]
-        loc = limb[step_of] * (2 * h * w) + xy32[rows, 1].astype(np.intp) * w + xy32[rows, 0].astype(np.intp)
-        at = start[pos] + pick
-        fx = flat[loc][at]
-        fy = flat[loc + h * w][at]
-        fails += ~(fx * ux + fy * uy > thr)
+    loc = limb[a_step] * (2 * hw) + yi[a_row] * w + xi[a_row]
+    s_a = flat[loc][at] * ux
+    s_a += flat[loc + hw][at] * uy
+    loc = limb[blk_step] * (2 * hw) + yi[blk_row] * w + xi[blk_row]
+    s_b = flat[loc][blk] * ux
+    s_b += flat[loc + hw][blk] * uy
+    fails = (~(s_a > thr)).view(np.int8) + ~(s_b > thr)
     sel = np.flatnonzero(fails <= allowed)
-    # then middle points one at a time, each for the pairs still in the running
-    for t in dict.fromkeys((k // 2, k // 4, (3 * k) // 4)):
-        if not 0 < t < k - 1 or len(sel) == 0:
-            continue
-        s = project(sel, np.array([t], np.float32))
-        fails[sel] += ~(s[:, 0] > thr)
-        sel = sel[fails[sel] <= allowed]
-    s = project(sel, np.arange(k, dtype=np.float32))  # (pairs, points), as the reference lays it out
+    # Every point's projection is kept (vals), so each is gathered once per pair: the middle
+    # points one at a time, each for the pairs still in the running, spread out so that a pair
+    # crossing no limb fails early; the arrays are compacted as pairs leave.
+    vals = np.empty((k, len(sel)), s_a.dtype)  # point-major: each round writes one row
+    vals[0] = s_a[sel]
+    vals[k - 1] = s_b[sel]
+    row = np.arange(len(sel))
+    step = 1 / (k - 1)
+    ax, ay, ux, uy, fails = ax[sel], ay[sel], ux[sel], uy[sel], fails[sel]
+    sx, sy = step * vx[sel], step * vy[sel]
+    base = limb[blk_step[blk[sel]]] * (2 * hw)
+    for t in _middle_order(k):
+        if len(sel) == 0:
+            break
+        tt = np.float32(t)
+        px = sx * tt
+        px += ax
+        py = sy * tt
+        py += ay
+        idx = np.rint(py).astype(np.intp)
+        idx *= w
+        idx += np.rint(px).astype(np.intp)
+        idx += base
+        s = flat[idx] * ux
+        idx += hw
+        s += flat[idx] * uy
+        vals[t][row] = s
+        fails += ~(s > thr)
+        keep = np.flatnonzero(fails <= allowed)
+        if len(keep) < len(sel):
+            sel, row, ax, ay, ux, uy, sx, sy, base, fails = (
+                v[keep] for v in (sel, row, ax, ay, ux, uy, sx, sy, base, fails))
+    # the survivors' sums as the reference forms them, over contiguous (pairs, points) rows
+    s = np.ascontiguousarray(vals[:, row].T)
     ok = s > thr
     counted = ok.sum(1)
     score = (s * ok).sum(1) / (counted + 1e-6)
     keep = (score > 0) & (counted / k > params.success_ratio)
     sel = sel[keep]
-    return pos[sel], ra[sel], rb[sel], score[keep]
+    return blk_step[blk[sel]], ra[sel], rb[sel], score[keep]
 
 
 def group(heatmaps: np.ndarray, pafs: np.ndarray, skeleton, params: GroupingParams | None = None,

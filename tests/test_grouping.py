@@ -560,3 +560,19 @@ def test_reference_tables_warn_about_limbs_against_the_walk():
     t = reference_tables(S.from_dict(d))
     assert t["BODY_PARTS_KPT_IDS"] == [[0, 1], [1, 2]] and t["BODY_PARTS_PAF_IDS"] == [[0, 1], [2, 3]]
     assert len(t["warnings"]) == 1 and "[root, tip]" in t["warnings"][0]
+
+
+@pytest.mark.parametrize("level", [0.0, 0.2])
+def test_peaks_at_row_ends_are_not_neighbours(level):
+    """A row's last cell and the next row's first cell are adjacent in memory but not on the map:
+    a peak at either end survives a higher value at the other. Level 0.2 puts every cell above
+    the threshold (a plateau, no peak of its own), which the peak search scans another way."""
+    hm = np.full((2, 12, 16), level, np.float32)
+    hm[0, 9, 15] = 0.6  # last column of row 9
+    hm[0, 10, 0] = 0.9  # first column of row 10, next in memory
+    hm[1, 9, 15] = 0.9
+    hm[1, 10, 0] = 0.6
+    peaks = extract_peaks(hm, min_dist=0)
+    for k in range(2):
+        assert {(k, int(x), int(y)) for x, y in peaks[k][:, :2]} == {(k, 15, 9), (k, 0, 10)}
+    assert _whole_map_peaks(hm, 0.1) == {(k, x, y) for k in range(2) for x, y in ((15, 9), (0, 10))}
