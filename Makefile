@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 WHEELS := $(wildcard /opt/wheels)
 
-.PHONY: setup test test-all demo fuzz bench lint wheel-smoke
+.PHONY: setup test test-all demo fuzz bench bench-quick lint wheel-smoke
 
 setup: $(VENV)/.installed
 
@@ -34,6 +34,15 @@ demo: setup
 # the cross-module property tests with 10,000 examples each (CI runs the bounded "ci" profile)
 fuzz: setup
 	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q tests/test_properties.py
+
+# Every figure in bench/README.md, each script as the README ran it (hours on 2 cores; outputs and
+# a summary with times and load averages in bench-out/). bench-quick: the same scripts on small
+# inputs, to check that all of them still run (bench/README.md says how long each takes).
+bench: setup
+	$(PY) bench/run_all.py -o bench-out
+
+bench-quick: setup
+	$(PY) bench/run_all.py --quick -o bench-out/quick
 
 lint: setup
 	$(VENV)/bin/ruff check posedata trainer tests bench
