@@ -104,6 +104,16 @@ def number_rows(rows: list[Any], width: int) -> tuple[np.ndarray, np.ndarray]:
     return out, ok
 
 
+def dict_records(items: list[Any]) -> tuple[list[dict[str, Any]], np.ndarray]:
+    """The records a column can be read from (an empty dict in place of anything that is not
+    exactly a dict) and the mask of the ones that were; the list itself when all of them are."""
+    n = len(items)
+    if set(map(type, items)) <= {dict}:
+        return items, np.ones(n, dtype=bool)
+    clean = np.fromiter((type(x) is dict for x in items), dtype=bool, count=n)
+    return [x if c else {} for x, c in zip(items, clean.tolist())], clean
+
+
 def screen_images(imgs: list[Any], as_id: Callable[[Any], int | None]
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[Any, int], dict[str, int]]:
     """validate's screen of the images list: the mask of the images its per-image checks would
@@ -111,11 +121,7 @@ def screen_images(imgs: list[Any], as_id: Callable[[Any], int | None]
     sizes), their ids and (width, height), and the first index of every id (as `as_id` reads
     ids) and of every non-empty file name, for the images checked one by one."""
     n = len(imgs)
-    if set(map(type, imgs)) <= {dict}:
-        recs, clean = imgs, np.ones(n, dtype=bool)
-    else:
-        clean = np.fromiter((type(im) is dict for im in imgs), dtype=bool, count=n)
-        recs = [im if c else {} for im, c in zip(imgs, clean.tolist())]
+    recs, clean = dict_records(imgs)
     values = column(recs, "id")
     ids, ok = int_column(values, -I64, I64)
     clean &= ok

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from . import columns
 from .columns import EXACT, MISSING, column, float_column, int_column, number_rows, screen_images, typed_rows
 from .errors import InputError, SkeletonError
 from .findings import Finding
@@ -527,11 +528,7 @@ class _Validator:
         posedata/columns.py), with their values written where _annotation_row writes them; it
         also sets ann_id, ann_img and the first row of every annotation id for all rows."""
         n = len(anns)
-        if set(map(type, anns)) <= {dict}:
-            recs, clean = anns, np.ones(n, dtype=bool)
-        else:
-            clean = np.fromiter((type(a) is dict for a in anns), dtype=bool, count=n)
-            recs = [a if c else {} for a, c in zip(anns, clean.tolist())]
+        recs, clean = columns.dict_records(anns)
         ids: dict[str, list] = {}
         arrays: dict[str, np.ndarray] = {}
         for key in ("id", "image_id", "category_id"):

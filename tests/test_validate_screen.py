@@ -55,17 +55,22 @@ EDGES = st.one_of(JUNK, st.sampled_from([
     {"counts": [1], "size": [1, 1]}]))
 
 
+def apply_edits(records: list[dict], edits: list[tuple[str, object, bool]], data: st.DataObject) -> None:
+    """Each edit deletes its field from, or writes its value into, a record drawn from `records`."""
+    for key, value, delete in edits:
+        rec = records[data.draw(st.integers(0, len(records) - 1))]
+        if delete:
+            rec.pop(key, None)
+        else:
+            rec[key] = copy.deepcopy(value)
+
+
 @PROP
 @given(coco_docs(defects=False), st.lists(st.tuples(st.sampled_from(FIELDS), EDGES, st.booleans()), min_size=1, max_size=4),
        st.data())
 def test_screen_edges_field_by_field(doc, edits, data):
     anns = doc["annotations"]
-    for key, value, delete in edits:
-        a = anns[data.draw(st.integers(0, len(anns) - 1))]
-        if delete:
-            a.pop(key, None)
-        else:
-            a[key] = copy.deepcopy(value)
+    apply_edits(anns, edits, data)
     anns.append(copy.deepcopy(anns[0]))  # a duplicate id too
     assert_same(doc)
 
@@ -162,12 +167,7 @@ def test_to_labels_from_what_validate_read_is_the_same(doc):
        st.data())
 def test_to_labels_reuse_edges(doc, edits, data):
     anns = doc["annotations"]
-    for key, value, delete in edits:
-        a = anns[data.draw(st.integers(0, len(anns) - 1))]
-        if delete:
-            a.pop(key, None)
-        else:
-            a[key] = copy.deepcopy(value)
+    apply_edits(anns, edits, data)
     assert_same_labels(doc)
 
 
@@ -205,10 +205,5 @@ IMAGE_FIELDS = ["id", "file_name", "width", "height"]
 def test_screen_edges_of_images(doc, edits, data):
     images = doc["images"]
     images.append(copy.deepcopy(images[0]))  # a duplicate id and file name too
-    for key, value, delete in edits:
-        im = images[data.draw(st.integers(0, len(images) - 1))]
-        if delete:
-            im.pop(key, None)
-        else:
-            im[key] = copy.deepcopy(value)
+    apply_edits(images, edits, data)
     assert_same(doc)
