@@ -7,9 +7,12 @@ import pytest
 import yaml
 from repo_paths import TEMPLATE_NAMES, TEMPLATES
 
+import posedata
 from posedata import skeleton as S
 from posedata.cli import cli
 from posedata.errors import SkeletonError
+from posedata.sides import name_side
+from posedata.skeleton import file as skeleton_file
 
 BASE = {
     "name": "t",
@@ -143,7 +146,7 @@ def test_round_trip_yaml(tmp_path):
                                        ("paw_R", "right"), ("lShoulder", "left"), ("nose", None),
                                        ("elbow", None), ("tail", None)])
 def test_name_side(name, side):
-    assert S.name_side(name) == side
+    assert name_side(name) == side
 
 
 def test_cli_check_show_init(runner, tmp_path):
@@ -192,10 +195,10 @@ def test_cli_check_show_take_template_names(runner, tmp_path, monkeypatch, cmd, 
 
 def test_templates_are_package_data():
     # the templates live inside the package and pyproject ships them, so a non-editable install has them
-    assert S.TEMPLATES_DIR.parent == Path(S.__file__).resolve().parent
+    assert S.TEMPLATES_DIR.parent == Path(posedata.__file__).resolve().parent
     assert {p.stem for p in S.TEMPLATES_DIR.glob("*.yaml")} >= {"coco17", "openpose18", "hand21", "quadruped17", "object5"}
     tomllib = pytest.importorskip("tomllib")
-    pyproject = tomllib.loads((Path(S.__file__).resolve().parent.parent / "pyproject.toml").read_text())
+    pyproject = tomllib.loads((Path(posedata.__file__).resolve().parent.parent / "pyproject.toml").read_text())
     assert "templates/*.yaml" in pyproject["tool"]["setuptools"]["package-data"]["posedata"]
 
 
@@ -352,7 +355,7 @@ def test_sides_fall_back_to_names_without_a_file_order():
 def test_openpose18_template_sides_follow_names():
     sk = S.resolve("openpose18")
     for i, k in enumerate(sk.keypoints):
-        assert sk.side(i) == (S.name_side(k) or "centre"), k
+        assert sk.side(i) == (name_side(k) or "centre"), k
 
 
 def test_cli_show_openpose_sides_and_flip_augment(runner, tmp_path):
@@ -396,8 +399,8 @@ def test_check_is_linear_in_the_keypoints(monkeypatch):
     sk, f = S.parse(_star(S.MAX_KEYPOINTS))
     assert sk is not None and not [x for x in f if x.severity == "error"]
     calls = {"guess": 0, "reach": 0}
-    guess, reach = S.guess_flip_pairs, S.Skeleton.reachable
-    monkeypatch.setattr(S, "guess_flip_pairs", lambda n: calls.__setitem__("guess", calls["guess"] + 1) or guess(n))
+    guess, reach = skeleton_file.guess_flip_pairs, S.Skeleton.reachable
+    monkeypatch.setattr(skeleton_file, "guess_flip_pairs", lambda n: calls.__setitem__("guess", calls["guess"] + 1) or guess(n))
     monkeypatch.setattr(S.Skeleton, "reachable",
                         lambda self: calls.__setitem__("reach", calls["reach"] + 1) or reach(self))
     S.check(sk)

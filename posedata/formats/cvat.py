@@ -444,7 +444,8 @@ def labels_to_skeleton_dict(path: Path, label: str | None = None) -> dict[str, A
     """A starting skeleton dict from a CVAT XML's skeleton label (names and the SVG's edges)."""
     import html
 
-    from ..skeleton import guess_flip_pairs, guess_root
+    from ..sides import guess_flip_pairs
+    from ..skeleton import guess_root
 
     root = _parse_xml(Path(path))
     defs = skeleton_labels(root)

@@ -26,7 +26,8 @@ import numpy as np
 
 from ..errors import DataError, InputError
 from ..io import load_yaml, read_text, safe_image_path
-from ..skeleton import Skeleton, guess_flip_pairs, guess_root
+from ..sides import guess_flip_pairs
+from ..skeleton import Skeleton, guess_root
 from .base import ImportOptions, ImportReport, ImportResult
 
 NAME = "deeplabcut"

@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError, InputError, OutputWriteError
-from ..skeleton import Skeleton, guess_flip_pairs, guess_root, normalize_name
+from ..sides import guess_flip_pairs
+from ..skeleton import Skeleton, guess_root, normalize_name
 from .base import ImportOptions, ImportReport, ImportResult
 
 NAME = "sleap"

@@ -360,7 +360,7 @@ def skeleton_from_yaml(path: Path, category: str | None = None, edges: bool = Tr
     fi = flip_idx(data, K, file)
     flip = [[kn[i], kn[j]] for i, j in enumerate(fi) if i < j] if fi is not None else []
     if fi is None:
-        from ..skeleton import guess_flip_pairs
+        from ..sides import guess_flip_pairs
 
         flip = [list(p) for p in guess_flip_pairs(kn)]
         notes.append(f"the YAML has no flip_idx: {len(flip)} flip pair(s) guessed from the keypoint names; "
