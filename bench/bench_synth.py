@@ -20,6 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 from posedata import skeleton as S  # noqa: E402
 from posedata import synth  # noqa: E402
+from posedata.synth_species import make_species  # noqa: E402
 
 
 def main() -> None:
@@ -39,7 +40,7 @@ def main() -> None:
             synth.generate(sk, tmp / name, args.images, (args.size, args.size), seed=0)
             cpu, wall = time.process_time() - c0, time.perf_counter() - w0
             # the same images rendered without writing: what share of the work is drawing
-            sp = synth.make_species(sk)
+            sp = make_species(sk)
             c0 = time.process_time()
             imgs = [synth.render_image(sp, sk, np.random.default_rng([0, 1, i]), args.size, args.size, False)[0]
                     for i in range(args.images)]

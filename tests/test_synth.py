@@ -13,6 +13,7 @@ from posedata import skeleton as S
 from posedata import synth
 from posedata.cli import cli
 from posedata.errors import InputError, OutputExistsError
+from posedata.synth_species import make_species
 from posedata.validate import validate_coco
 
 
@@ -111,10 +112,10 @@ def test_same_seed_is_byte_identical_and_seeds_differ(tmp_path):
 
 def test_species_depends_on_skeleton_not_seed():
     sk = S.resolve("quadruped17")
-    s1, s2 = synth.make_species(sk), synth.make_species(S.resolve("quadruped17"))
+    s1, s2 = make_species(sk), make_species(S.resolve("quadruped17"))
     for f in ("rel", "length", "lo", "hi", "width", "marker", "style"):
         assert np.array_equal(getattr(s1, f), getattr(s2, f))
-    assert not np.array_equal(s1.length, synth.make_species(S.resolve("coco17")).length)
+    assert not np.array_equal(s1.length, make_species(S.resolve("coco17")).length)
 
 
 # --------------------------------------------------------------- left / right
@@ -124,7 +125,7 @@ def test_rest_shape_is_mirror_symmetric_with_left_on_the_left(name):
     left member of every pair sits left of the body axis; otherwise flip augmentation contradicts
     the data's own left/right cue."""
     sk = S.resolve(name)
-    sp = synth.make_species(sk)
+    sp = make_species(sk)
     # the rest pose from the species' own angles and lengths (pose() would add jitter)
     K = sk.num_keypoints
     theta, rest = np.zeros(K), np.zeros((K, 2))
@@ -167,7 +168,7 @@ def test_posed_data_is_mirror_consistent_and_chiral(tmp_path, name):
 
 def test_limits_mirror_for_pairs():
     sk = S.resolve("coco17")
-    sp = synth.make_species(sk)
+    sp = make_species(sk)
     for a, b in enumerate(sk.flip):
         if a != b:
             assert sp.lo[a] == pytest.approx(-sp.hi[b]) and sp.hi[a] == pytest.approx(-sp.lo[b])
@@ -179,12 +180,12 @@ def test_visible_keypoints_lie_on_the_drawn_figure(monkeypatch):
     light flat backdrop with identical random draws, a backdrop pixel changes by the backdrops'
     difference while a figure pixel does not change at all."""
     sk = S.resolve("quadruped17")
-    sp = synth.make_species(sk)
+    sp = make_species(sk)
     checked = 0
     for i in range(12):
         imgs = []
         for level in (64, 192):
-            monkeypatch.setattr(synth, "_background", lambda rng, h, w, v=level: np.full((h, w, 3), v, np.uint8))
+            monkeypatch.setattr(synth, "background", lambda rng, h, w, v=level: np.full((h, w, 3), v, np.uint8))
             img, records, _ = synth.render_image(sp, sk, np.random.default_rng([3, i]), 128, 128, crowd=False)
             imgs.append(img.astype(int))
         diff = np.abs(imgs[1] - imgs[0]).max(axis=2)
