@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from . import skeleton as S
 from .errors import InputError
 from .findings import Finding
@@ -66,8 +68,94 @@ def _from_coco(path: Path, category: Any, edges: bool) -> tuple[dict[str, Any], 
     if not isinstance(data, dict) or not isinstance(data.get("categories"), list):
         raise InputError("expected a COCO object with a 'categories' list", file=str(path), where="categories")
     # several categories (--category all, or ids) share one keypoint list: the first one's edges are read
-    at = select_categories(data["categories"], category, str(path))[0]
-    return S.from_coco_category(data["categories"][at], file=str(path), where=f"categories[{at}]", edges=edges)
+    chosen = select_categories(data["categories"], category, str(path))
+    at = chosen[0]
+    d, notes = S.from_coco_category(data["categories"][at], file=str(path), where=f"categories[{at}]", edges=edges)
+    if d["limbs"]:
+        ids = {data["categories"][i].get("id") for i in chosen}
+        pts, lab = _coco_points(data.get("annotations"), ids, len(d["keypoints"]))
+        d, note = connect_parts(d, pts, lab)
+        notes += [note] if note else []
+    return d, notes
+
+
+def _coco_points(annotations: Any, ids: set, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(N, K, 2) points and (N, K) labelled flags of the annotations of the chosen categories;
+    records that do not parse are left out here (validate locates them)."""
+    rows = []
+    for a in annotations if isinstance(annotations, list) else []:
+        kp = a.get("keypoints") if isinstance(a, dict) and a.get("category_id") in ids else None
+        if isinstance(kp, list) and len(kp) == 3 * k and all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) for x in kp):
+            rows.append(kp)
+    kp = np.asarray(rows, np.float64).reshape(-1, k, 3)
+    return kp[..., :2], (kp[..., 2] > 0) & np.isfinite(kp[..., :2]).all(-1)
+
+
+def connect_parts(d: dict[str, Any], pts: np.ndarray, lab: np.ndarray) -> tuple[dict[str, Any], str | None]:
+    """d with limbs added so that every keypoint reaches the root, and a note naming them (None
+    when nothing was missing). Some datasets' edges leave whole chains unattached (DeepPoseKit's fly
+    and locust: each leg is a chain of its own, S020); each part is joined by its keypoint nearest
+    to the connected body in the data (mean distance over instances labelling both, in units of the
+    instance's spread), nearest part first (a minimum spanning tree over the parts). Each added limb
+    comes with its mirror image under the flip map, so a flipped sample keeps a PAF channel for it
+    (S021). Parts no instance places stay unattached, for skeleton check to report."""
+    kps = list(d["keypoints"])
+    k = len(kps)
+    index = {n: i for i, n in enumerate(kps)}
+    flip = np.arange(k)
+    for a, b in d["flip"]:
+        flip[index[a]], flip[index[b]] = index[b], index[a]
+    part = np.arange(k)  # union-find over the edges the dataset gives
+
+    def find(i: int) -> int:
+        while part[i] != i:
+            part[i] = part[part[i]]
+            i = int(part[i])
+        return i
+
+    for a, b in d["limbs"]:
+        part[find(index[a])] = find(index[b])
+    root = index[S.guess_root(kps, d["limbs"])]
+    if all(find(i) == find(root) for i in range(k)):
+        return d, None
+    cnt = np.maximum(lab.sum(1), 1)[:, None]
+    centre = np.where(lab[..., None], pts, 0.0).sum(1) / cnt
+    spread = np.sqrt(np.where(lab, ((pts - centre[:, None]) ** 2).sum(-1), 0.0).sum(1, keepdims=True) / cnt)
+    unit = pts / np.maximum(spread, 1e-9)[..., None]
+    both = lab[:, :, None] & lab[:, None, :]
+    dist = np.linalg.norm(unit[:, :, None] - unit[:, None, :], axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(both.any(0), np.where(both, dist, 0.0).sum(0) / both.sum(0), np.inf)
+    mean = (mean + mean[flip][:, flip]) / 2  # a limb and its mirror image are chosen together
+    degree = np.zeros(k, int)
+    for a, b in d["limbs"]:
+        degree[[index[a], index[b]]] += 1
+    body = np.array([find(i) == find(root) for i in range(k)])
+    # a part joins the body at one of its chain's ends (a leg at its first segment, never mid-leg),
+    # and joins the body itself, never another loose part (a foreleg is no limb of a midleg)
+    ends = (degree <= 1) & ~body
+    cand = np.where(body[:, None] & ends[None, :], mean, np.inf)
+    added: list[list[str]] = []
+    for p in sorted({find(i) for i in range(k) if not body[i]}):
+        in_p = np.array([find(i) == p for i in range(k)])
+        c = np.where(in_p[None, :], cand, np.inf)
+        if not in_p.any() or not np.isfinite(c).any():
+            continue  # joined already as the mirror image of an earlier part, or never seen with the body
+        a, b = (int(x) for x in np.unravel_index(np.argmin(c), c.shape))
+        for u, v in ((a, b), (int(flip[a]), int(flip[b]))):
+            if find(u) != find(v):
+                added.append([kps[u], kps[v]])
+                part[find(v)] = find(u)
+    if not added:
+        return d, None
+    limbs = d["limbs"] + added
+    left = [kps[i] for i in range(k) if find(i) != find(root)]
+    note = (f"the dataset's skeleton edges leave parts unconnected to the root; added {len(added)} limb(s), each "
+            f"joining a loose chain's end to the body keypoint nearest it in the data ({len(pts)} instance(s)): "
+            + ", ".join(f"{a}-{b}" for a, b in added) + "; review them"
+            + (f" (still unconnected, never labelled with the body: {', '.join(left)})" if left else ""))
+    return {**d, "limbs": limbs, "root": S.guess_root(kps, limbs)}, note
 
 
 def draft(kind: str, path: Path, output: Path, category: Any = None, edges: bool = True) -> SkeletonDraft:

@@ -237,7 +237,7 @@ def test_flipcheck_on_two_flies_draws_little(runner, tmp_path, shared_real, monk
     limbs += [[leg, "thorax"] if leg.endswith("1") else [leg, leg[:-1] + str(int(leg[-1]) - 1)] for leg in legs]
     sided = [n for n in legs if "L" in n] + ["eyeL", "wingL"]
     kps = ["head", "eyeL", "eyeR", "neck", "thorax", "abdomen"] + legs + ["wingL", "wingR"]
-    sk = tmp_path / "fly.yaml"  # by hand: `skeleton init` leaves the legs unconnected to the root
+    sk = tmp_path / "fly.yaml"  # written out, so that the counts below do not follow init's guesses
     sk.write_text(yaml.safe_dump({"name": "fly", "keypoints": kps, "limbs": limbs, "root": "neck",
                                   "flip": [[n, n.replace("L", "R")] for n in sided], "sigmas": [0.05] * len(kps)}))
     r = runner.invoke(cli, ["flipcheck", str(fly / "test_fly.json"), "--skeleton", str(sk), "--images", str(fly),

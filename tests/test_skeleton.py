@@ -3,6 +3,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from repo_paths import TEMPLATE_NAMES, TEMPLATES
@@ -287,6 +288,40 @@ def test_init_guesses_pairs_for_the_usual_spellings(runner, tmp_path):
     assert r.exit_code == 0, r.output
     assert S.load(out).flip_pairs() == [("eyeL", "eyeR"), ("forelegL1", "forelegR1"), ("L_Eye", "R_Eye"),
                                         ("leftear", "rightear")]
+
+
+def test_init_joins_loose_chains_at_their_ends_with_their_mirror(runner, tmp_path):
+    """Edges that leave each leg a chain of its own (DeepPoseKit's fly and locust) made S020: init
+    joins each chain at the end nearest the body in the data, and the mirror limb with it."""
+    import json
+
+    names = ["head", "thorax", "legL1", "legL2", "legR1", "legR2", "tipL"]
+    body = {"head": (0, -10), "thorax": (0, 0), "legL1": (-3, 1), "legL2": (-8, 2), "legR1": (3, 1),
+            "legR2": (8, 2), "tipL": (-14, 3)}
+    rng = np.random.default_rng(0)
+    anns = [{"id": i + 1, "image_id": 1, "category_id": 1, "keypoints": [
+        v for n in names for v in (*(np.array(body[n]) * 10 + 100 + rng.normal(0, 2, 2)).tolist(), 2)]}
+        for i in range(3)]
+    edges = [[1, 2], [3, 4], [5, 6]]  # legs never joined to the thorax; tipL joined to nothing
+    src = tmp_path / "d.json"
+    src.write_text(json.dumps({"images": [{"id": 1, "file_name": "a.jpg", "width": 300, "height": 300}],
+                               "annotations": anns, "categories": [{"id": 1, "name": "bug", "keypoints": names,
+                                                                    "skeleton": edges}]}))
+    out = tmp_path / "s.yaml"
+    r = runner.invoke(cli, ["skeleton", "init", "--from-coco", str(src), "-o", str(out)])
+    assert r.exit_code == 0 and "S020" not in r.output, r.output
+    text = " ".join(r.output.split())
+    assert "added 3 limb(s)" in text and "review them" in text
+    sk = S.load(out)
+    limbs = {frozenset(sk.limb_names(i)) for i in range(sk.num_limbs)}
+    assert {frozenset(("thorax", "legL1")), frozenset(("thorax", "legR1"))} <= limbs  # the chain's near end
+    assert frozenset(("legL2", "tipL")) not in limbs and frozenset(("thorax", "tipL")) in limbs  # body only
+    assert not [f.code for f in S.check(sk) if f.code in ("S020", "S021")]
+    # with no instance placing the legs, nothing is invented: S020 as before
+    src.write_text(json.dumps({"images": [], "annotations": [], "categories": [
+        {"id": 1, "name": "bug", "keypoints": names, "skeleton": edges}]}))
+    r = runner.invoke(cli, ["skeleton", "init", "--from-coco", str(src), "-o", str(out), "--force"])
+    assert r.exit_code == 0 and "S020" in r.output and "added" not in r.output
 
 
 @pytest.mark.parametrize("a,b", [("Corner", "corner"), ("top-left", "top left"), ("Left_Eye", "left eye")])
