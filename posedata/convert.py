@@ -76,6 +76,9 @@ class Source:
     detected: bool = False
     category_id: int | tuple[int, ...] | None = None
     import_options: dict[str, Any] | None = None
+    # the file's bytes when raw was parsed with polygons=False: raw's non-crowd segmentations are
+    # views of them, and they are the label file's copy of the source (no second read and hash)
+    source_bytes: bytes | None = field(default=None, repr=False)
 
     def provenance(self) -> dict[str, Any]:
         """How the input was read, for a label file's settings: the import format (None: COCO JSON
@@ -103,7 +106,7 @@ PLAIN_COCO = "coco"  # load_source's fmt for "COCO keypoint JSON as it is, never
 
 
 def load_source(path: str | Path, skeleton: Skeleton | None = None, category: int | str | None = None,
-                fmt: str = "auto", options: ImportOptions | None = None) -> Source:
+                fmt: str = "auto", options: ImportOptions | None = None, polygons: bool = True) -> Source:
     """Read convert's input: COCO keypoint JSON as it is, or any labelling tool's export through its
     importer, run in memory (the result carries `_dataset`, `report` and `import_format`, raw None).
 
@@ -116,7 +119,9 @@ def load_source(path: str | Path, skeleton: Skeleton | None = None, category: in
 
     skeleton is needed by an import; options are its options (images, bbox margin, ...; its
     category defaults to `category`). category picks the keypoint category: an id, or for COCO
-    JSON also a name."""
+    JSON also a name. polygons=False (for validate + to_labels + the label file only, which read
+    crowd regions alone): plain COCO JSON is parsed by cocojson.parse_coco, the segmentations of
+    non-crowd annotations left as raw JSON text and the bytes kept in `source_bytes`."""
     p = Path(path)
     key = (fmt or "auto").strip().lower().replace("_", "-")
     if not p.exists():
@@ -142,19 +147,30 @@ def load_source(path: str | Path, skeleton: Skeleton | None = None, category: in
             return _imported(p, digest, None, _detect(p, None), True, skeleton, category, options)
         raise InputError("empty file, expected COCO JSON" if not first else "not JSON, expected COCO keypoint JSON",
                          file=str(p))
-    raw = _parse(data, p)
+    raw = None
+    if not polygons:
+        from .cocojson import parse_coco
+
+        with paused_gc():
+            raw = parse_coco(data[3:] if data[:3] == b"\xef\xbb\xbf" else data)
+    kept = data if raw is not None else None
+    if raw is None:
+        raw = _parse(data, p)
     del data
     if key == "auto":
         found = _detect(p, raw)
         if found is not None or not isinstance(raw, dict):
+            if kept is not None:  # an importer reads every field: the plain parse
+                raw = _parse(kept, p)
+                kept = None
             return _imported(p, digest, raw, found, True, skeleton, category, options)
     if not isinstance(raw, dict):
         raise InputError(f"expected a COCO object at the top level, got {type(raw).__name__}", file=str(p))
     for k in ("images", "annotations", "categories"):
         if not isinstance(raw.get(k), list):
             raise InputError(f"expected a list under {k!r}", file=str(p), where=k)
-    return Source(path=str(p), raw=raw, sha256=digest,
-                  category_id=_coco_category_id(raw, category, str(p), skeleton))
+    return Source(path=str(p), raw=raw, sha256=digest, category_id=_coco_category_id(raw, category, str(p), skeleton),
+                  source_bytes=kept)
 
 
 def source_copy(path: str | Path, src: Source, raw: dict[str, Any]) -> bytes:
@@ -162,6 +178,8 @@ def source_copy(path: str | Path, src: Source, raw: dict[str, Any]) -> bytes:
     itself when it was used as it is (the exact bytes whose sha256 convert recorded, read again
     from the page cache; re-serialising a COCO-train-sized parse cost 6 s of CPU), else the
     imported COCO JSON."""
+    if src.source_bytes is not None:
+        return src.source_bytes
     if src.raw is not None and Path(path).is_file():
         data = read_bytes(path)
         if hashlib.sha256(data).hexdigest() == src.sha256:

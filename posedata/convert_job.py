@@ -67,7 +67,8 @@ def _run(data: Path, sk: Skeleton, output: Path, fmt: str, src_fmt: str, categor
     from .validate import Validated, validate_coco
 
     step(STEPS[0])
-    src = load_source(data, sk, category, fmt=src_fmt, options=opts)
+    # the label path reads crowd regions only: polygons of the others stay unparsed (cocojson)
+    src = load_source(data, sk, category, fmt=src_fmt, options=opts, polygons=fmt != "labels")
     raw = src.raw if src.raw is not None else src.dataset.to_coco()
     where = str(data) if src.import_format is None else f"{data} (as imported)"
     step(STEPS[1])
