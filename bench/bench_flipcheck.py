@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from posedata import flipcheck as F  # noqa: E402
 from posedata import skeleton as S  # noqa: E402
+from posedata.swaps import binom_upper  # noqa: E402
 
 # a frontal person (its left on the image's right), COCO order, y down
 FRONT = np.array([[0, -60], [6, -66], [-6, -66], [14, -62], [-14, -62], [22, -40], [-22, -40], [30, -10],
@@ -120,7 +121,7 @@ def _cp_upper(k: int, n: int, conf: float = 0.95) -> float:
     lo, hi = k / n, 1.0
     for _ in range(60):
         mid = (lo + hi) / 2
-        tail = 1.0 - float(F.binom_upper(k + 1, n, mid)[0])  # P(X <= k | mid)
+        tail = 1.0 - float(binom_upper(k + 1, n, mid)[0])  # P(X <= k | mid)
         lo, hi = (mid, hi) if tail > 1 - conf else (lo, mid)
     return hi
 

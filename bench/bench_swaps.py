@@ -1,6 +1,7 @@
-"""Measure F005 (left/right labels swapped in more instances than annotation noise explains) on the
-simulated people of bench_flipcheck.py: its FAIL rate on correct labels, 2 to 5,000 instances, and
-its detection rate when an annotator swapped labels in 20% or 50% of the instances.
+"""Measure F005 (left/right labels swapped in more instances than annotation noise and natural poses
+explain, posedata/swaps.py) on the simulated people of bench_flipcheck.py: its FAIL rate on correct
+labels, 2 to 5,000 instances, and its detection rate when an annotator swapped labels in 20% or 50%
+of the instances. Seeded (0): a rerun prints the same figures.
 
     PYTHONPATH=. python bench/bench_swaps.py    # the run in bench/README.md
 
@@ -21,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_flipcheck import _cp_upper, people  # noqa: E402
 
-from posedata import flipcheck as F  # noqa: E402
+from posedata import swaps as F  # noqa: E402
 from posedata import skeleton as S  # noqa: E402
 
 SK = S.resolve("coco17")

@@ -9,7 +9,6 @@ triples that involve it.
 """
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass, field
 from itertools import combinations
@@ -18,14 +17,11 @@ import numpy as np
 
 from .coco import CategorySpec, Dataset
 from .findings import Finding
-from .sides import minority_pairs
 from .skeleton import Skeleton
+from .swaps import ALPHA, MAX_SUSPECTS, SwapCheck, suspected_swaps, swap_check
 
-ALPHA = 0.001  # family-wise false-FAIL rate with a right flip map (Holm over the keypoints tested)
 MIN_FAIL = 11  # informative instances below which no sign pattern gives p <= ALPHA (2 / 2^10 > 0.001)
 MIN_PASS = 50  # informative instances before a PASS: below, a missing pair goes unseen too often (bench)
-SWAP_NOISE = 0.10  # share of instances with a suspected swap that annotation noise alone explains
-MAX_SUSPECTS = 20  # suspected instances listed in a finding
 
 
 def instance_keypoints(ds: Dataset, sk: Skeleton, category_id: CategorySpec = None) -> tuple[np.ndarray, np.ndarray, list]:
@@ -45,33 +41,6 @@ def instance_keypoints(ds: Dataset, sk: Skeleton, category_id: CategorySpec = No
         keep = lab.any(1)
         return pts[keep], lab[keep], [a for a, k in zip(anns, keep, strict=True) if k]
     return np.zeros((0, sk.num_keypoints, 2)), np.zeros((0, sk.num_keypoints), bool), []
-
-
-# ------------------------------------------------------------------ exact tests
-def _log_factorials(n: int) -> np.ndarray:
-    return np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, n + 1, dtype=np.float64)))])
-
-
-def binom_upper(k, n, p: float = 0.5) -> np.ndarray:
-    """P(X >= k) for X ~ Binomial(n, p), elementwise and exact (sums of log-space terms); 1 where k <= 0."""
-    k, n = np.broadcast_arrays(np.atleast_1d(np.asarray(k, np.int64)), np.atleast_1d(np.asarray(n, np.int64)))
-    out = np.ones(k.shape)
-    if not k.size:
-        return out
-    lf = _log_factorials(int(max(n.max(), 0)))
-    lp, lq = (math.log(p), math.log1p(-p)) if 0 < p < 1 else (0.0, 0.0)
-    for idx in np.ndindex(k.shape):
-        kk, nn = int(k[idx]), int(n[idx])
-        if kk <= 0:
-            continue
-        if kk > nn or p <= 0:
-            out[idx] = 0.0
-        elif p >= 1:
-            out[idx] = 1.0
-        else:
-            j = np.arange(kk, nn + 1)
-            out[idx] = min(1.0, float(np.exp(lf[nn] - lf[j] - lf[nn - j] + j * lp + (nn - j) * lq).sum()))
-    return out
 
 
 # ------------------------------------------------------------------ features
@@ -298,21 +267,6 @@ def _frame_test(pts: np.ndarray, lab: np.ndarray, perm: np.ndarray, names: list[
 
 # ------------------------------------------------------------------ verdict
 @dataclass
-class SwapCheck:
-    """Instances whose flip pairs disagree about which way they face (validate's V070 rule), and
-    whether they are more than annotation noise explains."""
-
-    checked: int  # instances with 3+ flip pairs labelled (where one swapped pair can show)
-    suspects: list[dict]  # {"annotation_id", "image_id", "file_name", "pairs"}
-    p_value: float  # P(this many or more | Binomial(checked, SWAP_NOISE))
-    noise: float = SWAP_NOISE
-
-    @property
-    def common(self) -> bool:
-        return self.p_value <= ALPHA
-
-
-@dataclass
 class FlipVerdict:
     """The one flip verdict flipcheck, check, the training gate and the demo print."""
 
@@ -341,36 +295,6 @@ class FlipVerdict:
 def _entry(sk_names: list[str], perm: np.ndarray, name: str) -> str:
     i = sk_names.index(name)
     return f"{name} (unpaired)" if perm[i] == i else f"{name}<->{sk_names[perm[i]]}"
-
-
-def swap_check(ds: Dataset, sk: Skeleton, pts: np.ndarray, lab: np.ndarray, anns: list) -> SwapCheck | None:
-    """Suspected left/right swaps (the V070 rule) against annotation noise: one-sided exact binomial
-    test of the count against SWAP_NOISE of the instances where a swap can show. None when the
-    skeleton has fewer than 3 flip pairs (the rule needs a majority of pairs)."""
-    pairs = sk.flip_pairs()
-    if len(pairs) < 3:
-        return None
-    sw, checked, hit, p = swap_counts(pts, lab, sk)
-    images = ds.image_index()
-    suspects = []
-    for n in np.flatnonzero(hit):
-        a = anns[n]
-        im = images.get(a.image_id)
-        suspects.append({"annotation_id": a.id, "image_id": a.image_id,
-                         "file_name": im.file_name if im is not None else None,
-                         "pairs": [f"{pairs[j][0]}/{pairs[j][1]}" for j in np.flatnonzero(sw[n])]})
-    return SwapCheck(int(checked.sum()), suspects, p)
-
-
-def swap_counts(pts: np.ndarray, lab: np.ndarray, sk: Skeleton) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """swap_check's arithmetic: (N, P) suspected pairs, (N,) checked (3+ pairs labelled), (N,)
-    suspected instances among them, and the binomial p of their count against SWAP_NOISE."""
-    sw = suspected_swaps(pts, lab, sk)
-    idx = [(sk.index(a), sk.index(b)) for a, b in sk.flip_pairs()]
-    both = np.stack([lab[:, a] & lab[:, b] for a, b in idx], 1) if len(pts) else np.zeros((0, len(idx)), bool)
-    checked = both.sum(1) >= 3
-    hit = sw.any(1) & checked
-    return sw, checked, hit, float(binom_upper(int(hit.sum()), int(checked.sum()), SWAP_NOISE)[0])
 
 
 def flip_verdict(ds: Dataset, sk: Skeleton, category_id: CategorySpec = None) -> FlipVerdict:
@@ -407,7 +331,7 @@ def flip_verdict(ds: Dataset, sk: Skeleton, category_id: CategorySpec = None) ->
     if out.swaps is not None and out.swaps.common:
         sw = out.swaps
         fails.append(f"left/right labels look swapped in {len(sw.suspects)} of {sw.checked} instances, beyond the "
-                     f"{100 * sw.noise:.0f}% annotation noise explains (binomial p = {sw.p_value:.2g})")
+                     f"{100 * sw.noise:.0f}% annotation noise and natural poses explain (binomial p = {sw.p_value:.2g})")
     if fails:
         out.verdict, out.reason = "FAIL", "; ".join(fails)
     elif not sk.flip_augment:
@@ -459,7 +383,7 @@ def flip_findings(v: FlipVerdict, data_file: str | None, sk: Skeleton) -> list[F
                            for s in sw.suspects[:MAX_SUSPECTS])
         more = f" and {len(sw.suspects) - MAX_SUSPECTS} more" if len(sw.suspects) > MAX_SUSPECTS else ""
         out.append(Finding("F005", "error", f"left/right labels look swapped in {len(sw.suspects)} of {sw.checked} "
-                           f"instances, more than the {100 * sw.noise:.0f}% annotation noise explains (binomial p = "
+                           f"instances, more than the {100 * sw.noise:.0f}% annotation noise and natural poses explain (binomial p = "
                            f"{sw.p_value:.2g} <= {ALPHA}): {listed}{more}. `posedata flipcheck --images` draws them "
                            "first in instances.png; swap their left/right labels back", file=data_file))
     if v.verdict == "INCONCLUSIVE":
@@ -558,16 +482,6 @@ def side_statistics(ds: Dataset, sk: Skeleton, category_id: CategorySpec = None)
             "offsets": off, "annotation_ids": ids,
         })
     return out
-
-
-def suspected_swaps(pts: np.ndarray, lab: np.ndarray, sk: Skeleton) -> np.ndarray:
-    """(N, P) bool over sk.flip_pairs(): the pair disagrees with its instance's facing (minority_pairs)."""
-    pairs = [(sk.index(a), sk.index(b)) if sk.side(sk.index(a)) != "right" else (sk.index(b), sk.index(a))
-             for a, b in sk.flip_pairs()]
-    if not pairs or not len(pts):
-        return np.zeros((len(pts), len(pairs)), dtype=bool)
-    left, right = np.array(pairs).T
-    return minority_pairs(pts[..., 0], lab, left, right)[0]
 
 
 def instance_crops(ds: Dataset, sk: Skeleton, images_root, anns: list, pts: np.ndarray, lab: np.ndarray,
