@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_flipcheck import _cp_upper, people  # noqa: E402
 
-from posedata import swaps as F  # noqa: E402
 from posedata import skeleton as S  # noqa: E402
+from posedata import swaps as W  # noqa: E402
 
 SK = S.resolve("coco17")
 PAIRS = [(SK.index(a), SK.index(b)) for a, b in SK.flip_pairs()]
@@ -54,8 +54,8 @@ def main() -> None:
         f = share = 0
         for _ in range(r):
             pts, lab = people(n, rng)
-            sw, checked, hit, p = F.swap_counts(pts, lab, SK)
-            f += p <= F.ALPHA
+            sw, checked, hit, p = W.swap_counts(pts, lab, SK)
+            f += p <= W.ALPHA
             per_pair, per_checked = per_pair + sw[checked].sum(0), per_checked + int(checked.sum())
             share += hit.sum() / max(checked.sum(), 1)
         runs, fails = runs + r, fails + f
@@ -70,7 +70,7 @@ def main() -> None:
                 f = 0
                 for _ in range(args.swap_reps):
                     pts, lab = swap(*people(n, rng), share, kind, rng)
-                    f += F.swap_counts(pts, lab, SK)[3] <= F.ALPHA
+                    f += W.swap_counts(pts, lab, SK)[3] <= W.ALPHA
                 print(f"{kind:8s} swapped in {100 * share:3.0f}%  n={n:4d} reps={args.swap_reps} F005 "
                       f"{100 * f / args.swap_reps:6.2f}%", flush=True)
 
