@@ -175,7 +175,7 @@ def print_flip_verdict(v: Any, sk: Any) -> None:
     if v.swaps is not None:
         sw = v.swaps
         console.print(f"suspected left/right swaps: {len(sw.suspects)} of {sw.checked} instances "
-                      f"(annotation noise allows {100 * sw.noise:.0f}%; binomial p = {sw.p_value:.2g})"
+                      f"(annotation noise and natural poses allow {100 * sw.noise:.0f}%; binomial p = {sw.p_value:.2g})"
                       + (": " + ", ".join(f"annotation {x['annotation_id']} (image {x['image_id']})"
                                           for x in sw.suspects[:MAX_SUSPECTS]) if sw.suspects else ""),
                       soft_wrap=True)
