@@ -161,7 +161,7 @@ def test_killed_while_writing_the_first_config_leaves_an_empty_folder(data, runn
 def test_ranks_stop_when_their_launcher_dies(tmp_path):
     """A rank (here a child with LOCAL_RANK set, as torchrun starts it) ends when its launcher
     is SIGKILLed, instead of training on without it."""
-    child = ("import os, time; from trainer.train import stop_with_launcher; stop_with_launcher(); "
+    child = ("import os, time; from trainer.distributed import stop_with_launcher; stop_with_launcher(); "
              "print(os.getpid(), flush=True); time.sleep(60)")
     launcher = (f"import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', {child!r}]); "
                 "time.sleep(60)")

@@ -3,14 +3,16 @@ skeleton (the data gate is posedata.check.training_gate). The CLI parses, calls 
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 from posedata import skeleton as S
 from posedata.errors import InputError
 
+from .device import resolve_device
 from .run import check_not_running
-from .train import CONFIG, TrainConfig, new_run_config, resume_run_config
+from .train import CONFIG, TrainConfig
 
 
 def resumed_run(resume: Path, given: dict[str, Any], skeleton_spec: str | None) -> tuple[TrainConfig, S.Skeleton]:
@@ -54,3 +56,33 @@ def check_inputs(labels: Path, sk: S.Skeleton, init: Path | None) -> None:
         from .checkpoint import load as load_checkpoint
 
         load_checkpoint(init)
+
+
+def new_run_config(given: dict[str, Any]) -> TrainConfig:
+    """A fresh run's options: the preset (the one named, else the device's default) under the
+    options given (None = not given)."""
+    from . import presets
+
+    name = presets.choose(given.get("preset"), resolve_device(given.get("device")).type)
+    values = presets.settings(name, {k: v for k, v in given.items() if k != "preset"})
+    cfg = TrainConfig(**values, preset=name)
+    cfg.validate()
+    return cfg
+
+
+def resume_run_config(run: str | os.PathLike, given: dict[str, Any]) -> tuple[TrainConfig, dict[str, Any]]:
+    """The run's own options for --resume, with the ones --resume may change taken from `given`.
+    The original command's options may be repeated; any that differ from the run's are named. A
+    --preset given again stands for its values (those not given explicitly)."""
+    from . import presets
+    from .run import CHANGEABLE, resume_config
+
+    given = {k: v for k, v in given.items() if v is not None}
+    name = given.pop("preset", None)
+    if name is not None:
+        for key, value in presets.PRESETS[presets.choose(name, "cpu")].items():
+            if key not in CHANGEABLE:
+                given.setdefault(key, value)
+    cfg, skeleton = resume_config(run, given, TrainConfig)
+    cfg.validate()
+    return cfg, skeleton

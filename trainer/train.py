@@ -11,9 +11,12 @@ Every file is replaced atomically, and metrics.jsonl is cut back to the checkpoi
 resume, so a run killed at any moment (SIGKILL included) resumes without a corrupt file and
 without duplicated or missing metric lines.
 
-Distributed: under `torchrun` (WORLD_SIZE > 1) each process trains one shard with
-DistributedDataParallel (gloo on CPU, nccl on GPUs); gradients are averaged, so the update equals
-the reference's on the global batch.
+train() takes the process (devices, seeds, the run lock); _train() is the loop, visible at once,
+and what it calls is named beside it: start_run (the network and optimiser, new or resumed:
+resume_from), log_step, checkpoint (validate, then save_last) and finish. Distributed: under
+`torchrun` (WORLD_SIZE > 1) each process trains one shard (trainer/distributed.py); gradients are
+averaged, so the update equals the reference's on the global batch. An early stop (a signal, the
+--max-minutes budget) is trainer/stopping.py's.
 """
 from __future__ import annotations
 
@@ -41,8 +44,10 @@ from . import evaluate as E
 from . import runlog
 from .data import PoseDataset, batches_per_epoch, make_loader
 from .device import resolve_device
+from .distributed import Dist, any_rank, barrier, mean_over_ranks, setup_distributed, stop_with_launcher
 from .loss import total_loss
 from .model import STRIDE, for_skeleton, param_groups
+from .stopping import Budget, Interrupts
 from .threads import apply_thread_policy
 
 # The reference trains 280 epochs and multiplies the learning rate by 0.333 after epochs
@@ -225,179 +230,6 @@ def loss_names(stages: int) -> list[str]:
     return names
 
 
-# ------------------------------------------------------------- distributed
-@dataclass
-class Dist:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def setup_distributed(device: str = "auto") -> Dist:
-    """torchrun sets WORLD_SIZE / RANK / LOCAL_RANK; otherwise a single process."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Dist(device=resolve_device(device))
-    import torch.distributed as dist
-
-    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-    dev = resolve_device(device, local_rank=local)
-    if dev.type == "cuda":
-        torch.cuda.set_device(dev)
-        backend = "nccl"
-    else:
-        backend = "gloo"
-    if not dist.is_initialized():
-        dist.init_process_group(backend=backend)
-    return Dist(rank, world, local, dev)
-
-
-def any_rank(flag: bool, d: Dist) -> bool:
-    """True on every rank if it is true on any (ranks must stop at the same iteration)."""
-    if d.world == 1:
-        return flag
-    import torch.distributed as dist
-
-    t = torch.tensor([1.0 if flag else 0.0], device=d.device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item() > 0)
-
-
-def mean_over_ranks(values: list[float], d: Dist) -> list[float]:
-    if d.world == 1:
-        return values
-    import torch.distributed as dist
-
-    t = torch.tensor(values, dtype=torch.float64, device=d.device)
-    dist.all_reduce(t)
-    return (t / d.world).tolist()
-
-
-def barrier(d: Dist) -> None:
-    if d.world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
-
-
-# -------------------------------------------------------------------- train
-def stop_with_launcher() -> None:
-    """Under torchrun, end this process when the launcher that started it dies (a SIGKILLed
-    launcher cannot tell its ranks), instead of training on and writing the run folder without
-    it. A watchdog thread polls the parent pid: portable, and unlike PR_SET_PDEATHSIG it does not
-    depend on which of the launcher's threads started the rank."""
-    import threading
-
-    parent = os.getppid()
-
-    def watch() -> None:
-        while True:
-            time.sleep(0.5)
-            if os.getppid() != parent:
-                os.write(2, f"rank {os.environ.get('RANK', '?')}: the launcher (pid {parent}) died; stopping\n"
-                         .encode())
-                os._exit(143)  # files are replaced atomically: the run folder stays resumable
-
-    threading.Thread(target=watch, name="posedata-launcher-watchdog", daemon=True).start()
-
-
-class Interrupts:
-    """Ctrl-C and SIGTERM (a cluster's preemption) while training become a request: the loop ends
-    after the current step and saves last.pt there. A second signal stops at once."""
-
-    def __init__(self, on_first: Callable[[str], None]):
-        self.on_first = on_first
-        self.received: str | None = None
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> Interrupts:
-        import signal
-        import threading
-
-        if threading.current_thread() is threading.main_thread():  # only the main thread may set handlers
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        import signal
-
-        if self.received is not None:
-            previous = self._previous.get(signum)
-            self.__exit__()
-            if callable(previous):
-                previous(signum, frame)  # what a second signal did before training started
-            raise KeyboardInterrupt
-        self.received = signal.Signals(signum).name
-        self.on_first(self.received)
-
-    def __exit__(self, *exc: Any) -> None:
-        import signal
-
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous = {}
-
-
-class Budget:
-    """--max-minutes as a promise: the run, its validations and its final checkpoint end within it.
-
-    A step starts only when it, the checkpoint and validation it may lead to, and the final save
-    all fit in what is left, each costed by its slowest measured duration so far (a shared machine
-    is not steady). Before a cost is measured it is estimated: a save from the checkpoint's size, a
-    validation from the measured training speed. The first step is the one thing not costed: it
-    is the measurement."""
-
-    def __init__(self, minutes: float | None, started: float, checkpoint_bytes: int, val_images: int,
-                 batch_size: int):
-        self.deadline = started + minutes * 60 if minutes else None
-        self.margin = 0.5 + 0.01 * (minutes or 0) * 60
-        self.step_s: list[float] = []
-        self.save_s: float | None = None
-        self.val_s: float | None = None
-        self.save_guess = 1.0 + checkpoint_bytes / 50e6  # + the loss plot
-        self.val_images = val_images
-        self.batch_size = batch_size
-
-    def left(self) -> float:
-        return float("inf") if self.deadline is None else self.deadline - time.monotonic()
-
-    def step(self) -> float:
-        return max(self.step_s[-20:]) if self.step_s else 0.0
-
-    def save(self) -> float:
-        return self.save_s if self.save_s is not None else self.save_guess
-
-    def validation(self) -> float:
-        if self.val_images == 0:
-            return 0.0
-        if self.val_s is not None:
-            return self.val_s
-        # a forward pass is about a third of a training step; grouping and larger images: x3 back
-        return 1.0 + self.val_images * self.step() / self.batch_size
-
-    def allows_step(self) -> bool:
-        if self.deadline is None or not self.step_s:
-            return True
-        return self.left() >= self.step() + self.validation() + self.save() + self.margin
-
-    def allows_validation(self) -> bool:
-        return self.left() >= self.validation() + self.save() + self.margin / 2
-
-    def record(self, kind: str, seconds: float) -> None:
-        if kind == "step":
-            self.step_s.append(seconds)
-        elif kind == "save":
-            self.save_s = max(seconds, self.save_s or 0.0)
-        elif kind == "validation":
-            self.val_s = max(seconds, self.val_s or 0.0)
-
-
 @dataclass
 class RunState:
     """What a run carries from step to step (and what last.pt stores)."""
@@ -418,6 +250,8 @@ class RunState:
     metrics_rows: list[dict[str, Any]] = field(default_factory=list)
     metrics_file: Any = None  # rank 0's metrics.jsonl, open for appending while the loop runs
     board: Any = None  # runlog.TensorBoardLog with --tensorboard
+    first: int = 0  # the iteration this process started from
+    measured: list[tuple[float, int]] = field(default_factory=list)  # (seconds, images) of the timed steps
 
     def log(self, row: dict[str, Any]) -> None:
         """A metrics.jsonl line (and its TensorBoard scalars), written as it happens."""
@@ -613,20 +447,73 @@ def train(cfg: TrainConfig, skeleton, *, resume: bool = False, callback: Callbac
 
 def _train(cfg: TrainConfig, skeleton, d: Dist, out: Path, resume: bool, emit: Callback, notes: list[str],
            started: float) -> TrainResult:
-    from . import run as R
-
-    preset = cfg.preset
-    if resume and d.main and not (out / CONFIG).is_file():
-        R.read_config(out)  # the located "no config.json" error
     if d.main:
-        R.clear_stale_config_temps(out)
-        if out.is_dir():
-            clear_temp_files(out)
-
-    # data
+        prepare_folder(out, resume)
     dataset = PoseDataset(cfg.labels, cfg.images, skeleton, augment_config(cfg.input_size), seed=cfg.seed)
     loader, sampler = make_loader(dataset, cfg.batch_size, cfg.workers, cfg.seed, d.rank, d.world)
     per_epoch = batches_per_epoch(len(dataset), cfg.batch_size, d.world)
+    state = start_run(cfg, skeleton, d, out, resume, emit)
+    model, optimizer, scheduler = state.model, state.optimizer, state.scheduler
+    net: torch.nn.Module = model
+    if d.world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[d.local_rank] if d.device.type == "cuda" else None)
+    evaluate = E.evaluate if cfg.val_json else None
+    budget = make_budget(state, evaluate is not None, started)
+    emit("start", {"iteration": state.iteration, "iterations": cfg.iterations, "samples": len(dataset),
+                   "batches_per_epoch": per_epoch, "world": d.world, "device": str(d.device), "preset": cfg.preset})
+    if d.main and d.device.type == "cpu" and state.iteration < cfg.iterations:
+        per_image = speed_probe(model, cfg.input_size, d.device)
+        emit("estimate", {**estimate(state, budget, 1.0 / per_image, cfg.preset), "probe": True})
+    open_logs(state)
+    stream = batch_stream(loader, sampler, per_epoch, cfg.batch_size, state.iteration)
+    stop = None
+    try:
+        with Interrupts(lambda name: emit("interrupt", {"signal": name, "iteration": state.iteration})) as interrupts:
+            while state.iteration < cfg.iterations:
+                reason = "interrupt" if interrupts.received else (None if budget.allows_step() else "budget")
+                if any_rank(reason is not None, d):
+                    stop = reason or "interrupt"  # another rank's reason: the ranks stop together
+                    break
+                tick = time.perf_counter()
+                epoch, batch = next(stream)
+                images = batch["image"].to(d.device, non_blocking=True)
+                outputs = net(images)
+                loss, parts = total_loss(outputs, batch["heatmaps"].to(d.device), batch["pafs"].to(d.device),
+                                         batch["mask"].to(d.device))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                lr = optimizer.param_groups[0]["lr"]  # the base rate this step used
+                optimizer.step()
+                scheduler.step()
+                state.iteration += 1
+
+                parts = mean_over_ranks(parts, d)
+                log_step(state, budget, epoch, parts, lr, images.shape[0] * d.world, time.perf_counter() - tick)
+                if state.iteration % cfg.checkpoint_every == 0 or state.iteration == cfg.iterations:
+                    checkpoint(state, evaluate, budget, validating=True)
+            if stop is not None and state.saved_at != state.iteration:
+                checkpoint(state, evaluate, budget, validating=worth_validating(state, stop, budget))
+    finally:
+        close_logs(state)
+    return finish(state, stop, interrupts.received, notes)
+
+
+def prepare_folder(out: Path, resume: bool) -> None:
+    """Rank 0, before anything reads the run folder: the located error for a resume without a
+    config.json, and the temp files a killed run left."""
+    from . import run as R
+
+    if resume and not (out / CONFIG).is_file():
+        R.read_config(out)  # the located "no config.json" error
+    R.clear_stale_config_temps(out)
+    if out.is_dir():
+        clear_temp_files(out)
+
+
+def start_run(cfg: TrainConfig, skeleton, d: Dist, out: Path, resume: bool, emit: Callback) -> RunState:
+    """The network, optimiser and schedule of the run: a new run's config.json written, or the
+    run resumed from its last.pt (and its config.json told so)."""
+    from . import run as R
 
     # model and optimiser (reference groups, Adam, weight decay 5e-4 as L2 in the gradient)
     model = for_skeleton(skeleton, stages=cfg.stages, width=cfg.width)
@@ -657,100 +544,80 @@ def _train(cfg: TrainConfig, skeleton, d: Dist, out: Path, resume: bool, emit: C
                                 "iteration": state.iteration, "iterations": cfg.iterations,
                                 "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": versions()}])
     barrier(d)
-
     model.train()
-    net: torch.nn.Module = model
-    if d.world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[d.local_rank] if d.device.type == "cuda" else None)
-    evaluate = E.evaluate if cfg.val_json else None
-    val_images = _count_images(cfg.val_json) if evaluate is not None else 0
-    ckpt_bytes = sum(p.numel() * p.element_size() for p in model.parameters()) * 3  # weights + Adam moments
-    budget = Budget(cfg.max_minutes, started, ckpt_bytes, val_images, cfg.batch_size)
+    state.first = state.iteration
+    return state
 
-    emit("start", {"iteration": state.iteration, "iterations": cfg.iterations, "samples": len(dataset),
-                   "batches_per_epoch": per_epoch, "world": d.world, "device": str(d.device), "preset": preset})
-    if d.main and d.device.type == "cpu" and state.iteration < cfg.iterations:
-        per_image = speed_probe(model, cfg.input_size, d.device)
-        emit("estimate", {**estimate(state, budget, 1.0 / per_image, preset), "probe": True})
 
+def make_budget(state: RunState, validating: bool, started: float) -> Budget:
+    cfg = state.cfg
+    val_images = _count_images(cfg.val_json) if validating else 0
+    ckpt_bytes = sum(p.numel() * p.element_size() for p in state.model.parameters()) * 3  # weights + Adam moments
+    return Budget(cfg.max_minutes, started, ckpt_bytes, val_images, cfg.batch_size)
+
+
+def open_logs(state: RunState) -> None:
+    """Rank 0's metrics.jsonl (appended to) and, with --tensorboard, its TensorBoard log."""
+    cfg, d = state.cfg, state.d
     if d.main and cfg.max_minutes:
         from posedata.plots import pyplot
 
         pyplot()  # its import would otherwise land in the first checkpoint and upset the budget's costing
-    names = loss_names(cfg.stages)
-    metrics_file = state.metrics_file = open(out / METRICS, "a", encoding="utf-8") if d.main else None
-    state.board = runlog.TensorBoardLog(out) if cfg.tensorboard and d.main else None
-    stream = batch_stream(loader, sampler, per_epoch, cfg.batch_size, state.iteration)
-    first, stop = state.iteration, None
-    measured: list[tuple[float, int]] = []
+    state.metrics_file = open(state.out / METRICS, "a", encoding="utf-8") if d.main else None
+    state.board = runlog.TensorBoardLog(state.out) if cfg.tensorboard and d.main else None
 
-    def interrupted(name: str) -> None:
-        emit("interrupt", {"signal": name, "iteration": state.iteration})
 
-    try:
-        with Interrupts(interrupted) as interrupts:
-            while state.iteration < cfg.iterations:
-                reason = "interrupt" if interrupts.received else (None if budget.allows_step() else "budget")
-                if any_rank(reason is not None, d):
-                    stop = reason or "interrupt"  # another rank's reason: the ranks stop together
-                    break
-                tick = time.perf_counter()
-                epoch, batch = next(stream)
-                images = batch["image"].to(d.device, non_blocking=True)
-                outputs = net(images)
-                loss, parts = total_loss(outputs, batch["heatmaps"].to(d.device), batch["pafs"].to(d.device),
-                                         batch["mask"].to(d.device))
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                lr = optimizer.param_groups[0]["lr"]  # the base rate this step used
-                optimizer.step()
-                scheduler.step()
-                state.iteration += 1
-
-                parts = mean_over_ranks(parts, d)
-                seconds = time.perf_counter() - tick
-                budget.record("step", seconds)
-                images_per_s = images.shape[0] * d.world / max(seconds, 1e-9)
-                row = {"iteration": state.iteration, "epoch": epoch, "loss": float(sum(parts)),
-                       "losses": dict(zip(names, parts, strict=True)), "lr": lr, "images_per_s": images_per_s}
-                state.log(row)
-                emit("step", row)
-                if state.iteration > first + 1:  # the first step pays one-off costs
-                    measured.append((seconds, images.shape[0] * d.world))
-                if len(measured) == ESTIMATE_AFTER_STEPS:
-                    speed = sum(n for _, n in measured) / sum(t for t, _ in measured)
-                    emit("estimate", {**estimate(state, budget, speed, preset), "probe": False})
-
-                if state.iteration % cfg.checkpoint_every == 0 or state.iteration == cfg.iterations:
-                    checkpoint(state, metrics_file, evaluate, budget, validating=True)
-            if stop is not None and state.saved_at != state.iteration:
-                # a budget stop validates only when it is worth it and fits; an interrupt saves at once
-                since = state.iteration - max(state.validated_at, 0)
-                worth = stop == "budget" and since >= max(1, cfg.checkpoint_every // 4) and budget.allows_validation()
-                checkpoint(state, metrics_file, evaluate, budget, validating=worth)
-    finally:
-        if metrics_file is not None:
-            metrics_file.close()
-        state.metrics_file = None
-        if state.board is not None:
-            state.board.close()
-    if stop == "budget":
-        emit("note", {"message": f"stopped at iteration {state.iteration} to end within the {cfg.max_minutes}-minute "
-                                 f"budget; continue with: posedata train --resume {out}"})
-    barrier(d)
-    steps = [r for r in state.metrics_rows[-3:] if "loss" in r]  # validation lines carry no loss
-    last_loss = steps[-1]["loss"] if steps and steps[-1]["iteration"] == state.iteration else None
-    result = TrainResult(str(out), state.iteration, stop == "budget", state.best_ap, last_loss, notes,
-                         interrupted=(interrupts.received or "SIGTERM") if stop == "interrupt" else None)
-    emit("end", asdict(result))
-    return result
+def close_logs(state: RunState) -> None:
+    if state.metrics_file is not None:
+        state.metrics_file.close()
+    state.metrics_file = None
+    if state.board is not None:
+        state.board.close()
 
 
 ESTIMATE_AFTER_STEPS = 4  # measured steps (after the first) behind the printed speed and estimate
 
 
-def checkpoint(state: RunState, metrics_file, evaluate, budget: Budget, validating: bool) -> None:
+def log_step(state: RunState, budget: Budget, epoch: int, parts: list[float], lr: float, images: int,
+             seconds: float) -> None:
+    """The step's metrics line and event; once the speed is measured, the run's estimate."""
+    budget.record("step", seconds)
+    row = {"iteration": state.iteration, "epoch": epoch, "loss": float(sum(parts)),
+           "losses": dict(zip(loss_names(state.cfg.stages), parts, strict=True)), "lr": lr,
+           "images_per_s": images / max(seconds, 1e-9)}
+    state.log(row)
+    state.emit("step", row)
+    if state.iteration > state.first + 1:  # the first step pays one-off costs
+        state.measured.append((seconds, images))
+        if len(state.measured) == ESTIMATE_AFTER_STEPS:
+            speed = sum(n for _, n in state.measured) / sum(t for t, _ in state.measured)
+            state.emit("estimate", {**estimate(state, budget, speed, state.cfg.preset), "probe": False})
+
+
+def worth_validating(state: RunState, stop: str, budget: Budget) -> bool:
+    """At an early stop: a budget stop validates only when it is worth it and fits; an interrupt
+    saves at once."""
+    since = state.iteration - max(state.validated_at, 0)
+    return stop == "budget" and since >= max(1, state.cfg.checkpoint_every // 4) and budget.allows_validation()
+
+
+def finish(state: RunState, stop: str | None, signal: str | None, notes: list[str]) -> TrainResult:
+    cfg = state.cfg
+    if stop == "budget":
+        state.emit("note", {"message": f"stopped at iteration {state.iteration} to end within the {cfg.max_minutes}-"
+                                       f"minute budget; continue with: posedata train --resume {state.out}"})
+    barrier(state.d)
+    steps = [r for r in state.metrics_rows[-3:] if "loss" in r]  # validation lines carry no loss
+    last_loss = steps[-1]["loss"] if steps and steps[-1]["iteration"] == state.iteration else None
+    result = TrainResult(str(state.out), state.iteration, stop == "budget", state.best_ap, last_loss, notes,
+                         interrupted=(signal or "SIGTERM") if stop == "interrupt" else None)
+    state.emit("end", asdict(result))
+    return result
+
+
+def checkpoint(state: RunState, evaluate, budget: Budget, validating: bool) -> None:
     """Validation (first, so last.pt records the best AP so far), then last.pt."""
+    metrics_file = state.metrics_file
     if metrics_file is not None:
         os.fsync(metrics_file.fileno())  # metric lines reach disk before the checkpoint names them
     if validating and evaluate is not None:
@@ -773,40 +640,3 @@ def _count_images(coco_json: str | None) -> int:
         return len(load_json(coco_json).get("images") or [])
     except Exception:  # the validation itself reports a bad file; this is only an estimate
         return 0
-
-
-def load_run_config(run: str | os.PathLike) -> tuple[TrainConfig, dict[str, Any]]:
-    """(options, skeleton dict) of an existing run folder (paths resolved from it)."""
-    from .run import load_run_config as load
-
-    return load(run, TrainConfig)
-
-
-def new_run_config(given: dict[str, Any]) -> TrainConfig:
-    """A fresh run's options: the preset (the one named, else the device's default) under the
-    options given (None = not given)."""
-    from . import presets
-
-    name = presets.choose(given.get("preset"), resolve_device(given.get("device")).type)
-    values = presets.settings(name, {k: v for k, v in given.items() if k != "preset"})
-    cfg = TrainConfig(**values, preset=name)
-    cfg.validate()
-    return cfg
-
-
-def resume_run_config(run: str | os.PathLike, given: dict[str, Any]) -> tuple[TrainConfig, dict[str, Any]]:
-    """The run's own options for --resume, with the ones --resume may change taken from `given`.
-    The original command's options may be repeated; any that differ from the run's are named. A
-    --preset given again stands for its values (those not given explicitly)."""
-    from . import presets
-    from .run import CHANGEABLE, resume_config
-
-    given = {k: v for k, v in given.items() if v is not None}
-    name = given.pop("preset", None)
-    if name is not None:
-        for key, value in presets.PRESETS[presets.choose(name, "cpu")].items():
-            if key not in CHANGEABLE:
-                given.setdefault(key, value)
-    cfg, skeleton = resume_config(run, given, TrainConfig)
-    cfg.validate()
-    return cfg, skeleton
