@@ -104,8 +104,8 @@ def test_val_and_infer_take_a_device(tmp_path, runner, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     asked = []
-    real = C.load_model
-    monkeypatch.setattr(C, "load_model", lambda p, s, d: (asked.append(d), real(p, s, "cpu"))[1])
+    real = C.build_model
+    monkeypatch.setattr(C, "build_model", lambda c, s, p, d: (asked.append(d), real(c, s, p, "cpu"))[1])
     P.load_model(ckpt, device="auto")
     assert asked == [torch.device("cuda", 0)]
     with pytest.raises(InputError, match="onnx backend runs on the CPU"):

@@ -131,7 +131,7 @@ def _loads(path: Path) -> int:
 def check_run(run: Path, iterations: int) -> None:
     assert _loads(run / "last.pt") == iterations
     from posedata import skeleton as S
-    from trainer.checkpoint import load_model
+    from trainer.predict import load_model
 
     load_model(run / "last.pt", S.resolve("object5"))  # rebuilds and fills the network
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]

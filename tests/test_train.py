@@ -20,6 +20,7 @@ from posedata import skeleton as S
 from posedata.cli import cli
 from posedata.errors import InputError
 from trainer import checkpoint as C
+from trainer.predict import load_model
 from trainer.train import TrainConfig, read_metrics, train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -214,7 +215,7 @@ def test_tiny_run_writes_everything(data, runner, tmp_path):
     ckpt = C.load(run / "last.pt")
     assert ckpt["iteration"] == 4 and ckpt["fingerprint"] == sk.fingerprint
     assert {"optimizer", "scheduler", "rng", "state_dict"} <= set(ckpt)
-    model, _ = C.load_model(run / "last.pt", sk)
+    model = load_model(run / "last.pt", sk, backend="torch").model
     assert model.spec.width == 0.25
     assert (run / "loss_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]

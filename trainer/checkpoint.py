@@ -286,22 +286,21 @@ def load_partial(model: nn.Module, state: dict[str, torch.Tensor]) -> LoadReport
     return report
 
 
-def load_model(path: str | os.PathLike, skeleton=None, device: str | torch.device = "cpu"):
-    """The network stored in a checkpoint, in eval mode: the one loader for every command.
+def build_model(ckpt: dict[str, Any], skeleton, path: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
+    """The network a checkpoint (as load() read it from `path`) stores, in eval mode on `device`;
+    trainer.predict.load_model, the one loader every command and the demo use, calls it.
 
     A posedata checkpoint is rebuilt from its model spec (a skeleton mismatch is refused by
     fingerprint). A reference-layout state dict (the reference's COCO checkpoints, a bare state
     dict) carries no spec: its refinement stages are counted from the tensor names and its width
-    read from the backbone's last channel count, and its heads must fit `skeleton`.
-    Returns (model, checkpoint dict)."""
+    read from the backbone's last channel count, and its heads must fit `skeleton`."""
     from .model import build
 
-    ckpt = load(path)
     if ckpt.get("format") != FORMAT:
         if skeleton is None:
             raise InputError("a checkpoint without posedata's header carries no skeleton: give --skeleton",
                              file=str(path))
-        return _reference_layout_model(ckpt, skeleton, path).to(device).eval(), ckpt
+        return _reference_layout_model(ckpt, skeleton, path).to(device).eval()
     spec = check_spec(ckpt.get("model"), str(path))
     if skeleton is not None:
         check_fingerprint(ckpt, skeleton, str(path))
@@ -311,7 +310,7 @@ def load_model(path: str | os.PathLike, skeleton=None, device: str | torch.devic
     except RuntimeError as e:
         raise InputError(f"checkpoint weights do not fit its own model spec: {str(e).splitlines()[0]}",
                          file=str(path)) from None
-    return model.to(device).eval(), ckpt
+    return model.to(device).eval()
 
 
 def _reference_layout_model(ckpt: dict[str, Any], skeleton, path: str | os.PathLike) -> nn.Module:

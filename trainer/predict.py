@@ -206,9 +206,9 @@ def resolve_backend(backend: str) -> str:
 
 
 def load_model(path: Path, skeleton=None, device: Any = "cpu", backend: str = "auto") -> LoadedModel:
-    """A network for inference from a posedata checkpoint, a reference-layout checkpoint whose
-    heads fit the skeleton (e.g. the reference's COCO weights with openpose18), or an ONNX file
-    from `posedata export onnx`. The skeleton may be omitted when the file stores one (posedata
+    """The one model loader (every command, the demo, the benches): a network from a posedata
+    checkpoint, a reference-layout checkpoint whose heads fit the skeleton (e.g. the reference's
+    COCO weights with openpose18), or an ONNX file from `posedata export onnx`. The skeleton may be omitted when the file stores one (posedata
     checkpoints and ONNX files do); when given, it must have the stored one's fingerprint.
     device: a torch.device or a --device value (trainer.device.resolve_device; auto = CUDA when
     available). ONNX Runtime runs on the CPU here, so the onnx backend refuses an explicit GPU."""
@@ -232,7 +232,8 @@ def load_model(path: Path, skeleton=None, device: Any = "cpu", backend: str = "a
         from .export_onnx import load_onnx
 
         return load_onnx(path, skeleton)
-    model, ckpt = C.load_model(path, skeleton, dev)
+    ckpt = C.load(path)
+    model = C.build_model(ckpt, skeleton, path, dev)
     if ckpt.get("format") == C.FORMAT:
         spec = ckpt.get("model", {})
         config = ckpt.get("config") or {}
