@@ -11,6 +11,20 @@ from .skeleton import Skeleton
 SIDE_COLORS = {"left": "#1f77b4", "right": "#d62728", "centre": "#2ca02c"}
 
 
+def keypoint_colors(sk: Skeleton) -> np.ndarray:
+    """(K, 3) RGB uint8: the one colour rule of every drawing of keypoints (preview overlays, val
+    and infer overlays). The skeleton file's `colors` where given, else the keypoint's side
+    (SIDE_COLORS; the flip map's [left, right] order decides it), so left/right mistakes show."""
+    out = np.zeros((sk.num_keypoints, 3), np.uint8)
+    for i, k in enumerate(sk.keypoints):
+        if k in sk.colors:
+            out[i] = sk.colors[k]
+        else:
+            h = SIDE_COLORS[sk.side(i)].lstrip("#")
+            out[i] = [int(h[j:j + 2], 16) for j in (0, 2, 4)]
+    return out
+
+
 def pyplot():
     import matplotlib
 

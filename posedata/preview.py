@@ -5,25 +5,16 @@ the same function the trainer's Dataset calls.
 """
 from __future__ import annotations
 
-import colorsys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .labels import Labels
-from .plots import SIDE_COLORS, pyplot, save_figure
+from .plots import keypoint_colors, pyplot, save_figure
 from .skeleton import Skeleton
 
 FIXED_PANELS = ("crop", "heatmaps", "pafs", "mask", "background")
-
-
-def keypoint_colors(sk: Skeleton) -> np.ndarray:
-    """(K, 3) RGB in [0, 1]: the skeleton's own colours where given, else evenly spaced hues."""
-    out = np.array([colorsys.hsv_to_rgb(i / max(sk.num_keypoints, 1), 0.85, 1.0) for i in range(sk.num_keypoints)])
-    for name, rgb in sk.colors.items():
-        out[sk.index(name)] = np.array(rgb) / 255.0
-    return out
 
 
 def heatmap_overlay(heatmaps: np.ndarray, colors: np.ndarray) -> np.ndarray:
@@ -72,7 +63,7 @@ def draw_sample(sample, sk: Skeleton, title: str, path: Path, stride: int) -> in
     h, w = img.shape[:2]
     mh, mw = sample.heatmaps.shape[1:]
     extent = (-0.5, w - 0.5, h - 0.5, -0.5)
-    colors = keypoint_colors(sk)
+    colors = keypoint_colors(sk) / 255.0
     dim = (img.astype(np.float32) * 0.45).astype(np.uint8)
     panels = 0
 
@@ -86,7 +77,7 @@ def draw_sample(sample, sk: Skeleton, title: str, path: Path, stride: int) -> in
     for inst in kp:
         for i in range(k):
             if inst[i, 2] <= 1:
-                ax.scatter(inst[i, 0], inst[i, 1], s=14, color=SIDE_COLORS[sk.side(i)],
+                ax.scatter(inst[i, 0], inst[i, 1], s=14, color=colors[i],
                            marker="o" if inst[i, 2] == 1 else "x", zorder=3)
     ax.set_xlim(-0.5, w - 0.5)
     ax.set_ylim(h - 0.5, -0.5)
@@ -177,7 +168,7 @@ def thumbnail(sample, sk: Skeleton) -> np.ndarray:
 
     img = sample.image[..., ::-1].astype(np.float32) / 255.0
     h, w = img.shape[:2]
-    hm = cv2.resize(heatmap_overlay(sample.heatmaps, keypoint_colors(sk)).astype(np.float32), (w, h), interpolation=cv2.INTER_NEAREST)
+    hm = cv2.resize(heatmap_overlay(sample.heatmaps, keypoint_colors(sk) / 255.0).astype(np.float32), (w, h), interpolation=cv2.INTER_NEAREST)
     rgba, _ = paf_color_wheel(sample.pafs)
     rgba = cv2.resize(rgba.astype(np.float32), (w, h), interpolation=cv2.INTER_NEAREST)
     paf = img * 0.45 * (1 - rgba[..., 3:]) + rgba[..., :3] * rgba[..., 3:]

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import cv2
 import numpy as np
 
@@ -40,13 +42,14 @@ def test_preview_no_augment_and_errors(runner, tmp_path, shared_real):
 
 
 def test_heatmap_overlay_and_wheel_shapes():
-    from posedata.preview import heatmap_overlay, keypoint_colors, paf_color_wheel
+    from posedata.plots import keypoint_colors
+    from posedata.preview import heatmap_overlay, paf_color_wheel
 
     sk = S.resolve("object5")
     hm = np.zeros((6, 8, 8), np.float32)
     hm[2, 3, 3] = 1
-    ov = heatmap_overlay(hm, keypoint_colors(sk))
-    assert ov.shape == (8, 8, 3) and np.allclose(ov[3, 3], keypoint_colors(sk)[2])
+    ov = heatmap_overlay(hm, keypoint_colors(sk) / 255.0)
+    assert ov.shape == (8, 8, 3) and np.allclose(ov[3, 3], keypoint_colors(sk)[2] / 255.0)
     paf = np.zeros((8, 8, 8), np.float32)
     paf[0, 2, 2] = 1.0  # limb 0 points along +x
     rgba, vec = paf_color_wheel(paf)
@@ -67,3 +70,32 @@ def test_preview_refuses_an_input_size_train_refuses(runner, tmp_path):
     from posedata.errors import InputError
     with pytest.raises(InputError):
         check_input_size(60)
+
+
+def test_one_keypoint_colour_rule_for_previews_and_val_infer_overlays():
+    """Previews coloured keypoints by evenly spaced hues, val/infer overlays by side: one rule now
+    (the skeleton's colours where given, else the side's), and both drawings paint with it."""
+    from posedata.plots import SIDE_COLORS, keypoint_colors
+    from posedata.preview import thumbnail
+    from trainer.draw import draw_poses
+
+    sk = S.from_dict({"name": "t", "keypoints": ["head", "left_hand", "right_hand", "tail"],
+                      "limbs": [["head", "left_hand"], ["head", "right_hand"], ["head", "tail"]], "root": "head",
+                      "flip": [["left_hand", "right_hand"]], "sigmas": [0.05] * 4, "colors": {"tail": [10, 200, 30]}})
+    cols = keypoint_colors(sk)
+
+    def rgb(hex_colour: str) -> list[int]:
+        return [int(hex_colour[j:j + 2], 16) for j in (1, 3, 5)]
+
+    assert cols.tolist() == [rgb(SIDE_COLORS["centre"]), rgb(SIDE_COLORS["left"]), rgb(SIDE_COLORS["right"]),
+                             [10, 200, 30]]
+    for k in range(sk.num_keypoints):
+        pose = np.full((1, sk.num_keypoints, 3), -1.0)
+        pose[0, k] = (50, 50, 1)
+        drawn = draw_poses(np.zeros((100, 100, 3), np.uint8), pose, sk)  # val / infer, BGR
+        assert drawn[50, 50, ::-1].tolist() == cols[k].tolist(), k
+        hm = np.zeros((sk.num_heatmaps, 4, 4), np.float32)
+        hm[k, 1, 1] = 1
+        sample = SimpleNamespace(image=np.zeros((4, 4, 3), np.uint8), heatmaps=hm,
+                                 pafs=np.zeros((sk.num_pafs, 4, 4), np.float32))
+        assert thumbnail(sample, sk)[1, 4 + 1].tolist() == cols[k].tolist(), k  # preview: the heatmaps panel

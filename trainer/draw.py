@@ -2,40 +2,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from posedata.errors import PosedataError
-
-
-def _bgr(hex_or_rgb: Any) -> tuple[int, int, int]:
-    if isinstance(hex_or_rgb, str):
-        s = hex_or_rgb.lstrip("#")
-        r, g, b = (int(s[i:i + 2], 16) for i in (0, 2, 4))
-    else:
-        r, g, b = hex_or_rgb
-    return int(b), int(g), int(r)
-
-
-def keypoint_colors(skeleton) -> list[tuple[int, int, int]]:
-    """BGR per keypoint: the skeleton file's colours where given, else by side."""
-    from posedata.plots import SIDE_COLORS
-
-    return [_bgr(skeleton.colors[k]) if k in skeleton.colors else _bgr(SIDE_COLORS[skeleton.side(i)])
-            for i, k in enumerate(skeleton.keypoints)]
+from posedata.plots import keypoint_colors
 
 
 def draw_poses(image_bgr: np.ndarray, poses: np.ndarray, skeleton, gt: np.ndarray | None = None) -> np.ndarray:
-    """A copy of the image with instances drawn: limbs and keypoints in side colours (left, right,
-    centre as in posedata's plots; a limb takes the colour of its end farther from the root), and
+    """A copy of the image with instances drawn: limbs and keypoints in posedata.plots.keypoint_colors
+    (the skeleton's colours, else side colours; a limb takes the colour of its end farther from the root), and
     ground-truth keypoints, when given (skeleton order, x < 0 missing), as white rings."""
     import cv2
 
     img = image_bgr.copy()
     h, w = img.shape[:2]
     t = max(1, int(round(min(h, w) / 250)))
-    cols = keypoint_colors(skeleton)
+    cols = [(int(b), int(g), int(r)) for r, g, b in keypoint_colors(skeleton)]  # OpenCV draws BGR
     far_end = {li: new for li, _known, new in skeleton.grouping_steps}
     if gt is not None:
         for inst in gt:
