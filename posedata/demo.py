@@ -194,16 +194,17 @@ def validate_step(paths: DemoPaths, sk: Skeleton, progress: Progress | None = No
 
 
 def convert_step(paths: DemoPaths, sk: Skeleton):
-    """`posedata convert` of the training set (already validated): returns the Labels written."""
-    from .convert import load_source, to_labels
-    from .labels import save
+    """`posedata convert --images` of the training set, through the library call the command makes
+    (convert_job.run_convert): returns the Labels written."""
+    from .convert_job import run_convert
+    from .errors import InputError
+    from .formats.base import ImportOptions
 
-    src = load_source(paths.train_json, sk)
-    labels = to_labels(src.data, sk, src.category_id, source=str(paths.train_json), source_sha256=src.sha256)
-    labels.settings.update(src.provenance())
-    labels.settings["images"] = str(paths.train / "images")
-    save(labels, paths.labels)
-    return labels
+    job = run_convert(paths.train_json, sk, paths.labels, options=ImportOptions(images=paths.train / "images"))
+    if job.written is None:
+        why = f"{job.errors} validation error(s)" if job.blocked else "no training sample"
+        raise InputError(f"the demo's training set did not convert ({why}); nothing written", file=job.where)
+    return job.labels
 
 
 def preview_step(plan: DemoPlan, paths: DemoPaths, sk: Skeleton, labels, progress: Progress | None = None) -> list:

@@ -106,3 +106,21 @@ def test_quick_demo_evaluates_with_silhouette_areas(runner, tmp_path: Path) -> N
     train = json.loads(DemoPaths(out).train_json.read_text())
     assert all(a["area"] == a["bbox"][2] * a["bbox"][3] for a in train["annotations"] if not a["iscrowd"])
     assert json.loads((out / "summary.json").read_text())["iterations"] == 2
+
+
+def test_the_demo_converts_with_the_convert_command_s_library_call(runner, tmp_path: Path) -> None:
+    """The demo's convert step had its own copy of the command's body (no --images check, no
+    source copy for the gate); it is convert_job.run_convert now, so both write the same file."""
+    from posedata import skeleton as S
+    from posedata.demo import convert_step
+    from posedata.synth import generate
+
+    p = DemoPaths(tmp_path / "demo")
+    sk = S.resolve("object5")
+    generate(sk, p.train, 3, (96, 96), seed=0)
+    labels = convert_step(p, sk)
+    r = runner.invoke(cli, ["convert", str(p.train_json), "--skeleton", "object5", "--images", str(p.train / "images"),
+                            "-o", str(tmp_path / "cli.npz")])
+    assert r.exit_code == 0, r.output
+    assert labels.num_samples > 0
+    assert p.labels.read_bytes() == (tmp_path / "cli.npz").read_bytes()
