@@ -222,7 +222,7 @@ def step(name: str, src: str, out: str) -> None:
 
         from posedata import labels, skeleton
         from posedata.convert import load_source, to_labels
-        from posedata.validate import paused_gc
+        from posedata.io import paused_gc
 
         gc_time = _gc_timer()
         sk = skeleton.resolve("openpose18")

@@ -44,7 +44,8 @@ from .formats.base import ImportOptions, ImportReport
 from .io import parse_json, paused_gc, read_bytes
 from .labels import ABSENT, OCCLUDED, VISIBLE, Labels
 from .skeleton import Skeleton
-from .validate import Validated, default_min_keypoints  # the rule is stated beside the checks that name it (V061)
+from .validate import Validated
+from .validate_rules import default_min_keypoints  # the rule is stated beside the checks that name it (V061)
 
 # reasons an annotation of the keypoint category is not a person instance
 DROP_CROWD = "crowd (iscrowd): kept as a crowd region"

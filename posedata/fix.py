@@ -19,7 +19,8 @@ from .errors import DataError
 from .findings import Finding
 from .io import atomic_write_text
 from .skeleton import Skeleton
-from .validate import F32_MAX, _as_id, _finite, _short, counts, validate_coco
+from .validate import counts, validate_coco
+from .validate_rules import F32_MAX, _as_id, _finite, _short
 
 BBOX_MARGIN = 0.1  # padding of a bbox made from keypoints, fraction of the keypoints' extent
 

@@ -120,7 +120,7 @@ def suggest_importer(data: Any, path: str | os.PathLike | None = None) -> str | 
         found = _detect_format(path, data)
         if found is not None:
             return found
-    from .validate import _as_id
+    from .validate_rules import _as_id
 
     try:
         if not isinstance(data, dict):

@@ -5,7 +5,9 @@ a typed model cannot hold (wrong types, NaN, dangling references). It never rais
 value: every problem is a Finding. Keypoint checks are vectorised: all well-formed keypoint arrays of
 a category are stacked into one (N, K, 3) array.
 
-This module only checks; the repairs of `validate --fix` live in posedata/fix.py. See
+This module holds the code table, the record-by-record checks and the image files; the vectorised
+keypoint checks are posedata/validate_keypoints.py, the shared thresholds and value readers
+posedata/validate_rules.py. It only checks; the repairs of `validate --fix` live in posedata/fix.py. See
 docs/checks.md for what each code means and how to fix it.
 """
 from __future__ import annotations
@@ -15,7 +17,6 @@ import os
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,9 @@ from .errors import InputError, SkeletonError
 from .findings import Finding
 from .images import image_header, too_large
 from .io import load_json, paused_gc, safe_image_path
-from .sides import minority_pairs
 from .skeleton import Skeleton, normalize_name
+from .validate_keypoints import KeypointChecks
+from .validate_rules import I64, _as_id, _Cat, _finite, _is_num, _names, _short, _type_name, _usable_segmentation
 
 # code -> (severity, short title). Codes are stable: never renumber, only add.
 CHECKS: dict[str, tuple[str, str]] = {
@@ -75,110 +77,6 @@ CHECKS: dict[str, tuple[str, str]] = {
     "V070": ("warning", "suspected left/right swap"),
     "V099": ("error", "internal error while checking (please report)"),
 }
-
-# The reference's training-sample filters (lwop-conventions §1), the rules convert applies; the
-# minimum of labelled keypoints scales with the skeleton (5 for the reference's people).
-MIN_AREA = 32 * 32
-REFERENCE_MIN_KEYPOINTS = 5  # the reference's rule, for its 17/18-keypoint people
-
-
-def default_min_keypoints(skeleton: Skeleton) -> int:
-    """The default minimum of labelled keypoints for a training sample: the reference's 5 of
-    COCO's 17 as a share of the skeleton, rounded up, never above 5 (coco17 and openpose18 keep
-    the reference's 5; a 4-keypoint mouse needs 2, not an impossible 5)."""
-    k = skeleton.num_keypoints - len(skeleton.derived)
-    return max(1, min(REFERENCE_MIN_KEYPOINTS, -(-REFERENCE_MIN_KEYPOINTS * k // 17)))
-
-
-# A labelled point this far beyond its bbox, as a fraction of the box's larger side, is "far".
-FAR_OUTSIDE_BBOX = 0.5
-# A bbox may overhang the image by this many pixels before it is reported (rounding in exports).
-BBOX_SLACK = 1.0
-
-_NUM = (int, float)
-
-
-def _is_num(v: Any) -> bool:
-    return isinstance(v, _NUM) and not isinstance(v, bool)
-
-
-# The label file stores coordinates, boxes and areas as float32: a larger magnitude would become
-# inf there (and ids are int64), so validate treats such numbers as non-finite.
-F32_MAX = 3.4028234663852886e38
-I64 = 2**63
-
-
-def _finite(v: Any) -> float | None:
-    """v as a finite float, or None (non-number, bool, NaN, inf, or beyond float32 range)."""
-    t = type(v)
-    if t is float:  # the common cases first: this runs a million times on COCO-sized files
-        return v if -F32_MAX <= v <= F32_MAX else None
-    if t is int:
-        return float(v) if -F32_MAX <= v <= F32_MAX else None
-    if not _is_num(v):
-        return None
-    try:
-        f = float(v)
-    except (OverflowError, ValueError):
-        return None
-    return f if -F32_MAX <= f <= F32_MAX else None
-
-
-def _as_id(v: Any) -> int | None:
-    """An id as int: ints and integer-valued floats (as coco.from_coco accepts) in int64 range
-    (the label file's), else None."""
-    if type(v) is int:
-        return v if -I64 <= v < I64 else None
-    if isinstance(v, bool):
-        return None
-    if isinstance(v, int):
-        return int(v) if -I64 <= v < I64 else None
-    if isinstance(v, float) and math.isfinite(v) and v.is_integer() and -I64 <= v < I64:
-        return int(v)
-    return None
-
-
-def _short(v: Any, limit: int = 60) -> str:
-    """A safe, short description of any JSON value (no deep repr, no huge int to str)."""
-    if isinstance(v, bool) or v is None:
-        return repr(v)
-    if isinstance(v, int):
-        return repr(v) if v.bit_length() <= 128 else f"an integer of {v.bit_length()} bits"
-    if isinstance(v, float):
-        return repr(v)
-    if isinstance(v, str):
-        r = repr(v)
-        return r if len(r) <= limit else r[: limit - 4] + "...'"
-    if isinstance(v, dict):
-        return f"an object with {len(v)} key(s)"
-    if isinstance(v, list):
-        if len(v) <= 8 and not any(isinstance(x, (list, dict)) for x in v):
-            return "[" + ", ".join(_short(x, 20) for x in v) + "]"
-        return f"a list of {len(v)} item(s)"
-    return type(v).__name__
-
-
-def _type_name(v: Any) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "boolean"
-    if isinstance(v, (int, float)):
-        return "number"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, list):
-        return "list"
-    if isinstance(v, dict):
-        return "object"
-    return type(v).__name__
-
-
-def _names(names: Iterable[str], limit: int = 6) -> str:
-    names = list(names)
-    more = f" (+{len(names) - limit} more)" if len(names) > limit else ""
-    return ", ".join(names[:limit]) + more
-
 
 class _Report:
     def __init__(self, file: str | None) -> None:
@@ -254,21 +152,7 @@ def validate_file(path: str | os.PathLike, skeleton: Skeleton | str | os.PathLik
                                progress=progress)
 
 
-class _Cat:
-    """A keypoint category being checked."""
-
-    def __init__(self, index: int, cid: int, names: list[str]) -> None:
-        self.index = index
-        self.id = cid
-        self.names = names
-        self.k = len(names)
-        self.src: np.ndarray | None = None  # skeleton keypoint -> dataset index (-1 derived); None: no match
-        self.rows: list[int] = []  # annotation indices with well-formed keypoint arrays
-        self.kps: list[list] = []
-        self.screened: np.ndarray | None = None  # rows the column screen found well-formed (to merge with rows)
-
-
-class _Validator:
+class _Validator(KeypointChecks):
     def __init__(self, rep: _Report, sk: Skeleton, images: Path | None, category_id: int | tuple[int, ...] | str | None,
                  progress: Callable[[int, int], None] | None, keep: Validated | None = None) -> None:
         self.rep = rep
@@ -705,183 +589,6 @@ class _Validator:
                      f"{problem} (COCO RLE sizes are [height, width]); the trainer turns it into the loss mask "
                      f"of images[{row[0]}] and would stop there", image_id=iid, annotation_id=aid)
 
-    def _stack(self, cat: _Cat) -> tuple[np.ndarray, np.ndarray]:
-        """(rows, (N, K, 3) float64) for a category's well-formed keypoint arrays; ints beyond float
-        range become inf (reported as non-finite)."""
-        rows = np.asarray(cat.rows, dtype=np.int64)
-        if not cat.kps:
-            return rows, np.zeros((0, cat.k, 3))
-        try:  # every row is a list of 3K ints and floats here
-            arr = np.fromiter(chain.from_iterable(cat.kps), dtype=np.float64, count=len(cat.kps) * 3 * cat.k)
-        except (OverflowError, ValueError, TypeError):
-            arr = np.empty((len(cat.kps), 3 * cat.k))
-            for r, kp in enumerate(cat.kps):
-                arr[r] = [f if (f := _finite(x)) is not None else (math.nan if isinstance(x, float) else math.inf)
-                          for x in kp]
-        return rows, arr.reshape(len(cat.kps), cat.k, 3)
-
-    def _vector_checks(self, anns: list) -> None:
-        sk = self.sk
-        labelled_any = np.zeros(sk.num_keypoints, dtype=bool)
-        first_mapped: _Cat | None = None
-        for cat in self.cats:
-            lab = self._category_keypoints(cat)
-            if cat.src is not None:
-                labelled_any[cat.src >= 0] |= lab[:, cat.src[cat.src >= 0]].any(axis=0)
-                if first_mapped is None:
-                    first_mapped = cat
-        self._bbox_only_checks(anns)
-        if first_mapped is not None:
-            src = first_mapped.src
-            for k in np.flatnonzero(~labelled_any & (src >= 0)):  # type: ignore[operator]
-                j = int(src[k])  # type: ignore[index]
-                self.add("V060", f"categories[{first_mapped.index}].keypoints[{j}]",
-                         f"keypoint {sk.keypoints[k]!r} is never labelled in any instance; its heatmap channel "
-                         "would only ever learn 'absent'")
-
-    def _emit(self, code: str, cat: _Cat, rows: np.ndarray, mask: np.ndarray, field: int,
-              text: Callable[[int, list[str]], str]) -> None:
-        """One finding per instance with any flagged keypoint, located at the first one."""
-        for r in np.flatnonzero(mask.any(axis=1)):
-            ks = np.flatnonzero(mask[r])
-            i = int(rows[r])
-            self.add(code, f"annotations[{i}].keypoints[{3 * int(ks[0]) + field}]",
-                     text(int(r), [cat.names[k] for k in ks]), image_id=self.ann_img[i], annotation_id=self.ann_id[i])
-
-    def _category_keypoints(self, cat: _Cat) -> np.ndarray:
-        """All per-keypoint checks of one category at once; returns the (N, K) labelled mask."""
-        rows, arr = self._stack(cat)
-        cat.kps = []  # free the Python lists early at COCO scale
-        if self.keep is not None and self.keep.anns is not None:
-            self.keep.keypoints[cat.id] = (rows, arr)
-        x, y, v = arr[..., 0], arr[..., 1], arr[..., 2]
-        fin = np.abs(arr) <= F32_MAX  # NaN compares False
-        finite_kp = fin.all(axis=2)
-        v_ok = finite_kp & np.isin(v, (0, 1, 2))
-        lab = v_ok & (v > 0)
-        W, H = self.wh[rows, 0], self.wh[rows, 1]
-
-        bad = ~fin.reshape(len(rows), 3 * cat.k)
-        for r in np.flatnonzero(bad.any(axis=1)):
-            i, js = int(rows[r]), np.flatnonzero(bad[r])
-            self.add("V022", f"annotations[{i}].keypoints[{int(js[0])}]",
-                     f"{len(js)} non-finite value(s) (NaN, Infinity or beyond float range) in keypoint(s) "
-                     f"{_names(dict.fromkeys(cat.names[j // 3] for j in js))}",
-                     image_id=self.ann_img[i], annotation_id=self.ann_id[i])
-        self._emit("V023", cat, rows, finite_kp & ~v_ok, 2, lambda r, ns: "visibility must be 0 (not labelled), "
-                   f"1 (occluded) or 2 (visible); wrong for {_names(ns)}")
-        self._emit("V024", cat, rows, v_ok & (v == 0) & ((x != 0) | (y != 0)), 0,
-                   lambda r, ns: f"not labelled (v=0) but at non-zero (x, y): {_names(ns)}")
-        with np.errstate(invalid="ignore"):
-            outside = lab & ((x < 0) | (y < 0) | (x >= W[:, None]) | (y >= H[:, None]))
-        self._emit("V025", cat, rows, outside, 0, lambda r, ns: f"labelled point(s) outside the {W[r]:g}x{H[r]:g} "
-                   f"image: {_names(ns)} (training treats them as absent)")
-
-        count = lab.sum(axis=1)
-        nk = self.nkp[rows]
-        for r in np.flatnonzero(np.isfinite(nk) & (nk != count)):
-            i = int(rows[r])
-            self.add("V026", f"annotations[{i}].num_keypoints",
-                     f"num_keypoints is {int(nk[r])} but {int(count[r])} keypoint(s) have v>0; the reference "
-                     "selects training people by this field", image_id=self.ann_img[i], annotation_id=self.ann_id[i])
-        self._box_checks(cat, rows, x, y, lab)
-        self._relevance(rows, count)
-        if cat.src is not None:
-            self._flip_check(cat, rows, x, lab)
-        return lab
-
-    def _box_checks(self, cat: _Cat, rows: np.ndarray, x: np.ndarray, y: np.ndarray, lab: np.ndarray) -> None:
-        b = self.bbox[rows]
-        bx, by, bw, bh = b[:, 0:1], b[:, 1:2], b[:, 2:3], b[:, 3:4]
-        with np.errstate(invalid="ignore"):
-            excess = np.maximum.reduce([bx - x, x - (bx + bw), by - y, y - (by + bh), np.zeros_like(x)])
-            far = lab & (bw > 0) & (bh > 0) & (excess > FAR_OUTSIDE_BBOX * np.maximum(bw, bh))
-        for r in np.flatnonzero(far.any(axis=1)):
-            ks = np.flatnonzero(far[r])
-            i = int(rows[r])
-            self.add("V033", f"annotations[{i}].keypoints[{3 * int(ks[0])}]",
-                     f"labelled point(s) {_names(cat.names[k] for k in ks)} lie more than {FAR_OUTSIDE_BBOX:g} x the "
-                     f"box size outside bbox {[round(float(t), 2) for t in b[r]]}; a wrong box or a point from another "
-                     "instance", image_id=self.ann_img[i], annotation_id=self.ann_id[i])
-
-    def _bbox_only_checks(self, anns: list) -> None:
-        """Box size and image overhang for every keypoint-category annotation with a parsed bbox."""
-        b, wh = self.bbox, self.wh
-        with np.errstate(invalid="ignore"):
-            nonpos = (b[:, 2] <= 0) | (b[:, 3] <= 0)
-            over = ~nonpos & ((b[:, 0] < -BBOX_SLACK) | (b[:, 1] < -BBOX_SLACK)
-                              | (b[:, 0] + b[:, 2] > wh[:, 0] + BBOX_SLACK) | (b[:, 1] + b[:, 3] > wh[:, 1] + BBOX_SLACK))
-        for i in np.flatnonzero(nonpos):
-            i = int(i)
-            self.add("V031", f"annotations[{i}].bbox",
-                     f"bbox {[round(float(t), 2) for t in b[i]]} has no positive width and height (the reference "
-                     "scales by bbox height; a zero box divides by zero)", image_id=self.ann_img[i],
-                     annotation_id=self.ann_id[i])
-        for i in np.flatnonzero(over):
-            i = int(i)
-            self.add("V032", f"annotations[{i}].bbox",
-                     f"bbox {[round(float(t), 2) for t in b[i]]} extends outside the {wh[i, 0]:g}x{wh[i, 1]:g} image",
-                     image_id=self.ann_img[i], annotation_id=self.ann_id[i])
-
-    def _relevance(self, rows: np.ndarray, count: np.ndarray) -> None:
-        """The reference's person filters: who never becomes a training sample, and why."""
-        nk = self.nkp[rows]
-        # the reference reads num_keypoints; where it is unusable, the true count stands in
-        nk = np.where(np.isfinite(nk), nk, count)
-        person = nk > 0
-        for r in np.flatnonzero(person):
-            iid = self.ann_img[int(rows[r])]
-            if iid is not None:
-                self.person_images.add(iid)
-        area = self.area[rows]
-        min_kp = default_min_keypoints(self.sk)  # convert's default, so V061 names who convert drops
-        few = person & (nk < min_kp)
-        with np.errstate(invalid="ignore"):
-            small = person & (area < MIN_AREA)
-        for code, mask, msg in (
-            ("V061", few, lambda r: f"{int(nk[r])} labelled keypoint(s) < {min_kp}: `posedata convert` (by default) "
-             "never makes this person a training sample (it only appears in others' targets)"),
-            ("V062", small, lambda r: f"area {area[r]:g} < {MIN_AREA}: the reference never makes this person a "
-             "training sample (it only appears in others' targets)"),
-            ("V063", ~person, lambda r: "no labelled keypoints and not crowd: the reference ignores this instance "
-             "and does not mask it, so its pixels are trained as background"),
-        ):
-            for r in np.flatnonzero(mask):
-                i = int(rows[r])
-                field = "num_keypoints" if code != "V062" else "area"
-                self.add(code, f"annotations[{i}].{field}", msg(r), image_id=self.ann_img[i],
-                         annotation_id=self.ann_id[i])
-
-    def _images_without_person(self) -> None:
-        if self.image_rows is None or not self.cats:
-            return
-        for iid, (i, _w, _h) in self.image_rows.items():
-            if iid not in self.person_images:
-                self.add("V064", f"images[{i}]", "no person (non-crowd instance with labelled keypoints): the "
-                         "reference drops this image from training", image_id=iid)
-
-    def _flip_check(self, cat: _Cat, rows: np.ndarray, x: np.ndarray, lab: np.ndarray) -> None:
-        """Per instance, every flip pair's sign of x_left - x_right should agree with the majority."""
-        sk = self.sk
-        pairs = []
-        for a in range(sk.num_keypoints):
-            b = sk.flip[a]
-            if a < b:
-                left, right = (a, b) if sk.side(a) != "right" else (b, a)
-                ja, jb = int(cat.src[left]), int(cat.src[right])  # type: ignore[index]
-                if ja >= 0 and jb >= 0:
-                    pairs.append((ja, jb, sk.keypoints[left], sk.keypoints[right]))
-        if len(pairs) < 3 or not len(rows):
-            return
-        minority, major = minority_pairs(x, lab, np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs]))
-        for r, p in zip(*np.nonzero(minority), strict=True):
-            i = int(rows[r])
-            ja, jb, ln, rn = pairs[p]
-            self.add("V070", f"annotations[{i}].keypoints[{3 * ja}]",
-                     f"suspected left/right swap: {ln}/{rn} face the other way from the instance's other "
-                     f"{int(major[r])} flip pair(s); if swapped, horizontal-flip augmentation teaches "
-                     "contradictory sides", image_id=self.ann_img[i], annotation_id=self.ann_id[i])
-
     # ------------------------------------------------------------ image files
     def _image_files(self, imgs: list) -> None:
         root = Path(self.images_root)  # type: ignore[arg-type]
@@ -934,17 +641,6 @@ class _Validator:
                         f"{info.orientation} makes OpenCV load it rotated, so the labels would not line up")
             self.add("V053", where, f"{fn!r} is {info.width}x{info.height} as loaded, the JSON says {w:g}x{h:g}{note}",
                      image_id=iid)
-
-
-def _usable_segmentation(seg: Any) -> bool:
-    if isinstance(seg, dict):
-        size = seg.get("size")
-        return ("counts" in seg and isinstance(size, list) and len(size) == 2
-                and all(_as_id(s) is not None and s > 0 for s in size))
-    if isinstance(seg, list) and seg:
-        return all(isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0 and all(_finite(t) is not None for t in p)
-                   for p in seg)
-    return False
 
 
 # ------------------------------------------------------------------ summaries

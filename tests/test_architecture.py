@@ -19,7 +19,7 @@ MAX_LINES = 700
 # Modules that are mostly a table or a declarative list (allowed beyond MAX_LINES): none today.
 TABLES: set[str] = set()
 # Not split yet (issue 16): each may not grow beyond this, so the list only shrinks.
-OVERSIZE = {"posedata.convert": 820, "posedata.validate": 960}
+OVERSIZE = {"posedata.convert": 820}
 
 
 def module_name(path: Path) -> str:

@@ -1,0 +1,201 @@
+"""validate's vectorised keypoint checks: every well-formed keypoint array of a category stacked
+into one (N, K, 3) array, then each per-keypoint, box, training-relevance and flip check at once.
+A mixin of posedata/validate.py's validator, whose state (self.add, self.bbox, self.wh, ...) it reads."""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from itertools import chain
+
+import numpy as np
+
+from .sides import minority_pairs
+from .validate_rules import (
+    BBOX_SLACK,
+    F32_MAX,
+    FAR_OUTSIDE_BBOX,
+    MIN_AREA,
+    _Cat,
+    _finite,
+    _names,
+    default_min_keypoints,
+)
+
+
+class KeypointChecks:
+    def _stack(self, cat: _Cat) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, (N, K, 3) float64) for a category's well-formed keypoint arrays; ints beyond float
+        range become inf (reported as non-finite)."""
+        rows = np.asarray(cat.rows, dtype=np.int64)
+        if not cat.kps:
+            return rows, np.zeros((0, cat.k, 3))
+        try:  # every row is a list of 3K ints and floats here
+            arr = np.fromiter(chain.from_iterable(cat.kps), dtype=np.float64, count=len(cat.kps) * 3 * cat.k)
+        except (OverflowError, ValueError, TypeError):
+            arr = np.empty((len(cat.kps), 3 * cat.k))
+            for r, kp in enumerate(cat.kps):
+                arr[r] = [f if (f := _finite(x)) is not None else (math.nan if isinstance(x, float) else math.inf)
+                          for x in kp]
+        return rows, arr.reshape(len(cat.kps), cat.k, 3)
+
+    def _vector_checks(self, anns: list) -> None:
+        sk = self.sk
+        labelled_any = np.zeros(sk.num_keypoints, dtype=bool)
+        first_mapped: _Cat | None = None
+        for cat in self.cats:
+            lab = self._category_keypoints(cat)
+            if cat.src is not None:
+                labelled_any[cat.src >= 0] |= lab[:, cat.src[cat.src >= 0]].any(axis=0)
+                if first_mapped is None:
+                    first_mapped = cat
+        self._bbox_only_checks(anns)
+        if first_mapped is not None:
+            src = first_mapped.src
+            for k in np.flatnonzero(~labelled_any & (src >= 0)):  # type: ignore[operator]
+                j = int(src[k])  # type: ignore[index]
+                self.add("V060", f"categories[{first_mapped.index}].keypoints[{j}]",
+                         f"keypoint {sk.keypoints[k]!r} is never labelled in any instance; its heatmap channel "
+                         "would only ever learn 'absent'")
+
+    def _emit(self, code: str, cat: _Cat, rows: np.ndarray, mask: np.ndarray, field: int,
+              text: Callable[[int, list[str]], str]) -> None:
+        """One finding per instance with any flagged keypoint, located at the first one."""
+        for r in np.flatnonzero(mask.any(axis=1)):
+            ks = np.flatnonzero(mask[r])
+            i = int(rows[r])
+            self.add(code, f"annotations[{i}].keypoints[{3 * int(ks[0]) + field}]",
+                     text(int(r), [cat.names[k] for k in ks]), image_id=self.ann_img[i], annotation_id=self.ann_id[i])
+
+    def _category_keypoints(self, cat: _Cat) -> np.ndarray:
+        """All per-keypoint checks of one category at once; returns the (N, K) labelled mask."""
+        rows, arr = self._stack(cat)
+        cat.kps = []  # free the Python lists early at COCO scale
+        if self.keep is not None and self.keep.anns is not None:
+            self.keep.keypoints[cat.id] = (rows, arr)
+        x, y, v = arr[..., 0], arr[..., 1], arr[..., 2]
+        fin = np.abs(arr) <= F32_MAX  # NaN compares False
+        finite_kp = fin.all(axis=2)
+        v_ok = finite_kp & np.isin(v, (0, 1, 2))
+        lab = v_ok & (v > 0)
+        W, H = self.wh[rows, 0], self.wh[rows, 1]
+
+        bad = ~fin.reshape(len(rows), 3 * cat.k)
+        for r in np.flatnonzero(bad.any(axis=1)):
+            i, js = int(rows[r]), np.flatnonzero(bad[r])
+            self.add("V022", f"annotations[{i}].keypoints[{int(js[0])}]",
+                     f"{len(js)} non-finite value(s) (NaN, Infinity or beyond float range) in keypoint(s) "
+                     f"{_names(dict.fromkeys(cat.names[j // 3] for j in js))}",
+                     image_id=self.ann_img[i], annotation_id=self.ann_id[i])
+        self._emit("V023", cat, rows, finite_kp & ~v_ok, 2, lambda r, ns: "visibility must be 0 (not labelled), "
+                   f"1 (occluded) or 2 (visible); wrong for {_names(ns)}")
+        self._emit("V024", cat, rows, v_ok & (v == 0) & ((x != 0) | (y != 0)), 0,
+                   lambda r, ns: f"not labelled (v=0) but at non-zero (x, y): {_names(ns)}")
+        with np.errstate(invalid="ignore"):
+            outside = lab & ((x < 0) | (y < 0) | (x >= W[:, None]) | (y >= H[:, None]))
+        self._emit("V025", cat, rows, outside, 0, lambda r, ns: f"labelled point(s) outside the {W[r]:g}x{H[r]:g} "
+                   f"image: {_names(ns)} (training treats them as absent)")
+
+        count = lab.sum(axis=1)
+        nk = self.nkp[rows]
+        for r in np.flatnonzero(np.isfinite(nk) & (nk != count)):
+            i = int(rows[r])
+            self.add("V026", f"annotations[{i}].num_keypoints",
+                     f"num_keypoints is {int(nk[r])} but {int(count[r])} keypoint(s) have v>0; the reference "
+                     "selects training people by this field", image_id=self.ann_img[i], annotation_id=self.ann_id[i])
+        self._box_checks(cat, rows, x, y, lab)
+        self._relevance(rows, count)
+        if cat.src is not None:
+            self._flip_check(cat, rows, x, lab)
+        return lab
+
+    def _box_checks(self, cat: _Cat, rows: np.ndarray, x: np.ndarray, y: np.ndarray, lab: np.ndarray) -> None:
+        b = self.bbox[rows]
+        bx, by, bw, bh = b[:, 0:1], b[:, 1:2], b[:, 2:3], b[:, 3:4]
+        with np.errstate(invalid="ignore"):
+            excess = np.maximum.reduce([bx - x, x - (bx + bw), by - y, y - (by + bh), np.zeros_like(x)])
+            far = lab & (bw > 0) & (bh > 0) & (excess > FAR_OUTSIDE_BBOX * np.maximum(bw, bh))
+        for r in np.flatnonzero(far.any(axis=1)):
+            ks = np.flatnonzero(far[r])
+            i = int(rows[r])
+            self.add("V033", f"annotations[{i}].keypoints[{3 * int(ks[0])}]",
+                     f"labelled point(s) {_names(cat.names[k] for k in ks)} lie more than {FAR_OUTSIDE_BBOX:g} x the "
+                     f"box size outside bbox {[round(float(t), 2) for t in b[r]]}; a wrong box or a point from another "
+                     "instance", image_id=self.ann_img[i], annotation_id=self.ann_id[i])
+
+    def _bbox_only_checks(self, anns: list) -> None:
+        """Box size and image overhang for every keypoint-category annotation with a parsed bbox."""
+        b, wh = self.bbox, self.wh
+        with np.errstate(invalid="ignore"):
+            nonpos = (b[:, 2] <= 0) | (b[:, 3] <= 0)
+            over = ~nonpos & ((b[:, 0] < -BBOX_SLACK) | (b[:, 1] < -BBOX_SLACK)
+                              | (b[:, 0] + b[:, 2] > wh[:, 0] + BBOX_SLACK) | (b[:, 1] + b[:, 3] > wh[:, 1] + BBOX_SLACK))
+        for i in np.flatnonzero(nonpos):
+            i = int(i)
+            self.add("V031", f"annotations[{i}].bbox",
+                     f"bbox {[round(float(t), 2) for t in b[i]]} has no positive width and height (the reference "
+                     "scales by bbox height; a zero box divides by zero)", image_id=self.ann_img[i],
+                     annotation_id=self.ann_id[i])
+        for i in np.flatnonzero(over):
+            i = int(i)
+            self.add("V032", f"annotations[{i}].bbox",
+                     f"bbox {[round(float(t), 2) for t in b[i]]} extends outside the {wh[i, 0]:g}x{wh[i, 1]:g} image",
+                     image_id=self.ann_img[i], annotation_id=self.ann_id[i])
+
+    def _relevance(self, rows: np.ndarray, count: np.ndarray) -> None:
+        """The reference's person filters: who never becomes a training sample, and why."""
+        nk = self.nkp[rows]
+        # the reference reads num_keypoints; where it is unusable, the true count stands in
+        nk = np.where(np.isfinite(nk), nk, count)
+        person = nk > 0
+        for r in np.flatnonzero(person):
+            iid = self.ann_img[int(rows[r])]
+            if iid is not None:
+                self.person_images.add(iid)
+        area = self.area[rows]
+        min_kp = default_min_keypoints(self.sk)  # convert's default, so V061 names who convert drops
+        few = person & (nk < min_kp)
+        with np.errstate(invalid="ignore"):
+            small = person & (area < MIN_AREA)
+        for code, mask, msg in (
+            ("V061", few, lambda r: f"{int(nk[r])} labelled keypoint(s) < {min_kp}: `posedata convert` (by default) "
+             "never makes this person a training sample (it only appears in others' targets)"),
+            ("V062", small, lambda r: f"area {area[r]:g} < {MIN_AREA}: the reference never makes this person a "
+             "training sample (it only appears in others' targets)"),
+            ("V063", ~person, lambda r: "no labelled keypoints and not crowd: the reference ignores this instance "
+             "and does not mask it, so its pixels are trained as background"),
+        ):
+            for r in np.flatnonzero(mask):
+                i = int(rows[r])
+                field = "num_keypoints" if code != "V062" else "area"
+                self.add(code, f"annotations[{i}].{field}", msg(r), image_id=self.ann_img[i],
+                         annotation_id=self.ann_id[i])
+
+    def _images_without_person(self) -> None:
+        if self.image_rows is None or not self.cats:
+            return
+        for iid, (i, _w, _h) in self.image_rows.items():
+            if iid not in self.person_images:
+                self.add("V064", f"images[{i}]", "no person (non-crowd instance with labelled keypoints): the "
+                         "reference drops this image from training", image_id=iid)
+
+    def _flip_check(self, cat: _Cat, rows: np.ndarray, x: np.ndarray, lab: np.ndarray) -> None:
+        """Per instance, every flip pair's sign of x_left - x_right should agree with the majority."""
+        sk = self.sk
+        pairs = []
+        for a in range(sk.num_keypoints):
+            b = sk.flip[a]
+            if a < b:
+                left, right = (a, b) if sk.side(a) != "right" else (b, a)
+                ja, jb = int(cat.src[left]), int(cat.src[right])  # type: ignore[index]
+                if ja >= 0 and jb >= 0:
+                    pairs.append((ja, jb, sk.keypoints[left], sk.keypoints[right]))
+        if len(pairs) < 3 or not len(rows):
+            return
+        minority, major = minority_pairs(x, lab, np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs]))
+        for r, p in zip(*np.nonzero(minority), strict=True):
+            i = int(rows[r])
+            ja, jb, ln, rn = pairs[p]
+            self.add("V070", f"annotations[{i}].keypoints[{3 * ja}]",
+                     f"suspected left/right swap: {ln}/{rn} face the other way from the instance's other "
+                     f"{int(major[r])} flip pair(s); if swapped, horizontal-flip augmentation teaches "
+                     "contradictory sides", image_id=self.ann_img[i], annotation_id=self.ann_id[i])
