@@ -21,23 +21,24 @@ need no further per-sample conversion:
 
 Raw COCO JSON is converted straight from its dicts (no per-annotation objects); a `Dataset`
 from an importer goes through the same array core. All per-keypoint work is done on one stacked
-(M, K, 3) array.
+(M, K, 3) array. This module reads the input and maps the keypoints; the annotation columns are
+posedata/convert_columns.py's, the sample rules posedata/convert_samples.py's.
 """
 from __future__ import annotations
 
 import gc
 import hashlib
 import json
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from itertools import chain, repeat
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .coco import CategorySpec, Dataset, category_label, from_coco, parse_category, select_categories
+from .convert_columns import _columns_from_coco, _columns_from_dataset, _int_or_none
+from .convert_samples import REJECT_MIN_AREA, REJECT_MIN_KEYPOINTS, RULE_OPTIONS, select_samples
 from .errors import InputError
 from .findings import Finding
 from .formats.base import ImportOptions, ImportReport
@@ -47,18 +48,6 @@ from .skeleton import Skeleton
 from .validate import Validated
 from .validate_rules import default_min_keypoints  # the rule is stated beside the checks that name it (V061)
 
-# reasons an annotation of the keypoint category is not a person instance
-DROP_CROWD = "crowd (iscrowd): kept as a crowd region"
-DROP_NO_KEYPOINTS = "num_keypoints == 0"
-DROP_UNKNOWN_IMAGE = "image_id not among the images (or the image has no usable size)"
-DROP_BAD_KEYPOINTS = "keypoints not 3*K finite numbers"
-DROP_BAD_BBOX = "bbox not 4 finite numbers"
-# rules that keep a person from being a training sample (it stays an instance)
-REJECT_MIN_KEYPOINTS = "min_keypoints"
-REJECT_MIN_AREA = "min_area"
-REJECT_DEDUP = "dedup"
-# the option of `posedata convert` that changes each rule
-RULE_OPTIONS = {REJECT_MIN_KEYPOINTS: "--min-keypoints", REJECT_MIN_AREA: "--min-area", REJECT_DEDUP: "--dedup"}
 
 # --------------------------------------------------------------------- input
 @dataclass
@@ -262,269 +251,6 @@ def _coco_category_id(raw: dict[str, Any], category: CategorySpec, file: str,
     return ids[0] if len(ids) == 1 else tuple(ids)
 
 
-# ------------------------------------------------------------------ columns
-@dataclass
-class _Columns:
-    """Person instances of one category as arrays, in file order, plus crowd regions."""
-
-    ids: np.ndarray  # (M,) int64
-    image_ids: np.ndarray  # (M,) int64
-    keypoints: np.ndarray  # (M, Kc, 3) float64, file order, COCO visibility
-    bbox: np.ndarray  # (M, 4) float64
-    area: np.ndarray  # (M,) float64
-    num_keypoints: np.ndarray  # (M,) int64
-    crowd: list[tuple[int, Any]]  # (image_id, segmentation) in file order
-    images: dict[int, tuple[str, int, int]]  # id -> (file_name, width, height)
-    n_images: int
-    n_annotations: int
-    n_other_category: int
-    dropped: Counter
-    area_from_bbox: int = 0
-    recounted: int = 0
-
-
-def _int_or_none(v: Any) -> int | None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not float(v).is_integer():
-        return None
-    return int(v)
-
-
-def _ints(values: list[Any]) -> list[int | None]:
-    """_int_or_none over a column, with a fast pass when every value is already an int."""
-    if set(map(type, values)) <= {int}:
-        return values
-    return [_int_or_none(v) for v in values]
-
-
-def _column(records: list[dict[str, Any]], key: str, default: Any = None) -> list[Any]:
-    """record.get(key, default) for every record, looped in C (map over dict.get)."""
-    return list(map(dict.get, records, repeat(key), repeat(default)))
-
-
-def _image_table(images: list[Any]) -> dict[int, tuple[str, int, int]]:
-    """id -> (file_name, width, height); entries without an integer id or a positive size are
-    left out (their persons are dropped). A repeated id keeps the last entry, as the reference."""
-    table: dict[int, tuple[str, int, int]] = {}
-    ims = [im for im in images if type(im) is dict]
-    ids, ws, hs = _ints(_column(ims, "id")), _ints(_column(ims, "width")), _ints(_column(ims, "height"))
-    for iid, name, w, h in zip(ids, _column(ims, "file_name", ""), ws, hs):
-        if iid is None or w is None or h is None or w <= 0 or h <= 0:
-            continue
-        table[iid] = (name if type(name) is str else str(name), w, h)
-    return table
-
-
-def _stack_numbers(rows: list[Any], width: int) -> tuple[np.ndarray, np.ndarray]:
-    """(N, width) float64 from lists of numbers, and a mask of the rows that were usable
-    (a list of exactly `width` finite numbers). Fast path: one np.fromiter over all rows."""
-    n = len(rows)
-    if set(map(type, rows)) <= {list}:
-        ok = np.fromiter(map(len, rows), dtype=np.int64, count=n) == width
-    else:
-        ok = np.fromiter((type(r) is list and len(r) == width for r in rows), dtype=bool, count=n)
-    everything = bool(ok.all())
-    out = None if everything else np.zeros((n, width), dtype=np.float64)
-    good = rows if everything else [r for r, k in zip(rows, ok) if k]
-    try:
-        vals = np.fromiter(chain.from_iterable(good), dtype=np.float64, count=len(good) * width).reshape(-1, width)
-        if out is None:
-            out = vals
-        else:
-            out[ok] = vals
-    except (TypeError, ValueError):
-        out = np.zeros((n, width), dtype=np.float64)
-        # some row holds a non-number: find which, row by row (slow path, bad data only)
-        for i in np.flatnonzero(ok):
-            try:
-                out[i] = np.asarray(rows[i], dtype=np.float64)
-            except (TypeError, ValueError):
-                ok[i] = False
-    ok &= np.isfinite(out).all(axis=1)
-    return out, ok
-
-
-def _int_array(values: list[int | None], fill: int) -> tuple[np.ndarray, np.ndarray]:
-    """int64 array with None replaced by fill, and the mask of the Nones."""
-    n = len(values)
-    if None in values:
-        missing = np.array([v is None for v in values], dtype=bool).reshape(n)
-        values = [fill if v is None else v for v in values]
-    else:
-        missing = np.zeros(n, dtype=bool)
-    try:
-        return np.array(values, dtype=np.int64).reshape(n), missing
-    except OverflowError:
-        raise InputError("an id or num_keypoints does not fit in 64 bits") from None
-
-
-def _objects(values: list[Any]) -> np.ndarray:
-    """1-D object array (np.array would nest lists of equal length into more dimensions)."""
-    return np.fromiter(values, dtype=object, count=len(values))
-
-
-def _finish_columns(ids: list[int | None], image_ids: list[int | None], kp_rows: list[Any], bbox_rows: list[Any],
-                    areas: list[Any], nks: list[Any], kc: int, images: dict[int, tuple[str, int, int]],
-                    dropped: Counter, crowd: list[tuple[int, Any]], n_images: int, n_ann: int,
-                    n_other: int, flat_keypoints: bool) -> _Columns:
-    """Shared tail of both extractors: stack, recount, drop what cannot be represented."""
-    m = len(ids)
-    if flat_keypoints:
-        kp, kp_ok = _stack_numbers(kp_rows, 3 * kc)
-    else:  # Dataset path: (n, 3) arrays
-        kp = np.zeros((m, 3 * kc), dtype=np.float64)
-        kp_ok = np.zeros(m, dtype=bool)
-        for i, a in enumerate(kp_rows):
-            if a is not None and a.shape == (kc, 3):
-                kp[i] = a.reshape(-1)
-                kp_ok[i] = True
-        kp_ok &= np.isfinite(kp).all(axis=1)
-    kp = kp.reshape(m, kc, 3)
-    bbox, bb_ok = _stack_numbers(bbox_rows, 4)
-    if set(map(type, areas)) <= {float, int}:
-        area = np.array(areas, dtype=np.float64).reshape(m)
-    else:
-        area = np.array([float(a) if isinstance(a, (int, float)) and not isinstance(a, bool) else np.nan for a in areas],
-                        dtype=np.float64).reshape(m)
-    nk, missing = _int_array(_ints(nks), 0)
-    # an unusable id stays -1 (nothing needs it); an unusable image_id is an unknown image
-    ids_a = _int_array(ids, -1)[0]
-    img_a = _int_array(image_ids, -1)[0]
-    known = np.fromiter(map(images.__contains__, image_ids), dtype=bool, count=m)
-    return _pack(ids_a, img_a, known, kp, kp_ok, bbox, bb_ok, area, nk, missing, dropped, crowd, images, n_images,
-                 n_ann, n_other)
-
-
-def _pack(ids_a: np.ndarray, img_a: np.ndarray, known: np.ndarray, kp: np.ndarray, kp_ok: np.ndarray,
-          bbox: np.ndarray, bb_ok: np.ndarray, area: np.ndarray, nk: np.ndarray, missing: np.ndarray, dropped: Counter,
-          crowd: list[tuple[int, Any]], images: dict[int, tuple[str, int, int]], n_images: int, n_ann: int,
-          n_other: int) -> _Columns:
-    """Shared tail of every extraction: area and num_keypoints filled in, then what cannot be
-    represented dropped and counted."""
-    m = len(ids_a)
-    no_area = ~np.isfinite(area)
-    area[no_area] = bbox[no_area, 2] * bbox[no_area, 3]
-    nk[missing] = (kp[missing, :, 2] > 0).sum(axis=1)
-
-    keep = np.ones(m, dtype=bool)
-    for mask, reason in ((~known, DROP_UNKNOWN_IMAGE), (~kp_ok, DROP_BAD_KEYPOINTS), (~bb_ok, DROP_BAD_BBOX),
-                         (nk == 0, DROP_NO_KEYPOINTS)):
-        hit = keep & mask
-        if hit.any():
-            dropped[reason] += int(hit.sum())
-        keep &= ~mask
-    return _Columns(
-        ids=ids_a[keep], image_ids=img_a[keep], keypoints=kp[keep], bbox=bbox[keep], area=area[keep],
-        num_keypoints=nk[keep], crowd=crowd, images=images, n_images=n_images, n_annotations=n_ann,
-        n_other_category=n_other, dropped=dropped, area_from_bbox=int((no_area & keep).sum()),
-        recounted=int((missing & keep).sum()))
-
-
-def _columns_from_coco(data: dict[str, Any], cat_ids: list[int], kc: int, file: str | None,
-                       validated: Validated | None = None) -> _Columns:
-    anns = data["annotations"]
-    images = _image_table(data["images"])
-    if not set(map(type, anns)) <= {dict}:
-        i = next(i for i, a in enumerate(anns) if type(a) is not dict)
-        raise InputError(f"expected an annotation object, got {type(anns[i]).__name__}", file=file,
-                         where=f"annotations[{i}]")
-    if validated is not None and validated.anns is anns:
-        cols = _columns_from_validated(anns, validated, cat_ids, kc, images, len(data["images"]))
-        if cols is not None:
-            return cols
-    dropped: Counter = Counter()
-    # classify every annotation with object-array comparisons (C loops, Python == semantics)
-    n = len(anns)
-    cats_col = _objects(_column(anns, "category_id"))
-    in_cat = np.zeros(n, dtype=bool)
-    for cat_id in cat_ids:
-        in_cat |= (cats_col == cat_id).astype(bool)
-    is_crowd = _objects(_column(anns, "iscrowd")).astype(bool)
-    # a missing num_keypoints (read as 1 here) is recounted later
-    no_kp = (_objects(_column(anns, "num_keypoints", 1)) == 0).astype(bool)
-    n_other = int(n - in_cat.sum())
-    crowd: list[tuple[int, Any]] = []
-    for i in np.flatnonzero(in_cat & is_crowd).tolist():
-        a = anns[i]
-        dropped[DROP_CROWD] += 1
-        if _int_or_none(a.get("image_id")) is not None:
-            crowd.append((int(a["image_id"]), a.get("segmentation")))
-    if (hit := int((in_cat & ~is_crowd & no_kp).sum())):
-        dropped[DROP_NO_KEYPOINTS] += hit
-    persons = [anns[i] for i in np.flatnonzero(in_cat & ~is_crowd & ~no_kp).tolist()]
-    return _finish_columns(
-        _ints(_column(persons, "id")), _ints(_column(persons, "image_id")), _column(persons, "keypoints"),
-        _column(persons, "bbox"), _column(persons, "area"), _column(persons, "num_keypoints"), kc, images, dropped,
-        crowd, len(data["images"]), len(anns), n_other, flat_keypoints=True)
-
-
-def _columns_from_validated(anns: list[dict[str, Any]], v: Validated, cat_ids: list[int], kc: int,
-                            images: dict[int, tuple[str, int, int]], n_images: int) -> _Columns | None:
-    """_columns_from_coco from what validate read (its columns and stacked keypoints), or None when
-    that could differ from reading the dicts here: a chosen category validate did not stack, or a
-    row of a chosen category the screen did not pass other than a plain crowd region."""
-    if any(c not in v.keypoints or v.keypoints[c][1].shape[1:] != (kc, 3) for c in cat_ids):
-        return None
-    n = len(anns)
-    crowd: list[tuple[int, Any]] = []
-    n_other = 0
-    for i in np.flatnonzero(~v.clean).tolist():  # crowd regions and damaged rows: a few per cent
-        a = anns[i]
-        cid = a.get("category_id")
-        if type(cid) is not int:
-            return None
-        if cid not in cat_ids:
-            n_other += 1
-        elif type(a.get("iscrowd")) is int and a["iscrowd"] == 1 and type(a.get("image_id")) is int:
-            crowd.append((a["image_id"], a.get("segmentation")))
-        else:
-            return None
-    in_cat = v.clean & np.isin(v.category_ids, cat_ids)
-    n_other += int((v.clean & ~in_cat).sum())
-    dropped: Counter = Counter()
-    if crowd:
-        dropped[DROP_CROWD] = len(crowd)
-    no_kp = in_cat & (v.num_keypoints == 0)
-    if (hit := int(no_kp.sum())):
-        dropped[DROP_NO_KEYPOINTS] = hit
-    persons = np.flatnonzero(in_cat & ~no_kp)
-    m = len(persons)
-    kp = np.empty((m, kc, 3), dtype=np.float64)
-    cats = v.category_ids[persons]
-    for c in cat_ids:
-        rows, arr = v.keypoints[c]
-        mine = np.flatnonzero(cats == c)
-        kp[mine] = arr[np.searchsorted(rows, persons[mine])]
-    kp_ok = np.isfinite(kp).all(axis=(1, 2))
-    img = v.image_ids[persons]
-    known = np.fromiter(map(images.__contains__, img.tolist()), dtype=bool, count=m)
-    return _pack(v.ids[persons], img, known, kp, kp_ok, v.bbox[persons], np.ones(m, dtype=bool), v.area[persons],
-                 v.num_keypoints[persons].astype(np.int64), np.zeros(m, dtype=bool), dropped, crowd, images,
-                 n_images, n, n_other)
-
-
-def _columns_from_dataset(ds: Dataset, cat_ids: list[int], kc: int) -> _Columns:
-    images = {im.id: (im.file_name, im.width, im.height) for im in ds.images if im.width > 0 and im.height > 0}
-    dropped: Counter = Counter()
-    crowd: list[tuple[int, Any]] = []
-    persons = []
-    n_other = 0
-    for a in ds.annotations:
-        if a.category_id not in cat_ids:
-            n_other += 1
-        elif a.iscrowd:
-            dropped[DROP_CROWD] += 1
-            crowd.append((a.image_id, a.segmentation))
-        elif a.num_keypoints == 0:
-            dropped[DROP_NO_KEYPOINTS] += 1
-        else:
-            persons.append(a)
-    return _finish_columns(
-        [a.id for a in persons], [a.image_id for a in persons], [a.keypoints for a in persons],
-        [list(a.bbox) if a.bbox is not None else None for a in persons], [a.area for a in persons],
-        [a.num_keypoints for a in persons], kc, images, dropped, crowd, len(ds.images), len(ds.annotations),
-        n_other, flat_keypoints=False)
-
-
 # ---------------------------------------------------------------- keypoints
 def internal_visibility(v: np.ndarray) -> np.ndarray:
     """COCO v -> internal: 2 -> 1 (visible), 1 -> 0 (occluded), anything else -> 2 (absent)."""
@@ -570,119 +296,6 @@ def map_keypoints(kp: np.ndarray, wh: np.ndarray, skeleton: Skeleton, src_index:
         out[:, j, 0] = mx
         out[:, j, 1] = my
         out[:, j, 2] = dv
-    return out
-
-
-# ------------------------------------------------------------------ samples
-def select_samples(image_rank: np.ndarray, num_keypoints: np.ndarray, area: np.ndarray, bbox: np.ndarray,
-                   min_keypoints: int = 5, min_area: float = 32 * 32, dedup_ratio: float = 0.3
-                   ) -> tuple[np.ndarray, Counter]:
-    """Indices of the main persons, in instance order, and counts of rejections by rule.
-
-    Instances must be grouped by image (image_rank non-decreasing) and in file order within an
-    image. The threshold rules are vectorised. De-duplication depends on what was accepted
-    before, so it is sequential by nature; but a candidate with no earlier candidate of its image
-    anywhere near is accepted whatever happened before, so all pairs of candidates within an
-    image are screened at once and only candidates near an earlier one are decided one by one,
-    in Python floats with the reference's own arithmetic, so ties break identically."""
-    rejected: Counter = Counter()
-    few = num_keypoints < min_keypoints
-    small = ~few & (area < min_area)
-    rejected[REJECT_MIN_KEYPOINTS] = int(few.sum())
-    rejected[REJECT_MIN_AREA] = int(small.sum())
-    cand = np.flatnonzero(~few & ~small)
-    n = len(cand)
-    keep = np.ones(n, dtype=bool)
-    if n:
-        ranks = image_rank[cand]
-        starts = np.flatnonzero(np.r_[True, ranks[1:] != ranks[:-1]])
-        sizes = np.diff(np.r_[starts, n])
-        b = bbox[cand].astype(np.float64)
-        if int((sizes * (sizes - 1) // 2).sum()) <= _MAX_PAIRS:
-            _dedup_screened(b, starts, sizes, dedup_ratio, keep)
-        else:  # an image with thousands of candidates: pairs would not fit, walk every image
-            _dedup_loop(b.tolist(), starts, sizes, dedup_ratio, keep)
-    rejected[REJECT_DEDUP] = int((~keep).sum())
-    return cand[keep].astype(np.int64), rejected
-
-
-_MAX_PAIRS = 20_000_000
-
-
-def _close(bi: list[float], bj: list[float], ratio: float) -> bool:
-    """The reference's test, in its arithmetic: is j's centre within ratio * i's width of i's?"""
-    pix, piy = bi[0] + bi[2] / 2, bi[1] + bi[3] / 2
-    cx, cy = bj[0] + bj[2] / 2, bj[1] + bj[3] / 2
-    return ((cx - pix) ** 2 + (cy - piy) ** 2) ** 0.5 < bi[2] * ratio
-
-
-def _dedup_loop(b: list[list[float]], starts: np.ndarray, sizes: np.ndarray, ratio: float, keep: np.ndarray) -> None:
-    for s, size in zip(starts.tolist(), sizes.tolist()):
-        accepted: list[int] = []
-        for j in range(s, s + size):
-            if any(_close(b[i], b[j], ratio) for i in accepted):
-                keep[j] = False
-            else:
-                accepted.append(j)
-
-
-def _dedup_screened(b: np.ndarray, starts: np.ndarray, sizes: np.ndarray, ratio: float, keep: np.ndarray) -> None:
-    n = len(b)
-    group = np.repeat(np.arange(len(starts)), sizes)
-    earlier = np.arange(n) - starts[group]  # candidates before j in its image
-    j = np.repeat(np.arange(n), earlier)
-    if len(j) == 0:
-        return
-    first_pair = np.cumsum(earlier) - earlier
-    i = starts[group[j]] + np.arange(len(j)) - first_pair[j]
-    cx, cy = b[:, 0] + b[:, 2] / 2, b[:, 1] + b[:, 3] / 2
-    d = np.hypot(cx[j] - cx[i], cy[j] - cy[i])
-    # a superset of the close pairs: rounding differences from the reference's arithmetic are
-    # far below this margin, and every pair kept is decided by the exact test below
-    maybe = d < np.abs(b[i, 2] * ratio) * (1 + 1e-9) + 1e-9
-    pi, pj = i[maybe].tolist(), j[maybe].tolist()
-    if not pj:
-        return
-    rows = b.tolist()
-    # pairs come ordered by j, so every earlier candidate's fate is settled when j is decided
-    for ii, jj in zip(pi, pj):
-        if keep[jj] and keep[ii] and _close(rows[ii], rows[jj], ratio):
-            keep[jj] = False
-
-
-# ------------------------------------------------------------------ verdict
-NO_SAMPLES = "C002"
-MOST_REJECTED = "C003"
-_RULE_TEXT = {REJECT_MIN_KEYPOINTS: "fewer than {min_keypoints} labelled keypoints (num_keypoints)",
-              REJECT_MIN_AREA: "area under {min_area:g}"}
-
-
-def sample_findings(labels: Labels, file: str | None = None) -> list[Finding]:
-    """What the sample rules did, as findings: no training sample at all is an error (C002) naming
-    the rules that rejected the instances and the convert option that changes each; a threshold
-    rule rejecting more than half the instances is a warning (C003). De-duplication is the
-    reference's crowd rule, not a threshold that may not fit the data, so it is only named."""
-    st, se = labels.extra.get("stats", {}), labels.settings
-    rejected = {k: int(v) for k, v in st.get("rejected", {}).items() if v}
-    n, samples = int(st.get("instances", len(labels.inst_ids))), labels.num_samples
-
-    def rule(r: str) -> str:
-        text = _RULE_TEXT.get(r, "centre within {dedup_ratio:g} x the width of an accepted sample").format(**se)
-        return f"{rejected[r]} of {n} instance(s) rejected by {r} ({text}; {RULE_OPTIONS[r]} changes it)"
-
-    if samples == 0:
-        if n == 0:
-            dropped = ", ".join(f"{v} {k}" for k, v in st.get("dropped", {}).items() if v) or "no annotations"
-            why = (f"no instance of the keypoint category has labelled keypoints on a known image ({dropped}); "
-                   "check --category and the keypoints' visibility")
-        else:
-            why = "; ".join(rule(r) for r in rejected)
-        return [Finding(NO_SAMPLES, "error", f"0 training samples: {why}", where="samples", file=file)]
-    out = []
-    for r in (REJECT_MIN_KEYPOINTS, REJECT_MIN_AREA):
-        if rejected.get(r, 0) * 2 > n:
-            out.append(Finding(MOST_REJECTED, "warning", f"{rule(r)}; {samples} training sample(s) left",
-                               where="samples", file=file))
     return out
 
 
@@ -801,3 +414,39 @@ def _to_labels(ds: Dataset | dict[str, Any], skeleton: Skeleton, category_id: Ca
         bbox=bbox.astype(np.float32), area=area.astype(np.float32), num_keypoints=nk.astype(np.int32),
         samples=samples.astype(np.int32), extra={"stats": stats},
     )
+
+
+# ------------------------------------------------------------------ verdict
+NO_SAMPLES = "C002"
+MOST_REJECTED = "C003"
+_RULE_TEXT = {REJECT_MIN_KEYPOINTS: "fewer than {min_keypoints} labelled keypoints (num_keypoints)",
+              REJECT_MIN_AREA: "area under {min_area:g}"}
+
+
+def sample_findings(labels: Labels, file: str | None = None) -> list[Finding]:
+    """What the sample rules did, as findings: no training sample at all is an error (C002) naming
+    the rules that rejected the instances and the convert option that changes each; a threshold
+    rule rejecting more than half the instances is a warning (C003). De-duplication is the
+    reference's crowd rule, not a threshold that may not fit the data, so it is only named."""
+    st, se = labels.extra.get("stats", {}), labels.settings
+    rejected = {k: int(v) for k, v in st.get("rejected", {}).items() if v}
+    n, samples = int(st.get("instances", len(labels.inst_ids))), labels.num_samples
+
+    def rule(r: str) -> str:
+        text = _RULE_TEXT.get(r, "centre within {dedup_ratio:g} x the width of an accepted sample").format(**se)
+        return f"{rejected[r]} of {n} instance(s) rejected by {r} ({text}; {RULE_OPTIONS[r]} changes it)"
+
+    if samples == 0:
+        if n == 0:
+            dropped = ", ".join(f"{v} {k}" for k, v in st.get("dropped", {}).items() if v) or "no annotations"
+            why = (f"no instance of the keypoint category has labelled keypoints on a known image ({dropped}); "
+                   "check --category and the keypoints' visibility")
+        else:
+            why = "; ".join(rule(r) for r in rejected)
+        return [Finding(NO_SAMPLES, "error", f"0 training samples: {why}", where="samples", file=file)]
+    out = []
+    for r in (REJECT_MIN_KEYPOINTS, REJECT_MIN_AREA):
+        if rejected.get(r, 0) * 2 > n:
+            out.append(Finding(MOST_REJECTED, "warning", f"{rule(r)}; {samples} training sample(s) left",
+                               where="samples", file=file))
+    return out

@@ -340,7 +340,7 @@ def test_load_source_errors(tmp_path):
 def test_dedup_screened_equals_plain_loop(monkeypatch):
     """The pair-screened de-duplication decides exactly as the reference's sequential loop,
     including ties at the threshold (integer boxes make exact ties common)."""
-    import posedata.convert as C
+    import posedata.convert_samples as C
 
     rng = np.random.default_rng(5)
     for _ in range(8):

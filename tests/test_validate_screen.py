@@ -175,6 +175,7 @@ def test_to_labels_reuses_validate_columns(monkeypatch):
     """On well-formed data (a crowd region and another category included) convert reads nothing
     from the annotation dicts again: the columns and keypoints are validate's."""
     from posedata import convert as C
+    from posedata import convert_columns as columns
 
     kp = [5, 6, 2, 9, 9, 1] + [0, 0, 0] * (SK.num_keypoints - 2)
     doc = {"images": [{"id": 1, "file_name": "a.jpg", "width": 100, "height": 80},
@@ -187,12 +188,12 @@ def test_to_labels_reuses_validate_columns(monkeypatch):
                "bbox": [1, 1, 8, 8], "area": 30},
               {"id": 10, "image_id": 1, "category_id": 2, "bbox": [1, 1, 8, 8]}]}
     stacked = []
-    real = C._stack_numbers
-    monkeypatch.setattr(C, "_stack_numbers", lambda *a: (stacked.append(1), real(*a))[1])
+    real = columns._stack_numbers
+    monkeypatch.setattr(columns, "_stack_numbers", lambda *a: (stacked.append(1), real(*a))[1])
     keep = assert_same_labels(doc)
     assert keep.anns is doc["annotations"] and len(stacked) == 2  # both from the second call, none from the reuse
     stats = C.to_labels(doc, SK, validated=keep).extra["stats"]
-    assert stats["dropped"] == {C.DROP_CROWD: 1, C.DROP_NO_KEYPOINTS: 1} and stats["other_category"] == 1
+    assert stats["dropped"] == {columns.DROP_CROWD: 1, columns.DROP_NO_KEYPOINTS: 1} and stats["other_category"] == 1
     assert len(stacked) == 2
 
 
