@@ -1,4 +1,5 @@
-"""The structure docs/architecture.md describes, kept so: imports only go one way.
+"""The structure docs/architecture.md describes, kept so: imports only go one way, no module above
+MAX_LINES and no function above MAX_FUNCTION_LINES (LONG_FUNCTIONS lists those not split yet).
 
 Read from the source with ast (nothing is imported): every `import` anywhere in a module counts,
 those inside functions too, since a lazy import is still a dependency that a circle makes hard to
@@ -18,6 +19,28 @@ APPLICATION = ("posedata.cli", "posedata.commands", "posedata.demo", "posedata._
 MAX_LINES = 700
 # Modules that are mostly a table or a declarative list (allowed beyond MAX_LINES): none today.
 TABLES: set[str] = set()
+MAX_FUNCTION_LINES = 80
+# Functions longer than MAX_FUNCTION_LINES (docstring included) not split yet, with their length
+# today: each may not grow, and the list only shrinks. posedata.bodyframe is being changed by
+# another issue and is left as it is here.
+LONG_FUNCTIONS = {
+    "posedata.bodyframe:frame_features": 88,
+    "posedata.commands.demo:demo_cmd": 89,
+    "posedata.convert:_to_labels": 88,
+    "posedata.formats.builder:DatasetBuilder.build": 162,
+    "posedata.formats.coco_annotator:read_coco_like": 136,
+    "posedata.formats.label_studio:read": 229,
+    "posedata.formats.labelme:read": 98,
+    "posedata.formats.lwop:_records": 117,
+    "posedata.formats.sleap:read": 98,
+    "posedata.formats.yolo:export": 121,
+    "posedata.formats.yolo:read": 88,
+    "posedata.grouping:_score_steps": 102,
+    "posedata.grouping:group": 89,
+    "posedata.preview:draw_sample": 91,
+    "posedata.targets:_pafs_into": 97,
+    "posedata.validate:_Validator._categories": 84,
+}
 
 
 def module_name(path: Path) -> str:
@@ -134,6 +157,35 @@ def test_module_size(name):
     assert lines <= MAX_LINES, f"{name}: {lines} lines, more than {MAX_LINES} (split it by concept; docs/architecture.md)"
 
 
+def function_lengths() -> dict[str, int]:
+    """module:qualified.name -> lines from `def` to the end of the body, of every function and method."""
+    out: dict[str, int] = {}
+
+    def visit(node: ast.AST, module: str, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                qual = f"{prefix}{child.name}"
+                if not isinstance(child, ast.ClassDef):
+                    out[f"{module}:{qual}"] = child.end_lineno - child.lineno + 1
+                visit(child, module, qual + ".")
+            else:
+                visit(child, module, prefix)
+
+    for name, path in modules().items():
+        visit(ast.parse(path.read_text(encoding="utf-8")), name, "")
+    return out
+
+
+def test_no_function_above_the_limit():
+    """A function a reader cannot see at once hides its steps: name them (docs/architecture.md)."""
+    lengths = function_lengths()
+    long = {f: n for f, n in lengths.items() if n > MAX_FUNCTION_LINES and n > LONG_FUNCTIONS.get(f, 0)}
+    assert long == {}, "split these functions into named steps"
+    # the allow-list only shrinks: an entry whose function is gone or now short must go
+    stale = {f for f, n in LONG_FUNCTIONS.items() if lengths.get(f, 0) <= MAX_FUNCTION_LINES}
+    assert stale == set(), "remove these from LONG_FUNCTIONS"
+
+
 def test_the_graph_reader_sees_imports():
     """The checks above are only as good as the reader: a known edge must be in the graph."""
     g = graph()
@@ -141,3 +193,5 @@ def test_the_graph_reader_sees_imports():
     assert "posedata.commands.common" in g["posedata.cli"]
     assert "posedata.check" in g["posedata.commands.model"]
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert function_lengths()["posedata.skeleton.file:parse"] > 10  # methods and functions are both seen
+    assert "posedata.validate:_Validator.run" in function_lengths()
