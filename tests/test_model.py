@@ -381,6 +381,31 @@ def test_compressed_checkpoint_is_refused_before_torch_load(tmp_path, monkeypatc
     assert e.value.file == str(tmp_path / "z.pt") and e.value.where.endswith("data.pkl")
 
 
+def _legacy(obj, path):
+    torch.save(obj, path, _use_new_zipfile_serialization=False)  # the pre-1.6 layout of the reference's weights
+    return path
+
+
+def test_legacy_checkpoint_with_optimizer_state_loads(tmp_path):
+    sd = {"w": torch.arange(12.0).reshape(3, 4), "n": torch.tensor([7], dtype=torch.int64)}
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=0.1, momentum=0.9).state_dict()
+    back = C.load(_legacy({"state_dict": sd, "optimizer": opt, "iter": 370000}, tmp_path / "old.pth"))
+    assert torch.equal(back["state_dict"]["w"], sd["w"]) and back["iter"] == 370000
+
+
+def test_legacy_checkpoint_claiming_a_huge_storage_is_refused_before_torch_load(tmp_path, monkeypatch):
+    """A legacy (pickle) checkpoint declares each storage's element count in its pickle and
+    torch.load allocates that many before reading: 500 million floats declared in a 600-byte file."""
+    data = _legacy({"state_dict": {"w": torch.zeros(12)}}, tmp_path / "a.pt").read_bytes()
+    at = data.index(b"K\x0cN")  # BININT1 12 (the storage's element count), then NONE
+    forged = tmp_path / "forged.pt"
+    forged.write_bytes(data[:at] + b"J" + (500_000_000).to_bytes(4, "little") + data[at + 2:])
+    monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("torch.load ran on a forged legacy checkpoint"))
+    with pytest.raises(InputError, match="declare 2000000000 bytes") as e:
+        C.load(forged)
+    assert e.value.file == str(forged)
+
+
 def _saved_with(tmp_path, coco17, **change):
     net = for_skeleton(coco17, stages=0, width=0.25)
     ckpt = C.training_checkpoint(net, net.spec.to_dict(), coco17.to_dict(), coco17.fingerprint, iteration=3)

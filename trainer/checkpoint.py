@@ -147,11 +147,11 @@ def check_archive(p: Path) -> None:
     """Refuse a zip checkpoint whose members could expand beyond the file, before torch.load
     allocates them: torch.save stores every record uncompressed, so each member's declared size
     must be its stored size and all of them together fit in the file (a 2.9 MB deflated
-    checkpoint made torch.load allocate 2.2 GB). Legacy (pre-1.6, not zip) files are left to
-    torch.load."""
+    checkpoint made torch.load allocate 2.2 GB). Legacy (pre-1.6, not zip) files: check_legacy."""
     import zipfile
 
     if not zipfile.is_zipfile(p):
+        check_legacy(p)
         return
     try:
         with zipfile.ZipFile(p) as zf:
@@ -169,6 +169,64 @@ def check_archive(p: Path) -> None:
 
 
 # Far above any network posedata trains (the reference has 1 refinement stage, OpenPose 5) and
+# bytes per element of the storage types a legacy checkpoint names
+_STORAGE_BYTES = {"DoubleStorage": 8, "FloatStorage": 4, "HalfStorage": 2, "BFloat16Storage": 2, "LongStorage": 8,
+                  "IntStorage": 4, "ShortStorage": 2, "CharStorage": 1, "ByteStorage": 1, "BoolStorage": 1,
+                  "ComplexDoubleStorage": 16, "ComplexFloatStorage": 8}
+_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # torch.serialization.MAGIC_NUMBER
+
+
+def check_legacy(p: Path) -> None:
+    """Refuse a legacy (pre-1.6, pickle) checkpoint whose storages declare more bytes than the file
+    holds, before torch.load allocates them. Its layout is four pickles (magic number, protocol,
+    system info, the object with each storage as a persistent id carrying its element count) and
+    then the storages' bytes; the pickles are read here with every global replaced by an inert
+    stand-in, so no code runs and nothing is built but the counts (torch.load(weights_only=True)
+    then decides which globals it accepts). The reference's published checkpoints use this format."""
+    import pickle
+
+    class Storage:  # a storage type named by the pickle: only its element size is kept
+        def __init__(self, name: str) -> None:
+            self.bytes = _STORAGE_BYTES[name]
+
+    class Inert:  # every other global: built from anything, does nothing (torch.load judges them later)
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+        def __setstate__(self, state: Any) -> None:
+            pass
+
+    class Scan(pickle.Unpickler):
+        def __init__(self, f: Any) -> None:
+            super().__init__(f)
+            self.declared: dict[str, int] = {}
+
+        def find_class(self, module: str, name: str) -> Any:
+            return Storage(name) if module == "torch" and name in _STORAGE_BYTES else Inert
+
+        def persistent_load(self, pid: Any) -> Any:
+            if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage" and isinstance(pid[1], Storage)
+                    and isinstance(pid[4], int) and pid[4] >= 0):
+                raise pickle.UnpicklingError("a storage reference that is not (storage, type, key, device, count)")
+            self.declared[str(pid[2])] = pid[4] * pid[1].bytes
+            return None
+
+    size = p.stat().st_size
+    try:
+        with open(p, "rb") as f:
+            scan = Scan(f)
+            if scan.load() != _LEGACY_MAGIC:
+                raise pickle.UnpicklingError("no torch magic number")
+            scan.load(), scan.load(), scan.load()  # protocol, system info, the object
+            declared = sum(scan.declared.values())
+    except Exception as e:  # a pickle that is not torch's legacy layout: torch.load could not read it either
+        raise InputError(f"cannot read checkpoint: not a zip archive and not a legacy torch pickle ({e})",
+                         file=str(p)) from None
+    if declared > size:
+        raise InputError(f"legacy checkpoint's storages declare {declared} bytes in all, more than the file's {size}; "
+                         "refused before anything is allocated", file=str(p))
+
+
 # any skeleton (posedata.skeleton.MAX_KEYPOINTS); a stored spec beyond them would build for hours.
 MAX_STAGES = 16
 MAX_CHANNELS = 4096
