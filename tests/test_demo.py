@@ -95,8 +95,19 @@ def test_threads_follow_the_usable_cores_not_the_load(monkeypatch) -> None:
         assert make_plan().threads == threads
 
 
-def test_quick_demo_evaluates_with_silhouette_areas(runner, tmp_path: Path) -> None:
-    """The held-out set's OKS area is each figure's drawn silhouette, not its box."""
+def test_quick_demo_evaluates_with_silhouette_areas(runner, tmp_path: Path, monkeypatch) -> None:
+    """The held-out set's OKS area is each figure's drawn silhouette, not its box; the demo's
+    evaluation is the `posedata val` command a user can run on its checkpoint (same settings)."""
+    import trainer.evaluate as E
+
+    calls, evaluate = [], E.evaluate
+
+    def recorded(model, sk, coco_json, images, **kw):
+        calls.append((type(model).__name__, sk.fingerprint, str(coco_json), str(images),
+                      {k: kw.get(k) for k in ("input_size", "flip", "scales")}, bool(kw.get("multiscale"))))
+        return evaluate(model, sk, coco_json, images, **kw)
+
+    monkeypatch.setattr(E, "evaluate", recorded)
     out = tmp_path / "demo"
     r = runner.invoke(cli, ["demo", "--quick", "-o", str(out), "--steps", "2"])
     assert r.exit_code == 0, r.output
@@ -106,6 +117,13 @@ def test_quick_demo_evaluates_with_silhouette_areas(runner, tmp_path: Path) -> N
     train = json.loads(DemoPaths(out).train_json.read_text())
     assert all(a["area"] == a["bbox"][2] * a["bbox"][3] for a in train["annotations"] if not a["iscrowd"])
     assert json.loads((out / "summary.json").read_text())["iterations"] == 2
+    plan, p = make_plan(quick=True), DemoPaths(out)
+    r = runner.invoke(cli, ["val", "--checkpoint", str(p.run / "last.pt"), "--coco", str(p.val_json), "--images",
+                            str(p.val / "images"), "--input-size", str(plan.val_input_size), "--scales",
+                            ",".join(str(s) for s in plan.val_scales), "--flip", "-o", str(tmp_path / "val")])
+    assert r.exit_code == 0, r.output
+    assert len(calls) == 2 and calls[0] == calls[1], calls
+    assert calls[0][4]["scales"] == tuple(plan.val_scales) and calls[0][4]["flip"]
 
 
 def test_the_demo_converts_with_the_convert_command_s_library_call(runner, tmp_path: Path) -> None:

@@ -422,6 +422,30 @@ def test_cli_val_infer_export_with_a_real_checkpoint(tmp_path, runner):
     assert heat.shape == (1, 6, 8, 10) and pafs.shape == (1, 8, 8, 10)
 
 
+def test_cli_val_and_infer_take_the_demos_scales(tmp_path, runner, monkeypatch):
+    """The demo evaluates at heights 128/136/144 averaged; `val` and `infer` reproduce that with
+    --scales (the maps of each multiple of the input height averaged, as detect does)."""
+    import trainer.evaluate as E
+
+    sk = sk_named("object5")
+    coco_json, images, coco = make_dataset(tmp_path, sk, n_images=2, h=120, w=160)
+    ckpt = _tiny_checkpoint(tmp_path / "tiny.pt", sk)
+    seen, detect = [], E.detect
+    monkeypatch.setattr(E, "detect", lambda *a: (seen.append(a[8]), detect(*a))[1])
+    r = runner.invoke(cli, ["val", "--skeleton", "object5", "--checkpoint", str(ckpt), "--coco", str(coco_json),
+                            "--images", str(images), "--input-size", "136", "--scales", "0.9412,1,1.0588",
+                            "-o", str(tmp_path / "val")])
+    assert r.exit_code == 0, r.output
+    assert "heights 128/136/144" in r.output and seen == [(0.9412, 1.0, 1.0588)] * 2
+    assert json.loads((tmp_path / "val" / "metrics.json").read_text())["settings"]["scales"] == [0.9412, 1.0, 1.0588]
+    r = runner.invoke(cli, ["infer", str(images), "--checkpoint", str(ckpt), "--skeleton", "object5", "-o",
+                            str(tmp_path / "inf"), "--input-size", "64", "--scales", "0.5,1"])
+    assert r.exit_code == 0 and seen[2:] == [(0.5, 1.0)] * 2, r.output
+    for bad in (["--scales", "0,1"], ["--scales", "1,x"], ["--scales", "1", "--multiscale"]):
+        r = runner.invoke(cli, ["infer", str(images), "--checkpoint", str(ckpt), "-o", str(tmp_path / "no")] + bad)
+        assert r.exit_code == 2 and "--scales" in r.output and not (tmp_path / "no").exists(), r.output
+
+
 def test_cli_bad_inputs_are_located_with_exit_2(tmp_path, runner):
     sk = sk_named("object5")
     coco_json, images, coco = make_dataset(tmp_path, sk, n_images=2, h=120, w=160)

@@ -120,9 +120,10 @@ def coco_category(skeleton, category_id: int = 1) -> dict[str, Any]:
 
 def infer(model, skeleton, images: list[Path], out_dir: Path, input_size: int = 368, multiscale: bool = False,
           flip: bool = False, progress: Callable[[int, int], None] | None = None, stride: int = 8,
-          params: GroupingParams | None = None, min_score: float = 0.0) -> dict[str, Any]:
-    """Detect on each image; write <stem>.png (drawn poses) per image and results.json, a COCO
-    dataset (images, annotations with a score, the skeleton's category; found keypoints v = 2 at
+          params: GroupingParams | None = None, min_score: float = 0.0,
+          scales: tuple[float, ...] | None = None) -> dict[str, Any]:
+    """Detect on each image (scales as in evaluate); write <stem>.png (drawn poses) per image and
+    results.json, a COCO dataset (images, annotations with a score, the skeleton's category; found keypoints v = 2 at
     x + 0.5, y + 0.5 like val's results). Instances scoring below min_score (the results' score)
     are neither written nor drawn. Images are all decoded first: a corrupt one stops the run
     before anything is written. Returns the COCO dict."""
@@ -140,7 +141,7 @@ def infer(model, skeleton, images: list[Path], out_dir: Path, input_size: int = 
     drawn = []
     for i, p in enumerate(images):
         img = read_image(p)
-        det = detect(model, img, skeleton, input_size, stride, multiscale, flip, params)
+        det = detect(model, img, skeleton, input_size, stride, multiscale, flip, params, scales)
         scores = instance_scores(det, skeleton)
         keep = scores >= min_score
         poses, scores = det.poses[keep], scores[keep]

@@ -127,10 +127,32 @@ def input_size_option(help: str) -> Decorator:
     return click.option("--input-size", type=click.IntRange(32, 4096), default=None, help=help)
 
 
+def _scales(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[float, ...] | None:
+    """--scales: 1 to 8 comma-separated numbers in (0, 4]; the network's input is their multiple of
+    the input height (the reference's multiscale is 0.5,1,1.5,2)."""
+    if value is None:
+        return None
+    try:
+        out = tuple(float(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated numbers such as 0.94,1,1.06, got {value!r}") from None
+    if not 1 <= len(out) <= 8 or not all(0 < v <= 4 for v in out):
+        raise click.BadParameter(f"expected 1 to 8 numbers, each above 0 and at most 4, got {value!r}")
+    return out
+
+
+def check_scales(multiscale: bool, scales: tuple[float, ...] | None) -> None:
+    if multiscale and scales:
+        raise click.UsageError("--scales replaces --multiscale; give one of them")
+
+
 def inference_options(f: Any) -> Any:
-    """--multiscale, --flip, --backend, --threads and --device of the commands that run a model."""
+    """--multiscale, --scales, --flip, --backend, --threads and --device of the commands that run a model."""
     for opt in reversed((
         click.option("--multiscale", is_flag=True, help="Average scales 0.5, 1, 1.5, 2 (the reference's)."),
+        click.option("--scales", callback=_scales, metavar="S1,S2,...",
+                     help="Average these multiples of the input height instead (e.g. 0.94,1,1.06: the demo's "
+                          "128/136/144 at input 136); not with --multiscale."),
         click.option("--flip", is_flag=True, help="Average with the mirrored image, channels swapped by the flip map."),
         click.option("--backend", type=click.Choice(["auto", "torch", "onnx"]), default="auto", show_default=True,
                      help="Run the network with PyTorch or ONNX Runtime (extra 'onnx'); auto: torch for checkpoints."),

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from .common import (
     category_option,
+    check_scales,
     checkpoint_option,
     claim,
     console,
@@ -250,11 +251,12 @@ def _print_estimate(info: dict, out_console: Console) -> None:
 @output_option("folder", "Folder for results.json, metrics.json and overlay PNGs.", required=False)
 @click.option("--overlays", type=click.IntRange(0, 10000), default=4, show_default=True, help="Overlay PNGs to write.")
 @force_option("Replace the output folder of an earlier `posedata val`.")
-def val_cmd(skeleton_spec: str | None, checkpoint: Path, coco_json: Path, images: Path, multiscale: bool, flip: bool,
-            input_size: int | None, category: Any, output: Path | None, overlays: int, backend: str,
+def val_cmd(skeleton_spec: str | None, checkpoint: Path, coco_json: Path, images: Path, multiscale: bool,
+            scales: tuple[float, ...] | None, flip: bool, input_size: int | None, category: Any, output: Path | None, overlays: int, backend: str,
             threads: int | None, device: str, force: bool) -> None:
     """Evaluate a checkpoint on a COCO keypoint file: inference as the reference, grouping,
     COCOeval with the skeleton's sigmas."""
+    check_scales(multiscale, scales)
     out = claim(output, "val", checkpoint, coco_json, images, skeleton_spec, force=force, folder=True) \
         if output is not None else None
     from trainer import evaluate as E
@@ -264,9 +266,10 @@ def val_cmd(skeleton_spec: str | None, checkpoint: Path, coco_json: Path, images
     with progress_bar("val") as prog:
         task = prog.add_task("val", total=None)
         res = E.evaluate(loaded.model, sk, coco_json, images, input_size=size, multiscale=multiscale, flip=flip,
-                         out_dir=out.staging() if out else None, category_id=one_id(category, "val"), overlays=overlays,
+                         scales=scales, out_dir=out.staging() if out else None, category_id=one_id(category, "val"), overlays=overlays,
                          progress=lambda done, total: prog.update(task, completed=done, total=total))
-    opts = ", ".join(x for x in ("multiscale" if multiscale else "", "flip" if flip else "") if x)
+    opts = ", ".join(x for x in ("multiscale" if multiscale else "", scale_text(size, scales), "flip" if flip else "")
+                     if x)
     if out is not None:
         out.commit()
     print_val_report(res, f"{sk.name} on {coco_json.name}: COCOeval keypoints, input {size}"
@@ -285,10 +288,11 @@ def val_cmd(skeleton_spec: str | None, checkpoint: Path, coco_json: Path, images
 @click.option("--min-score", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Keep only instances with at least this score (the score written to results.json).")
 @force_option("Replace the output folder of an earlier `posedata infer`.")
-def infer_cmd(source: Path, checkpoint: Path, skeleton_spec: str | None, output: Path, multiscale: bool, flip: bool,
-              input_size: int | None, min_score: float, backend: str, threads: int | None, device: str,
+def infer_cmd(source: Path, checkpoint: Path, skeleton_spec: str | None, output: Path, multiscale: bool,
+              scales: tuple[float, ...] | None, flip: bool, input_size: int | None, min_score: float, backend: str, threads: int | None, device: str,
               force: bool) -> None:
     """Detect poses in an image or a folder of images: drawn PNGs and a COCO-style JSON."""
+    check_scales(multiscale, scales)
     out = claim(output, "infer", source, checkpoint, skeleton_spec, force=force, folder=True)
     from trainer import evaluate as E
 
@@ -298,7 +302,7 @@ def infer_cmd(source: Path, checkpoint: Path, skeleton_spec: str | None, output:
     with progress_bar("infer") as prog:
         task = prog.add_task("infer", total=len(paths))
         coco = E.infer(loaded.model, sk, paths, out.staging(), input_size=size, multiscale=multiscale, flip=flip,
-                       min_score=min_score, progress=lambda done, total: prog.update(task, completed=done))
+                       scales=scales, min_score=min_score, progress=lambda done, total: prog.update(task, completed=done))
     out.commit()
     per_image: dict[int, int] = {}
     for a in coco["annotations"]:
@@ -311,6 +315,11 @@ def infer_cmd(source: Path, checkpoint: Path, skeleton_spec: str | None, output:
         t.add_row(im["file_name"], str(per_image.get(im["id"], 0)), f"{max(scores):.2f}" if scores else "-")
     console.print(t)
     console.print(f"wrote {len(paths)} PNG(s) and {output / 'results.json'} ({len(coco['annotations'])} instances)")
+
+
+def scale_text(size: int, scales: tuple[float, ...] | None) -> str:
+    """'heights 128/136/144' for --scales at input 136 (what the network saw)."""
+    return "heights " + "/".join(f"{s * size:.0f}" for s in scales) if scales else ""
 
 
 def load_for_inference(checkpoint: Path, skeleton_spec: str | None, threads: int | None, device: str, backend: str,
