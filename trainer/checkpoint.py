@@ -180,51 +180,98 @@ def check_legacy(p: Path) -> None:
     """Refuse a legacy (pre-1.6, pickle) checkpoint whose storages declare more bytes than the file
     holds, before torch.load allocates them. Its layout is four pickles (magic number, protocol,
     system info, the object with each storage as a persistent id carrying its element count) and
-    then the storages' bytes; the pickles are read here with every global replaced by an inert
-    stand-in, so no code runs and nothing is built but the counts (torch.load(weights_only=True)
-    then decides which globals it accepts). The reference's published checkpoints use this format."""
-    import pickle
-
-    class Storage:  # a storage type named by the pickle: only its element size is kept
-        def __init__(self, name: str) -> None:
-            self.bytes = _STORAGE_BYTES[name]
-
-    class Inert:  # every other global: built from anything, does nothing (torch.load judges them later)
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            pass
-
-        def __setstate__(self, state: Any) -> None:
-            pass
-
-    class Scan(pickle.Unpickler):
-        def __init__(self, f: Any) -> None:
-            super().__init__(f)
-            self.declared: dict[str, int] = {}
-
-        def find_class(self, module: str, name: str) -> Any:
-            return Storage(name) if module == "torch" and name in _STORAGE_BYTES else Inert
-
-        def persistent_load(self, pid: Any) -> Any:
-            if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage" and isinstance(pid[1], Storage)
-                    and isinstance(pid[4], int) and pid[4] >= 0):
-                raise pickle.UnpicklingError("a storage reference that is not (storage, type, key, device, count)")
-            self.declared[str(pid[2])] = pid[4] * pid[1].bytes
-            return None
-
+    then the storages' bytes. The pickles are never unpickled here: their opcodes are walked
+    (pickletools) on a stack of literals and placeholders, so no code runs and nothing is built
+    but the persistent ids' counts (torch.load(weights_only=True) then reads the file)."""
     size = p.stat().st_size
     try:
         with open(p, "rb") as f:
-            scan = Scan(f)
-            if scan.load() != _LEGACY_MAGIC:
-                raise pickle.UnpicklingError("no torch magic number")
-            scan.load(), scan.load(), scan.load()  # protocol, system info, the object
-            declared = sum(scan.declared.values())
-    except Exception as e:  # a pickle that is not torch's legacy layout: torch.load could not read it either
+            magic = _walk_pickle(f, {})
+            if magic != _LEGACY_MAGIC:
+                raise ValueError("no torch magic number")
+            declared: dict[str, int] = {}
+            for _ in range(3):  # protocol, system info, the object
+                _walk_pickle(f, declared)
+    except Exception as e:  # not torch's legacy layout: torch.load could not read it either
         raise InputError(f"cannot read checkpoint: not a zip archive and not a legacy torch pickle ({e})",
                          file=str(p)) from None
-    if declared > size:
-        raise InputError(f"legacy checkpoint's storages declare {declared} bytes in all, more than the file's {size}; "
+    total = sum(declared.values())
+    if total > size:
+        raise InputError(f"legacy checkpoint's storages declare {total} bytes in all, more than the file's {size}; "
                          "refused before anything is allocated", file=str(p))
+
+
+class _Mark:
+    pass
+
+
+class _Global(tuple):  # (module, name) of a GLOBAL opcode
+    pass
+
+
+_LITERALS = {"BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8", "UNICODE", "BININT", "BININT1", "BININT2", "INT",
+             "LONG", "LONG1", "LONG4", "BINFLOAT", "FLOAT", "STRING", "BINSTRING", "SHORT_BINSTRING", "BINBYTES",
+             "SHORT_BINBYTES", "BINBYTES8"}
+
+
+def _walk_pickle(f: Any, declared: dict[str, int]) -> Any:
+    """The value one pickle leaves if it is a literal (else a placeholder), walking its opcodes up
+    to STOP; each storage persistent id ('storage', torch.<Type>Storage, key, device, count) adds
+    its byte count to `declared`. Any other effect on the stack is the opcode's declared arity."""
+    import pickletools
+
+    mark, opaque = _Mark(), object()
+    stack: list[Any] = []
+    memo: dict[Any, Any] = {}
+    for op, arg, _ in pickletools.genops(f):
+        name = op.name
+        if name == "STOP":
+            return stack.pop()
+        if name == "MARK":
+            stack.append(mark)
+        elif name in _LITERALS or name in ("NONE", "NEWTRUE", "NEWFALSE"):
+            stack.append({"NONE": None, "NEWTRUE": True, "NEWFALSE": False}.get(name, arg))
+        elif name == "GLOBAL":
+            stack.append(_Global(str(arg).split(" ", 1)))
+        elif name == "STACK_GLOBAL":
+            n, m = stack.pop(), stack.pop()
+            stack.append(_Global((m, n)))
+        elif name == "TUPLE":
+            i = max(j for j, v in enumerate(stack) if v is mark)
+            items = tuple(stack[i + 1:])
+            del stack[i:]
+            stack.append(items)
+        elif name in ("EMPTY_TUPLE", "TUPLE1", "TUPLE2", "TUPLE3"):
+            n = {"EMPTY_TUPLE": 0, "TUPLE1": 1, "TUPLE2": 2, "TUPLE3": 3}[name]
+            items = tuple(stack[len(stack) - n:]) if n else ()
+            del stack[len(stack) - n:]
+            stack.append(items)
+        elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
+            memo[arg] = stack[-1]
+        elif name == "MEMOIZE":
+            memo[len(memo)] = stack[-1]
+        elif name in ("GET", "BINGET", "LONG_BINGET"):
+            stack.append(memo[arg])
+        elif name == "BINPERSID":
+            pid = stack.pop()
+            if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage" and isinstance(pid[1], _Global)
+                    and pid[1][0] == "torch" and pid[1][1] in _STORAGE_BYTES and isinstance(pid[4], int)
+                    and pid[4] >= 0):
+                raise ValueError("a persistent id that is not (storage, torch.<Type>Storage, key, device, count)")
+            declared[str(pid[2])] = pid[4] * _STORAGE_BYTES[pid[1][1]]
+            stack.append(opaque)
+        else:  # any other opcode: pop what it declares it pops (down to the mark), push placeholders
+            before = op.stack_before
+            if pickletools.markobject in before:
+                i = max(j for j, v in enumerate(stack) if v is mark)
+                del stack[i:]
+                before = before[:before.index(pickletools.markobject)]
+            if before:
+                if len(stack) < len(before):
+                    raise ValueError(f"{name} on a short stack")
+                del stack[len(stack) - len(before):]
+            stack.extend(opaque for _ in op.stack_after)
+    raise ValueError("a pickle without STOP")
 
 
 # any skeleton (posedata.skeleton.MAX_KEYPOINTS); a stored spec beyond them would build for hours.
