@@ -2,7 +2,7 @@
 writing off) against the reference's single-scale inference code path on the same network, for the
 torch and the ONNX Runtime backends: images/s, wall and CPU, alternating rounds, medians.
 
-Run: .venv/bin/python bench/bench_infer.py [--rounds 5] [--width 1.0] [--checkpoint FILE] [--quick]
+Run: .venv/bin/python bench/bench_infer.py [--rounds 5] [--width 1.0] [--checkpoint FILE] [--threads N] [--quick]
 
 Photos: the 9 real person photos of ../shared/data/real (coco 4, crowdpose 2, aic 3; 333-641 px
 high, 500-950 wide). Network: openpose18 heads, 1 refinement stage, width 1.0 (the reference
@@ -16,8 +16,10 @@ cv2.imread, normalise, cubic resize to height 368, pad to the stride, torch forw
 no_grad: the reference records autograd, which would only slow it), x8 cubic upsample of heatmaps
 and of PAFs, padding cut, cubic resize to the image size, peaks per channel, grouping.
 posedata path: what `posedata infer` runs per image (posedata.images.read_image, trainer.predict.
-detect) with --backend torch, and with --backend onnx (the same weights exported in memory).
-Both see the same thread policy (passive OpenMP waiting, torch's default threads). Ratios are
+detect) with --backend torch (the network as evaluate runs it: trainer.predict.prepare, BatchNorm
+folded, channels-last), and with --backend onnx (the same weights exported in memory, run by an
+ONNX Runtime session as infer makes it). All see the same thread policy (passive OpenMP waiting;
+--threads N as `posedata infer --threads N` sets it, else each runtime's default). Ratios are
 taken per round (the three paths run back to back in each round, in rotating order), then the
 median over rounds.
 """
@@ -52,8 +54,12 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--width", type=float, default=1.0)
     ap.add_argument("--checkpoint", type=Path, default=None)
+    ap.add_argument("--threads", type=int, default=None, help="torch and ONNX Runtime threads [default: theirs]")
     ap.add_argument("--quick", action="store_true", help="2 rounds, 3 photos")
     args = ap.parse_args()
+    from trainer.threads import apply_thread_policy
+
+    apply_thread_policy(args.threads)  # as `posedata infer --threads` does, before any session is made
 
     import cv2
     import numpy as np
@@ -88,7 +94,8 @@ def main() -> None:
             return len(P.detect(model, read_image(path), sk, 368))
         return run
 
-    paths = {"reference": reference, "posedata torch": ours(net), "posedata onnx": ours(onnx_net)}
+    # the reference runs the plain network; infer runs what evaluate hands it (P.prepare)
+    paths = {"reference": reference, "posedata torch": ours(P.prepare(net)), "posedata onnx": ours(onnx_net)}
     for fn in paths.values():  # warm-up (allocators, ONNX Runtime's first run)
         fn(files[0])
     found = {k: [fn(p) for p in files] for k, fn in paths.items()}
@@ -102,6 +109,7 @@ def main() -> None:
             w1, c1 = time.perf_counter(), time.process_time()
             per_round[k].append((len(files) / (w1 - w0), len(files) / (c1 - c0)))
     print(f"{len(files)} photos, openpose18, width {args.width}, input 368, torch threads {torch.get_num_threads()}, "
+          f"--threads {args.threads}, "
           f"{rounds} rounds; instances found per path: " + ", ".join(f"{k} {sum(v)}" for k, v in found.items()))
     print(f"{'path':16} {'images/s wall':>14} {'images/s CPU':>13} {'x ref wall':>11} {'x ref CPU':>10}")
     for k in names:

@@ -87,3 +87,21 @@ def test_onnx_without_metadata_needs_a_skeleton_and_bad_files_are_located(tmp_pa
     r = runner.invoke(cli, ["infer", str(images), "-o", str(tmp_path / "d"), "--checkpoint", str(plain),
                             "--backend", "torch", "--skeleton", "object5"])
     assert r.exit_code == 2 and "onnx backend" in r.output
+
+
+def test_onnx_runtime_threads_sleep_and_follow_threads(monkeypatch):
+    """ONNX Runtime's idle threads do not spin (its default does; spinning threads starved each
+    other on the shared 2-core machine, as OpenMP's did), and --threads sets its intra-op threads."""
+    from trainer import threads as T
+    from trainer.export_onnx import onnx_model_from_torch
+    from trainer.model import for_skeleton
+
+    sk = sk_named("object5")
+    net = for_skeleton(sk, stages=0, width=0.25).eval()
+    monkeypatch.setattr(T, "_requested", 1)  # as apply_thread_policy(1) leaves it (without touching torch here)
+    opts = onnx_model_from_torch(net, sk, 64).session.get_session_options()
+    assert opts.intra_op_num_threads == 1
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert opts.get_session_config_entry("session.inter_op.allow_spinning") == "0"
+    monkeypatch.setattr(T, "_requested", None)
+    assert onnx_model_from_torch(net, sk, 64).session.get_session_options().intra_op_num_threads == 0  # its default

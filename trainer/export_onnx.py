@@ -100,11 +100,20 @@ def _with_metadata(data: bytes, meta: dict[str, str]) -> bytes:
 
 
 def _session(data: bytes):
+    """A CPU session whose idle threads sleep instead of spinning (ONNX Runtime's default spins,
+    the trap trainer/threads.py avoids for OpenMP), with --threads intra-op threads when given."""
     try:
         import onnxruntime as ort
     except ImportError:
         raise InputError("onnxruntime is not installed; install the optional extra: pip install 'posedata[onnx]'") from None
-    return ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    from .threads import requested_threads
+
+    opts = ort.SessionOptions()
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    if requested_threads():
+        opts.intra_op_num_threads = requested_threads()
+    return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
 
 
 def export_onnx(model, path: Path, input_size: int = 368, opset: int = 17, seed: int = 0, skeleton=None

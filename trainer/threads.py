@@ -13,16 +13,24 @@ import os
 import sys
 
 WAIT_POLICY = "PASSIVE"
+_requested: int | None = None  # the last explicit thread count (--threads), for ONNX Runtime too
 
 
 def apply_thread_policy(threads: int | None = None) -> bool:
     """Passive OpenMP waiting (unless the user chose a policy), and `threads` intra-op threads
     when given (None: torch's default). Returns False when torch was imported before the policy
     could be set, so its waiting policy is whatever was in the environment then."""
+    global _requested
     in_time = "torch" not in sys.modules or os.environ.get("OMP_WAIT_POLICY") is not None
     os.environ.setdefault("OMP_WAIT_POLICY", WAIT_POLICY)
+    _requested = threads
     if threads is not None:
         import torch
 
         torch.set_num_threads(threads)
     return in_time
+
+
+def requested_threads() -> int | None:
+    """The thread count the command was given (None: each runtime's default)."""
+    return _requested
