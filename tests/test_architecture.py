@@ -29,7 +29,6 @@ LONG_FUNCTIONS = {
     "posedata.convert:_to_labels": 88,
     "posedata.formats.builder:DatasetBuilder.build": 162,
     "posedata.formats.coco_annotator:read_coco_like": 136,
-    "posedata.formats.label_studio:read": 229,
     "posedata.formats.labelme:read": 98,
     "posedata.formats.lwop:_records": 117,
     "posedata.formats.sleap:read": 98,
