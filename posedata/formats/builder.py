@@ -353,17 +353,46 @@ class DatasetBuilder:
 
     # ------------------------------------------------------------ build
     def build(self) -> ImportResult:
-        rep, K, opts = self.report, self.K, self.options
+        """The Dataset: every repair that must be the same for all tools, each one counted."""
+        rep, opts = self.report, self.options
         sizes = self._resolve_images()
         rep.images_read = rep.images_read or len(self.images)
-
         insts: list[RawInstance] = []
         for inst in self.instances:
             if inst.image_key not in sizes:
                 rep.skip("annotation refers to an image id that is not in the export", inst.source_id)
                 continue
             insts.append(inst)
+        kps = self._keypoints(insts)
+        keep = np.ones(len(insts), dtype=bool)
+        if opts.drop_unlabelled:
+            crowd = np.array([bool(i.iscrowd) for i in insts], dtype=bool)
+            drop = ((kps[:, :, 2] > 0).sum(axis=1) == 0) & ~crowd
+            for n in np.flatnonzero(drop):
+                rep.skip("instance with no labelled keypoints (--drop-unlabelled)", insts[n].source_id)
+            keep &= ~drop
+        # boxes: keep a usable one (clipped to the image), else keypoints, else the polygon
+        img_wh = np.array([[sizes[i.image_key][1], sizes[i.image_key][2]] for i in insts],
+                          dtype=np.float64).reshape(-1, 2)
+        kp_boxes, has_kp = bboxes_from_keypoints(kps, img_wh, opts.bbox_margin)
+        boxes: list[tuple[float, float, float, float] | None] = [None] * len(insts)
+        areas: list[float | None] = [None] * len(insts)
+        for n, inst in enumerate(insts):
+            if keep[n]:
+                placed = self._box_and_area(inst, img_wh[n], kp_boxes[n] if has_kp[n] else None)
+                if placed is None:
+                    keep[n] = False
+                else:
+                    boxes[n], areas[n] = placed
+        ds = self._dataset(insts, kps, [n for n in range(len(insts)) if keep[n]], boxes, areas, sizes)
+        rep.images_written = len(ds.images)
+        rep.instances_written = len(ds.annotations)
+        return ImportResult(dataset=ds, report=rep)
 
+    def _keypoints(self, insts: list[RawInstance]) -> np.ndarray:
+        """(N, K, 3) keypoints of the instances, repaired: unusable coordinates on a labelled point
+        mean it is not labelled, a visibility outside 0/1/2 is labelled, v=0 sits at (0, 0)."""
+        rep, K = self.report, self.K
         kps = np.zeros((len(insts), K, 3), dtype=np.float64)
         no_kp: list[int] = []
         for n, inst in enumerate(insts):
@@ -378,8 +407,6 @@ class DatasetBuilder:
             kps[n] = k
         for n in no_kp:
             rep.repair("annotation without keypoints kept as a zero-keypoint instance", insts[n].source_id)
-
-        # unusable coordinates on a labelled point mean it is not labelled
         lab = kps[:, :, 2] > 0
         bad = lab & ~(np.isfinite(kps[:, :, 0]) & np.isfinite(kps[:, :, 1]))
         if bad.any():
@@ -400,70 +427,59 @@ class DatasetBuilder:
                 rep.repair("unlabelled keypoint (v=0) with coordinates set to (0, 0, 0)", insts[n].source_id,
                            n=int(unl[n].sum()))
             kps[unl] = 0.0
-        nlab = (kps[:, :, 2] > 0).sum(axis=1)
+        return kps
 
-        keep = np.ones(len(insts), dtype=bool)
-        crowd = np.array([bool(i.iscrowd) for i in insts], dtype=bool)
-        if opts.drop_unlabelled:
-            drop = (nlab == 0) & ~crowd
-            for n in np.flatnonzero(drop):
-                rep.skip("instance with no labelled keypoints (--drop-unlabelled)", insts[n].source_id)
-            keep &= ~drop
-
-        # boxes: keep a usable one (clipped to the image), else keypoints, else the polygon
-        img_wh = np.array([[sizes[i.image_key][1], sizes[i.image_key][2]] for i in insts],
-                          dtype=np.float64).reshape(-1, 2)
-        kp_boxes, has_kp = bboxes_from_keypoints(kps, img_wh, opts.bbox_margin)
-        boxes: list[tuple[float, float, float, float] | None] = [None] * len(insts)
-        areas: list[float | None] = [None] * len(insts)
-        for n, inst in enumerate(insts):
-            if not keep[n]:
-                continue
-            if not _json_ok(inst.segmentation):
-                raise InputError("segmentation holds values JSON cannot carry (NaN, Infinity or non-JSON types)",
-                                 file=self.file, where=f"{inst.where}.segmentation" if inst.where else None)
-            W, H = img_wh[n]
-            b = _finite_box(inst.bbox)
-            poly = polygon_bbox_area(inst.segmentation)
-            if b is not None and b[2] > 0 and b[3] > 0:
-                x0, y0 = max(b[0], 0.0), max(b[1], 0.0)
-                x1, y1 = min(b[0] + b[2], W), min(b[1] + b[3], H)
-                if (x0, y0, x1, y1) != (b[0], b[1], b[0] + b[2], b[1] + b[3]):
-                    if x1 > x0 and y1 > y0:
-                        rep.repair("bbox clipped to the image", inst.source_id)
-                        b = (x0, y0, x1 - x0, y1 - y0)
-                    else:
-                        b = None
+    def _box_and_area(self, inst: RawInstance, wh: np.ndarray, kp_box: np.ndarray | None
+                      ) -> tuple[tuple[float, float, float, float], float] | None:
+        """(bbox, area) of an instance: its own box clipped to the image, else the labelled
+        keypoints' box, else the polygon's; None (skipped) when none of them exists."""
+        rep, opts = self.report, self.options
+        if not _json_ok(inst.segmentation):
+            raise InputError("segmentation holds values JSON cannot carry (NaN, Infinity or non-JSON types)",
+                             file=self.file, where=f"{inst.where}.segmentation" if inst.where else None)
+        W, H = wh
+        b = _finite_box(inst.bbox)
+        poly = polygon_bbox_area(inst.segmentation)
+        if b is not None and b[2] > 0 and b[3] > 0:
+            x0, y0 = max(b[0], 0.0), max(b[1], 0.0)
+            x1, y1 = min(b[0] + b[2], W), min(b[1] + b[3], H)
+            if (x0, y0, x1, y1) != (b[0], b[1], b[0] + b[2], b[1] + b[3]):
+                if x1 > x0 and y1 > y0:
+                    rep.repair("bbox clipped to the image", inst.source_id)
+                    b = (x0, y0, x1 - x0, y1 - y0)
+                else:
+                    b = None
+        else:
+            b = None
+        area_given = inst.area if isinstance(inst.area, (int, float)) and not isinstance(inst.area, bool) \
+            and np.isfinite(inst.area) and inst.area > 0 else None
+        if b is None:
+            if kp_box is not None and kp_box[2] > 0 and kp_box[3] > 0:
+                b = tuple(float(v) for v in kp_box)  # type: ignore[assignment]
+                rep.repair(f"bbox computed from labelled keypoints (margin {opts.bbox_margin:g}, clipped to "
+                           "the image; was missing or empty)", inst.source_id)
+                if poly is None:
+                    area_given = None  # the export's area belonged to no box; use the new box's
+            elif poly is not None and poly[0][2] > 0 and poly[0][3] > 0:
+                b = poly[0]
+                rep.repair("bbox computed from the polygon (was missing or empty)", inst.source_id)
             else:
-                b = None
-            area_given = inst.area if isinstance(inst.area, (int, float)) and not isinstance(inst.area, bool) \
-                and np.isfinite(inst.area) and inst.area > 0 else None
-            if b is None:
-                if has_kp[n] and kp_boxes[n, 2] > 0 and kp_boxes[n, 3] > 0:
-                    b = tuple(float(v) for v in kp_boxes[n])  # type: ignore[assignment]
-                    rep.repair(f"bbox computed from labelled keypoints (margin {opts.bbox_margin:g}, clipped to "
-                               "the image; was missing or empty)", inst.source_id)
-                    if poly is None:
-                        area_given = None  # the export's area belonged to no box; use the new box's
-                elif poly is not None and poly[0][2] > 0 and poly[0][3] > 0:
-                    b = poly[0]
-                    rep.repair("bbox computed from the polygon (was missing or empty)", inst.source_id)
-                else:
-                    rep.skip("no usable bbox, labelled keypoint or polygon to place the instance", inst.source_id)
-                    keep[n] = False
-                    continue
-            if area_given is None:
-                if poly is not None and poly[1] > 0:
-                    area_given = poly[1]
-                    rep.repair("area computed from the polygon (was missing or 0)", inst.source_id)
-                else:
-                    area_given = b[2] * b[3]
-                    rep.repair("area set to the bbox area (was missing or 0)", inst.source_id)
-            boxes[n] = b
-            areas[n] = float(area_given)
+                rep.skip("no usable bbox, labelled keypoint or polygon to place the instance", inst.source_id)
+                return None
+        if area_given is None:
+            if poly is not None and poly[1] > 0:
+                area_given = poly[1]
+                rep.repair("area computed from the polygon (was missing or 0)", inst.source_id)
+            else:
+                area_given = b[2] * b[3]
+                rep.repair("area set to the bbox area (was missing or 0)", inst.source_id)
+        return b, float(area_given)
 
-        # ids: keep the export's when they are unique integers, else number from 1
-        kept = [n for n in range(len(insts)) if keep[n]]
+    def _dataset(self, insts: list[RawInstance], kps: np.ndarray, kept: list[int], boxes: list, areas: list,
+                 sizes: dict[Any, tuple[str, int, int]]) -> Dataset:
+        """The kept instances and their images as a Dataset; ids: the export's when they are unique
+        integers, else numbered from 1."""
+        rep, opts, K = self.report, self.options, self.K
         used_images = {insts[n].image_key for n in kept}
         img_keep = [im for im in self.images if im.key in used_images or opts.keep_empty]
         for im in self.images:
@@ -477,20 +493,7 @@ class DatasetBuilder:
         ann_ids = _ids([insts[n].source_id for n in kept])
         if ann_ids is None:
             ann_ids = list(range(1, len(kept) + 1))
-
-        cat_id = self.category_id if isinstance(self.category_id, int) and not isinstance(self.category_id, bool) \
-            and self.category_id > 0 else 1
-        info, licenses = self.info, self.licenses
-        if not _json_ok(info) or not isinstance(info, dict):
-            rep.warnings.append("the export's `info` holds values JSON cannot carry (NaN, Infinity); left out")
-            info = {}
-        if not _json_ok(licenses) or not isinstance(licenses, list):
-            rep.warnings.append("the export's `licenses` holds values JSON cannot carry (NaN, Infinity); left out")
-            licenses = []
-        ds = Dataset(info=info, licenses=licenses, file=self.file)
-        ds.categories.append(Category(id=cat_id, name=str(self.category_name),
-                                      keypoints=list(self.skeleton.coco_keypoints),
-                                      skeleton=category_limbs(self.skeleton), supercategory=self.supercategory))
+        ds, cat_id = self._empty_dataset()
         for im in img_keep:
             name, w, h = sizes[im.key]
             extra = {k: v for k, v in im.extra.items() if _json_ok(v)}
@@ -511,9 +514,26 @@ class DatasetBuilder:
                 segmentation=inst.segmentation if inst.segmentation not in (None, {}) else [],
                 num_keypoints=nk,
                 extra={k2: v for k2, v in inst.extra.items() if _json_ok(v)}))
-        rep.images_written = len(ds.images)
-        rep.instances_written = len(ds.annotations)
-        return ImportResult(dataset=ds, report=rep)
+        return ds
+
+    def _empty_dataset(self) -> tuple[Dataset, int]:
+        """A Dataset with the export's info and licenses (when JSON can carry them) and the one
+        category; and that category's id."""
+        rep = self.report
+        cat_id = self.category_id if isinstance(self.category_id, int) and not isinstance(self.category_id, bool) \
+            and self.category_id > 0 else 1
+        info, licenses = self.info, self.licenses
+        if not _json_ok(info) or not isinstance(info, dict):
+            rep.warnings.append("the export's `info` holds values JSON cannot carry (NaN, Infinity); left out")
+            info = {}
+        if not _json_ok(licenses) or not isinstance(licenses, list):
+            rep.warnings.append("the export's `licenses` holds values JSON cannot carry (NaN, Infinity); left out")
+            licenses = []
+        ds = Dataset(info=info, licenses=licenses, file=self.file)
+        ds.categories.append(Category(id=cat_id, name=str(self.category_name),
+                                      keypoints=list(self.skeleton.coco_keypoints),
+                                      skeleton=category_limbs(self.skeleton), supercategory=self.supercategory))
+        return ds, cat_id
 
 
 def _json_ok(v: Any) -> bool:
