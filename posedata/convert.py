@@ -329,30 +329,8 @@ def to_labels(ds: Dataset | dict[str, Any], skeleton: Skeleton, category_id: Cat
 def _to_labels(ds: Dataset | dict[str, Any], skeleton: Skeleton, category_id: CategorySpec, min_keypoints: int,
                min_area: float, dedup_ratio: float, source: str | None, source_sha256: str | None,
                validated: Validated | None = None) -> Labels:
-    if isinstance(ds, Dataset):
-        cats = ds.categories_for(category_id, skeleton)
-        cat_ids, cat_names, names = [c.id for c in cats], [c.name for c in cats], list(cats[0].keypoints)
-        src_index = skeleton.source_index(names)
-        cols = _columns_from_dataset(ds, cat_ids, len(names))
-    elif isinstance(ds, dict):
-        if not isinstance(ds.get("categories"), list):
-            raise InputError("expected a COCO object with a 'categories' list", file=source, where="categories")
-        chosen = [ds["categories"][i] for i in select_categories(ds["categories"], category_id, source, skeleton)]
-        cat_ids, cat_names = [], []
-        for c in chosen:
-            cid = _int_or_none(c.get("id"))
-            if cid is None:
-                raise InputError(f"category id must be an integer, got {c.get('id')!r}", file=source, where="categories")
-            cat_ids.append(cid)
-            cat_names.append(str(c.get("name", "")))
-        names = [str(k) for k in chosen[0]["keypoints"]]
-        src_index = skeleton.source_index(names)
-        for key in ("images", "annotations"):
-            if not isinstance(ds.get(key), list):
-                raise InputError(f"expected a list under {key!r}", file=source, where=key)
-        cols = _columns_from_coco(ds, cat_ids, len(names), source, validated)
-    else:
-        raise TypeError(f"to_labels takes a Dataset or a COCO dict, not {type(ds).__name__}")
+    cat_ids, cat_names, names, cols = _category_columns(ds, skeleton, category_id, source, validated)
+    src_index = skeleton.source_index(names)
 
     # images in the order their first person appears; instances grouped by image, file order within
     m = len(cols.ids)
@@ -416,6 +394,35 @@ def _to_labels(ds: Dataset | dict[str, Any], skeleton: Skeleton, category_id: Ca
     )
 
 
+def _category_columns(ds: Dataset | dict[str, Any], skeleton: Skeleton, category_id: CategorySpec,
+                      source: str | None, validated: Validated | None) -> tuple[list[int], list[str], list[str], Any]:
+    """(category ids, their names, the dataset's keypoint names, the annotation columns) of the
+    categories converted, from a Dataset or raw COCO JSON."""
+    if isinstance(ds, Dataset):
+        cats = ds.categories_for(category_id, skeleton)
+        cat_ids, cat_names, names = [c.id for c in cats], [c.name for c in cats], list(cats[0].keypoints)
+        skeleton.source_index(names)  # the keypoint names are checked before the columns are read
+        return cat_ids, cat_names, names, _columns_from_dataset(ds, cat_ids, len(names))
+    if isinstance(ds, dict):
+        if not isinstance(ds.get("categories"), list):
+            raise InputError("expected a COCO object with a 'categories' list", file=source, where="categories")
+        chosen = [ds["categories"][i] for i in select_categories(ds["categories"], category_id, source, skeleton)]
+        cat_ids, cat_names = [], []
+        for c in chosen:
+            cid = _int_or_none(c.get("id"))
+            if cid is None:
+                raise InputError(f"category id must be an integer, got {c.get('id')!r}", file=source, where="categories")
+            cat_ids.append(cid)
+            cat_names.append(str(c.get("name", "")))
+        names = [str(k) for k in chosen[0]["keypoints"]]
+        skeleton.source_index(names)
+        for key in ("images", "annotations"):
+            if not isinstance(ds.get(key), list):
+                raise InputError(f"expected a list under {key!r}", file=source, where=key)
+        return cat_ids, cat_names, names, _columns_from_coco(ds, cat_ids, len(names), source, validated)
+    raise TypeError(f"to_labels takes a Dataset or a COCO dict, not {type(ds).__name__}")
+
+
 # ------------------------------------------------------------------ verdict
 NO_SAMPLES = "C002"
 MOST_REJECTED = "C003"
@@ -450,3 +457,5 @@ def sample_findings(labels: Labels, file: str | None = None) -> list[Finding]:
             out.append(Finding(MOST_REJECTED, "warning", f"{rule(r)}; {samples} training sample(s) left",
                                where="samples", file=file))
     return out
+
+

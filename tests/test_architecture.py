@@ -26,7 +26,6 @@ MAX_FUNCTION_LINES = 80
 LONG_FUNCTIONS = {
     "posedata.bodyframe:frame_features": 88,
     "posedata.commands.demo:demo_cmd": 89,
-    "posedata.convert:_to_labels": 88,
     "posedata.formats.coco_annotator:read_coco_like": 136,
     "posedata.formats.labelme:read": 98,
     "posedata.formats.lwop:_records": 117,
