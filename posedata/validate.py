@@ -312,35 +312,39 @@ class _Validator(KeypointChecks):
                      "no category has a non-empty keypoints list; this is not a keypoint dataset (or the keypoint "
                      "category is malformed)")
         for i, cid, c in chosen:
-            cat = _Cat(i, cid, list(c["keypoints"]))
-            out[cid] = cat
-            self.cats.append(cat)
-            where = f"categories[{i}]"
-            seen_names: dict[str, int] = {}
-            dups = []
-            for j, nm in enumerate(cat.names):
-                key = normalize_name(nm)
-                if key in seen_names:
-                    dups.append(f"{nm!r} at keypoints[{j}] (= keypoints[{seen_names[key]}])")
-                seen_names.setdefault(key, j)
-            if dups:
-                self.add("V020", f"{where}.keypoints", f"duplicate keypoint name(s) make matching by name ambiguous: "
-                         f"{_names(dups, 3)}")
-                continue
-            try:
-                cat.src = self.sk.source_index(cat.names)
-            except SkeletonError as e:
-                self.add("V020", f"{where}.keypoints",
-                         f"{e.message}; fix the names or add a `source` mapping to skeleton {self.sk.name!r}"
-                         + ("; choose one category with --category" if len(chosen) > 1 else ""))
-            if cat.src is not None:
-                used = set(int(j) for j in cat.src if j >= 0)
-                unused = [n for j, n in enumerate(cat.names) if j not in used]
-                if unused:
-                    self.add("V027", f"{where}.keypoints",
-                             f"{len(unused)} dataset keypoint(s) not in skeleton {self.sk.name!r} are ignored: {_names(unused)}")
-            self._category_skeleton(c, where, cat.k)
+            out[cid] = self._keypoint_category(i, cid, c, several=len(chosen) > 1)
         return out
+
+    def _keypoint_category(self, i: int, cid: int, c: dict, several: bool) -> _Cat:
+        """A chosen keypoint category: its names matched to the skeleton, its edges checked."""
+        cat = _Cat(i, cid, list(c["keypoints"]))
+        self.cats.append(cat)
+        where = f"categories[{i}]"
+        seen_names: dict[str, int] = {}
+        dups = []
+        for j, nm in enumerate(cat.names):
+            key = normalize_name(nm)
+            if key in seen_names:
+                dups.append(f"{nm!r} at keypoints[{j}] (= keypoints[{seen_names[key]}])")
+            seen_names.setdefault(key, j)
+        if dups:
+            self.add("V020", f"{where}.keypoints", f"duplicate keypoint name(s) make matching by name ambiguous: "
+                     f"{_names(dups, 3)}")
+            return cat
+        try:
+            cat.src = self.sk.source_index(cat.names)
+        except SkeletonError as e:
+            self.add("V020", f"{where}.keypoints",
+                     f"{e.message}; fix the names or add a `source` mapping to skeleton {self.sk.name!r}"
+                     + ("; choose one category with --category" if several else ""))
+        if cat.src is not None:
+            used = set(int(j) for j in cat.src if j >= 0)
+            unused = [n for j, n in enumerate(cat.names) if j not in used]
+            if unused:
+                self.add("V027", f"{where}.keypoints",
+                         f"{len(unused)} dataset keypoint(s) not in skeleton {self.sk.name!r} are ignored: {_names(unused)}")
+        self._category_skeleton(c, where, cat.k)
+        return cat
 
     def _fits(self, c: dict) -> bool:
         try:

@@ -36,7 +36,6 @@ LONG_FUNCTIONS = {
     "posedata.grouping:group": 89,
     "posedata.preview:draw_sample": 91,
     "posedata.targets:_pafs_into": 97,
-    "posedata.validate:_Validator._categories": 84,
 }
 
 
