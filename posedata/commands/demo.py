@@ -31,7 +31,6 @@ def demo_cmd(output: Path, steps: int | None, quick: bool, force: bool) -> None:
     from rich.rule import Rule
 
     from .. import demo as D
-    from ..errors import DataError
     from ..io import atomic_write_json
 
     claim(output, "demo", force=force, folder=True).in_place()
@@ -59,13 +58,7 @@ def demo_cmd(output: Path, steps: int | None, quick: bool, force: bool) -> None:
     _print_synth_step(plan, syn)
 
     header(2, "validate (with image checks)")
-    with bar("validate") as prog:
-        task = prog.add_task("validate", total=None)
-        val = D.validate_step(paths, sk, progress=lambda done, total: prog.update(task, completed=done, total=total))
-    _print_validate_step(val.findings)
-    if val.errors():
-        raise DataError("the synthetic data has validation errors (a bug in posedata synth)",
-                        [f for fs in val.findings.values() for f in fs], file=str(paths.train_json))
+    _validate_step(paths, sk, bar)
 
     header(3, "convert the training set to labels")
     labels = D.convert_step(paths, sk)
@@ -73,22 +66,10 @@ def demo_cmd(output: Path, steps: int | None, quick: bool, force: bool) -> None:
     console.print(f"  wrote {paths.labels}: {labels.num_samples} samples, {labels.num_images} images")
 
     header(4, f"preview the training targets at input {plan.input_size}")
-    with bar("preview") as prog:
-        task = prog.add_task("preview", total=plan.preview_samples)
-        items = D.preview_step(plan, paths, sk, labels,
-                               progress=lambda done, total: prog.update(task, completed=done, total=total))
-    m = plan.input_size // 8
-    console.print(f"  {len(items)} samples: image, heatmaps ({m}x{m}, stride 8) and PAFs per sample; "
-                  f"contact sheet {paths.preview / 'index.png'}", soft_wrap=True)
+    _preview_step(plan, paths, sk, labels, bar)
 
     header(5, "flipcheck: the flip map against the data")
-    with console.status("flipcheck"):
-        flip = D.flipcheck_step(plan, paths, sk)
-    style = {"PASS": "bold green", "FAIL": "bold red"}.get(flip.verdict, "yellow")
-    console.print(f"  [{style}]{flip.verdict}[/] {flip.flip.reason}", soft_wrap=True)
-    if flip.verdict == "FAIL":
-        raise DataError("the flip map disagrees with the synthetic data (a bug in posedata synth or flipcheck)",
-                        file=str(paths.train_json))
+    flip = _flipcheck_step(plan, paths, sk)
 
     header(6, f"train on CPU: input {plan.input_size}, width {plan.width}, {plan.stages} refinement stage(s), "
               f"batch {plan.batch_size}, Adam lr {plan.lr:g}, {plan.threads} thread(s), {plan.iterations} steps")
@@ -109,6 +90,47 @@ def demo_cmd(output: Path, steps: int | None, quick: bool, force: bool) -> None:
     _print_artefacts(output, paths, syn, flip, tr)
     console.print(f"[bold]held-out AP {res['AP']:.3f}[/] (AP50 {res['AP50']:.3f}, AR {res['AR']:.3f}) after "
                   f"{tr.iterations} training steps; demo took {total_min:.1f} min", soft_wrap=True)
+
+
+def _validate_step(paths: Any, sk: Any, bar: Any) -> None:
+    """Step 2: validate both sets with their images; an error is a bug in synth."""
+    from .. import demo as D
+    from ..errors import DataError
+
+    with bar("validate") as prog:
+        task = prog.add_task("validate", total=None)
+        val = D.validate_step(paths, sk, progress=lambda done, total: prog.update(task, completed=done, total=total))
+    _print_validate_step(val.findings)
+    if val.errors():
+        raise DataError("the synthetic data has validation errors (a bug in posedata synth)",
+                        [f for fs in val.findings.values() for f in fs], file=str(paths.train_json))
+
+
+def _preview_step(plan: Any, paths: Any, sk: Any, labels: Any, bar: Any) -> None:
+    from .. import demo as D
+
+    with bar("preview") as prog:
+        task = prog.add_task("preview", total=plan.preview_samples)
+        items = D.preview_step(plan, paths, sk, labels,
+                               progress=lambda done, total: prog.update(task, completed=done, total=total))
+    m = plan.input_size // 8
+    console.print(f"  {len(items)} samples: image, heatmaps ({m}x{m}, stride 8) and PAFs per sample; "
+                  f"contact sheet {paths.preview / 'index.png'}", soft_wrap=True)
+
+
+def _flipcheck_step(plan: Any, paths: Any, sk: Any) -> Any:
+    """Step 5: the flip verdict on the synthetic data; FAIL is a bug in synth or flipcheck."""
+    from .. import demo as D
+    from ..errors import DataError
+
+    with console.status("flipcheck"):
+        flip = D.flipcheck_step(plan, paths, sk)
+    style = {"PASS": "bold green", "FAIL": "bold red"}.get(flip.verdict, "yellow")
+    console.print(f"  [{style}]{flip.verdict}[/] {flip.flip.reason}", soft_wrap=True)
+    if flip.verdict == "FAIL":
+        raise DataError("the flip map disagrees with the synthetic data (a bug in posedata synth or flipcheck)",
+                        file=str(paths.train_json))
+    return flip
 
 
 def _print_validate_step(findings: dict) -> None:
