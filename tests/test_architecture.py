@@ -26,7 +26,6 @@ MAX_FUNCTION_LINES = 80
 LONG_FUNCTIONS = {
     "posedata.bodyframe:frame_features": 88,
     "posedata.formats.coco_annotator:read_coco_like": 136,
-    "posedata.formats.labelme:read": 98,
     "posedata.formats.lwop:_records": 117,
     "posedata.formats.sleap:read": 98,
     "posedata.formats.yolo:export": 121,

@@ -77,7 +77,6 @@ def _rectangle(shape: dict[str, Any]) -> tuple[float, float, float, float] | Non
 
 
 def read(path: Path, skeleton: Skeleton, options: ImportOptions) -> ImportResult:
-    from ..io import load_json
     from .builder import DatasetBuilder, RawImage, RawInstance, keypoint_slots, unknown_names_error
 
     path = Path(path)
@@ -91,26 +90,7 @@ def read(path: Path, skeleton: Skeleton, options: ImportOptions) -> ImportResult
         files = [path]
         root = path.resolve().parent
     # every point label of every file, then one name check for all of them: the error lists all
-    docs: list[tuple[Path, dict[str, Any]]] = []
-    labels: dict[str, str] = {}  # exact label -> normalised
-    for f in files:
-        data = load_json(f)
-        file = str(f)
-        if not _looks_like_labelme(data):
-            if path.is_dir():
-                report.skip("JSON file that is not a Labelme annotation", f.name)
-                continue
-            raise InputError("expected a Labelme JSON object with 'shapes' (a list) and 'imagePath'", file=file)
-        for i, s in enumerate(data["shapes"]):
-            if not isinstance(s, dict):
-                raise InputError("expected a shape object", file=file, where=f"shapes[{i}]")
-            if s.get("shape_type", "polygon") == "point":
-                lab = s.get("label")
-                if not isinstance(lab, str) or not lab.strip():
-                    raise InputError("a point shape needs a non-empty string label", file=file, where=f"shapes[{i}].label")
-                if lab not in labels:
-                    labels[lab] = normalize_name(lab)
-        docs.append((f, data))
+    docs, labels = _documents(files, path.is_dir(), report)
     if not docs:
         raise InputError("no Labelme JSON (an object with 'shapes' and 'imagePath') in this folder", file=str(path))
     if not labels:
@@ -130,34 +110,7 @@ def read(path: Path, skeleton: Skeleton, options: ImportOptions) -> ImportResult
         w, h = data.get("imageWidth"), data.get("imageHeight")
         builder.add_image(RawImage(key=img_key, file_name=name, width=w if _num(w) else None,
                                    height=h if _num(h) else None, candidates=cands, where=file))
-        groups: dict[Any, dict[str, Any]] = {}
-        for i, s in enumerate(data["shapes"]):
-            where = f"shapes[{i}]"
-            st = s.get("shape_type", "polygon")
-            gid = s.get("group_id")
-            if gid is not None and (isinstance(gid, bool) or not isinstance(gid, (int, str))):
-                raise InputError(f"group_id must be an integer, a string or null, got {gid!r}", file=file,
-                                 where=f"{where}.group_id")
-            g = groups.setdefault(gid, {"kp": np.zeros((K, 3)), "first": {}, "box": None, "where": where})
-            if st == "point":
-                x, y = _point(s, file, where)
-                j = slot[s["label"]]
-                if j in g["first"]:
-                    what = "keypoint label repeats among points without a group_id" if gid is None else \
-                        "keypoint label repeats within one group_id"
-                    report.skip(f"{what} (first point kept)", f"{f.name}: {where} {s['label']!r}")
-                    continue
-                flags = s.get("flags") if isinstance(s.get("flags"), dict) else {}
-                occluded = any(flags.get(k) is True for k in OCCLUDED_FLAGS)
-                g["kp"][j] = (x, y, 1 if occluded else 2)
-                g["first"][j] = where
-            elif st == "rectangle" and gid is not None:
-                box = _rectangle(s)
-                if box is None:
-                    raise InputError("a rectangle needs points [[x1, y1], [x2, y2]]", file=file, where=f"{where}.points")
-                g["box"] = box
-            else:
-                report.skip(f"{st} shape ignored (not a point, nor a rectangle with a group_id)", f"{f.name}: {where}")
+        groups = _groups(f, data, slot, K, report)
         if None in groups and groups[None]["first"] and len(groups) > 1:
             report.warnings.append(f"{f.name}: points without a group_id became one instance next to the grouped ones")
         for gid, g in groups.items():
@@ -174,6 +127,69 @@ def read(path: Path, skeleton: Skeleton, options: ImportOptions) -> ImportResult
     if never:
         report.warnings.append(f"skeleton keypoint(s) never labelled in any file: {never}")
     return builder.build()
+
+
+def _documents(files: list[Path], folder: bool, report: ImportReport) -> tuple[list[tuple[Path, dict[str, Any]]], dict[str, str]]:
+    """The Labelme files among `files` (in a folder, others are skipped) and every point label they
+    use (exact label -> normalised)."""
+    from ..io import load_json
+
+    docs: list[tuple[Path, dict[str, Any]]] = []
+    labels: dict[str, str] = {}
+    for f in files:
+        data = load_json(f)
+        file = str(f)
+        if not _looks_like_labelme(data):
+            if folder:
+                report.skip("JSON file that is not a Labelme annotation", f.name)
+                continue
+            raise InputError("expected a Labelme JSON object with 'shapes' (a list) and 'imagePath'", file=file)
+        for i, s in enumerate(data["shapes"]):
+            if not isinstance(s, dict):
+                raise InputError("expected a shape object", file=file, where=f"shapes[{i}]")
+            if s.get("shape_type", "polygon") == "point":
+                lab = s.get("label")
+                if not isinstance(lab, str) or not lab.strip():
+                    raise InputError("a point shape needs a non-empty string label", file=file, where=f"shapes[{i}].label")
+                if lab not in labels:
+                    labels[lab] = normalize_name(lab)
+        docs.append((f, data))
+    return docs, labels
+
+
+def _groups(f: Path, data: dict[str, Any], slot: dict[str, int], K: int, report: ImportReport) -> dict[Any, dict[str, Any]]:
+    """One file's shapes by group_id: the points of each (the first of a repeated label kept) and
+    its rectangle."""
+    file = str(f)
+    groups: dict[Any, dict[str, Any]] = {}
+    for i, s in enumerate(data["shapes"]):
+        where = f"shapes[{i}]"
+        st = s.get("shape_type", "polygon")
+        gid = s.get("group_id")
+        if gid is not None and (isinstance(gid, bool) or not isinstance(gid, (int, str))):
+            raise InputError(f"group_id must be an integer, a string or null, got {gid!r}", file=file,
+                             where=f"{where}.group_id")
+        g = groups.setdefault(gid, {"kp": np.zeros((K, 3)), "first": {}, "box": None, "where": where})
+        if st == "point":
+            x, y = _point(s, file, where)
+            j = slot[s["label"]]
+            if j in g["first"]:
+                what = "keypoint label repeats among points without a group_id" if gid is None else \
+                    "keypoint label repeats within one group_id"
+                report.skip(f"{what} (first point kept)", f"{f.name}: {where} {s['label']!r}")
+                continue
+            flags = s.get("flags") if isinstance(s.get("flags"), dict) else {}
+            occluded = any(flags.get(k) is True for k in OCCLUDED_FLAGS)
+            g["kp"][j] = (x, y, 1 if occluded else 2)
+            g["first"][j] = where
+        elif st == "rectangle" and gid is not None:
+            box = _rectangle(s)
+            if box is None:
+                raise InputError("a rectangle needs points [[x1, y1], [x2, y2]]", file=file, where=f"{where}.points")
+            g["box"] = box
+        else:
+            report.skip(f"{st} shape ignored (not a point, nor a rectangle with a group_id)", f"{f.name}: {where}")
+    return groups
 
 
 def _image_name(image_path: Any, json_file: Path, root: Path, options: ImportOptions, file: str,
