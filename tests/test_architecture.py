@@ -27,7 +27,6 @@ LONG_FUNCTIONS = {
     "posedata.bodyframe:frame_features": 88,
     "posedata.formats.coco_annotator:read_coco_like": 136,
     "posedata.formats.lwop:_records": 117,
-    "posedata.formats.sleap:read": 98,
     "posedata.formats.yolo:export": 121,
     "posedata.formats.yolo:read": 88,
     "posedata.grouping:_score_steps": 102,

@@ -360,34 +360,12 @@ def read(path: Path, skeleton: Skeleton, options: ImportOptions) -> ImportResult
             if inst.skeleton is not sk_src:
                 report.skip("instance of another skeleton", iwhere)
                 continue
-            pts = inst.points
-            xy = np.asarray(pts["xy"], dtype=np.float64).reshape(-1, 2)
-            vis = np.asarray(pts["visible"], dtype=bool).reshape(-1)
-            finite = np.isfinite(xy).all(axis=1)
-            hidden = finite & ~vis
-            if hidden.any():
-                report.repair("node marked not visible read as not labelled (its position is not a label)", iwhere,
-                              n=int(hidden.sum()))
-            lab = finite & vis
-            kp = np.zeros((len(node_names), 3))
-            kp[lab, :2] = xy[lab]
-            kp[lab, 2] = 2
+            kp, extra = _instance(inst, len(node_names), track_ids, report, iwhere, sio)
             report.instances_read += 1
-            extra: dict[str, Any] = {}
-            if getattr(inst, "track", None) is not None:
-                extra = {"track_id": track_ids.get(id(inst.track), -1), "track": str(inst.track.name)}
-            if isinstance(inst, sio.PredictedInstance):
-                score = float(inst.score)
-                extra.update({"predicted": True, **({"score": round(score, 6)} if np.isfinite(score) else {})})
             builder.add_instance(RawInstance(image_key=keys[vkey], keypoints=kp[mapping].reshape(K, 3),
                                              source_id=iwhere, where=where, extra=extra))
     if missing:
-        n = sum(len(v) - 1 for v in missing.values())
-        ex = "; ".join(f"{why}: {', '.join(v[1:4])}{', ...' if len(v) > 4 else ''}" for why, v in list(missing.items())[:3])
-        # the data's fault, not the command's: the same verdict as validate's V050 (exit 1)
-        raise DataError(f"V050 {n} labelled frame(s) not found: {ex}{' ...' if len(missing) > 3 else ''}; "
-                        f"pass --images with a folder that holds the frames as images ({FRAME_NAMING} for a video, "
-                        "the image files by name for an image sequence)", file=file, where=next(iter(missing.values()))[0])
+        raise _missing_frames(missing, file)
     report.images_read = len(keys)
     result = builder.build()
     if options.images is None:
@@ -395,6 +373,41 @@ def read(path: Path, skeleton: Skeleton, options: ImportOptions) -> ImportResult
         plan.keep({im.file_name for im in result.dataset.images})
         result.frames = plan
     return result
+
+
+def _instance(inst: Any, n_nodes: int, track_ids: dict[int, int], report: ImportReport, iwhere: str,
+              sio: Any) -> tuple[np.ndarray, dict[str, Any]]:
+    """An instance's (nodes, 3) keypoints (a node marked not visible is not labelled) and extra
+    fields (track, prediction score)."""
+    pts = inst.points
+    xy = np.asarray(pts["xy"], dtype=np.float64).reshape(-1, 2)
+    vis = np.asarray(pts["visible"], dtype=bool).reshape(-1)
+    finite = np.isfinite(xy).all(axis=1)
+    hidden = finite & ~vis
+    if hidden.any():
+        report.repair("node marked not visible read as not labelled (its position is not a label)", iwhere,
+                      n=int(hidden.sum()))
+    lab = finite & vis
+    kp = np.zeros((n_nodes, 3))
+    kp[lab, :2] = xy[lab]
+    kp[lab, 2] = 2
+    extra: dict[str, Any] = {}
+    if getattr(inst, "track", None) is not None:
+        extra = {"track_id": track_ids.get(id(inst.track), -1), "track": str(inst.track.name)}
+    if isinstance(inst, sio.PredictedInstance):
+        score = float(inst.score)
+        extra.update({"predicted": True, **({"score": round(score, 6)} if np.isfinite(score) else {})})
+    return kp, extra
+
+
+def _missing_frames(missing: dict[str, list[str]], file: str) -> DataError:
+    """V050 for labelled frames that are nowhere (why -> [where, frame names])."""
+    n = sum(len(v) - 1 for v in missing.values())
+    ex = "; ".join(f"{why}: {', '.join(v[1:4])}{', ...' if len(v) > 4 else ''}" for why, v in list(missing.items())[:3])
+    # the data's fault, not the command's: the same verdict as validate's V050 (exit 1)
+    return DataError(f"V050 {n} labelled frame(s) not found: {ex}{' ...' if len(missing) > 3 else ''}; "
+                     f"pass --images with a folder that holds the frames as images ({FRAME_NAMING} for a video, "
+                     "the image files by name for an image sequence)", file=file, where=next(iter(missing.values()))[0])
 
 
 # --------------------------------------------------------- skeleton init
