@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -61,27 +62,12 @@ def draw_sample(sample, sk: Skeleton, title: str, path: Path, stride: int) -> in
     gs = fig.add_gridspec(1 + grid_rows, cols)
     img = sample.image[..., ::-1]
     h, w = img.shape[:2]
-    mh, mw = sample.heatmaps.shape[1:]
     extent = (-0.5, w - 0.5, h - 0.5, -0.5)
     colors = keypoint_colors(sk) / 255.0
     dim = (img.astype(np.float32) * 0.45).astype(np.uint8)
     panels = 0
 
-    ax = fig.add_subplot(gs[0, 0])
-    ax.imshow(img)
-    kp = sample.keypoints
-    for a, b in sk.limbs:
-        for inst in kp:
-            if inst[a, 2] <= 1 and inst[b, 2] <= 1:
-                ax.plot([inst[a, 0], inst[b, 0]], [inst[a, 1], inst[b, 1]], "-", color="white", lw=1)
-    for inst in kp:
-        for i in range(k):
-            if inst[i, 2] <= 1:
-                ax.scatter(inst[i, 0], inst[i, 1], s=14, color=colors[i],
-                           marker="o" if inst[i, 2] == 1 else "x", zorder=3)
-    ax.set_xlim(-0.5, w - 0.5)
-    ax.set_ylim(h - 0.5, -0.5)
-    ax.set_title(f"network input{' (flipped)' if sample.flipped else ''}\no visible, x occluded", fontsize=7)
+    _input_panel(fig.add_subplot(gs[0, 0]), sample, sk, colors)
     panels += 1
 
     ax = fig.add_subplot(gs[0, 1])
@@ -90,17 +76,7 @@ def draw_sample(sample, sk: Skeleton, title: str, path: Path, stride: int) -> in
     ax.set_title("all heatmaps", fontsize=7)
     panels += 1
 
-    ax = fig.add_subplot(gs[0, 2])
-    ax.imshow(dim)
-    rgba, vec = paf_color_wheel(sample.pafs)
-    ax.imshow(rgba, extent=extent, interpolation="nearest")
-    step = max(1, min(mh, mw) // 16)
-    ys, xs = np.mgrid[0:mh:step, 0:mw:step]
-    u, v = vec[:, ::step, ::step]
-    strong = np.hypot(u, v) > 0.1
-    ax.quiver(xs[strong] * stride + stride / 2 - 0.5, ys[strong] * stride + stride / 2 - 0.5, u[strong], v[strong],
-              color="white", angles="xy", scale_units="xy", scale=1 / (stride * step * 0.8), width=0.006)
-    ax.set_title("PAFs: hue = direction, opacity = magnitude", fontsize=7)
+    _paf_panel(fig.add_subplot(gs[0, 2]), sample, dim, extent, stride)
     panels += 1
 
     ax = fig.add_subplot(gs[0, 3])
@@ -119,8 +95,52 @@ def draw_sample(sample, sk: Skeleton, title: str, path: Path, stride: int) -> in
         ax.set_xticks([])
         ax.set_yticks([])
 
+    panels += _channel_grids(fig, gs, hm_rows, sample, sk, cols)
+    fig.suptitle(title, fontsize=9)
+    save_figure(fig, path, dpi=80, tight=False)
+    return panels
+
+
+def _input_panel(ax: Any, sample: Any, sk: Skeleton, colors: np.ndarray) -> None:
+    """The network input with its keypoints (o visible, x occluded) and limbs."""
+    img = sample.image[..., ::-1]
+    h, w = img.shape[:2]
+    ax.imshow(img)
+    kp = sample.keypoints
+    for a, b in sk.limbs:
+        for inst in kp:
+            if inst[a, 2] <= 1 and inst[b, 2] <= 1:
+                ax.plot([inst[a, 0], inst[b, 0]], [inst[a, 1], inst[b, 1]], "-", color="white", lw=1)
+    for inst in kp:
+        for i in range(sk.num_keypoints):
+            if inst[i, 2] <= 1:
+                ax.scatter(inst[i, 0], inst[i, 1], s=14, color=colors[i],
+                           marker="o" if inst[i, 2] == 1 else "x", zorder=3)
+    ax.set_xlim(-0.5, w - 0.5)
+    ax.set_ylim(h - 0.5, -0.5)
+    ax.set_title(f"network input{' (flipped)' if sample.flipped else ''}\no visible, x occluded", fontsize=7)
+
+
+def _paf_panel(ax: Any, sample: Any, dim: np.ndarray, extent: tuple, stride: int) -> None:
+    """Every PAF at once: hue for direction, opacity for magnitude, arrows where strong."""
+    mh, mw = sample.heatmaps.shape[1:]
+    ax.imshow(dim)
+    rgba, vec = paf_color_wheel(sample.pafs)
+    ax.imshow(rgba, extent=extent, interpolation="nearest")
+    step = max(1, min(mh, mw) // 16)
+    ys, xs = np.mgrid[0:mh:step, 0:mw:step]
+    u, v = vec[:, ::step, ::step]
+    strong = np.hypot(u, v) > 0.1
+    ax.quiver(xs[strong] * stride + stride / 2 - 0.5, ys[strong] * stride + stride / 2 - 0.5, u[strong], v[strong],
+              color="white", angles="xy", scale_units="xy", scale=1 / (stride * step * 0.8), width=0.006)
+    ax.set_title("PAFs: hue = direction, opacity = magnitude", fontsize=7)
+
+
+def _channel_grids(fig: Any, gs: Any, hm_rows: int, sample: Any, sk: Skeleton, cols: int) -> int:
+    """One mosaic of the heatmap channels and one of the PAF channels; returns the tiles drawn."""
     import matplotlib
 
+    k, n_limbs = sk.num_keypoints, sk.num_limbs
     cmap = matplotlib.colormaps["magma"]
     hm_tiles = [cmap(np.clip(sample.heatmaps[i], 0, 1))[..., :3] for i in range(k)]
     hm_names = [f"{i}: {sk.keypoints[i]}" for i in range(k)]
@@ -131,16 +151,12 @@ def draw_sample(sample, sk: Skeleton, title: str, path: Path, stride: int) -> in
     ax.imshow(tile_grid(hm_tiles, hm_names, cols))
     ax.set_title("heatmap per keypoint", fontsize=8)
     ax.axis("off")
-    panels += k
     if n_limbs:
         ax = fig.add_subplot(gs[1 + hm_rows:, :])
         ax.imshow(tile_grid(paf_tiles, paf_names, cols))
         ax.set_title("PAF per limb (hue = direction)", fontsize=8)
         ax.axis("off")
-        panels += n_limbs
-    fig.suptitle(title, fontsize=9)
-    save_figure(fig, path, dpi=80, tight=False)
-    return panels
+    return k + n_limbs
 
 
 def tile_grid(tiles: list[np.ndarray], names: list[str], cols: int, min_width: int = 132) -> np.ndarray:

@@ -31,7 +31,6 @@ LONG_FUNCTIONS = {
     "posedata.formats.yolo:read": 88,
     "posedata.grouping:_score_steps": 102,
     "posedata.grouping:group": 89,
-    "posedata.preview:draw_sample": 91,
     "posedata.targets:_pafs_into": 97,
 }
 
