@@ -106,7 +106,7 @@ def read_coco_like(data: Any, path: Path, skeleton: Any, options: ImportOptions,
                    report: ImportReport) -> ImportResult:
     """Read any COCO keypoint export (coco-annotator's, CVAT's, plain) into a Dataset. Tool keys
     (CVAT's `attributes`, coco-annotator's `color`, `metadata`, ...) are tolerated and left out."""
-    from .builder import DatasetBuilder, RawImage, RawInstance, keypoint_mapping, resolve_category
+    from .builder import DatasetBuilder, RawInstance, keypoint_mapping
 
     file = str(path)
     if not isinstance(data, dict):
@@ -118,24 +118,7 @@ def read_coco_like(data: Any, path: Path, skeleton: Any, options: ImportOptions,
     if not isinstance(anns, list):
         raise InputError("expected a list under 'annotations'", file=file, where="annotations")
 
-    # --- the keypoint category
-    kcats: list[tuple[str, Any, Any]] = []
-    kidx: list[int] = []
-    cat_names: dict[Any, str] = {}
-    for i, c in enumerate(data["categories"]):
-        where = f"categories[{i}]"
-        if not isinstance(c, dict):
-            raise InputError("expected an object", file=file, where=where)
-        cid = _id(c.get("id"), file, f"{where}.id")
-        cat_names[cid] = str(c.get("name", ""))
-        kp = c.get("keypoints")
-        if kp is None or kp == []:
-            continue
-        if not isinstance(kp, list) or not all(isinstance(k, str) for k in kp):
-            raise InputError("expected a list of keypoint names", file=file, where=f"{where}.keypoints")
-        kcats.append((where, cid, c.get("name", "")))
-        kidx.append(i)
-    ci = kidx[resolve_category(kcats, options.category, file, "categories")]
+    ci, cat_names = _keypoint_category(data["categories"], options, file)
     cat = data["categories"][ci]
     cat_id = cat["id"]
     names = list(cat["keypoints"])
@@ -150,30 +133,7 @@ def read_coco_like(data: Any, path: Path, skeleton: Any, options: ImportOptions,
     if isinstance(data.get("licenses"), list):
         b.licenses = data["licenses"]
 
-    # --- images
-    seen: dict[Any, int] = {}
-    dropped_keys: set[str] = set()
-    for i, im in enumerate(data["images"]):
-        where = f"images[{i}]"
-        if not isinstance(im, dict):
-            raise InputError("expected an object", file=file, where=where)
-        iid = _id(im.get("id"), file, f"{where}.id")
-        if iid in seen:
-            raise InputError(f"duplicate image id {iid!r} (first at images[{seen[iid]}])", file=file, where=f"{where}.id")
-        seen[iid] = i
-        fn = im.get("file_name")
-        pth = im.get("path")
-        if not isinstance(fn, str) or not fn:
-            if isinstance(pth, str) and pth:
-                fn = pth.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
-                report.repair("image file_name missing: taken from the end of `path`", iid)
-            else:
-                raise InputError("expected a non-empty file_name (or path)", file=file, where=f"{where}.file_name")
-        dropped_keys.update(k for k in im if k not in ("id", "file_name", "width", "height", *_IMAGE_KEEP))
-        b.add_image(RawImage(key=iid, file_name=fn, width=im.get("width"), height=im.get("height"),
-                             candidates=[pth] if isinstance(pth, str) and pth else [], where=where,
-                             extra={k: im[k] for k in _IMAGE_KEEP if k in im}))
-    report.images_read = len(data["images"])
+    dropped_keys = _add_images(b, data["images"], file, report)
 
     # --- annotations
     other: dict[Any, list] = {}
@@ -193,36 +153,9 @@ def read_coco_like(data: Any, path: Path, skeleton: Any, options: ImportOptions,
         report.instances_read += 1
         aid = _id(aid, file, f"{where}.id")
         image_id = _id(a.get("image_id"), file, f"{where}.image_id")
-        crowd = a.get("iscrowd", False)
-        if isinstance(crowd, bool):
-            pass
-        elif isinstance(crowd, (int, float)) and crowd in (0, 1):
-            crowd = bool(crowd)
-        elif crowd is None:
-            crowd = False
-        else:
-            raise InputError(f"iscrowd must be true/false or 0/1, got {crowd!r}", file=file, where=f"{where}.iscrowd")
+        crowd = _iscrowd(a.get("iscrowd", False), file, f"{where}.iscrowd")
         ann_extra.update(k for k in a if k not in _ANN_KEYS)
-
-        kp = a.get("keypoints")
-        arr = None
-        if kp is not None and kp != []:
-            flat = _num_list(kp, file, f"{where}.keypoints")
-            if len(flat) > 3 * n_src:
-                report.repair(f"keypoints beyond the category's {n_src} labelled slots dropped (points placed "
-                              "without a label)", aid, n=(len(flat) - 3 * n_src + 2) // 3)
-                flat = flat[: 3 * n_src]
-            elif len(flat) < 3 * n_src:
-                if len(flat) % 3:
-                    raise InputError(f"keypoints must be x, y, v triples ({3 * n_src} numbers for {n_src} keypoints), "
-                                     f"got {len(flat)} numbers", file=file, where=f"{where}.keypoints")
-                report.repair(f"keypoints shorter than the category's {n_src} slots padded with unlabelled slots", aid)
-                flat = np.concatenate([flat, np.zeros(3 * n_src - len(flat))])
-            src = flat.reshape(n_src, 3)
-            arr = src[mapping]
-        elif kp == [] and not crowd:
-            report.repair("empty keypoints list read as zero keypoints", aid)
-            arr = np.zeros((len(mapping), 3))
+        arr = _keypoints(a.get("keypoints"), n_src, mapping, crowd, report, aid, file, f"{where}.keypoints")
         seg = a.get("segmentation")
         if seg is not None and not isinstance(seg, (list, dict)):
             raise InputError(f"segmentation must be a list of polygons or an RLE object, got {type(seg).__name__}",
@@ -238,6 +171,93 @@ def read_coco_like(data: Any, path: Path, skeleton: Any, options: ImportOptions,
         report.warnings.append("tool-specific keys left out of the output: "
                                + ", ".join(sorted(dropped_keys | ann_extra)))
     return b.build()
+
+
+def _keypoint_category(cats: list, options: ImportOptions, file: str) -> tuple[int, dict[Any, str]]:
+    """(index of the keypoint category imported, every category's name by id)."""
+    from .builder import resolve_category
+
+    kcats: list[tuple[str, Any, Any]] = []
+    kidx: list[int] = []
+    cat_names: dict[Any, str] = {}
+    for i, c in enumerate(cats):
+        where = f"categories[{i}]"
+        if not isinstance(c, dict):
+            raise InputError("expected an object", file=file, where=where)
+        cid = _id(c.get("id"), file, f"{where}.id")
+        cat_names[cid] = str(c.get("name", ""))
+        kp = c.get("keypoints")
+        if kp is None or kp == []:
+            continue
+        if not isinstance(kp, list) or not all(isinstance(k, str) for k in kp):
+            raise InputError("expected a list of keypoint names", file=file, where=f"{where}.keypoints")
+        kcats.append((where, cid, c.get("name", "")))
+        kidx.append(i)
+    return kidx[resolve_category(kcats, options.category, file, "categories")], cat_names
+
+
+def _add_images(b: Any, images: list, file: str, report: ImportReport) -> set[str]:
+    """Every image into the builder (a missing file_name taken from `path`); returns the tool keys
+    left out."""
+    from .builder import RawImage
+
+    seen: dict[Any, int] = {}
+    dropped_keys: set[str] = set()
+    for i, im in enumerate(images):
+        where = f"images[{i}]"
+        if not isinstance(im, dict):
+            raise InputError("expected an object", file=file, where=where)
+        iid = _id(im.get("id"), file, f"{where}.id")
+        if iid in seen:
+            raise InputError(f"duplicate image id {iid!r} (first at images[{seen[iid]}])", file=file, where=f"{where}.id")
+        seen[iid] = i
+        fn = im.get("file_name")
+        pth = im.get("path")
+        if not isinstance(fn, str) or not fn:
+            if isinstance(pth, str) and pth:
+                fn = pth.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+                report.repair("image file_name missing: taken from the end of `path`", iid)
+            else:
+                raise InputError("expected a non-empty file_name (or path)", file=file, where=f"{where}.file_name")
+        dropped_keys.update(k for k in im if k not in ("id", "file_name", "width", "height", *_IMAGE_KEEP))
+        b.add_image(RawImage(key=iid, file_name=fn, width=im.get("width"), height=im.get("height"),
+                             candidates=[pth] if isinstance(pth, str) and pth else [], where=where,
+                             extra={k: im[k] for k in _IMAGE_KEEP if k in im}))
+    report.images_read = len(images)
+    return dropped_keys
+
+
+def _iscrowd(crowd: Any, file: str, where: str) -> bool:
+    if isinstance(crowd, bool):
+        return crowd
+    if isinstance(crowd, (int, float)) and crowd in (0, 1):
+        return bool(crowd)
+    if crowd is None:
+        return False
+    raise InputError(f"iscrowd must be true/false or 0/1, got {crowd!r}", file=file, where=where)
+
+
+def _keypoints(kp: Any, n_src: int, mapping: Any, crowd: bool, report: ImportReport, aid: Any, file: str,
+               where: str) -> np.ndarray | None:
+    """An annotation's keypoints in skeleton order (None: it has none); extra slots dropped and
+    missing ones padded, both reported."""
+    if kp is not None and kp != []:
+        flat = _num_list(kp, file, where)
+        if len(flat) > 3 * n_src:
+            report.repair(f"keypoints beyond the category's {n_src} labelled slots dropped (points placed "
+                          "without a label)", aid, n=(len(flat) - 3 * n_src + 2) // 3)
+            flat = flat[: 3 * n_src]
+        elif len(flat) < 3 * n_src:
+            if len(flat) % 3:
+                raise InputError(f"keypoints must be x, y, v triples ({3 * n_src} numbers for {n_src} keypoints), "
+                                 f"got {len(flat)} numbers", file=file, where=where)
+            report.repair(f"keypoints shorter than the category's {n_src} slots padded with unlabelled slots", aid)
+            flat = np.concatenate([flat, np.zeros(3 * n_src - len(flat))])
+        return flat.reshape(n_src, 3)[mapping]
+    if kp == [] and not crowd:
+        report.repair("empty keypoints list read as zero keypoints", aid)
+        return np.zeros((len(mapping), 3))
+    return None
 
 
 # ------------------------------------------------------------------ writer
