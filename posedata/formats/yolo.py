@@ -300,43 +300,58 @@ def read(path: Path, skeleton: Skeleton, options: ImportOptions) -> ImportResult
             parts = line.split()
             if not parts:
                 continue
-            if len(parts) != n_vals:
-                raise InputError(f"expected {n_vals} values (class, box 4, {K} keypoints x {D}), found {len(parts)}",
-                                 file=lfile, where=f"line {ln}")
-            try:
-                vals = np.array([float(v) for v in parts])
-            except ValueError:
-                raise InputError("expected numbers", file=lfile, where=f"line {ln}") from None
-            if not np.isfinite(vals).all():
-                raise InputError("values must be finite", file=lfile, where=f"line {ln}")
-            c = vals[0]
-            if c != int(c) or int(c) not in names:
-                raise InputError(f"class {parts[0]!r} is not one of {sorted(names)}", file=lfile, where=f"line {ln}")
-            if int(c) != cls:
+            vals = _label_values(parts, n_vals, K, D, names, lfile, f"line {ln}")
+            if int(vals[0]) != cls:
                 other_classes += 1
                 continue
             report.instances_read += 1
-            cx, cy, bw, bh = vals[1:5]
-            box = ((cx - bw / 2) * w, (cy - bh / 2) * h, bw * w, bh * h)
-            k = vals[5:].reshape(K, D)
-            kp = np.zeros((K, 3))
-            kp[:, 0], kp[:, 1] = k[:, 0] * w, k[:, 1] * h
-            if D == 3:
-                kp[:, 2] = k[:, 2]
-                nonstd = ~np.isin(k[:, 2], (0, 1, 2))
-                if nonstd.any():
-                    report.repair("visibility other than 0/1/2 read as labelled (v=2) when > 0", f"{name}:{ln}",
-                                  n=int(nonstd.sum()))
-                    kp[nonstd, 2] = np.where(k[nonstd, 2] > 0, 2, 0)
-            else:
-                kp[:, 2] = np.where((k[:, 0] == 0) & (k[:, 1] == 0), 0, 2)
-            kp[kp[:, 2] == 0] = 0
+            box, kp = _instance(vals, K, D, w, h, report, f"{name}:{ln}")
             builder.add_instance(RawInstance(image_key=key, keypoints=kp[mapping], bbox=box,
                                              source_id=f"{name}:{ln}", where=f"{lfile}: line {ln}"))
     if other_classes:
         report.skip(f"instance of another class than {names[cls]!r}", n=other_classes)
     report.images_read = len(imgs)
     return builder.build()
+
+
+def _label_values(parts: list[str], n_vals: int, K: int, D: int, names: dict[int, str], lfile: str,
+                  where: str) -> np.ndarray:
+    """One label line's numbers: class, box, keypoints; a known class, every value finite."""
+    if len(parts) != n_vals:
+        raise InputError(f"expected {n_vals} values (class, box 4, {K} keypoints x {D}), found {len(parts)}",
+                         file=lfile, where=where)
+    try:
+        vals = np.array([float(v) for v in parts])
+    except ValueError:
+        raise InputError("expected numbers", file=lfile, where=where) from None
+    if not np.isfinite(vals).all():
+        raise InputError("values must be finite", file=lfile, where=where)
+    c = vals[0]
+    if c != int(c) or int(c) not in names:
+        raise InputError(f"class {parts[0]!r} is not one of {sorted(names)}", file=lfile, where=where)
+    return vals
+
+
+def _instance(vals: np.ndarray, K: int, D: int, w: float, h: float, report: ImportReport,
+              source: str) -> tuple[tuple[float, float, float, float], np.ndarray]:
+    """(box, (K, 3) keypoints) in pixels from a line's normalised values; without a visibility
+    column a point at (0, 0) is unlabelled."""
+    cx, cy, bw, bh = vals[1:5]
+    box = ((cx - bw / 2) * w, (cy - bh / 2) * h, bw * w, bh * h)
+    k = vals[5:].reshape(K, D)
+    kp = np.zeros((K, 3))
+    kp[:, 0], kp[:, 1] = k[:, 0] * w, k[:, 1] * h
+    if D == 3:
+        kp[:, 2] = k[:, 2]
+        nonstd = ~np.isin(k[:, 2], (0, 1, 2))
+        if nonstd.any():
+            report.repair("visibility other than 0/1/2 read as labelled (v=2) when > 0", source,
+                          n=int(nonstd.sum()))
+            kp[nonstd, 2] = np.where(k[nonstd, 2] > 0, 2, 0)
+    else:
+        kp[:, 2] = np.where((k[:, 0] == 0) & (k[:, 1] == 0), 0, 2)
+    kp[kp[:, 2] == 0] = 0
+    return box, kp
 
 
 # ------------------------------------------------------------- skeleton init
@@ -458,12 +473,37 @@ def export(ds: Any, sk: Skeleton, out_dir: Path, images: Path | None = None, cat
     out_dir only when complete, so a failure never leaves a half-written dataset. An existing
     out_dir is replaced only if `export yolo` made it (io.MARKER); the caller decides whether
     replacing is allowed at all (io.claim_output with --force)."""
-    from .builder import bboxes_from_keypoints
-
     rep = ExportReport()
     cat = ds.category(category_id)
     order, fidx = export_order(sk)
-    src = list(cat.keypoints)
+    cols = _keypoint_columns(list(cat.keypoints), order, sk, data_file)
+    # every check that can fail runs before anything is written
+    by_image = _instances_by_image(ds, cat, len(cat.keypoints), rep, data_file)
+    names, sources = _image_files(ds, images, data_file)
+    out_dir = Path(out_dir)
+    check_replaceable(out_dir, COMMAND)
+    tmp = staging_dir(out_dir, COMMAND)
+    try:
+        for n_img, im in enumerate(ds.images):
+            _write_image(tmp, im, by_image[im.id], cols, names[im.id], sources.get(im.id), bbox_margin, rep)
+            if progress is not None:
+                progress(n_img + 1, len(ds.images))
+        (tmp / "data.yaml").write_text(_dataset_yaml(out_dir, sk, cat.name, order, fidx, data_file))
+        replace_dir(tmp, out_dir, COMMAND)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise write_error(getattr(e, "filename", None) or out_dir, e) from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if images is None:
+        rep.notes.append(f"no --images: put the images in {out_dir / 'images'} under their file_name for "
+                         "Ultralytics to find them")
+    return rep
+
+
+def _keypoint_columns(src: list[str], order: list[str], sk: Skeleton, data_file: str | None) -> np.ndarray:
+    """For each keypoint in export order, its column in the data's keypoint list (names matched)."""
     lookup: dict[str, int] = {}
     for i, n in enumerate(src):
         lookup.setdefault(normalize_name(n), i)
@@ -475,10 +515,11 @@ def export(ds: Any, sk: Skeleton, out_dir: Path, images: Path | None = None, cat
     if extra:
         raise InputError(f"the data has keypoint(s) {extra} that skeleton {sk.name!r} does not know", file=data_file,
                          where="categories")
-    cols = np.array([lookup[normalize_name(n)] for n in order])
-    K = len(order)
+    return np.array([lookup[normalize_name(n)] for n in order])
 
-    # every check that can fail runs before anything is written
+
+def _instances_by_image(ds: Any, cat: Any, n_src: int, rep: ExportReport, data_file: str | None) -> dict[int, list[Any]]:
+    """The category's instances per image id; crowd regions dropped, box-only ones given unlabelled keypoints."""
     by_image: dict[int, list[Any]] = {im.id: [] for im in ds.images}
     for a in ds.annotations:
         if a.category_id != cat.id:
@@ -491,11 +532,16 @@ def export(ds: Any, sk: Skeleton, out_dir: Path, images: Path | None = None, cat
                              file=data_file, where="annotations")
         if a.keypoints is None:  # a box-only annotation: a YOLO line with every keypoint unlabelled
             a = copy.copy(a)
-            a.keypoints = np.zeros((len(src), 3))
-        elif a.keypoints.shape != (len(src), 3):
-            raise InputError(f"annotation {a.id}: expected {len(src)} keypoints, got {len(a.keypoints)}",
+            a.keypoints = np.zeros((n_src, 3))
+        elif a.keypoints.shape != (n_src, 3):
+            raise InputError(f"annotation {a.id}: expected {n_src} keypoints, got {len(a.keypoints)}",
                              file=data_file, where="annotations")
         by_image[a.image_id].append(a)
+    return by_image
+
+
+def _image_files(ds: Any, images: Path | None, data_file: str | None) -> tuple[dict[int, str], dict[int, Path]]:
+    """Each image's relative name (its label file is named after it) and, with --images, its file."""
     sources: dict[int, Path] = {}
     names: dict[int, str] = {}
     for im in ds.images:
@@ -514,62 +560,49 @@ def export(ds: Any, sk: Skeleton, out_dir: Path, images: Path | None = None, cat
     if len(set(names.values())) != len(names):
         raise InputError("two images share a file_name; YOLO label files are named after the image",
                          file=data_file, where="images")
+    return names, sources
 
-    out_dir = Path(out_dir)
-    check_replaceable(out_dir, COMMAND)
-    tmp = staging_dir(out_dir, COMMAND)
-    try:
-        for n_img, im in enumerate(ds.images):
-            anns = by_image[im.id]
-            kps = np.stack([a.keypoints[cols] for a in anns]) if anns else np.zeros((0, K, 3))
-            boxes = np.zeros((len(anns), 4))
-            sizes = np.tile([im.width, im.height], (len(anns), 1)).astype(np.float64)
-            need = []
-            for i, a in enumerate(anns):
-                b = a.bbox
-                if b is not None and b[2] > 0 and b[3] > 0:
-                    boxes[i] = b
-                else:
-                    need.append(i)
-            if need:
-                kb, ok = bboxes_from_keypoints(kps[need], sizes[need], bbox_margin)
-                for i, row, good in zip(need, kb, ok, strict=True):
-                    boxes[i] = row
-                    rep.boxes_from_keypoints += int(bool(good))
-            valid = (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
-            if (~valid).any():
-                rep.drop("instance with no box and no labelled keypoint", int((~valid).sum()))
-            lines, outside = yolo_lines(kps[valid], boxes[valid], sizes[valid])
-            if outside.any():
-                rep.drop("labelled keypoint outside the image written as unlabelled", int(outside.sum()))
-            rep.instances += len(lines)
-            rep.keypoints += int((kps[valid][:, :, 2] > 0).sum() - outside.sum())
-            lp = tmp / "labels" / PurePosixPath(names[im.id]).with_suffix(".txt")
-            lp.parent.mkdir(parents=True, exist_ok=True)
-            lp.write_text("".join(line + "\n" for line in lines))
-            if im.id in sources:
-                dst = tmp / "images" / names[im.id]
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                try:
-                    os.link(sources[im.id], dst)
-                except OSError:
-                    shutil.copy2(sources[im.id], dst)
-                rep.images_copied += 1
-            rep.images += 1
-            if progress is not None:
-                progress(n_img + 1, len(ds.images))
-        (tmp / "data.yaml").write_text(_dataset_yaml(out_dir, sk, cat.name, order, fidx, data_file))
-        replace_dir(tmp, out_dir, COMMAND)
-    except OSError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise write_error(getattr(e, "filename", None) or out_dir, e) from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if images is None:
-        rep.notes.append(f"no --images: put the images in {out_dir / 'images'} under their file_name for "
-                         "Ultralytics to find them")
-    return rep
+
+def _write_image(tmp: Path, im: Any, anns: list[Any], cols: np.ndarray, name: str, source: Path | None,
+                 bbox_margin: float, rep: ExportReport) -> None:
+    """One image's label file (a box from the keypoints where the instance has none) and its image."""
+    from .builder import bboxes_from_keypoints
+
+    kps = np.stack([a.keypoints[cols] for a in anns]) if anns else np.zeros((0, len(cols), 3))
+    boxes = np.zeros((len(anns), 4))
+    sizes = np.tile([im.width, im.height], (len(anns), 1)).astype(np.float64)
+    need = []
+    for i, a in enumerate(anns):
+        b = a.bbox
+        if b is not None and b[2] > 0 and b[3] > 0:
+            boxes[i] = b
+        else:
+            need.append(i)
+    if need:
+        kb, ok = bboxes_from_keypoints(kps[need], sizes[need], bbox_margin)
+        for i, row, good in zip(need, kb, ok, strict=True):
+            boxes[i] = row
+            rep.boxes_from_keypoints += int(bool(good))
+    valid = (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
+    if (~valid).any():
+        rep.drop("instance with no box and no labelled keypoint", int((~valid).sum()))
+    lines, outside = yolo_lines(kps[valid], boxes[valid], sizes[valid])
+    if outside.any():
+        rep.drop("labelled keypoint outside the image written as unlabelled", int(outside.sum()))
+    rep.instances += len(lines)
+    rep.keypoints += int((kps[valid][:, :, 2] > 0).sum() - outside.sum())
+    lp = tmp / "labels" / PurePosixPath(name).with_suffix(".txt")
+    lp.parent.mkdir(parents=True, exist_ok=True)
+    lp.write_text("".join(line + "\n" for line in lines))
+    if source is not None:
+        dst = tmp / "images" / name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(source, dst)
+        except OSError:
+            shutil.copy2(source, dst)
+        rep.images_copied += 1
+    rep.images += 1
 
 
 def _dataset_yaml(out_dir: Path, sk: Skeleton, cls_name: str, order: list[str], fidx: list[int],
