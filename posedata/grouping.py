@@ -300,6 +300,62 @@ def _middle_order(k: int) -> tuple[int, ...]:
     return tuple(out)
 
 
+def _pair_layout(limb_ab: list[tuple[int, int, int]], offsets: np.ndarray, sizes: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The candidate pairs of every step laid out in blocks, one per (step, b peak) holding the
+    step's a peaks: (a_step, a_row) per a peak, (blk_step, blk_row) per block, and per pair its
+    block and its a peak's position in the a table; rows index all peaks."""
+    n_steps = len(limb_ab)
+    a_type = np.array([t[1] for t in limb_ab], np.intp)
+    b_type = np.array([t[2] for t in limb_ab], np.intp)
+    n = sizes[a_type]
+    m = sizes[b_type]
+    # the a peaks of every step, and the blocks (b peaks of every step)
+    a_step = np.repeat(np.arange(n_steps), n)
+    a_first = np.cumsum(n) - n
+    a_row = np.arange(len(a_step)) - (a_first - offsets[a_type]).repeat(n)
+    blk_step = np.repeat(np.arange(n_steps), m)
+    blk_row = np.arange(len(blk_step)) - (np.cumsum(m) - m - offsets[b_type]).repeat(m)
+    blk_n = n[blk_step]
+    blk_first = np.cumsum(blk_n) - blk_n
+    total = int(blk_n.sum())
+    blk = np.repeat(np.arange(len(blk_step)), blk_n)
+    at = np.arange(total) - (blk_first - a_first[blk_step]).repeat(blk_n)
+    return a_step, a_row, blk_step, blk_row, blk, at
+
+
+def _middle_points(vals: np.ndarray, sel: np.ndarray, pair: tuple[np.ndarray, ...], fails: np.ndarray,
+                   flat: np.ndarray, w: int, hw: int, thr: float, allowed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The middle sample points, one round per point (spread out, so that a pair crossing no limb
+    fails early), each gathered for the pairs still in the running and written into vals; the
+    arrays are compacted as pairs leave. pair: (ax, ay, ux, uy, sx, sy, base) of the selected
+    pairs. Returns the survivors (sel) and their columns in vals (row)."""
+    ax, ay, ux, uy, sx, sy, base = pair
+    row = np.arange(len(sel))
+    for t in _middle_order(vals.shape[0]):
+        if len(sel) == 0:
+            break
+        tt = np.float32(t)
+        px = sx * tt
+        px += ax
+        py = sy * tt
+        py += ay
+        idx = np.rint(py).astype(np.intp)
+        idx *= w
+        idx += np.rint(px).astype(np.intp)
+        idx += base
+        s = flat[idx] * ux
+        idx += hw
+        s += flat[idx] * uy
+        vals[t][row] = s
+        fails += ~(s > thr)
+        keep = np.flatnonzero(fails <= allowed)
+        if len(keep) < len(sel):
+            sel, row, ax, ay, ux, uy, sx, sy, base, fails = (
+                v[keep] for v in (sel, row, ax, ay, ux, uy, sx, sy, base, fails))
+    return sel, row
+
+
 def _score_steps(limb_ab: list[tuple[int, int, int]], offsets: np.ndarray, sizes: np.ndarray, xy32: np.ndarray,
                  pafs: np.ndarray, params: GroupingParams) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """score_candidates for the candidates of every limb at once; only valid candidates are returned.
@@ -318,29 +374,13 @@ def _score_steps(limb_ab: list[tuple[int, int, int]], offsets: np.ndarray, sizes
     empty = np.zeros(0, np.intp)
     if not limb_ab or allowed < 0:
         return empty, empty, empty, np.zeros(0)
-    n_steps = len(limb_ab)
     limb = np.array([t[0] for t in limb_ab], np.intp)
-    a_type = np.array([t[1] for t in limb_ab], np.intp)
-    b_type = np.array([t[2] for t in limb_ab], np.intp)
-    n = sizes[a_type]
-    m = sizes[b_type]
     _, h, w = pafs.shape
     hw = h * w
     flat = pafs.reshape(-1)
     xs, ys = xy32[:, 0], xy32[:, 1]
     xi, yi = xs.astype(np.intp), ys.astype(np.intp)
-    # the a peaks of every step, and the blocks (b peaks of every step)
-    a_step = np.repeat(np.arange(n_steps), n)
-    a_first = np.cumsum(n) - n
-    a_row = np.arange(len(a_step)) - (a_first - offsets[a_type]).repeat(n)
-    blk_step = np.repeat(np.arange(n_steps), m)
-    blk_row = np.arange(len(blk_step)) - (np.cumsum(m) - m - offsets[b_type]).repeat(m)
-    blk_n = n[blk_step]
-    blk_first = np.cumsum(blk_n) - blk_n
-    total = int(blk_n.sum())
-    # per pair: its block, its a peak's position in the a table, its peak rows
-    blk = np.repeat(np.arange(len(blk_step)), blk_n)
-    at = np.arange(total) - (blk_first - a_first[blk_step]).repeat(blk_n)
+    a_step, a_row, blk_step, blk_row, blk, at = _pair_layout(limb_ab, offsets, sizes)
     ra = a_row[at]
     rb = blk_row[blk]
     ax, ay = xs[ra], ys[ra]
@@ -368,32 +408,9 @@ def _score_steps(limb_ab: list[tuple[int, int, int]], offsets: np.ndarray, sizes
     vals = np.empty((k, len(sel)), s_a.dtype)  # point-major: each round writes one row
     vals[0] = s_a[sel]
     vals[k - 1] = s_b[sel]
-    row = np.arange(len(sel))
     step = 1 / (k - 1)
-    ax, ay, ux, uy, fails = ax[sel], ay[sel], ux[sel], uy[sel], fails[sel]
-    sx, sy = step * vx[sel], step * vy[sel]
-    base = limb[blk_step[blk[sel]]] * (2 * hw)
-    for t in _middle_order(k):
-        if len(sel) == 0:
-            break
-        tt = np.float32(t)
-        px = sx * tt
-        px += ax
-        py = sy * tt
-        py += ay
-        idx = np.rint(py).astype(np.intp)
-        idx *= w
-        idx += np.rint(px).astype(np.intp)
-        idx += base
-        s = flat[idx] * ux
-        idx += hw
-        s += flat[idx] * uy
-        vals[t][row] = s
-        fails += ~(s > thr)
-        keep = np.flatnonzero(fails <= allowed)
-        if len(keep) < len(sel):
-            sel, row, ax, ay, ux, uy, sx, sy, base, fails = (
-                v[keep] for v in (sel, row, ax, ay, ux, uy, sx, sy, base, fails))
+    sel, row = _middle_points(vals, sel, (ax[sel], ay[sel], ux[sel], uy[sel], step * vx[sel], step * vy[sel],
+                                          limb[blk_step[blk[sel]]] * (2 * hw)), fails[sel], flat, w, hw, thr, allowed)
     # the survivors' sums as the reference forms them, over contiguous (pairs, points) rows
     s = np.ascontiguousarray(vals[:, row].T)
     ok = s > thr
@@ -425,12 +442,7 @@ def group(heatmaps: np.ndarray, pafs: np.ndarray, skeleton, params: GroupingPara
     if overrides:
         params = GroupingParams(**{**params.__dict__, **overrides})
     k = skeleton.num_keypoints
-    hm = np.asarray(heatmaps)
-    pf = np.asarray(pafs)
-    if hm.ndim != 3 or hm.shape[0] not in (k, k + 1):
-        raise ValueError(f"heatmaps must be ({k} or {k + 1}, H, W) for skeleton {skeleton.name!r}, got {hm.shape}")
-    if pf.ndim != 3 or pf.shape[0] != 2 * skeleton.num_limbs or pf.shape[1:] != hm.shape[1:]:
-        raise ValueError(f"pafs must be ({2 * skeleton.num_limbs}, {hm.shape[1]}, {hm.shape[2]}), got {pf.shape}")
+    hm, pf = _checked_maps(heatmaps, pafs, skeleton)
     if peaks is None:
         peaks = extract_peaks(hm, params.threshold, params.min_dist, num_keypoints=k)
     sizes = np.array([len(p) for p in peaks], np.intp)
@@ -460,28 +472,7 @@ def group(heatmaps: np.ndarray, pafs: np.ndarray, skeleton, params: GroupingPara
         if redundant[li]:
             _fill(ids, holders, a, b, conn)
             continue
-        for ga, gb, s in conn:
-            gk, gn = (ga, gb) if known == a else (gb, ga)
-            rows = holders.get(gk, ())
-            for r in rows:
-                e = ids[r]
-                old = e[new]
-                if old != gn:  # (a tree walk never overwrites; the rule does, so follow it)
-                    if old >= 0:
-                        holders[old].remove(r)
-                    holders.setdefault(gn, []).append(r)
-                e[new] = gn
-                count[r] += 1
-                total[r] += pt_score[gn] + s
-            if not rows:
-                e = [-1] * k
-                e[known], e[new] = gk, gn
-                r = len(ids)
-                ids.append(e)
-                count.append(2)
-                total.append(pt_score[gk] + pt_score[gn] + s)
-                holders.setdefault(gk, []).append(r)
-                holders.setdefault(gn, []).append(r)
+        _connect(conn, known == a, known, new, ids, holders, count, total, pt_score, k)
     ids_a = np.array(ids, np.intp).reshape(-1, k)
     count_a = np.array(count, np.int64)
     total_a = np.array(total, np.float64)
@@ -493,6 +484,47 @@ def group(heatmaps: np.ndarray, pafs: np.ndarray, skeleton, params: GroupingPara
     if return_counts:
         return poses, total_a, count_a
     return poses, total_a
+
+
+def _checked_maps(heatmaps: np.ndarray, pafs: np.ndarray, skeleton) -> tuple[np.ndarray, np.ndarray]:
+    """The maps as arrays, ValueError when their channels do not fit the skeleton."""
+    k = skeleton.num_keypoints
+    hm = np.asarray(heatmaps)
+    pf = np.asarray(pafs)
+    if hm.ndim != 3 or hm.shape[0] not in (k, k + 1):
+        raise ValueError(f"heatmaps must be ({k} or {k + 1}, H, W) for skeleton {skeleton.name!r}, got {hm.shape}")
+    if pf.ndim != 3 or pf.shape[0] != 2 * skeleton.num_limbs or pf.shape[1:] != hm.shape[1:]:
+        raise ValueError(f"pafs must be ({2 * skeleton.num_limbs}, {hm.shape[1]}, {hm.shape[2]}), got {pf.shape}")
+    return hm, pf
+
+
+def _connect(conn: list[tuple[int, int, float]], a_known: bool, known: int, new: int, ids: list[list[int]],
+             holders: dict[int, list[int]], count: list[int], total: list[float], pt_score: list[float],
+             k: int) -> None:
+    """One tree limb's accepted connections: each extends the entries holding its known end's
+    peak, or starts a new entry of the two peaks."""
+    for ga, gb, s in conn:
+        gk, gn = (ga, gb) if a_known else (gb, ga)
+        rows = holders.get(gk, ())
+        for r in rows:
+            e = ids[r]
+            old = e[new]
+            if old != gn:  # (a tree walk never overwrites; the rule does, so follow it)
+                if old >= 0:
+                    holders[old].remove(r)
+                holders.setdefault(gn, []).append(r)
+            e[new] = gn
+            count[r] += 1
+            total[r] += pt_score[gn] + s
+        if not rows:
+            e = [-1] * k
+            e[known], e[new] = gk, gn
+            r = len(ids)
+            ids.append(e)
+            count.append(2)
+            total.append(pt_score[gk] + pt_score[gn] + s)
+            holders.setdefault(gk, []).append(r)
+            holders.setdefault(gn, []).append(r)
 
 
 def _greedy(ra: list[int], rb: list[int], score: np.ndarray) -> list[tuple[int, int, float]]:
