@@ -237,22 +237,10 @@ def _pafs_into(out: np.ndarray, xy: np.ndarray, lab: np.ndarray, sample_base: np
     if total <= 0:
         return
     n_seg = span_s.size
-    groups: list[tuple[Any, int]] = [(slice(None), total)]  # (segments, their largest span)
-    if n_seg * total * total > _SPLIT_CELLS:
-        order = span_s.argsort(kind="stable")
-        sp = span_s.take(order)
-        # dense cells of a split after the i smallest spans minus those of no split:
-        # i * sp[i-1]^2 + (n - i) * total^2 - n * total^2 = i * (sp[i-1]^2 - total^2)
-        change = sp * sp
-        change -= total * total
-        change *= np.arange(1, n_seg + 1)
-        cut = int(change.argmin()) + 1
-        if cut < n_seg and change[cut - 1] + _GROUP_CELLS < 0:
-            groups = [(order[:cut], int(sp[cut - 1])), (order[cut:], total)]
     # flat index of the box's first cell (the x channel of the segment's limb)
     start = seg_base + lo[1] * map_w + lo[0]
     idx_parts, who_parts = [], []
-    for g, span in groups:
+    for g, span in _span_groups(span_s, total):
         if span <= 0:
             continue
         ar = _arange(span)[:, None]
@@ -274,6 +262,32 @@ def _pafs_into(out: np.ndarray, xy: np.ndarray, lab: np.ndarray, sample_base: np
         return
     idx = idx_parts[0] if len(idx_parts) == 1 else np.concatenate(idx_parts)
     who = who_parts[0] if len(who_parts) == 1 else np.concatenate(who_parts)
+    _write_hits(out, idx, who, u, overlap, n_seg, hw)
+
+
+def _span_groups(span_s: np.ndarray, total: int) -> list[tuple[Any, int]]:
+    """(segments, their largest span) to render together: all at once, or the short segments
+    apart from the long ones when that saves enough dense cells."""
+    n_seg = span_s.size
+    groups: list[tuple[Any, int]] = [(slice(None), total)]
+    if n_seg * total * total > _SPLIT_CELLS:
+        order = span_s.argsort(kind="stable")
+        sp = span_s.take(order)
+        # dense cells of a split after the i smallest spans minus those of no split:
+        # i * sp[i-1]^2 + (n - i) * total^2 - n * total^2 = i * (sp[i-1]^2 - total^2)
+        change = sp * sp
+        change -= total * total
+        change *= np.arange(1, n_seg + 1)
+        cut = int(change.argmin()) + 1
+        if cut < n_seg and change[cut - 1] + _GROUP_CELLS < 0:
+            groups = [(order[:cut], int(sp[cut - 1])), (order[cut:], total)]
+    return groups
+
+
+def _write_hits(out: np.ndarray, idx: np.ndarray, who: np.ndarray, u: np.ndarray, overlap: bool, n_seg: int,
+                hw: int) -> None:
+    """The unit vectors of segment `who` into the x and y channel cells `idx` (later instances win
+    where they overlap)."""
     flat = out.reshape(-1)
     if overlap and n_seg < 2**24:
         # Later instances overwrite earlier ones. Segment numbers grow with the instance and one
