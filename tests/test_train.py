@@ -333,7 +333,8 @@ T.for_skeleton = lambda *a, **k: models.append(build(*a, **k)) or models[-1]
 from posedata.cli import main
 sys.argv = ["posedata", "train", "--skeleton", "object5", "--labels", {str(data['labels'])!r},
             "--images", {str(data['images'])!r}, "-o", {str(run)!r}, "--iterations", "3", "--batch-size", "2",
-            "--input-size", "64", "--width", "0.25", "--checkpoint-every", "2", "--seed", "3", "--threads", "1"]
+            "--input-size", "64", "--width", "0.25", "--stages", "1", "--checkpoint-every", "2", "--seed", "3",
+            "--threads", "1"]
 try:
     main()
 except SystemExit as e:
