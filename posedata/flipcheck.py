@@ -133,7 +133,7 @@ def mirror_features(pts: np.ndarray, lab: np.ndarray,
     return np.concatenate(feats, 1), np.concatenate(touch, 0), names, np.concatenate(kinds)
 
 
-FLIPS = 1999  # random sign flips at most: p-values down to 1 / 2000 = alpha / 2
+FLIPS = 9999  # random sign flips: p-values down to 1 / 10,000; FAIL needs at most 9 flips as extreme as the data
 STOP_AFTER = 10  # flips beating the data before stopping early (Besag-Clifford: p = 10 / flips done)
 
 
@@ -239,7 +239,7 @@ def mirror_test(pts: np.ndarray, lab: np.ndarray, perm: np.ndarray, names: list[
 def _frame_test(pts: np.ndarray, lab: np.ndarray, perm: np.ndarray, names: list[str], alpha: float,
                 seed: int) -> MirrorTest:
     """mirror_test for a map with pairs, on body-frame features (posedata/bodyframe.py): one
-    randomisation test of the largest z^2 decides; then blame one orbit at a time (bodyframe.culprit),
+    randomisation test (bodyframe.flip_test: the largest z^2 and the largest per-orbit group score) decides; then blame one orbit at a time (bodyframe.culprit),
     its features set aside and the rest re-tested at alpha, until nothing is left beyond noise."""
     from . import bodyframe as B
 
@@ -253,15 +253,16 @@ def _frame_test(pts: np.ndarray, lab: np.ndarray, perm: np.ndarray, names: list[
         deviation = np.where(live.any(0), (share[:, None] * live).sum(0) / live.sum(0), np.nan)
     rng = np.random.default_rng([seed, len(v)])
     active = m > 1e-12
-    p = B.flip_test(v, active, rng, FLIPS, STOP_AFTER)
-    res = MirrorTest(names, scores, deviation, len(v), int((v != 0).any(1).sum()), v.shape[1], p)
     orb = B.orbits(perm)
+    groups = np.stack([touch[:, list(o)].any(1) for o in orb])  # per orbit, the features that involve it
+    p = B.flip_test(v, active, rng, FLIPS, groups)
+    res = MirrorTest(names, scores, deviation, len(v), int((v != 0).any(1).sum()), v.shape[1], p)
     while p <= alpha and active.any():
         o = B.culprit(v, active, touch, orb)
         res.blamed += [names[i] for i in o]
         res.steps.append((names[o[0]], p))
         active = active & ~touch[:, list(o)].any(1)
-        p = B.flip_test(v, active, rng, FLIPS, STOP_AFTER)
+        p = B.flip_test(v, active, rng, FLIPS, groups)
     return res
 
 
