@@ -82,13 +82,13 @@ def maps(sk: S.Skeleton) -> dict[str, np.ndarray]:
 
 
 def run(sizes: list[int], reps: dict[int, int], wrong_sizes: list[int], wrong_reps: dict[int, int],
-        seed: int = 0, part: str = "all") -> list[dict]:
+        seed: int = 0, part: str = "all", only: list[str] | None = None) -> list[dict]:
     sk = S.resolve("coco17")
     names = list(sk.keypoints)
     rows = []
     for name, perm in maps(sk).items():
         right = name == "right map"
-        if part != "all" and right != (part == "right"):
+        if (part != "all" and right != (part == "right")) or (only and not any(w in name for w in only)):
             rows += [{}] * len(sizes if right else wrong_sizes)  # keeps each table row's seed as in a full run
             continue
         for n in sizes if right else wrong_sizes:
@@ -142,11 +142,12 @@ def main() -> None:
     ap.add_argument("--part", choices=("all", "right", "wrong"), default="all",
                     help="only the right map's rows, or only the wrong maps' (two processes on two cores); "
                          "each row's data are those of a full run")
+    ap.add_argument("--maps", nargs="+", metavar="WORD", help="only the maps whose name contains one of these words")
     args = ap.parse_args()
     sizes = [2, 3, 5, 10, 20, 30, 50, 100, 200, 500, 1000, 2000, 5000]
     reps = {n: max(10, min(args.reps, args.reps * 100 // n)) for n in sizes}
     wrong_reps = {n: max(40, min(args.wrong_reps, args.wrong_reps * 50 // n)) for n in args.wrong_sizes}
-    run(sizes, reps, args.wrong_sizes, wrong_reps, part=args.part)
+    run(sizes, reps, args.wrong_sizes, wrong_reps, part=args.part, only=args.maps)
 
 
 if __name__ == "__main__":
