@@ -2,7 +2,8 @@
 map for data sets of 2 to 5,000 instances, and the detection rate of three wrong maps (a missing
 pair, a crossed pair, a side-preserving knee<->ankle cross pairing) from 50 instances up.
 
-    PYTHONPATH=. python bench/bench_flipcheck.py    # the run in bench/README.md (about 15 min on 2 loaded cores)
+    PYTHONPATH=. python bench/bench_flipcheck.py --reps 300 --wrong-reps 200    # bench/README.md's rows
+    (about an hour in one process on 2 loaded cores; --part right|wrong and --maps WORD split it)
 
 The simulated people face the camera or away (share drawn per data set), turn their head, move their
 arms and legs, are rotated in the image plane, scaled, noisy and partly unlabelled: a data
