@@ -259,3 +259,15 @@ def test_train_refuses_many_swapped_labels_naming_them(runner, tmp_path):
              f"{s['file_name']}" in text]
     assert len(named) >= min(len(v.swaps.suspects), W.MAX_SUSPECTS) > 0, r.output
     assert {s["annotation_id"] for s in named} <= {a.id for a in ds.annotations[:47]}
+
+
+def test_large_files_are_tested_on_a_seeded_sample(monkeypatch):
+    """9,999 sign flips of every instance of a COCO-sized file took minutes: beyond MAX_TESTED the
+    test reads a seeded sample (drawn without looking at signs, so still exact) and says so."""
+    monkeypatch.setattr(F, "MAX_TESTED", 60)
+    ds = people(200, seed=4)
+    v = F.flip_verdict(ds, S.resolve("coco17"))
+    assert v.test.n_instances == 60 and v.test.sampled_from == 200 and v.n_instances == 200
+    assert "sample from 200" in v.reason and v.verdict == "PASS", v.reason
+    again = F.flip_verdict(ds, S.resolve("coco17"))
+    assert again.test.p_value == v.test.p_value  # the same sample every run

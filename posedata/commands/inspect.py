@@ -161,7 +161,8 @@ def print_flip_verdict(v: Any, sk: Any) -> None:
     console.print(t)
     if v.test is not None:
         o = v.test
-        t = Table(title=f"data-level mirror test on {o.informative} of {v.n_instances} instances "
+        on = f"{o.informative} of {v.n_instances} instances" if o.sampled_from is None else o.on
+        t = Table(title=f"data-level mirror test on {on} "
                         f"(randomisation test p = {o.p_value:.4f}; FAIL at p <= {ALPHA})")
         for c in ("keypoint", "flips to", "score (z^2, ~1 noise)", "deviation", "blamed"):
             t.add_column(c)
