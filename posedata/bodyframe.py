@@ -28,6 +28,7 @@ orbit), as the smaller of their randomisation p-values (flip_test).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 
@@ -47,12 +48,11 @@ def orbits(perm: np.ndarray) -> list[tuple[int, ...]]:
     return out
 
 
-def frame_features(pts: np.ndarray, lab: np.ndarray, perm: np.ndarray,
-                   near: int = NEAR, near_k: int = NEAR_K) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(N, C) features (0 where undefined), (C, K) keypoints each feature involves, and their names.
-    perm must have at least one pair (without pairs there is no lateral axis)."""
-    n, k = lab.shape
-    orb = orbits(perm)
+def _body_frame(pts: np.ndarray, lab: np.ndarray, orb: list[tuple[int, ...]]) -> tuple[np.ndarray, ...]:
+    """Each instance in its own frame: (q centred points, spread, ok where a lateral axis exists,
+    full (N, O) orbits labelled whole, mid (N, O, 2) orbit midpoints, ell and u (N, K) lateral and
+    long coordinates in units of the spread)."""
+    k = lab.shape[1]
     pairs = [o for o in orb if len(o) == 2]
     cnt = np.maximum(lab.sum(1), 1)
     centre = np.where(lab[..., None], pts, 0.0).sum(1) / cnt[:, None]
@@ -80,42 +80,30 @@ def frame_features(pts: np.ndarray, lab: np.ndarray, perm: np.ndarray,
     up = up * np.where(np.einsum("nx,nx->n", up, toward) >= 0, 1.0, -1.0)[:, None]
     ell = np.einsum("nkx,nx->nk", q, lat) / spread[:, None]
     u = np.einsum("nkx,nx->nk", q, up) / spread[:, None]
+    return q, spread, ok, full, mid, ell, u
 
-    lat_o = np.stack([np.where(full[:, j], ell[:, list(o)].mean(1), 0.0) for j, o in enumerate(orb)], 1)
-    long_o = np.stack([np.where(full[:, j], u[:, o[0]] - u[:, o[-1]], 0.0) for j, o in enumerate(orb)], 1)
-    paired = np.array([len(o) == 2 for o in orb])
-    cols, touch, names = [], [], []
 
-    def add(col: np.ndarray, members: list[int], name: str) -> None:
-        cols.append(col)
-        t = np.zeros(k, bool)
-        t[members] = True
-        touch.append(t)
-        names.append(name)
-
-    for j, o in enumerate(orb):
-        add(lat_o[:, j], list(o), f"lateral {o}")
-        if paired[j]:
-            add(long_o[:, j], list(o), f"long {o}")
+def _near_orbits(full: np.ndarray, mid: np.ndarray, spread: np.ndarray, near: int) -> list[tuple[int, int]]:
+    """Pairs of orbits (a < b), each orbit with its `near` nearest by mean midpoint distance."""
+    o = full.shape[1]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         cen = np.where(full[..., None], mid, np.nan) / spread[:, None, None]
         dist = np.array([[np.nanmean(np.linalg.norm(cen[:, a] - cen[:, b], axis=-1)) if (full[:, a] & full[:, b]).any()
-                          else np.inf for b in range(len(orb))] for a in range(len(orb))])
+                          else np.inf for b in range(o)] for a in range(o)])
     chosen = set()
-    for a in range(len(orb)):
+    for a in range(o):
         for b in [int(b) for b in np.argsort(dist[a]) if b != a][:near]:
             chosen.add((min(a, b), max(a, b)))
-    for a, b in sorted(chosen):
-        jointly = full[:, a] & full[:, b]
-        members = list(orb[a]) + list(orb[b])
-        for s, word in ((1.0, "+"), (-1.0, "-")):
-            add(np.where(jointly, lat_o[:, a] + s * lat_o[:, b], 0.0), members, f"lateral {orb[a]} {word} {orb[b]}")
-            if paired[a] and paired[b]:
-                add(np.where(jointly, long_o[:, a] + s * long_o[:, b], 0.0), members, f"long {orb[a]} {word} {orb[b]}")
-    # distances to near keypoints: |p_i - p_j| - |p_f(i) - p_f(j)| (a mirror keeps distances, so only
-    # the relabelling moves them): a wrist left unpaired stays a forearm from its own elbow, not from
-    # the other; needs no axis, so it also holds in side views
+    return sorted(chosen)
+
+
+def _distance_features(pts: np.ndarray, lab: np.ndarray, perm: np.ndarray, spread: np.ndarray, near_k: int,
+                       add: Callable[[np.ndarray, list[int], str], None]) -> None:
+    """Distances to near keypoints: |p_i - p_j| - |p_f(i) - p_f(j)| (a mirror keeps distances, so
+    only the relabelling moves them): a wrist left unpaired stays a forearm from its own elbow, not
+    from the other; needs no axis, so it also holds in side views."""
+    k = lab.shape[1]
     dk = np.linalg.norm(pts[:, :, None] - pts[:, None, :], axis=-1) / spread[:, None, None]
     both_k = lab[:, :, None] & lab[:, None, :]
     with warnings.catch_warnings():  # a keypoint pair never labelled together: no mean, never near
@@ -133,6 +121,39 @@ def frame_features(pts: np.ndarray, lab: np.ndarray, perm: np.ndarray,
             defined = lab[:, a] & lab[:, b] & lab[:, fa] & lab[:, fb]
             add(np.where(defined, np.nan_to_num(dk[:, a, b] - dk[:, fa, fb]), 0.0), [a, b, fa, fb],
                 f"distance {(a, b)} - {(fa, fb)}")
+
+
+def frame_features(pts: np.ndarray, lab: np.ndarray, perm: np.ndarray,
+                   near: int = NEAR, near_k: int = NEAR_K) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(N, C) features (0 where undefined), (C, K) keypoints each feature involves, and their names.
+    perm must have at least one pair (without pairs there is no lateral axis)."""
+    k = lab.shape[1]
+    orb = orbits(perm)
+    q, spread, ok, full, mid, ell, u = _body_frame(pts, lab, orb)
+    lat_o = np.stack([np.where(full[:, j], ell[:, list(o)].mean(1), 0.0) for j, o in enumerate(orb)], 1)
+    long_o = np.stack([np.where(full[:, j], u[:, o[0]] - u[:, o[-1]], 0.0) for j, o in enumerate(orb)], 1)
+    paired = np.array([len(o) == 2 for o in orb])
+    cols, touch, names = [], [], []
+
+    def add(col: np.ndarray, members: list[int], name: str) -> None:
+        cols.append(col)
+        t = np.zeros(k, bool)
+        t[members] = True
+        touch.append(t)
+        names.append(name)
+
+    for j, o in enumerate(orb):
+        add(lat_o[:, j], list(o), f"lateral {o}")
+        if paired[j]:
+            add(long_o[:, j], list(o), f"long {o}")
+    for a, b in _near_orbits(full, mid, spread, near):
+        jointly = full[:, a] & full[:, b]
+        members = list(orb[a]) + list(orb[b])
+        for s, word in ((1.0, "+"), (-1.0, "-")):
+            add(np.where(jointly, lat_o[:, a] + s * lat_o[:, b], 0.0), members, f"lateral {orb[a]} {word} {orb[b]}")
+            if paired[a] and paired[b]:
+                add(np.where(jointly, long_o[:, a] + s * long_o[:, b], 0.0), members, f"long {orb[a]} {word} {orb[b]}")
+    _distance_features(pts, lab, perm, spread, near_k, add)
     x = np.stack(cols, 1)
     return np.where(ok[:, None], x, 0.0), np.stack(touch, 0), names
 

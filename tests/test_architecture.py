@@ -23,9 +23,7 @@ MAX_FUNCTION_LINES = 80
 # Functions longer than MAX_FUNCTION_LINES (docstring included) not split yet, with their length
 # today: each may not grow, and the list only shrinks (tables and declarative lists may stay).
 # posedata.bodyframe was being changed by another issue when the rest were split.
-LONG_FUNCTIONS = {
-    "posedata.bodyframe:frame_features": 88,
-}
+LONG_FUNCTIONS: dict[str, int] = {}  # empty: every function is within MAX_FUNCTION_LINES
 
 
 def module_name(path: Path) -> str:
