@@ -355,6 +355,23 @@ def staging_dir(out: str | os.PathLike, command: str) -> Path:
     return tmp
 
 
+@contextmanager
+def staged_dir(out: str | os.PathLike, command: str) -> Iterator[Path]:
+    """A folder built aside (staging_dir) and moved into place (replace_dir) when the block ends
+    without an error; on any error the half-built folder is removed, and an OSError becomes a
+    located write error (exit 2)."""
+    tmp = staging_dir(out, command)
+    try:
+        yield tmp
+        replace_dir(tmp, out, command)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise write_error(getattr(e, "filename", None) or out, e) from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def replace_dir(tmp: str | os.PathLike, out: str | os.PathLike, command: str) -> None:
     """Move a finished folder into place. An existing out is replaced only if the same command
     made it (checked again here: the library's own guard, whatever the caller checked); it is moved

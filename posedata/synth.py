@@ -36,7 +36,6 @@ modules; this one places figures in images and writes the dataset.
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
-from .io import check_replaceable, replace_dir, staging_dir, write_error
+from .io import check_replaceable, staged_dir
 from .skeleton import Skeleton
 from .synth_draw import SHIFT, background, draw_figure, fixed_point, occluder
 from .synth_species import Species, make_species, pose
@@ -268,8 +267,7 @@ def synthesize(skeleton: Skeleton, out_dir: Path, n_images: int, size: tuple[int
     if n_images >= 2 and not crowd_flags.any():
         crowd_flags[n_images // 2] = True
 
-    tmp = staging_dir(out_dir, COMMAND)
-    try:
+    with staged_dir(out_dir, COMMAND) as tmp:
         (tmp / "images").mkdir()
         images, anns = [], []
         for i in range(n_images):
@@ -294,13 +292,6 @@ def synthesize(skeleton: Skeleton, out_dir: Path, n_images: int, size: tuple[int
             "categories": [_category(skeleton)],
         }
         (tmp / "annotations.json").write_text(json.dumps(data, separators=(",", ":")), encoding="utf-8")
-        replace_dir(tmp, out_dir, COMMAND)
-    except OSError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise write_error(getattr(e, "filename", None) or out_dir, e) from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     figures = [a for a in anns if not a["iscrowd"]]
     vis = np.bincount(np.array([v for a in figures for v in a["keypoints"][2::3]], dtype=np.int64), minlength=3)
     return SynthResult(out_dir / "annotations.json", n_images, len(figures), len(anns) - len(figures),

@@ -145,3 +145,21 @@ def test_claim_release_removes_temps_an_interrupt_stranded(tmp_path):
             tempfile.mkstemp(prefix=".ds.", suffix=".tmp", dir=tmp_path)
             raise Interrupted(15)
     assert sorted(p.name for p in tmp_path.iterdir()) == [".ds.notes.tmp", "ds.txt"]
+
+
+def test_staged_dir_appears_whole_or_not_at_all(tmp_path):
+    """synth and export yolo build their folder aside: on success it is in place with the marker;
+    on an error nothing is left, and an OSError is a located write error (exit 2)."""
+    from posedata import io as pio
+    from posedata.errors import OutputWriteError
+
+    out = tmp_path / "out"
+    with pio.staged_dir(out, "synth") as tmp:
+        (tmp / "a.txt").write_text("a")
+    assert (out / "a.txt").read_text() == "a" and (out / pio.MARKER).is_file()
+    for error, expect in ((ValueError("bug"), ValueError), (PermissionError(13, "Permission denied", "x"), OutputWriteError)):
+        with pytest.raises(expect):
+            with pio.staged_dir(tmp_path / "other", "synth") as tmp:
+                (tmp / "half.txt").write_text("half")
+                raise error
+        assert not (tmp_path / "other").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["out"]

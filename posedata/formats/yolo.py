@@ -35,10 +35,8 @@ from ..io import (
     load_yaml,
     parse_yaml,
     read_text,
-    replace_dir,
     safe_image_path,
-    staging_dir,
-    write_error,
+    staged_dir,
 )
 from ..skeleton import Skeleton, guess_root, normalize_name
 from .base import ImportOptions, ImportReport, ImportResult
@@ -482,20 +480,12 @@ def export(ds: Any, sk: Skeleton, out_dir: Path, images: Path | None = None, cat
     names, sources = _image_files(ds, images, data_file)
     out_dir = Path(out_dir)
     check_replaceable(out_dir, COMMAND)
-    tmp = staging_dir(out_dir, COMMAND)
-    try:
+    with staged_dir(out_dir, COMMAND) as tmp:
         for n_img, im in enumerate(ds.images):
             _write_image(tmp, im, by_image[im.id], cols, names[im.id], sources.get(im.id), bbox_margin, rep)
             if progress is not None:
                 progress(n_img + 1, len(ds.images))
         (tmp / "data.yaml").write_text(_dataset_yaml(out_dir, sk, cat.name, order, fidx, data_file))
-        replace_dir(tmp, out_dir, COMMAND)
-    except OSError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise write_error(getattr(e, "filename", None) or out_dir, e) from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     if images is None:
         rep.notes.append(f"no --images: put the images in {out_dir / 'images'} under their file_name for "
                          "Ultralytics to find them")
