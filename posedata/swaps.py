@@ -58,10 +58,8 @@ def binom_upper(k, n, p: float = 0.5) -> np.ndarray:
 
 
 def _pairs(sk: Skeleton) -> np.ndarray:
-    """(P, 2) keypoint columns of sk.flip_pairs(), left member first (V070's orientation)."""
-    pairs = [(sk.index(a), sk.index(b)) if sk.side(sk.index(a)) != "right" else (sk.index(b), sk.index(a))
-             for a, b in sk.flip_pairs()]
-    return np.array(pairs, dtype=np.int64).reshape(-1, 2)
+    """(P, 2) keypoint columns of sk.flip_pairs(), which lists each pair left member first."""
+    return np.array([(sk.index(a), sk.index(b)) for a, b in sk.flip_pairs()], dtype=np.int64).reshape(-1, 2)
 
 
 def midline_pairs(sk: Skeleton) -> np.ndarray:
@@ -143,7 +141,7 @@ def swap_check(ds: Dataset, sk: Skeleton, pts: np.ndarray, lab: np.ndarray, anns
     if len(pairs) < 3:
         return None
     sw, checked, hit, p = swap_counts(pts, lab, sk)
-    names = [f"{sk.keypoints[a]}/{sk.keypoints[b]}" for a, b in _pairs(sk)]
+    names = [f"{a}/{b}" for a, b in pairs]
     images = ds.image_index()
     suspects = []
     for n in np.flatnonzero(hit):
