@@ -576,3 +576,45 @@ def test_peaks_at_row_ends_are_not_neighbours(level):
     for k in range(2):
         assert {(k, int(x), int(y)) for x, y in peaks[k][:, :2]} == {(k, 15, 9), (k, 0, 10)}
     assert _whole_map_peaks(hm, 0.1) == {(k, x, y) for k in range(2) for x, y in ((15, 9), (0, 10))}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.integers(1, 27), st.integers(2, 23), st.sampled_from([0.1, 0.25]))
+def test_peaks_of_sparse_maps_in_any_shape(seed, h, w, thr):
+    """Mostly empty channels (the peak search skips bands of 8 rows holding no cell >= threshold),
+    shapes not a multiple of the band, marks on band edges, row ends and channel edges, plateaus
+    and ties: the same peaks as the reference's whole-map formulation."""
+    rng = np.random.default_rng(seed)
+    hm = np.zeros((4, h, w), np.float32)
+    for k in range(3):
+        for _ in range(rng.integers(0, 6)):
+            y, x = rng.integers(0, h), rng.integers(0, w)
+            if rng.random() < 0.3:  # on a band edge or a map edge
+                y = min(h - 1, int(rng.choice([0, 7, 8, 15, 16, h - 1])))
+                x = int(rng.choice([0, w - 1, x]))
+            hm[k, y, x] = np.round(rng.uniform(0, 1), 1)  # rounding makes plateaus next to a mark
+            if rng.random() < 0.5 and x + 1 < w:
+                hm[k, y, x + 1] = np.round(rng.uniform(0, 1), 1)
+            if rng.random() < 0.5 and y + 1 < h:
+                hm[k, y + 1, x] = np.round(rng.uniform(0, 1), 1)
+    hm[3] = np.round(rng.uniform(-0.2, 0.4, (h, w)), 1)  # dense: every band active
+    got = extract_peaks(hm, threshold=thr, min_dist=0)
+    ours = {(k, int(x), int(y)) for k, arr in enumerate(got) for x, y in arr[:, :2]}
+    assert ours == _whole_map_peaks(hm, thr)
+    np.testing.assert_array_equal(np.concatenate(got)[:, 2], [hm[int(k), int(y), int(x)] for k, x, y in
+                                                               sorted(ours, key=lambda t: (t[0], t[1], t[2]))])
+
+
+def test_peaks_on_larger_sparse_maps_match_reference():
+    """Rendered blobs on a 100 x 150 map (several runs of active bands per channel) and an empty
+    channel: peaks and their scores as the reference port finds them."""
+    rng = np.random.default_rng(5)
+    heat, _ = random_maps(rng, 6, 1, 100, 150, blobs=(0, 4))
+    heat[2] = 0
+    by_type: list = []
+    total = 0
+    for k in range(6):
+        total += ref_extract(heat[k], by_type, total)
+    ours = extract_peaks(heat, num_keypoints=6)
+    for k in range(6):
+        np.testing.assert_array_equal(ours[k], np.array(by_type[k], dtype=np.float64).reshape(-1, 4))
