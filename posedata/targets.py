@@ -22,6 +22,8 @@ fancy-index assignment repeats an index.
 """
 from __future__ import annotations
 
+import math
+import weakref
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -384,10 +386,7 @@ def render_targets_batch(
             )
     lb = _limbs_of(skeleton.limbs)
     n_ch = k + 1 + 2 * lb.shape[0]
-    # np.zeros, not empty + fill: an output too big for malloc's heap (over 32 MB, e.g. the
-    # trainer's 80 samples) is fresh mmapped memory that calloc leaves to the kernel to zero
-    # lazily, page by page as each chunk below first touches it, so no pass writes it twice
-    out = np.zeros((len(samples), n_ch, map_h, map_w), dtype=np.float32)
+    out, dirty = _OUTPUTS.get((len(samples), n_ch, map_h, map_w))
     heat, pafs = out[:, : k + 1], out[:, k + 1:]
     if not (map_h and map_w and samples):
         return heat, pafs
@@ -410,8 +409,69 @@ def render_targets_batch(
         # raises the threshold as a smaller batch's output would; elsewhere it costs a few us.
         np.empty(_CHUNK_BYTES, dtype=np.uint8)
     for c0 in range(0, len(samples), size):
+        if dirty:  # a recycled output: zeroed chunk by chunk, so the chunk is in the cache
+            out[c0:c0 + size].fill(0)
         _render_into(out[c0:c0 + size], samples[c0:c0 + size], lb, stride, sigma, thickness)
     return heat, pafs
+
+
+class _OutputPool:
+    """Recycled memory for outputs of at least min_bytes (the trainer's batch of 80: 38 MB).
+
+    glibc's malloc gives a block over 32 MB fresh pages from the kernel and returns them on free,
+    so every such batch paid the kernel to map and zero 38 MB (0.04-0.06 ms of a sample's
+    ~0.08 ms, bench/README.md "targets") that the renderer then wrote again. Here the memory of
+    an output is kept when the output dies and handed to the next output of the same size,
+    which the renderer zeroes one cache-sized chunk at a time just before drawing into it.
+
+    Safe by construction: each output is a view of its own np.frombuffer array over a memoryview,
+    and NumPy makes every view of a view keep that array alive (a view's base stops at the first
+    array that does not own its memory but views a non-array buffer), as does torch.from_numpy;
+    the memory comes back only when the last of them is gone (weakref.finalize). At most
+    `keep` idle blocks of the latest size are kept (the trainer holds at most two batches).
+    """
+
+    def __init__(self, min_bytes: int, keep: int = 2) -> None:
+        self.min_bytes, self.keep = min_bytes, keep
+        self._nbytes = 0
+        self._idle: list[np.ndarray] = []
+
+    def get(self, shape: tuple[int, ...]) -> tuple[np.ndarray, bool]:
+        """A float32 array of shape: (zeroed, False) or (recycled, True; to be zeroed)."""
+        nbytes = 4 * math.prod(shape)
+        if nbytes < self.min_bytes:
+            # np.zeros: within malloc's heap, or calloc's fresh pages the kernel zeroes lazily
+            return np.zeros(shape, dtype=np.float32), False
+        raw, dirty = None, True
+        if nbytes == self._nbytes:
+            try:
+                raw = self._idle.pop()  # atomic: two threads never get the same block
+            except IndexError:
+                pass
+        if raw is None:
+            raw, dirty = np.zeros(nbytes, dtype=np.uint8), False
+        # through a memoryview: np.frombuffer of an ndarray would take that array as its base,
+        # and views would then skip `held` and keep only raw alive
+        held = np.frombuffer(memoryview(raw), dtype=np.float32)
+        out = held.reshape(shape)
+        if out.base is not held:  # pragma: no cover - a NumPy that collapses bases differently
+            self.min_bytes = 1 << 62  # no way to tell when an output dies: stop recycling
+            return np.zeros(shape, dtype=np.float32), False
+        weakref.finalize(held, self._put, raw).atexit = False
+        return out, dirty
+
+    def _put(self, raw: np.ndarray) -> None:
+        # called when an output's last view dies, in whatever thread drops it: only atomic
+        # list operations, and a rebinding when the size changes (a race loses a block, never
+        # hands one out twice: a block is either idle here or owned by one live output)
+        if raw.nbytes != self._nbytes:
+            self._nbytes, self._idle = raw.nbytes, [raw]
+        elif len(self._idle) < self.keep:
+            self._idle.append(raw)
+
+
+# 32 MB: the largest block glibc's malloc keeps for reuse itself (below, np.zeros is cheap)
+_OUTPUTS = _OutputPool(32 << 20)
 
 
 # output bytes rendered per chunk; see render_targets_batch

@@ -392,3 +392,60 @@ def test_batch_in_chunks_equals_per_sample(monkeypatch):
         h1, p1 = render_targets(kp, sk, 46, 46)
         np.testing.assert_array_equal(whole_h[b], h1)
         np.testing.assert_array_equal(whole_p[b], p1)
+
+
+def test_recycled_output_memory(monkeypatch):
+    """A large output reuses the memory of a dead output of the same size (the trainer's batch
+    of 80 would otherwise get 38 MB of fresh kernel pages per batch): the reused memory is zeroed
+    chunk by chunk, whatever the caller wrote into its old output, and memory that any view still
+    references is never handed out again."""
+    import posedata.targets as targets_mod
+
+    sk = skmod.resolve("openpose18")
+    rng = np.random.default_rng(12)
+    batch_a = [people18(n, rng, vis=False) for n in (3, 1, 10, 2, 0, 4, 1)]
+    batch_b = [people18(n, rng, vis=False) for n in (2, 5, 0, 1, 3, 3, 8)]
+    want = [render_targets(kp, sk, 46, 46) for kp in batch_b]
+    per_sample = (18 + 1 + 2 * len(sk.limbs)) * 46 * 46 * 4
+    pool = targets_mod._OutputPool(0)  # every size recycled, so that a small batch exercises it
+    monkeypatch.setattr(targets_mod, "_OUTPUTS", pool)
+    monkeypatch.setattr(targets_mod, "_CHUNK_BYTES", 2 * per_sample)  # 4 chunks, each zeroed
+
+    heat, pafs = render_targets_batch(batch_a, sk, 46, 46)
+    address = heat.ctypes.data
+    heat.fill(np.nan)  # a caller may write into its output
+    pafs.fill(7.0)
+    del heat, pafs
+    heat, pafs = render_targets_batch(batch_b, sk, 46, 46)
+    assert heat.ctypes.data == address  # recycled
+    for b, (h1, p1) in enumerate(want):
+        np.testing.assert_array_equal(heat[b], h1)
+        np.testing.assert_array_equal(pafs[b], p1)
+
+    kept = pafs[3]  # one view of one sample keeps the whole output's memory
+    snapshot = kept.copy()
+    del heat, pafs
+    for _ in range(3):
+        heat2, pafs2 = render_targets_batch(batch_a, sk, 46, 46)
+        assert not np.shares_memory(heat2, kept) and not np.shares_memory(pafs2, kept)
+        np.testing.assert_array_equal(kept, snapshot)
+    del kept
+    heat3, _ = render_targets_batch(batch_a, sk, 46, 46)
+    assert heat3.ctypes.data == address  # back once the view is gone
+
+
+def test_trainer_batch_of_80_recycles_its_output():
+    """The default pool takes the trainer's reference batch (80 samples, 38 MB): a batch rendered
+    after the previous one died reuses its memory and still equals per-sample rendering."""
+    sk = skmod.resolve("openpose18")
+    rng = np.random.default_rng(13)
+    batch = [people18(int(n), rng, vis=False) for n in rng.integers(0, 6, 80)]
+    heat, pafs = render_targets_batch(batch, sk, 46, 46)
+    address = heat.ctypes.data
+    del heat, pafs
+    heat, pafs = render_targets_batch(batch[::-1], sk, 46, 46)
+    assert heat.ctypes.data == address
+    for b in (0, 17, 79):
+        h1, p1 = render_targets(batch[79 - b], sk, 46, 46)
+        np.testing.assert_array_equal(heat[b], h1)
+        np.testing.assert_array_equal(pafs[b], p1)
