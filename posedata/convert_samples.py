@@ -38,15 +38,30 @@ def select_samples(image_rank: np.ndarray, num_keypoints: np.ndarray, area: np.n
         starts = np.flatnonzero(np.r_[True, ranks[1:] != ranks[:-1]])
         sizes = np.diff(np.r_[starts, n])
         b = bbox[cand].astype(np.float64)
+        # an image with hundreds of candidates would make its pairs quadratic (1,546 candidates in
+        # one image of the benchmark's COCO-train-sized file were 1.2M of its 1.4M pairs, 3,627 in
+        # the 2x file 6.6M): those are decided against the accepted ones only, as the reference does
+        crowded = sizes > _CROWDED
+        for s, size in zip(starts[crowded].tolist(), sizes[crowded].tolist()):
+            _dedup_crowded(b, s, size, dedup_ratio, keep)
+        if crowded.any():
+            starts, sizes = starts[~crowded], sizes[~crowded]
+            rows = np.repeat(starts - (np.cumsum(sizes) - sizes), sizes) + np.arange(int(sizes.sum()))
+            b, starts, part = b[rows], np.cumsum(sizes) - sizes, np.ones(len(rows), dtype=bool)
+        else:
+            rows, part = None, keep
         if int((sizes * (sizes - 1) // 2).sum()) <= _MAX_PAIRS:
-            _dedup_screened(b, starts, sizes, dedup_ratio, keep)
-        else:  # an image with thousands of candidates: pairs would not fit, walk every image
-            _dedup_loop(b.tolist(), starts, sizes, dedup_ratio, keep)
+            _dedup_screened(b, starts, sizes, dedup_ratio, part)
+        else:  # pairs would not fit: walk every image
+            _dedup_loop(b.tolist(), starts, sizes, dedup_ratio, part)
+        if rows is not None:
+            keep[rows] = part
     rejected[REJECT_DEDUP] = int((~keep).sum())
     return cand[keep].astype(np.int64), rejected
 
 
 _MAX_PAIRS = 20_000_000
+_CROWDED = 64  # candidates in one image beyond which its pairs are not enumerated
 
 
 def _close(bi: list[float], bj: list[float], ratio: float) -> bool:
@@ -88,3 +103,24 @@ def _dedup_screened(b: np.ndarray, starts: np.ndarray, sizes: np.ndarray, ratio:
     for ii, jj in zip(pi, pj):
         if keep[jj] and keep[ii] and _close(rows[ii], rows[jj], ratio):
             keep[jj] = False
+
+
+def _dedup_crowded(b: np.ndarray, s: int, size: int, ratio: float, keep: np.ndarray) -> None:
+    """One image's candidates b[s:s+size], each tested against the ones accepted before it (the
+    reference's loop), the distances to all of them at once; only those within the screen's
+    margin are decided by the reference's own arithmetic (_close)."""
+    rows = b[s:s + size]
+    cx, cy = rows[:, 0] + rows[:, 2] / 2, rows[:, 1] + rows[:, 3] / 2
+    lim = np.abs(rows[:, 2] * ratio) * (1 + 1e-9) + 1e-9  # the margin _dedup_screened uses
+    acc = np.empty(size, dtype=np.int64)  # accepted rows, and their centres and limits
+    acx, acy, alim = np.empty(size), np.empty(size), np.empty(size)
+    na = 0
+    exact = rows.tolist()
+    for j in range(size):
+        if na:
+            near = np.flatnonzero(np.hypot(acx[:na] - cx[j], acy[:na] - cy[j]) < alim[:na])
+            if len(near) and any(_close(exact[i], exact[j], ratio) for i in acc[near].tolist()):
+                keep[s + j] = False
+                continue
+        acc[na], acx[na], acy[na], alim[na] = j, cx[j], cy[j], lim[j]
+        na += 1

@@ -112,7 +112,13 @@ class KeypointChecks:
         b = self.bbox[rows]
         bx, by, bw, bh = b[:, 0:1], b[:, 1:2], b[:, 2:3], b[:, 3:4]
         with np.errstate(invalid="ignore"):
-            excess = np.maximum.reduce([bx - x, x - (bx + bw), by - y, y - (by + bh), np.zeros_like(x)])
+            # in place, one term at a time: np.maximum.reduce over a list first copied the five
+            # (N, K) terms into one (5, N, K) array, 0.3-1 s at COCO-train size and superlinear
+            excess = bx - x
+            np.maximum(excess, x - (bx + bw), out=excess)
+            np.maximum(excess, by - y, out=excess)
+            np.maximum(excess, y - (by + bh), out=excess)
+            np.maximum(excess, 0.0, out=excess)
             far = lab & (bw > 0) & (bh > 0) & (excess > FAR_OUTSIDE_BBOX * np.maximum(bw, bh))
         for r in np.flatnonzero(far.any(axis=1)):
             ks = np.flatnonzero(far[r])

@@ -356,6 +356,30 @@ def test_dedup_screened_equals_plain_loop(monkeypatch):
         assert np.array_equal(fast, slow) and rej == rej2
 
 
+def test_dedup_of_crowded_images_equals_plain_loop(monkeypatch):
+    """Images with more candidates than _CROWDED are decided against the accepted ones only, not
+    by enumerating their pairs: same decisions as the reference's loop, ties included, with
+    ordinary images around them."""
+    import posedata.convert_samples as C
+
+    rng = np.random.default_rng(11)
+    for _ in range(6):
+        sizes = [3, C._CROWDED + 1, 1, int(rng.integers(200, 700)), 7, C._CROWDED]
+        rank = np.repeat(np.arange(len(sizes)), sizes)
+        n = len(rank)
+        bbox = rng.integers(0, 40, (n, 4)).astype(np.float64)
+        bbox[rng.random(n) < 0.05, 2] *= -1  # a negative width never rejects anyone
+        nk, area = rng.integers(3, 10, n), rng.uniform(500, 3000, n)
+        ratio = float(rng.choice([0.0, 0.3, 0.5, 1.0]))
+        fast, rej = C.select_samples(rank, nk, area, bbox, dedup_ratio=ratio)
+        monkeypatch.setattr(C, "_CROWDED", 10**9)
+        monkeypatch.setattr(C, "_MAX_PAIRS", -1)  # every image through the reference's loop
+        slow, rej2 = C.select_samples(rank, nk, area, bbox, dedup_ratio=ratio)
+        monkeypatch.undo()
+        assert np.array_equal(fast, slow) and rej == rej2
+        assert 0 < rej["dedup"] < n or ratio == 0
+
+
 def test_load_source_leaves_the_gc_as_it_was(tmp_path):
     import gc
 
