@@ -48,6 +48,18 @@ MIN_KEYPOINTS = 3
 MIN_MEAN_SCORE = 0.2
 
 
+class PafReader:
+    """PAFs (2L, H, W) that grouping reads but nobody stores: reader[i] gives the values of the
+    maps' flat (C-order) indices i, as pafs.reshape(-1)[i] would. Grouping reads the PAFs only at
+    10 points per candidate pair, so the trainer (trainer.predict.detect) upsamples the network's
+    PAFs at those points instead of at every pixel; `group` takes a reader wherever it takes PAFs."""
+
+    shape: tuple[int, int, int]
+
+    def __getitem__(self, flat_index: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
 def extract_peaks(heatmaps: np.ndarray, threshold: float = PEAK_THRESHOLD, min_dist: float = PEAK_MIN_DIST,
                   num_keypoints: int | None = None) -> list[np.ndarray]:
     """Per keypoint channel, the peaks as an (n, 4) float64 array of x, y, score, global id.
@@ -324,7 +336,7 @@ def _pair_layout(limb_ab: list[tuple[int, int, int]], offsets: np.ndarray, sizes
 
 
 def _middle_points(vals: np.ndarray, sel: np.ndarray, pair: tuple[np.ndarray, ...], fails: np.ndarray,
-                   flat: np.ndarray, w: int, hw: int, thr: float, allowed: int) -> tuple[np.ndarray, np.ndarray]:
+                   flat: np.ndarray | PafReader, w: int, hw: int, thr: float, allowed: int) -> tuple[np.ndarray, np.ndarray]:
     """The middle sample points, one round per point (spread out, so that a pair crossing no limb
     fails early), each gathered for the pairs still in the running and written into vals; the
     arrays are compacted as pairs leave. pair: (ax, ay, ux, uy, sx, sy, base) of the selected
@@ -356,7 +368,7 @@ def _middle_points(vals: np.ndarray, sel: np.ndarray, pair: tuple[np.ndarray, ..
 
 
 def _score_steps(limb_ab: list[tuple[int, int, int]], offsets: np.ndarray, sizes: np.ndarray, xy32: np.ndarray,
-                 pafs: np.ndarray, params: GroupingParams) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                 pafs: np.ndarray | PafReader, params: GroupingParams) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """score_candidates for the candidates of every limb at once; only valid candidates are returned.
 
     limb_ab: (limb, a, b) per step with peaks at both ends. Returns (step position, a row, b row,
@@ -376,7 +388,7 @@ def _score_steps(limb_ab: list[tuple[int, int, int]], offsets: np.ndarray, sizes
     limb = np.array([t[0] for t in limb_ab], np.intp)
     _, h, w = pafs.shape
     hw = h * w
-    flat = pafs.reshape(-1)
+    flat = pafs if isinstance(pafs, PafReader) else pafs.reshape(-1)
     xs, ys = xy32[:, 0], xy32[:, 1]
     xi, yi = xs.astype(np.intp), ys.astype(np.intp)
     a_step, a_row, blk_step, blk_row, blk, at = _pair_layout(limb_ab, offsets, sizes)
@@ -420,11 +432,11 @@ def _score_steps(limb_ab: list[tuple[int, int, int]], offsets: np.ndarray, sizes
     return blk_step[blk[sel]], ra[sel], rb[sel], score[keep]
 
 
-def group(heatmaps: np.ndarray, pafs: np.ndarray, skeleton, params: GroupingParams | None = None,
+def group(heatmaps: np.ndarray, pafs: np.ndarray | PafReader, skeleton, params: GroupingParams | None = None,
           peaks: list[np.ndarray] | None = None, return_counts: bool = False,
           order: Sequence[tuple[int, int, int]] | None = None, **overrides
           ) -> tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Assemble instances from heatmaps (K or K+1, H, W) and PAFs (2L, H, W).
+    """Assemble instances from heatmaps (K or K+1, H, W) and PAFs (2L, H, W), an array or a PafReader.
 
     Returns poses (P, K, 3) with x, y, peak score per keypoint (all -1 where missing) and the
     entries' total scores (P,): the sum of the member peaks' scores and of the accepted
@@ -452,7 +464,7 @@ def group(heatmaps: np.ndarray, pafs: np.ndarray, skeleton, params: GroupingPara
     walk = [(si, li) for si, (li, _kn, _nw) in enumerate(steps)
             if sizes[skeleton.limbs[li][0]] and sizes[skeleton.limbs[li][1]]]
     pos, ra, rb, sc = _score_steps([(li, *skeleton.limbs[li]) for _si, li in walk], offsets, sizes, xy32,
-                                   np.ascontiguousarray(pf), params)
+                                   pf if isinstance(pf, PafReader) else np.ascontiguousarray(pf), params)
     bounds = np.searchsorted(pos, np.arange(len(walk) + 1)).tolist()
     ra_l, rb_l = ra.tolist(), rb.tolist()
     # entries: ids[e][type] = peak row (in all_pts) or -1; holders[row] = the entries holding that
@@ -485,14 +497,15 @@ def group(heatmaps: np.ndarray, pafs: np.ndarray, skeleton, params: GroupingPara
     return poses, total_a
 
 
-def _checked_maps(heatmaps: np.ndarray, pafs: np.ndarray, skeleton) -> tuple[np.ndarray, np.ndarray]:
+def _checked_maps(heatmaps: np.ndarray, pafs: np.ndarray | PafReader, skeleton
+                  ) -> tuple[np.ndarray, np.ndarray | PafReader]:
     """The maps as arrays, ValueError when their channels do not fit the skeleton."""
     k = skeleton.num_keypoints
     hm = np.asarray(heatmaps)
-    pf = np.asarray(pafs)
+    pf = pafs if isinstance(pafs, PafReader) else np.asarray(pafs)
     if hm.ndim != 3 or hm.shape[0] not in (k, k + 1):
         raise ValueError(f"heatmaps must be ({k} or {k + 1}, H, W) for skeleton {skeleton.name!r}, got {hm.shape}")
-    if pf.ndim != 3 or pf.shape[0] != 2 * skeleton.num_limbs or pf.shape[1:] != hm.shape[1:]:
+    if len(pf.shape) != 3 or pf.shape[0] != 2 * skeleton.num_limbs or pf.shape[1:] != hm.shape[1:]:
         raise ValueError(f"pafs must be ({2 * skeleton.num_limbs}, {hm.shape[1]}, {hm.shape[2]}), got {pf.shape}")
     return hm, pf
 

@@ -17,6 +17,7 @@ Inference (the reference's val.py `infer`, generalised):
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from posedata.errors import InputError
+from posedata.grouping import PafReader
 
 from .grouping import GroupingParams, group
 from .loaded import DEFAULT_INPUT_SIZE, IMG_MEAN, IMG_SCALE, LoadedModel
@@ -102,36 +104,48 @@ def predict(model, image_bgr: np.ndarray, skeleton, input_size: int = 368, strid
             multiscale: bool = False, flip: bool = False, scales: tuple[float, ...] | None = None
             ) -> tuple[np.ndarray, np.ndarray]:
     """Heatmaps (K + 1, H, W) and PAFs (2L, H, W), float32, at the image's own resolution."""
+    h, w = image_bgr.shape[:2]
+    lows = _network_maps(model, image_bgr, skeleton, input_size, stride, multiscale, flip, scales)
+    acc = _mean([upsample_maps(maps, stride, pads, (w, h)) for maps, pads in lows])
+    nh = skeleton.num_heatmaps
+    return acc[:nh], acc[nh:]
+
+
+def _mean(maps: list[np.ndarray]) -> np.ndarray:
+    """The scales' maps averaged as the reference does (each / n, summed in order); one as it is."""
+    if len(maps) == 1:
+        return maps[0]
+    acc = maps[0] / len(maps)
+    for m in maps[1:]:
+        acc = acc + m / len(maps)
+    return acc
+
+
+def _network_maps(model, image_bgr: np.ndarray, skeleton, input_size: int, stride: int, multiscale: bool,
+                  flip: bool, scales: tuple[float, ...] | None) -> list[tuple[np.ndarray, tuple[int, int, int, int]]]:
+    """Per scale, the network's last-stage maps (K + 1 + 2L, h, w), flip-averaged, and the padding
+    (top, left, bottom, right) its input had, in network cells x stride."""
     if image_bgr.ndim != 3 or image_bgr.shape[2] != 3:
         raise InputError(f"expected a BGR image (H, W, 3), got shape {image_bgr.shape}")
     scales = tuple(scales) if scales else (MULTISCALE if multiscale else (1.0,))
-    h, w = image_bgr.shape[:2]
+    h = image_bgr.shape[0]
     normed = normalize(image_bgr)
-    nh = skeleton.num_heatmaps
-    acc: np.ndarray | None = None
     mirrored = np.array([j >= 0 for j, _ in skeleton.limb_flip], dtype=bool)
     was_training = getattr(model, "training", False)
     if hasattr(model, "eval"):
         model.eval()
     try:
-        for s in scales:
-            maps = _predict_scale(model, normed, skeleton, s * input_size / h, input_size, stride, flip, mirrored)
-            if len(scales) == 1:
-                acc = maps
-            else:
-                acc = maps / len(scales) if acc is None else acc + maps / len(scales)
+        return [_scale_maps(model, normed, skeleton, s * input_size / h, input_size, stride, flip, mirrored)
+                for s in scales]
     finally:
         if was_training:
             model.train()
-    assert acc is not None
-    return acc[:nh], acc[nh:]
 
 
-def _predict_scale(model, normed: np.ndarray, skeleton, ratio: float, input_size: int, stride: int,
-                   flip: bool, mirrored: np.ndarray) -> np.ndarray:
+def _scale_maps(model, normed: np.ndarray, skeleton, ratio: float, input_size: int, stride: int,
+                flip: bool, mirrored: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     import cv2
 
-    h, w = normed.shape[:2]
     scaled = cv2.resize(normed, (0, 0), fx=ratio, fy=ratio, interpolation=cv2.INTER_CUBIC)
     top, left, bottom, right = pad_amounts(scaled.shape[0], scaled.shape[1], input_size, stride)
     padded = cv2.copyMakeBorder(scaled, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(0, 0, 0))
@@ -148,7 +162,7 @@ def _predict_scale(model, normed: np.ndarray, skeleton, ratio: float, input_size
         heat0 = (heat0 + heat1) / 2
         both = np.repeat(mirrored, 2)
         pafs0 = np.where(both[:, None, None], (pafs0 + pafs1) / 2, pafs0)
-    return upsample_maps(np.concatenate([heat0, pafs0]), stride, (top, left, bottom, right), (w, h))
+    return np.concatenate([heat0, pafs0]), (top, left, bottom, right)
 
 
 @dataclass
@@ -167,9 +181,105 @@ class Detections:
 def detect(model, image_bgr: np.ndarray, skeleton, input_size: int = 368, stride: int = 8,
            multiscale: bool = False, flip: bool = False, params: GroupingParams | None = None,
            scales: tuple[float, ...] | None = None) -> Detections:
-    heat, pafs = predict(model, image_bgr, skeleton, input_size, stride, multiscale, flip, scales)
+    """predict + group, with the same result, but only the maps grouping reads are upsampled: the K
+    keypoint heatmaps (not the background) at every pixel, the PAFs only at the points grouping
+    samples (UpsampledPafs). Upsampling all 57 openpose18 channels was 0.06 of 0.45 CPU s per
+    image (bench/README.md, "infer")."""
+    h, w = image_bgr.shape[:2]
+    lows = _network_maps(model, image_bgr, skeleton, input_size, stride, multiscale, flip, scales)
+    k, nh = skeleton.num_keypoints, skeleton.num_heatmaps
+    heat = _mean([upsample_maps(maps[:k], stride, pads, (w, h)) for maps, pads in lows])
+    if UpsampledPafs.fits(lows[0][0].shape[1:], stride, (w, h)):
+        pafs: Any = UpsampledPafs([(maps[nh:], pads) for maps, pads in lows], stride, (w, h))
+    else:
+        pafs = _mean([upsample_maps(maps[nh:], stride, pads, (w, h)) for maps, pads in lows])
     poses, scores, counts = group(heat, pafs, skeleton, params, return_counts=True)
     return Detections(poses, scores, counts)
+
+
+# The largest (output size x network cells) axis operator UpsampledPafs builds (8 MB in float64);
+# a 640-px photo needs 640 x 80. Beyond it (panoramas) detect upsamples the PAFs whole.
+MAX_AXIS_OP = 1 << 20
+
+
+@functools.lru_cache(maxsize=32)
+def _axis_op(n: int, stride: int, lo: int, hi: int, size: int) -> np.ndarray:
+    """upsample_maps along one axis as a (size, n) matrix: n cells x stride (bicubic), lo and hi
+    cut off, bicubic to size. Taken from OpenCV's own resize of unit vectors (a resize along one
+    axis leaves the other untouched: scale 1 gives cubic weights (0, 1, 0, 0)), so the weights
+    and the border rule are OpenCV's; in float64, chunked to bound the identity's size."""
+    import cv2
+
+    up = cv2.resize(np.eye(n), (n, n * stride), interpolation=cv2.INTER_CUBIC)[lo:n * stride - hi]
+    m = up.shape[0]
+    op = np.zeros((size, n))
+    for j in range(0, m, 256):
+        unit = np.zeros((m, min(256, m - j)))
+        unit[np.arange(j, j + unit.shape[1]), np.arange(unit.shape[1])] = 1
+        op += cv2.resize(unit, (unit.shape[1], size), interpolation=cv2.INTER_CUBIC) @ up[j:j + unit.shape[1]]
+    return op
+
+
+@functools.lru_cache(maxsize=32)
+def _axis_band(n: int, stride: int, lo: int, hi: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """_axis_op as a band: per output position the first input cell it reads and the weights of
+    the cells from there (size, B), float32; B (about 6) covers the widest row."""
+    op = _axis_op(n, stride, lo, hi, size)
+    nz = op != 0
+    first = nz.argmax(1)
+    last = n - 1 - nz[:, ::-1].argmax(1)
+    band = int((last - first).max()) + 1
+    first = np.minimum(first, n - band)
+    weights = np.take_along_axis(op, first[:, None] + np.arange(band), 1).astype(np.float32)
+    return first.astype(np.intp), weights
+
+
+class UpsampledPafs(PafReader):
+    """The PAFs predict would return ((2L, H, W), upsample_maps of each scale's network maps,
+    scales averaged), computed only at the cells grouping asks for.
+
+    Per scale, the rows are upsampled first for all channels ((2L, h, W): one small matrix
+    product with the width axis's operator, a few % of the full maps); a read at (c, y, x) then
+    sums the B (about 6) rows the height axis's operator uses for y. Both operators are
+    upsample_maps' own (OpenCV's bicubic weights, x stride, padding cut, to the image size), so the
+    values equal the full maps' to float rounding (1e-6 on maps of magnitude 5: tests/test_predict.py)."""
+
+    def __init__(self, terms: list[tuple[np.ndarray, tuple[int, int, int, int]]], stride: int,
+                 size_wh: tuple[int, int]):
+        w_img, h_img = size_wh
+        self.shape = (terms[0][0].shape[0], h_img, w_img)
+        self._terms = []
+        for maps, (top, left, bottom, right) in terms:
+            c, h, w = maps.shape
+            op_w = _axis_op(w, stride, left, right, w_img).astype(np.float32)
+            rows = np.ascontiguousarray(maps, dtype=np.float32).reshape(c * h, w) @ op_w.T
+            first, weights = _axis_band(h, stride, top, bottom, h_img)
+            self._terms.append((rows.reshape(-1), h, first, weights))
+
+    @staticmethod
+    def fits(map_hw: tuple[int, int], stride: int, size_wh: tuple[int, int]) -> bool:
+        return max(map_hw[0] * size_wh[1], map_hw[1] * size_wh[0]) <= MAX_AXIS_OP
+
+    def __getitem__(self, flat_index: np.ndarray) -> np.ndarray:
+        _, h_img, w_img = self.shape
+        c, rest = np.divmod(np.asarray(flat_index, dtype=np.intp), h_img * w_img)
+        y, x = np.divmod(rest, w_img)
+        values = [self._at(term, c, y, x) for term in self._terms]
+        return _mean(values)
+
+    def _at(self, term: tuple, c: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
+        rows, h, first, weights = term
+        w_img = self.shape[2]
+        at = c * h
+        at += first[y]
+        at *= w_img
+        at += x
+        wy = weights[y]
+        out = wy[:, 0] * rows[at]
+        for i in range(1, wy.shape[1]):
+            at += w_img
+            out += wy[:, i] * rows[at]
+        return out
 
 
 
