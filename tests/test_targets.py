@@ -397,8 +397,8 @@ def test_batch_in_chunks_equals_per_sample(monkeypatch):
 def test_recycled_output_memory(monkeypatch):
     """A large output reuses the memory of a dead output of the same size (the trainer's batch
     of 80 would otherwise get 38 MB of fresh kernel pages per batch): the reused memory is zeroed
-    chunk by chunk, whatever the caller wrote into its old output, and memory that any view still
-    references is never handed out again."""
+    whatever the caller wrote into its old output (in a batch drawn in several chunks), and memory
+    that any view still references is never handed out again."""
     import posedata.targets as targets_mod
 
     sk = skmod.resolve("openpose18")
@@ -409,7 +409,7 @@ def test_recycled_output_memory(monkeypatch):
     per_sample = (18 + 1 + 2 * len(sk.limbs)) * 46 * 46 * 4
     pool = targets_mod._OutputPool(0)  # every size recycled, so that a small batch exercises it
     monkeypatch.setattr(targets_mod, "_OUTPUTS", pool)
-    monkeypatch.setattr(targets_mod, "_CHUNK_BYTES", 2 * per_sample)  # 4 chunks, each zeroed
+    monkeypatch.setattr(targets_mod, "_CHUNK_BYTES", 2 * per_sample)  # 4 chunks
 
     heat, pafs = render_targets_batch(batch_a, sk, 46, 46)
     address = heat.ctypes.data
