@@ -49,9 +49,7 @@ def read_source(kind: str, path: Path, category: Any = None, edges: bool = True)
 
         return skeleton_from_xml(path, category)
     if kind == "dlc":
-        from .formats.deeplabcut import skeleton_from_config
-
-        return skeleton_from_config(path)
+        return _from_dlc(path)
     if kind == "yolo":
         from .formats.yolo import skeleton_from_yaml
 
@@ -76,6 +74,20 @@ def _from_coco(path: Path, category: Any, edges: bool) -> tuple[dict[str, Any], 
         pts, lab = _coco_points(data.get("annotations"), ids, len(d["keypoints"]))
         d, note = connect_parts(d, pts, lab)
         notes += [note] if note else []
+    return d, notes
+
+
+def _from_dlc(path: Path) -> tuple[dict[str, Any], list[str]]:
+    """DeepLabCut's `skeleton` is optional (only for drawing) and usually empty: the limbs the
+    config leaves out are drafted from the project's labelled frames, as for a COCO file's loose
+    chains."""
+    from .formats.deeplabcut import labelled_points, skeleton_from_config
+
+    d, notes = skeleton_from_config(path)
+    pts, lab, unread = labelled_points(Path(path).resolve().parent, d["keypoints"])
+    d, note = connect_parts(d, pts, lab)
+    if note:
+        notes = [n for n in notes if "no skeleton edges" not in n] + unread + [note]
     return d, notes
 
 
@@ -151,7 +163,9 @@ def connect_parts(d: dict[str, Any], pts: np.ndarray, lab: np.ndarray) -> tuple[
         return d, None
     limbs = d["limbs"] + added
     left = [kps[i] for i in range(k) if find(i) != find(root)]
-    note = (f"the dataset's skeleton edges leave parts unconnected to the root; added {len(added)} limb(s), each "
+    what = ("the dataset's skeleton edges leave parts unconnected to the root" if d["limbs"] else
+            "the dataset gives no skeleton edges")
+    note = (f"{what}; added {len(added)} limb(s), each "
             f"joining a loose chain's end to the body keypoint nearest it in the data ({len(pts)} instance(s)): "
             + ", ".join(f"{a}-{b}" for a, b in added) + "; review them"
             + (f" (still unconnected, never labelled with the body: {', '.join(left)})" if left else ""))

@@ -241,6 +241,35 @@ def test_skeleton_init_from_dlc(runner, tmp_path) -> None:
     assert any("nose_tip" in n for n in notes)  # an edge to an unknown bodypart is dropped and said
 
 
+def test_skeleton_init_from_dlc_drafts_the_limbs_the_config_leaves_out(runner, tmp_path) -> None:
+    """DLC's `skeleton` is optional and usually empty: init wrote 0 limbs, so skeleton check failed
+    (S020) until the user typed every limb. Now they are drafted from the labelled frames."""
+    project = tmp_path / "mouse"
+    shutil.copytree(SA, project)
+    cfg = (project / "config.yaml").read_text()
+    (project / "config.yaml").write_text(cfg[:cfg.index("skeleton:")] + "skeleton: []\n"
+                                        + cfg[cfg.index("numframes2pick"):])
+    (project / "labeled-data" / "mouse1" / "CollectedData_Alice.h5").unlink()
+    broken = project / "labeled-data" / "mouse2"
+    broken.mkdir()
+    (broken / "CollectedData_Alice.csv").write_text("scorer,Alice\nbodyparts,snout\ncoords,x\nimg.png,1,2\n")
+    out = tmp_path / "s.yaml"
+    res = runner.invoke(cli, ["skeleton", "init", "--from-dlc", str(project / "config.yaml"), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    sk = S.load(out)
+    assert {frozenset(sk.limb_names(i)) for i in range(sk.num_limbs)} == {
+        frozenset(p) for p in (("snout", "Left-Ear"), ("snout", "Right Ear"), ("snout", "tail_base"))}
+    assert not [f for f in S.check(sk) if f.severity == "error"]
+    text = " ".join(res.output.split())
+    assert "gives no skeleton edges; added 3 limb(s)" in text and "add limbs that connect" not in text
+    assert "mouse2/CollectedData_Alice.csv: line 4 was not read for the limbs" in text, text
+    # a project without labelled frames keeps the old advice
+    shutil.rmtree(project / "labeled-data")
+    res = runner.invoke(cli, ["skeleton", "init", "--from-dlc", str(project / "config.yaml"), "-o", str(out), "--force"])
+    assert res.exit_code == 0 and "add limbs that connect every keypoint" in " ".join(res.output.split())
+    assert "limbs: []" in out.read_text()
+
+
 def test_skeleton_init_bad_config(runner, tmp_path) -> None:
     bad = tmp_path / "config.yaml"
     bad.write_text("Task: x\nbodyparts: [a, b\n")

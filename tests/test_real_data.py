@@ -186,10 +186,11 @@ def test_deeplabcut_openfield_mouse(shared_real, runner, tmp_path):
     code, out = run(runner, "skeleton", "init", "--from-dlc", project / "config.yaml", "-o", sk_file)
     assert code == 0, out
     sk = yaml.safe_load(sk_file.read_text())
-    assert sk["flip"] == [["leftear", "rightear"]] and sk["limbs"] == []
-    code, out = run(runner, "skeleton", "check", sk_file)
-    assert code == 1 and "S020" in out  # the config has no skeleton edges: the user lists the limbs
-    add_limbs(sk_file, [["snout", "leftear"], ["snout", "rightear"], ["snout", "tailbase"]])
+    # the config has no skeleton edges: init drafts them from the 20 labelled frames (it wrote none,
+    # and skeleton check failed with S020 until the user typed them)
+    assert sk["flip"] == [["leftear", "rightear"]]
+    assert sk["limbs"] == [["snout", "leftear"], ["snout", "rightear"], ["snout", "tailbase"]]
+    assert "no skeleton edges; added 3 limb(s)" in " ".join(out.split())
     code, out = run(runner, "skeleton", "check", sk_file)
     assert code == 0 and "S023" not in out, out
     labels = tmp_path / "labels.npz"

@@ -430,6 +430,28 @@ def read(path: Path, skeleton: Skeleton, options: ImportOptions) -> ImportResult
 
 
 # --------------------------------------------------------- skeleton init
+def labelled_points(project: Path, keypoints: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(N, K, 2) points, (N, K) labelled flags of every animal in a project's CollectedData tables
+    (labeled-data/<video>/), keypoints in the given order, and notes on tables that could not be
+    read (skeleton init drafts limbs from the rest; import reports those tables' problems)."""
+    rows, notes = [], []
+    for table in _csvs_in(project):
+        try:
+            t = parse_h5(table) if table.suffix.lower() in (".h5", ".hdf5") else parse_csv(table)
+        except InputError as e:
+            name = f"{table.parent.name}/{table.name}{': ' + e.where if e.where else ''}"
+            notes.append(f"{name} was not read for the limbs: {e.message}")
+            continue
+        cols = [t.bodyparts.index(k) if k in t.bodyparts else -1 for k in keypoints]
+        xy = np.full(t.xy.shape[:2] + (len(keypoints), 2), np.nan)
+        have = [c >= 0 for c in cols]
+        xy[:, :, have] = t.xy[:, :, [c for c in cols if c >= 0]]
+        rows.append(xy.reshape(-1, len(keypoints), 2))
+    xy = np.concatenate(rows) if rows else np.zeros((0, len(keypoints), 2))
+    lab = np.isfinite(xy).all(-1)
+    return np.where(lab[..., None], xy, 0.0), lab, notes
+
+
 def skeleton_from_config(path: Path) -> tuple[dict[str, Any], list[str]]:
     """A starting skeleton dict from a DLC project's config.yaml, plus notes for the user.
 
