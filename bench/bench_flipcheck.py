@@ -3,6 +3,7 @@ map for data sets of 2 to 5,000 instances, and the detection rate of three wrong
 pair, a crossed pair, a side-preserving knee<->ankle cross pairing) from 50 instances up.
 
     PYTHONPATH=. python bench/bench_flipcheck.py --reps 300 --wrong-reps 200    # bench/README.md's rows
+    PYTHONPATH=. python bench/bench_flipcheck.py --part verdict                  # the whole verdict, coco17
     (about an hour in one process on 2 loaded cores; --part right|wrong and --maps WORD split it)
 
 The simulated people face the camera or away (share drawn per data set), turn their head, move their
@@ -21,6 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from posedata import coco  # noqa: E402
 from posedata import flipcheck as F  # noqa: E402
 from posedata import skeleton as S  # noqa: E402
 from posedata.swaps import binom_upper  # noqa: E402
@@ -123,6 +125,72 @@ def run(sizes: list[int], reps: dict[int, int], wrong_sizes: list[int], wrong_re
     return rows
 
 
+def as_dataset(pts: np.ndarray, lab: np.ndarray, sk: S.Skeleton) -> coco.Dataset:
+    """Simulated people as the COCO dataset `posedata flipcheck` would read (unlabelled: 0, 0, 0)."""
+    ds = coco.Dataset(categories=[coco.Category(1, "person", list(sk.coco_keypoints))])
+    for i, (p, ok) in enumerate(zip(pts, lab)):
+        kp = np.concatenate([p * ok[:, None], 2.0 * ok[:, None]], 1)
+        x0, y0 = p[ok].min(0) if ok.any() else (0.0, 0.0)
+        x1, y1 = p[ok].max(0) if ok.any() else (1.0, 1.0)
+        ds.images.append(coco.Image(i + 1, f"{i}.jpg", 800, 800))
+        ds.annotations.append(coco.Annotation(i + 1, i + 1, 1, kp, (x0, y0, x1 - x0 + 1, y1 - y0 + 1),
+                                              float((x1 - x0 + 1) * (y1 - y0 + 1))))
+    return ds
+
+
+def with_map(sk: S.Skeleton, perm: np.ndarray) -> S.Skeleton:
+    d = sk.to_dict()
+    d["flip"] = [[sk.keypoints[i], sk.keypoints[j]] for i, j in enumerate(perm) if i < j]
+    return S.parse(d)[0]
+
+
+def limb_blind_maps(sk: S.Skeleton) -> dict[str, np.ndarray]:
+    """openpose18's wrong maps that its limbs cannot reveal: its limb tree hangs from the neck, so
+    mirroring only the legs, or only the arms and face, maps every limb onto a limb."""
+    pairs = sk.flip_pairs()
+    idx = {k: i for i, k in enumerate(sk.keypoints)}
+    legs = ("hip", "knee", "ankle")
+
+    def build(keep: list[tuple[str, str]]) -> np.ndarray:
+        f = np.arange(sk.num_keypoints)
+        for a, b in keep:
+            f[idx[a]], f[idx[b]] = idx[b], idx[a]
+        return f
+
+    return {"legs unpaired": build([p for p in pairs if not any(w in p[0] for w in legs)]),
+            "arms and face unpaired": build([p for p in pairs if any(w in p[0] for w in legs)])}
+
+
+def run_verdict(sizes: list[int], reps: int, seed: int = 0, only: list[str] | None = None) -> list[dict]:
+    """The verdict users get (`flip_verdict`: flipcheck, check, the gate, the demo) on the simulated
+    people. coco17: its skeleton-level flip property fails for each wrong map above (a limb whose
+    mirror is not a limb), which is FAIL whatever the data. openpose18: two wrong maps keep every
+    limb a limb, so only the data-level test can see them."""
+    rows = []
+    cases = [("coco17", name, perm) for name, perm in maps(S.resolve("coco17")).items()]
+    cases += [("openpose18", name, perm) for name, perm in limb_blind_maps(S.resolve("openpose18")).items()]
+    for m, (skname, name, perm) in enumerate(cases):
+        if only and not any(w in f"{skname} {name}" for w in only):
+            continue
+        sk = S.resolve(skname)
+        wrong = with_map(sk, perm)
+        prop = [f"{kind} {n}" for kind, n, ok in F.skeleton_flip_property(wrong) if not ok]
+        for n in sizes:
+            rng = np.random.default_rng([seed, n, 100 + m])
+            verdicts: dict[str, int] = {}
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                v = F.flip_verdict(as_dataset(*people(n, rng), sk), wrong)
+                verdicts[v.verdict] = verdicts.get(v.verdict, 0) + 1
+            rows.append({"skeleton": skname, "map": name, "n": n, "reps": reps, "verdicts": verdicts, "property": prop})
+            print(f"verdict {skname:10s} {name:28s} n={n:5d} reps={reps:4d} "
+                  + "  ".join(f"{k} {100 * c / reps:6.2f}%" for k, c in sorted(verdicts.items()))
+                  + f"  {1000 * (time.perf_counter() - t0) / reps:7.1f} ms/run", flush=True)
+        print(f"  {skname} skeleton-level flip property with {name!r}: "
+              + (f"fails for {', '.join(prop)}" if prop else "holds (every limb's mirror is a limb)"), flush=True)
+    return rows
+
+
 def _cp_upper(k: int, n: int, conf: float = 0.95) -> float:
     """Upper Clopper-Pearson bound by bisection on the exact binomial tail (no scipy)."""
     lo, hi = k / n, 1.0
@@ -140,14 +208,22 @@ def main() -> None:
     ap.add_argument("--wrong-reps", type=int, default=300, help="wrong-map repetitions at 50 instances "
                     "(fewer above: reps * 50 / n, at least 40)")
     ap.add_argument("--wrong-sizes", type=int, nargs="+", default=[50, 100, 200])
-    ap.add_argument("--part", choices=("all", "right", "wrong"), default="all",
+    ap.add_argument("--sizes", type=int, nargs="+", default=[2, 3, 5, 10, 20, 30, 50, 100, 200, 500, 1000, 2000, 5000],
+                    help="right-map data set sizes")
+    ap.add_argument("--part", choices=("all", "right", "wrong", "verdict"), default="all",
                     help="only the right map's rows, or only the wrong maps' (two processes on two cores); "
-                         "each row's data are those of a full run")
+                         "each row's data are those of a full run; verdict: the whole verdict with coco17's "
+                         "limbs (not part of all)")
+    ap.add_argument("--verdict-reps", type=int, default=50, help="data sets per map and size for --part verdict")
+    ap.add_argument("--verdict-sizes", type=int, nargs="+", default=[2, 10, 50])
     ap.add_argument("--maps", nargs="+", metavar="WORD", help="only the maps whose name contains one of these words")
     args = ap.parse_args()
-    sizes = [2, 3, 5, 10, 20, 30, 50, 100, 200, 500, 1000, 2000, 5000]
+    sizes = args.sizes
     reps = {n: max(10, min(args.reps, args.reps * 100 // n)) for n in sizes}
     wrong_reps = {n: max(40, min(args.wrong_reps, args.wrong_reps * 50 // n)) for n in args.wrong_sizes}
+    if args.part == "verdict":
+        run_verdict(args.verdict_sizes, args.verdict_reps, only=args.maps)
+        return
     run(sizes, reps, args.wrong_sizes, wrong_reps, part=args.part, only=args.maps)
 
 

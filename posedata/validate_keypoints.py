@@ -187,14 +187,12 @@ class KeypointChecks:
     def _flip_check(self, cat: _Cat, rows: np.ndarray, x: np.ndarray, lab: np.ndarray) -> None:
         """Per instance, every flip pair's sign of x_left - x_right should agree with the majority."""
         sk = self.sk
+        index = {n: i for i, n in enumerate(sk.keypoints)}
         pairs = []
-        for a in range(sk.num_keypoints):
-            b = sk.flip[a]
-            if a < b:
-                left, right = (a, b) if sk.side(a) != "right" else (b, a)
-                ja, jb = int(cat.src[left]), int(cat.src[right])  # type: ignore[index]
-                if ja >= 0 and jb >= 0:
-                    pairs.append((ja, jb, sk.keypoints[left], sk.keypoints[right]))
+        for ln, rn in sk.flip_pairs():
+            ja, jb = int(cat.src[index[ln]]), int(cat.src[index[rn]])  # type: ignore[index]
+            if ja >= 0 and jb >= 0:
+                pairs.append((ja, jb, ln, rn))
         if len(pairs) < 3 or not len(rows):
             return
         minority, major = minority_pairs(x, lab, np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs]))

@@ -114,6 +114,38 @@ def test_skeleton_flip_property_fails_unmirrored_limb():
     assert [n for kind, n, ok in res if not ok] == ["top_left-bottom_right"]
 
 
+WRONG_COCO17 = {  # the bench's wrong maps (bench/bench_flipcheck.py): pairs dropped, pairs added
+    "missing knee pair": (("knee",), []),
+    "missing wrist pair": (("wrist",), []),
+    "crossed eye<->ear": (("eye", "ear"), [("left_eye", "right_ear"), ("right_eye", "left_ear")]),
+    "knee<->ankle": (("knee", "ankle"), [("left_knee", "right_ankle"), ("left_ankle", "right_knee")]),
+}
+
+
+@pytest.mark.parametrize("name", WRONG_COCO17)
+def test_coco17_limbs_reveal_every_wrong_map_on_two_instances(name):
+    """With coco17's limbs each wrong map breaks the skeleton-level property, so the one verdict is
+    FAIL even where the data-level test has no evidence (2 instances: INCONCLUSIVE with the right map)."""
+    sk = S.resolve("coco17")
+    drop, add = WRONG_COCO17[name]
+    wrong = with_flip(sk, [p for p in sk.flip_pairs() if not any(w in p[0] for w in drop)] + add)
+    res = F.flip_verdict(people(2), wrong)
+    assert res.verdict == "FAIL" and res.exit_code == 1 and "skeleton-level" in res.reason, res.reason
+    assert F.flip_verdict(people(2), sk).verdict == "INCONCLUSIVE"
+
+
+def test_a_wrong_map_the_limbs_cannot_reveal_is_found_in_the_data():
+    """openpose18's limbs hang from the neck: leaving the legs unpaired maps every limb onto a limb, so
+    the skeleton-level property holds and only the data-level test can see it."""
+    sk = S.resolve("openpose18")
+    wrong = with_flip(sk, [p for p in sk.flip_pairs() if not any(w in p[0] for w in ("hip", "knee", "ankle"))])
+    assert all(ok for _, _, ok in F.skeleton_flip_property(wrong))
+    res = F.flip_verdict(people(100), wrong)
+    assert res.verdict == "FAIL" and "skeleton-level" not in res.reason, res.reason
+    assert res.test.blamed and {b.split("_")[1] for b in res.test.blamed} <= {"hip", "knee", "ankle"}, res.test.blamed
+    assert F.flip_verdict(people(100), sk).verdict == "PASS"
+
+
 def _last_line(output: str) -> str:
     return [line for line in output.splitlines() if line.strip()][-1]
 
