@@ -37,6 +37,17 @@ NEAR_K = 3  # keypoints each keypoint's distances are compared to (nearest on av
 NEAR = 6  # orbits each orbit is compared with (nearest by mean distance in the body frame)
 
 
+def centred(pts: np.ndarray, lab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N, K, 2) each instance's labelled points about their centroid (0 where unlabelled) and (N,)
+    their mean squared distance from it: the square of the instance's spread, the scale every
+    per-instance comparison (flip test, swap geometry, skeleton init's distances) divides by. The
+    callers floor it as their own degenerate cases need."""
+    cnt = np.maximum(lab.sum(1), 1)
+    centre = np.where(lab[..., None], pts, 0.0).sum(1) / cnt[:, None]
+    q = np.where(lab[..., None], pts - centre[:, None], 0.0)
+    return q, (q ** 2).sum(-1).sum(1) / cnt
+
+
 def orbits(perm: np.ndarray) -> list[tuple[int, ...]]:
     """The orbits of an involution: (i,) for a keypoint mapped to itself, (i, f(i)) for a pair."""
     out, seen = [], set()
@@ -54,10 +65,8 @@ def _body_frame(pts: np.ndarray, lab: np.ndarray, orb: list[tuple[int, ...]]) ->
     long coordinates in units of the spread)."""
     k = lab.shape[1]
     pairs = [o for o in orb if len(o) == 2]
-    cnt = np.maximum(lab.sum(1), 1)
-    centre = np.where(lab[..., None], pts, 0.0).sum(1) / cnt[:, None]
-    q = np.where(lab[..., None], pts - centre[:, None], 0.0)
-    spread = np.sqrt(np.maximum((q ** 2).sum(-1).sum(1) / cnt, 1e-18))
+    q, mean_sq = centred(pts, lab)
+    spread = np.sqrt(np.maximum(mean_sq, 1e-18))
     left, right = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
     both = lab[:, left] & lab[:, right]
     off = np.where(both[..., None], q[:, left] - q[:, right], 0.0)  # (N, P, 2)

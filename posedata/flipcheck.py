@@ -15,6 +15,7 @@ from itertools import combinations
 
 import numpy as np
 
+from .bodyframe import centred
 from .coco import CategorySpec, Dataset
 from .findings import Finding
 from .skeleton import Skeleton
@@ -49,21 +50,14 @@ def _orientation_signs(pts: np.ndarray, lab: np.ndarray, tri: np.ndarray, signed
     unlabelled; with signed=False the cross product itself, over the instance's squared spread.
     cross(a, b, c) = D[b, c] + D[c, a] + D[a, b] with D[u, v] = xu*yv - xv*yu (one (K, K) matrix per instance)."""
     ok = lab
-    centre = (np.where(ok[..., None], pts, 0).sum(1) / np.maximum(ok.sum(1), 1)[:, None])[:, None, :]
-    p = np.where(ok[..., None], pts - centre, 0.0)  # centred: signs are translation-invariant, products better conditioned
+    p, mean_sq = centred(pts, lab)  # centred: signs are translation-invariant, products better conditioned
     x, y = p[..., 0], p[..., 1]
     d = x[:, :, None] * y[:, None, :] - x[:, None, :] * y[:, :, None]
     a, b, c = tri.T
     cross = d[:, b, c] + d[:, c, a] + d[:, a, b]
     if not signed:
-        cross = cross / np.maximum(_spread(p, ok), 1e-9)[:, None] ** 2
+        cross = cross / np.maximum(np.sqrt(mean_sq), 1e-9)[:, None] ** 2
     return np.where(ok[:, a] & ok[:, b] & ok[:, c], np.sign(cross) if signed else cross, 0.0)
-
-
-def _spread(centred: np.ndarray, ok: np.ndarray) -> np.ndarray:
-    """(N,) RMS distance of an instance's labelled points from their centroid: its scale."""
-    r2 = np.where(ok, (centred ** 2).sum(-1), 0.0).sum(1) / np.maximum(ok.sum(1), 1)
-    return np.sqrt(r2)
 
 
 def mirror_features(pts: np.ndarray, lab: np.ndarray,
@@ -117,8 +111,7 @@ def mirror_features(pts: np.ndarray, lab: np.ndarray,
                 return np.linalg.norm(pts[:, ab[:, 0]] - pts[:, ab[:, 1]], axis=-1)
 
             ok = lab[:, pair].all(-1) & lab[:, fpair].all(-1)
-            centre = (np.where(lab[..., None], pts, 0).sum(1) / np.maximum(lab.sum(1), 1)[:, None])[:, None, :]
-            scale = np.maximum(_spread(np.where(lab[..., None], pts - centre, 0.0), lab), 1e-9)[:, None]
+            scale = np.maximum(np.sqrt(centred(pts, lab)[1]), 1e-9)[:, None]
             with np.errstate(invalid="ignore"):
                 feats.append(np.where(ok, np.nan_to_num(dist(pair) - dist(fpair)) / scale, np.nan))
             t = np.zeros((len(pair), k), bool)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from . import skeleton as S
+from .bodyframe import centred
 from .errors import InputError
 from .findings import Finding
 from .io import atomic_write_text, load_json
@@ -131,9 +132,7 @@ def connect_parts(d: dict[str, Any], pts: np.ndarray, lab: np.ndarray) -> tuple[
     root = index[S.guess_root(kps, d["limbs"])]
     if all(find(i) == find(root) for i in range(k)):
         return d, None
-    cnt = np.maximum(lab.sum(1), 1)[:, None]
-    centre = np.where(lab[..., None], pts, 0.0).sum(1) / cnt
-    spread = np.sqrt(np.where(lab, ((pts - centre[:, None]) ** 2).sum(-1), 0.0).sum(1, keepdims=True) / cnt)
+    spread = np.sqrt(centred(pts, lab)[1])[:, None]
     unit = pts / np.maximum(spread, 1e-9)[..., None]
     both = lab[:, :, None] & lab[:, None, :]
     dist = np.linalg.norm(unit[:, :, None] - unit[:, None, :], axis=-1)
