@@ -134,6 +134,39 @@ def test_coco17_limbs_reveal_every_wrong_map_on_two_instances(name):
     assert F.flip_verdict(people(2), sk).verdict == "INCONCLUSIVE"
 
 
+def limb_symmetries(sk: S.Skeleton) -> list[tuple[int, ...]]:
+    """Every involution of the keypoints that maps each limb onto a limb (backtracking over degrees)."""
+    k, limbs = sk.num_keypoints, {frozenset(limb) for limb in sk.limbs}
+    deg = [sum(i in limb for limb in limbs) for i in range(k)]
+    found: list[tuple[int, ...]] = []
+
+    def extend(m: list[int]) -> None:
+        i = len(m)
+        if i == k:
+            found.append(tuple(m))
+            return
+        for j in range(k):
+            if j not in m and deg[j] == deg[i] and all(
+                    (frozenset((m[a], j)) in limbs) == (frozenset((a, i)) in limbs) for a in range(i)):
+                extend(m + [j])
+
+    extend([])
+    return [p for p in found if all(p[p[i]] == i for i in range(k))]
+
+
+def test_which_wrong_maps_limbs_can_hide():
+    """bench/README.md: the skeleton-level property catches every wrong map of coco17 (its limb graph's
+    only symmetries are no pairs and the right map); openpose18's also allow mirroring the legs alone,
+    or the arms and face alone, which only the data-level test can see."""
+    coco = S.resolve("coco17")
+    assert sorted(limb_symmetries(coco)) == sorted([tuple(range(17)), tuple(coco.flip)])
+    op = S.resolve("openpose18")
+    legs = [i for i, n in enumerate(op.keypoints) if any(w in n for w in ("hip", "knee", "ankle"))]
+    legs_only = tuple(op.flip[i] if i in legs else i for i in range(op.num_keypoints))
+    upper_only = tuple(i if i in legs else op.flip[i] for i in range(op.num_keypoints))
+    assert sorted(limb_symmetries(op)) == sorted([tuple(range(18)), tuple(op.flip), legs_only, upper_only])
+
+
 def test_a_wrong_map_the_limbs_cannot_reveal_is_found_in_the_data():
     """openpose18's limbs hang from the neck: leaving the legs unpaired maps every limb onto a limb, so
     the skeleton-level property holds and only the data-level test can see it."""
