@@ -10,8 +10,10 @@ Run: .venv/bin/python bench/bench_targets.py [--quick]
 (c) the allocation floor: allocating and filling the output arrays (zeros for K + 1 heatmaps and
     2L PAFs, background set to 1), one sample at a time; (c80) the same for one (80, K + 1 + 2L,
     h, w) output with every 4 KB page written once (rendering writes nearly every page): a 38 MB
-    output is beyond malloc's reuse (32 MB), so every call pays the kernel to map and zero fresh
-    memory, a floor the smaller batches and the per-sample baseline do not have
+    output is beyond malloc's reuse (32 MB), so a fresh one costs the kernel mapping and zeroing
+    new memory on every call; render_targets_batch no longer pays it, as it reuses the memory of a
+    dead output of the same size (posedata.targets._OutputPool), as (a80) measures it and a training
+    loop meets it: batch after batch, each dropped after its step
 All three on the same instances: openpose18 (18 keypoints, 19 limbs), 368 x 368 input, stride 8,
 sigma 7, thickness 1, for 1, 3 and 10 people, 80 scenes each (every column times the same 80).
 Times are per sample, the best of several repeats of
