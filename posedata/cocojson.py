@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .columns import TypedRecords
+
 try:
     import msgspec
 except ImportError:  # pragma: no cover - a dependency; the generic parse is used without it
@@ -40,6 +42,29 @@ if msgspec is not None:
         annotations: list[_Annotation]
         categories: Any
 
+    class _TypedAnnotation(msgspec.Struct, forbid_unknown_fields=True):
+        # the same record with the types validate's screen would otherwise scan for (msgspec
+        # checks them as it parses, for free): a file whose every annotation has them is parsed
+        # once, into columns.TypedRecords; any other value (a bool, a string, 1.0 as iscrowd, an
+        # int beyond 64 bits) fails this decode and the file is parsed with _Annotation
+        segmentation: msgspec.Raw
+        num_keypoints: int
+        area: int | float
+        iscrowd: int
+        keypoints: list[int | float]
+        image_id: int
+        bbox: list[int | float]
+        category_id: int
+        id: int
+
+    class _TypedCoco(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+        info: Any = msgspec.UNSET
+        licenses: Any = msgspec.UNSET
+        images: Any
+        annotations: list[_TypedAnnotation]
+        categories: Any
+
+    _decode_typed = msgspec.json.Decoder(_TypedCoco).decode
     _decode = msgspec.json.Decoder(_Coco).decode
     _decode_any = msgspec.json.Decoder().decode
 
@@ -47,17 +72,23 @@ if msgspec is not None:
 def parse_coco(data: bytes) -> dict[str, Any] | None:
     """The parse of COCO keypoint JSON `data` (no byte-order mark) as plain dicts and lists, every
     value as json.loads gives it except the segmentation of annotations whose iscrowd is exactly
-    the integer 0: those stay `msgspec.Raw` (their JSON text, a view of `data`). None when the
-    file is not plain COCO (see the module's docstring)."""
+    the integer 0: those stay `msgspec.Raw` (their JSON text, a view of `data`). The annotations
+    list is a columns.TypedRecords when every annotation's values have COCO's types (see
+    _TypedAnnotation). None when the file is not plain COCO (see the module's docstring)."""
     if msgspec is None:
         return None
     try:
-        coco = _decode(data)
-    except Exception:  # noqa: BLE001 - bad JSON, deep nesting, another shape: the generic parse decides
-        return None
+        coco = _decode_typed(data)
+        typed = True
+    except Exception:  # noqa: BLE001 - another value type somewhere: the untyped record below
+        try:
+            coco = _decode(data)
+            typed = False
+        except Exception:  # noqa: BLE001 - bad JSON, deep nesting, another shape: the generic parse decides
+            return None
     from msgspec.structs import asdict
 
-    anns = list(map(asdict, coco.annotations))
+    anns = (TypedRecords if typed else list)(map(asdict, coco.annotations))
     for a in anns:
         c = a["iscrowd"]
         if c != 0 or type(c) is not int:  # a crowd region (or an odd flag): readers may need its shape

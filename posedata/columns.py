@@ -26,6 +26,15 @@ class _Missing:
 MISSING: Any = _Missing()  # column()'s value for a record without the key
 
 
+class TypedRecords(list):
+    """A list of records whose parser checked their field types while parsing (cocojson's typed
+    parse of COCO annotations: ids, iscrowd and num_keypoints ints, area an int or float, bbox and
+    keypoints lists of ints and floats). The screen then skips scanning those types again; it is
+    made by that parser alone, and must not be changed afterwards."""
+
+    __slots__ = ()
+
+
 def column(records: list[dict[str, Any]], key: str) -> list[Any]:
     """record.get(key, MISSING) for every record (each must be a dict), looped in C."""
     return list(map(dict.get, records, repeat(key), repeat(MISSING)))
@@ -71,9 +80,12 @@ def float_column(values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
     return out, ok
 
 
-def typed_rows(rows: list[Any], width: int) -> np.ndarray:
-    """Mask of the rows that are lists of exactly `width` ints or floats (no bools, strings, ...)."""
+def typed_rows(rows: list[Any], width: int, typed: bool = False) -> np.ndarray:
+    """Mask of the rows that are lists of exactly `width` ints or floats (no bools, strings, ...).
+    typed: the rows are known to be lists of ints and floats (TypedRecords): only lengths are read."""
     n = len(rows)
+    if typed:
+        return np.fromiter(map(len, rows), dtype=np.int64, count=n) == width
     if set(map(type, rows)) <= {list}:
         ok = np.fromiter(map(len, rows), dtype=np.int64, count=n) == width
     else:
@@ -86,11 +98,11 @@ def typed_rows(rows: list[Any], width: int) -> np.ndarray:
     return ok
 
 
-def number_rows(rows: list[Any], width: int) -> tuple[np.ndarray, np.ndarray]:
+def number_rows(rows: list[Any], width: int, typed: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """((N, width) float64, mask): rows that are lists of exactly `width` ints or floats, each of
-    magnitude below 2**53; the other rows are 0."""
+    magnitude below 2**53; the other rows are 0. typed: as in typed_rows."""
     n = len(rows)
-    ok = typed_rows(rows, width)
+    ok = typed_rows(rows, width, typed)
     out = np.zeros((n, width), dtype=np.float64)
     idx = np.flatnonzero(ok)
     good = rows if len(idx) == n else list(compress(rows, ok))

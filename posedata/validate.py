@@ -443,7 +443,9 @@ class _Validator(KeypointChecks):
             sub = [recs[i] for i in kp_rows.tolist()]
             crowd, ok = int_column(column(sub, "iscrowd"), 0, 1)  # 0 only: crowd rows check their segmentation
             good = ok
-            box, ok = number_rows(column(sub, "bbox"), 4)
+            # the typed parse checked these types already (columns.TypedRecords)
+            typed = type(anns) is columns.TypedRecords
+            box, ok = number_rows(column(sub, "bbox"), 4, typed)
             good &= ok
             area, ok = float_column(column(sub, "area"))
             good &= ok & (area > 0)
@@ -454,7 +456,7 @@ class _Validator(KeypointChecks):
             for cid, cat in kp_cats.items():
                 mine = np.flatnonzero(sub_cids == cid)
                 if len(mine):
-                    good[mine] &= typed_rows([kps[j] for j in mine.tolist()], 3 * cat.k)
+                    good[mine] &= typed_rows([kps[j] for j in mine.tolist()], 3 * cat.k, typed)
             clean[kp_rows[~good]] = False
             rows = kp_rows[good]
             self.bbox[rows] = box[good]

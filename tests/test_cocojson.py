@@ -13,11 +13,16 @@ import msgspec
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
+from test_properties import PROP, coco_docs, mutated
+from test_properties import SK as SK17
 
 from posedata import cocojson
 from posedata import labels as L
 from posedata import skeleton as S
 from posedata.cli import cli
+from posedata.columns import TypedRecords
 from posedata.io import parse_json
 from posedata.validate import validate_coco
 
@@ -130,3 +135,75 @@ def test_an_export_detected_in_a_plain_shape_is_imported_from_the_full_parse(tmp
 def test_deep_nesting_is_declined_not_raised():
     deep = b'{"images": [], "categories": [], "annotations": [], "info": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     assert cocojson.parse_coco(deep) is None
+
+
+# ------------------------------------------------------------------ the typed parse
+def _same_as_generic(blob: bytes, sk) -> bool:
+    """parse_coco's values, findings and labels equal the generic parse's; True when it took the
+    typed path (every annotation in COCO's types)."""
+    from posedata import convert as CV
+    from posedata.validate import Validated
+
+    generic, lazy = parse_json(blob), cocojson.parse_coco(blob)
+    if lazy is None:
+        return False
+    assert _decoded(lazy) == generic
+    kept = Validated()
+    found = validate_coco(lazy, sk, file="x.json", keep=kept)
+    assert found == validate_coco(generic, sk, file="x.json")
+    if not any(f.severity == "error" for f in found):
+        a = CV.to_labels(lazy, sk, validated=kept)
+        b = CV.to_labels(generic, sk)
+        for k in ("image_ids", "inst_ids", "keypoints", "bbox", "area", "num_keypoints", "samples"):
+            assert np.array_equal(getattr(a, k), getattr(b, k)), k
+        assert a.crowd == b.crowd and a.extra == b.extra
+    return type(lazy["annotations"]) is TypedRecords
+
+
+def test_plain_coco_takes_the_typed_parse():
+    data = _make_coco(40, 120, seed=3)
+    assert _same_as_generic(json.dumps(data).encode(), S.resolve("openpose18"))
+
+
+# one value of one annotation that COCO's types exclude: the untyped parse then reads the file
+ODD_VALUES = [("keypoints", 4, True), ("keypoints", 0, "12"), ("keypoints", 7, None), ("keypoints", 1, [1]),
+              ("bbox", 3, False), ("bbox", 0, "1"), ("iscrowd", None, 0.0),
+              ("iscrowd", None, True), ("num_keypoints", None, 5.0), ("id", None, "7"),
+              ("category_id", None, None), ("area", None, "12"), ("area", None, [1]), ("keypoints", None, {}),
+              ("bbox", None, 7)]
+
+
+@pytest.mark.parametrize("key, index, value", ODD_VALUES)
+def test_a_value_of_another_type_takes_the_untyped_parse(key, index, value):
+    data = _make_coco(8, 20, seed=4)
+    a = data["annotations"][5]
+    if index is None:
+        a[key] = value
+    else:
+        a[key][index] = value
+    assert not _same_as_generic(json.dumps(data).encode(), S.resolve("openpose18"))
+
+
+@pytest.mark.parametrize("key, index, value", [("keypoints", 2, 2**64), ("keypoints", 3, 10**400),
+                                               ("bbox", 1, -(2**70)), ("image_id", None, 2**70), ("id", None, -(2**63)),
+                                               ("area", None, 10**30), ("num_keypoints", None, 2**53)])
+def test_integers_of_any_size_stay_typed_and_read_alike(key, index, value):
+    """Python ints of any size are COCO's type (msgspec reads them exactly): the typed parse keeps
+    them, and the checks see the values json.loads gives."""
+    data = _make_coco(8, 20, seed=4)
+    a = data["annotations"][5]
+    if index is None:
+        a[key] = value
+    else:
+        a[key][index] = value
+    assert _same_as_generic(json.dumps(data).encode(), S.resolve("openpose18"))
+
+
+@given(st.one_of(coco_docs(defects=False), coco_docs(defects=True), mutated(), mutated(coco_docs(defects=True))))
+@PROP
+def test_typed_or_not_the_parse_gives_the_generic_findings_and_labels(doc):
+    try:
+        blob = json.dumps(doc, allow_nan=False).encode()
+    except ValueError:  # NaN is no JSON: msgspec refuses such a file, tested above
+        return
+    _same_as_generic(blob, SK17)
