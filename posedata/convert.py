@@ -340,7 +340,8 @@ def _to_labels(ds: Dataset | dict[str, Any], skeleton: Skeleton, category_id: Ca
     rank_of = np.empty(len(uniq), dtype=np.int64)
     rank_of[order] = np.arange(len(uniq))
     rank = rank_of[np.searchsorted(uniq, cols.image_ids)] if m else np.zeros(0, dtype=np.int64)
-    perm = np.argsort(rank, kind="stable")
+    # instances already grouped by image (as a file written image by image has them): no copies
+    perm = slice(None) if m < 2 or bool((rank[1:] >= rank[:-1]).all()) else np.argsort(rank, kind="stable")
     rank = rank[perm]
     info = [cols.images[int(i)] for i in image_ids]
     widths = np.array([t[1] for t in info], dtype=np.int64).reshape(-1)
@@ -388,7 +389,7 @@ def _to_labels(ds: Dataset | dict[str, Any], skeleton: Skeleton, category_id: Ca
         fingerprint=skeleton.fingerprint, skeleton_name=skeleton.name, keypoint_names=list(skeleton.keypoints),
         settings=settings, image_ids=image_ids.astype(np.int64), file_names=[t[0] for t in info],
         widths=widths.astype(np.int32), heights=heights.astype(np.int32), crowd=crowd,
-        inst_image=rank.astype(np.int32), inst_ids=cols.ids[perm], keypoints=kps.astype(np.float32),
+        inst_image=rank.astype(np.int32), inst_ids=cols.ids[perm], keypoints=kps.astype(np.float32, copy=False),
         bbox=bbox.astype(np.float32), area=area.astype(np.float32), num_keypoints=nk.astype(np.int32),
         samples=samples.astype(np.int32), extra={"stats": stats},
     )

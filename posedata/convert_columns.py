@@ -171,9 +171,10 @@ def _pack(ids_a: np.ndarray, img_a: np.ndarray, known: np.ndarray, kp: np.ndarra
         if hit.any():
             dropped[reason] += int(hit.sum())
         keep &= ~mask
+    sel = slice(None) if keep.all() else keep  # nothing dropped (the rule): no copies
     return _Columns(
-        ids=ids_a[keep], image_ids=img_a[keep], keypoints=kp[keep], bbox=bbox[keep], area=area[keep],
-        num_keypoints=nk[keep], crowd=crowd, images=images, n_images=n_images, n_annotations=n_ann,
+        ids=ids_a[sel], image_ids=img_a[sel], keypoints=kp[sel], bbox=bbox[sel], area=area[sel],
+        num_keypoints=nk[sel], crowd=crowd, images=images, n_images=n_images, n_annotations=n_ann,
         n_other_category=n_other, dropped=dropped, area_from_bbox=int((no_area & keep).sum()),
         recounted=int((missing & keep).sum()))
 
@@ -247,12 +248,16 @@ def _columns_from_validated(anns: list[dict[str, Any]], v: Validated, cat_ids: l
         dropped[DROP_NO_KEYPOINTS] = hit
     persons = np.flatnonzero(in_cat & ~no_kp)
     m = len(persons)
-    kp = np.empty((m, kc, 3), dtype=np.float64)
-    cats = v.category_ids[persons]
-    for c in cat_ids:
-        rows, arr = v.keypoints[c]
-        mine = np.flatnonzero(cats == c)
-        kp[mine] = arr[np.searchsorted(rows, persons[mine])]
+    if len(cat_ids) == 1:  # one gather, not a gather and a scatter of (m, kc, 3) float64
+        rows, arr = v.keypoints[cat_ids[0]]
+        kp = arr[np.searchsorted(rows, persons)]
+    else:
+        kp = np.empty((m, kc, 3), dtype=np.float64)
+        cats = v.category_ids[persons]
+        for c in cat_ids:
+            rows, arr = v.keypoints[c]
+            mine = np.flatnonzero(cats == c)
+            kp[mine] = arr[np.searchsorted(rows, persons[mine])]
     kp_ok = np.isfinite(kp).all(axis=(1, 2))
     img = v.image_ids[persons]
     known = np.fromiter(map(images.__contains__, img.tolist()), dtype=bool, count=m)

@@ -128,21 +128,26 @@ def save(labels: Labels, path: str | Path, source: bytes | None = None) -> None:
     }
     arrays = dict(
         header=np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8),
-        image_ids=labels.image_ids.astype(np.int64),
-        widths=labels.widths.astype(np.int32),
-        heights=labels.heights.astype(np.int32),
-        inst_image=labels.inst_image.astype(np.int32),
-        inst_ids=labels.inst_ids.astype(np.int64),
-        keypoints=labels.keypoints.astype(np.float32),
-        bbox=labels.bbox.astype(np.float32),
-        area=labels.area.astype(np.float32),
-        num_keypoints=labels.num_keypoints.astype(np.int32),
-        samples=labels.samples.astype(np.int32),
+        image_ids=_c(labels.image_ids, np.int64),
+        widths=_c(labels.widths, np.int32),
+        heights=_c(labels.heights, np.int32),
+        inst_image=_c(labels.inst_image, np.int32),
+        inst_ids=_c(labels.inst_ids, np.int64),
+        keypoints=_c(labels.keypoints, np.float32),
+        bbox=_c(labels.bbox, np.float32),
+        area=_c(labels.area, np.float32),
+        num_keypoints=_c(labels.num_keypoints, np.int32),
+        samples=_c(labels.samples, np.int32),
     )
     if source is not None:
         arrays[SOURCE_RAW_KEY] = np.frombuffer(source, dtype=np.uint8)
     with atomic_writer(path) as f:
         np.savez(f, **arrays)
+
+
+def _c(a: np.ndarray, dtype: type) -> np.ndarray:
+    """a as a C-contiguous array of dtype (as astype made it), without a copy when it is one."""
+    return np.ascontiguousarray(a, dtype=dtype)
 
 
 SOURCE_RAW_KEY = "source_bytes"  # the source as it is (save writes this)

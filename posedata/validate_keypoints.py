@@ -73,7 +73,9 @@ class KeypointChecks:
         if self.keep is not None and self.keep.anns is not None:
             self.keep.keypoints[cat.id] = (rows, arr)
         x, y, v = arr[..., 0], arr[..., 1], arr[..., 2]
-        fin = np.abs(arr) <= F32_MAX  # NaN compares False
+        # NaN compares False; two bool masks, not an (N, K, 3) float64 copy as np.abs(arr) made
+        fin = arr <= F32_MAX
+        fin &= arr >= -F32_MAX
         finite_kp = fin.all(axis=2)
         v_ok = finite_kp & np.isin(v, (0, 1, 2))
         lab = v_ok & (v > 0)
