@@ -155,10 +155,8 @@ class KeypointChecks:
         # the reference reads num_keypoints; where it is unusable, the true count stands in
         nk = np.where(np.isfinite(nk), nk, count)
         person = nk > 0
-        for r in np.flatnonzero(person):
-            iid = self.ann_img[int(rows[r])]
-            if iid is not None:
-                self.person_images.add(iid)
+        self.person_images.update(map(self.ann_img.__getitem__, rows[person].tolist()))
+        self.person_images.discard(None)
         area = self.area[rows]
         min_kp = default_min_keypoints(self.sk)  # convert's default, so V061 names who convert drops
         few = person & (nk < min_kp)
@@ -172,9 +170,8 @@ class KeypointChecks:
             ("V063", ~person, lambda r: "no labelled keypoints and not crowd: the reference ignores this instance "
              "and does not mask it, so its pixels are trained as background"),
         ):
-            for r in np.flatnonzero(mask):
-                i = int(rows[r])
-                field = "num_keypoints" if code != "V062" else "area"
+            field = "num_keypoints" if code != "V062" else "area"
+            for r, i in zip(np.flatnonzero(mask).tolist(), rows[mask].tolist()):
                 self.add(code, f"annotations[{i}].{field}", msg(r), image_id=self.ann_img[i],
                          annotation_id=self.ann_id[i])
 
@@ -198,10 +195,12 @@ class KeypointChecks:
         if len(pairs) < 3 or not len(rows):
             return
         minority, major = minority_pairs(x, lab, np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs]))
-        for r, p in zip(*np.nonzero(minority), strict=True):
-            i = int(rows[r])
+        # tens of thousands of findings on a large file: numbers read as Python ints in one go
+        rs, ps = np.nonzero(minority)
+        add, ann_img, ann_id = self.add, self.ann_img, self.ann_id
+        for i, p, m in zip(rows[rs].tolist(), ps.tolist(), major[rs].tolist()):
             ja, jb, ln, rn = pairs[p]
-            self.add("V070", f"annotations[{i}].keypoints[{3 * ja}]",
-                     f"suspected left/right swap: {ln}/{rn} face the other way from the instance's other "
-                     f"{int(major[r])} flip pair(s); if swapped, horizontal-flip augmentation teaches "
-                     "contradictory sides", image_id=self.ann_img[i], annotation_id=self.ann_id[i])
+            add("V070", f"annotations[{i}].keypoints[{3 * ja}]",
+                f"suspected left/right swap: {ln}/{rn} face the other way from the instance's other "
+                f"{m} flip pair(s); if swapped, horizontal-flip augmentation teaches "
+                "contradictory sides", image_id=ann_img[i], annotation_id=ann_id[i])
