@@ -90,13 +90,14 @@ def _stack_numbers(rows: list[Any], width: int) -> tuple[np.ndarray, np.ndarray]
             out = vals
         else:
             out[ok] = vals
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         out = np.zeros((n, width), dtype=np.float64)
-        # some row holds a non-number: find which, row by row (slow path, bad data only)
+        # some row holds a non-number or an int beyond float range: find which, row by row (slow
+        # path, bad data only); such a row is unusable, as validate's stacked copy has it (inf)
         for i in np.flatnonzero(ok):
             try:
                 out[i] = np.asarray(rows[i], dtype=np.float64)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 ok[i] = False
     ok &= np.isfinite(out).all(axis=1)
     return out, ok

@@ -171,6 +171,20 @@ def test_to_labels_reuse_edges(doc, edits, data):
     assert_same_labels(doc)
 
 
+def test_a_keypoint_beyond_float_range_is_dropped_either_way():
+    """An int keypoint beyond float range (JSON allows any length) passes the type screen, so
+    validate's stacked copy holds inf and convert drops the person; reading the dicts again
+    dropped nothing but raised OverflowError (found by the property test above)."""
+    doc = {"images": [{"id": 1, "file_name": "0001.jpg", "width": 16, "height": 16}],
+           "annotations": [{"id": 10, "image_id": 1, "category_id": 1, "iscrowd": 0, "segmentation": [],
+                            "keypoints": [10**400, 8, 2] + [0] * (3 * SK.num_keypoints - 3), "num_keypoints": 1,
+                            "bbox": [7.0, 7.0, 2.0, 2.0], "area": 4.0}],
+           "categories": [{"id": 1, "name": "person", "keypoints": list(SK.keypoints)}]}
+    assert_same_labels(doc)
+    labels = _labels_or_error(doc)
+    assert labels.extra["stats"]["dropped"] == {"keypoints not 3*K finite numbers": 1} and len(labels.inst_ids) == 0
+
+
 def test_to_labels_reuses_validate_columns(monkeypatch):
     """On well-formed data (a crowd region and another category included) convert reads nothing
     from the annotation dicts again: the columns and keypoints are validate's."""
