@@ -3,7 +3,11 @@ posedata.grouping.group (what `posedata val` / `infer` run) vs the port of the r
 extract_keypoints + group_keypoints in tests/test_grouping.py (loops where the reference loops,
 NumPy where it uses NumPy, so its speed is the reference's; tests check parity against it).
 
-Run: .venv/bin/python bench/bench_grouping.py [--quick]
+Run: .venv/bin/python bench/bench_grouping.py [--quick] [--ab OTHER_GROUPING_PY]
+
+With --ab, it instead times another version of posedata/grouping.py (e.g. `git show
+REV:posedata/grouping.py > /tmp/old.py`) against the current one on the same maps, alternating
+which goes first, and checks that both return the same output: how a change to grouping is judged.
 
 Maps: the openpose18 skeleton's ground-truth heatmaps and PAFs for N people laid out on a grid,
 rendered at stride 8 (posedata.targets) and upsampled bicubically to 368 x 656 (a 16:9 image at
@@ -111,9 +115,46 @@ def same_output(heat: np.ndarray, pafs: np.ndarray) -> tuple[int, bool]:
     return len(ours[0]), True
 
 
+def load_other(path: str):
+    """Another grouping.py as its own module (its dataclasses need it in sys.modules)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("other_grouping", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["other_grouping"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def ab(path: str, rounds: int) -> None:
+    """Medians of per-call CPU time of the other grouping.py and the current one, rounds
+    alternating which runs first; before each call a pass over 64 MB evicts the maps from the
+    caches, as the reference's call between two posedata calls does in the main table."""
+    other = load_other(path)
+    flush = np.ones(16 << 20, np.float32)
+    print(f"other = {path}, current = posedata/grouping.py; CPU medians of {rounds} rounds, order alternating")
+    for noisy in (False, True):
+        for n in (1, 5, 20):
+            heat, pafs = maps_for(n, noisy)
+            a, b = other.group(heat, pafs, OP18, return_counts=True), group(heat, pafs, OP18, return_counts=True)
+            same = all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+            t_o, t_c = [], []
+            for r in range(rounds):
+                pair = ((other.group, t_o), (group, t_c))
+                for fn, acc in pair if r % 2 == 0 else pair[::-1]:
+                    flush.sum()
+                    acc.append(timed(lambda fn=fn, h=heat, p=pafs: fn(h, p, OP18))[0])
+            co, cc = float(np.median(t_o)), float(np.median(t_c))
+            print(f"{n:>3} {'noisy' if noisy else 'clean'} same={same} other {1e3 * co:.2f} ms current {1e3 * cc:.2f} ms "
+                  f"current/other {cc / co:.3f}")
+
+
 def main() -> None:
     quick = "--quick" in sys.argv
     rounds = 5 if quick else 21
+    if "--ab" in sys.argv:
+        ab(sys.argv[sys.argv.index("--ab") + 1], rounds)
+        return
     rows = []
     for noisy in (False, True):
         for n in (1, 5, 20):
