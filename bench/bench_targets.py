@@ -16,7 +16,8 @@ Run: .venv/bin/python bench/bench_targets.py [--quick]
     loop meets it: batch after batch, each dropped after its step
 All three on the same instances: openpose18 (18 keypoints, 19 limbs), 368 x 368 input, stride 8,
 sigma 7, thickness 1, for 1, 3 and 10 people, 80 scenes each (every column times the same 80).
-Times are per sample, the best of several repeats of
+A last table repeats (a16) and (b) in the cpu-small preset's geometry (128 x 128 input, 16 x 16
+maps), the batches of 16 the demo renders. Times are per sample, the best of several repeats of
 this process's CPU time (time.process_time): the machine is shared, and CPU time leaves out the
 time spent waiting for a core, which wall-clock time under load does not.
 """
@@ -207,6 +208,42 @@ def main() -> None:
         print(f"{n:>6} {ta * 1e3:>6.3f} ms {ta8 * 1e3:>6.3f} ms {ta16 * 1e3:>6.3f} ms {ta80 * 1e3:>6.3f} ms "
               f"{tb * 1e3:>10.3f} ms {tc * 1e3:>7.3f} ms {tc80 * 1e3:>6.3f} ms {tb / ta:>5.1f}x {tb / ta8:>5.1f}x "
               f"{tb / ta16:>5.1f}x {tb / ta80:>5.1f}x {ta / tc:>5.1f}x")
+    cpu_small(rng, reps=5 if quick else 15)
+
+
+def cpu_small(rng: np.random.Generator, reps: int) -> None:
+    """The cpu-small preset's geometry (the demo's): 128 x 128 input, 16 x 16 maps, batches of 16;
+    the same people scaled by 128 / 368 (the main person's range after scaling), (b) as above."""
+    sk = skmod.resolve("openpose18")
+    k, limbs = sk.num_keypoints, [tuple(x) for x in sk.limbs]
+    size = 128
+    mh = mw = size // STRIDE
+    print(f"cpu-small preset: {size}x{size} input ({mh}x{mw} maps), batches of 16, same people scaled "
+          f"by {size}/{SIZE}")
+    print(f"{'people':>6} {'(a16)':>9} {'(b) cellwise':>13} {'b/a16':>6}")
+    for n in (3, 10):
+        scenes = []
+        for _ in range(80):
+            s = people(n, rng)
+            s[..., :2] *= size / SIZE
+            scenes.append(s)
+        lists = [s.tolist() for s in scenes]
+        hs, ps = render_targets_batch(scenes[:16], sk, mh, mw)
+        for b, lst in enumerate(lists[:16]):
+            hb, pb = cellwise_targets(lst, k, limbs, mh, mw)
+            assert np.abs(hs[b] - hb).max() <= 1e-5 and np.abs(ps[b] - pb).max() <= 1e-5
+
+        def run_a16(scenes=scenes):
+            for i in range(0, len(scenes), 16):
+                render_targets_batch(scenes[i:i + 16], sk, mh, mw)
+
+        def run_b(lists=lists):
+            for lst in lists:
+                cellwise_targets(lst, k, limbs, mh, mw)
+
+        ta16 = best_time(run_a16, reps, 1) / len(scenes)
+        tb = best_time(run_b, 2 if reps < 15 else 4, 1) / len(scenes)
+        print(f"{n:>6} {ta16 * 1e3:>6.3f} ms {tb * 1e3:>10.3f} ms {tb / ta16:>5.1f}x")
 
 
 if __name__ == "__main__":

@@ -398,16 +398,19 @@ def render_targets_batch(
     per_sample = out[0].nbytes
     n_chunks = -(-len(samples) * per_sample // _CHUNK_BYTES)
     size = -(-len(samples) // n_chunks)
-    if n_chunks > 1:
+    global _malloc_ready
+    if not _malloc_ready:
         # glibc's malloc serves blocks above its mmap threshold with fresh pages, which the
-        # kernel maps and zeroes on first touch, and raises that threshold to the size of any
-        # such block freed, up to 32 MB. A batch's output below 32 MB raises it when freed; one
-        # above (80 samples: 38 MB) never does, and a process that renders only such batches
-        # then gets every chunk's temporaries (up to ~1.5 MB) as fresh pages, call after call:
-        # 7,000 page faults per 80 samples of 10 people, 0.31 instead of 0.16 ms per sample
-        # (3 people: 0.10 instead of 0.077). Freeing one untouched block of a chunk's size
-        # raises the threshold as a smaller batch's output would; elsewhere it costs a few us.
+        # kernel maps and zeroes on first touch, raises that threshold to the size of any such
+        # block freed (up to 32 MB), and trims the heap's top above twice the threshold. So a
+        # process whose largest freed block is small keeps getting its temporaries as fresh
+        # pages, call after call: 80 samples of 10 people (38 MB outputs, never reused by
+        # malloc) 7,000 page faults per batch, 0.31 instead of 0.16 ms per sample; the
+        # cpu-small preset's batches of 16 at 128 px (0.9 MB outputs) 620 faults per call,
+        # 0.12 instead of 0.044 ms per sample (3 people). Freeing one untouched block of a
+        # chunk's size once raises the threshold for the process (it never falls back).
         np.empty(_CHUNK_BYTES, dtype=np.uint8)
+        _malloc_ready = True
     if dirty:
         # a recycled output (_OutputPool), zeroed as bytes: uint8's fill is a memset, ~40% faster
         # than float32's fill loop; one memset of the whole output measured 2-6% faster than
@@ -479,6 +482,7 @@ _OUTPUTS = _OutputPool(32 << 20)
 
 # output bytes rendered per chunk; see render_targets_batch
 _CHUNK_BYTES = 8 << 20
+_malloc_ready = False  # glibc's mmap threshold raised in this process; see render_targets_batch
 
 
 def _render_into(out: np.ndarray, samples: list[np.ndarray], lb: np.ndarray, stride: int,
