@@ -264,4 +264,7 @@ def test_detect_upsamples_only_what_grouping_reads_with_the_same_result(tmp_path
         ref = cv2.resize(up, (iw, ih), interpolation=cv2.INTER_CUBIC).transpose(2, 0, 1)  # as the reference
         reader = P.UpsampledPafs([(maps, pads)], 8, (iw, ih))
         assert reader.shape == ref.shape
+        one = np.arange(5 * ih * iw, 6 * ih * iw)  # channel 5 only: only its rows are upsampled
+        np.testing.assert_allclose(reader[one], ref[5].ravel(), atol=1e-5, rtol=0)
+        assert np.flatnonzero(reader._terms[0][3]).tolist() == [5]
         np.testing.assert_allclose(reader[np.arange(ref.size)].reshape(ref.shape), ref, atol=1e-5, rtol=0)

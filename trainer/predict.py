@@ -238,11 +238,12 @@ class UpsampledPafs(PafReader):
     """The PAFs predict would return ((2L, H, W), upsample_maps of each scale's network maps,
     scales averaged), computed only at the cells grouping asks for.
 
-    Per scale, the rows are upsampled first for all channels ((2L, h, W): one small matrix
-    product with the width axis's operator, a few % of the full maps); a read at (c, y, x) then
-    sums the B (about 6) rows the height axis's operator uses for y. Both operators are
-    upsample_maps' own (OpenCV's bicubic weights, x stride, padding cut, to the image size), so the
-    values equal the full maps' to float rounding (1e-6 on maps of magnitude 5: tests/test_predict.py)."""
+    Per scale, a channel's rows are upsampled the first time a read touches that channel ((h, W):
+    a small matrix product with the width axis's operator; grouping reads only the limbs with
+    peaks at both ends, none on an image without people); a read at (c, y, x) then sums the B
+    (about 6) rows the height axis's operator uses for y. Both operators are upsample_maps' own
+    (OpenCV's bicubic weights, x stride, padding cut, to the image size), so the values equal the
+    full maps' to float rounding (1e-6 on maps of magnitude 5: tests/test_predict.py)."""
 
     def __init__(self, terms: list[tuple[np.ndarray, tuple[int, int, int, int]]], stride: int,
                  size_wh: tuple[int, int]):
@@ -252,9 +253,10 @@ class UpsampledPafs(PafReader):
         for maps, (top, left, bottom, right) in terms:
             c, h, w = maps.shape
             op_w = _axis_op(w, stride, left, right, w_img).astype(np.float32)
-            rows = np.ascontiguousarray(maps, dtype=np.float32).reshape(c * h, w) @ op_w.T
             first, weights = _axis_band(h, stride, top, bottom, h_img)
-            self._terms.append((rows.reshape(-1), h, first, weights))
+            rows = np.empty((c, h, w_img), np.float32)
+            self._terms.append((np.ascontiguousarray(maps, dtype=np.float32), op_w, rows, np.zeros(c, bool),
+                                h, first, weights))
 
     @staticmethod
     def fits(map_hw: tuple[int, int], stride: int, size_wh: tuple[int, int]) -> bool:
@@ -264,11 +266,17 @@ class UpsampledPafs(PafReader):
         _, h_img, w_img = self.shape
         c, rest = np.divmod(np.asarray(flat_index, dtype=np.intp), h_img * w_img)
         y, x = np.divmod(rest, w_img)
-        values = [self._at(term, c, y, x) for term in self._terms]
+        touched = np.bincount(c, minlength=self.shape[0]) > 0
+        values = [self._at(term, touched, c, y, x) for term in self._terms]
         return _mean(values)
 
-    def _at(self, term: tuple, c: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
-        rows, h, first, weights = term
+    def _at(self, term: tuple, touched: np.ndarray, c: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
+        maps, op_w, rows3, done, h, first, weights = term
+        new = np.flatnonzero(touched & ~done)
+        if len(new):
+            rows3[new] = (maps[new].reshape(-1, maps.shape[2]) @ op_w.T).reshape(len(new), h, -1)
+            done[new] = True
+        rows = rows3.reshape(-1)
         w_img = self.shape[2]
         at = c * h
         at += first[y]
