@@ -313,12 +313,13 @@ def onnx_available() -> bool:
 
 
 def resolve_backend(backend: str) -> str:
-    """`auto` is torch: on this 2-core CPU, with each runtime's default threads, the two ran the
-    width-1.0 network end to end at the same rate (x1.44-1.62 vs x1.51-1.57 the reference's wall
-    images/s in two runs, x1.42-1.45 vs x1.43-1.49 CPU; bench/README.md, "infer"), and ONNX
-    Runtime first pays the in-memory export (2.1 s CPU at width 1.0, a few images' worth), so torch
-    stays the default even when onnxruntime is installed. With --threads 1 ONNX Runtime is faster
-    (x1.77 vs x1.56 wall): `--backend onnx --threads 1` on a busy machine."""
+    """`auto` is torch: on this 2-core CPU, with each runtime's default threads, torch ran the
+    width-1.0 network end to end faster in wall time (x1.91 / x1.81 the reference's images/s
+    against x1.74 / x1.27 in two runs at load 7-9) for as little CPU (x1.73 / x1.63 against
+    x1.75 / x1.54; bench/README.md, "infer"), and ONNX Runtime first pays the in-memory export
+    (2.1 s CPU at width 1.0, a few images' worth), so torch stays the default even when
+    onnxruntime is installed. With --threads 1 ONNX Runtime needs the least CPU (x1.80 vs x1.53):
+    `--backend onnx --threads 1` on a busy machine."""
     if backend not in BACKENDS:
         raise InputError(f"--backend {backend!r} is not one of {', '.join(BACKENDS)}")
     if backend == "onnx" and not onnx_available():
