@@ -313,13 +313,13 @@ def onnx_available() -> bool:
 
 
 def resolve_backend(backend: str) -> str:
-    """`auto` is torch: on this 2-core CPU, with each runtime's default threads, torch ran the
-    width-1.0 network end to end faster in wall time (x1.91 / x1.81 the reference's images/s
-    against x1.74 / x1.27 in two runs at load 7-9) for as little CPU (x1.73 / x1.63 against
-    x1.75 / x1.54; bench/README.md, "infer"), and ONNX Runtime first pays the in-memory export
-    (2.1 s CPU at width 1.0, a few images' worth), so torch stays the default even when
-    onnxruntime is installed. With --threads 1 ONNX Runtime needs the least CPU (x1.80 vs x1.53):
-    `--backend onnx --threads 1` on a busy machine."""
+    """`auto` is torch. On this 2-core CPU neither backend wins everywhere (bench/README.md,
+    "infer"): on an idle machine ONNX Runtime ran the width-1.0 network end to end faster (x2.5-2.7
+    the reference's images/s against x1.9 for torch; CPU x1.9-2.0 against x1.7), at load 7-9 torch
+    did (x1.81-1.91 against x1.27-1.74 wall), and ONNX Runtime first pays the in-memory export (2.1
+    s CPU at width 1.0), repaid after about 40 images even when idle. Torch is therefore the default
+    even when onnxruntime is installed; `--backend onnx` for long jobs on a quiet machine, and
+    `--backend onnx --threads 1` for the least CPU on a busy one (x1.8-1.9 against x1.5-1.6)."""
     if backend not in BACKENDS:
         raise InputError(f"--backend {backend!r} is not one of {', '.join(BACKENDS)}")
     if backend == "onnx" and not onnx_available():
