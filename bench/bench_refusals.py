@@ -131,7 +131,8 @@ def make_inputs(d: Path) -> list[tuple[str, str, str, str]]:
         ("pt-deflated", "checkpoint member deflated to 2.1 MB, 2.2 GB declared (train --init, val, infer)",
          "from trainer.checkpoint import load", f"load({str(d / 'deflated.pt')!r})"),
         ("pt-stages", "checkpoint spec with 100000 refinement stages",
-         "from trainer.predict import load_model", f"load_model({str(d / 'stages.pt')!r})"),
+         # val and infer import torch before they read a checkpoint; trainer.predict itself imports it lazily
+         "import torch  # noqa: F401\nfrom trainer.predict import load_model", f"load_model({str(d / 'stages.pt')!r})"),
         ("yaml-aliases", "741-byte skeleton YAML of nested aliases (9^10 values)",
          "from posedata.skeleton import load", f"load({str(d / 'aliases.yaml')!r})"),
         ("yaml-deep", "skeleton YAML nested 100 000 levels", "from posedata.skeleton import load",
