@@ -60,6 +60,18 @@ class PafReader:
         raise NotImplementedError
 
 
+class _ArrayPafs(PafReader):
+    """A PAF array as a reader (group reads every PAF through one): np.take with mode="clip"
+    skips the bounds checks, as grouping's indices lie inside the maps by construction."""
+
+    def __init__(self, pafs: np.ndarray) -> None:
+        self.shape = pafs.shape
+        self._flat = np.ascontiguousarray(pafs).reshape(-1)
+
+    def __getitem__(self, flat_index: np.ndarray) -> np.ndarray:
+        return np.take(self._flat, flat_index, mode="clip")
+
+
 def extract_peaks(heatmaps: np.ndarray, threshold: float = PEAK_THRESHOLD, min_dist: float = PEAK_MIN_DIST,
                   num_keypoints: int | None = None) -> list[np.ndarray]:
     """Per keypoint channel, the peaks as an (n, 4) float64 array of x, y, score, global id.
@@ -338,7 +350,7 @@ def _pair_layout(limb_ab: list[tuple[int, int, int]], offsets: np.ndarray, sizes
 
 
 def _middle_points(vals: np.ndarray, sel: np.ndarray, pair: tuple[np.ndarray, ...], passed: np.ndarray,
-                   flat: np.ndarray | PafReader, w: int, hw: int, thr: float, allowed: int) -> tuple[np.ndarray, np.ndarray]:
+                   flat: PafReader, w: int, hw: int, thr: float, allowed: int) -> tuple[np.ndarray, np.ndarray]:
     """The middle sample points, one round per point (spread out, so that a pair crossing no limb
     fails early), each gathered for the pairs still in the running and written into vals; the
     arrays are compacted as pairs leave. pair: (ax, ay, ux, uy, sx, sy, base) of the selected
@@ -347,10 +359,7 @@ def _middle_points(vals: np.ndarray, sel: np.ndarray, pair: tuple[np.ndarray, ..
     ax, ay, ux, uy, sx, sy, base = pair
     row = np.arange(len(sel))
     done = 2
-    if isinstance(flat, PafReader):
-        read = flat.__getitem__
-    else:  # the indices are inside the map: clip skips the checks
-        read = functools.partial(np.take, flat, mode="clip")
+    read = flat.__getitem__
     for t in _middle_order(vals.shape[0]):
         if len(row) == 0:
             break
@@ -381,7 +390,7 @@ def _middle_points(vals: np.ndarray, sel: np.ndarray, pair: tuple[np.ndarray, ..
 
 
 def _score_steps(limb_ab: list[tuple[int, int, int]], offsets: np.ndarray, sizes: np.ndarray, xy32: np.ndarray,
-                 pafs: np.ndarray | PafReader, params: GroupingParams) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                 flat: PafReader, params: GroupingParams) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """score_candidates for the candidates of every limb at once; only valid candidates are returned.
 
     limb_ab: (limb, a, b) per step with peaks at both ends. Returns (step position, a row, b row,
@@ -399,9 +408,8 @@ def _score_steps(limb_ab: list[tuple[int, int, int]], offsets: np.ndarray, sizes
     if not limb_ab or allowed < 0:
         return empty, empty, empty, np.zeros(0)
     limb = np.array([t[0] for t in limb_ab], np.intp)
-    _, h, w = pafs.shape
+    _, h, w = flat.shape
     hw = h * w
-    flat = pafs if isinstance(pafs, PafReader) else pafs.reshape(-1)
     xs, ys = xy32[:, 0], xy32[:, 1]
     xi, yi = xs.astype(np.intp), ys.astype(np.intp)
     a_step, a_row, blk_step, blk_row, blk, at = _pair_layout(limb_ab, offsets, sizes)
@@ -490,7 +498,7 @@ def group(heatmaps: np.ndarray, pafs: np.ndarray | PafReader, skeleton, params: 
     walk = [(si, li) for si, (li, _kn, _nw) in enumerate(steps)
             if sizes[skeleton.limbs[li][0]] and sizes[skeleton.limbs[li][1]]]
     pos, ra, rb, sc = _score_steps([(li, *skeleton.limbs[li]) for _si, li in walk], offsets, sizes, xy32,
-                                   pf if isinstance(pf, PafReader) else np.ascontiguousarray(pf), params)
+                                   pf, params)
     bounds = np.searchsorted(pos, np.arange(len(walk) + 1)).tolist()
     ra_l, rb_l = ra.tolist(), rb.tolist()
     # entries: ids[e][type] = peak row (in all_pts) or -1; holders[row] = the entries holding that
@@ -523,12 +531,12 @@ def group(heatmaps: np.ndarray, pafs: np.ndarray | PafReader, skeleton, params: 
     return poses, total_a
 
 
-def _checked_maps(heatmaps: np.ndarray, pafs: np.ndarray | PafReader, skeleton
-                  ) -> tuple[np.ndarray, np.ndarray | PafReader]:
-    """The maps as arrays, ValueError when their channels do not fit the skeleton."""
+def _checked_maps(heatmaps: np.ndarray, pafs: np.ndarray | PafReader, skeleton) -> tuple[np.ndarray, PafReader]:
+    """The heatmaps as an array and the PAFs as a reader, ValueError when their channels do not
+    fit the skeleton."""
     k = skeleton.num_keypoints
     hm = np.asarray(heatmaps)
-    pf = pafs if isinstance(pafs, PafReader) else np.asarray(pafs)
+    pf = pafs if isinstance(pafs, PafReader) else _ArrayPafs(np.asarray(pafs))
     if hm.ndim != 3 or hm.shape[0] not in (k, k + 1):
         raise ValueError(f"heatmaps must be ({k} or {k + 1}, H, W) for skeleton {skeleton.name!r}, got {hm.shape}")
     if len(pf.shape) != 3 or pf.shape[0] != 2 * skeleton.num_limbs or pf.shape[1:] != hm.shape[1:]:
