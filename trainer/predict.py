@@ -189,7 +189,7 @@ def detect(model, image_bgr: np.ndarray, skeleton, input_size: int = 368, stride
     lows = _network_maps(model, image_bgr, skeleton, input_size, stride, multiscale, flip, scales)
     k, nh = skeleton.num_keypoints, skeleton.num_heatmaps
     heat = _mean([upsample_maps(maps[:k], stride, pads, (w, h)) for maps, pads in lows])
-    if UpsampledPafs.fits(lows[0][0].shape[1:], stride, (w, h)):
+    if UpsampledPafs.fits(lows[0][0].shape[1:], (w, h)):
         pafs: Any = UpsampledPafs([(maps[nh:], pads) for maps, pads in lows], stride, (w, h))
     else:
         pafs = _mean([upsample_maps(maps[nh:], stride, pads, (w, h)) for maps, pads in lows])
@@ -259,7 +259,8 @@ class UpsampledPafs(PafReader):
                                 h, first, weights))
 
     @staticmethod
-    def fits(map_hw: tuple[int, int], stride: int, size_wh: tuple[int, int]) -> bool:
+    def fits(map_hw: tuple[int, int], size_wh: tuple[int, int]) -> bool:
+        """Whether both axis operators (output size x network cells) stay within MAX_AXIS_OP."""
         return max(map_hw[0] * size_wh[1], map_hw[1] * size_wh[0]) <= MAX_AXIS_OP
 
     def __getitem__(self, flat_index: np.ndarray) -> np.ndarray:
