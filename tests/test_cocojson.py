@@ -165,6 +165,17 @@ def test_plain_coco_takes_the_typed_parse():
     assert _same_as_generic(json.dumps(data).encode(), S.resolve("openpose18"))
 
 
+def _with_value(key: str, index: int | None, value) -> dict:
+    """A small COCO file with one value of one annotation replaced (a list item when index is given)."""
+    data = _make_coco(8, 20, seed=4)
+    a = data["annotations"][5]
+    if index is None:
+        a[key] = value
+    else:
+        a[key][index] = value
+    return data
+
+
 # one value of one annotation that COCO's types exclude: the untyped parse then reads the file
 ODD_VALUES = [("keypoints", 4, True), ("keypoints", 0, "12"), ("keypoints", 7, None), ("keypoints", 1, [1]),
               ("bbox", 3, False), ("bbox", 0, "1"), ("iscrowd", None, 0.0),
@@ -175,12 +186,7 @@ ODD_VALUES = [("keypoints", 4, True), ("keypoints", 0, "12"), ("keypoints", 7, N
 
 @pytest.mark.parametrize("key, index, value", ODD_VALUES)
 def test_a_value_of_another_type_takes_the_untyped_parse(key, index, value):
-    data = _make_coco(8, 20, seed=4)
-    a = data["annotations"][5]
-    if index is None:
-        a[key] = value
-    else:
-        a[key][index] = value
+    data = _with_value(key, index, value)
     assert not _same_as_generic(json.dumps(data).encode(), S.resolve("openpose18"))
 
 
@@ -190,12 +196,7 @@ def test_a_value_of_another_type_takes_the_untyped_parse(key, index, value):
 def test_integers_of_any_size_stay_typed_and_read_alike(key, index, value):
     """Python ints of any size are COCO's type (msgspec reads them exactly): the typed parse keeps
     them, and the checks see the values json.loads gives."""
-    data = _make_coco(8, 20, seed=4)
-    a = data["annotations"][5]
-    if index is None:
-        a[key] = value
-    else:
-        a[key][index] = value
+    data = _with_value(key, index, value)
     assert _same_as_generic(json.dumps(data).encode(), S.resolve("openpose18"))
 
 
