@@ -7,6 +7,7 @@ visibility (0 not labelled, 1 labelled but occluded, 2 visible).
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -269,30 +270,21 @@ def from_coco(data: Any, file: str | None = None) -> Dataset:
             raise InputError(f"expected a list under {key!r}", file=file, where=key)
     where: str | None = None
     try:
-        for i, c in enumerate(data["categories"]):
-            where = f"categories[{i}]"
-            if not isinstance(c, dict):
-                raise InputError("expected an object", file=file, where=where)
+        for _i, where, c in objects(data["categories"], "categories", file):
             extra = {k: v for k, v in c.items() if k not in ("id", "name", "keypoints", "skeleton", "supercategory")}
             ds.categories.append(Category(
                 id=_as_int_id(c.get("id"), f"{where}.id", file), name=str(c.get("name", "")),
                 keypoints=[str(k) for k in (c.get("keypoints") or [])],
                 skeleton=_edges(c.get("skeleton")),
                 supercategory=str(c.get("supercategory", "")), extra=extra))
-        for i, im in enumerate(data["images"]):
-            where = f"images[{i}]"
-            if not isinstance(im, dict):
-                raise InputError("expected an object", file=file, where=where)
+        for _i, where, im in objects(data["images"], "images", file):
             extra = {k: v for k, v in im.items() if k not in ("id", "file_name", "width", "height")}
             ds.images.append(Image(
                 id=_as_int_id(im.get("id"), f"{where}.id", file), file_name=str(im.get("file_name", "")),
                 width=_as_int_id(im.get("width"), f"{where}.width", file),
                 height=_as_int_id(im.get("height"), f"{where}.height", file), extra=extra))
         skip = ("id", "image_id", "category_id", "keypoints", "bbox", "area", "iscrowd", "segmentation", "num_keypoints")
-        for i, a in enumerate(data["annotations"]):
-            where = f"annotations[{i}]"
-            if not isinstance(a, dict):
-                raise InputError("expected an object", file=file, where=where)
+        for _i, where, a in objects(data["annotations"], "annotations", file):
             kp = a.get("keypoints")
             kparr = None
             if kp is not None:
@@ -314,6 +306,16 @@ def from_coco(data: Any, file: str | None = None) -> Dataset:
     except (TypeError, ValueError, OverflowError) as e:  # OverflowError: a 400-digit number as a float
         raise InputError(f"cannot read COCO data: {e}", file=file, where=where) from None
     return ds
+
+
+def objects(items: list, key: str, file: str | None) -> Iterator[tuple[int, str, dict]]:
+    """(index, JSON path, record) of a COCO list (`images`, `annotations`, `categories`); a
+    record that is not an object is an InputError at its path."""
+    for i, x in enumerate(items):
+        where = f"{key}[{i}]"
+        if not isinstance(x, dict):
+            raise InputError("expected an object", file=file, where=where)
+        yield i, where, x
 
 
 def load(path: str | Path) -> Dataset:

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ..coco import objects
 from ..errors import InputError
 from .base import ImportOptions, ImportReport, ImportResult
 
@@ -138,10 +139,7 @@ def read_coco_like(data: Any, path: Path, skeleton: Any, options: ImportOptions,
     # --- annotations
     other: dict[Any, list] = {}
     ann_extra: set[str] = set()
-    for i, a in enumerate(anns):
-        where = f"annotations[{i}]"
-        if not isinstance(a, dict):
-            raise InputError("expected an object", file=file, where=where)
+    for _i, where, a in objects(anns, "annotations", file):
         aid = a.get("id")
         acat = a.get("category_id")
         if acat != cat_id:
@@ -180,10 +178,7 @@ def _keypoint_category(cats: list, options: ImportOptions, file: str) -> tuple[i
     kcats: list[tuple[str, Any, Any]] = []
     kidx: list[int] = []
     cat_names: dict[Any, str] = {}
-    for i, c in enumerate(cats):
-        where = f"categories[{i}]"
-        if not isinstance(c, dict):
-            raise InputError("expected an object", file=file, where=where)
+    for i, where, c in objects(cats, "categories", file):
         cid = _id(c.get("id"), file, f"{where}.id")
         cat_names[cid] = str(c.get("name", ""))
         kp = c.get("keypoints")
@@ -203,10 +198,7 @@ def _add_images(b: Any, images: list, file: str, report: ImportReport) -> set[st
 
     seen: dict[Any, int] = {}
     dropped_keys: set[str] = set()
-    for i, im in enumerate(images):
-        where = f"images[{i}]"
-        if not isinstance(im, dict):
-            raise InputError("expected an object", file=file, where=where)
+    for i, where, im in objects(images, "images", file):
         iid = _id(im.get("id"), file, f"{where}.id")
         if iid in seen:
             raise InputError(f"duplicate image id {iid!r} (first at images[{seen[iid]}])", file=file, where=f"{where}.id")
