@@ -60,6 +60,19 @@ def read_source(kind: str, path: Path, category: Any = None, edges: bool = True)
     raise ValueError(f"unknown skeleton source {kind!r}; expected one of {', '.join(SOURCES)}")
 
 
+def source_files(kind: str, path: Path) -> list[Path]:
+    """What `skeleton init` reads from a source (its output may replace none of it): the source,
+    and for a DLC config the project's labelled tables, which _from_dlc reads for limbs, and their
+    `labeled-data` folder (a table's .h5 twin is not read but holds the same labels)."""
+    if kind != "dlc":
+        return [path]
+    from .formats.deeplabcut import tables_in
+
+    project = Path(path).resolve().parent
+    labeled = project / "labeled-data"
+    return [path, *tables_in(project), *([labeled] if labeled.is_dir() else [])]
+
+
 def _from_coco(path: Path, category: Any, edges: bool) -> tuple[dict[str, Any], list[str]]:
     from .coco import select_categories
 

@@ -118,6 +118,23 @@ def test_skeleton_init_never_replaces_its_source(runner, tmp_path, ds):
     assert src.read_bytes() == before
 
 
+def test_skeleton_init_from_dlc_never_replaces_the_labels_it_reads(runner, tmp_path):
+    """init --from-dlc reads the project's labelled tables for its limbs: -o onto one with --force
+    replaced a user's labels with a skeleton file."""
+    project = tmp_path / "mouse"
+    shutil.copytree(DATA / "dlc_project", project)
+    before = tree(project)
+    for out in ("labeled-data/mouse1/CollectedData_Alice.csv", "labeled-data/mouse1/CollectedData_Alice.h5",
+                "labeled-data/mouse1/skeleton.yaml", "config.yaml"):
+        r = runner.invoke(cli, ["skeleton", "init", "--from-dlc", str(project / "config.yaml"), "-o",
+                                str(project / out), "--force"])
+        refused(r, "is the input" if not out.endswith(("h5", "skeleton.yaml")) else "inside the input folder")
+    assert tree(project) == before
+    r = runner.invoke(cli, ["skeleton", "init", "--from-dlc", str(project / "config.yaml"), "-o",
+                            str(project / "mouse.yaml")])
+    assert r.exit_code == 0, r.output
+
+
 def test_skeleton_show_plot_never_replaces_the_skeleton(runner, tmp_path):
     sk = tmp_path / "sk.yaml"
     shutil.copyfile(ROOT / "posedata" / "templates" / "object5.yaml", sk)

@@ -105,15 +105,15 @@ def skeleton_init(from_coco: Path | None, from_dlc: Path | None, from_yolo: Path
     Give one source: a COCO category (--from-coco), a DeepLabCut config.yaml (--from-dlc), a
     YOLO-pose dataset YAML (--from-yolo), a CVAT XML (--from-cvat) or a SLEAP file (--from-sleap),
     so the keypoint names are never typed twice."""
-    from ..skeleton_init import write_draft
+    from ..skeleton_init import source_files, write_draft
 
     sources = {"--from-coco": from_coco, "--from-dlc": from_dlc, "--from-yolo": from_yolo, "--from-cvat": from_cvat,
                "--from-sleap": from_sleap}
     given = [k for k, v in sources.items() if v is not None]
     if len(given) != 1:
         raise click.UsageError(f"give exactly one of {', '.join(sources)}" + (f" (got {', '.join(given)})" if given else ""))
-    claim(output, "skeleton init", *sources.values(), force=force)
     kind = given[0].removeprefix("--from-")
+    claim(output, "skeleton init", *source_files(kind, sources[given[0]]), force=force)
     if kind in ("yolo", "cvat", "sleap"):  # a class, a skeleton label or a skeleton: one, as text
         category = one_category(category, given[0])
     result = write_draft(kind, sources[given[0]], output, category, edges=not ignore_edges)

@@ -55,7 +55,7 @@ def _is_dlc_csv(path: Path) -> bool:
     return any(r and r[0].strip() == "coords" for r in rows[1:4])
 
 
-def _csvs_in(folder: Path) -> list[Path]:
+def tables_in(folder: Path) -> list[Path]:
     """CollectedData tables of a DLC project folder or of one labeled-data/<video> folder, sorted:
     the CSVs, and the .h5 files that have no CSV twin. Only those two levels are searched:
     auto-detection must not walk a large image tree."""
@@ -84,7 +84,7 @@ def _is_dlc_h5(path: Path) -> bool:
 def detect(path: Path) -> bool:
     path = Path(path)
     if path.is_dir():
-        return bool(_csvs_in(path))
+        return bool(tables_in(path))
     return _is_dlc_h5(path) or (path.suffix.lower() != ".h5" and _is_dlc_csv(path))
 
 
@@ -292,7 +292,7 @@ def _resolve_local(paths: list[str], csv_path: Path, file: str, lines: list[int]
 # --------------------------------------------------------------------- read
 def _csv_inputs(path: Path) -> list[Path]:
     if path.is_dir():
-        found = _csvs_in(path)
+        found = tables_in(path)
         if not found:
             raise InputError("no DeepLabCut CollectedData CSV in this folder", file=str(path))
         return found
@@ -435,7 +435,7 @@ def labelled_points(project: Path, keypoints: list[str]) -> tuple[np.ndarray, np
     (labeled-data/<video>/), keypoints in the given order, and notes on tables that could not be
     read (skeleton init drafts limbs from the rest; import reports those tables' problems)."""
     rows, notes = [], []
-    for table in _csvs_in(project):
+    for table in tables_in(project):
         try:
             t = parse_h5(table) if table.suffix.lower() in (".h5", ".hdf5") else parse_csv(table)
         except InputError as e:
