@@ -19,7 +19,9 @@ and some suppression work. Every case checks that both return the same output: t
 with the same counts and scores (exactly, when posedata walks the reference's limb order).
 
 Timing: one process, one core (OMP/OpenBLAS threads 1); rounds alternate posedata and reference
-calls on the same maps, and the table reports the medians of per-call CPU time (process_time) and
+calls on the same maps, each in its own layout made before timing: channels-first for posedata
+(what its upsampling returns), (H, W, C) for the reference (what its val.py infer returns; its
+extract_keypoints reads each channel as a strided view of that array), and the table reports the medians of per-call CPU time (process_time) and
 wall time (perf_counter), and their ratios.
 """
 from __future__ import annotations
@@ -46,6 +48,7 @@ from test_grouping import (  # noqa: E402
     assert_same_groups,
     layout_instances,
     our_instances,
+    ref_evaluate,
     ref_instances,
     ref_poses,
     ref_run,
@@ -160,8 +163,11 @@ def main() -> None:
         for n in (1, 5, 20):
             heat, pafs = maps_for(n, noisy)
             found, same = same_output(heat, pafs)
+            # the reference gets its maps as its val.py infer returns them, (H, W, C); its peak
+            # search thresholds them in place (idempotent, so every round sees the same input)
+            heat_hwc, pafs_hwc = (np.ascontiguousarray(m.transpose(1, 2, 0)) for m in (heat, pafs))
             (co, wo), (cr, wr) = alternate(lambda h=heat, p=pafs: group(h, p, OP18),
-                                           lambda h=heat, p=pafs: ref_run(h, p), rounds)
+                                           lambda h=heat_hwc, p=pafs_hwc: ref_evaluate(h, p), rounds)
             rows.append((n, noisy, found, same, co, cr, wo, wr))
     print(f"openpose18 grouping, maps {H} x {W} (19 heatmaps, 38 PAFs), per image, 1 core, "
           f"median of {rounds} alternating rounds")

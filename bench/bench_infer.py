@@ -11,7 +11,7 @@ reference-layout checkpoint, e.g. the reference's COCO weights). Initial weights
 peaks, so grouping costs little here; bench_grouping.py times grouping on its own.
 
 Reference path (tests/test_predict.py ref_infer, a port of the reference's val.py `infer` at one
-scale, and tests/test_grouping.py ref_run, the port of extract_keypoints + group_keypoints):
+scale, and tests/test_grouping.py ref_evaluate, the port of extract_keypoints + group_keypoints):
 cv2.imread, normalise, cubic resize to height 368, pad to the stride, torch forward (under
 no_grad: the reference records autograd, which would only slow it), x8 cubic upsample of heatmaps
 and of PAFs, padding cut, cubic resize to the image size, peaks per channel, grouping.
@@ -64,7 +64,7 @@ def main() -> None:
     import cv2
     import numpy as np
     import torch
-    from test_grouping import ref_run
+    from test_grouping import ref_evaluate
     from test_predict import ref_infer
 
     from posedata import skeleton as S
@@ -86,7 +86,7 @@ def main() -> None:
     def reference(path: Path) -> int:
         img = cv2.imread(str(path), cv2.IMREAD_COLOR)
         heat, pafs = ref_infer(net, img)
-        (entries, _all_kp), _ = ref_run(heat.transpose(2, 0, 1), pafs.transpose(2, 0, 1))
+        (entries, _all_kp), _ = ref_evaluate(heat, pafs)  # its own (H, W, C) maps, as val.py
         return len(entries)
 
     def ours(model):

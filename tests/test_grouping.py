@@ -9,7 +9,10 @@ candidate pairs of a limb, in float32 like its keypoint arrays, so ties and thre
 Its tables are the reference's hard-coded 18-point ones unless given. Note the PAF table is not in
 its limb-list order: limb [1, 2] (neck-right shoulder) reads PAF channels 12, 13. The template
 openpose18.yaml lists limbs in the reference's training PAF-channel order, so template limb i owns
-channels 2i, 2i + 1. bench/bench_grouping.py imports these ports for its speed ratio.
+channels 2i, 2i + 1. bench/bench_grouping.py times `ref_evaluate` (val.py's loop on (H, W, C) maps,
+the layout the reference's infer returns) for its speed ratio, so the port keeps the reference's
+speed-relevant structure too: one padding and strided channel views in the peak search, NumPy
+scalars in its loops.
 """
 from __future__ import annotations
 
@@ -35,29 +38,43 @@ REF_ORDER = tuple((px // 2, a, b) for (a, b), (px, _py) in zip(REF_LIMBS, REF_PA
 
 
 def ref_extract(heatmap: np.ndarray, by_type: list, first_id: int) -> int:
-    """Port of extract_keypoints: one channel (H, W); appends a list of (x, y, score, id)."""
-    heatmap = heatmap.copy()
+    """Port of extract_keypoints: one channel (H, W), thresholded IN PLACE as the reference does (val.py
+    hands it a strided view of its own (H, W, C) maps); appends a list of (x, y, score, id). One
+    zero padding of 2 and four shifted views of it (the current code; an older one padded five
+    times); the positions stay NumPy scalars, as the reference's zip of np.nonzero leaves them."""
     heatmap[heatmap < 0.1] = 0
-    c = np.pad(heatmap, [(1, 1), (1, 1)])
-    left = np.pad(heatmap, [(1, 1), (0, 2)])
-    right = np.pad(heatmap, [(1, 1), (2, 0)])
-    up = np.pad(heatmap, [(0, 2), (1, 1)])
-    down = np.pad(heatmap, [(2, 0), (1, 1)])
-    peaks = (c > left) & (c > right) & (c > up) & (c > down)
-    peaks = peaks[1:-1, 1:-1]
-    ys, xs = np.nonzero(peaks)
-    pts = sorted(zip(xs.tolist(), ys.tolist(), strict=True), key=lambda p: p[0])
-    gone = [False] * len(pts)
+    bordered = np.pad(heatmap, [(2, 2), (2, 2)], mode="constant")
+    h2, w2 = bordered.shape
+    centre = bordered[1:h2 - 1, 1:w2 - 1]
+    peaks = ((centre > bordered[1:h2 - 1, 2:w2]) & (centre > bordered[1:h2 - 1, 0:w2 - 2])
+             & (centre > bordered[2:h2, 1:w2 - 1]) & (centre > bordered[0:h2 - 2, 1:w2 - 1]))
+    peaks = peaks[1:centre.shape[0] - 1, 1:centre.shape[1] - 1]
+    pts = sorted(zip(np.nonzero(peaks)[1], np.nonzero(peaks)[0]), key=lambda p: p[0])  # (x, y), stable by x
+    gone = np.zeros(len(pts), np.uint8)
     found = []
-    for i, (xi, yi) in enumerate(pts):
+    for i in range(len(pts)):
         if gone[i]:
             continue
         for j in range(i + 1, len(pts)):
-            if math.sqrt((xi - pts[j][0]) ** 2 + (yi - pts[j][1]) ** 2) < 6:
-                gone[j] = True
-        found.append((xi, yi, heatmap[yi, xi], first_id + len(found)))
+            if math.sqrt((pts[i][0] - pts[j][0]) ** 2 + (pts[i][1] - pts[j][1]) ** 2) < 6:
+                gone[j] = 1
+        found.append((pts[i][0], pts[i][1], heatmap[pts[i][1], pts[i][0]], first_id + len(found)))
     by_type.append(found)
     return len(found)
+
+
+def ref_nms(a_idx: np.ndarray, b_idx: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Port of connections_nms: greedy by NumPy's default argsort reversed, each keypoint once."""
+    order = scores.argsort()[::-1]
+    scores, a_idx, b_idx = scores[order], a_idx[order], b_idx[order]
+    idx, used_a, used_b = [], set(), set()
+    for t, (i, j) in enumerate(zip(a_idx, b_idx)):
+        if i not in used_a and j not in used_b:
+            idx.append(t)
+            used_a.add(i)
+            used_b.add(j)
+    idx = np.asarray(idx, dtype=np.int32)
+    return a_idx[idx], b_idx[idx], scores[idx]
 
 
 def ref_group(by_type: list, pafs_hwc: np.ndarray, size: int = 20, min_paf_score: float = 0.05,
@@ -67,9 +84,9 @@ def ref_group(by_type: list, pafs_hwc: np.ndarray, size: int = 20, min_paf_score
     default; entry column -1 is the keypoint count, -2 the total score."""
     kpt_ids, paf_ids, fill_only = tables
     all_kp = np.array([p for lst in by_type for p in lst]).reshape(-1, 4)  # float64: scores as found
-    typed = [np.array(lst, np.float32).reshape(-1, 4) for lst in by_type]  # float32, as the reference's
     points = 10
     t = np.arange(points, dtype=np.float32).reshape(1, -1, 1)
+    typed = [np.array(lst, np.float32).reshape(-1, 4) for lst in by_type]  # float32, as the reference's
     entries: list = []
     for part in range(len(paf_ids)):
         part_pafs = pafs_hwc[:, :, paf_ids[part]]  # a copy, taken before the skip as the reference does
@@ -79,28 +96,23 @@ def ref_group(by_type: list, pafs_hwc: np.ndarray, size: int = 20, min_paf_score
         if n == 0 or m == 0:  # no one-keypoint entries
             continue
         # every candidate (a_i, b_j), listed b-major: candidate j * n + i
-        start = np.broadcast_to(ka[None, :, :2], (m, n, 2)).reshape(-1, 1, 2)
-        vec = (kb[:, None, :2] - ka[None, :, :2]).reshape(-1, 1, 2)
-        cells = ((1 / (points - 1) * vec) * t + start).round().astype(np.int32)  # (pairs, 10, 2)
+        start = np.broadcast_to(ka[None, :, :2], (m, n, 2))
+        vec = (kb[:, None, :2] - start).reshape(-1, 1, 2)
+        cells = ((1 / (points - 1) * vec) * t + start.reshape(-1, 1, 2)).round().astype(np.int32)  # (pairs, 10, 2)
         field = part_pafs[cells[..., 1].ravel(), cells[..., 0].ravel()].reshape(-1, points, 2)
         unit = vec / (np.linalg.norm(vec, ord=2, axis=-1, keepdims=True) + 1e-6)
         per_point = (field * unit).sum(-1).reshape(-1, points)
         counted = per_point > min_paf_score
         n_counted = counted.sum(1)
         score = (per_point * counted).sum(1) / (n_counted + 1e-6)  # mean over counted points
-        valid = np.flatnonzero((score > 0) & (n_counted / points > 0.8))
+        valid = np.where(np.logical_and(score > 0, n_counted / points > 0.8))[0]
         if len(valid) == 0:
             continue
-        # greedy by score: NumPy's default argsort reversed; each keypoint once per limb
-        vscore = score[valid]
-        conns, used_a, used_b = [], set(), set()
-        for o in vscore.argsort()[::-1]:
-            j, i = divmod(int(valid[o]), n)
-            if i in used_a or j in used_b:
-                continue
-            used_a.add(i)
-            used_b.add(j)
-            conns.append((int(ka[i, 3]), int(kb[j, 3]), vscore[o]))
+        b_idx, a_idx = np.divmod(valid, n)
+        a_idx, b_idx, vscore = ref_nms(a_idx, b_idx, score[valid])
+        conns = list(zip(ka[a_idx, 3].astype(np.int32), kb[b_idx, 3].astype(np.int32), vscore))
+        if len(conns) == 0:
+            continue
         if part in fill_only:  # only fills a missing end; count and score unchanged
             for ga, gb, _ in conns:
                 for e in entries:
@@ -120,7 +132,7 @@ def ref_group(by_type: list, pafs_hwc: np.ndarray, size: int = 20, min_paf_score
                     e[-1] += 1
                     e[-2] += all_kp[gb, 2] + s
             if held == 0:
-                e = np.full(size, -1.0)
+                e = np.ones(size) * -1
                 e[ka_id], e[kb_id] = ga, gb
                 e[-1] = 2
                 e[-2] = np.sum(all_kp[[ga, gb], 2]) + s
@@ -129,14 +141,25 @@ def ref_group(by_type: list, pafs_hwc: np.ndarray, size: int = 20, min_paf_score
     return np.asarray(kept).reshape(-1, size), all_kp
 
 
-def ref_run(heatmaps: np.ndarray, pafs: np.ndarray, tables: tuple = (REF_LIMBS, REF_PAFS, REF_FILL_ONLY),
-            k: int = 18):
-    """The reference's evaluate loop on channels-first maps: ((entries, all keypoints), by_type)."""
+def ref_evaluate(heat_hwc: np.ndarray, pafs_hwc: np.ndarray, tables: tuple = (REF_LIMBS, REF_PAFS, REF_FILL_ONLY),
+                 k: int = 18):
+    """The reference's evaluate loop (val.py) on its own (H, W, C) maps, as its infer returns them:
+    extract_keypoints on each channel's strided view (thresholding heat_hwc in place), then
+    group_keypoints. Returns ((entries, all keypoints), by_type)."""
     by_type: list = []
     total = 0
     for c in range(k):
-        total += ref_extract(heatmaps[c], by_type, total)
-    return ref_group(by_type, np.ascontiguousarray(pafs.transpose(1, 2, 0)), size=k + 2, tables=tables), by_type
+        total += ref_extract(heat_hwc[:, :, c], by_type, total)
+    return ref_group(by_type, pafs_hwc, size=k + 2, tables=tables), by_type
+
+
+def ref_run(heatmaps: np.ndarray, pafs: np.ndarray, tables: tuple = (REF_LIMBS, REF_PAFS, REF_FILL_ONLY),
+            k: int = 18):
+    """ref_evaluate on channels-first maps, left unchanged: the heatmaps are copied into the
+    reference's (H, W, C) layout (its extraction writes into them); the PAFs are copied only when
+    they are not already an (H, W, C) array seen channels-first."""
+    heat_hwc = np.array(heatmaps.transpose(1, 2, 0), order="C")
+    return ref_evaluate(heat_hwc, np.ascontiguousarray(pafs.transpose(1, 2, 0)), tables, k)
 
 
 def ref_poses(entries: np.ndarray, all_kp: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -267,7 +290,7 @@ def test_peaks_match_reference_on_random_maps():
         by_type: list = []
         total = 0
         for k in range(18):
-            total += ref_extract(heat[k], by_type, total)
+            total += ref_extract(heat[k].copy(), by_type, total)
         ours = extract_peaks(heat, num_keypoints=18)
         assert len(ours) == 18
         for k in range(18):
@@ -614,7 +637,7 @@ def test_peaks_on_larger_sparse_maps_match_reference():
     by_type: list = []
     total = 0
     for k in range(6):
-        total += ref_extract(heat[k], by_type, total)
+        total += ref_extract(heat[k].copy(), by_type, total)
     ours = extract_peaks(heat, num_keypoints=6)
     for k in range(6):
         np.testing.assert_array_equal(ours[k], np.array(by_type[k], dtype=np.float64).reshape(-1, 4))
