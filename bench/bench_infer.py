@@ -79,7 +79,7 @@ def main() -> None:
     else:
         torch.manual_seed(0)
         net = for_skeleton(sk, stages=1, width=args.width).eval()
-    onnx_net = onnx_model_from_torch(net, sk, 368)
+    onnx_net = onnx_model_from_torch(net)
     files = photos()[:3] if args.quick else photos()
     rounds = 2 if args.quick else args.rounds
 

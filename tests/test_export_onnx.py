@@ -99,9 +99,9 @@ def test_onnx_runtime_threads_sleep_and_follow_threads(monkeypatch):
     sk = sk_named("object5")
     net = for_skeleton(sk, stages=0, width=0.25).eval()
     monkeypatch.setattr(T, "_requested", 1)  # as apply_thread_policy(1) leaves it (without touching torch here)
-    opts = onnx_model_from_torch(net, sk, 64).session.get_session_options()
+    opts = onnx_model_from_torch(net).session.get_session_options()
     assert opts.intra_op_num_threads == 1
     assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     assert opts.get_session_config_entry("session.inter_op.allow_spinning") == "0"
     monkeypatch.setattr(T, "_requested", None)
-    assert onnx_model_from_torch(net, sk, 64).session.get_session_options().intra_op_num_threads == 0  # its default
+    assert onnx_model_from_torch(net).session.get_session_options().intra_op_num_threads == 0  # its default

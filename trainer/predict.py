@@ -29,7 +29,7 @@ from posedata.errors import InputError
 from posedata.grouping import PafReader
 
 from .grouping import GroupingParams, group
-from .loaded import DEFAULT_INPUT_SIZE, IMG_MEAN, IMG_SCALE, LoadedModel
+from .loaded import IMG_MEAN, IMG_SCALE, LoadedModel
 
 MULTISCALE = (0.5, 1.0, 1.5, 2.0)
 
@@ -377,7 +377,7 @@ def load_model(path: Path, skeleton=None, device: Any = "cpu", backend: str = "a
     if backend == "onnx":
         from .export_onnx import onnx_model_from_torch
 
-        model = onnx_model_from_torch(model, skeleton, size or DEFAULT_INPUT_SIZE)
+        model = onnx_model_from_torch(model)
         desc += ", run by ONNX Runtime"
     else:
         desc += f", on {dev}"
