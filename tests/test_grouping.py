@@ -373,6 +373,28 @@ def test_group_matches_reference_on_rendered_maps():
     assert n_total >= 8
 
 
+def test_reference_port_on_its_own_layout_equals_the_channels_first_run():
+    """The bench times ref_evaluate on (H, W, C) maps (strided channel views, thresholded in
+    place); the parity tests run ref_run on channels-first maps, which it must leave unchanged.
+    Both give the same entries and keypoints, and a second call on the thresholded maps too."""
+    rng = np.random.default_rng(11)
+    heat, pafs = rendered_maps(OP18, layout_instances(OP18, 3, rng, size=120, cols=3), 200, 400)
+    sub = heat[:18, ::7, ::5]
+    sub[sub < 0.01] += np.float32(0.08)  # scattered background cells between 0 and the threshold
+    heat_before, pafs_before = heat.copy(), pafs.copy()
+    (e1, kp1), by1 = ref_run(heat, pafs)
+    np.testing.assert_array_equal(heat, heat_before)
+    np.testing.assert_array_equal(pafs, pafs_before)
+    heat_hwc, pafs_hwc = (np.ascontiguousarray(m.transpose(1, 2, 0)) for m in (heat, pafs))
+    for _ in range(2):
+        (e2, kp2), by2 = ref_evaluate(heat_hwc, pafs_hwc)
+        np.testing.assert_array_equal(e2, e1)
+        np.testing.assert_array_equal(kp2, kp1)
+    assert len(e1) == 3
+    low = (heat[:18] > 0) & (heat[:18] < 0.1)
+    assert low.any() and not heat_hwc[:, :, :18][low.transpose(1, 2, 0)].any()  # zeroed in place, as the reference
+
+
 def _maps_from_seed(seed: int, k: int, n_limbs: int, quantise: bool) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     h, w = int(rng.integers(24, 72)), int(rng.integers(24, 96))
