@@ -3,6 +3,7 @@ writing off) against the reference's single-scale inference code path on the sam
 torch and the ONNX Runtime backends: images/s, wall and CPU, alternating rounds, medians.
 
 Run: .venv/bin/python bench/bench_infer.py [--rounds 5] [--width 1.0] [--checkpoint FILE] [--threads N] [--quick]
+     .venv/bin/python bench/bench_infer.py --jobs [--rounds 3] [--sizes 1,2,4,9] [--checkpoint FILE] [--threads N]
 
 Photos: the 9 real person photos of ../shared/data/real (coco 4, crowdpose 2, aic 3; 333-641 px
 high, 500-950 wide). Network: openpose18 heads, 1 refinement stage, width 1.0 (the reference
@@ -22,6 +23,13 @@ ONNX Runtime session as infer makes it). All see the same thread policy (passive
 --threads N as `posedata infer --threads N` sets it, else each runtime's default). Ratios are
 taken per round (the three paths run back to back in each round, in rotating order), then the
 median over rounds.
+
+--jobs: `posedata infer FOLDER --backend torch` and `--backend onnx` as users run them (a fresh
+process each: interpreter, imports, checkpoint, the backend's start-up, every image, drawing and
+writing), on folders of the first 1, 2, 4 and 9 photos, alternating backends, wall time and the
+child's CPU time (rusage), medians over rounds; and the backend `--backend auto` picks for that
+folder (trainer.predict.choose_backend, the function the command calls). The network is a
+width-1.0 seed-0 openpose18 checkpoint trained "at" 368 unless --checkpoint gives one.
 """
 from __future__ import annotations
 
@@ -56,7 +64,12 @@ def main() -> None:
     ap.add_argument("--checkpoint", type=Path, default=None)
     ap.add_argument("--threads", type=int, default=None, help="torch and ONNX Runtime threads [default: theirs]")
     ap.add_argument("--quick", action="store_true", help="2 rounds, 3 photos")
+    ap.add_argument("--jobs", action="store_true", help="whole `posedata infer` runs per backend and folder size")
+    ap.add_argument("--sizes", default="1,2,4,9", help="--jobs: folder sizes (photos)")
     args = ap.parse_args()
+    if args.jobs:
+        jobs(args)
+        return
     from trainer.threads import apply_thread_policy
 
     apply_thread_policy(args.threads)  # as `posedata infer --threads` does, before any session is made
@@ -119,6 +132,78 @@ def main() -> None:
         rc = statistics.median(a[1] / b[1] for a, b in zip(per_round[k], per_round["reference"], strict=True))
         print(f"{k:16} {wall:14.2f} {cpu:13.2f} {rw:11.2f} {rc:10.2f}")
     _ = np
+
+
+def _checkpoint(folder: Path, width: float) -> Path:
+    """A seed-0 openpose18 network (1 refinement stage) saved as a posedata checkpoint trained at 368."""
+    import torch
+
+    from posedata import skeleton as S
+    from trainer import checkpoint as C
+    from trainer.model import for_skeleton
+
+    sk = S.resolve("openpose18")
+    torch.manual_seed(0)
+    net = for_skeleton(sk, stages=1, width=width)
+    path = folder / "net.pt"
+    C.save(C.training_checkpoint(net, net.spec.to_dict(), sk.to_dict(), sk.fingerprint, config={"input_size": 368}),
+           path)
+    return path
+
+
+def jobs(args: argparse.Namespace) -> None:
+    import os
+    import resource
+    import subprocess
+    import tempfile
+
+    from trainer.predict import choose_backend
+
+    sizes = [int(v) for v in args.sizes.split(",")]
+    files = photos()
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        ckpt = args.checkpoint or _checkpoint(tmp_path, args.width)
+        folders = {}
+        for n in sizes:
+            folders[n] = tmp_path / f"photos{n}"
+            folders[n].mkdir()
+            for p in files[:n]:
+                (folders[n] / p.name).symlink_to(p)
+
+        def run(n: int, backend: str) -> tuple[float, float]:
+            cmd = [sys.executable, "-m", "posedata.cli", "infer", str(folders[n]), "--checkpoint", str(ckpt),
+                   "-o", str(tmp_path / "out"), "--force", "--backend", backend]
+            if args.threads:
+                cmd += ["--threads", str(args.threads)]
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            w0 = time.perf_counter()
+            done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+            wall = time.perf_counter() - w0
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            if done.returncode != 0:
+                sys.exit(f"{' '.join(cmd)} failed:\n{done.stdout}{done.stderr}")
+            return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+        backends = ["torch", "onnx"]
+        times: dict[tuple[int, str], list[tuple[float, float]]] = {(n, b): [] for n in sizes for b in backends}
+        for r in range(args.rounds):
+            for n in sizes:
+                for b in backends[r % 2:] + backends[:r % 2]:
+                    times[n, b].append(run(n, b))
+    print(f"`posedata infer FOLDER --backend B` per folder size, {args.rounds} rounds, width {args.width}, "
+          f"--threads {args.threads}; seconds per job, medians (onnx - torch: median of per-round differences)")
+    print(f"{'photos':>6} {'torch wall':>10} {'onnx wall':>10} {'onnx-torch':>10} {'torch CPU':>10} {'onnx CPU':>9} "
+          f"{'onnx-torch':>10}  auto picks")
+    for n in sizes:
+        t, o = times[n, "torch"], times[n, "onnx"]
+        med = [statistics.median(v[i] for v in x) for x in (t, o) for i in (0, 1)]
+        dw = statistics.median(b[0] - a[0] for a, b in zip(t, o, strict=True))
+        dc = statistics.median(b[1] - a[1] for a, b in zip(t, o, strict=True))
+        chosen, why = choose_backend("auto", Path(ckpt), "auto", n)
+        print(f"{n:6d} {med[0]:10.2f} {med[2]:10.2f} {dw:+10.2f} {med[1]:10.2f} {med[3]:9.2f} {dc:+10.2f}  "
+              f"{chosen} ({why})")
 
 
 if __name__ == "__main__":

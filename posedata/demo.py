@@ -298,10 +298,13 @@ def val_step(plan: DemoPlan, paths: DemoPaths, sk: Skeleton, progress: Progress 
     averages with the mirrored image through the flip map (+0.07 AP), which also makes a wrong flip
     map cost AP here."""
     from trainer import evaluate as E
+    from trainer.predict import choose_backend
     from trainer.threads import apply_thread_policy
 
     apply_thread_policy(plan.threads)  # as training ran: the same threads, passive OpenMP waiting
-    loaded = E.load_model(paths.run / "last.pt", sk)
+    ckpt = paths.run / "last.pt"
+    # the backend `posedata val --backend auto` picks for this many images, so the two agree
+    loaded = E.load_model(ckpt, sk, backend=choose_backend("auto", ckpt, "cpu", plan.val_images)[0])
     return E.evaluate(loaded.model, sk, paths.val_json, paths.val / "images", input_size=plan.val_input_size,
                       flip=plan.val_flip, scales=plan.val_scales, out_dir=paths.results, overlays=plan.val_overlays,
                       progress=progress)

@@ -116,18 +116,20 @@ def _onnx_bytes(model, opset: int, trace_input=None, meta: dict[str, str] | None
 
 def _session(data: bytes):
     """A CPU session whose idle threads sleep instead of spinning (ONNX Runtime's default spins,
-    the trap trainer/threads.py avoids for OpenMP), with --threads intra-op threads when given."""
+    the trap trainer/threads.py avoids for OpenMP), with trainer.threads.onnx_threads's intra-op
+    threads (--threads; 1 on a busy machine; else its default)."""
     try:
         import onnxruntime as ort
     except ImportError:
         raise InputError("onnxruntime is not installed; install the optional extra: pip install 'posedata[onnx]'") from None
-    from .threads import requested_threads
+    from .threads import onnx_threads
 
     opts = ort.SessionOptions()
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    if requested_threads():
-        opts.intra_op_num_threads = requested_threads()
+    threads = onnx_threads()
+    if threads:
+        opts.intra_op_num_threads = threads
     return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
 
 

@@ -313,20 +313,58 @@ def onnx_available() -> bool:
     return all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
 
 
+# `--backend auto` runs ONNX Runtime for jobs of at least this many images. Its start-up against
+# torch's (the graph written by trainer.onnx_graph, the session, importing onnxruntime; torch has
+# its own: folding BatchNorm, oneDNN's first pass) measured between -0.15 and +0.2 CPU s at width
+# 1.0, and ONNX Runtime saves 0.06-0.1 s per image, so it is repaid within 4 images at worst; whole
+# `posedata infer` jobs of 1, 4 and 9 photos took 0.06-0.41 CPU s less with it at load 4-7
+# (bench/README.md, "infer": `bench_infer.py --jobs`).
+ONNX_MIN_IMAGES = 4
+
+
 def resolve_backend(backend: str) -> str:
-    """`auto` is torch. On this 2-core CPU neither backend wins everywhere (bench/README.md,
-    "infer"): on an idle machine ONNX Runtime ran the width-1.0 network end to end faster (x2.5-2.7
-    the reference's images/s against x1.9 for torch; CPU x1.9-2.0 against x1.7), at load 7-9 torch
-    did (x1.81-1.91 against x1.27-1.74 wall), and ONNX Runtime first pays the in-memory export (2.1
-    s CPU at width 1.0), repaid after about 40 images even when idle. Torch is therefore the default
-    even when onnxruntime is installed; `--backend onnx` for long jobs on a quiet machine, and
-    `--backend onnx --threads 1` for the least CPU on a busy one (x1.8-1.9 against x1.5-1.6)."""
+    """A --backend value checked (onnx needs onnx and onnxruntime installed); `auto` without a
+    job to size is torch, the library's default: callers that know their image count use
+    choose_backend."""
     if backend not in BACKENDS:
         raise InputError(f"--backend {backend!r} is not one of {', '.join(BACKENDS)}")
     if backend == "onnx" and not onnx_available():
         raise InputError("--backend onnx needs onnx and onnxruntime; install the optional extra: "
                          "pip install 'posedata[onnx]'")
     return "torch" if backend == "auto" else backend
+
+
+def choose_backend(backend: str, checkpoint: Path, device: Any = "auto", n_images: int | None = None
+                   ) -> tuple[str, str]:
+    """(backend, why) for a job of n_images images (None: unknown) on this checkpoint, the choice
+    `posedata infer` and `val` print. An ONNX file runs on ONNX Runtime; an explicit torch or onnx
+    is kept. `auto` is ONNX Runtime when onnx and onnxruntime are installed, the device is the
+    CPU and the job has at least ONNX_MIN_IMAGES images; torch otherwise (GPUs, small or unsized
+    jobs, no onnxruntime).
+
+    Why (bench/README.md, "infer"): on the 2-core CPU ONNX Runtime ran the width-1.0 network end
+    to end faster than torch, on a quiet machine (x2.5-2.7 the reference's images/s against x1.9)
+    and at load 6-7 with one thread (trainer.threads.onnx_threads: x1.91 wall, x1.98 CPU against
+    x1.77 for torch); its start-up, 2.1 CPU s through torch.onnx.export, is about torch's own with
+    trainer.onnx_graph. Torch stays the choice on GPUs (ONNX Runtime runs on the CPU here)."""
+    if backend not in BACKENDS:
+        raise InputError(f"--backend {backend!r} is not one of {', '.join(BACKENDS)}")
+    if Path(checkpoint).suffix.lower() == ".onnx" and backend != "torch":  # load_model refuses torch on it
+        return "onnx", "an ONNX file"
+    if backend != "auto":
+        return resolve_backend(backend), "given"
+    if not onnx_available():
+        return "torch", "auto: the onnx extra (onnx, onnxruntime) is not installed"
+    from .device import resolve_device
+
+    dev = resolve_device(device) if isinstance(device, str) else device
+    if dev.type != "cpu":
+        return "torch", f"auto: on {dev}"
+    if n_images is None:
+        return "torch", "auto: the image count is unknown"
+    if n_images < ONNX_MIN_IMAGES:
+        return "torch", f"auto: {n_images} image(s); ONNX Runtime repays its start-up from {ONNX_MIN_IMAGES}"
+    return "onnx", f"auto: {n_images} images on the CPU, ONNX Runtime is faster from {ONNX_MIN_IMAGES}"
 
 
 def load_model(path: Path, skeleton=None, device: Any = "cpu", backend: str = "auto") -> LoadedModel:

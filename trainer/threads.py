@@ -34,3 +34,21 @@ def apply_thread_policy(threads: int | None = None) -> bool:
 def requested_threads() -> int | None:
     """The thread count the command was given (None: each runtime's default)."""
     return _requested
+
+
+def onnx_threads() -> int | None:
+    """ONNX Runtime's intra-op threads: --threads when given; 1 when the machine is already busy
+    (1-minute load average at least the CPU count); else None, its default (one per core).
+
+    Why: each operator waits for its slowest thread, and on 2 busy cores one of two threads is
+    often descheduled. At load 4-5 on the 2-core machine, 1 thread ran the width-1.0 network in
+    0.52-0.60 s wall (0.39-0.40 CPU s) per 368 x 552 input against 0.79-0.88 s (0.48 CPU s) with 2
+    and torch's 0.77 s (0.47); on a quiet machine 2 threads were faster (bench/README.md, "infer").
+    The load average is read once, when the session is made."""
+    if _requested is not None:
+        return _requested
+    try:
+        busy = os.getloadavg()[0] >= (os.cpu_count() or 1)
+    except OSError:  # no load average on this platform: the runtime's default
+        return None
+    return 1 if busy else None

@@ -155,7 +155,8 @@ def inference_options(f: Any) -> Any:
                           "128/136/144 at input 136); not with --multiscale."),
         click.option("--flip", is_flag=True, help="Average with the mirrored image, channels swapped by the flip map."),
         click.option("--backend", type=click.Choice(["auto", "torch", "onnx"]), default="auto", show_default=True,
-                     help="Run the network with PyTorch or ONNX Runtime (extra 'onnx'); auto: torch for checkpoints."),
+                     help="Run the network with PyTorch or ONNX Runtime (extra 'onnx'); auto: ONNX Runtime on the CPU "
+                          "for 4 images or more when installed, else torch."),
         click.option("--threads", type=click.IntRange(1, 512), default=None, help="CPU threads of torch and ONNX Runtime [default: theirs]."),
         click.option("--device", default="auto", show_default=True,
                      help="auto (CUDA when available, else CPU), cpu, cuda, cuda:N or mps."),

@@ -261,7 +261,8 @@ def val_cmd(skeleton_spec: str | None, checkpoint: Path, coco_json: Path, images
         if output is not None else None
     from trainer import evaluate as E
 
-    loaded, size = load_for_inference(checkpoint, skeleton_spec, threads, device, backend, input_size)
+    loaded, size = load_for_inference(checkpoint, skeleton_spec, threads, device, backend, input_size,
+                                      coco_image_count(coco_json))
     sk = loaded.skeleton
     with progress_bar("val") as prog:
         task = prog.add_task("val", total=None)
@@ -297,7 +298,7 @@ def infer_cmd(source: Path, checkpoint: Path, skeleton_spec: str | None, output:
     from trainer import evaluate as E
 
     paths = E.list_images(source)
-    loaded, size = load_for_inference(checkpoint, skeleton_spec, threads, device, backend, input_size)
+    loaded, size = load_for_inference(checkpoint, skeleton_spec, threads, device, backend, input_size, len(paths))
     sk = loaded.skeleton
     with progress_bar("infer") as prog:
         task = prog.add_task("infer", total=len(paths))
@@ -323,16 +324,35 @@ def scale_text(size: int, scales: tuple[float, ...] | None) -> str:
 
 
 def load_for_inference(checkpoint: Path, skeleton_spec: str | None, threads: int | None, device: str, backend: str,
-                       input_size: int | None) -> tuple[Any, int]:
-    """The model val and infer run (thread policy applied first) and its input size, printed."""
+                       input_size: int | None, n_images: int | None = None) -> tuple[Any, int]:
+    """The model val and infer run (thread policy applied first) and its input size, printed with
+    the backend and why it was chosen (trainer.predict.choose_backend: `auto` sizes the job by its
+    n_images)."""
     from trainer import evaluate as E
+    from trainer.predict import choose_backend
     from trainer.threads import apply_thread_policy
 
     from .. import skeleton as S
 
     sk = S.resolve(skeleton_spec) if skeleton_spec else None
     apply_thread_policy(threads)
-    loaded = E.load_model(checkpoint, sk, device=device, backend=backend)
+    chosen, why_backend = choose_backend(backend, checkpoint, device, n_images)
+    loaded = E.load_model(checkpoint, sk, device=device, backend=chosen)
     size, why = loaded.choose_input_size(input_size)
-    console.print(f"model: {checkpoint} ({loaded.description}); input {size} ({why})")
+    console.print(f"model: {checkpoint} ({loaded.description}); input {size} ({why}); backend {chosen} "
+                  f"({why_backend})")
     return loaded, size
+
+
+def coco_image_count(coco_json: Path) -> int | None:
+    """The length of a COCO file's images list, read before the model loads so that `--backend
+    auto` can size val's job; None when the file cannot be read (evaluate reports why, located)."""
+    import json
+
+    try:
+        with open(coco_json, "rb") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return None
+    images = data.get("images") if isinstance(data, dict) else None
+    return len(images) if isinstance(images, list) else None
