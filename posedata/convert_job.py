@@ -14,6 +14,9 @@ from .formats.base import ImportOptions
 from .skeleton import Skeleton
 
 STEPS = ("reading", "validating", "converting", "writing")
+# findings of each code that convert builds and prints (the rest are counted): validate's summary
+# table shows three locations per code
+SHOWN_PER_CODE = 3
 
 
 @dataclass
@@ -24,7 +27,8 @@ class ConvertJob:
     import_format: str | None
     detected: bool
     report: Any  # the import's ImportReport, or None
-    findings: list[Finding]
+    findings: list[Finding]  # the first SHOWN_PER_CODE findings of each code, in the order found
+    counts: dict[str, int]  # every code's number of findings
     blocked: bool  # validation errors and no --skip-checks: nothing converted
     hint: str | None = None  # the import that would repair the errors, when blocked
     labels: Any = None  # the Labels made (None when blocked)
@@ -33,7 +37,9 @@ class ConvertJob:
 
     @property
     def errors(self) -> int:
-        return sum(f.severity == "error" for f in self.findings)
+        from .validate import CHECKS
+
+        return sum(n for code, n in self.counts.items() if CHECKS[code][0] == "error")
 
     @property
     def empty(self) -> bool:
@@ -74,8 +80,8 @@ def _run(data: Path, sk: Skeleton, output: Path, fmt: str, src_fmt: str, categor
     step(STEPS[1])
     kept = Validated()  # what validate reads of the annotations, converted without reading them again
     findings = validate_coco(raw, sk, file=where, images=opts.images, category_id=src.category_id, keep=kept,
-                             progress=image_progress)
-    job = ConvertJob(where, src.import_format, src.detected, src.report, findings,
+                             progress=image_progress, per_code=SHOWN_PER_CODE)
+    job = ConvertJob(where, src.import_format, src.detected, src.report, list(findings), findings.counts,
                      blocked=has_errors(findings) and not skip_checks)
     if job.blocked:
         job.hint = suggest_importer(src.raw) if src.raw is not None else None

@@ -60,11 +60,14 @@ class KeypointChecks:
     def _emit(self, code: str, cat: _Cat, rows: np.ndarray, mask: np.ndarray, field: int,
               text: Callable[[int, list[str]], str]) -> None:
         """One finding per instance with any flagged keypoint, located at the first one."""
-        for r in np.flatnonzero(mask.any(axis=1)):
+        hits = np.flatnonzero(mask.any(axis=1))
+        shown = hits[:self.rep.room(code)]  # the rest counted only (validate_coco's per_code)
+        for r in shown:
             ks = np.flatnonzero(mask[r])
             i = int(rows[r])
             self.add(code, f"annotations[{i}].keypoints[{3 * int(ks[0]) + field}]",
                      text(int(r), [cat.names[k] for k in ks]), image_id=self.ann_img[i], annotation_id=self.ann_id[i])
+        self.rep.tally(code, len(hits) - len(shown))  # after the adds, which count themselves
 
     def _category_keypoints(self, cat: _Cat) -> np.ndarray:
         """All per-keypoint checks of one category at once; returns the (N, K) labelled mask."""
@@ -171,17 +174,25 @@ class KeypointChecks:
              "and does not mask it, so its pixels are trained as background"),
         ):
             field = "num_keypoints" if code != "V062" else "area"
-            for r, i in zip(np.flatnonzero(mask).tolist(), rows[mask].tolist()):
+            hits = np.flatnonzero(mask)
+            shown = hits[:self.rep.room(code)]  # the rest counted only (validate_coco's per_code)
+            for r, i in zip(shown.tolist(), rows[shown].tolist()):
                 self.add(code, f"annotations[{i}].{field}", msg(r), image_id=self.ann_img[i],
                          annotation_id=self.ann_id[i])
+            self.rep.tally(code, len(hits) - len(shown))  # after the adds, which count themselves
 
     def _images_without_person(self) -> None:
         if self.image_rows is None or not self.cats:
             return
+        room, missing = self.rep.room("V064"), 0
         for iid, (i, _w, _h) in self.image_rows.items():
             if iid not in self.person_images:
+                missing += 1
+                if missing > room:  # counted only (validate_coco's per_code)
+                    continue
                 self.add("V064", f"images[{i}]", "no person (non-crowd instance with labelled keypoints): the "
                          "reference drops this image from training", image_id=iid)
+        self.rep.tally("V064", max(0, missing - room))
 
     def _flip_check(self, cat: _Cat, rows: np.ndarray, x: np.ndarray, lab: np.ndarray) -> None:
         """Per instance, every flip pair's sign of x_left - x_right should agree with the majority."""
@@ -195,8 +206,11 @@ class KeypointChecks:
         if len(pairs) < 3 or not len(rows):
             return
         minority, major = minority_pairs(x, lab, np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs]))
-        # tens of thousands of findings on a large file: numbers read as Python ints in one go
+        # tens of thousands of findings on a large file: numbers read as Python ints in one go, and
+        # beyond validate_coco's per_code only counted
         rs, ps = np.nonzero(minority)
+        total, shown = len(rs), self.rep.room("V070")
+        rs, ps = rs[:shown], ps[:shown]
         add, ann_img, ann_id = self.add, self.ann_img, self.ann_id
         for i, p, m in zip(rows[rs].tolist(), ps.tolist(), major[rs].tolist()):
             ja, jb, ln, rn = pairs[p]
@@ -204,3 +218,4 @@ class KeypointChecks:
                 f"suspected left/right swap: {ln}/{rn} face the other way from the instance's other "
                 f"{m} flip pair(s); if swapped, horizontal-flip augmentation teaches "
                 "contradictory sides", image_id=ann_img[i], annotation_id=ann_id[i])
+        self.rep.tally("V070", total - len(rs))  # after the adds, which count themselves

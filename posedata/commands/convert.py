@@ -102,6 +102,7 @@ def convert_cmd(data: Path, skeleton_spec: str, output: Path, fmt: str, src_fmt:
 def _print_convert_job(job: Any, data: Path, src_fmt: str, sk: Any, output: Path, fmt: str) -> None:
     """Which path the input took, the findings or the counts, and the verdict (exit 1 when nothing
     was written)."""
+    from ..convert_job import SHOWN_PER_CODE
     from ..validate import CHECKS
 
     where = job.where
@@ -115,7 +116,8 @@ def _print_convert_job(job: Any, data: Path, src_fmt: str, sk: Any, output: Path
                       "validated and converted", soft_wrap=True)
         print_import_report(job.report)
     if job.blocked:
-        print_validate_summary(job.findings, CHECKS, 3, title=f"validate {where} (skeleton {sk.name})")
+        print_validate_summary(job.findings, CHECKS, SHOWN_PER_CODE, title=f"validate {where} (skeleton {sk.name})",
+                               counts=job.counts)
         console.print(f"[bold red]FAIL[/] {where}: {job.errors} error(s); nothing written. Fix the data "
                       f"(`posedata validate --fix`) or pass --skip-checks to convert anyway.", soft_wrap=True)
         if job.hint is not None:

@@ -27,8 +27,10 @@ def print_findings(findings: list, limit: int = 50, title: str | None = None) ->
         console.print(f"... and {len(rows) - limit} more")
 
 
-def print_validate_summary(findings: list, checks: dict, show: int, title: str) -> None:
-    """One row per check code: severity, count, what it checks and the first locations."""
+def print_validate_summary(findings: list, checks: dict, show: int, title: str,
+                           counts: dict[str, int] | None = None) -> None:
+    """One row per check code: severity, count, what it checks and the first locations. counts:
+    each code's total when `findings` holds only the first `show` of each (validate_coco's per_code)."""
     if not findings:
         console.print(f"{title}: no findings")
         return
@@ -41,15 +43,16 @@ def print_validate_summary(findings: list, checks: dict, show: int, title: str) 
         t.add_column(col, overflow="fold", justify="right" if col == "count" else "left")
     for code, fs in sorted(by_code.items(), key=lambda kv: (order.get(kv[1][0].severity, 3), kv[0])):
         sev = fs[0].severity
+        n = len(fs) if counts is None else counts[code]
         locs = []
         for f in fs[:show]:
             ids = ", ".join(x for x in (f"ann {f.annotation_id}" if f.annotation_id is not None else "",
                                         f"img {f.image_id}" if f.image_id is not None else "") if x)
             locs.append(f"{f.where or '-'}" + (f" ({ids})" if ids else ""))
-        if len(fs) == 1 or code == "V099":
+        if n == 1 or code == "V099":
             locs = [f"{locs[0]}: {fs[0].message}"] if locs else [fs[0].message]
-        t.add_row(code, f"[{SEVERITY_STYLE.get(sev, '')}]{sev}[/]", str(len(fs)), checks.get(code, ("", code))[1],
-                  "\n".join(locs) + ("\n..." if len(fs) > show else ""))
+        t.add_row(code, f"[{SEVERITY_STYLE.get(sev, '')}]{sev}[/]", str(n), checks.get(code, ("", code))[1],
+                  "\n".join(locs) + ("\n..." if n > show else ""))
     console.print(t)
 
 

@@ -1,0 +1,101 @@
+"""validate_coco(per_code=N): only the first N findings of each code are built, the rest counted.
+
+`posedata convert` prints a count and three locations per code, so it asks for three; the findings
+it gets must be exactly the full list's first three of each code, in the same order, and the
+counts the full list's, on any JSON; and what convert prints must be what the full list printed.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from collections import Counter
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+from json_strategies import mutated_json
+from test_properties import PROP, SK, coco_docs, mutated
+
+from posedata import validate as V
+from posedata.cli import cli
+from posedata.findings import SampledFindings
+
+
+def first_of_each_code(findings: list, n: int) -> list:
+    seen: Counter = Counter()
+    out = []
+    for f in findings:
+        seen[f.code] += 1
+        if seen[f.code] <= n:
+            out.append(f)
+    return out
+
+
+def assert_sample_of_full(doc, n: int) -> None:
+    full = V.validate_coco(copy.deepcopy(doc), SK, file="x.json")
+    part = V.validate_coco(copy.deepcopy(doc), SK, file="x.json", per_code=n)
+    assert isinstance(part, SampledFindings)
+    assert list(part) == first_of_each_code(full, n)
+    assert part.counts == dict(Counter(f.code for f in full))
+    assert part.severities == {s: sum(f.severity == s for f in full) for s in ("error", "warning", "info")}
+
+
+@PROP
+@given(st.one_of(mutated(), coco_docs(defects=True), mutated(coco_docs(defects=True))), st.integers(0, 3))
+def test_per_code_keeps_the_first_findings_of_each_code(doc, n):
+    assert_sample_of_full(doc, n)
+
+
+@PROP
+@given(coco_docs(defects=False).flatmap(lambda d: mutated_json(d, max_depth=6)), st.integers(0, 3))
+def test_per_code_on_hostile_values(doc, n):
+    assert_sample_of_full(doc, n)
+
+
+def noisy_coco(n_images: int = 6, n_annotations: int = 60, seed: int = 0) -> dict:
+    """Random persons: many findings of several codes (swaps, small areas, points outside boxes)."""
+    rng = np.random.default_rng(seed)
+    images = [{"id": i + 1, "file_name": f"{i + 1}.jpg", "width": 200, "height": 100} for i in range(n_images)]
+    anns = []
+    for j in range(n_annotations):
+        kp = np.stack([rng.integers(0, 200, 17), rng.integers(0, 100, 17), rng.choice([0, 1, 2], 17)], axis=1)
+        kp[kp[:, 2] == 0, :2] = 0
+        anns.append({"id": j + 1, "image_id": int(rng.integers(1, n_images + 1)), "category_id": 1, "iscrowd": 0,
+                     "bbox": [10.0, 10.0, float(rng.integers(5, 150)), 60.0], "area": float(rng.integers(100, 3000)),
+                     "num_keypoints": int((kp[:, 2] > 0).sum()), "keypoints": kp.reshape(-1).tolist(),
+                     "segmentation": [[10, 10, 20, 10, 20, 20]]})
+    return {"images": images, "annotations": anns,
+            "categories": [{"id": 1, "name": "person", "keypoints": list(SK.keypoints)}]}
+
+
+def test_convert_prints_what_the_full_findings_printed(tmp_path, runner, monkeypatch):
+    """A refused convert's summary (counts, first locations, '...') from the sampled findings is
+    the one the full list gave; and the --skip-checks warning counts every error."""
+    doc = noisy_coco()
+    for a in doc["annotations"][:5]:
+        a["image_id"] = 999  # five V008 errors: more than the three shown
+    doc["annotations"][10]["num_keypoints"] += 1  # one V026 error: printed with its message
+    src = tmp_path / "d.json"
+    src.write_text(json.dumps(doc))
+    full = V.validate_coco(json.loads(src.read_text()), SK)
+    assert min(Counter(f.code for f in full).values()) < 3 < max(Counter(f.code for f in full).values())
+    args = ["convert", str(src), "--skeleton", "coco17", "-o", str(tmp_path / "l.npz")]
+
+    def outputs() -> tuple[str, str]:
+        refused = runner.invoke(cli, args)
+        assert refused.exit_code == 1, refused.output
+        forced = runner.invoke(cli, [*args, "--skip-checks", "--force"])
+        assert forced.exit_code == 0, forced.output
+        (tmp_path / "l.npz").unlink()
+        return refused.output, forced.output
+
+    sampled = outputs()
+    real = V.validate_coco
+
+    def everything(*a, per_code=None, **k):  # the full list, as convert read it before per_code
+        fs = real(*a, **k)
+        return SampledFindings(fs, Counter(f.code for f in fs), {})
+
+    monkeypatch.setattr(V, "validate_coco", everything)
+    assert outputs() == sampled
+    assert "6 validation error(s)" in sampled[1]
