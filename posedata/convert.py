@@ -46,7 +46,7 @@ from .io import parse_json, paused_gc, read_bytes
 from .labels import ABSENT, OCCLUDED, VISIBLE, Labels
 from .skeleton import Skeleton
 from .validate import Validated
-from .validate_rules import default_min_keypoints  # the rule is stated beside the checks that name it (V061)
+from .validate_rules import blocks, default_min_keypoints  # the rule is stated beside the checks that name it (V061)
 
 
 # --------------------------------------------------------------------- input
@@ -270,6 +270,15 @@ def map_keypoints(kp: np.ndarray, wh: np.ndarray, skeleton: Skeleton, src_index:
     """(M, Kc, 3) file-order keypoints with COCO visibility and (M, 2) image sizes -> (M, K, 3)
     skeleton-order keypoints with internal visibility, clean-up applied, derived keypoints filled.
     Arithmetic is float64 (the reference's Python floats); only the result is cast to dtype."""
+    out = np.empty((kp.shape[0], skeleton.num_keypoints, 3), dtype=dtype)
+    # rows are independent: in blocks, so the float64 temporaries are reused from malloc's heap
+    # rather than fresh kernel pages for each (validate_rules.BLOCK_ROWS says why)
+    for e in blocks(kp.shape[0]):
+        _map_block(kp[e], wh[e], skeleton, src_index, out[e])
+    return out
+
+
+def _map_block(kp: np.ndarray, wh: np.ndarray, skeleton: Skeleton, src_index: np.ndarray, out: np.ndarray) -> None:
     m = kp.shape[0]
     x = np.ascontiguousarray(kp[:, :, 0])
     y = np.ascontiguousarray(kp[:, :, 1])
@@ -277,7 +286,6 @@ def map_keypoints(kp: np.ndarray, wh: np.ndarray, skeleton: Skeleton, src_index:
     w = wh[:, 0:1].astype(np.float64)
     h = wh[:, 1:2].astype(np.float64)
     v[((x == 0) & (y == 0)) | outside(x, y, w, h)] = ABSENT
-    out = np.empty((m, skeleton.num_keypoints, 3), dtype=dtype)
     direct = np.flatnonzero(src_index >= 0)
     src = src_index[direct]
     out[:, direct, 0] = x[:, src]
@@ -296,7 +304,6 @@ def map_keypoints(kp: np.ndarray, wh: np.ndarray, skeleton: Skeleton, src_index:
         out[:, j, 0] = mx
         out[:, j, 1] = my
         out[:, j, 2] = dv
-    return out
 
 
 # ------------------------------------------------------------------ convert

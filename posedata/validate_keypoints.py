@@ -18,6 +18,7 @@ from .validate_rules import (
     _Cat,
     _finite,
     _names,
+    blocks,
     default_min_keypoints,
 )
 
@@ -115,16 +116,18 @@ class KeypointChecks:
 
     def _box_checks(self, cat: _Cat, rows: np.ndarray, x: np.ndarray, y: np.ndarray, lab: np.ndarray) -> None:
         b = self.bbox[rows]
-        bx, by, bw, bh = b[:, 0:1], b[:, 1:2], b[:, 2:3], b[:, 3:4]
-        with np.errstate(invalid="ignore"):
-            # in place, one term at a time: np.maximum.reduce over a list first copied the five
-            # (N, K) terms into one (5, N, K) array, 0.3-1 s at COCO-train size and superlinear
-            excess = bx - x
-            np.maximum(excess, x - (bx + bw), out=excess)
-            np.maximum(excess, by - y, out=excess)
-            np.maximum(excess, y - (by + bh), out=excess)
-            np.maximum(excess, 0.0, out=excess)
-            far = lab & (bw > 0) & (bh > 0) & (excess > FAR_OUTSIDE_BBOX * np.maximum(bw, bh))
+        far = np.empty(lab.shape, dtype=bool)
+        for e in blocks(len(rows)):  # see validate_rules.BLOCK_ROWS
+            bx, by, bw, bh, xe, ye = b[e, 0:1], b[e, 1:2], b[e, 2:3], b[e, 3:4], x[e], y[e]
+            with np.errstate(invalid="ignore"):
+                # in place, one term at a time: np.maximum.reduce over a list first copied the five
+                # (N, K) terms into one (5, N, K) array, 0.3-1 s at COCO-train size and superlinear
+                excess = bx - xe
+                np.maximum(excess, xe - (bx + bw), out=excess)
+                np.maximum(excess, by - ye, out=excess)
+                np.maximum(excess, ye - (by + bh), out=excess)
+                np.maximum(excess, 0.0, out=excess)
+                far[e] = lab[e] & (bw > 0) & (bh > 0) & (excess > FAR_OUTSIDE_BBOX * np.maximum(bw, bh))
         for r in np.flatnonzero(far.any(axis=1)):
             ks = np.flatnonzero(far[r])
             i = int(rows[r])
@@ -205,7 +208,11 @@ class KeypointChecks:
                 pairs.append((ja, jb, ln, rn))
         if len(pairs) < 3 or not len(rows):
             return
-        minority, major = minority_pairs(x, lab, np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs]))
+        left, right = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+        # row by row independent: in blocks (see validate_rules.BLOCK_ROWS), then joined
+        parts = [minority_pairs(x[e], lab[e], left, right) for e in blocks(len(rows))]
+        minority = np.concatenate([p[0] for p in parts])
+        major = np.concatenate([p[1] for p in parts])
         # tens of thousands of findings on a large file: numbers read as Python ints in one go, and
         # beyond validate_coco's per_code only counted
         rs, ps = np.nonzero(minority)

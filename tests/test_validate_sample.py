@@ -1,8 +1,13 @@
-"""validate_coco(per_code=N): only the first N findings of each code are built, the rest counted.
+"""What makes validate + convert grow linearly with the file, checked against the plain way.
 
-`posedata convert` prints a count and three locations per code, so it asks for three; the findings
-it gets must be exactly the full list's first three of each code, in the same order, and the
-counts the full list's, on any JSON; and what convert prints must be what the full list printed.
+- validate_coco(per_code=N): only the first N findings of each code are built, the rest counted.
+  `posedata convert` prints a count and three locations per code, so it asks for three; the
+  findings it gets must be exactly the full list's first three of each code, in the same order,
+  and the counts the full list's, on any JSON; and what convert prints must be what the full
+  list printed.
+- row blocks (validate_rules.BLOCK_ROWS): the (N, K) arithmetic of validate's box and flip checks
+  and of convert's keypoint mapping runs in blocks of rows; any block size gives the same
+  findings and label arrays.
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from json_strategies import mutated_json
 from test_properties import PROP, SK, coco_docs, mutated
 
 from posedata import validate as V
+from posedata import validate_rules
 from posedata.cli import cli
 from posedata.findings import SampledFindings
 
@@ -55,7 +61,9 @@ def test_per_code_on_hostile_values(doc, n):
 def noisy_coco(n_images: int = 6, n_annotations: int = 60, seed: int = 0) -> dict:
     """Random persons: many findings of several codes (swaps, small areas, points outside boxes)."""
     rng = np.random.default_rng(seed)
-    images = [{"id": i + 1, "file_name": f"{i + 1}.jpg", "width": 200, "height": 100} for i in range(n_images)]
+    # sizes differ per image, and points fall outside the smaller ones (absent in the labels)
+    images = [{"id": i + 1, "file_name": f"{i + 1}.jpg", "width": 120 + 20 * i, "height": 60 + 10 * i}
+              for i in range(n_images)]
     anns = []
     for j in range(n_annotations):
         kp = np.stack([rng.integers(0, 200, 17), rng.integers(0, 100, 17), rng.choice([0, 1, 2], 17)], axis=1)
@@ -99,3 +107,75 @@ def test_convert_prints_what_the_full_findings_printed(tmp_path, runner, monkeyp
     monkeypatch.setattr(V, "validate_coco", everything)
     assert outputs() == sampled
     assert "6 validation error(s)" in sampled[1]
+
+
+def labels_of(doc):
+    from posedata.convert import to_labels
+
+    keep = V.Validated()
+    findings = V.validate_coco(copy.deepcopy(doc), SK, file="x.json", keep=keep)
+    try:
+        lb = to_labels(doc, SK, source="x.json", validated=keep)
+    except Exception as e:  # noqa: BLE001 - a document validate refuses may stop to_labels; the same way each time
+        return findings, (type(e).__name__, str(e))
+    return findings, {k: getattr(lb, k) for k in ("inst_ids", "inst_image", "keypoints", "bbox", "samples")}
+
+
+@PROP
+@given(st.one_of(mutated(), coco_docs(defects=True), mutated(coco_docs(defects=True))), st.integers(1, 3))
+def test_row_blocks_change_nothing(doc, rows):
+    whole = labels_of(doc)
+    saved = validate_rules.BLOCK_ROWS
+    try:
+        validate_rules.BLOCK_ROWS = rows
+        small = labels_of(doc)
+    finally:
+        validate_rules.BLOCK_ROWS = saved
+    assert small[0] == whole[0]
+    if isinstance(whole[1], tuple) or isinstance(small[1], tuple):
+        assert small[1] == whole[1]
+        return
+    for k, a in whole[1].items():
+        b = small[1][k]
+        assert a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b, equal_nan=True), k
+
+
+def test_duplicate_ids_name_their_first_row_whichever_rows_the_screen_passes():
+    """Ids all exact ints: the screen finds first rows with np.unique; a duplicate on a crowd row
+    (checked row by row) and one on a screened row name the same first rows as the plain checks."""
+    doc = noisy_coco(n_annotations=8)
+    anns = doc["annotations"]
+    for j, aid in enumerate([5, 7, 5, 7, 9, 9, 1, 5]):
+        anns[j]["id"] = aid
+    anns[2]["iscrowd"] = 1
+    anns[2]["segmentation"] = [[0, 0, 10, 0, 10, 10]]
+    fast = V.validate_coco(copy.deepcopy(doc), SK, file="x.json")
+    try:
+        V._Validator.screen = False
+        slow = V.validate_coco(copy.deepcopy(doc), SK, file="x.json")
+    finally:
+        V._Validator.screen = True
+    dups = [f for f in fast if f.code == "V006"]
+    assert [f.where for f in dups] == ["annotations[2].id", "annotations[3].id", "annotations[5].id",
+                                       "annotations[7].id"]
+    assert [f.message.rsplit(" ", 1)[1] for f in dups] == ["annotations[0]", "annotations[1]", "annotations[4]",
+                                                          "annotations[0]"]
+    assert fast == slow
+
+
+def test_row_blocks_on_many_rows():
+    """More rows than blocks, images of different sizes (the keypoint clean-up reads each row's
+    image size): every block size gives the one-block findings and labels."""
+    doc = noisy_coco(n_images=9, n_annotations=200, seed=1)
+    whole = labels_of(doc)
+    assert not isinstance(whole[1], tuple) and len(whole[1]["inst_ids"]) == 200
+    saved = validate_rules.BLOCK_ROWS
+    try:
+        for rows in (1, 7, 64):
+            validate_rules.BLOCK_ROWS = rows
+            small = labels_of(doc)
+            assert small[0] == whole[0], rows
+            for k, a in whole[1].items():
+                assert np.array_equal(a, small[1][k], equal_nan=True), (rows, k)
+    finally:
+        validate_rules.BLOCK_ROWS = saved
