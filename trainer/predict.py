@@ -317,8 +317,8 @@ def onnx_available() -> bool:
 # torch's (the graph written by trainer.onnx_graph, the session, importing onnxruntime; torch has
 # its own: folding BatchNorm, oneDNN's first pass) measured between -0.15 and +0.2 CPU s at width
 # 1.0, and ONNX Runtime saves 0.06-0.1 s per image, so it is repaid within 4 images at worst; whole
-# `posedata infer` jobs of 1, 4 and 9 photos took 0.06-0.41 CPU s less with it at load 4-7
-# (bench/README.md, "infer": `bench_infer.py --jobs`).
+# `posedata infer` jobs of 1 to 9 photos took -0.41 to +0.26 CPU s more with it than with torch at
+# load 4-7, no trend with the size (bench/README.md, "infer": `bench_infer.py --jobs`).
 ONNX_MIN_IMAGES = 4
 
 
