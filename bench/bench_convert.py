@@ -3,6 +3,8 @@
     .venv/bin/python bench/bench_convert.py                 # 57k images, 150k annotations
     .venv/bin/python bench/bench_convert.py --images 5000 --annotations 13000   # quick
     .venv/bin/python bench/bench_convert.py --headline 4    # the README's figure: the CLI vs the reference
+    .venv/bin/python bench/bench_convert.py --growth 4      # 150k vs 300k annotations, per phase
+    (--data DIR keeps the generated files there and reuses them; generating both takes minutes)
 
 A synthetic COCO person-keypoints file of the requested size is generated (skewed persons per
 image, polygon segmentations, about 1% crowd RLE regions, some zero-keypoint persons). Each
@@ -19,7 +21,8 @@ step runs in its own fresh process, which reports its wall time and peak RSS (ru
 - posedata-lwop: the same read + write_lwop_pickle (posedata's copy of the reference's pickle);
 - load: labels.load of the label file just written;
 - validate: the read plus validate_coco, which the CLI runs before converting;
-- cli: `posedata convert` end to end (validate included).
+- cli: `posedata convert` end to end (validate included);
+- cli-phases: the same, reporting user and system CPU time and page faults per phase (--growth).
 Ratios are printed at the end; both pickles are checked byte-identical.
 """
 from __future__ import annotations
@@ -273,6 +276,8 @@ def step(name: str, src: str, out: str) -> None:
         finally:
             sys.stdout.flush()
         _report(t0)
+    elif name == "cli-phases":
+        _cli_phases(src, out)
     elif name == "validate":
         from posedata import skeleton
         from posedata.convert import load_source
@@ -301,6 +306,56 @@ def step(name: str, src: str, out: str) -> None:
         raise SystemExit(f"unknown step {name}")
 
 
+def _usage() -> tuple[float, float, int]:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime, ru.ru_stime, ru.ru_minflt
+
+
+def _cli_phases(src: str, out: str) -> None:
+    """`posedata convert` end to end, with user / system CPU seconds and minor page faults summed
+    per phase (the functions below, timed around each call: a dozen calls, no measurable cost).
+    Phases nest: validate holds screen and keypoint checks."""
+    t0 = time.perf_counter()
+    import posedata.convert as C
+    import posedata.convert_job as J  # noqa: F401 - imported before the wrappers, as the CLI has it
+    import posedata.labels as L
+    import posedata.validate as V
+    from posedata.cli import cli
+
+    acc: dict[str, list[float]] = {}
+
+    def wrap(owner: Any, attr: str, label: str) -> None:
+        f = getattr(owner, attr)
+
+        def timed(*a: Any, **k: Any) -> Any:
+            u0 = _usage()
+            try:
+                return f(*a, **k)
+            finally:
+                d = acc.setdefault(label, [0.0, 0.0, 0])
+                for j, (x0, x1) in enumerate(zip(u0, _usage())):
+                    d[j] += x1 - x0
+
+        setattr(owner, attr, timed)
+
+    for owner, attr, label in ((C, "load_source", "read + parse"), (V, "validate_coco", "validate"),
+                               (V._Validator, "_screen", "  column screen"),
+                               (V._Validator, "_vector_checks", "  keypoint checks"),
+                               (C, "to_labels", "to_labels"), (L, "save", "write")):
+        wrap(owner, attr, label)
+    try:
+        cli.main(["convert", src, "--skeleton", "openpose18", "-o", out, "--force", "--skip-checks"], prog_name="posedata",
+                 standalone_mode=False)
+    finally:
+        sys.stdout.flush()
+    u, s_, f_ = _usage()
+    phases = {k: [round(v[0], 3), round(v[1], 3), int(v[2])] for k, v in acc.items()}
+    phases["rest (imports, printing, freeing)"] = [round(u - sum(v[0] for k, v in acc.items() if k[0] != " "), 3),
+                                                   round(s_ - sum(v[1] for k, v in acc.items() if k[0] != " "), 3),
+                                                   int(f_ - sum(v[2] for k, v in acc.items() if k[0] != " "))]
+    _report(t0, user=round(u, 3), sys=round(s_, 3), minflt=f_, phases=phases)
+
+
 # Every step runs with its modules' bytecode cached, as an installed package has it: this
 # machine's environment sets PYTHONDONTWRITEBYTECODE, which made every posedata step recompile
 # posedata's modules (~0.1 s of CPU) while the reference's (the standard library's json and
@@ -323,16 +378,68 @@ def run(name: str, src: Path, out: Path | str) -> dict:
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def headline(n_images: int, n_annotations: int, seed: int, rounds: int) -> None:
+def _files(tmp: Path, data: str | None, n_images: int, n_annotations: int, seed: int) -> tuple[Path, Path]:
+    """The generated file and the one twice its size: in `data` when given (made once, reused)."""
+    where = Path(data) if data else tmp
+    where.mkdir(parents=True, exist_ok=True)
+    src = where / f"coco_{n_images}_{n_annotations}_{seed}.json"
+    big = where / f"coco_{2 * n_images}_{2 * n_annotations}_{seed + 1}.json"
+    for path, spec in ((src, f"{n_images},{n_annotations},{seed}"), (big, f"{2 * n_images},{2 * n_annotations},{seed + 1}")):
+        if not path.is_file():
+            part = path.with_suffix(".part")
+            run("generate", part, spec)
+            part.replace(path)
+    run("warm", src, "")
+    return src, big
+
+
+def growth(n_images: int, n_annotations: int, seed: int, pairs: int, data: str | None) -> None:
+    """How validate + convert grow: `posedata convert` of the file and of one twice its size in
+    alternating pairs (their order swapped every pair), CPU and wall time ratios per pair and of
+    the medians, and per phase user / system time and page faults."""
+    import statistics
+
+    with tempfile.TemporaryDirectory() as td:
+        tmp = Path(td)
+        src, big = _files(tmp, data, n_images, n_annotations, seed)
+        res: dict[str, list[dict]] = {"1x": [], "2x": []}
+        for k in range(pairs):
+            for size in (("1x", "2x") if k % 2 == 0 else ("2x", "1x")):
+                load = os.getloadavg()[0]
+                r = run("cli-phases", src if size == "1x" else big, tmp / f"out{size}.npz")
+                r["load"] = round(load, 2)
+                res[size].append(r)
+            a, b = res["1x"][-1], res["2x"][-1]
+            print(f"pair {k + 1}: {a['cpu_seconds']:.2f} s vs {b['cpu_seconds']:.2f} s CPU (x{b['cpu_seconds'] / a['cpu_seconds']:.2f}), "
+                  f"{a['seconds']:.2f} s vs {b['seconds']:.2f} s wall (x{b['seconds'] / a['seconds']:.2f}); user "
+                  f"{a['user']:.2f} / {b['user']:.2f}, sys {a['sys']:.2f} / {b['sys']:.2f}, page faults {a['minflt']} / "
+                  f"{b['minflt']}; peak {a['maxrss_mb']:.0f} / {b['maxrss_mb']:.0f} MB; load {a['load']} / {b['load']}")
+        print()
+        ratios = [b["cpu_seconds"] / a["cpu_seconds"] for a, b in zip(res["1x"], res["2x"])]
+        walls = [b["seconds"] / a["seconds"] for a, b in zip(res["1x"], res["2x"])]
+
+        def med(size: str, key: str) -> float:
+            return statistics.median(r[key] for r in res[size])
+
+        print(f"2x the annotations, medians of {pairs} pairs: x{med('2x', 'cpu_seconds') / med('1x', 'cpu_seconds'):.2f} "
+              f"CPU ({med('1x', 'cpu_seconds'):.2f} s vs {med('2x', 'cpu_seconds'):.2f} s), x{med('2x', 'seconds') / med('1x', 'seconds'):.2f} "
+              f"wall; per pair CPU x{min(ratios):.2f}-x{max(ratios):.2f}, wall x{min(walls):.2f}-x{max(walls):.2f}; "
+              f"peak {med('1x', 'maxrss_mb'):.0f} vs {med('2x', 'maxrss_mb'):.0f} MB")
+        print("per phase, medians (user s, sys s, page faults):")
+        for phase in res["1x"][0]["phases"]:
+            one = [statistics.median(r["phases"][phase][j] for r in res["1x"]) for j in range(3)]
+            two = [statistics.median(r["phases"][phase][j] for r in res["2x"]) for j in range(3)]
+            print(f"  {phase:36s} 1x {one[0]:5.2f} {one[1]:5.2f} {one[2]:8.0f}   2x {two[0]:5.2f} {two[1]:5.2f} {two[2]:8.0f}   "
+                  f"user x{two[0] / max(one[0], 1e-9):.2f}")
+
+
+def headline(n_images: int, n_annotations: int, seed: int, rounds: int, data: str | None = None) -> None:
     """The figure users care about: the command they run, against the reference, in one run."""
     import statistics
 
     with tempfile.TemporaryDirectory() as td:
         tmp = Path(td)
-        src, big = tmp / "coco.json", tmp / "coco2x.json"
-        run("generate", src, f"{n_images},{n_annotations},{seed}")  # type: ignore[arg-type]
-        run("generate", big, f"{2 * n_images},{2 * n_annotations},{seed + 1}")  # type: ignore[arg-type]
-        run("warm", src, "")
+        src, big = _files(tmp, data, n_images, n_annotations, seed)
         print(f"files: {src.stat().st_size / 1e6:.0f} MB ({n_annotations} annotations), "
               f"{big.stat().st_size / 1e6:.0f} MB ({2 * n_annotations})")
         res: dict[str, list[dict]] = {"reference": [], "cli": [], "cli-2x": []}
@@ -376,13 +483,20 @@ def main() -> None:
                     help="only the headline: `posedata convert` end to end (validate included) against the "
                          "reference's label step, alternating for ROUNDS rounds, medians; plus one 2x-sized "
                          "file (validate + convert) to show how time and memory grow")
+    ap.add_argument("--growth", type=int, metavar="PAIRS", default=0,
+                    help="only the growth: `posedata convert` of the file and of one twice its size in PAIRS "
+                         "alternating pairs, with per-phase user / system time and page faults")
+    ap.add_argument("--data", metavar="DIR", help="keep the generated files in DIR and reuse them (--headline, --growth)")
     ap.add_argument("--step", nargs=3, metavar=("NAME", "SRC", "OUT"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.step:
         step(*a.step)
         return
     if a.headline:
-        headline(a.images, a.annotations, a.seed, a.headline)
+        headline(a.images, a.annotations, a.seed, a.headline, a.data)
+        return
+    if a.growth:
+        growth(a.images, a.annotations, a.seed, a.growth, a.data)
         return
     with tempfile.TemporaryDirectory() as td:
         tmp = Path(td)
