@@ -166,6 +166,55 @@ def test_long_limbs_split_path():
     assert kp.shape[0] * len(lb) * 46 * 46 > targets_mod._SPLIT_CELLS
     pafs = render_pafs(kp, lb, 46, 46)
     np.testing.assert_allclose(pafs, cellwise_pafs(kp, sk.limbs, 46, 46, 8, 1.0), rtol=0, atol=1e-5)
+    assert not render_pafs(kp, lb, 46, 46, thickness=-0.5).any()  # negative box widths: no cells
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_span_groups_minimise_dense_cells(seed):
+    """The split of PAF segments by span is the one with the fewest dense cells (each group costs
+    its size times its largest span squared), kept only when it saves more than _GROUP_CELLS, and
+    the groups hold every segment once."""
+    from posedata import targets as targets_mod
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(200, 3000))
+    spans = rng.choice([0, 1, 2, 3, 4, 5, 6, 9, 12, 20], n, p=[.02, .05, .1, .2, .2, .15, .1, .1, .05, .03])
+    if seed == 0:
+        spans[:3] = -2  # a negative thickness gives negative widths: an empty box
+    total = int(spans.max())
+    groups = targets_mod._span_groups(spans, total)
+    cells = [(s * s if s > 0 else 0) * (spans <= s).sum() + total * total * (spans > s).sum()
+             for s in range(total + 1)]
+    best = min(range(total + 1), key=lambda s: (cells[s], s))
+    if n * total * total - cells[best] > targets_mod._GROUP_CELLS and (spans > best).any():
+        (short, s_short), (long_, s_long) = groups
+        assert (s_short, s_long) == (best, total)
+        np.testing.assert_array_equal(np.sort(np.concatenate([short, long_])), np.arange(n))
+        assert spans[short].max() == best and (spans[long_] > best).all()
+    else:
+        assert len(groups) == 1 and groups[0][1] == total
+
+
+def test_heatmap_sums_clipped_only_where_they_exceed_one():
+    """Two people at the same spot sum to over 1 near their points: those cells (and only those)
+    are clipped to 1, in a batch whose other samples have no such cell, which stay bit-identical
+    to their own single-sample maps."""
+    sk = skmod.resolve("openpose18")
+    rng = np.random.default_rng(8)
+    twins = people18(2, rng)
+    twins[1] = twins[0]
+    batch = [people18(3, rng, vis=False), twins, people18(1, rng)]
+    heat, pafs = render_targets_batch(batch, sk, 46, 46)
+    want = cellwise_heatmaps(twins, 46, 46, 8, 7.0)
+    np.testing.assert_allclose(heat[1], want, rtol=0, atol=1e-5)
+    assert (heat[1][:-1] == 1.0).sum() >= 18 and heat[1].max() == 1.0  # clipped peaks
+    single = render_heatmaps(twins[:1], 46, 46)[:-1]
+    assert (single * 2 > 1).any() and (single[single > 0] * 2 < 1).any()
+    np.testing.assert_array_equal(heat[1][:-1], np.minimum(single * 2, 1))  # each sum exact, then clipped
+    for b, kp in enumerate(batch):
+        h1, p1 = render_targets(kp, sk, 46, 46)
+        np.testing.assert_array_equal(heat[b], h1)
+        np.testing.assert_array_equal(pafs[b], p1)
 
 
 def test_targets_edge_cases():
