@@ -392,7 +392,7 @@ def render_targets_batch(
     keypoints: Sequence[np.ndarray] | np.ndarray, skeleton: Skeleton, map_h: int, map_w: int,
     stride: int = 8, sigma: float = 7.0, thickness: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Targets of several samples in one set of NumPy calls (per chunk of about 8 MB of output).
+    """Targets of several samples in one set of NumPy calls (per chunk of at most 20 MB of output).
 
     keypoints[b] holds sample b's instances (N_b, K, 3), main first; N_b may differ between
     samples, and a padded (B, N, K, 3) array works as well (absent padding draws nothing).
@@ -413,10 +413,13 @@ def render_targets_batch(
     if not (map_h and map_w and samples):
         return heat, pafs
     # Chunks of at most _CHUNK_BYTES of output, of equal size: every pass of a chunk (Gaussians,
-    # clip, background, PAF winners, PAF values) scatters into the same few MB, which stay in
-    # the cache between passes; one call over a 38 MB output missed the cache on every pass.
-    # Measured: 80 samples of 3 / 10 people 0.147 / 0.38 ms per sample in one call, 0.097 /
-    # 0.175 ms in chunks of 16 (7.7 MB), 0.11 / 0.19 in chunks of 8 (more per-call overhead).
+    # clip, PAF winners, PAF values) scatters into the same MBs, which stay in the cache between
+    # passes, while each chunk pays the fixed cost of ~150 NumPy calls (0.15-0.35 ms). Measured
+    # before outputs were recycled: 80 samples of 3 / 10 people 0.147 / 0.38 ms per sample in one
+    # call, 0.097 / 0.175 ms in chunks of 16 (7.7 MB). With recycled outputs and the background
+    # gathered outside the output, A/B in one process at load 5 (bench/README.md "targets"),
+    # batches of 80 in 2 chunks of 40 against 5 of 16: 3 people 0.89, 10 people 0.92; in one
+    # chunk 0.89 / 0.96; in 10 chunks 1.24 / 1.11; 3 chunks against 2: 1.06 / 1.06.
     per_sample = out[0].nbytes
     n_chunks = -(-len(samples) * per_sample // _CHUNK_BYTES)
     size = -(-len(samples) // n_chunks)
@@ -502,8 +505,8 @@ class _OutputPool:
 _OUTPUTS = _OutputPool(32 << 20)
 
 
-# output bytes rendered per chunk; see render_targets_batch
-_CHUNK_BYTES = 8 << 20
+# output bytes rendered per chunk (a batch of 80 at 368 px: two chunks); see render_targets_batch
+_CHUNK_BYTES = 20 << 20
 _malloc_ready = False  # glibc's mmap threshold raised in this process; see render_targets_batch
 
 
