@@ -156,6 +156,7 @@ def main() -> None:
     print(f"{'people':>6} {'(a1)':>9} {'(a8)':>9} {'(a16)':>9} {'(a80)':>9} {'(b) cellwise':>13} "
           f"{'(c) floor':>10} {'(c80)':>9} {'b/a1':>6} {'b/a8':>6} {'b/a16':>6} {'b/a80':>6} {'a1/c':>6}")
     rows = []
+    paired_runs = []
     for n in (1, 3, 10):
         scenes = [people(n, rng) for _ in range(n_scenes)]
         lists = [s.tolist() for s in scenes]
@@ -208,7 +209,33 @@ def main() -> None:
         print(f"{n:>6} {ta * 1e3:>6.3f} ms {ta8 * 1e3:>6.3f} ms {ta16 * 1e3:>6.3f} ms {ta80 * 1e3:>6.3f} ms "
               f"{tb * 1e3:>10.3f} ms {tc * 1e3:>7.3f} ms {tc80 * 1e3:>6.3f} ms {tb / ta:>5.1f}x {tb / ta8:>5.1f}x "
               f"{tb / ta16:>5.1f}x {tb / ta80:>5.1f}x {ta / tc:>5.1f}x")
+        paired_runs.append((n, run_b, {8: run_a8, 16: run_a16, 80: run_a80}))
+    paired(paired_runs, rounds=7 if quick else 21)
     cpu_small(rng, reps=5 if quick else 15)
+
+
+def paired(runs: list, rounds: int) -> None:
+    """b / aN from alternating rounds: each round times (b) once and every batch size once, in
+    an order that rotates from round to round, CPU and wall time; the median of the rounds'
+    ratios. A neighbour's load that comes and goes then slows both sides of a ratio alike,
+    where the table above times each column in its own stretch of time."""
+    print(f"paired: b / aN per round, {rounds} alternating rounds, median [lowest-highest], CPU then wall")
+    for n, run_b, run_a in runs:
+        fns = [("b", run_b)] + [(bs, fn) for bs, fn in run_a.items()]
+        cpu: dict = {name: [] for name, _ in fns}
+        wall: dict = {name: [] for name, _ in fns}
+        for r in range(rounds):
+            for name, fn in fns[r % len(fns):] + fns[:r % len(fns)]:
+                c, w = time.process_time(), time.perf_counter()
+                fn()
+                cpu[name].append(time.process_time() - c)
+                wall[name].append(time.perf_counter() - w)
+        parts = []
+        for bs in run_a:
+            for label, t in (("CPU", cpu), ("wall", wall)):
+                ratios = sorted(b / a for b, a in zip(t["b"], t[bs]))
+                parts.append(f"b/a{bs} {label} x{ratios[len(ratios) // 2]:.1f} [{ratios[0]:.1f}-{ratios[-1]:.1f}]")
+        print(f"{n:>6} people: " + "; ".join(parts))
 
 
 def cpu_small(rng: np.random.Generator, reps: int) -> None:
