@@ -19,7 +19,10 @@ sigma 7, thickness 1, for 1, 3 and 10 people, 80 scenes each (every column times
 A last table repeats (a16) and (b) in the cpu-small preset's geometry (128 x 128 input, 16 x 16
 maps), the batches of 16 the demo renders. Times are per sample, the best of several repeats of
 this process's CPU time (time.process_time): the machine is shared, and CPU time leaves out the
-time spent waiting for a core, which wall-clock time under load does not.
+time spent waiting for a core, which wall-clock time under load does not. A "paired" section then
+times (b) and each batch size in alternating rounds (rotating order) and prints the median of the
+rounds' b / aN ratios, CPU and wall: a neighbour's load that comes and goes slows both sides of a
+ratio alike there, where each column of the table is timed in its own stretch of time.
 """
 from __future__ import annotations
 
