@@ -392,6 +392,44 @@ def test_truncated_file_exit_2(sio, runner, tmp_path, cut) -> None:
     assert "Traceback" not in res.output and not out.exists()
 
 
+def _with_table(slp: Path, name: str, **dataset) -> None:
+    """The .slp with its table `name` replaced by an unwritten one of the given declaration (the
+    file stays small: HDF5 allocates no space for data never written)."""
+    import h5py
+
+    with h5py.File(slp, "r+") as f:
+        del f[name]
+        f.create_dataset(name, **dataset)
+
+
+def test_a_table_declared_larger_than_the_file_is_refused_unread(sio, runner, tmp_path) -> None:
+    """The case: a flipped byte in a 14 KB .slp declared videos_json as 570 million entries and
+    reading it took 23 GB. A table stored in one block cannot be larger than the file."""
+    f = make_slp(sio, tmp_path)
+    _with_table(f, "suggestions_json", shape=(50_000_000,), dtype="u1")  # contiguous, 50 MB declared
+    assert f.stat().st_size < 1 << 20
+    with pytest.raises(InputError) as e:
+        SL.read(f, S.load(SKEL), ImportOptions())
+    assert e.value.where == "suggestions_json" and "declares 50,000,000 bytes" in e.value.message
+    out = tmp_path / "o.json"
+    res = run_import(runner, f, out)
+    assert res.exit_code == 2 and "suggestions_json" in res.output and not out.exists()
+
+
+def test_chunked_tables_get_a_budget_of_the_files_size(sio, tmp_path) -> None:
+    import h5py
+
+    f = make_slp(sio, tmp_path)
+    over = SL.CHUNKED_MIN // 16 + 1  # variable-length entries: 16 bytes each
+    _with_table(f, "suggestions_json", shape=(over,), chunks=(1024,), dtype=h5py.string_dtype())
+    with pytest.raises(InputError) as e:
+        SL.read(f, S.load(SKEL), ImportOptions())
+    assert e.value.where == "suggestions_json" and "chunked tables declare" in e.value.message
+    # an empty chunked table, as SLEAP writes them, is no damage
+    _with_table(f, "suggestions_json", shape=(0,), maxshape=(None,), chunks=(1024,), dtype=h5py.string_dtype())
+    assert SL.read(f, S.load(SKEL), ImportOptions()).dataset.annotations
+
+
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(flips=st.lists(st.tuples(st.integers(0, 1 << 20), st.integers(0, 255)), min_size=1, max_size=8))
 def test_corrupted_bytes_raise_only_posedata_errors(sio, tmp_path_factory, flips) -> None:

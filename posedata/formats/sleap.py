@@ -90,12 +90,55 @@ def _load(path: Path) -> Any:
                 raise InputError("not a SLEAP .slp file (no HDF5 signature)", file=file)
     except OSError as e:
         raise InputError(f"cannot read: {e.strerror}", file=file) from None
+    _check_declared_sizes(path)
     try:
         return sio.load_slp(file, open_videos=False)
     except InputError:
         raise
     except Exception as e:  # sleap-io/h5py raise many types on a damaged file; none may escape as a traceback
         raise InputError(f"sleap-io cannot read this .slp file: {type(e).__name__}: {e}", file=file) from None
+
+
+# sleap-io reads every table of the file whole, into an array of the shape the file declares. A
+# damaged .slp of 14 KB declared its videos_json table as 570 million entries (a flipped byte in
+# the shape), and reading it took 23 GB. So the declared sizes are checked first: a table stored
+# in one block (HDF5 "contiguous" or "compact") lies inside the file, so it cannot be larger than
+# the file; a chunked table may be compressed, or have unwritten chunks, so all of them together
+# get a budget of CHUNKED_RATIO times the file's size, at least CHUNKED_MIN bytes. Variable-length
+# entries (SLEAP's JSON strings) count as the 16-byte reference each entry stores.
+CHUNKED_MIN = 256 << 20
+CHUNKED_RATIO = 100
+
+
+def _check_declared_sizes(path: Path) -> None:
+    import h5py
+
+    file = str(path)
+    size = path.stat().st_size
+    budget = max(CHUNKED_MIN, CHUNKED_RATIO * size)
+    tables: list[tuple[str, int, bool]] = []
+
+    def visit(name: str, obj: Any) -> None:
+        if isinstance(obj, h5py.Dataset):
+            entry = max(obj.dtype.itemsize, 16) if obj.dtype.hasobject else obj.dtype.itemsize
+            declared = int(np.prod(obj.shape, dtype=object)) * entry if obj.shape else entry
+            tables.append((name, declared, obj.chunks is not None))
+
+    try:
+        with h5py.File(path, "r") as f:
+            f.visititems(visit)
+    except Exception as e:  # h5py raises many types on a damaged file; none may escape as a traceback
+        raise InputError(f"sleap-io cannot read this .slp file: {type(e).__name__}: {e}", file=file) from None
+    for name, declared, chunked in tables:
+        if not chunked and declared > size:
+            raise InputError(f"table {name!r} declares {declared:,} bytes, more than the whole file ({size:,} "
+                             "bytes) holds: the file is damaged", file=file, where=name)
+    chunked_total = sum(declared for _, declared, chunked in tables if chunked)
+    if chunked_total > budget:
+        name = max((t for t in tables if t[2]), key=lambda t: t[1])[0]
+        raise InputError(f"its chunked tables declare {chunked_total:,} bytes in all ({name!r} the most), more than "
+                         f"{CHUNKED_RATIO}x the file's {size:,} bytes: the file is damaged or not SLEAP's",
+                         file=file, where=name)
 
 
 def _pick_skeleton(labels: Any, wanted: str | None, file: str) -> Any:
