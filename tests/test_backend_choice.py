@@ -116,3 +116,15 @@ def test_val_auto_counts_the_coco_files_images(tmp_path, runner, no_gpu, asked):
     # the help states the same threshold as the code
     r = runner.invoke(cli, ["infer", "--help"])
     assert f"for {N} images or more" in _line(r.output)
+
+
+def test_vals_image_count_is_read_before_the_model_and_never_fails(tmp_path):
+    from posedata.commands.model import coco_image_count
+
+    good = tmp_path / "v.json"
+    good.write_text(json.dumps({"images": [{"id": i} for i in range(5)], "annotations": []}))
+    assert coco_image_count(good) == 5
+    for name, text in [("bad.json", "{not json"), ("list.json", "[1, 2]"), ("noimages.json", '{"images": 3}')]:
+        (tmp_path / name).write_text(text)
+        assert coco_image_count(tmp_path / name) is None  # evaluate reports it, located
+    assert coco_image_count(tmp_path / "missing.json") is None
