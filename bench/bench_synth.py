@@ -3,6 +3,11 @@ against the budget (200 images in 3 s), and how the time splits between drawing 
 (measured in one run, CPU time, so other load on the machine does not distort the ratios).
 
     .venv/bin/python bench/bench_synth.py [--images 200]
+    .venv/bin/python bench/bench_synth.py --ab OTHER_CHECKOUT [--template coco17] [--pairs 4]
+
+--ab times `synth.generate` of this checkout against another one (e.g. `git worktree add
+/tmp/old COMMIT`), one fresh process per run, in alternating pairs: the steady way to tell a code
+change from the machine, whose single runs move by 20%.
 """
 from __future__ import annotations
 
@@ -29,7 +34,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--images", type=int, default=200)
     ap.add_argument("--size", type=int, default=160)
+    ap.add_argument("--ab", type=Path, metavar="CHECKOUT", help="time against another checkout, alternating")
+    ap.add_argument("--template", default="coco17", help="--ab: the template to draw")
+    ap.add_argument("--pairs", type=int, default=4, help="--ab: alternating pairs")
     args = ap.parse_args()
+    if args.ab:
+        return ab(args)
     tmp = Path(tempfile.mkdtemp())
     try:
         budget = 3.0 * args.images / 200
@@ -53,6 +63,38 @@ def main() -> None:
                   f"  (jpeg encode {encode / cpu:.0%})")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+AB_RUN = """
+import sys, tempfile, time
+from pathlib import Path
+from posedata import skeleton as S, synth
+sk, out = S.resolve(sys.argv[1]), Path(tempfile.mkdtemp()) / "x"
+c = time.process_time()
+synth.generate(sk, out, int(sys.argv[2]), (int(sys.argv[3]),) * 2, seed=0)
+print(time.process_time() - c)
+"""
+
+
+def ab(args: argparse.Namespace) -> None:
+    import os
+    import statistics
+    import subprocess
+
+    def run(root: Path) -> float:
+        env = {**os.environ, "PYTHONPATH": str(root)}
+        out = subprocess.run([sys.executable, "-c", AB_RUN, args.template, str(args.images), str(args.size)],
+                             cwd=root, env=env, capture_output=True, text=True, check=True).stdout
+        return float(out.split()[-1])
+
+    ratios = []
+    for i in range(args.pairs):
+        order = [ROOT, args.ab] if i % 2 == 0 else [args.ab, ROOT]
+        t = {root: run(root) for root in order}
+        ratios.append(t[ROOT] / t[args.ab])
+        print(f"pair {i + 1}: this {t[ROOT]:.2f} s, other {t[args.ab]:.2f} s CPU (x{ratios[-1]:.2f})", flush=True)
+    print(f"{args.template}, {args.images} images: this checkout / other, median x{statistics.median(ratios):.2f} "
+          f"[{min(ratios):.2f}-{max(ratios):.2f}] of process CPU time")
 
 
 if __name__ == "__main__":
