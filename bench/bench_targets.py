@@ -136,6 +136,22 @@ def floor_batch(b: int, k: int, n_limbs: int, map_h: int, map_w: int) -> np.ndar
     return out
 
 
+def in_batches(scenes: list, batch: int, sk, mh: int, mw: int):
+    """(aN): the scenes rendered `batch` at a time, as the trainer renders each DataLoader batch."""
+    def run() -> None:
+        for i in range(0, len(scenes), batch):
+            render_targets_batch(scenes[i:i + batch], sk, mh, mw)
+    return run
+
+
+def one_cell_at_a_time(lists: list, k: int, limbs: list, mh: int, mw: int):
+    """(b): the same scenes through the reference-style loops."""
+    def run() -> None:
+        for lst in lists:
+            cellwise_targets(lst, k, limbs, mh, mw)
+    return run
+
+
 def best_time(fn, repeats: int, inner: int) -> float:
     best = math.inf
     for _ in range(repeats):
@@ -176,21 +192,8 @@ def main() -> None:
             for s in scenes:
                 render_targets(s, sk, mh, mw)
 
-        def run_a8(scenes=scenes):
-            for i in range(0, len(scenes), 8):
-                render_targets_batch(scenes[i:i + 8], sk, mh, mw)
-
-        def run_a16(scenes=scenes):
-            for i in range(0, len(scenes), 16):
-                render_targets_batch(scenes[i:i + 16], sk, mh, mw)
-
-        def run_a80(scenes=scenes):
-            for i in range(0, len(scenes), 80):
-                render_targets_batch(scenes[i:i + 80], sk, mh, mw)
-
-        def run_b(lists=lists):
-            for lst in lists:
-                cellwise_targets(lst, k, limbs, mh, mw)
+        run_a8, run_a16, run_a80 = (in_batches(scenes, b, sk, mh, mw) for b in (8, 16, 80))
+        run_b = one_cell_at_a_time(lists, k, limbs, mh, mw)
 
         def run_c(scenes=scenes):
             for _ in scenes:
@@ -263,13 +266,8 @@ def cpu_small(rng: np.random.Generator, reps: int) -> None:
             hb, pb = cellwise_targets(lst, k, limbs, mh, mw)
             assert np.abs(hs[b] - hb).max() <= 1e-5 and np.abs(ps[b] - pb).max() <= 1e-5
 
-        def run_a16(scenes=scenes):
-            for i in range(0, len(scenes), 16):
-                render_targets_batch(scenes[i:i + 16], sk, mh, mw)
-
-        def run_b(lists=lists):
-            for lst in lists:
-                cellwise_targets(lst, k, limbs, mh, mw)
+        run_a16 = in_batches(scenes, 16, sk, mh, mw)
+        run_b = one_cell_at_a_time(lists, k, limbs, mh, mw)
 
         ta16 = best_time(run_a16, reps, 1) / len(scenes)
         tb = best_time(run_b, 2 if reps < 15 else 4, 1) / len(scenes)
