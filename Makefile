@@ -35,7 +35,7 @@ demo: setup
 fuzz: setup
 	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q tests/test_properties.py
 
-# Every figure in bench/README.md, each script as the README ran it (hours on 2 cores; outputs and
+# Every figure in bench/README.md, each command as the README quotes it (hours on 2 cores; outputs and
 # a summary with times and load averages in bench-out/). bench-quick: the same scripts on small
 # inputs, to check that all of them still run (bench/README.md says how long each takes).
 bench: setup

@@ -1,14 +1,17 @@
-"""Every script whose figures bench/README.md quotes, run as the README ran it (`make bench`), or
+"""Every command whose figures bench/README.md quotes, run as the README ran it (`make bench`), or
 on small inputs to check that each one still runs (`make bench-quick`: its numbers are not the
 README's). Each script runs in its own process, one after the other; its output (stdout and
 stderr) goes to OUT/<name>.txt as it runs, and OUT/summary.txt lists per script the command, exit
 status, wall time and the 1-minute load average before and after (the README states the load of
-every figure).
+every figure). MANUAL lists the commands the README quotes that `make bench` does not run, and
+why; tests/test_bench_commands.py checks that every `bench/...py` command quoted in bench/README.md
+and README.md is in the full list or in MANUAL, and that the README quotes every one of them.
 
 Run: .venv/bin/python bench/run_all.py [--quick] [--only NAME,NAME] [-o bench-out]
 
-Full run: hours on the shared 2-core machine (the demo alone trains 3600 steps: 10-40 min; convert
-and validate generate 100-270 MB files); the quick run took the time bench/README.md states.
+Full run: hours on the shared 2-core machine (the demo alone trains 3200 steps: 11.5 min with no
+other job, 35 min at load 8-13; convert generates 134 + 268 MB COCO files into OUT/convert-data,
+kept for a rerun; validate generates 102 MB); the quick run took the time bench/README.md states.
 """
 from __future__ import annotations
 
@@ -23,8 +26,47 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
 
+# Commands bench/README.md quotes that `make bench` does not run (argument values that are paths
+# are written as the README writes them; see command_key), each with the reason.
+MANUAL = {
+    "bench_synth.py --ab CHECKOUT --pairs 4":
+        "compares this checkout with another one (`git worktree add /tmp/synth-old COMMIT`): an A/B "
+        "against a chosen older commit, not a figure of the current code",
+    "bench_grouping.py --ab OTHER_GROUPING_PY":
+        "times another version of posedata/grouping.py (`git show COMMIT:posedata/grouping.py > "
+        "/tmp/old.py`) against the current one: an A/B against a chosen older commit",
+    "demo_inference.py CHECKPOINT":
+        "needs the 3600-step checkpoint of the demo's earlier settings (historical: it chose the "
+        "demo's inference settings; `posedata demo` writes today's checkpoint to demo-out/run/last.pt)",
+    "bench_infer.py --jobs --rounds 5 --sizes 1,4,9":
+        "historical whole-job table (11:06, code of commit 5f5facf); `make bench` runs the current "
+        "one with --rounds 3",
+}
+
+_OUTPUT_OPTIONS = ("-o", "--output", "--data")  # where results or cached inputs go: not the figures
+_OTHER_CODE = {"--ab": "OTHER"}  # another checkout or module: the README names it by a placeholder
+
+
+def command_key(script: str, args: list[str]) -> tuple[str, ...]:
+    """A command as compared with the README's: the script's file name and its arguments, without
+    the output and cache locations (they do not change a figure), and with --ab's path replaced by
+    one placeholder (the README writes the one it used, or CHECKOUT / OTHER_GROUPING_PY)."""
+    out: list[str] = [Path(script).name]
+    it = iter(args)
+    for a in it:
+        if a in _OUTPUT_OPTIONS:
+            next(it, None)
+        elif a in _OTHER_CODE:
+            next(it, None)
+            out += [a, _OTHER_CODE[a]]
+        else:
+            out.append(a)
+    return tuple(out)
+
+
 def scripts(out: Path, quick: bool) -> list[tuple[str, str, list[str]]]:
     """(name, script, arguments) in README order; quick: small inputs, same code paths."""
+    data = ["--data", str(out / "convert-data")]  # --headline and --growth share the generated files
     full = [
         ("formats", "bench_formats.py", []),
         ("import", "bench_import.py", []),
@@ -32,25 +74,31 @@ def scripts(out: Path, quick: bool) -> list[tuple[str, str, list[str]]]:
         ("targets", "bench_targets.py", []),
         ("augment", "bench_augment.py", []),
         ("synth", "bench_synth.py", []),
-        *[(f"learnability-{s}", "synth_learnability.py", ["--skeleton", s, "--no-train", "-o", str(out / f"learn-{s}")])
+        *[(f"learnability-{s}", "synth_learnability.py",
+           ["--skeleton", s, "--no-train", "--val-images", "150", "-o", str(out / f"learn-{s}")])
           for s in ("object5", "quadruped17", "coco17", "hand21")],
         ("grouping", "bench_grouping.py", []),
-        ("convert-headline", "bench_convert.py", ["--headline", "3"]),
-        ("convert", "bench_convert.py", []),
+        ("convert-headline", "bench_convert.py", ["--headline", "3", *data]),
+        ("convert-growth", "bench_convert.py", ["--growth", "4", *data]),
         ("train", "bench_train.py", []),
         ("demo", "bench_demo.py", ["-o", str(out / "demo")]),
-        ("infer", "bench_infer.py", []),
+        ("infer", "bench_infer.py", ["--rounds", "3"]),
         ("infer-1-thread", "bench_infer.py", ["--rounds", "3", "--threads", "1"]),
+        ("infer-jobs", "bench_infer.py", ["--jobs", "--rounds", "3", "--sizes", "1,4,9"]),
         ("val", "bench_val.py", []),
         ("val-forward", "bench_val.py", ["--forward-rounds", "3"]),
         ("flipcheck", "bench_flipcheck.py", ["--reps", "300", "--wrong-reps", "200"]),
         ("flipcheck-verdict", "bench_flipcheck.py", ["--part", "verdict", "--verdict-reps", "40",
                                                      "--verdict-sizes", "2", "10", "50", "100"]),
+        ("flipcheck-verdict-openpose18", "bench_flipcheck.py", ["--part", "verdict", "--maps", "openpose18",
+                                                                "--verdict-reps", "200", "--verdict-sizes",
+                                                                "20", "30", "50"]),
         ("swaps", "bench_swaps.py", ["--reps", "300", "--swap-reps", "100"]),
         ("refusals", "bench_refusals.py", []),
     ]
     if not quick:
         return full
+    small_convert = ["--images", "5000", "--annotations", "13000", *data]
     small = {
         "formats": ["--frames", "200"],
         "import": ["--images", "200"],
@@ -59,15 +107,19 @@ def scripts(out: Path, quick: bool) -> list[tuple[str, str, list[str]]]:
         "augment": ["--quick"],
         "synth": ["--images", "40"],
         "grouping": ["--quick"],
-        "convert": ["--images", "5000", "--annotations", "13000"],
+        "convert-headline": ["--headline", "1", *small_convert],
+        "convert-growth": ["--growth", "1", *small_convert],
         "train": ["--quick"],
         "demo": ["-o", str(out / "demo-quick"), "--steps", "20"],
         "infer": ["--quick"],
         "infer-1-thread": ["--quick", "--threads", "1"],
+        "infer-jobs": ["--jobs", "--rounds", "1", "--sizes", "1"],
         "val": ["--images", "8"],
         "flipcheck": ["--reps", "10", "--sizes", "2", "50", "--wrong-reps", "40", "--wrong-sizes", "50",
                       "--maps", "knee<->ankle"],
         "flipcheck-verdict": ["--part", "verdict", "--verdict-reps", "2", "--verdict-sizes", "2", "50"],
+        "flipcheck-verdict-openpose18": ["--part", "verdict", "--maps", "openpose18", "--verdict-reps", "2",
+                                         "--verdict-sizes", "20"],
         "swaps": ["--reps", "10", "--swap-reps", "10"],
         "val-forward": ["--images", "4", "--forward-rounds", "1"],
         "refusals": [],
