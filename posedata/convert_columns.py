@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 
 from .coco import Dataset
+from .cocojson import keypoint_lists
+from .columns import TypedRecords
 from .errors import InputError
 from .validate import Validated
 
@@ -128,7 +130,9 @@ def _finish_columns(ids: list[int | None], image_ids: list[int | None], kp_rows:
                     n_other: int, flat_keypoints: bool) -> _Columns:
     """Shared tail of both extractors: stack, recount, drop what cannot be represented."""
     m = len(ids)
-    if flat_keypoints:
+    if type(kp_rows) is tuple:  # stacked already, from cocojson's parsed column
+        kp, kp_ok = kp_rows
+    elif flat_keypoints:
         kp, kp_ok = _stack_numbers(kp_rows, 3 * kc)
     else:  # Dataset path: (n, 3) arrays
         kp = np.zeros((m, 3 * kc), dtype=np.float64)
@@ -211,9 +215,21 @@ def _columns_from_coco(data: dict[str, Any], cat_ids: list[int], kc: int, file: 
             crowd.append((int(a["image_id"]), a.get("segmentation")))
     if (hit := int((in_cat & ~is_crowd & no_kp).sum())):
         dropped[DROP_NO_KEYPOINTS] += hit
-    persons = [anns[i] for i in np.flatnonzero(in_cat & ~is_crowd & ~no_kp).tolist()]
+    rows = np.flatnonzero(in_cat & ~is_crowd & ~no_kp)
+    persons = [anns[i] for i in rows.tolist()]
+    kp_rows: Any
+    if type(anns) is TypedRecords and anns.keypoints is not None:  # cocojson's parse: its parsed column
+        kp_ok = anns.keypoints.length[rows] == 3 * kc
+        kp = np.zeros((len(rows), 3 * kc), dtype=np.float64)
+        kp[kp_ok] = anns.keypoints.take(rows[kp_ok], 3 * kc)
+        kp_ok &= np.isfinite(kp).all(axis=1)
+        kp_rows = (kp, kp_ok)
+    else:
+        if type(anns) is TypedRecords:  # the column released: the records' raw text, as lists
+            keypoint_lists(anns, rows.tolist())
+        kp_rows = _column(persons, "keypoints")
     return _finish_columns(
-        _ints(_column(persons, "id")), _ints(_column(persons, "image_id")), _column(persons, "keypoints"),
+        _ints(_column(persons, "id")), _ints(_column(persons, "image_id")), kp_rows,
         _column(persons, "bbox"), _column(persons, "area"), _column(persons, "num_keypoints"), kc, images, dropped,
         crowd, len(data["images"]), len(anns), n_other, flat_keypoints=True)
 

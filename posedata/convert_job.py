@@ -68,6 +68,8 @@ def run_convert(data: Path, skeleton: Skeleton, output: Path, *, fmt: str = "lab
 def _run(data: Path, sk: Skeleton, output: Path, fmt: str, src_fmt: str, category: CategorySpec,
          opts: ImportOptions, min_keypoints: int | None, min_area: float, dedup: float, skip_checks: bool,
          step: Callable[[str], None], image_progress: Callable[[int, int], None] | None) -> ConvertJob:
+    from .cocojson import keypoint_lists
+    from .columns import TypedRecords
     from .convert import load_source, sample_findings, source_copy, to_labels
     from .importer import suggest_importer
     from .validate import Validated, validate_coco
@@ -84,8 +86,14 @@ def _run(data: Path, sk: Skeleton, output: Path, fmt: str, src_fmt: str, categor
     job = ConvertJob(where, src.import_format, src.detected, src.report, list(findings), findings.counts,
                      blocked=has_errors(findings) and not skip_checks)
     if job.blocked:
+        if src.raw is not None and type(src.raw["annotations"]) is TypedRecords:
+            keypoint_lists(src.raw["annotations"], range(len(src.raw["annotations"])))  # the hint reads lists
         job.hint = suggest_importer(src.raw) if src.raw is not None else None
         return job
+    if type(raw["annotations"]) is TypedRecords:
+        # validate stacked the keypoints it checked (kept): the parsed column is not read again,
+        # and freeing it before to_labels's arrays are made lowers the peak
+        raw["annotations"].keypoints = None
     step(STEPS[2])
     labels = to_labels(src.data, sk, src.category_id, min_keypoints, min_area, dedup, source=str(data),
                        source_sha256=src.sha256, validated=kept)

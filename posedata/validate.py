@@ -162,6 +162,7 @@ class _Validator(KeypointChecks):
         self.add = rep.add
         self.cats: list[_Cat] = []
         self.image_rows: dict[int, tuple[int, float, float]] | None = None
+        self.numbers: columns.NumberRows | None = None  # the annotations' parsed keypoints (cocojson)
 
     # ---------------------------------------------------------------- run
     def run(self, data: Any) -> None:
@@ -386,6 +387,12 @@ class _Validator(KeypointChecks):
         self._first_id: dict[int, int] = {}  # the first row of each id, as rows are checked
         self._first_of: np.ndarray | None = None  # or every row's first row with its id, found by _screen
         kp_cats = {cid: c for cid, c in (cats or {}).items() if c is not None}
+        # cocojson's typed parse: keypoints as one parsed column, each record's as its JSON text
+        self.numbers = anns.keypoints if type(anns) is columns.TypedRecords else None
+        if type(anns) is columns.TypedRecords and self.numbers is None:
+            from .cocojson import keypoint_lists
+
+            keypoint_lists(anns, range(n))  # the column was released: the records' text read one by one
         # a dict subclass (never parsed JSON) is read by the row-by-row checks alone, with every row
         if self.screen and not _dict_subclasses(anns):
             clean = self._screen(anns, cats, kp_cats)
@@ -393,7 +400,12 @@ class _Validator(KeypointChecks):
             clean = np.zeros(n, dtype=bool)
             self.ann_id = [None] * n
             self.ann_img = [None] * n
-        for i in np.flatnonzero(~clean).tolist():
+        todo = np.flatnonzero(~clean).tolist()
+        if self.numbers is not None:
+            from .cocojson import keypoint_lists
+
+            keypoint_lists(anns, todo)  # the rows checked one by one read their keypoints as lists
+        for i in todo:
             self._annotation_row(i, anns[i], cats, kp_cats)
         # per-row numpy writes cost more than the checks; fill the arrays in one go
         for arr, (rows, vals) in ((self.wh, self._wh_acc), (self.bbox, self._bbox_acc), (self.area, self._area_acc),
@@ -405,7 +417,8 @@ class _Validator(KeypointChecks):
                 mask = cat.screened
                 mask[cat.rows] = True
                 cat.rows = np.flatnonzero(mask).tolist()
-                cat.kps = [anns[i]["keypoints"] for i in cat.rows]
+                # with the parsed column, _stack reads the rows from it
+                cat.kps = [anns[i]["keypoints"] for i in cat.rows] if self.numbers is None else []
                 cat.screened = None
         self._vector_checks(anns)
         self._images_without_person()
@@ -467,12 +480,8 @@ class _Validator(KeypointChecks):
             good &= ok & (area > 0)
             nk, ok = int_column(column(sub, "num_keypoints"), 1 - EXACT, EXACT)
             good &= ok
-            kps = column(sub, "keypoints")
             sub_cids = np.array([cids[i] for i in kp_rows.tolist()], dtype=np.int64)
-            for cid, cat in kp_cats.items():
-                mine = np.flatnonzero(sub_cids == cid)
-                if len(mine):
-                    good[mine] &= typed_rows([kps[j] for j in mine.tolist()], 3 * cat.k, typed)
+            good &= self._keypoint_shapes(sub, kp_rows, sub_cids, kp_cats, typed)
             clean[kp_rows[~good]] = False
             rows = kp_rows[good]
             self.bbox[rows] = box[good]
@@ -490,6 +499,22 @@ class _Validator(KeypointChecks):
                 arrays["category_id"]
             k.bbox, k.area, k.num_keypoints = self.bbox, self.area, self.nkp
         return clean
+
+    def _keypoint_shapes(self, sub: list, kp_rows: np.ndarray, sub_cids: np.ndarray, kp_cats: dict[int, _Cat],
+                         typed: bool) -> np.ndarray:
+        """Mask of the rows `kp_rows` (records `sub`, categories `sub_cids`) whose keypoints are
+        3K numbers for their category."""
+        numbers = self.numbers
+        kps = column(sub, "keypoints") if numbers is None else None
+        good = np.ones(len(kp_rows), dtype=bool)
+        for cid, cat in kp_cats.items():
+            mine = np.flatnonzero(sub_cids == cid)
+            if len(mine):
+                if numbers is not None:  # numbers only (the parse checked): the lengths decide
+                    good[mine] = numbers.length[kp_rows[mine]] == 3 * cat.k
+                else:
+                    good[mine] = typed_rows([kps[j] for j in mine.tolist()], 3 * cat.k, typed)
+        return good
 
     def _annotation_row(self, i: int, a: Any, cats: dict[int, _Cat | None] | None, kp_cats: dict[int, _Cat]) -> None:
         """Every check of one annotation, one by one (the rows the column screen does not pass)."""

@@ -28,6 +28,8 @@ class KeypointChecks:
         """(rows, (N, K, 3) float64) for a category's well-formed keypoint arrays; ints beyond float
         range become inf (reported as non-finite)."""
         rows = np.asarray(cat.rows, dtype=np.int64)
+        if self.numbers is not None:  # cocojson's parsed column holds every row's numbers
+            return rows, self.numbers.take(rows, 3 * cat.k).reshape(len(rows), cat.k, 3)
         if not cat.kps:
             return rows, np.zeros((0, cat.k, 3))
         try:  # every row is a list of 3K ints and floats here

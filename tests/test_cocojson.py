@@ -208,3 +208,77 @@ def test_typed_or_not_the_parse_gives_the_generic_findings_and_labels(doc):
     except ValueError:  # NaN is no JSON: msgspec refuses such a file, tested above
         return
     _same_as_generic(blob, SK17)
+
+
+# ------------------------------------------------------------------ keypoints as one parsed column
+KEYPOINT_TEXTS = [b"[1, -0, 3]", b"[12345678901234567, 2]", b"[1.5,2e3]", b"[]", b"[7]", b"[ 4 ,\n5 ]",
+                  b"[-99999999999999999999999999999, 1]", b"[" + b"9" * 400 + b"]", b"[-0.0, 1E2, 0.1]",
+                  b"[999999999999999, -999999999999999]", b"[9007199254740993, 2]", b"[370,291,1,0,0,0]"]
+
+
+def test_keypoints_are_parsed_into_one_column_with_json_loads_values():
+    """Every kind of number list COCO's types allow reads as json.loads's values converted to float64
+    (an int beyond float range as inf), row by row, whichever reader (the joined text or msgspec)
+    took the row; the records keep the raw text, which decodes to json.loads's lists."""
+    import msgspec
+
+    rows = cocojson._number_rows([msgspec.Raw(t) for t in KEYPOINT_TEXTS])
+    assert rows is not None
+    for i, t in enumerate(KEYPOINT_TEXTS):
+        want = []
+        for v in json.loads(t):
+            try:
+                want.append(float(v))
+            except OverflowError:
+                want.append(float("inf"))
+        got = rows.values[rows.start[i]:rows.start[i] + rows.length[i]].astype(np.float64)
+        assert got.tobytes() == np.array(want, dtype=np.float64).tobytes(), t  # -0.0 stays -0.0, 0 stays 0.0
+
+
+@pytest.mark.parametrize("odd", [b"[1, true]", b"[[1, 2]]", b"5", b'[1, "2"]', b"[null]", b"{}", b"[1, {}]"])
+def test_keypoints_that_are_not_a_list_of_numbers_decline_the_column(odd):
+    import msgspec
+
+    assert cocojson._number_rows([msgspec.Raw(b"[1, 2, 3]"), msgspec.Raw(odd)]) is None
+
+
+def test_a_coco_file_parses_its_keypoints_into_the_column():
+    """No Python list per annotation: the typed parse hands validate one array, whose rows are the
+    keypoints json.loads reads (what validate and to_labels then read, test above)."""
+    data = _make_coco(30, 90, seed=8)
+    data["annotations"][4]["keypoints"][3] = 12.25  # a float: that row read by msgspec
+    blob = json.dumps(data).encode()
+    lazy = cocojson.parse_coco(blob)
+    anns = lazy["annotations"]
+    assert type(anns) is TypedRecords and anns.keypoints is not None
+    assert all(isinstance(a["keypoints"], msgspec.Raw) for a in anns)
+    want = np.array([a["keypoints"] for a in data["annotations"]], dtype=np.float64)
+    assert np.array_equal(anns.keypoints.take(np.arange(len(anns)), 51), want)
+    cocojson.keypoint_lists(anns, [2, 4])
+    assert anns[4]["keypoints"] == data["annotations"][4]["keypoints"]
+    assert isinstance(anns[3]["keypoints"], msgspec.Raw)
+
+
+def test_a_released_column_reads_the_records_text():
+    """convert drops the column after validate; validate and to_labels on that parse then read
+    each record's text and give the same findings and labels."""
+    from posedata import convert as CV
+
+    sk = S.resolve("openpose18")
+    data = _make_coco(40, 120, seed=9)
+    a = data["annotations"]  # damage of COCO's types only, so the typed parse takes it
+    a[0].update(iscrowd=1, segmentation=[[1.5, 2, 30, 2, 30, 40]])
+    a[6].update(num_keypoints=99)  # V026
+    a[7].update(keypoints=a[7]["keypoints"][:-3])  # V021
+    a[8].update(id=a[9]["id"])  # V006
+    blob = json.dumps(data).encode()
+    generic, lazy = parse_json(blob), cocojson.parse_coco(blob)
+    lazy["annotations"].keypoints = None
+    found = validate_coco(lazy, sk, file="x.json")
+    assert found == validate_coco(generic, sk, file="x.json")
+    assert {"V026", "V021", "V006"} <= {f.code for f in found}
+    lazy = cocojson.parse_coco(blob)
+    lazy["annotations"].keypoints = None
+    a, b = CV.to_labels(lazy, sk), CV.to_labels(generic, sk)
+    for k in ("image_ids", "inst_ids", "keypoints", "bbox", "area", "num_keypoints", "samples"):
+        assert np.array_equal(getattr(a, k), getattr(b, k)), k
