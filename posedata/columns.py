@@ -28,7 +28,7 @@ MISSING: Any = _Missing()  # column()'s value for a record without the key
 
 class NumberRows:
     """Rows of numbers parsed into one flat array (cocojson's parse of the annotations' keypoints):
-    row i is values[start[i]:start[i] + length[i]], int64 or float64 values as json.loads's ints
+    row i is values[start[i]:start[i] + length[i]], int32 or float64 values as json.loads's ints
     and floats convert to float64 (ints beyond float range: inf). Validate stacks a category's
     rows from here instead of from ~7.6M Python numbers at COCO-train size."""
 

@@ -266,15 +266,17 @@ def outside(x: np.ndarray, y: np.ndarray, w: np.ndarray, h: np.ndarray) -> np.nd
 
 
 def map_keypoints(kp: np.ndarray, wh: np.ndarray, skeleton: Skeleton, src_index: np.ndarray,
-                  dtype: type = np.float32) -> np.ndarray:
+                  dtype: type = np.float32, rows: np.ndarray | None = None) -> np.ndarray:
     """(M, Kc, 3) file-order keypoints with COCO visibility and (M, 2) image sizes -> (M, K, 3)
     skeleton-order keypoints with internal visibility, clean-up applied, derived keypoints filled.
-    Arithmetic is float64 (the reference's Python floats); only the result is cast to dtype."""
-    out = np.empty((kp.shape[0], skeleton.num_keypoints, 3), dtype=dtype)
+    Arithmetic is float64 (the reference's Python floats); only the result is cast to dtype.
+    rows: the instances' keypoints are kp[rows] (gathered block by block, never as a whole)."""
+    m = kp.shape[0] if rows is None else len(rows)
+    out = np.empty((m, skeleton.num_keypoints, 3), dtype=dtype)
     # rows are independent: in blocks, so the float64 temporaries are reused from malloc's heap
     # rather than fresh kernel pages for each (validate_rules.BLOCK_ROWS says why)
-    for e in blocks(kp.shape[0]):
-        _map_block(kp[e], wh[e], skeleton, src_index, out[e])
+    for e in blocks(m):
+        _map_block(kp[e] if rows is None else kp[rows[e]], wh[e], skeleton, src_index, out[e])
     return out
 
 
@@ -354,9 +356,9 @@ def _to_labels(ds: Dataset | dict[str, Any], skeleton: Skeleton, category_id: Ca
     widths = np.array([t[1] for t in info], dtype=np.int64).reshape(-1)
     heights = np.array([t[2] for t in info], dtype=np.int64).reshape(-1)
 
-    kp_src = cols.keypoints[perm]
+    kp_src, kp_rows = cols.instance_keypoints(perm)
     wh = np.stack([widths[rank], heights[rank]], axis=1) if m else np.zeros((0, 2), dtype=np.int64)
-    kps = map_keypoints(kp_src, wh, skeleton, src_index)
+    kps = map_keypoints(kp_src, wh, skeleton, src_index, rows=kp_rows)
     bbox = cols.bbox[perm]
     area = cols.area[perm]
     nk = cols.num_keypoints[perm]

@@ -15,6 +15,7 @@ from .cocojson import keypoint_lists
 from .columns import TypedRecords
 from .errors import InputError
 from .validate import Validated
+from .validate_rules import blocks
 
 # reasons an annotation of the keypoint category is not a person instance
 DROP_CROWD = "crowd (iscrowd): kept as a crowd region"
@@ -30,7 +31,7 @@ class _Columns:
 
     ids: np.ndarray  # (M,) int64
     image_ids: np.ndarray  # (M,) int64
-    keypoints: np.ndarray  # (M, Kc, 3) float64, file order, COCO visibility
+    keypoints: np.ndarray  # (M, Kc, 3) float64, file order, COCO visibility; rows kp_rows when given
     bbox: np.ndarray  # (M, 4) float64
     area: np.ndarray  # (M,) float64
     num_keypoints: np.ndarray  # (M,) int64
@@ -42,6 +43,15 @@ class _Columns:
     dropped: Counter
     area_from_bbox: int = 0
     recounted: int = 0
+    # instance i's keypoints are keypoints[kp_rows[i]] (validate's stack, not gathered again: at
+    # COCO-train size a gather is 61 MB of fresh pages); None: keypoints[i]
+    kp_rows: np.ndarray | None = None
+
+    def instance_keypoints(self, order: np.ndarray | slice) -> tuple[np.ndarray, np.ndarray | None]:
+        """(array, rows) of the instances in `order`: their keypoints are array[rows] (rows None: array)."""
+        if self.kp_rows is None:
+            return self.keypoints[order], None
+        return self.keypoints, self.kp_rows[order]
 
 
 def _int_or_none(v: Any) -> int | None:
@@ -161,13 +171,14 @@ def _finish_columns(ids: list[int | None], image_ids: list[int | None], kp_rows:
 def _pack(ids_a: np.ndarray, img_a: np.ndarray, known: np.ndarray, kp: np.ndarray, kp_ok: np.ndarray,
           bbox: np.ndarray, bb_ok: np.ndarray, area: np.ndarray, nk: np.ndarray, missing: np.ndarray, dropped: Counter,
           crowd: list[tuple[int, Any]], images: dict[int, tuple[str, int, int]], n_images: int, n_ann: int,
-          n_other: int) -> _Columns:
+          n_other: int, kp_rows: np.ndarray | None = None) -> _Columns:
     """Shared tail of every extraction: area and num_keypoints filled in, then what cannot be
-    represented dropped and counted."""
+    represented dropped and counted. kp_rows: instance i's keypoints are kp[kp_rows[i]]."""
     m = len(ids_a)
     no_area = ~np.isfinite(area)
     area[no_area] = bbox[no_area, 2] * bbox[no_area, 3]
-    nk[missing] = (kp[missing, :, 2] > 0).sum(axis=1)
+    if missing.any():
+        nk[missing] = (kp[missing if kp_rows is None else kp_rows[missing], :, 2] > 0).sum(axis=1)
 
     keep = np.ones(m, dtype=bool)
     for mask, reason in ((~known, DROP_UNKNOWN_IMAGE), (~kp_ok, DROP_BAD_KEYPOINTS), (~bb_ok, DROP_BAD_BBOX),
@@ -178,10 +189,10 @@ def _pack(ids_a: np.ndarray, img_a: np.ndarray, known: np.ndarray, kp: np.ndarra
         keep &= ~mask
     sel = slice(None) if keep.all() else keep  # nothing dropped (the rule): no copies
     return _Columns(
-        ids=ids_a[sel], image_ids=img_a[sel], keypoints=kp[sel], bbox=bbox[sel], area=area[sel],
-        num_keypoints=nk[sel], crowd=crowd, images=images, n_images=n_images, n_annotations=n_ann,
+        ids=ids_a[sel], image_ids=img_a[sel], keypoints=kp[sel] if kp_rows is None else kp, bbox=bbox[sel],
+        area=area[sel], num_keypoints=nk[sel], crowd=crowd, images=images, n_images=n_images, n_annotations=n_ann,
         n_other_category=n_other, dropped=dropped, area_from_bbox=int((no_area & keep).sum()),
-        recounted=int((missing & keep).sum()))
+        recounted=int((missing & keep).sum()), kp_rows=None if kp_rows is None else kp_rows[sel])
 
 
 def _columns_from_coco(data: dict[str, Any], cat_ids: list[int], kc: int, file: str | None,
@@ -265,9 +276,11 @@ def _columns_from_validated(anns: list[dict[str, Any]], v: Validated, cat_ids: l
         dropped[DROP_NO_KEYPOINTS] = hit
     persons = np.flatnonzero(in_cat & ~no_kp)
     m = len(persons)
-    if len(cat_ids) == 1:  # one gather, not a gather and a scatter of (m, kc, 3) float64
-        rows, arr = v.keypoints[cat_ids[0]]
-        kp = arr[np.searchsorted(rows, persons)]
+    kp_rows = None
+    if len(cat_ids) == 1:  # validate's stack itself, its rows named: no (m, kc, 3) float64 copy
+        rows, kp = v.keypoints[cat_ids[0]]
+        kp_rows = np.searchsorted(rows, persons)
+        kp_ok = _finite_rows(kp)[kp_rows]
     else:
         kp = np.empty((m, kc, 3), dtype=np.float64)
         cats = v.category_ids[persons]
@@ -275,12 +288,21 @@ def _columns_from_validated(anns: list[dict[str, Any]], v: Validated, cat_ids: l
             rows, arr = v.keypoints[c]
             mine = np.flatnonzero(cats == c)
             kp[mine] = arr[np.searchsorted(rows, persons[mine])]
-    kp_ok = np.isfinite(kp).all(axis=(1, 2))
+        kp_ok = _finite_rows(kp)
     img = v.image_ids[persons]
     known = np.fromiter(map(images.__contains__, img.tolist()), dtype=bool, count=m)
     return _pack(v.ids[persons], img, known, kp, kp_ok, v.bbox[persons], np.ones(m, dtype=bool), v.area[persons],
                  v.num_keypoints[persons].astype(np.int64), np.zeros(m, dtype=bool), dropped, crowd, images,
-                 n_images, n, n_other)
+                 n_images, n, n_other, kp_rows)
+
+
+def _finite_rows(kp: np.ndarray) -> np.ndarray:
+    """(N,) mask of the rows of (N, Kc, 3) `kp` whose values are all finite, block by block (no
+    whole-size boolean temporary)."""
+    ok = np.empty(len(kp), dtype=bool)
+    for e in blocks(len(kp)):
+        ok[e] = np.isfinite(kp[e]).all(axis=(1, 2))
+    return ok
 
 
 def _columns_from_dataset(ds: Dataset, cat_ids: list[int], kc: int) -> _Columns:

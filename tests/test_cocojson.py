@@ -213,7 +213,8 @@ def test_typed_or_not_the_parse_gives_the_generic_findings_and_labels(doc):
 # ------------------------------------------------------------------ keypoints as one parsed column
 KEYPOINT_TEXTS = [b"[1, -0, 3]", b"[12345678901234567, 2]", b"[1.5,2e3]", b"[]", b"[7]", b"[ 4 ,\n5 ]",
                   b"[-99999999999999999999999999999, 1]", b"[" + b"9" * 400 + b"]", b"[-0.0, 1E2, 0.1]",
-                  b"[999999999999999, -999999999999999]", b"[9007199254740993, 2]", b"[370,291,1,0,0,0]"]
+                  b"[999999999999999, -999999999999999]", b"[9007199254740993, 2]", b"[370,291,1,0,0,0]",
+                  b"[999999999, -999999999, 2147483648, -2147483649, 1000000000]"]
 
 
 def test_keypoints_are_parsed_into_one_column_with_json_loads_values():
@@ -240,6 +241,17 @@ def test_keypoints_that_are_not_a_list_of_numbers_decline_the_column(odd):
     import msgspec
 
     assert cocojson._number_rows([msgspec.Raw(b"[1, 2, 3]"), msgspec.Raw(odd)]) is None
+
+
+def test_integer_keypoints_take_an_int32_column():
+    """Half the memory of int64; an integer of 10 digits or more sends its row to msgspec instead."""
+    import msgspec
+
+    rows = cocojson._number_rows([msgspec.Raw(b"[1, -999999999, 3]"), msgspec.Raw(b"[4, 5, 6]")])
+    assert rows.values.dtype == np.int32 and rows.width == 3
+    assert rows.take(np.array([1, 0]), 3).tolist() == [[4.0, 5.0, 6.0], [1.0, -999999999.0, 3.0]]
+    rows = cocojson._number_rows([msgspec.Raw(b"[1, 2, 3]"), msgspec.Raw(b"[4, 5, 4294967297]")])
+    assert rows.take(np.array([1]), 3).tolist() == [[4.0, 5.0, 4294967297.0]]
 
 
 def test_a_coco_file_parses_its_keypoints_into_the_column():

@@ -284,6 +284,22 @@ def test_map_keypoints_cleanup_edges():
     assert out[0, :, 2].tolist() == [2, 1, 2, 2, 2]
 
 
+def test_map_keypoints_of_named_rows_is_the_gathered_map():
+    """convert maps validate's stack through row indices (no gathered copy): the same keypoints as
+    mapping the gathered rows, across block boundaries and with repeats."""
+    from posedata.validate_rules import BLOCK_ROWS
+
+    sk = S.resolve("openpose18")
+    rng = np.random.default_rng(3)
+    n = BLOCK_ROWS + 700
+    kp = np.stack([rng.integers(-5, 700, (n, 17)), rng.integers(-5, 500, (n, 17)), rng.integers(0, 3, (n, 17))],
+                  axis=2).astype(np.float64)
+    rows = rng.integers(0, n, n + 50)
+    wh = rng.integers(300, 641, (len(rows), 2))
+    src = sk.source_index(S.resolve("coco17").keypoints)
+    assert map_keypoints(kp, wh, sk, src, rows=rows).tobytes() == map_keypoints(kp[rows], wh, sk, src).tobytes()
+
+
 def test_openpose18_on_real_coco(shared_real):
     path = shared_real / "coco" / "test_coco.json"
     raw = json.loads(path.read_text())
