@@ -71,13 +71,14 @@ def scripts(out: Path, quick: bool) -> list[tuple[str, str, list[str]]]:
         ("formats", "bench_formats.py", []),
         ("import", "bench_import.py", []),
         ("validate", "bench_validate.py", []),
-        ("targets", "bench_targets.py", []),
+        # the README's targets and grouping figures are ranges over 4 and 3 runs back to back
+        *[(f"targets{'' if i == 1 else f'-{i}'}", "bench_targets.py", []) for i in range(1, 5)],
         ("augment", "bench_augment.py", []),
         ("synth", "bench_synth.py", []),
         *[(f"learnability-{s}", "synth_learnability.py",
            ["--skeleton", s, "--no-train", "--val-images", "150", "-o", str(out / f"learn-{s}")])
           for s in ("object5", "quadruped17", "coco17", "hand21")],
-        ("grouping", "bench_grouping.py", []),
+        *[(f"grouping{'' if i == 1 else f'-{i}'}", "bench_grouping.py", []) for i in range(1, 4)],
         ("convert-headline", "bench_convert.py", ["--headline", "3", *data]),
         ("convert-growth", "bench_convert.py", ["--growth", "4", *data]),
         ("train", "bench_train.py", []),
