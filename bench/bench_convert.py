@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_convert.py                 # 57k images, 150k annotations
     .venv/bin/python bench/bench_convert.py --images 5000 --annotations 13000   # quick
-    .venv/bin/python bench/bench_convert.py --headline 4    # the README's figure: the CLI vs the reference
+    .venv/bin/python bench/bench_convert.py --headline 3    # the README's figure: the CLI vs the reference
     .venv/bin/python bench/bench_convert.py --growth 4      # 150k vs 300k annotations, per phase
     (--data DIR keeps the generated files there and reuses them; generating both takes minutes)
 
