@@ -157,12 +157,12 @@ def main() -> None:
         with open(out / f"{name}.txt", "w") as log:
             rc = subprocess.call(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         dt, l1 = time.perf_counter() - t0, load()
-        rows.append(f"{name:24} exit {rc:3}  {dt:8.1f} s  load {l0:5.1f} -> {l1:5.1f}  {shown}")
+        rows.append(f"{name:28} exit {rc:3}  {dt:8.1f} s  load {l0:5.1f} -> {l1:5.1f}  {shown}")
         print(f"   exit {rc}, {dt:.1f} s, load {l0:.1f} -> {l1:.1f}; output {out / (name + '.txt')}", flush=True)
         if rc != 0:
             failed.append(name)
     total = time.perf_counter() - start
-    rows.append(f"{'total':24} {'':8}  {total:8.1f} s  ({'quick' if args.quick else 'full'} run)")
+    rows.append(f"{'total':28} {'':8}  {total:8.1f} s  ({'quick' if args.quick else 'full'} run)")
     (out / "summary.txt").write_text("\n".join(rows) + "\n")
     print("\n".join(rows))
     if failed:
