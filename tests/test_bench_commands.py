@@ -1,5 +1,5 @@
 """`make bench` (bench/run_all.py) must run every command whose figures bench/README.md and README.md
-quote, as they quote it (issue 15: "reproduces every figure in bench/README.md in one command"):
+quote (and the guides in docs/), as they quote it (issue 15: "reproduces every figure in bench/README.md in one command"):
 each quoted `bench/...py` command is in run_all's full list or in its MANUAL list (with the reason
 `make bench` leaves it out), and bench/README.md quotes every command of both, so the list and the
 README cannot drift apart unnoticed."""
@@ -48,7 +48,7 @@ def test_quoted_commands_are_what_make_bench_runs() -> None:
     ra = _run_all()
     full = {ra.command_key(s, a) for _n, s, a in ra.scripts(Path("/OUT"), quick=False)}
     manual = {ra.command_key(c.split()[0], shlex.split(c)[1:]) for c in ra.MANUAL}
-    for doc in ("bench/README.md", "README.md"):
+    for doc in ("bench/README.md", "README.md", *sorted(f"docs/{p.name}" for p in (ROOT / "docs").glob("*.md"))):
         quoted = quoted_commands((ROOT / doc).read_text(), ra.command_key)
         stray = {" ".join(k): line for k, line in quoted.items() if k not in full | manual}
         assert not stray, f"{doc}: commands neither run by bench/run_all.py nor in its MANUAL list: {stray}"
