@@ -82,6 +82,14 @@ def extract_peaks(heatmaps: np.ndarray, threshold: float = PEAK_THRESHOLD, min_d
     peaks of all channels consecutively in channel order. `heatmaps` is (C, H, W); only the first
     `num_keypoints` channels are used when given (pass K to skip the background channel).
     """
+    peaks, sizes = _all_peaks(heatmaps, threshold, min_dist, num_keypoints)
+    ends = np.cumsum(sizes).tolist()
+    return [peaks[e - n:e] for e, n in zip(ends, sizes.tolist())]
+
+
+def _all_peaks(heatmaps: np.ndarray, threshold: float, min_dist: float, num_keypoints: int | None
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """extract_peaks' arrays laid end to end (n, 4), and the count per channel."""
     hm = np.asarray(heatmaps)
     if hm.ndim != 3:
         raise ValueError(f"heatmaps must be (C, H, W), got shape {hm.shape}")
@@ -100,7 +108,7 @@ def extract_peaks(heatmaps: np.ndarray, threshold: float = PEAK_THRESHOLD, min_d
         ch, ys, xs = np.nonzero(is_peak)
         scores = hm[ch, ys, xs]
     # channel, then x, then y: the reference sorts each channel's row-major peaks by x, stably
-    order = np.lexsort((ys, xs, ch))
+    order = np.argsort((ch * w + xs) * h + ys, kind="stable")  # (one key: faster than lexsort's three)
     ch, ys, xs = ch[order], ys[order], xs[order]
     keep = _suppress(ch, xs, ys, w, min_dist)
     ch = ch[keep]
@@ -109,7 +117,7 @@ def extract_peaks(heatmaps: np.ndarray, threshold: float = PEAK_THRESHOLD, min_d
     peaks[:, 1] = ys[keep]
     peaks[:, 2] = scores[order[keep]]
     peaks[:, 3] = np.arange(len(ch))
-    return np.split(peaks, np.searchsorted(ch, np.arange(1, c)))
+    return peaks, np.bincount(ch, minlength=c)
 
 
 _BAND = 8  # rows per activity band: 8 rows of booleans are whole 8-byte words for any width
@@ -136,15 +144,16 @@ def _peak_cells(hm: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarra
     flat = hm.reshape(-1)
     nb = -(-h // _BAND)
     above = np.zeros(nb * _BAND * w, bool)  # the tail past the map stays False
-    words = above.view(np.uint64).reshape(nb, -1)
+    band_words = above.view(np.uint64).reshape(nb, -1)
     ab = above[:hw]
     rise = np.empty(hw - 1, bool)
-    m = np.empty(hw, bool)
-    cands = []
+    m = np.empty(hw + 8, bool)
+    nz = np.empty(hw // 8 + 1, bool)
+    cands, firsts, words = [], [], []
     for k in range(c):
         f = flat[k * hw:(k + 1) * hw]
         np.greater_equal(f, threshold, out=ab)
-        act = (np.bitwise_or.reduce(words, axis=1) != 0).tobytes()
+        act = (np.bitwise_or.reduce(band_words, axis=1) != 0).tobytes()
         for run in _RUNS.finditer(act):
             b0, b1 = run.span()
             s, e = b0 * _BAND * w, min(b1 * _BAND, h) * w
@@ -156,24 +165,62 @@ def _peak_cells(hm: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarra
             mm[0] = True
             mm[w - 1::w] = r[w - 2::w]  # a row end: risen into (no right neighbour)
             mm &= ab[s:e]
-            cand = np.flatnonzero(mm)
-            cand += k * hw + s
-            cands.append(cand)
+            if e - s < _WORD_SCAN:
+                cand = np.flatnonzero(mm)
+                cand += k * hw + s
+                cands.append(cand)
+                continue
+            # The marked cells are sparse (~1 in 200): in a long run, their 8-byte words are
+            # located here (flatnonzero over every byte costs ~2x more) and decoded after the loop.
+            n8 = -(-(e - s) // 8)
+            m[e - s:n8 * 8] = False
+            mw = m[:n8 * 8].view(np.uint64)
+            at = np.flatnonzero(np.not_equal(mw, 0, out=nz[:n8]))
+            words.append(np.take(mw, at))
+            at <<= 3
+            at += k * hw + s
+            firsts.append(at)
+    if words:
+        cands.append(_word_cells(np.concatenate(words), np.concatenate(firsts)))
     cand = np.concatenate(cands) if cands else np.zeros(0, np.intp)
-    # the exact test of the right, upper and lower neighbours (none outside the channel)
+    # the exact test of the lower, upper and right neighbours (none outside the channel), one after
+    # the other on the candidates left: on a ridge of row maxima the first two leave ~1 in 20
     v = flat[cand]
     local = cand % hw
+    keep = v > np.take(flat, cand + w, mode="clip")
+    keep |= local >= hw - w
+    cand, v, local = cand[keep], v[keep], local[keep]
+    keep = v > np.take(flat, cand - w, mode="clip")
+    keep |= local < w
+    cand, v, local = cand[keep], v[keep], local[keep]
     keep = v > np.take(flat, cand + 1, mode="clip")
     keep |= local % w == w - 1
-    up = v > flat[np.maximum(cand - w, 0)]
-    up |= local < w
-    keep &= up
-    down = v > np.take(flat, cand + w, mode="clip")
-    down |= local >= hw - w
-    keep &= down
     cand, v, local = cand[keep], v[keep], local[keep]
     return cand // hw, local // w, local % w, v
 
+
+# runs of at least this many cells locate their marked cells through 8-byte words (a few more
+# calls per run, which short runs do not repay)
+_WORD_SCAN = 1 << 17
+
+
+def _word_cells(words: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """first[i] + j for every byte j of words[i] (little-endian uint64 of bools) that is set.
+
+    Multiplying by 2**56 + 2**49 + ... + 2**7 moves byte j's bit to bit 56 + j (every other
+    product lands on its own lower bit, or past bit 63), so the top byte is the word's set bytes
+    as 8 bits; their positions come from a table, lowest first."""
+    out = []
+    mask = ((words * np.uint64(0x0102040810204080)) >> np.uint64(56)).astype(np.uint8)
+    while len(mask):
+        out.append(first + np.take(_LOWEST_BIT, mask))
+        mask &= mask - np.uint8(1)  # clears the lowest bit
+        more = np.flatnonzero(mask != 0)
+        mask, first = mask[more], first[more]
+    return np.concatenate(out) if out else np.zeros(0, np.intp)
+
+
+_LOWEST_BIT = np.array([(i & -i).bit_length() - 1 for i in range(256)], np.intp)
 
 def _suppress(ch: np.ndarray, xs: np.ndarray, ys: np.ndarray, w: int, min_dist: float) -> np.ndarray:
     """Keep-mask of the reference's greedy suppression over peaks sorted by channel, then x.
@@ -349,19 +396,21 @@ def _pair_layout(limb_ab: list[tuple[int, int, int]], offsets: np.ndarray, sizes
     return a_step, a_row, blk_step, blk_row, blk, at
 
 
-def _middle_points(vals: np.ndarray, sel: np.ndarray, pair: tuple[np.ndarray, ...], passed: np.ndarray,
-                   flat: PafReader, w: int, hw: int, thr: float, allowed: int) -> tuple[np.ndarray, np.ndarray]:
+def _middle_points(pair: tuple[np.ndarray, ...], passed: np.ndarray, flat: PafReader, w: int, hw: int,
+                   thr: float, allowed: int, k: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
     """The middle sample points, one round per point (spread out, so that a pair crossing no limb
-    fails early), each gathered for the pairs still in the running and written into vals; the
-    arrays are compacted as pairs leave. pair: (ax, ay, ux, uy, sx, sy, base) of the selected
-    pairs; passed: their points above thr so far (of 2). Returns the survivors (sel) and their
-    columns in vals (row)."""
+    fails early), each gathered for the pairs still in the running; the arrays are compacted as
+    pairs leave. pair: (ax, ay, ux, uy, sx, sy, base) of the pairs; passed: their points above thr
+    so far (of 2). Returns the survivors' positions among the pairs and their projections (k,
+    survivors), the end points' rows left for the caller: each round's projections are kept as
+    computed and the survivors traced back through the compactions (a few calls on a few hundred
+    pairs, instead of writing every round's values into a table)."""
     ax, ay, ux, uy, sx, sy, base = pair
-    row = np.arange(len(sel))
+    rounds = []
     done = 2
     read = flat.__getitem__
-    for t in _middle_order(vals.shape[0]):
-        if len(row) == 0:
+    for t in _middle_order(k):
+        if len(passed) == 0:
             break
         tt = np.float32(t)
         py = sy * tt
@@ -379,14 +428,22 @@ def _middle_points(vals: np.ndarray, sel: np.ndarray, pair: tuple[np.ndarray, ..
         fy = read(idx)
         fy *= uy
         s += fy
-        vals[t][row] = s
         passed += s > thr
         done += 1
         keep = np.flatnonzero(passed >= done - allowed)
-        if len(keep) < len(row):
-            row, ax, ay, ux, uy, sx, sy, base, passed = (
-                v[keep] for v in (row, ax, ay, ux, uy, sx, sy, base, passed))
-    return np.take(sel, row), row
+        if len(keep) < len(passed):
+            ax, ay, ux, uy, sx, sy, base, passed = (
+                np.take(v, keep) for v in (ax, ay, ux, uy, sx, sy, base, passed))
+        else:
+            keep = None
+        rounds.append((t, s, keep))
+    pos = np.arange(len(passed))
+    vals = np.empty((k, len(pos)), dtype)
+    for t, s, keep in reversed(rounds):
+        if keep is not None:
+            pos = np.take(keep, pos)
+        vals[t] = np.take(s, pos)
+    return pos, vals
 
 
 def _score_steps(limb_ab: list[tuple[int, int, int]], offsets: np.ndarray, sizes: np.ndarray, xy32: np.ndarray,
@@ -444,19 +501,18 @@ def _score_steps(limb_ab: list[tuple[int, int, int]], offsets: np.ndarray, sizes
     s_b += f
     passed = (s_a > thr).view(np.int8) + (s_b > thr)
     sel = np.flatnonzero(passed >= 2 - allowed)
-    # Every point's projection is kept (vals), so each is gathered once per pair: the middle
-    # points one at a time, each for the pairs still in the running, spread out so that a pair
-    # crossing no limb fails early; the arrays are compacted as pairs leave.
-    vals = np.empty((k, len(sel)), s_a.dtype)  # point-major: each round writes one row
-    vals[0] = s_a[sel]
-    vals[k - 1] = s_b[sel]
+    # Every point's projection is gathered once per pair: the middle points one at a time, each
+    # for the pairs still in the running, spread out so that a pair crossing no limb fails early.
     step = 1 / (k - 1)
     pair = tuple(np.take(v, sel) for v in (ax, ay, ux, uy, vx, vy, passed))
     sx, sy = pair[4] * step, pair[5] * step  # (the reference's float32 step * (b - a))
     base = np.take((limb * (2 * hw))[blk_step], np.take(blk, sel))
-    sel, row = _middle_points(vals, sel, (*pair[:4], sx, sy, base), pair[6], flat, w, hw, thr, allowed)
+    pos, vals = _middle_points((*pair[:4], sx, sy, base), pair[6], flat, w, hw, thr, allowed, k, s_a.dtype)
+    sel = np.take(sel, pos)
+    vals[0] = np.take(s_a, sel)
+    vals[k - 1] = np.take(s_b, sel)
     # the survivors' sums as the reference forms them, over contiguous (pairs, points) rows
-    s = np.ascontiguousarray(vals[:, row].T)
+    s = np.ascontiguousarray(vals.T)
     ok = s > thr
     counted = ok.sum(1)
     score = (s * ok).sum(1) / (counted + 1e-6)
@@ -489,10 +545,11 @@ def group(heatmaps: np.ndarray, pafs: np.ndarray | PafReader, skeleton, params: 
     k = skeleton.num_keypoints
     hm, pf = _checked_maps(heatmaps, pafs, skeleton)
     if peaks is None:
-        peaks = extract_peaks(hm, params.threshold, params.min_dist, num_keypoints=k)
-    sizes = np.array([len(p) for p in peaks], np.intp)
+        all_pts, sizes = _all_peaks(hm, params.threshold, params.min_dist, k)
+    else:
+        sizes = np.array([len(p) for p in peaks], np.intp)
+        all_pts = np.concatenate(peaks) if peaks else np.zeros((0, 4))
     offsets = np.cumsum(sizes) - sizes
-    all_pts = np.concatenate(peaks) if peaks else np.zeros((0, 4))
     xy32 = all_pts[:, :2].astype(np.float32)  # the reference keeps its keypoints in float32
     pt_score = all_pts[:, 2].tolist()
     walk = [(si, li) for si, (li, _kn, _nw) in enumerate(steps)
@@ -500,7 +557,8 @@ def group(heatmaps: np.ndarray, pafs: np.ndarray | PafReader, skeleton, params: 
     pos, ra, rb, sc = _score_steps([(li, *skeleton.limbs[li]) for _si, li in walk], offsets, sizes, xy32,
                                    pf, params)
     bounds = np.searchsorted(pos, np.arange(len(walk) + 1)).tolist()
-    ra_l, rb_l = ra.tolist(), rb.tolist()
+    ra_l, rb_l, sc_l = ra.tolist(), rb.tolist(), sc.tolist()
+    order = _descending(pos, sc, bounds).tolist()
     # entries: ids[e][type] = peak row (in all_pts) or -1; holders[row] = the entries holding that
     # peak, so a connection finds its entry without scanning them all (the reference's inner loop)
     ids: list[list[int]] = []
@@ -513,7 +571,7 @@ def group(heatmaps: np.ndarray, pafs: np.ndarray | PafReader, skeleton, params: 
             continue
         a, b = skeleton.limbs[li]
         _li, known, new = steps[si]
-        conn = _greedy(ra_l[lo:hi], rb_l[lo:hi], sc[lo:hi])
+        conn = _greedy(order[lo:hi], ra_l, rb_l, sc_l)
         if redundant[li]:
             _fill(ids, holders, a, b, conn)
             continue
@@ -573,10 +631,24 @@ def _connect(conn: list[tuple[int, int, float]], a_known: bool, known: int, new:
             holders.setdefault(gn, []).append(r)
 
 
-def _greedy(ra: list[int], rb: list[int], score: np.ndarray) -> list[tuple[int, int, float]]:
-    """match_greedy on one limb's valid candidates (peak rows, b-major order): (a row, b row, score)."""
-    order = np.argsort(score)[::-1].tolist()
-    sl = score.tolist()
+def _descending(pos: np.ndarray, score: np.ndarray, bounds: list[int]) -> np.ndarray:
+    """The valid candidates (sorted by step) in the order the greedy matching takes them: per
+    step, NumPy's default argsort of the step's scores, reversed (the reference's call). With no
+    two equal scores in a step that order is the descending one, so one sort serves every step;
+    ties are left to each step's own argsort, whose order among equals is the reference's."""
+    order = np.lexsort((-score, pos))
+    if len(order) < 2:
+        return order
+    ps, ss = pos[order], score[order]
+    if not np.any((ps[1:] == ps[:-1]) & (ss[1:] == ss[:-1])):
+        return order
+    parts = [lo + np.argsort(score[lo:hi])[::-1] for lo, hi in zip(bounds[:-1], bounds[1:])]
+    return np.concatenate(parts) if parts else order
+
+
+def _greedy(order: list[int], ra: list[int], rb: list[int], score: list[float]) -> list[tuple[int, int, float]]:
+    """match_greedy on one step's valid candidates, taken in `order` (indices into ra, rb, score:
+    peak rows and scores): (a row, b row, score)."""
     out = []
     used_a: set[int] = set()
     used_b: set[int] = set()
@@ -585,7 +657,7 @@ def _greedy(ra: list[int], rb: list[int], score: np.ndarray) -> list[tuple[int, 
         if i not in used_a and j not in used_b:
             used_a.add(i)
             used_b.add(j)
-            out.append((i, j, sl[o]))
+            out.append((i, j, score[o]))
     return out
 
 
