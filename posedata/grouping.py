@@ -431,13 +431,16 @@ def _middle_points(pair: tuple[np.ndarray, ...], passed: np.ndarray, flat: PafRe
         passed += s > thr
         done += 1
         keep = np.flatnonzero(passed >= done - allowed)
-        if len(keep) < len(passed):
+        # compacting 8 arrays costs more than carrying a few pairs that have already failed (a
+        # pair that has failed too many points can never pass again: passed rises by at most 1
+        # a round, the bar by 1)
+        if len(keep) * 4 < len(passed) * 3:
             ax, ay, ux, uy, sx, sy, base, passed = (
                 np.take(v, keep) for v in (ax, ay, ux, uy, sx, sy, base, passed))
         else:
             keep = None
         rounds.append((t, s, keep))
-    pos = np.arange(len(passed))
+    pos = np.flatnonzero(passed >= done - allowed)
     vals = np.empty((k, len(pos)), dtype)
     for t, s, keep in reversed(rounds):
         if keep is not None:

@@ -663,3 +663,38 @@ def test_peaks_on_larger_sparse_maps_match_reference():
     ours = extract_peaks(heat, num_keypoints=6)
     for k in range(6):
         np.testing.assert_array_equal(ours[k], np.array(by_type[k], dtype=np.float64).reshape(-1, 4))
+
+
+def test_word_level_candidate_search_equals_whole_map_formulation(monkeypatch):
+    """Long runs of active bands locate their candidate cells through 8-byte words of the mask
+    (grouping._word_cells). Forced on every run of small maps (any width, so words straddle rows
+    and a run's last word is partial), with dense ripples that put several candidates in one word,
+    plateaus and marks on row ends: the reference's peaks, and the per-byte search's."""
+    import posedata.grouping as G
+
+    calls = []
+    word_cells = G._word_cells
+
+    def spy(words, first):
+        calls.append(int(np.max((words * np.uint64(0x0102040810204080)) >> np.uint64(56)) if len(words) else 0))
+        return word_cells(words, first)
+
+    monkeypatch.setattr(G, "_word_cells", spy)
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        h, w = int(rng.integers(1, 40)), int(rng.integers(2, 45))
+        yy, xx = np.mgrid[0:h, 0:w]
+        hm = np.round(rng.uniform(-0.2, 0.5, (3, h, w)), 1)  # rounding makes plateaus and ties
+        hm[1] = 0.12 + 0.3 * (np.sin(xx * 2.9 + seed) * np.cos(yy * 1.7)) ** 2  # peaks 1-2 cells apart
+        hm[2, :, -1] = 0.9  # every row end a peak
+        hm = hm.astype(np.float32)
+        for thr in (0.1, 0.25):
+            monkeypatch.setattr(G, "_WORD_SCAN", 0)
+            got = extract_peaks(hm, threshold=thr, min_dist=0)
+            monkeypatch.setattr(G, "_WORD_SCAN", 1 << 62)
+            per_byte = extract_peaks(hm, threshold=thr, min_dist=0)
+            assert all(np.array_equal(a, b) for a, b in zip(got, per_byte, strict=True))
+            ours = {(k, int(x), int(y)) for k, arr in enumerate(got) for x, y in arr[:, :2]}
+            assert ours == _whole_map_peaks(hm, thr)
+    # words holding several candidates (a set byte mask that is not a power of two) were decoded
+    assert any(m & (m - 1) for m in calls)
