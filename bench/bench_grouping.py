@@ -3,10 +3,11 @@ posedata.grouping.group (what `posedata val` / `infer` run) vs the port of the r
 extract_keypoints + group_keypoints in tests/test_grouping.py (loops where the reference loops,
 NumPy where it uses NumPy, so its speed is the reference's; tests check parity against it).
 
-Run: .venv/bin/python bench/bench_grouping.py [--quick] [--ab OTHER_GROUPING_PY]
+Run: .venv/bin/python bench/bench_grouping.py [--quick] [--ab OTHER_GROUPING_PY_OR_GIT_REV]
 
-With --ab, it instead times another version of posedata/grouping.py (e.g. `git show
-REV:posedata/grouping.py > /tmp/old.py`) against the current one on the same maps, alternating
+With --ab, it instead times another version of grouping (a git revision, e.g. `--ab main~3`, whose
+posedata/grouping.py and posedata/peaks.py are loaded together; or a grouping.py file from before
+the peak search moved to posedata/peaks.py) against the current one on the same maps, alternating
 which goes first, and checks that both return the same output: how a change to grouping is judged.
 
 Maps: the openpose18 skeleton's ground-truth heatmaps and PAFs for N people laid out on a grid,
@@ -119,14 +120,34 @@ def same_output(heat: np.ndarray, pafs: np.ndarray) -> tuple[int, bool]:
 
 
 def load_other(path: str):
-    """Another grouping.py as its own module (its dataclasses need it in sys.modules)."""
+    """Another grouping.py as its own module (its dataclasses need it in sys.modules). PATH is a
+    file, or a git revision whose posedata/grouping.py (and posedata/peaks.py, where the peak
+    search lives since stop 23) are loaded together, so that both halves are the other version's."""
     import importlib.util
+    import subprocess
 
-    spec = importlib.util.spec_from_file_location("other_grouping", path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["other_grouping"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    def module(name: str, source: str):
+        spec = importlib.util.spec_from_loader(name, loader=None)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        exec(compile(source, f"<{name}>", "exec"), mod.__dict__)
+        return mod
+
+    if Path(path).is_file():
+        return module("other_grouping", Path(path).read_text(encoding="utf-8"))
+
+    def show(file: str) -> str | None:
+        got = subprocess.run(["git", "-C", str(ROOT), "show", f"{path}:{file}"], capture_output=True, text=True)
+        return got.stdout if got.returncode == 0 else None
+
+    source = show("posedata/grouping.py")
+    if source is None:
+        raise SystemExit(f"--ab {path}: neither a file nor a git revision with posedata/grouping.py")
+    peaks = show("posedata/peaks.py")
+    if peaks is not None:
+        module("other_peaks", peaks)
+        source = source.replace("from posedata.peaks import", "from other_peaks import")
+    return module("other_grouping", source)
 
 
 def ab(path: str, rounds: int) -> None:

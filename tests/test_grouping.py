@@ -667,10 +667,10 @@ def test_peaks_on_larger_sparse_maps_match_reference():
 
 def test_word_level_candidate_search_equals_whole_map_formulation(monkeypatch):
     """Long runs of active bands locate their candidate cells through 8-byte words of the mask
-    (grouping._word_cells). Forced on every run of small maps (any width, so words straddle rows
+    (peaks._word_cells). Forced on every run of small maps (any width, so words straddle rows
     and a run's last word is partial), with dense ripples that put several candidates in one word,
     plateaus and marks on row ends: the reference's peaks, and the per-byte search's."""
-    import posedata.grouping as G
+    import posedata.peaks as G
 
     calls = []
     word_cells = G._word_cells
