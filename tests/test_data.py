@@ -9,6 +9,7 @@ import pytest
 from posedata import labels as L
 from posedata import skeleton as skmod
 from posedata.augment import AugmentConfig
+from posedata.errors import InputError
 
 torch = pytest.importorskip("torch")
 
@@ -104,3 +105,61 @@ def test_loader_recycles_target_memory_only_of_dead_batches(dataset, monkeypatch
     assert len(set(addresses)) < len(addresses)  # recycled
     assert addresses[0] not in addresses[1:]  # ... but never while referenced
     assert torch.equal(held[0], dataset[keys[0]]["pafs"][2:])
+
+
+def test_prefetch_makes_the_next_item_while_the_caller_works():
+    """Prefetch hands over the source's items in order, and item k+1 is made on another thread
+    while the caller still works on item k (the training step), not when the caller asks."""
+    import threading
+    import time
+
+    from trainer.data import Prefetch
+
+    made: list[tuple[int, float, str]] = []
+
+    def source():
+        for k in range(4):
+            made.append((k, time.perf_counter(), threading.current_thread().name))
+            yield k
+
+    asked = []
+    items = Prefetch(source())
+    for k in items:
+        asked.append((k, time.perf_counter()))
+        time.sleep(0.05)  # the step
+    assert [k for k, _ in asked] == [0, 1, 2, 3]
+    assert all(name != threading.current_thread().name for _, _, name in made)
+    # item k+1 was made before the caller finished step k
+    assert all(made[k + 1][1] < asked[k][1] + 0.05 for k in range(3))
+    items.close()
+
+
+def test_prefetch_raises_the_source_error_in_order_and_close_stops_the_source():
+    from trainer.data import Prefetch
+
+    def failing():
+        yield 1
+        raise InputError("image not found", file="im9.png")
+
+    items = Prefetch(failing())
+    assert next(items) == 1
+    with pytest.raises(InputError, match="image not found"):
+        next(items)
+    with pytest.raises(StopIteration):
+        next(items)
+
+    closed = []
+
+    def endless():
+        try:
+            k = 0
+            while True:
+                yield k
+                k += 1
+        finally:
+            closed.append(True)
+
+    items = Prefetch(endless())
+    assert [next(items) for _ in range(3)] == [0, 1, 2]
+    items.close()
+    assert closed == [True] and not items._thread.is_alive()

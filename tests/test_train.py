@@ -251,6 +251,41 @@ def test_resume_after_crash_equals_uninterrupted(data, tmp_path):
     assert la == pytest.approx(lb, rel=1e-6)
 
 
+def test_cpu_runs_train_channels_last_and_resume_checkpoints_of_either_layout(data, tmp_path):
+    """On the CPU the weights train channels-last (trainer.train.memory_format). A checkpoint whose
+    weights and Adam moments are in the default layout (as runs saved them before) resumes to
+    the same weights as an uninterrupted run: layouts mix in the optimiser's arithmetic, which
+    a fused Adam would get wrong (it pairs elements by memory position)."""
+    sk = S.resolve("object5")
+    straight = train(config(data, tmp_path / "a", iterations=4, checkpoint_every=2), sk)
+    assert straight.iteration == 4
+    a = C.load(tmp_path / "a" / "last.pt")
+    convs = [v for v in a["state_dict"].values() if v.dim() == 4 and v.shape[1] > 1 and v.shape[-1] > 1]
+    assert convs and all(v.is_contiguous(memory_format=torch.channels_last) and not v.is_contiguous() for v in convs)
+
+    class Crash(Exception):
+        pass
+
+    def crash(event, info):
+        if event == "step" and info["iteration"] == 3:
+            raise Crash
+
+    with pytest.raises(Crash):
+        train(config(data, tmp_path / "b", iterations=4, checkpoint_every=2), sk, callback=crash)
+    last = tmp_path / "b" / "last.pt"
+    ckpt = C.load(last)
+    ckpt["state_dict"] = {k: v.contiguous() for k, v in ckpt["state_dict"].items()}
+    for st in ckpt["optimizer"]["state"].values():
+        for k, v in st.items():
+            if isinstance(v, torch.Tensor):
+                st[k] = v.contiguous()
+    C.save(ckpt, last)
+    assert train(config(data, tmp_path / "b", iterations=4, checkpoint_every=2), sk, resume=True).iteration == 4
+    b = C.load(last)
+    for k, v in a["state_dict"].items():
+        assert torch.equal(v, b["state_dict"][k]), k
+
+
 def test_sigkill_and_resume(data, runner, tmp_path):
     """Kill the CLI process mid-run, then --resume to the requested iteration."""
     run = tmp_path / "run"

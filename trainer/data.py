@@ -14,8 +14,10 @@ deterministic too.
 from __future__ import annotations
 
 import math
+import queue
 import random
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -156,6 +158,64 @@ def seed_worker(worker_id: int) -> None:
     np.random.seed(seed % 2**32)
     random.seed(seed)
     torch.manual_seed(seed)
+
+
+class Prefetch:
+    """Iterates `source` in a background thread, one item ahead of the caller: with the loader in
+    the training process (--workers 0), the next batch is decoded, augmented and rendered while
+    the network trains on this one. NumPy, OpenCV and torch release the GIL in their work, so the
+    two overlap (about 15 ms of data per 0.15 s step for the demo's batch, otherwise in series
+    with the step). Items come in the source's order, so a run is the same with or without it.
+
+    An exception in the source is raised by the caller's next(); close() stops the thread (after
+    the item it is making) and closes the source there, the thread that iterated it."""
+
+    def __init__(self, source: Iterable, depth: int = 1):
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(iter(source),), name="prefetch", daemon=True)
+        self._thread.start()
+
+    def _run(self, items: Iterator) -> None:
+        try:
+            for item in items:
+                if not self._put((True, item)):
+                    break
+            else:
+                self._put((False, StopIteration()))
+        except BaseException as e:  # handed to the caller, raised there
+            self._put((False, e))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    def _put(self, entry: tuple[bool, Any]) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> Prefetch:
+        return self
+
+    def __next__(self) -> Any:
+        if self._stop.is_set():
+            raise StopIteration
+        ok, item = self._queue.get()
+        if ok:
+            return item
+        self._stop.set()
+        if isinstance(item, StopIteration):
+            raise StopIteration
+        raise item
+
+    def close(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
 
 
 def make_loader(dataset: PoseDataset, batch_size: int, workers: int, seed: int, rank: int = 0,
