@@ -56,6 +56,12 @@ class DemoPlan:
     lr: float = 3e-3
     iterations: int = STEPS
     checkpoint_every: int = 200
+    # One torch thread on any machine: the next batch is made on a second thread meanwhile
+    # (trainer.data.Prefetch). A second torch thread made the step dearer, not faster: each of
+    # the step's few hundred small operators then wakes a sleeping OpenMP thread (the waiting is
+    # passive, trainer/threads.py), about 80 ms of CPU per 0.14 s step, and on a busy machine the
+    # step waits for whichever thread is descheduled (bench/README.md "demo"). One thread also
+    # makes the run's arithmetic, hence its AP, the same on a machine with any number of cores.
     threads: int | None = 1
     preview_samples: int = 8
     flip_instances: int = 8
@@ -65,20 +71,6 @@ class DemoPlan:
     val_scales: tuple[float, ...] = VAL_SCALES
     seed: int = 0
     quick: bool = False
-
-
-def training_threads(limit: int = 4) -> int:
-    """torch threads for the demo: the cores this process may use, at most `limit` (the small
-    network gains nothing beyond). Not chosen from the load average: a busy moment at the start
-    would leave an idle machine on one thread for the whole run. The trainer makes OpenMP threads
-    wait passively, so on a busy machine extra threads cost little instead of spinning."""
-    import os
-
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, limit))
 
 
 def load_average() -> float | None:
@@ -96,7 +88,7 @@ def make_plan(steps: int | None = None, quick: bool = False) -> DemoPlan:
         return DemoPlan(image_size=96, train_images=12, val_images=4, input_size=64, width=0.25, batch_size=4,
                         iterations=steps or 3, checkpoint_every=3, preview_samples=2, flip_instances=2,
                         val_overlays=2, val_input_size=64, val_scales=(1.0,), quick=True)
-    return DemoPlan(iterations=steps or STEPS, threads=training_threads())
+    return DemoPlan(iterations=steps or STEPS)
 
 
 @dataclass(frozen=True)
