@@ -83,7 +83,10 @@ def _peak_cells(hm: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarra
     is tested by one OR reduction: most bands of a clean map); in each run of the other bands a
     flat scan keeps the marked cells the values rise into and do not rise out of (~20x fewer than
     the marked ones; a row start counts as risen into, a row end needs only to be risen into).
-    Every candidate so beats its left neighbour; the other three are tested by gathers."""
+    Every candidate so beats its left neighbour; the other three are tested by gathers. A long run
+    (a noisy map's channel is one or two) also drops, while in cache, the candidates not above
+    their upper neighbour or below their lower one inside the run (one more float pass, which
+    leaves ~1 in 15 candidates for the gathers; short runs are cheaper to gather)."""
     c, h, w = hm.shape
     hw = h * w
     hm = np.ascontiguousarray(hm)
@@ -118,6 +121,12 @@ def _peak_cells(hm: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarra
                 continue
             # The marked cells are sparse (~1 in 200): in a long run, their 8-byte words are
             # located here (flatnonzero over every byte costs ~2x more) and decoded after the loop.
+            n = e - s - w
+            if n > 0:  # the vertical neighbours inside the run, while the channel is in cache
+                d = rise[:n]
+                np.greater(f[s + w:e], f[s:e - w], out=d)  # d[j]: the value rises from s + j down to s + j + w
+                mm[w:] &= d  # risen into from above
+                np.greater(mm[:n], d, out=mm[:n])  # and not out of below (ties kept: tested later)
             n8 = -(-(e - s) // 8)
             m[e - s:n8 * 8] = False
             mw = m[:n8 * 8].view(np.uint64)
