@@ -391,11 +391,11 @@ def group(heatmaps: np.ndarray, pafs: np.ndarray | PafReader, skeleton, params: 
             continue
         a, b = skeleton.limbs[li]
         _li, known, new = steps[si]
-        conn = _greedy(order[lo:hi], ra_l, rb_l, sc_l)
         if redundant[li]:
-            _fill(ids, holders, a, b, conn)
+            _fill(ids, holders, a, b, _greedy(order[lo:hi], ra_l, rb_l, sc_l))
             continue
-        _connect(conn, known == a, known, new, ids, holders, count, total, pt_score, k)
+        rk, rn = (ra_l, rb_l) if known == a else (rb_l, ra_l)
+        _connect(order[lo:hi], rk, rn, sc_l, known, new, ids, holders, count, total, pt_score, k)
     ids_a = np.array(ids, np.intp).reshape(-1, k)
     count_a = np.array(count, np.int64)
     total_a = np.array(total, np.float64)
@@ -422,13 +422,22 @@ def _checked_maps(heatmaps: np.ndarray, pafs: np.ndarray | PafReader, skeleton) 
     return hm, pf
 
 
-def _connect(conn: list[tuple[int, int, float]], a_known: bool, known: int, new: int, ids: list[list[int]],
-             holders: dict[int, list[int]], count: list[int], total: list[float], pt_score: list[float],
-             k: int) -> None:
-    """One tree limb's accepted connections: each extends the entries holding its known end's
-    peak, or starts a new entry of the two peaks."""
-    for ga, gb, s in conn:
-        gk, gn = (ga, gb) if a_known else (gb, ga)
+def _connect(order: list[int], rk: list[int], rn: list[int], score: list[float], known: int, new: int,
+             ids: list[list[int]], holders: dict[int, list[int]], count: list[int], total: list[float],
+             pt_score: list[float], k: int) -> None:
+    """One tree limb's greedy matching and its connections in one loop: candidates taken in
+    `order` (indices into rk, rn, score: the known and new ends' peak rows, the scores), each peak
+    once; each connection extends the entries holding its known end's peak, or starts a new entry
+    of the two peaks."""
+    used_k: set[int] = set()
+    used_n: set[int] = set()
+    for o in order:
+        gk, gn = rk[o], rn[o]
+        if gk in used_k or gn in used_n:
+            continue
+        used_k.add(gk)
+        used_n.add(gn)
+        s = score[o]
         rows = holders.get(gk, ())
         for r in rows:
             e = ids[r]
