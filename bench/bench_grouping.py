@@ -3,7 +3,7 @@ posedata.grouping.group (what `posedata val` / `infer` run) vs the port of the r
 extract_keypoints + group_keypoints in tests/test_grouping.py (loops where the reference loops,
 NumPy where it uses NumPy, so its speed is the reference's; tests check parity against it).
 
-Run: .venv/bin/python bench/bench_grouping.py [--quick] [--ab OTHER_GROUPING_PY_OR_GIT_REV]
+Run: .venv/bin/python bench/bench_grouping.py [--quick] [--rounds N] [--ab OTHER_GROUPING_PY_OR_GIT_REV]
 
 With --ab, it instead times another version of grouping (a git revision, e.g. `--ab main~3`, whose
 posedata/grouping.py and posedata/peaks.py are loaded together; or a grouping.py file from before
@@ -169,13 +169,14 @@ def ab(path: str, rounds: int) -> None:
                     flush.sum()
                     acc.append(timed(lambda fn=fn, h=heat, p=pafs: fn(h, p, OP18))[0])
             co, cc = float(np.median(t_o)), float(np.median(t_c))
+            q = float(np.percentile(t_c, 25) / np.percentile(t_o, 25))
             print(f"{n:>3} {'noisy' if noisy else 'clean'} same={same} other {1e3 * co:.2f} ms current {1e3 * cc:.2f} ms "
-                  f"current/other {cc / co:.3f}")
+                  f"current/other {cc / co:.3f} (25th percentiles {q:.3f})")
 
 
 def main() -> None:
     quick = "--quick" in sys.argv
-    rounds = 5 if quick else 21
+    rounds = int(sys.argv[sys.argv.index("--rounds") + 1]) if "--rounds" in sys.argv else 5 if quick else 21
     if "--ab" in sys.argv:
         ab(sys.argv[sys.argv.index("--ab") + 1], rounds)
         return
