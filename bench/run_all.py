@@ -33,8 +33,11 @@ MANUAL = {
         "compares this checkout with another one (`git worktree add /tmp/synth-old COMMIT`): an A/B "
         "against a chosen older commit, not a figure of the current code",
     "bench_grouping.py --ab OTHER_GROUPING_PY":
-        "times another version of posedata/grouping.py (`git show COMMIT:posedata/grouping.py > "
-        "/tmp/old.py`) against the current one: an A/B against a chosen older commit",
+        "times another version of grouping (a git revision, or a grouping.py file) against the "
+        "current one: an A/B against a chosen older commit",
+    "bench_grouping.py --ab OTHER_GROUPING_PY --rounds 151":
+        "the same A/B with 151 rounds (stop 23's changes against stop 22's code, under load): not a "
+        "figure of the current code alone",
     "demo_inference.py CHECKPOINT":
         "needs the 3600-step checkpoint of the demo's earlier settings (historical: it chose the "
         "demo's inference settings; `posedata demo` writes today's checkpoint to demo-out/run/last.pt)",
