@@ -9,8 +9,8 @@ and README.md is in the full list or in MANUAL, and that the README quotes every
 
 Run: .venv/bin/python bench/run_all.py [--quick] [--only NAME,NAME] [-o bench-out]
 
-Full run: hours on the shared 2-core machine (the demo alone trains 3200 steps: 11.5 min with no
-other job, 35 min at load 8-13; convert generates 134 + 268 MB COCO files into OUT/convert-data,
+Full run: hours on the shared 2-core machine (the demo alone trains 3600 steps: about 9 min with no
+other job, 22 min at load 4-6; convert generates 134 + 268 MB COCO files into OUT/convert-data,
 kept for a rerun; validate generates 102 MB); the quick run took the time bench/README.md states.
 """
 from __future__ import annotations
@@ -38,6 +38,9 @@ MANUAL = {
     "bench_grouping.py --ab OTHER_GROUPING_PY --rounds 151":
         "the same A/B with 151 rounds (stop 23's changes against stop 22's code, under load): not a "
         "figure of the current code alone",
+    "bench_demo_steps.py --ab CHECKOUT --threads 1,2 --pairs 2 --steps 50":
+        "compares this checkout with another one (`git archive COMMIT | tar -x -C /tmp/demo-old`): an A/B "
+        "against a chosen older commit, not a figure of the current code",
     "demo_inference.py CHECKPOINT":
         "needs the 3600-step checkpoint of the demo's earlier settings (historical: it chose the "
         "demo's inference settings; `posedata demo` writes today's checkpoint to demo-out/run/last.pt)",
@@ -87,6 +90,7 @@ def scripts(out: Path, quick: bool) -> list[tuple[str, str, list[str]]]:
         ("train", "bench_train.py", []),
         ("train-sizes", "bench_train_sizes.py", ["--steps", "4"]),
         ("demo", "bench_demo.py", ["-o", str(out / "demo")]),
+        ("demo-steps", "bench_demo_steps.py", ["--threads", "1,2", "--pairs", "2", "--data", str(out / "demo-steps-data")]),
         ("infer", "bench_infer.py", ["--rounds", "3"]),
         ("infer-1-thread", "bench_infer.py", ["--rounds", "3", "--threads", "1"]),
         ("infer-jobs", "bench_infer.py", ["--jobs", "--rounds", "3", "--sizes", "1,4,9"]),
@@ -117,6 +121,7 @@ def scripts(out: Path, quick: bool) -> list[tuple[str, str, list[str]]]:
         "train": ["--quick"],
         "train-sizes": ["--quick", "--steps", "3"],
         "demo": ["-o", str(out / "demo-quick"), "--steps", "20"],
+        "demo-steps": ["--threads", "1,2", "--steps", "14", "--pairs", "1", "--data", str(out / "demo-steps-data")],
         "infer": ["--quick"],
         "infer-1-thread": ["--quick", "--threads", "1"],
         "infer-jobs": ["--jobs", "--rounds", "1", "--sizes", "1"],
