@@ -58,11 +58,12 @@ class DemoPlan:
     iterations: int = STEPS
     checkpoint_every: int = 200
     # One torch thread on any machine: the next batch is made on a second thread meanwhile
-    # (trainer.data.Prefetch). A second torch thread made the step dearer, not faster: each of
-    # the step's few hundred small operators then wakes a sleeping OpenMP thread (the waiting is
-    # passive, trainer/threads.py), about 80 ms of CPU per 0.14 s step, and on a busy machine the
-    # step waits for whichever thread is descheduled (bench/README.md "demo"). One thread also
-    # makes the run's arithmetic, hence its AP, the same on a machine with any number of cores.
+    # (trainer.data.Prefetch). A second torch thread costs 30-80 ms more CPU per ~0.13 s step for
+    # 5% less wall time on a quiet machine (122 vs 128 ms) and more wall time on a busy one: each
+    # of the step's few hundred small operators wakes a sleeping OpenMP thread (the waiting is
+    # passive, trainer/threads.py), and the step waits for whichever thread is descheduled
+    # (bench/README.md "demo"). One thread also makes the run's arithmetic, hence its AP, the
+    # same on a machine with any number of cores.
     threads: int | None = 1
     preview_samples: int = 8
     flip_instances: int = 8
