@@ -11,8 +11,9 @@ start, during training and at the end) and prints the row for bench/README.md's 
 The training length is a number of steps, so AP does not depend on the machine's load; wall time
 does. On a shared machine the idle wall time is bounded from CPU time: at most the process's whole CPU
 time (no gain from a second thread), at least its CPU time outside training (synth, validate,
-preview, flipcheck, val: mostly one thread) plus the training's CPU time divided by its threads
-(perfect scaling; measured on the idle machine, 2 threads made a step x1.5 faster than one). CPU
+preview, flipcheck, val: mostly one thread) plus the training's CPU time divided by the threads
+that work during training (torch's plus the data thread that makes the next batch meanwhile,
+trainer.data.Prefetch, at most the cores): perfect overlap. CPU
 time measured under load runs high (shared caches), so both bounds err long.
 """
 from __future__ import annotations
@@ -56,13 +57,14 @@ def main() -> None:
     la = s["load_average"]
     threads = s["threads"] or 1
     train_cpu = s["cpu_seconds_per_step"] * s["iterations"] / 60
-    idle_low = (cpu - train_cpu) + train_cpu / threads
+    lanes = min(threads + 1, os.cpu_count() or 1)  # torch's threads and the data thread beside them
+    idle_low = (cpu - train_cpu) + train_cpu / lanes
     print(f"\nbench_demo: AP {s['AP']:.3f} (bar {BAR_AP}: x{s['AP'] / BAR_AP:.2f}), AP50 {s['AP50']:.3f}, "
           f"AP75 {s['AP75']:.3f}, AR {s['AR']:.3f}")
     print(f"  {s['iterations']} steps of {s['plan']['batch_size']} on {threads} thread(s): "
           f"{s['cpu_seconds_per_step']:.3f} CPU s/step; training {s['train_minutes']:.2f} min wall, "
           f"{train_cpu:.2f} min CPU")
-    print(f"  wall {wall:.2f} min here; CPU {cpu:.2f} min; on {threads} idle core(s) between {idle_low:.2f} and "
+    print(f"  wall {wall:.2f} min here; CPU {cpu:.2f} min; on {lanes} idle core(s) between {idle_low:.2f} and "
           f"{cpu:.2f} min (bar {BAR_MINUTES:g})")
     load1 = os.getloadavg()[0]
     print(f"  load average (1 min): {load0:.2f} at start, training mean {la['train_mean']} / max {la['train_max']}, "
