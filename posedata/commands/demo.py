@@ -16,7 +16,7 @@ from .render import print_convert_summary, print_val_report, print_validate_summ
 @output_option("folder", "Folder for every artefact (data, previews, plots, run, results).", required=False,
                default=Path("demo-out"), show_default=True)
 @click.option("--steps", type=click.IntRange(1, 10**6), default=None,
-              help="Training steps [default: 3600, about 9 minutes on 2 cores with no other job; a busy machine takes "
+              help="Training steps [default: 3600, about 8 minutes on 2 cores with no other job; a busy machine takes "
                    "longer and reaches the same AP].")
 @click.option("--quick", is_flag=True, help="Seconds-long version (tiny data, a few iterations): every step, every artefact.")
 @force_option("Replace the output folder of an earlier demo.")
