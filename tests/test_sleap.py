@@ -7,7 +7,10 @@ frame pixels are compared with sleap-io's own reading of the same file."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -447,3 +450,36 @@ def test_corrupted_bytes_raise_only_posedata_errors(sio, tmp_path_factory, flips
         shutil.rmtree(base, ignore_errors=True)
     for a in r.dataset.annotations:
         assert a.keypoints.shape == (4, 3) and np.isfinite(a.keypoints).all()
+
+
+@pytest.mark.parametrize("name,signal_name", [("crash_segv.slp", "SIGSEGV"), ("crash_abort.slp", "SIGABRT")])
+def test_a_file_that_crashes_hdf5_is_a_located_refusal(sio, tmp_path, name, signal_name) -> None:
+    """Two 14 KB .slp files with a few bytes flipped (found by the corruption test's flips): reading
+    them killed `posedata import` (exit 139: SIGSEGV inside HDF5; exit 134: glibc's abort on a
+    corrupted heap). Run as a user runs it, in a fresh process (the abort depends on the heap's
+    state, which a fresh process fixes): the file is named as damaged, exit 2, nothing written."""
+    src = tmp_path / name
+    shutil.copyfile(DATA / name, src)
+    before = src.read_bytes()
+    out = tmp_path / "out.json"
+    r = subprocess.run([sys.executable, "-m", "posedata.cli", "import", "sleap", str(src), "--skeleton", str(SKEL),
+                        "-o", str(out)], capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent)))
+    assert r.returncode == 2, (r.returncode, r.stdout[-2000:], r.stderr[-2000:])
+    text = " ".join((r.stdout + r.stderr).split())
+    assert "Traceback" not in text and f"crashed reading this .slp file ({signal_name}" in text and str(src) in text
+    assert not out.exists() and src.read_bytes() == before
+
+
+def test_a_crash_in_the_test_read_is_reported_with_its_signal(sio, tmp_path, monkeypatch) -> None:
+    """Whatever crashes the reader (here sleap-io's load killing its own process), the caller gets an
+    InputError naming the signal, and this process lives on."""
+    f = make_slp(sio, tmp_path)
+
+    def crash(*_a, **_k):
+        os.kill(os.getpid(), signal.SIGSEGV)
+
+    monkeypatch.setattr(sio, "load_slp", crash)
+    with pytest.raises(InputError) as e:
+        SL.read(f, S.load(SKEL), ImportOptions())
+    assert "SIGSEGV" in e.value.message and e.value.file == str(f)
