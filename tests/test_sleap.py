@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -472,14 +471,11 @@ def test_a_file_that_crashes_hdf5_is_a_located_refusal(sio, tmp_path, name, sign
 
 
 def test_a_crash_in_the_test_read_is_reported_with_its_signal(sio, tmp_path, monkeypatch) -> None:
-    """Whatever crashes the reader (here sleap-io's load killing its own process), the caller gets an
-    InputError naming the signal, and this process lives on."""
+    """Whatever kills the test read (here a child that sends itself SIGSEGV), the caller gets an
+    InputError naming the signal and the file, and this process lives on."""
     f = make_slp(sio, tmp_path)
-
-    def crash(*_a, **_k):
-        os.kill(os.getpid(), signal.SIGSEGV)
-
-    monkeypatch.setattr(sio, "load_slp", crash)
+    monkeypatch.setattr(SL, "_test_read_command", lambda path: [
+        sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"])
     with pytest.raises(InputError) as e:
         SL.read(f, S.load(SKEL), ImportOptions())
     assert "SIGSEGV" in e.value.message and e.value.file == str(f)

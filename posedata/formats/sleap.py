@@ -26,6 +26,8 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -92,7 +94,7 @@ def _load(path: Path) -> Any:
                 raise InputError("not a SLEAP .slp file (no HDF5 signature)", file=file)
     except OSError as e:
         raise InputError(f"cannot read: {e.strerror}", file=file) from None
-    _first_in_a_child(path, lambda: (_check_declared_sizes(path), sio.load_slp(file, open_videos=False)))
+    _first_in_a_child(path)
     _check_declared_sizes(path)
     try:
         return sio.load_slp(file, open_videos=False)
@@ -105,28 +107,34 @@ def _load(path: Path) -> Any:
 # HDF5 is C, and some damaged .slp files crash it: flipping bytes of a 14 KB file gave a segfault
 # or glibc's "corrupted double-linked list" abort in 3 of 567 tries (tests/data/import/crash_*.slp).
 # A crash cannot be caught, and the user would see the process die with no word of the file. So
-# where the system can fork, the file is read once in a child process first; the child's outcome
-# is thrown away, and only its death by a signal is reported (as a damaged file, exit 2).
-def _first_in_a_child(path: Path, read: Callable[[], object]) -> None:
-    if not hasattr(os, "fork"):  # pragma: no cover - Windows: read in-process only
-        return
-    pid = os.fork()
-    if pid == 0:  # the child: never returns into the caller's stack, prints nothing
-        try:
-            import faulthandler
+# the file is first read by a fresh Python process (0.5 s for a small file), whose outcome is thrown
+# away; only its death by a signal is reported (as a damaged file, exit 2). Not a fork: a forked
+# child of a process with other threads (a progress bar's, torch's) can wait forever on a lock one
+# of them held, as it did in the test suite.
+def _test_read_command(path: Path) -> list[str]:
+    return [sys.executable, "-c", "import sys, pathlib; from posedata.formats.sleap import _test_read; "
+            "_test_read(pathlib.Path(sys.argv[1]))", str(path)]
 
-            faulthandler.disable()  # its dump goes to a saved descriptor, past the redirection below
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 1)
-            os.dup2(devnull, 2)
-            read()
-        except BaseException:
-            pass
-        finally:
-            os._exit(0)
-    _, status = os.waitpid(pid, 0)
-    if os.WIFSIGNALED(status):
-        name = signal.Signals(os.WTERMSIG(status)).name
+
+def _test_read(path: Path) -> None:
+    """The reads _load makes, in the child; any Python error is the parent's to report."""
+    try:
+        _check_declared_sizes(path)
+        _sleap_io(str(path)).load_slp(str(path), open_videos=False)
+    except BaseException:
+        pass
+
+
+def _first_in_a_child(path: Path) -> None:
+    root = str(Path(__file__).resolve().parents[2])  # where this posedata is imported from
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+    try:
+        r = subprocess.run(_test_read_command(path), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, env=env, check=False)
+    except OSError:  # pragma: no cover - no process could start: read in-process only
+        return
+    if r.returncode < 0:
+        name = signal.Signals(-r.returncode).name
         raise InputError(f"the HDF5 library crashed reading this .slp file ({name} in a test read): the file is "
                          "damaged", file=str(path))
 
