@@ -95,9 +95,8 @@ def _load(path: Path) -> Any:
     except OSError as e:
         raise InputError(f"cannot read: {e.strerror}", file=file) from None
     _first_in_a_child(path)
-    _check_declared_sizes(path)
     try:
-        return sio.load_slp(file, open_videos=False)
+        return _read(path, sio)
     except InputError:
         raise
     except Exception as e:  # sleap-io/h5py raise many types on a damaged file; none may escape as a traceback
@@ -116,11 +115,17 @@ def _test_read_command(path: Path) -> list[str]:
             "_test_read(pathlib.Path(sys.argv[1]))", str(path)]
 
 
+def _read(path: Path, sio: Any) -> Any:
+    """The reads of a .slp file: the declared sizes first, then sleap-io's (in _load, and in the
+    test read before it)."""
+    _check_declared_sizes(path)
+    return sio.load_slp(str(path), open_videos=False)
+
+
 def _test_read(path: Path) -> None:
-    """The reads _load makes, in the child; any Python error is the parent's to report."""
+    """_load's reads, in the child; any Python error is the parent's to report."""
     try:
-        _check_declared_sizes(path)
-        _sleap_io(str(path)).load_slp(str(path), open_videos=False)
+        _read(path, _sleap_io(str(path)))
     except BaseException:
         pass
 
