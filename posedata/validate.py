@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from . import columns
+from .cocojson import keypoint_lists
 from .columns import EXACT, MISSING, column, float_column, int_column, number_rows, screen_images, typed_rows
 from .errors import InputError, SkeletonError
 from .findings import Finding, FindingReport
@@ -390,8 +391,6 @@ class _Validator(KeypointChecks):
         # cocojson's typed parse: keypoints as one parsed column, each record's as its JSON text
         self.numbers = anns.keypoints if type(anns) is columns.TypedRecords else None
         if type(anns) is columns.TypedRecords and self.numbers is None:
-            from .cocojson import keypoint_lists
-
             keypoint_lists(anns, range(n))  # the column was released: the records' text read one by one
         # a dict subclass (never parsed JSON) is read by the row-by-row checks alone, with every row
         if self.screen and not _dict_subclasses(anns):
@@ -402,8 +401,6 @@ class _Validator(KeypointChecks):
             self.ann_img = [None] * n
         todo = np.flatnonzero(~clean).tolist()
         if self.numbers is not None:
-            from .cocojson import keypoint_lists
-
             keypoint_lists(anns, todo)  # the rows checked one by one read their keypoints as lists
         for i in todo:
             self._annotation_row(i, anns[i], cats, kp_cats)
