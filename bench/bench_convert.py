@@ -4,6 +4,7 @@
     .venv/bin/python bench/bench_convert.py --images 5000 --annotations 13000   # quick
     .venv/bin/python bench/bench_convert.py --headline 3    # the README's figure: the CLI vs the reference
     .venv/bin/python bench/bench_convert.py --growth 4      # 150k vs 300k annotations, per phase
+    .venv/bin/python bench/bench_convert.py --growth 4 --prime-mb 2048   # and with the memory state equalised
     (--data DIR keeps the generated files there and reuses them; generating both takes minutes)
 
 A synthetic COCO person-keypoints file of the requested size is generated (skewed persons per
@@ -393,44 +394,81 @@ def _files(tmp: Path, data: str | None, n_images: int, n_annotations: int, seed:
     return src, big
 
 
-def growth(n_images: int, n_annotations: int, seed: int, pairs: int, data: str | None) -> None:
+def _prime(mb: int) -> dict:
+    """Touch MB of fresh memory in a process of its own, which then exits and frees it.
+
+    Why: on this VM a run's system time depends on the memory state the process before it left:
+    first-touching memory that no process freed just before costs heavy kernel time (the host backs
+    it again: DAMON pageout, /sys/kernel/mm/damon/admin/kdamonds), memory just freed is cheap. In
+    plain alternation a 150k run follows a 300k run, which freed ~930 MB, and a 300k run follows
+    a 150k run, which freed half that, so the 300k run pays for more first touches. Run right
+    before each measured run of both sizes, MB (more than either run touches) leaves both the same
+    state: memory just freed, as much as either needs. Its own cost is not in the measured run."""
+    code = ("import resource,time,sys;t=time.perf_counter();b=bytearray(b'\\x01')*(int(sys.argv[1])<<20);"
+            "r=resource.getrusage(0);print(round(r.ru_stime,3),round(time.perf_counter()-t,3))")
+    r = subprocess.run([sys.executable, "-c", code, str(mb)], capture_output=True, text=True, check=True)
+    sys_s, wall = (float(v) for v in r.stdout.split())
+    return {"sys": sys_s, "seconds": wall}
+
+
+def growth(n_images: int, n_annotations: int, seed: int, pairs: int, data: str | None, prime_mb: int = 0) -> None:
     """How validate + convert grow: `posedata convert` of the file and of one twice its size in
     alternating pairs (their order swapped every pair), CPU and wall time ratios per pair and of
-    the medians, and per phase user / system time and page faults."""
-    import statistics
-
+    the medians, and per phase user / system time and page faults. prime_mb > 0 adds a second
+    condition, reported apart after the first: each pair also runs both sizes once more, each
+    right after `_prime(prime_mb)` (the memory state equalised), in the same alternation."""
     with tempfile.TemporaryDirectory() as td:
         tmp = Path(td)
         src, big = _files(tmp, data, n_images, n_annotations, seed)
-        res: dict[str, list[dict]] = {"1x": [], "2x": []}
+        conditions = ("as alternated", "memory primed") if prime_mb else ("as alternated",)
+        res: dict[str, dict[str, list[dict]]] = {c: {"1x": [], "2x": []} for c in conditions}
+        primes: list[dict] = []
         for k in range(pairs):
-            for size in (("1x", "2x") if k % 2 == 0 else ("2x", "1x")):
-                load = os.getloadavg()[0]
-                r = run("cli-phases", src if size == "1x" else big, tmp / f"out{size}.npz")
-                r["load"] = round(load, 2)
-                res[size].append(r)
-            a, b = res["1x"][-1], res["2x"][-1]
-            print(f"pair {k + 1}: {a['cpu_seconds']:.2f} s vs {b['cpu_seconds']:.2f} s CPU (x{b['cpu_seconds'] / a['cpu_seconds']:.2f}), "
-                  f"{a['seconds']:.2f} s vs {b['seconds']:.2f} s wall (x{b['seconds'] / a['seconds']:.2f}); user "
-                  f"{a['user']:.2f} / {b['user']:.2f}, sys {a['sys']:.2f} / {b['sys']:.2f}, page faults {a['minflt']} / "
-                  f"{b['minflt']}; peak {a['maxrss_mb']:.0f} / {b['maxrss_mb']:.0f} MB; load {a['load']} / {b['load']}")
+            for cond in conditions:
+                for size in (("1x", "2x") if k % 2 == 0 else ("2x", "1x")):
+                    if cond == "memory primed":
+                        primes.append(_prime(prime_mb))
+                    load = os.getloadavg()[0]
+                    r = run("cli-phases", src if size == "1x" else big, tmp / f"out{size}.npz")
+                    r["load"] = round(load, 2)
+                    res[cond][size].append(r)
+                a, b = res[cond]["1x"][-1], res[cond]["2x"][-1]
+                tag = "" if cond == "as alternated" else f" ({cond})"
+                print(f"pair {k + 1}{tag}: {a['cpu_seconds']:.2f} s vs {b['cpu_seconds']:.2f} s CPU (x{b['cpu_seconds'] / a['cpu_seconds']:.2f}), "
+                      f"{a['seconds']:.2f} s vs {b['seconds']:.2f} s wall (x{b['seconds'] / a['seconds']:.2f}); user "
+                      f"{a['user']:.2f} / {b['user']:.2f}, sys {a['sys']:.2f} / {b['sys']:.2f}, page faults {a['minflt']} / "
+                      f"{b['minflt']}; peak {a['maxrss_mb']:.0f} / {b['maxrss_mb']:.0f} MB; load {a['load']} / {b['load']}")
         print()
-        ratios = [b["cpu_seconds"] / a["cpu_seconds"] for a, b in zip(res["1x"], res["2x"])]
-        walls = [b["seconds"] / a["seconds"] for a, b in zip(res["1x"], res["2x"])]
+        _growth_summary(res["as alternated"], pairs)
+        if prime_mb:
+            import statistics
 
-        def med(size: str, key: str) -> float:
-            return statistics.median(r[key] for r in res[size])
+            print()
+            print(f"memory primed: each run right after a process touched and freed {prime_mb} MB "
+                  f"(that process: median {statistics.median(p['sys'] for p in primes):.2f} s system time, "
+                  f"{min(p['sys'] for p in primes):.2f}-{max(p['sys'] for p in primes):.2f} s; not in the runs' figures)")
+            _growth_summary(res["memory primed"], pairs)
 
-        print(f"2x the annotations, medians of {pairs} pairs: x{med('2x', 'cpu_seconds') / med('1x', 'cpu_seconds'):.2f} "
-              f"CPU ({med('1x', 'cpu_seconds'):.2f} s vs {med('2x', 'cpu_seconds'):.2f} s), x{med('2x', 'seconds') / med('1x', 'seconds'):.2f} "
-              f"wall; per pair CPU x{min(ratios):.2f}-x{max(ratios):.2f}, wall x{min(walls):.2f}-x{max(walls):.2f}; "
-              f"peak {med('1x', 'maxrss_mb'):.0f} vs {med('2x', 'maxrss_mb'):.0f} MB")
-        print("per phase, medians (user s, sys s, page faults):")
-        for phase in res["1x"][0]["phases"]:
-            one = [statistics.median(r["phases"][phase][j] for r in res["1x"]) for j in range(3)]
-            two = [statistics.median(r["phases"][phase][j] for r in res["2x"]) for j in range(3)]
-            print(f"  {phase:36s} 1x {one[0]:5.2f} {one[1]:5.2f} {one[2]:8.0f}   2x {two[0]:5.2f} {two[1]:5.2f} {two[2]:8.0f}   "
-                  f"user x{two[0] / max(one[0], 1e-9):.2f}")
+
+def _growth_summary(res: dict[str, list[dict]], pairs: int) -> None:
+    import statistics
+
+    ratios = [b["cpu_seconds"] / a["cpu_seconds"] for a, b in zip(res["1x"], res["2x"])]
+    walls = [b["seconds"] / a["seconds"] for a, b in zip(res["1x"], res["2x"])]
+
+    def med(size: str, key: str) -> float:
+        return statistics.median(r[key] for r in res[size])
+
+    print(f"2x the annotations, medians of {pairs} pairs: x{med('2x', 'cpu_seconds') / med('1x', 'cpu_seconds'):.2f} "
+          f"CPU ({med('1x', 'cpu_seconds'):.2f} s vs {med('2x', 'cpu_seconds'):.2f} s), x{med('2x', 'seconds') / med('1x', 'seconds'):.2f} "
+          f"wall; per pair CPU x{min(ratios):.2f}-x{max(ratios):.2f}, wall x{min(walls):.2f}-x{max(walls):.2f}; "
+          f"peak {med('1x', 'maxrss_mb'):.0f} vs {med('2x', 'maxrss_mb'):.0f} MB")
+    print("per phase, medians (user s, sys s, page faults):")
+    for phase in res["1x"][0]["phases"]:
+        one = [statistics.median(r["phases"][phase][j] for r in res["1x"]) for j in range(3)]
+        two = [statistics.median(r["phases"][phase][j] for r in res["2x"]) for j in range(3)]
+        print(f"  {phase:36s} 1x {one[0]:5.2f} {one[1]:5.2f} {one[2]:8.0f}   2x {two[0]:5.2f} {two[1]:5.2f} {two[2]:8.0f}   "
+              f"user x{two[0] / max(one[0], 1e-9):.2f}")
 
 
 def headline(n_images: int, n_annotations: int, seed: int, rounds: int, data: str | None = None) -> None:
@@ -486,6 +524,9 @@ def main() -> None:
     ap.add_argument("--growth", type=int, metavar="PAIRS", default=0,
                     help="only the growth: `posedata convert` of the file and of one twice its size in PAIRS "
                          "alternating pairs, with per-phase user / system time and page faults")
+    ap.add_argument("--prime-mb", type=int, metavar="MB", default=0,
+                    help="with --growth: also run every pair with the memory state equalised (each run right "
+                         "after a process touched and freed MB of memory) and report that condition apart")
     ap.add_argument("--data", metavar="DIR", help="keep the generated files in DIR and reuse them (--headline, --growth)")
     ap.add_argument("--step", nargs=3, metavar=("NAME", "SRC", "OUT"), help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -496,7 +537,7 @@ def main() -> None:
         headline(a.images, a.annotations, a.seed, a.headline, a.data)
         return
     if a.growth:
-        growth(a.images, a.annotations, a.seed, a.growth, a.data)
+        growth(a.images, a.annotations, a.seed, a.growth, a.data, a.prime_mb)
         return
     with tempfile.TemporaryDirectory() as td:
         tmp = Path(td)
