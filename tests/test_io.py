@@ -212,10 +212,10 @@ def test_label_file_is_written_through_a_few_chunks_of_page_cache(tmp_path, monk
     file (bench/README.md, "convert": 0.7-0.95 s of system time at 300k annotations on the bench
     VM); at most two chunks are cached at any time, and none once it is in place."""
     import numpy as np
+    from test_labels import make_labels
 
     from posedata import io as pio
     from posedata import labels as L
-    from test_labels import make_labels
 
     chunk = 256 << 10
     monkeypatch.setattr(pio, "STREAM_CHUNK", chunk)
