@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Iterable
-from itertools import chain, repeat
+from itertools import chain, compress, repeat
 from typing import Any
 
 import numpy as np
@@ -89,6 +89,8 @@ _UNBRACKET = bytes.maketrans(b"[]", b"  ")
 _MARKS = bytes(ord("d") if c in b"0123456789" else ord("f") if c in _FLOAT_BYTES else ord(",") for c in range(256))
 _LONG = b"d" * 10
 _ODD = re.compile(rb"f|d{10,}")
+_DICT_ROWS = 16384
+ROWS = 512  # rows of keypoint text read at a time: ~90 kB of COCO text, under glibc malloc's mmap threshold, so every block reuses the same heap pages
 
 
 def _number_rows(raws: list[Any]) -> NumberRows | None:
@@ -96,48 +98,46 @@ def _number_rows(raws: list[Any]) -> NumberRows | None:
     a list of numbers only (a string, a bool, null, an object, a nested list or a bare number:
     the untyped parse then reads the file, as the typed decode of such a value fails).
 
-    Lists of integers of up to 9 digits are read by one np.fromstring over their joined text into
+    Lists of integers of up to 9 digits are read by np.fromstring over their joined text into
     int32 (exact, and so is their float64, as json.loads's int converts to it; half the memory of
     int64). A list with a float, a longer integer or no number at all is read by msgspec, one by
-    one, as it was."""
+    one. The texts are joined, checked and read ROWS rows at a time: the whole text joined
+    (51 MB at 300k annotations) and its three translated copies were ~200 MB of fresh pages,
+    which this VM's kernel charges heavily for (bench/README.md, "convert")."""
     n = len(raws)
     if not n:
         return NumberRows(np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int64))
-    length = np.fromiter(map(len, raws), dtype=np.int64, count=n)
-    end = np.cumsum(length + 1) - 1  # row i is text[end[i] - length[i]:end[i]]
-    begin = end - length
-    text = b",".join(raws)
-    other = text.translate(None, _INT_LIST_BYTES)
-    if other.translate(None, _FLOAT_BYTES):
-        return None  # a letter or a quote: a string, true/false/null or an object somewhere
-    if text.count(b"[") != n or not (np.frombuffer(text, dtype=np.uint8)[begin] == ord("[")).all():
-        return None  # a bare number, or a list inside a list
-    commas = np.fromiter(map(text.count, repeat(b","), begin.tolist(), end.tolist()), dtype=np.int64, count=n)
-    # by msgspec: floats, long integers, and lists without a comma (one number or none)
-    slow = set(np.flatnonzero(commas == 0).tolist())
-    marks = text.translate(_MARKS)
-    if other or _LONG in marks:  # a regular expression over the whole text only then (0.3 s at COCO size)
-        slow.update(np.searchsorted(end, [m.start() for m in _ODD.finditer(marks)]).tolist())
-    del marks
-    count = commas + 1
+    count = np.empty(n, dtype=np.int64)
+    slow: list[int] = []
+    for lo in range(0, n, ROWS):
+        part = raws[lo:lo + ROWS]
+        found = _count_numbers(part, count[lo:lo + len(part)])
+        if found is None:
+            return None
+        slow.extend(j + lo for j in found)
     fast = np.ones(n, dtype=bool)
-    if slow:
-        rows = sorted(slow)
-        fast[rows] = False
-        text = b",".join([raws[i] for i in np.flatnonzero(fast).tolist()])
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")  # numpy warns (and stops) at a token it cannot read
-            ints = np.fromstring(text.translate(_UNBRACKET), dtype=np.int32, sep=",") if fast.any() \
-                else np.zeros(0, dtype=np.int32)
-    except (ValueError, DeprecationWarning):  # pragma: no cover - the text was checked above
-        return None
-    if len(ints) != int(count[fast].sum()):  # pragma: no cover - as above
-        return None
+    fast[slow] = False
+    ints = np.empty(int(count[fast].sum()), dtype=np.int32)
+    at = 0
+    for lo in range(0, n, ROWS):  # the second pass: fast rows' numbers, read into their place
+        part = raws[lo:lo + ROWS] if not slow else list(compress(raws[lo:lo + ROWS], fast[lo:lo + ROWS].tolist()))
+        if not part:
+            continue
+        text = b",".join(part).translate(_UNBRACKET)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # numpy warns (and stops) at a token it cannot read
+                block = np.fromstring(text, dtype=np.int32, sep=",")
+        except (ValueError, DeprecationWarning):  # pragma: no cover - the text was checked in the first pass
+            return None
+        if len(block) != int(count[lo:lo + ROWS][fast[lo:lo + ROWS]].sum()):  # pragma: no cover - as above
+            return None
+        ints[at:at + len(block)] = block
+        at += len(block)
     if not slow:
         return NumberRows(ints, count)
     lists = []
-    for i in rows:
+    for i in slow:
         try:
             lists.append(_decode_numbers(raws[i]))
         except msgspec.ValidationError:  # pragma: no cover - the text was checked above
@@ -148,6 +148,29 @@ def _number_rows(raws: list[Any]) -> NumberRows | None:
     values[in_fast] = ints
     values[~in_fast] = _floats(lists)
     return NumberRows(values, count)
+
+
+def _count_numbers(raws: list[Any], count: np.ndarray) -> list[int] | None:
+    """The first pass over `raws` (one block): None when a text is not a list of numbers, else
+    the rows msgspec is to read (a float, an integer of 10 digits or more, no comma); `count` is
+    set to each row's comma count + 1 (its numbers, for the other rows)."""
+    n = len(raws)
+    length = np.fromiter(map(len, raws), dtype=np.int64, count=n)
+    end = np.cumsum(length + 1) - 1  # row i is text[end[i] - length[i]:end[i]]
+    begin = end - length
+    text = b",".join(raws)
+    other = text.translate(None, _INT_LIST_BYTES)
+    if other.translate(None, _FLOAT_BYTES):
+        return None  # a letter or a quote: a string, true/false/null or an object somewhere
+    if text.count(b"[") != n or not (np.frombuffer(text, dtype=np.uint8)[begin] == ord("[")).all():
+        return None  # a bare number, or a list inside a list
+    commas = np.fromiter(map(text.count, repeat(b","), begin.tolist(), end.tolist()), dtype=np.int64, count=n)
+    count[:] = commas + 1
+    slow = set(np.flatnonzero(commas == 0).tolist())
+    marks = text.translate(_MARKS)
+    if other or _LONG in marks:  # a regular expression over the text only then
+        slow.update(np.searchsorted(end, [m.start() for m in _ODD.finditer(marks)]).tolist())
+    return sorted(slow)
 
 
 def _floats(lists: list[list[Any]]) -> np.ndarray:
@@ -201,8 +224,15 @@ def parse_coco(data: bytes) -> dict[str, Any] | None:
             return None
     from msgspec.structs import asdict
 
-    anns = list(map(asdict, coco.annotations)) if numbers is None else \
-        TypedRecords(map(asdict, coco.annotations), keypoints=numbers)
+    anns = [] if numbers is None else TypedRecords(keypoints=numbers)
+    structs, coco.annotations = coco.annotations, []
+    for lo in range(0, len(structs), _DICT_ROWS):
+        # each block's structs freed as soon as their dicts exist: the dicts then take the
+        # structs' freed memory instead of ~30 MB (300k annotations) of fresh pages
+        hi = min(lo + _DICT_ROWS, len(structs))
+        anns.extend(map(asdict, structs[lo:hi]))
+        structs[lo:hi] = repeat(None, hi - lo)
+    del structs
     for a in anns:
         c = a["iscrowd"]
         if c != 0 or type(c) is not int:  # a crowd region (or an odd flag): readers may need its shape
