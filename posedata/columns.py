@@ -41,15 +41,25 @@ class NumberRows:
         # every row of one length (COCO's 3K): rows are a (n, width) view, gathered without offsets
         self.width = int(length[0]) if len(length) and bool((length == length[0]).all()) else None
 
-    def take(self, rows: np.ndarray, width: int) -> np.ndarray:
-        """(len(rows), width) float64 of the given rows, each of which has `width` numbers."""
+    def take(self, rows: np.ndarray, width: int, dtype: type = np.float64) -> np.ndarray:
+        """(len(rows), width) array of the given rows, each of which has `width` numbers: float64,
+        or `dtype` as `exact_dtype` names it (int32 rows stay int32, no float64 copy)."""
         m = len(rows)
-        out = np.empty((m, width), dtype=np.float64)
+        out = np.empty((m, width), dtype=dtype)
         grid = self.values.reshape(-1, width) if self.width == width else None
+        if grid is not None and dtype == self.values.dtype:
+            return np.take(grid, rows, axis=0, out=out)
         for lo in range(0, m, _BLOCK):  # int64 -> float64 block by block, never a whole-size temporary
             r = rows[lo:lo + _BLOCK]
             out[lo:lo + len(r)] = grid[r] if grid is not None else self.values[self.start[r][:, None] + np.arange(width)]
         return out
+
+
+    @property
+    def exact_dtype(self) -> type:
+        """The narrowest dtype holding every value exactly: int32 for a column of ints of up to
+        9 digits, else float64 (the values' float64, as json.loads's numbers convert to it)."""
+        return np.int32 if self.values.dtype == np.int32 else np.float64
 
 
 _BLOCK = 16384

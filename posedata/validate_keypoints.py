@@ -26,10 +26,14 @@ from .validate_rules import (
 class KeypointChecks:
     def _stack(self, cat: _Cat) -> tuple[np.ndarray, np.ndarray]:
         """(rows, (N, K, 3) float64) for a category's well-formed keypoint arrays; ints beyond float
-        range become inf (reported as non-finite)."""
+        range become inf (reported as non-finite). From cocojson's int32 column: (N, K, 3) int32
+        (the same numbers, half of float64's 122 MB of fresh pages at 300k annotations); every
+        check compares them or mixes them with float64, except the flip check's differences,
+        which it takes in float64."""
         rows = np.asarray(cat.rows, dtype=np.int64)
         if self.numbers is not None:  # cocojson's parsed column holds every row's numbers
-            return rows, self.numbers.take(rows, 3 * cat.k).reshape(len(rows), cat.k, 3)
+            nums = self.numbers
+            return rows, nums.take(rows, 3 * cat.k, nums.exact_dtype).reshape(len(rows), cat.k, 3)
         if not cat.kps:
             return rows, np.zeros((0, cat.k, 3))
         try:  # every row is a list of 3K ints and floats here
@@ -45,8 +49,16 @@ class KeypointChecks:
         sk = self.sk
         labelled_any = np.zeros(sk.num_keypoints, dtype=bool)
         first_mapped: _Cat | None = None
+        stacks = []
         for cat in self.cats:
-            lab = self._category_keypoints(cat)
+            stacks.append(self._stack(cat))
+            cat.kps = []  # free the Python lists early at COCO scale
+        if self.keep is not None and self.keep.anns is not None and self.numbers is not None:
+            # the stacks hold what convert reads of the column (it drops the column after
+            # validate): dropped before the checks' temporaries, not after (61 MB at 300k)
+            anns.keypoints = self.numbers = None
+        for cat, stack in zip(self.cats, stacks):
+            lab = self._category_keypoints(cat, stack)
             if cat.src is not None:
                 labelled_any[cat.src >= 0] |= lab[:, cat.src[cat.src >= 0]].any(axis=0)
                 if first_mapped is None:
@@ -72,16 +84,17 @@ class KeypointChecks:
                      text(int(r), [cat.names[k] for k in ks]), image_id=self.ann_img[i], annotation_id=self.ann_id[i])
         self.rep.tally(code, len(hits) - len(shown))  # after the adds, which count themselves
 
-    def _category_keypoints(self, cat: _Cat) -> np.ndarray:
-        """All per-keypoint checks of one category at once; returns the (N, K) labelled mask."""
-        rows, arr = self._stack(cat)
-        cat.kps = []  # free the Python lists early at COCO scale
+    def _category_keypoints(self, cat: _Cat, stack: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """All per-keypoint checks of one category at once (its _stack); returns the (N, K) labelled mask."""
+        rows, arr = stack
         if self.keep is not None and self.keep.anns is not None:
             self.keep.keypoints[cat.id] = (rows, arr)
         x, y, v = arr[..., 0], arr[..., 1], arr[..., 2]
-        # NaN compares False; two bool masks, not an (N, K, 3) float64 copy as np.abs(arr) made
-        fin = arr <= F32_MAX
-        fin &= arr >= -F32_MAX
+        if arr.dtype.kind == "i":  # int32: every value finite
+            fin = np.ones(arr.shape, dtype=bool)
+        else:  # NaN compares False; two bool masks, not an (N, K, 3) float64 copy as np.abs(arr) made
+            fin = arr <= F32_MAX
+            fin &= arr >= -F32_MAX
         finite_kp = fin.all(axis=2)
         v_ok = finite_kp & np.isin(v, (0, 1, 2))
         lab = v_ok & (v > 0)
@@ -212,7 +225,8 @@ class KeypointChecks:
             return
         left, right = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
         # row by row independent: in blocks (see validate_rules.BLOCK_ROWS), then joined
-        parts = [minority_pairs(x[e], lab[e], left, right) for e in blocks(len(rows))]
+        # float64 per block: an int32 stack's differences could overflow int32
+        parts = [minority_pairs(x[e].astype(np.float64, copy=False), lab[e], left, right) for e in blocks(len(rows))]
         minority = np.concatenate([p[0] for p in parts])
         major = np.concatenate([p[1] for p in parts])
         # tens of thousands of findings on a large file: numbers read as Python ints in one go, and
