@@ -66,7 +66,15 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="2 rounds, 3 photos")
     ap.add_argument("--jobs", action="store_true", help="whole `posedata infer` runs per backend and folder size")
     ap.add_argument("--sizes", default="1,2,4,9", help="--jobs: folder sizes (photos)")
+    ap.add_argument("--startup", action="store_true", help="the start-up's phases per backend and cache state")
+    ap.add_argument("--startup-child", choices=VARIANTS, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.startup_child:
+        startup_child(args.startup_child, args.checkpoint)
+        return
+    if args.startup:
+        startup(args)
+        return
     if args.jobs:
         jobs(args)
         return
@@ -151,6 +159,24 @@ def _checkpoint(folder: Path, width: float) -> Path:
     return path
 
 
+def _folders(tmp_path: Path, sizes: list[int]) -> dict[int, Path]:
+    """Folders of the first n photos (beyond the 9, the photos again under new names)."""
+    files = photos()
+    folders = {}
+    for n in sizes:
+        folders[n] = tmp_path / f"photos{n}"
+        folders[n].mkdir()
+        for i in range(n):
+            p = files[i % len(files)]
+            (folders[n] / (p.name if i < len(files) else f"{i // len(files)}-{p.name}")).symlink_to(p)
+    return folders
+
+
+# --jobs' variants: torch; ONNX Runtime with an empty graph cache (the first job on a checkpoint:
+# it builds and caches the graph); ONNX Runtime with the graph cached by an earlier job.
+VARIANTS = ("torch", "onnx cold", "onnx warm")
+
+
 def jobs(args: argparse.Namespace) -> None:
     import os
     import resource
@@ -160,21 +186,20 @@ def jobs(args: argparse.Namespace) -> None:
     from trainer.predict import choose_backend
 
     sizes = [int(v) for v in args.sizes.split(",")]
-    files = photos()
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         ckpt = args.checkpoint or _checkpoint(tmp_path, args.width)
-        folders = {}
-        for n in sizes:
-            folders[n] = tmp_path / f"photos{n}"
-            folders[n].mkdir()
-            for p in files[:n]:
-                (folders[n] / p.name).symlink_to(p)
+        folders = _folders(tmp_path, sizes)
+        warm_cache = tmp_path / "cache-warm"
+        counter = iter(range(1 << 30))
 
-        def run(n: int, backend: str) -> tuple[float, float]:
+        def run(n: int, variant: str) -> tuple[float, float]:
+            # a fresh cache per cold job; the warm one filled by the warm-up job below
+            cache = warm_cache if variant == "onnx warm" else tmp_path / f"cache-cold-{next(counter)}"
+            env = dict(os.environ, PYTHONPATH=str(ROOT), XDG_CACHE_HOME=str(cache))
+            env.pop("POSEDATA_ONNX_CACHE", None)
             cmd = [sys.executable, "-m", "posedata.cli", "infer", str(folders[n]), "--checkpoint", str(ckpt),
-                   "-o", str(tmp_path / "out"), "--force", "--backend", backend]
+                   "-o", str(tmp_path / "out"), "--force", "--backend", variant.split()[0]]
             if args.threads:
                 cmd += ["--threads", str(args.threads)]
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -186,24 +211,141 @@ def jobs(args: argparse.Namespace) -> None:
                 sys.exit(f"{' '.join(cmd)} failed:\n{done.stdout}{done.stderr}")
             return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
-        backends = ["torch", "onnx"]
-        times: dict[tuple[int, str], list[tuple[float, float]]] = {(n, b): [] for n in sizes for b in backends}
+        run(min(sizes), "onnx warm")  # fills the warm cache
+        times: dict[tuple[int, str], list[tuple[float, float]]] = {(n, v): [] for n in sizes for v in VARIANTS}
         for r in range(args.rounds):
             for n in sizes:
-                for b in backends[r % 2:] + backends[:r % 2]:
-                    times[n, b].append(run(n, b))
+                for v in VARIANTS[r % 3:] + VARIANTS[:r % 3]:
+                    times[n, v].append(run(n, v))
+        picks = {}
+        for n in sizes:
+            os.environ["XDG_CACHE_HOME"] = str(tmp_path / "cache-empty")
+            cold = choose_backend("auto", Path(ckpt), "auto", n)[0]
+            os.environ["XDG_CACHE_HOME"] = str(warm_cache)
+            picks[n] = f"{cold} / {choose_backend('auto', Path(ckpt), 'auto', n)[0]}"
     print(f"`posedata infer FOLDER --backend B` per folder size, {args.rounds} rounds, width {args.width}, "
-          f"--threads {args.threads}; seconds per job, medians (onnx - torch: median of per-round differences)")
-    print(f"{'photos':>6} {'torch wall':>10} {'onnx wall':>10} {'onnx-torch':>10} {'torch CPU':>10} {'onnx CPU':>9} "
-          f"{'onnx-torch':>10}  auto picks")
+          f"--threads {args.threads}; seconds per job, medians; cold: an empty ONNX graph cache, warm: the graph "
+          f"cached by an earlier job; differences: medians of per-round differences with torch")
+    print(f"{'photos':>6} {'torch':>6} {'cold':>6} {'warm':>6} {'cold-t':>7} {'warm-t':>7}  |  {'torch':>6} {'cold':>6} "
+          f"{'warm':>6} {'cold-t':>7} {'warm-t':>7}  auto picks (cold / warm)")
+    print(f"{'':6} {'wall s':^36}  |  {'CPU s':^36}")
     for n in sizes:
-        t, o = times[n, "torch"], times[n, "onnx"]
-        med = [statistics.median(v[i] for v in x) for x in (t, o) for i in (0, 1)]
-        dw = statistics.median(b[0] - a[0] for a, b in zip(t, o, strict=True))
-        dc = statistics.median(b[1] - a[1] for a, b in zip(t, o, strict=True))
-        chosen, why = choose_backend("auto", Path(ckpt), "auto", n)
-        print(f"{n:6d} {med[0]:10.2f} {med[2]:10.2f} {dw:+10.2f} {med[1]:10.2f} {med[3]:9.2f} {dc:+10.2f}  "
-              f"{chosen} ({why})")
+        row = []
+        for i in (0, 1):
+            t, c, w = (times[n, v] for v in VARIANTS)
+            row += [statistics.median(x[i] for x in t), statistics.median(x[i] for x in c),
+                    statistics.median(x[i] for x in w)]
+            row += [statistics.median(b[i] - a[i] for a, b in zip(t, c, strict=True)),
+                    statistics.median(b[i] - a[i] for a, b in zip(t, w, strict=True))]
+        print(f"{n:6d} {row[0]:6.2f} {row[1]:6.2f} {row[2]:6.2f} {row[3]:+7.2f} {row[4]:+7.2f}  |  {row[5]:6.2f} "
+              f"{row[6]:6.2f} {row[7]:6.2f} {row[8]:+7.2f} {row[9]:+7.2f}  {picks[n]}")
+
+
+def startup_child(variant: str, ckpt: Path) -> None:
+    """One job's start-up in phases, in this fresh process, as `posedata infer --backend B` runs
+    them (load_for_inference, then trainer.predict.load_model's steps for the backend; the cache
+    location is the parent's XDG_CACHE_HOME); prints JSON [(phase, wall s, CPU s)]."""
+    import json
+
+    marks = [("interpreter and bench imports", None, time.process_time())]
+    w0 = time.perf_counter()
+
+    def mark(name: str) -> None:
+        marks.append((name, time.perf_counter(), time.process_time()))
+
+    import posedata.cli  # noqa: F401
+    from trainer import evaluate as E  # noqa: F401
+    mark("import posedata.cli, trainer.evaluate")
+    from posedata import skeleton as S
+    from trainer import onnx_cache
+    from trainer import predict as P
+    from trainer.threads import apply_thread_policy
+
+    apply_thread_policy(None, torch_threads=False)
+    P.choose_backend(variant.split()[0], ckpt, "auto", 1)  # given: `auto`'s look at the cache is timed below
+    mark("choose_backend (given)")
+    if variant == "torch" or variant == "onnx cold":
+        import torch  # noqa: F401
+        mark("import torch")
+        model, _desc, sk, _size, stored = P._checkpoint_model(ckpt, None, "cpu")
+        mark("read checkpoint, build network")
+    if variant == "torch":
+        net = P.prepare(model)
+        mark("fold BatchNorm, channels-last (prepare)")
+    else:
+        import onnxruntime  # noqa: F401
+
+        from trainer.export_onnx import OnnxModel, _onnx_bytes, _session
+        mark("import onnxruntime")
+        key = onnx_cache.key_of(ckpt, None)  # what `auto` also does to look at the cache
+        mark("hash checkpoint (cache key)")
+        if variant == "onnx cold":
+            data = _onnx_bytes(model.eval(), onnx_cache.OPSET, meta=onnx_cache.entry_metadata(key, "", None, stored),
+                               fold_in_place=True)
+            mark("write ONNX graph (fold + serialise)")
+            session = _session(data)
+            mark("InferenceSession")
+            onnx_cache.store(key, data)
+            mark("store in cache")
+        else:
+            session, entry = onnx_cache.lookup(key, _session)
+            sk = S.from_dict(entry.skeleton)
+            mark("read cached graph, InferenceSession")
+        net = OnnxModel(session)
+    for i, path in enumerate(photos()[:3]):
+        P.detect(net, P.read_image(path), sk, 368)
+        mark(f"photo {i + 1} (decode, network, grouping)")
+    out, prev_w, prev_c = [], w0, marks[0][2]
+    out.append((marks[0][0], None, marks[0][2]))
+    for name, w, c in marks[1:]:
+        out.append((name, w - prev_w, c - prev_c))
+        prev_w, prev_c = w, c
+    print(json.dumps(out))
+
+
+def startup(args: argparse.Namespace) -> None:
+    """--startup: each variant's start-up phases in fresh processes, alternating, medians."""
+    import json
+    import os
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        ckpt = args.checkpoint or _checkpoint(tmp_path, args.width)
+        counter = iter(range(1 << 30))
+
+        def run(variant: str, fill_warm: bool = False) -> list:
+            warm = variant == "onnx warm" or fill_warm
+            cache = tmp_path / ("cache-warm" if warm else f"cache-{next(counter)}")
+            env = dict(os.environ, PYTHONPATH=str(ROOT), XDG_CACHE_HOME=str(cache))
+            env.pop("POSEDATA_ONNX_CACHE", None)
+            w0 = time.perf_counter()
+            done = subprocess.run([sys.executable, str(HERE / "bench_infer.py"), "--startup-child", variant,
+                                   "--checkpoint", str(ckpt)], env=env, capture_output=True, text=True)
+            wall = time.perf_counter() - w0
+            if done.returncode != 0:
+                sys.exit(f"--startup-child {variant} failed:\n{done.stdout}{done.stderr}")
+            phases = json.loads(done.stdout.strip().splitlines()[-1])
+            return [(phases[0][0], wall - sum(p[1] for p in phases[1:]), phases[0][2]), *phases[1:]]
+
+        run("onnx cold", fill_warm=True)  # a cold start on the warm cache fills it
+        got: dict[str, list[list]] = {v: [] for v in VARIANTS}
+        for r in range(args.rounds):
+            for v in VARIANTS[r % 3:] + VARIANTS[:r % 3]:
+                got[v].append(run(v))
+    print(f"start-up phases of `posedata infer --backend B` (fresh processes, {args.rounds} rounds, width "
+          f"{args.width}; medians, seconds; interpreter wall: the process's wall time less the timed phases)")
+    for v in VARIANTS:
+        print(f"-- {v}")
+        rounds = got[v]
+        for i, (name, _w, _c) in enumerate(rounds[0]):
+            wall = statistics.median(r[i][1] for r in rounds)
+            cpu = statistics.median(r[i][2] for r in rounds)
+            print(f"   {name:48} wall {wall:6.3f}  CPU {cpu:6.3f}")
+        before = [r for r in range(len(rounds[0])) if not rounds[0][r][0].startswith("photo")]
+        print(f"   {'before the first photo':48} wall {statistics.median(sum(x[i][1] for i in before) for x in rounds):6.3f}"
+              f"  CPU {statistics.median(sum(x[i][2] for i in before) for x in rounds):6.3f}")
 
 
 if __name__ == "__main__":

@@ -44,6 +44,9 @@ MANUAL = {
     "demo_inference.py CHECKPOINT":
         "needs the 3600-step checkpoint of the demo's earlier settings (historical: it chose the "
         "demo's inference settings; `posedata demo` writes today's checkpoint to demo-out/run/last.pt)",
+    "bench_infer.py --jobs --rounds 3 --sizes 1,4,9":
+        "historical whole-job tables (stop 22 and stop 23, before the ONNX graph cache); `make bench` "
+        "runs the current one with sizes 1,2,4,9,16 and the cache cold and warm",
     "bench_infer.py --jobs --rounds 5 --sizes 1,4,9":
         "historical whole-job table (11:06, code of commit 5f5facf); `make bench` runs the current "
         "one with --rounds 3",
@@ -93,7 +96,8 @@ def scripts(out: Path, quick: bool) -> list[tuple[str, str, list[str]]]:
         ("demo-steps", "bench_demo_steps.py", ["--threads", "1,2", "--pairs", "2", "--data", str(out / "demo-steps-data")]),
         ("infer", "bench_infer.py", ["--rounds", "3"]),
         ("infer-1-thread", "bench_infer.py", ["--rounds", "3", "--threads", "1"]),
-        ("infer-jobs", "bench_infer.py", ["--jobs", "--rounds", "3", "--sizes", "1,4,9"]),
+        ("infer-jobs", "bench_infer.py", ["--jobs", "--rounds", "3", "--sizes", "1,2,4,9,16"]),
+        ("infer-startup", "bench_infer.py", ["--startup", "--rounds", "3"]),
         ("val", "bench_val.py", []),
         ("val-forward", "bench_val.py", ["--forward-rounds", "3"]),
         ("flipcheck", "bench_flipcheck.py", ["--reps", "300", "--wrong-reps", "200"]),
@@ -125,6 +129,7 @@ def scripts(out: Path, quick: bool) -> list[tuple[str, str, list[str]]]:
         "infer": ["--quick"],
         "infer-1-thread": ["--quick", "--threads", "1"],
         "infer-jobs": ["--jobs", "--rounds", "1", "--sizes", "1"],
+        "infer-startup": ["--startup", "--rounds", "1"],
         "val": ["--images", "8"],
         "flipcheck": ["--reps", "10", "--sizes", "2", "50", "--wrong-reps", "40", "--wrong-sizes", "50",
                       "--maps", "knee<->ankle"],

@@ -298,7 +298,7 @@ def val_step(plan: DemoPlan, paths: DemoPaths, sk: Skeleton, progress: Progress 
     apply_thread_policy(plan.threads)  # as training ran: the same threads, passive OpenMP waiting
     ckpt = paths.run / "last.pt"
     # the backend `posedata val --backend auto` picks for this many images, so the two agree
-    loaded = E.load_model(ckpt, sk, backend=choose_backend("auto", ckpt, "cpu", plan.val_images)[0])
+    loaded = E.load_model(ckpt, sk, backend=choose_backend("auto", ckpt, "cpu", plan.val_images, sk)[0])
     return E.evaluate(loaded.model, sk, paths.val_json, paths.val / "images", input_size=plan.val_input_size,
                       flip=plan.val_flip, scales=plan.val_scales, out_dir=paths.results, overlays=plan.val_overlays,
                       progress=progress)

@@ -83,7 +83,8 @@ def test_auto_stays_torch_for_small_jobs_gpus_and_without_onnxruntime(tmp_path, 
     base = ["--checkpoint", str(ckpt)]
     r = runner.invoke(cli, ["infer", str(images), *base, "-o", str(tmp_path / "a")])
     assert r.exit_code == 0, r.output
-    assert f"backend torch (auto: {N - 1} image(s); ONNX Runtime repays its start-up from {N})" in _line(r.output)
+    assert (f"backend torch (auto: {N - 1} image(s); ONNX Runtime repays its start-up from {N} (no cached graph))"
+            in _line(r.output))
     # val sizes its job by the COCO file's images, before the model loads
     r = runner.invoke(cli, ["val", *base, "--coco", str(coco_json), "--images", str(images)])
     assert r.exit_code == 0, r.output
@@ -96,8 +97,10 @@ def test_auto_stays_torch_for_small_jobs_gpus_and_without_onnxruntime(tmp_path, 
     assert asked[-1] == "onnx"
 
     # a large job without onnxruntime, or on a GPU: torch (the loader's device itself is not tested here)
+    # (the --backend onnx job above cached the checkpoint's graph: trainer/onnx_cache.py)
     assert P.choose_backend("auto", ckpt, "cpu", 100) == ("onnx", f"auto: 100 images on the CPU, ONNX Runtime is "
-                                                                  f"faster from {N}")
+                                                                  f"faster from {P.ONNX_MIN_IMAGES_CACHED} (its graph "
+                                                                  f"cached)")
     assert P.choose_backend("torch", ckpt, "cpu", 100) == ("torch", "given")
     assert P.choose_backend("auto", ckpt, "cpu", None)[0] == "torch"  # a job of unknown size (library callers)
     assert P.choose_backend("auto", tmp_path / "m.onnx", "cpu", 1) == ("onnx", "an ONNX file")

@@ -6,11 +6,16 @@ forward pass.
 """
 from __future__ import annotations
 
+import importlib.util
 import re
-
-import torch
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from posedata.errors import InputError
+
+if TYPE_CHECKING:
+    import torch
 
 CHOICES_HELP = "auto (CUDA when available, else CPU), cpu, cuda, cuda:N or mps"
 _PATTERN = re.compile(r"^(auto|cpu|mps|cuda)(?::(\d+))?$")
@@ -21,6 +26,8 @@ def resolve_device(spec: str | None = "auto", local_rank: int | None = None) -> 
 
     local_rank (a torchrun process's LOCAL_RANK) picks the GPU of a bare `cuda` / `auto`, so each
     process of a multi-GPU run gets its own."""
+    import torch
+
     text = (spec or "auto").strip().lower()
     m = _PATTERN.match(text)
     if m is None:
@@ -44,3 +51,27 @@ def resolve_device(spec: str | None = "auto", local_rank: int | None = None) -> 
     if i >= n:
         raise InputError(f"--device {spec}: GPU {i} does not exist ({n} visible)")
     return torch.device("cuda", i)
+
+
+def surely_cpu(spec: str | None) -> bool:
+    """Whether a --device value means the CPU, answered without importing torch when it can be
+    (True: it does; False: it may not, ask resolve_device). `cpu` does; `auto` does when torch is
+    a build without CUDA and ROCm (torch/version.py's `cuda` and `hip` are None), since auto picks
+    CUDA only. Why: the onnx backend on a cached graph needs no torch (trainer/onnx_cache.py), and
+    importing it only to ask for a GPU was 1.3 CPU s of a one-photo job."""
+    text = (spec or "auto").strip().lower()
+    if text == "cpu":
+        return True
+    if text != "auto":
+        return False
+    if "torch" in sys.modules:
+        return not sys.modules["torch"].cuda.is_available()
+    found = importlib.util.find_spec("torch")
+    if found is None or not found.submodule_search_locations:
+        return False  # resolve_device says what is wrong
+    try:
+        text = (Path(next(iter(found.submodule_search_locations))) / "version.py").read_text(encoding="utf-8")
+    except OSError:
+        return False
+    builds = re.findall(r"^(cuda|hip)\b[^=\n]*=\s*(.+?)\s*$", text, re.MULTILINE)
+    return len(builds) == 2 and all(value == "None" for _, value in builds)

@@ -90,17 +90,19 @@ def _traced_onnx_bytes(net, x, opset: int) -> bytes:
         return tmp_path.read_bytes()
 
 
-def _onnx_bytes(model, opset: int, trace_input=None, meta: dict[str, str] | None = None) -> bytes:
+def _onnx_bytes(model, opset: int, trace_input=None, meta: dict[str, str] | None = None,
+                fold_in_place: bool = False) -> bytes:
     """The serialised ONNX model of the model's last stage, with meta as its metadata_props:
     written from a PoseNet's modules by trainer.onnx_graph (0.1 CPU s at width 1.0, where
     torch.onnx.export took 1.4-1.8 s), else traced by torch.onnx.export. The trace input's values
-    do not matter (dynamic axes), only its size does to the trace's cost: 64 x 64 unless given."""
+    do not matter (dynamic axes), only its size does to the trace's cost: 64 x 64 unless given.
+    fold_in_place: the graph writer may fold BatchNorm into the model itself (nobody else runs it)."""
     import torch
 
     from .onnx_graph import posenet_model
 
     try:
-        return posenet_model(model, opset, meta)
+        return posenet_model(model, opset, meta, fold_in_place)
     except NotImplementedError:
         pass
     import onnx

@@ -184,9 +184,12 @@ class PoseNet(nn.Module):
         return outputs
 
 
-def for_inference(model: nn.Module) -> nn.Module:
+def for_inference(model: nn.Module, copy: bool = True, channels_last: bool = True) -> nn.Module:
     """A copy of an eval-mode network to run inference with: each BatchNorm folded into the
     convolution before it, and the weights channels-last. Same function to float rounding (~1e-7).
+    copy=False folds the model itself (a network nobody else holds: the ONNX graph writer's, read
+    from a checkpoint for it); channels_last=False keeps the weights' layout (the graph writer
+    copies them out as contiguous arrays anyway).
 
     Why (bench/README.md, "val"): the forward pass is most of `posedata val`'s CPU time (0.5 s of
     about 0.6 s per COCO image at 368, width 1.0), and a tenth of it was the BatchNorm passes after
@@ -194,13 +197,13 @@ def for_inference(model: nn.Module) -> nn.Module:
     oneDNN's own layout. Together they took 10-17% off the forward pass's CPU time. The copy has no
     BatchNorm parameters, so it is never saved as a checkpoint; a network in training mode (whose
     BatchNorm uses batch statistics) is returned as it is."""
-    import copy
+    import copy as copying
 
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 
     if model.training:
         return model
-    fused = copy.deepcopy(model)
+    fused = copying.deepcopy(model) if copy else model
     for seq in fused.modules():
         if not isinstance(seq, nn.Sequential):
             continue
@@ -208,7 +211,7 @@ def for_inference(model: nn.Module) -> nn.Module:
             if isinstance(seq[i], nn.Conv2d) and isinstance(seq[i + 1], nn.BatchNorm2d):
                 seq[i] = fuse_conv_bn_eval(seq[i], seq[i + 1])
                 seq[i + 1] = nn.Identity()  # keeps the positions (and so the names) of the layers after it
-    return fused.to(memory_format=torch.channels_last).eval()
+    return (fused.to(memory_format=torch.channels_last) if channels_last else fused).eval()
 
 
 def build(spec: ModelSpec) -> PoseNet:

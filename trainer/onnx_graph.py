@@ -169,16 +169,20 @@ def _stage(g: _Graph, stage: Any, x: str, names: tuple[str | None, str | None]) 
     return _sequential(g, stage.heatmaps, features, names[0]), _sequential(g, stage.pafs, features, names[1])
 
 
-def posenet_model(model: Any, opset: int = OPSET, metadata: dict[str, str] | None = None) -> bytes:
+def posenet_model(model: Any, opset: int = OPSET, metadata: dict[str, str] | None = None,
+                  fold_in_place: bool = False) -> bytes:
     """The serialised ONNX model of an eval-mode PoseNet's last stage: input 'image' (batch, 3,
     height, width), outputs 'heatmaps' and 'pafs' (batch, C, map_height, map_width), as
     torch.onnx.export with dynamic axes wrote it, with the given metadata_props. Raises
-    NotImplementedError for anything but PoseNet's own modules."""
+    NotImplementedError for anything but PoseNet's own modules. fold_in_place: BatchNorm is
+    folded into the model itself, not a copy (a model nobody else runs: saves copying the weights)."""
     from .model import Cpm, PoseNet, for_inference
 
     if type(model) is not PoseNet or model.training:
         raise NotImplementedError("the graph writer takes an eval-mode PoseNet")
-    net = for_inference(model)  # BatchNorm folded, as the torch backend runs it
+    # BatchNorm folded, as the torch backend runs it; the weights' layout is left as it is, since
+    # they are copied out as contiguous arrays
+    net = for_inference(model, copy=not fold_in_place, channels_last=False)
     g = _Graph()
     cpm = net.cpm
     if type(cpm) is not Cpm:

@@ -94,7 +94,10 @@ def _forward(model, batch_bhwc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def prepare(model) -> Any:
     """The network as inference runs it: a torch PoseNet through trainer.model.for_inference
-    (BatchNorm folded, channels-last); anything else (an ONNX model) as it is."""
+    (BatchNorm folded, channels-last); anything else (an ONNX model) as it is, without importing
+    torch for it (a cached ONNX graph runs without torch: trainer/onnx_cache.py)."""
+    if hasattr(model, "forward_numpy"):
+        return model
     from .model import PoseNet, for_inference
 
     return for_inference(model) if isinstance(model, PoseNet) else model
@@ -313,13 +316,14 @@ def onnx_available() -> bool:
     return all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
 
 
-# `--backend auto` runs ONNX Runtime for jobs of at least this many images. Its start-up against
-# torch's (the graph written by trainer.onnx_graph, the session, importing onnxruntime; torch has
-# its own: folding BatchNorm, oneDNN's first pass) measured between -0.15 and +0.2 CPU s at width
-# 1.0, and ONNX Runtime saves 0.06-0.1 s per image, so it is repaid within 4 images at worst; whole
-# `posedata infer` jobs of 1 to 9 photos took -0.41 to +0.26 CPU s more with it than with torch at
-# load 4-7, no trend with the size (bench/README.md, "infer": `bench_infer.py --jobs`).
-ONNX_MIN_IMAGES = 4
+# `--backend auto` runs ONNX Runtime on the CPU for jobs of at least ONNX_MIN_IMAGES images, or
+# ONNX_MIN_IMAGES_CACHED when trainer.onnx_cache holds the checkpoint's graph. Whole `posedata
+# infer` jobs (bench/README.md, "infer": `bench_infer.py --jobs`): ONNX Runtime saves 0.05-0.1 s
+# per image, but its start-up from a checkpoint (torch still imported to read it, the graph
+# written, the session) cost 0.1-0.2 s more than torch's, repaid from about 9 photos on the quiet
+# machine; from a cached graph the job imports no torch (1.3 CPU s) and is faster from one photo.
+ONNX_MIN_IMAGES = 9
+ONNX_MIN_IMAGES_CACHED = 1
 
 
 def resolve_backend(backend: str) -> str:
@@ -334,19 +338,30 @@ def resolve_backend(backend: str) -> str:
     return "torch" if backend == "auto" else backend
 
 
-def choose_backend(backend: str, checkpoint: Path, device: Any = "auto", n_images: int | None = None
-                   ) -> tuple[str, str]:
-    """(backend, why) for a job of n_images images (None: unknown) on this checkpoint, the choice
-    `posedata infer` and `val` print. An ONNX file runs on ONNX Runtime; an explicit torch or onnx
-    is kept. `auto` is ONNX Runtime when onnx and onnxruntime are installed, the device is the
-    CPU and the job has at least ONNX_MIN_IMAGES images; torch otherwise (GPUs, small or unsized
-    jobs, no onnxruntime).
+def _on_cpu(device: Any) -> tuple[bool, str]:
+    """(whether the device is the CPU, its name), without importing torch when the answer is sure."""
+    from .device import resolve_device, surely_cpu
+
+    if isinstance(device, str) and surely_cpu(device):
+        return True, "cpu"
+    dev = resolve_device(device) if isinstance(device, str) else device
+    return dev.type == "cpu", str(dev)
+
+
+def choose_backend(backend: str, checkpoint: Path, device: Any = "auto", n_images: int | None = None,
+                   skeleton=None) -> tuple[str, str]:
+    """(backend, why) for a job of n_images images (None: unknown) on this checkpoint (run with
+    this skeleton, None: its own), the choice `posedata infer` and `val` print. An ONNX file runs
+    on ONNX Runtime; an explicit torch or onnx is kept. `auto` is ONNX Runtime when onnx and
+    onnxruntime are installed, the device is the CPU and the job has at least ONNX_MIN_IMAGES
+    images (ONNX_MIN_IMAGES_CACHED when the ONNX cache holds this checkpoint's graph); torch
+    otherwise (GPUs, small or unsized jobs, no onnxruntime).
 
     Why (bench/README.md, "infer"): on the 2-core CPU ONNX Runtime ran the width-1.0 network end
-    to end faster than torch, on a quiet machine (x2.5-2.7 the reference's images/s against x1.9)
-    and at load 6-7 with one thread (trainer.threads.onnx_threads: x1.91 wall, x1.98 CPU against
-    x1.77 for torch); its start-up, 2.1 CPU s through torch.onnx.export, is about torch's own with
-    trainer.onnx_graph. Torch stays the choice on GPUs (ONNX Runtime runs on the CPU here)."""
+    to end faster than torch (x2.73 the reference's images/s against x2.22 on the quiet machine;
+    with one thread under load, trainer.threads.onnx_threads, x1.91-2.05 against x1.77-1.93); what
+    it costs before the first image is the constants' comment. Torch stays the choice on GPUs
+    (ONNX Runtime runs on the CPU here)."""
     if backend not in BACKENDS:
         raise InputError(f"--backend {backend!r} is not one of {', '.join(BACKENDS)}")
     if Path(checkpoint).suffix.lower() == ".onnx" and backend != "torch":  # load_model refuses torch on it
@@ -355,16 +370,19 @@ def choose_backend(backend: str, checkpoint: Path, device: Any = "auto", n_image
         return resolve_backend(backend), "given"
     if not onnx_available():
         return "torch", "auto: the onnx extra (onnx, onnxruntime) is not installed"
-    from .device import resolve_device
-
-    dev = resolve_device(device) if isinstance(device, str) else device
-    if dev.type != "cpu":
-        return "torch", f"auto: on {dev}"
+    on_cpu, name = _on_cpu(device)
+    if not on_cpu:
+        return "torch", f"auto: on {name}"
     if n_images is None:
         return "torch", "auto: the image count is unknown"
-    if n_images < ONNX_MIN_IMAGES:
-        return "torch", f"auto: {n_images} image(s); ONNX Runtime repays its start-up from {ONNX_MIN_IMAGES}"
-    return "onnx", f"auto: {n_images} images on the CPU, ONNX Runtime is faster from {ONNX_MIN_IMAGES}"
+    from . import onnx_cache
+
+    cached = onnx_cache.has_entry(Path(checkpoint), skeleton)
+    least, state = (ONNX_MIN_IMAGES_CACHED, "its graph cached") if cached else (ONNX_MIN_IMAGES, "no cached graph")
+    if n_images < least:
+        return "torch", f"auto: {n_images} image(s); ONNX Runtime repays its start-up from {least} ({state})"
+    images = "1 image" if n_images == 1 else f"{n_images} images"
+    return "onnx", f"auto: {images} on the CPU, ONNX Runtime is faster from {least} ({state})"
 
 
 def load_model(path: Path, skeleton=None, device: Any = "cpu", backend: str = "auto") -> LoadedModel:
@@ -373,12 +391,8 @@ def load_model(path: Path, skeleton=None, device: Any = "cpu", backend: str = "a
     COCO weights with openpose18), or an ONNX file from `posedata export onnx`. The skeleton may be omitted when the file stores one (posedata
     checkpoints and ONNX files do); when given, it must have the stored one's fingerprint.
     device: a torch.device or a --device value (trainer.device.resolve_device; auto = CUDA when
-    available). ONNX Runtime runs on the CPU here, so the onnx backend refuses an explicit GPU."""
-    from posedata import skeleton as S
-
-    from . import checkpoint as C
-    from .device import resolve_device
-
+    available). ONNX Runtime runs on the CPU here, so the onnx backend refuses an explicit GPU;
+    on a checkpoint it reuses the graph trainer.onnx_cache holds for it (no torch imported)."""
     path = Path(path)
     onnx_file = path.suffix.lower() == ".onnx"
     if onnx_file and backend == "torch":
@@ -388,35 +402,67 @@ def load_model(path: Path, skeleton=None, device: Any = "cpu", backend: str = "a
         if str(device) not in ("auto", "cpu"):
             raise InputError(f"--device {device}: the onnx backend runs on the CPU (CPUExecutionProvider); "
                              "use --backend torch for a GPU")
-        device = "cpu"
-    dev = device if not isinstance(device, str) else resolve_device(device)
-    if onnx_file:
-        from .export_onnx import load_onnx
+        if onnx_file:
+            from .export_onnx import load_onnx
 
-        return load_onnx(path, skeleton)
+            return load_onnx(path, skeleton)
+        return _onnx_from_checkpoint(path, skeleton)
+    from .device import resolve_device
+
+    dev = device if not isinstance(device, str) else resolve_device(device)
+    model, desc, skeleton, size, _stored = _checkpoint_model(path, skeleton, dev)
+    return LoadedModel(model, desc + f", on {dev}", skeleton, size, "torch")
+
+
+def _checkpoint_model(path: Path, skeleton, dev: Any) -> tuple[Any, str, Any, int | None, dict | None]:
+    """(network, description, skeleton, training input size, the stored skeleton's dict) of a
+    checkpoint, the skeleton checked against it."""
+    from posedata import skeleton as S
+
+    from . import checkpoint as C
+
     ckpt = C.load(path)
     model = C.build_model(ckpt, skeleton, path, dev)
-    if ckpt.get("format") == C.FORMAT:
-        spec = ckpt.get("model", {})
-        config = ckpt.get("config") or {}
-        size = config.get("input_size") if isinstance(config, dict) else None
-        size = int(size) if isinstance(size, int) and size > 0 else None
-        if skeleton is None:
-            if not isinstance(ckpt.get("skeleton"), dict):
-                raise InputError("the checkpoint stores no skeleton: give --skeleton", file=str(path))
-            skeleton = S.from_dict(ckpt["skeleton"], file=str(path))
-            C.check_fingerprint(ckpt, skeleton, str(path))
-        desc = (f"posedata checkpoint, {spec.get('stages', '?')} refinement stage(s), width {spec.get('width', '?')}"
-                + (f", trained at input {size}" if size else ""))
-    else:
+    if ckpt.get("format") != C.FORMAT:
         spec = model.spec.to_dict()
-        size = None
         desc = f"reference-layout checkpoint, {spec['stages']} refinement stage(s), width {spec['width']}"
-    if backend == "onnx":
-        from .export_onnx import onnx_model_from_torch
+        return model, desc, skeleton, None, None
+    spec = ckpt.get("model", {})
+    config = ckpt.get("config") or {}
+    size = config.get("input_size") if isinstance(config, dict) else None
+    size = int(size) if isinstance(size, int) and size > 0 else None
+    stored = ckpt.get("skeleton") if isinstance(ckpt.get("skeleton"), dict) else None
+    if skeleton is None:
+        if stored is None:
+            raise InputError("the checkpoint stores no skeleton: give --skeleton", file=str(path))
+        skeleton = S.from_dict(stored, file=str(path))
+        C.check_fingerprint(ckpt, skeleton, str(path))
+    desc = (f"posedata checkpoint, {spec.get('stages', '?')} refinement stage(s), width {spec.get('width', '?')}"
+            + (f", trained at input {size}" if size else ""))
+    return model, desc, skeleton, size, stored
 
-        model = onnx_model_from_torch(model)
-        desc += ", run by ONNX Runtime"
-    else:
-        desc += f", on {dev}"
-    return LoadedModel(model, desc, skeleton, size, backend)
+
+def _onnx_from_checkpoint(path: Path, skeleton) -> LoadedModel:
+    """`--backend onnx` on a checkpoint: the cached graph when trainer.onnx_cache has it (nothing
+    of torch imported), else the graph written from the network and then cached, unless the
+    checkpoint changed while it was read."""
+    from posedata import skeleton as S
+
+    from . import onnx_cache
+    from .export_onnx import OnnxModel, _onnx_bytes, _session
+
+    before = onnx_cache.file_state(path)
+    key = onnx_cache.key_of(path, skeleton) if before is not None else None
+    hit = onnx_cache.lookup(key, _session) if key else None
+    if hit is not None and (skeleton is not None or hit[1].skeleton is not None):
+        session, entry = hit
+        sk = skeleton if skeleton is not None else S.from_dict(entry.skeleton, file=str(path))
+        return LoadedModel(OnnxModel(session), entry.description, sk, entry.input_size, "onnx")
+    model, desc, skeleton, size, stored = _checkpoint_model(path, skeleton, "cpu")
+    desc += ", run by ONNX Runtime"
+    meta = onnx_cache.entry_metadata(key, desc, size, stored) if key else None
+    data = _onnx_bytes(model.eval(), onnx_cache.OPSET, meta=meta, fold_in_place=True)  # the model is ours alone
+    session = _session(data)
+    if key and onnx_cache.file_state(path) == before:
+        onnx_cache.store(key, data)
+    return LoadedModel(OnnxModel(session), desc, skeleton, size, "onnx")

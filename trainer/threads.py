@@ -16,15 +16,17 @@ WAIT_POLICY = "PASSIVE"
 _requested: int | None = None  # the last explicit thread count (--threads), for ONNX Runtime too
 
 
-def apply_thread_policy(threads: int | None = None) -> bool:
+def apply_thread_policy(threads: int | None = None, torch_threads: bool = True) -> bool:
     """Passive OpenMP waiting (unless the user chose a policy), and `threads` intra-op threads
-    when given (None: torch's default). Returns False when torch was imported before the policy
-    could be set, so its waiting policy is whatever was in the environment then."""
+    when given (None: torch's default; torch_threads False: recorded for ONNX Runtime only, so
+    that a job that may not need torch does not import it to set them). Returns False when torch
+    was imported before the policy could be set, so its waiting policy is whatever was in the
+    environment then."""
     global _requested
     in_time = "torch" not in sys.modules or os.environ.get("OMP_WAIT_POLICY") is not None
     os.environ.setdefault("OMP_WAIT_POLICY", WAIT_POLICY)
     _requested = threads
-    if threads is not None:
+    if threads is not None and torch_threads:
         import torch
 
         torch.set_num_threads(threads)

@@ -156,7 +156,8 @@ def inference_options(f: Any) -> Any:
         click.option("--flip", is_flag=True, help="Average with the mirrored image, channels swapped by the flip map."),
         click.option("--backend", type=click.Choice(["auto", "torch", "onnx"]), default="auto", show_default=True,
                      help="Run the network with PyTorch or ONNX Runtime (extra 'onnx'); auto: ONNX Runtime on the CPU "
-                          "for 4 images or more when installed, else torch."),
+                          "for 9 images or more when installed (1 or more once its graph for the checkpoint is cached), else "
+                          "torch."),
         click.option("--threads", type=click.IntRange(1, 512), default=None, help="CPU threads of torch and ONNX Runtime [default: theirs]."),
         click.option("--device", default="auto", show_default=True,
                      help="auto (CUDA when available, else CPU), cpu, cuda, cuda:N or mps."),

@@ -335,8 +335,10 @@ def load_for_inference(checkpoint: Path, skeleton_spec: str | None, threads: int
     from .. import skeleton as S
 
     sk = S.resolve(skeleton_spec) if skeleton_spec else None
-    apply_thread_policy(threads)
-    chosen, why_backend = choose_backend(backend, checkpoint, device, n_images)
+    apply_thread_policy(threads, torch_threads=False)  # the onnx backend on a cached graph never imports torch
+    chosen, why_backend = choose_backend(backend, checkpoint, device, n_images, sk)
+    if chosen == "torch":
+        apply_thread_policy(threads)
     loaded = E.load_model(checkpoint, sk, device=device, backend=chosen)
     size, why = loaded.choose_input_size(input_size)
     console.print(f"model: {checkpoint} ({loaded.description}); input {size} ({why}); backend {chosen} "
