@@ -48,7 +48,9 @@ class NumberRows:
         out = np.empty((m, width), dtype=dtype)
         grid = self.values.reshape(-1, width) if self.width == width else None
         if grid is not None and dtype == self.values.dtype:
-            return np.take(grid, rows, axis=0, out=out)
+            # mode="clip": take's default ("raise") writes into a whole-size copy of `out` first
+            # (another 61 MB at 300k annotations); rows are the caller's valid row indices
+            return np.take(grid, rows, axis=0, out=out, mode="clip")
         for lo in range(0, m, _BLOCK):  # int64 -> float64 block by block, never a whole-size temporary
             r = rows[lo:lo + _BLOCK]
             out[lo:lo + len(r)] = grid[r] if grid is not None else self.values[self.start[r][:, None] + np.arange(width)]

@@ -89,32 +89,45 @@ class KeypointChecks:
         rows, arr = stack
         if self.keep is not None and self.keep.anns is not None:
             self.keep.keypoints[cat.id] = (rows, arr)
-        x, y, v = arr[..., 0], arr[..., 1], arr[..., 2]
-        if arr.dtype.kind == "i":  # int32: every value finite
-            fin = np.ones(arr.shape, dtype=bool)
-        else:  # NaN compares False; two bool masks, not an (N, K, 3) float64 copy as np.abs(arr) made
-            fin = arr <= F32_MAX
-            fin &= arr >= -F32_MAX
-        finite_kp = fin.all(axis=2)
-        v_ok = finite_kp & np.isin(v, (0, 1, 2))
-        lab = v_ok & (v > 0)
+        x, y = arr[..., 0], arr[..., 1]
         W, H = self.wh[rows, 0], self.wh[rows, 1]
+        n, k = len(rows), cat.k
+        # the masks block by block (validate_rules.BLOCK_ROWS): whole-size, the expressions' (N, K)
+        # temporaries were ~100 MB of fresh pages at 300k annotations, for 20 MB of masks
+        lab, wrong_v, v0_at, outside = (np.empty((n, k), dtype=bool) for _ in range(4))
+        bad_rows: list[tuple[int, np.ndarray]] = []  # (row, its non-finite value indices), in row order
+        for e in blocks(n):
+            a = arr[e]
+            xe, ye, ve = a[..., 0], a[..., 1], a[..., 2]
+            if arr.dtype.kind == "i":  # int32: every value finite
+                finite_kp = np.ones(xe.shape, dtype=bool)
+            else:  # NaN compares False; two bool masks, not a float64 copy as np.abs(arr) made
+                fin = a <= F32_MAX
+                fin &= a >= -F32_MAX
+                finite_kp = fin.all(axis=2)
+                bad = ~fin.reshape(len(a), 3 * k)
+                bad_rows.extend((e.start + r, np.flatnonzero(bad[r])) for r in np.flatnonzero(bad.any(axis=1)).tolist())
+            v_ok = finite_kp & np.isin(ve, (0, 1, 2))
+            np.logical_and(v_ok, ve > 0, out=lab[e])
+            np.logical_and(finite_kp, ~v_ok, out=wrong_v[e])
+            np.logical_and(v_ok & (ve == 0), (xe != 0) | (ye != 0), out=v0_at[e])
+            with np.errstate(invalid="ignore"):
+                np.logical_and(lab[e], (xe < 0) | (ye < 0) | (xe >= W[e, None]) | (ye >= H[e, None]), out=outside[e])
 
-        bad = ~fin.reshape(len(rows), 3 * cat.k)
-        for r in np.flatnonzero(bad.any(axis=1)):
-            i, js = int(rows[r]), np.flatnonzero(bad[r])
+        for r, js in bad_rows:
+            i = int(rows[r])
             self.add("V022", f"annotations[{i}].keypoints[{int(js[0])}]",
                      f"{len(js)} non-finite value(s) (NaN, Infinity or beyond float range) in keypoint(s) "
                      f"{_names(dict.fromkeys(cat.names[j // 3] for j in js))}",
                      image_id=self.ann_img[i], annotation_id=self.ann_id[i])
-        self._emit("V023", cat, rows, finite_kp & ~v_ok, 2, lambda r, ns: "visibility must be 0 (not labelled), "
+        self._emit("V023", cat, rows, wrong_v, 2, lambda r, ns: "visibility must be 0 (not labelled), "
                    f"1 (occluded) or 2 (visible); wrong for {_names(ns)}")
-        self._emit("V024", cat, rows, v_ok & (v == 0) & ((x != 0) | (y != 0)), 0,
-                   lambda r, ns: f"not labelled (v=0) but at non-zero (x, y): {_names(ns)}")
-        with np.errstate(invalid="ignore"):
-            outside = lab & ((x < 0) | (y < 0) | (x >= W[:, None]) | (y >= H[:, None]))
+        del wrong_v
+        self._emit("V024", cat, rows, v0_at, 0, lambda r, ns: f"not labelled (v=0) but at non-zero (x, y): {_names(ns)}")
+        del v0_at
         self._emit("V025", cat, rows, outside, 0, lambda r, ns: f"labelled point(s) outside the {W[r]:g}x{H[r]:g} "
                    f"image: {_names(ns)} (training treats them as absent)")
+        del outside
 
         count = lab.sum(axis=1)
         nk = self.nkp[rows]

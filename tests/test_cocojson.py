@@ -426,3 +426,28 @@ def test_convert_keeps_the_int32_stack_and_drops_the_column_before_the_checks():
     lazy = cocojson.parse_coco(json.dumps(data).encode())
     validate_coco(lazy, S.resolve("openpose18"), file="x.json")  # validate alone keeps the column
     assert lazy["annotations"].keypoints is not None
+
+
+@pytest.mark.parametrize("rows", [1, 7])
+def test_the_int32_stack_checked_in_row_blocks_gives_the_one_block_findings(rows):
+    """validate's per-keypoint masks are computed block by block; any block size gives the
+    findings of one block, on the typed parse's int32 stack and on the generic parse's float64."""
+    from posedata import validate_rules
+
+    data = _extreme(5)
+    a = data["annotations"]  # damage in COCO's types, so the typed parse (int32 column) takes it
+    a[1]["keypoints"][2] = 3  # V023
+    a[2]["keypoints"][0:3] = [5, 6, 0]  # V024
+    a[4]["num_keypoints"] = 99  # V026
+    blob = json.dumps(data).encode()
+    sk = S.resolve("openpose18")
+    assert cocojson.parse_coco(blob)["annotations"].keypoints.values.dtype == np.int32
+    whole = validate_coco(cocojson.parse_coco(blob), sk, file="x.json")
+    saved = validate_rules.BLOCK_ROWS
+    try:
+        validate_rules.BLOCK_ROWS = rows
+        assert validate_coco(cocojson.parse_coco(blob), sk, file="x.json") == whole
+        assert validate_coco(parse_json(blob), sk, file="x.json") == whole
+    finally:
+        validate_rules.BLOCK_ROWS = saved
+    assert {"V023", "V024", "V025", "V026", "V033", "V070"} <= {f.code for f in whole}
