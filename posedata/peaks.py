@@ -99,10 +99,22 @@ def _peak_cells(hm: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarra
     m = np.empty(hw + 8, bool)
     nz = np.empty(hw // 8 + 1, bool)
     cands, firsts, words = [], [], []
+    whole = b"\x01" * nb
+    busy = any_whole = False
     for k in range(c):
         f = flat[k * hw:(k + 1) * hw]
-        np.greater_equal(f, threshold, out=ab)
-        act = (np.bitwise_or.reduce(band_words, axis=1) != 0).tobytes()
+        # A channel after one with nearly every band active is scanned whole without its threshold
+        # pass (a pass over the cold channel: the scan then reads it from memory instead; channels
+        # of one image are alike); the threshold is then tested on the candidates left at the end.
+        # Every _RECHECK-th channel is thresholded again.
+        whole_scan = busy and k % _RECHECK != 0
+        if whole_scan:
+            act = whole
+            any_whole = True
+        else:
+            np.greater_equal(f, threshold, out=ab)
+            act = (np.bitwise_or.reduce(band_words, axis=1) != 0).tobytes()
+            busy = act.count(1) >= _DENSE * nb
         for run in _RUNS.finditer(act):
             b0, b1 = run.span()
             s, e = b0 * _BAND * w, min(b1 * _BAND, h) * w
@@ -113,7 +125,8 @@ def _peak_cells(hm: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarra
             np.less(r[1:], r[:-1], out=mm[1:-1])  # risen into and not out of (bool less: ~1.3x faster than greater)
             mm[0] = True
             mm[w - 1::w] = r[w - 2::w]  # a row end: risen into (no right neighbour)
-            mm &= ab[s:e]
+            if not whole_scan:
+                mm &= ab[s:e]
             if e - s < _WORD_SCAN:
                 cand = np.flatnonzero(mm)
                 cand += k * hw + s
@@ -141,6 +154,9 @@ def _peak_cells(hm: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarra
     # the exact test of the lower, upper and right neighbours (none outside the channel), one after
     # the other on the candidates left: on a ridge of row maxima the first two leave ~1 in 20
     v = flat[cand]
+    if any_whole:
+        keep = v >= threshold
+        cand, v = cand[keep], v[keep]
     local = cand % hw
     keep = v > np.take(flat, cand + w, mode="clip")
     keep |= local >= hw - w
@@ -153,6 +169,11 @@ def _peak_cells(hm: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarra
     cand, v, local = cand[keep], v[keep], local[keep]
     return cand // hw, local // w, local % w, v
 
+
+# a channel is scanned whole after a thresholded one with at least this share of its bands active;
+# every _RECHECK-th channel is thresholded
+_DENSE = 0.8
+_RECHECK = 6
 
 # runs of at least this many cells locate their marked cells through 8-byte words (a few more
 # calls per run, which short runs do not repay)

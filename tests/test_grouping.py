@@ -698,3 +698,34 @@ def test_word_level_candidate_search_equals_whole_map_formulation(monkeypatch):
             assert ours == _whole_map_peaks(hm, thr)
     # words holding several candidates (a set byte mask that is not a power of two) were decoded
     assert any(m & (m - 1) for m in calls)
+
+
+@pytest.mark.parametrize("word_scan", [0, 1 << 62])
+def test_channels_scanned_whole_equal_whole_map_formulation(monkeypatch, word_scan):
+    """After a thresholded channel with nearly every band active, the next channels are scanned
+    whole with no threshold pass and the threshold is tested on the candidates left (peaks.
+    _DENSE); every _RECHECK-th channel is thresholded again. Forced on every channel after the
+    first (and with the word-level or the per-byte search), on maps of any shape: values below
+    the threshold with peaks of their own, values exactly at it, plateaus, NaN, channels empty or
+    sparse after a dense one: the reference's peaks, and those of the thresholded search."""
+    import posedata.peaks as G
+
+    monkeypatch.setattr(G, "_WORD_SCAN", word_scan)
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        h, w = int(rng.integers(1, 40)), int(rng.integers(2, 45))
+        hm = np.round(rng.uniform(-0.2, 0.5, (9, h, w)), 1)  # rounding makes plateaus and ties
+        hm[2] = 0.0
+        hm[3] = np.where(rng.random((h, w)) < 0.05, 0.9, 0.05 * rng.random((h, w)))  # sparse
+        hm[4] = np.float32(0.1) + np.round(rng.uniform(-1, 1, (h, w))) * 1e-8  # at the threshold
+        hm[5] = 0.5 * rng.random((h, w))
+        hm[5][rng.random((h, w)) < 0.1] = np.nan
+        hm = hm.astype(np.float32)
+        for thr in (0.1, 0.25):
+            monkeypatch.setattr(G, "_DENSE", 0.0)
+            got = extract_peaks(hm, threshold=thr, min_dist=0)
+            monkeypatch.setattr(G, "_DENSE", 2.0)
+            thresholded = extract_peaks(hm, threshold=thr, min_dist=0)
+            assert all(np.array_equal(a, b) for a, b in zip(got, thresholded, strict=True))
+            ours = {(k, int(x), int(y)) for k, arr in enumerate(got) for x, y in arr[:, :2]}
+            assert ours == _whole_map_peaks(hm, thr)
