@@ -69,7 +69,7 @@ class _ArrayPafs(PafReader):
         self._flat = np.ascontiguousarray(pafs).reshape(-1)
 
     def __getitem__(self, flat_index: np.ndarray) -> np.ndarray:
-        return np.take(self._flat, flat_index, mode="clip")
+        return self._flat.take(flat_index, mode="clip")
 
 
 @dataclass(frozen=True)
@@ -200,15 +200,15 @@ def _pair_layout(limb_ab: list[tuple[int, int, int]], offsets: np.ndarray, sizes
     n = sizes[a_type]
     m = sizes[b_type]
     # the a peaks of every step, and the blocks (b peaks of every step)
-    a_step = np.repeat(np.arange(n_steps), n)
-    a_first = np.cumsum(n) - n
+    a_step = np.arange(n_steps).repeat(n)
+    a_first = n.cumsum() - n
     a_row = np.arange(len(a_step)) - (a_first - offsets[a_type]).repeat(n)
-    blk_step = np.repeat(np.arange(n_steps), m)
-    blk_row = np.arange(len(blk_step)) - (np.cumsum(m) - m - offsets[b_type]).repeat(m)
+    blk_step = np.arange(n_steps).repeat(m)
+    blk_row = np.arange(len(blk_step)) - (m.cumsum() - m - offsets[b_type]).repeat(m)
     blk_n = n[blk_step]
-    blk_first = np.cumsum(blk_n) - blk_n
+    blk_first = blk_n.cumsum() - blk_n
     total = int(blk_n.sum())
-    blk = np.repeat(np.arange(len(blk_step)), blk_n)
+    blk = np.arange(len(blk_step)).repeat(blk_n)
     at = np.arange(total) - (blk_first - a_first[blk_step]).repeat(blk_n)
     return a_step, a_row, blk_step, blk_row, blk, at
 
@@ -247,22 +247,22 @@ def _middle_points(pair: tuple[np.ndarray, ...], passed: np.ndarray, flat: PafRe
         s += fy
         passed += s > thr
         done += 1
-        keep = np.flatnonzero(passed >= done - allowed)
+        keep = (passed >= done - allowed).nonzero()[0]
         # compacting 8 arrays costs more than carrying a few pairs that have already failed (a
         # pair that has failed too many points can never pass again: passed rises by at most 1
         # a round, the bar by 1)
         if len(keep) * 4 < len(passed) * 3:
             ax, ay, ux, uy, sx, sy, base, passed = (
-                np.take(v, keep) for v in (ax, ay, ux, uy, sx, sy, base, passed))
+                v.take(keep) for v in (ax, ay, ux, uy, sx, sy, base, passed))
         else:
             keep = None
         rounds.append((t, s, keep))
-    pos = np.flatnonzero(passed >= done - allowed)
+    pos = (passed >= done - allowed).nonzero()[0]
     vals = np.empty((k, len(pos)), dtype)
     for t, s, keep in reversed(rounds):
         if keep is not None:
-            pos = np.take(keep, pos)
-        vals[t] = np.take(s, pos)
+            pos = keep.take(pos)
+        vals[t] = s.take(pos)
     return pos, vals
 
 
@@ -293,11 +293,11 @@ def _score_steps(limb_ab: list[tuple[int, int, int]], offsets: np.ndarray, sizes
     blk_n = sizes[np.array([t[1] for t in limb_ab], np.intp)][blk_step]
     # Per-pair values are a per-block value repeated (np.repeat: sequential, ~5x cheaper than a
     # gather) or a per-a-peak value taken through `at`.
-    ax = np.take(xs[a_row], at)
-    ay = np.take(ys[a_row], at)
-    vx = np.repeat(xs[blk_row], blk_n)
+    ax = xs[a_row].take(at)
+    ay = ys[a_row].take(at)
+    vx = xs[blk_row].repeat(blk_n)
     vx -= ax
-    vy = np.repeat(ys[blk_row], blk_n)
+    vy = ys[blk_row].repeat(blk_n)
     vy -= ay
     norm = np.sqrt(vx * vx + vy * vy)
     norm += 1e-6
@@ -308,29 +308,29 @@ def _score_steps(limb_ab: list[tuple[int, int, int]], offsets: np.ndarray, sizes
     # rint(a + (points - 1) * step * (b - a)) = b for any map size), so their field values are
     # gathered once per peak and limb; a pair's projection there is then formed exactly as below.
     loc = limb[a_step] * (2 * hw) + yi[a_row] * w + xi[a_row]
-    s_a = np.take(flat[loc], at)
+    s_a = flat[loc].take(at)
     s_a *= ux
-    f = np.take(flat[loc + hw], at)
+    f = flat[loc + hw].take(at)
     f *= uy
     s_a += f
     loc = limb[blk_step] * (2 * hw) + yi[blk_row] * w + xi[blk_row]
-    s_b = np.repeat(flat[loc], blk_n)
+    s_b = flat[loc].repeat(blk_n)
     s_b *= ux
-    f = np.repeat(flat[loc + hw], blk_n)
+    f = flat[loc + hw].repeat(blk_n)
     f *= uy
     s_b += f
     passed = (s_a > thr).view(np.int8) + (s_b > thr)
-    sel = np.flatnonzero(passed >= 2 - allowed)
+    sel = (passed >= 2 - allowed).nonzero()[0]
     # Every point's projection is gathered once per pair: the middle points one at a time, each
     # for the pairs still in the running, spread out so that a pair crossing no limb fails early.
     step = 1 / (k - 1)
-    pair = tuple(np.take(v, sel) for v in (ax, ay, ux, uy, vx, vy, passed))
+    pair = tuple(v.take(sel) for v in (ax, ay, ux, uy, vx, vy, passed))
     sx, sy = pair[4] * step, pair[5] * step  # (the reference's float32 step * (b - a))
-    base = np.take((limb * (2 * hw))[blk_step], np.take(blk, sel))
+    base = (limb * (2 * hw))[blk_step].take(blk.take(sel))
     pos, vals = _middle_points((*pair[:4], sx, sy, base), pair[6], flat, w, hw, thr, allowed, k, s_a.dtype)
-    sel = np.take(sel, pos)
-    vals[0] = np.take(s_a, sel)
-    vals[k - 1] = np.take(s_b, sel)
+    sel = sel.take(pos)
+    vals[0] = s_a.take(sel)
+    vals[k - 1] = s_b.take(sel)
     # the survivors' sums as the reference forms them, over contiguous (pairs, points) rows
     s = np.ascontiguousarray(vals.T)
     ok = s > thr
@@ -369,14 +369,14 @@ def group(heatmaps: np.ndarray, pafs: np.ndarray | PafReader, skeleton, params: 
     else:
         sizes = np.array([len(p) for p in peaks], np.intp)
         all_pts = np.concatenate(peaks) if peaks else np.zeros((0, 4))
-    offsets = np.cumsum(sizes) - sizes
+    offsets = sizes.cumsum() - sizes
     xy32 = all_pts[:, :2].astype(np.float32)  # the reference keeps its keypoints in float32
     pt_score = all_pts[:, 2].tolist()
     walk = [(si, li) for si, (li, _kn, _nw) in enumerate(steps)
             if sizes[skeleton.limbs[li][0]] and sizes[skeleton.limbs[li][1]]]
     pos, ra, rb, sc = _score_steps([(li, *skeleton.limbs[li]) for _si, li in walk], offsets, sizes, xy32,
                                    pf, params)
-    bounds = np.searchsorted(pos, np.arange(len(walk) + 1)).tolist()
+    bounds = pos.searchsorted(np.arange(len(walk) + 1)).tolist()
     ra_l, rb_l, sc_l = ra.tolist(), rb.tolist(), sc.tolist()
     order = _descending(pos, sc, bounds).tolist()
     # entries: ids[e][type] = peak row (in all_pts) or -1; holders[row] = the entries holding that

@@ -29,7 +29,7 @@ def extract_peaks(heatmaps: np.ndarray, threshold: float = PEAK_THRESHOLD, min_d
     `num_keypoints` channels are used when given (pass K to skip the background channel).
     """
     peaks, sizes = all_peaks(heatmaps, threshold, min_dist, num_keypoints)
-    ends = np.cumsum(sizes).tolist()
+    ends = sizes.cumsum().tolist()
     return [peaks[e - n:e] for e, n in zip(ends, sizes.tolist())]
 
 
@@ -54,7 +54,7 @@ def all_peaks(heatmaps: np.ndarray, threshold: float, min_dist: float, num_keypo
         ch, ys, xs = np.nonzero(is_peak)
         scores = hm[ch, ys, xs]
     # channel, then x, then y: the reference sorts each channel's row-major peaks by x, stably
-    order = np.argsort((ch * w + xs) * h + ys, kind="stable")  # (one key: faster than lexsort's three)
+    order = ((ch * w + xs) * h + ys).argsort(kind="stable")  # (one key: faster than lexsort's three)
     ch, ys, xs = ch[order], ys[order], xs[order]
     keep = _suppress(ch, xs, ys, w, min_dist)
     ch = ch[keep]
@@ -128,7 +128,7 @@ def _peak_cells(hm: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarra
             if not whole_scan:
                 mm &= ab[s:e]
             if e - s < _WORD_SCAN:
-                cand = np.flatnonzero(mm)
+                cand = mm.nonzero()[0]
                 cand += k * hw + s
                 cands.append(cand)
                 continue
@@ -143,8 +143,8 @@ def _peak_cells(hm: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarra
             n8 = -(-(e - s) // 8)
             m[e - s:n8 * 8] = False
             mw = m[:n8 * 8].view(np.uint64)
-            at = np.flatnonzero(np.not_equal(mw, 0, out=nz[:n8]))
-            words.append(np.take(mw, at))
+            at = np.not_equal(mw, 0, out=nz[:n8]).nonzero()[0]
+            words.append(mw.take(at))
             at <<= 3
             at += k * hw + s
             firsts.append(at)
@@ -158,13 +158,13 @@ def _peak_cells(hm: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarra
         keep = v >= threshold
         cand, v = cand[keep], v[keep]
     local = cand % hw
-    keep = v > np.take(flat, cand + w, mode="clip")
+    keep = v > flat.take(cand + w, mode="clip")
     keep |= local >= hw - w
     cand, v, local = cand[keep], v[keep], local[keep]
-    keep = v > np.take(flat, cand - w, mode="clip")
+    keep = v > flat.take(cand - w, mode="clip")
     keep |= local < w
     cand, v, local = cand[keep], v[keep], local[keep]
-    keep = v > np.take(flat, cand + 1, mode="clip")
+    keep = v > flat.take(cand + 1, mode="clip")
     keep |= local % w == w - 1
     cand, v, local = cand[keep], v[keep], local[keep]
     return cand // hw, local // w, local % w, v
@@ -189,9 +189,9 @@ def _word_cells(words: np.ndarray, first: np.ndarray) -> np.ndarray:
     out = []
     mask = ((words * np.uint64(0x0102040810204080)) >> np.uint64(56)).astype(np.uint8)
     while len(mask):
-        out.append(first + np.take(_LOWEST_BIT, mask))
+        out.append(first + _LOWEST_BIT.take(mask))
         mask &= mask - np.uint8(1)  # clears the lowest bit
-        more = np.flatnonzero(mask != 0)
+        more = (mask != 0).nonzero()[0]
         mask, first = mask[more], first[more]
     return np.concatenate(out) if out else np.zeros(0, np.intp)
 
@@ -213,14 +213,14 @@ def _suppress(ch: np.ndarray, xs: np.ndarray, ys: np.ndarray, w: int, min_dist: 
     xf = xs.astype(np.float64)
     yf = ys.astype(np.float64)
     key = ch * (w + math.ceil(min_dist) + 1) + xf
-    hi = np.searchsorted(key, key + min_dist, side="left")  # |dx| < min_dist is necessary
+    hi = key.searchsorted(key + min_dist, side="left")  # |dx| < min_dist is necessary
     counts = hi - np.arange(1, n + 1)
     np.maximum(counts, 0, out=counts)
     total = int(counts.sum())
     if total == 0:
         return keep
-    ii = np.repeat(np.arange(n), counts)
-    jj = np.arange(total) + (ii + 1 - (np.cumsum(counts) - counts).repeat(counts))
+    ii = np.arange(n).repeat(counts)
+    jj = np.arange(total) + (ii + 1 - (counts.cumsum() - counts).repeat(counts))
     close = (xf[ii] - xf[jj]) ** 2 + (yf[ii] - yf[jj]) ** 2 < r2
     ii, jj = ii[close].tolist(), jj[close].tolist()
     gone = set()
