@@ -4,11 +4,14 @@ extract_keypoints + group_keypoints in tests/test_grouping.py (loops where the r
 NumPy where it uses NumPy, so its speed is the reference's; tests check parity against it).
 
 Run: .venv/bin/python bench/bench_grouping.py [--quick] [--rounds N] [--ab OTHER_GROUPING_PY_OR_GIT_REV]
+     .venv/bin/python bench/bench_grouping.py --compare OTHER_GROUPING_PY_OR_GIT_REV [--quick]
 
 With --ab, it instead times another version of grouping (a git revision, e.g. `--ab main~3`, whose
 posedata/grouping.py and posedata/peaks.py are loaded together; or a grouping.py file from before
 the peak search moved to posedata/peaks.py) against the current one on the same maps, alternating
 which goes first, and checks that both return the same output: how a change to grouping is judged.
+With --compare, it runs both on 300 random inputs (40 with --quick) and the bench's maps and exits 1
+unless every output array is equal (how a change is checked to keep the output identical).
 
 Maps: the openpose18 skeleton's ground-truth heatmaps and PAFs for N people laid out on a grid,
 rendered at stride 8 (posedata.targets) and upsampled bicubically to 368 x 656 (a 16:9 image at
@@ -174,11 +177,65 @@ def ab(path: str, rounds: int) -> None:
                   f"current/other {cc / co:.3f} (25th percentiles {q:.3f})")
 
 
+def compare(path: str, cases: int) -> None:
+    """The other grouping (as --ab) and the current one on random inputs: every array of
+    group(..., return_counts=True), and of extract_peaks, must be equal. Maps of 1 x 2 to 416 x 696
+    cells: blobs on noise with smooth random PAFs, values rounded to make plateaus and ties, dense
+    ripples (candidates a cell or two apart), channels empty, sparse or all above the threshold,
+    NaN cells, float64 PAFs; then the bench's maps. Exits 1 on the first difference."""
+    from test_grouping import random_maps
+
+    other = load_other(path)
+    rng = np.random.default_rng(12345)
+
+    def inputs():  # one at a time: a 416 x 696 pair is ~70 MB
+        for noisy in (False, True):
+            for n in (1, 5, 20):
+                yield maps_for(n, noisy)
+        for _ in range(cases):
+            h, w = int(rng.choice([1, 3, 8, 9, 40, 97, 368, 416])), int(rng.choice([2, 7, 16, 45, 150, 656, 696]))
+            heat, pafs = random_maps(rng, OP18.num_keypoints, OP18.num_limbs, h, w, blobs=(0, 25 if h * w < 40000 else 8))
+            kind = rng.integers(0, 5)
+            if kind == 1:  # plateaus and ties
+                heat = np.round(heat, 1).astype(np.float32)
+            elif kind == 2 and h * w <= 2000:  # dense ripples: candidates a cell or two apart, every band
+                yy, xx = np.mgrid[0:h, 0:w]  # active (small maps only: the pairs grow as peaks squared)
+                heat[:18] = 0.12 + 0.3 * (np.sin(xx * rng.uniform(1, 3)) * np.cos(yy * rng.uniform(1, 3))) ** 2
+            elif kind == 3:  # some channels smooth and all above the threshold, some empty, NaN cells
+                import cv2
+
+                for c in rng.integers(0, 18, 4):
+                    heat[c] = 0.15 + cv2.GaussianBlur(heat[c], (0, 0), 2)
+                heat[rng.integers(0, 18, 3)] = 0
+                heat[rng.random(heat.shape) < 0.001] = np.nan
+            if rng.random() < 0.3:
+                pafs = pafs.astype(np.float64)
+            yield heat, pafs
+
+    count = peaks_only = 0
+    for i, (heat, pafs) in enumerate(inputs()):
+        count += 1
+        many = max(len(p) for p in extract_peaks(heat, num_keypoints=18)) > 300  # pairs grow as peaks squared
+        peaks_only += many
+        for fn in ("extract_peaks",) if many else ("group", "extract_peaks"):
+            args = (heat, pafs, OP18) if fn == "group" else (heat,)
+            kw = {"return_counts": True} if fn == "group" else {"num_keypoints": 18}
+            a, b = getattr(other, fn)(*args, **kw), globals()[fn](*args, **kw)
+            if not all(np.array_equal(x, y) and x.dtype == y.dtype for x, y in zip(a, b, strict=True)):
+                print(f"input {i} ({heat.shape[1]} x {heat.shape[2]}): {fn} differs")
+                raise SystemExit(1)
+    print(f"other = {path}: identical output on {count} inputs ({cases} random, {count - cases} bench maps; "
+          f"group and extract_peaks, extract_peaks only on the {peaks_only} with over 300 peaks in a channel)")
+
+
 def main() -> None:
     quick = "--quick" in sys.argv
     rounds = int(sys.argv[sys.argv.index("--rounds") + 1]) if "--rounds" in sys.argv else 5 if quick else 21
     if "--ab" in sys.argv:
         ab(sys.argv[sys.argv.index("--ab") + 1], rounds)
+        return
+    if "--compare" in sys.argv:
+        compare(sys.argv[sys.argv.index("--compare") + 1], 40 if quick else 300)
         return
     rows = []
     for noisy in (False, True):

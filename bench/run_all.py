@@ -38,6 +38,9 @@ MANUAL = {
     "bench_grouping.py --ab OTHER_GROUPING_PY --rounds 151":
         "the same A/B with 151 rounds (stop 23's changes against stop 22's code, under load): not a "
         "figure of the current code alone",
+    "bench_grouping.py --compare OTHER_GROUPING_PY":
+        "checks that another version of grouping (a git revision) returns the same arrays as the "
+        "current one on 300 random inputs: a check of a change, no figure",
     "bench_demo_steps.py --ab CHECKOUT --threads 1,2 --pairs 2 --steps 50":
         "compares this checkout with another one (`git archive COMMIT | tar -x -C /tmp/demo-old`): an A/B "
         "against a chosen older commit, not a figure of the current code",
@@ -53,7 +56,7 @@ MANUAL = {
 }
 
 _OUTPUT_OPTIONS = ("-o", "--output", "--data")  # where results or cached inputs go: not the figures
-_OTHER_CODE = {"--ab": "OTHER"}  # another checkout or module: the README names it by a placeholder
+_OTHER_CODE = {"--ab": "OTHER", "--compare": "OTHER"}  # another checkout or module: the README names it by a placeholder
 
 
 def command_key(script: str, args: list[str]) -> tuple[str, ...]:
