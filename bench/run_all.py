@@ -36,7 +36,7 @@ MANUAL = {
         "times another version of grouping (a git revision, or a grouping.py file) against the "
         "current one: an A/B against a chosen older commit",
     "bench_grouping.py --ab OTHER_GROUPING_PY --rounds 151":
-        "the same A/B with 151 rounds (stop 23's changes against stop 22's code, under load): not a "
+        "the same A/B with 151 rounds (stops 23 and 24: changes against the code before them, under load): not a "
         "figure of the current code alone",
     "bench_grouping.py --compare OTHER_GROUPING_PY":
         "checks that another version of grouping (a git revision) returns the same arrays as the "
