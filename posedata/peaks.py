@@ -91,15 +91,12 @@ def _peak_cells(hm: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarra
     first read from memory is then the scan's) and the threshold is tested on the candidates left."""
     c, h, w = hm.shape
     hw = h * w
-    hm = np.ascontiguousarray(hm)
-    flat = hm.reshape(-1)
+    flat = np.ascontiguousarray(hm).reshape(-1)
     nb = -(-h // _BAND)
     above = np.zeros(nb * _BAND * w, bool)  # the tail past the map stays False
     band_words = above.view(np.uint64).reshape(nb, -1)
     ab = above[:hw]
-    rise = np.empty(hw - 1, bool)
-    m = np.empty(hw + 8, bool)
-    nz = np.empty(hw // 8 + 1, bool)
+    bufs = (np.empty(hw - 1, bool), np.empty(hw + 8, bool), np.empty(hw // 8 + 1, bool))
     cands, firsts, words = [], [], []
     whole = b"\x01" * nb
     busy = any_whole = False
@@ -110,54 +107,69 @@ def _peak_cells(hm: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarra
         # scan's extra work (channels of one image are alike); the threshold is then tested on the
         # candidates left at the end. Every _RECHECK-th channel is thresholded again (a sparse
         # channel scanned whole costs ~1.9x).
-        whole_scan = busy and k % _RECHECK != 0
-        if whole_scan:
-            act = whole
+        if busy and k % _RECHECK != 0:
+            act, mask = whole, None
             any_whole = True
         else:
             np.greater_equal(f, threshold, out=ab)
-            act = (np.bitwise_or.reduce(band_words, axis=1) != 0).tobytes()
+            act, mask = (np.bitwise_or.reduce(band_words, axis=1) != 0).tobytes(), ab
             busy = act.count(1) >= _DENSE * nb
         for run in _RUNS.finditer(act):
             b0, b1 = run.span()
-            s, e = b0 * _BAND * w, min(b1 * _BAND, h) * w
-            r = rise[:e - s - 1]
-            np.greater(f[s + 1:e], f[s:e - 1], out=r)  # r[j]: the value rises from s + j to s + j + 1
-            mm = m[:e - s]
-            r[w - 1::w] = True  # into every row start (no left neighbour)
-            np.less(r[1:], r[:-1], out=mm[1:-1])  # risen into and not out of (bool less: ~1.3x faster than greater)
-            mm[0] = True
-            mm[w - 1::w] = r[w - 2::w]  # a row end: risen into (no right neighbour)
-            if not whole_scan:
-                mm &= ab[s:e]
-            if e - s < _WORD_SCAN:
-                cand = mm.nonzero()[0]
-                cand += k * hw + s
-                cands.append(cand)
-                continue
-            # The marked cells are sparse (~1 in 200): in a long run, their 8-byte words are
-            # located here (flatnonzero over every byte costs ~2x more) and decoded after the loop.
-            n = e - s - w
-            if n > 0:  # the vertical neighbours inside the run, while the channel is in cache
-                d = rise[:n]
-                np.greater(f[s + w:e], f[s:e - w], out=d)  # d[j]: the value rises from s + j down to s + j + w
-                mm[w:] &= d  # risen into from above
-                np.greater(mm[:n], d, out=mm[:n])  # and not out of below (ties kept: tested later)
-            n8 = -(-(e - s) // 8)
-            m[e - s:n8 * 8] = False
-            mw = m[:n8 * 8].view(np.uint64)
-            at = np.not_equal(mw, 0, out=nz[:n8]).nonzero()[0]
-            words.append(mw.take(at))
-            at <<= 3
-            at += k * hw + s
-            firsts.append(at)
+            _scan_run(f, b0 * _BAND * w, min(b1 * _BAND, h) * w, w, mask, bufs, k * hw, cands, words, firsts)
     if words:
         cands.append(_word_cells(np.concatenate(words), np.concatenate(firsts)))
     cand = np.concatenate(cands) if cands else np.zeros(0, np.intp)
-    # the exact test of the lower, upper and right neighbours (none outside the channel), one after
-    # the other on the candidates left: on a ridge of row maxima the first two leave ~1 in 20
+    return _exact(flat, cand, hw, w, threshold if any_whole else None)
+
+
+def _scan_run(f: np.ndarray, s: int, e: int, w: int, mask: np.ndarray | None, bufs: tuple, base: int,
+              cands: list, words: list, firsts: list) -> None:
+    """The candidates of one run of bands, cells s to e of channel f (flat index base + s on): a
+    short run's cell indices appended to cands; a long run's nonzero 8-byte words of the marks to
+    words, their first cells' indices to firsts. mask: the channel's cells >= threshold, None when
+    the channel is scanned whole (then not tested here). bufs: (rise, marks, nonzero) buffers."""
+    rise, m, nz = bufs
+    r = rise[:e - s - 1]
+    np.greater(f[s + 1:e], f[s:e - 1], out=r)  # r[j]: the value rises from s + j to s + j + 1
+    mm = m[:e - s]
+    r[w - 1::w] = True  # into every row start (no left neighbour)
+    np.less(r[1:], r[:-1], out=mm[1:-1])  # risen into and not out of (bool less: ~1.3x faster than greater)
+    mm[0] = True
+    mm[w - 1::w] = r[w - 2::w]  # a row end: risen into (no right neighbour)
+    if mask is not None:
+        mm &= mask[s:e]
+    if e - s < _WORD_SCAN:
+        cand = mm.nonzero()[0]
+        cand += base + s
+        cands.append(cand)
+        return
+    # The marked cells are sparse (~1 in 200): in a long run, their 8-byte words are located here
+    # (flatnonzero over every byte costs ~2x more) and decoded after the loop.
+    n = e - s - w
+    if n > 0:  # the vertical neighbours inside the run, while the channel is in cache
+        d = rise[:n]
+        np.greater(f[s + w:e], f[s:e - w], out=d)  # d[j]: the value rises from s + j down to s + j + w
+        mm[w:] &= d  # risen into from above
+        np.greater(mm[:n], d, out=mm[:n])  # and not out of below (ties kept: tested later)
+    n8 = -(-(e - s) // 8)
+    m[e - s:n8 * 8] = False
+    mw = m[:n8 * 8].view(np.uint64)
+    at = np.not_equal(mw, 0, out=nz[:n8]).nonzero()[0]
+    words.append(mw.take(at))
+    at <<= 3
+    at += base + s
+    firsts.append(at)
+
+
+def _exact(flat: np.ndarray, cand: np.ndarray, hw: int, w: int, threshold: float | None
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(channel, y, x, value) of the candidates (flat indices) that are >= threshold (when given:
+    some were not tested) and strictly above their lower, upper and right neighbours (none outside
+    the channel), tested one after the other on the candidates left: on a ridge of row maxima the
+    first two leave ~1 in 20."""
     v = flat[cand]
-    if any_whole:
+    if threshold is not None:
         keep = v >= threshold
         cand, v = cand[keep], v[keep]
     local = cand % hw
