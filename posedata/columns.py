@@ -8,7 +8,7 @@ per-record code, which says exactly what is wrong; so a screen may be strict, ne
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from itertools import chain, compress, repeat
 from typing import Any
 
@@ -117,13 +117,16 @@ def float_column(values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
     typed = set(map(type, values)) <= {int, float}
     ok = np.ones(n, dtype=bool) if typed else \
         np.fromiter(map({int, float}.__contains__, map(type, values)), dtype=bool, count=n)
-    out = np.zeros(n, dtype=np.float64)
-    idx = np.flatnonzero(ok)
+    m = n if typed else int(ok.sum())
     try:
-        vals = np.fromiter(compress(values, ok) if not typed else values, dtype=np.float64, count=len(idx))
+        vals = np.fromiter(compress(values, ok) if not typed else values, dtype=np.float64, count=m)
     except OverflowError:  # an int beyond float range: row by row
-        vals = np.array([_float_or_nan(values[i]) for i in idx.tolist()], dtype=np.float64).reshape(len(idx))
-    small = np.abs(vals) < EXACT
+        vals = np.array([_float_or_nan(values[i]) for i in np.flatnonzero(ok).tolist()], dtype=np.float64).reshape(m)
+    small = _small(vals)
+    if m == n and small.all():  # the rule: no zeros, no copy and no row indices (fresh pages at COCO size)
+        return vals, ok
+    idx = np.flatnonzero(ok)
+    out = np.zeros(n, dtype=np.float64)
     out[idx[small]] = vals[small]
     ok[idx[~small]] = False
     return out, ok
@@ -152,14 +155,16 @@ def number_rows(rows: list[Any], width: int, typed: bool = False) -> tuple[np.nd
     magnitude below 2**53; the other rows are 0. typed: as in typed_rows."""
     n = len(rows)
     ok = typed_rows(rows, width, typed)
-    out = np.zeros((n, width), dtype=np.float64)
     idx = np.flatnonzero(ok)
     good = rows if len(idx) == n else list(compress(rows, ok))
     try:
         vals = np.fromiter(chain.from_iterable(good), dtype=np.float64, count=len(idx) * width).reshape(-1, width)
     except OverflowError:  # an int beyond float range: row by row
         vals = np.array([[_float_or_nan(v) for v in r] for r in good], dtype=np.float64).reshape(-1, width)
-    small = (np.abs(vals) < EXACT).all(axis=1)
+    small = _small(vals).all(axis=1)
+    if len(idx) == n and small.all():  # the rule: no zeros and no copy (fresh pages at COCO size)
+        return vals, ok
+    out = np.zeros((n, width), dtype=np.float64)
     out[idx[small]] = vals[small]
     ok[idx[~small]] = False
     return out, ok
@@ -173,6 +178,50 @@ def dict_records(items: list[Any]) -> tuple[list[dict[str, Any]], np.ndarray]:
         return items, np.ones(n, dtype=bool)
     clean = np.fromiter((type(x) is dict for x in items), dtype=bool, count=n)
     return [x if c else {} for x, c in zip(items, clean.tolist())], clean
+
+
+class ImageRows:
+    """validate's image table: each image id's first image as (index, width, height), width and
+    height NaN when unusable; arrays in image order (a dict of 114k ids, each with a tuple and
+    two floats, plus its building lists, was ~50 MB of fresh pages at 300k annotations)."""
+
+    __slots__ = ("_at", "_keys", "ids", "index", "wh")
+
+    def __init__(self, index: np.ndarray, ids: np.ndarray, wh: np.ndarray) -> None:
+        self.index, self.ids, self.wh = index, ids, wh  # (m,) int64, (m,) int64 unique, (m, 2) float64
+        self._at = np.argsort(ids, kind="stable")
+        self._keys = ids[self._at]
+
+    @classmethod
+    def merged(cls, index: np.ndarray, ids: np.ndarray, wh: np.ndarray,
+               more: list[tuple[int, int, float, float]]) -> ImageRows:
+        """The rows (index, ids, wh) and `more` rows (index, id, width, height), in index order."""
+        if more:
+            index = np.concatenate([index, np.array([r[0] for r in more], dtype=np.int64)])
+            ids = np.concatenate([ids, np.array([r[1] for r in more], dtype=np.int64)])
+            wh = np.concatenate([wh, np.array([r[2:] for r in more], dtype=np.float64).reshape(-1, 2)])
+            order = np.argsort(index, kind="stable")
+            index, ids, wh = index[order], ids[order], wh[order]
+        return cls(index, ids, wh)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def get(self, iid: int) -> tuple[int, float, float] | None:
+        """(index, width, height) of image id `iid` (an int in int64 range), None when no image has it."""
+        j = int(np.searchsorted(self._keys, iid))
+        if j == len(self._keys) or int(self._keys[j]) != iid:
+            return None
+        p = int(self._at[j])
+        return int(self.index[p]), float(self.wh[p, 0]), float(self.wh[p, 1])
+
+    def items(self) -> Iterator[tuple[int, tuple[int, float, float]]]:
+        """(id, (index, width, height)) in image order."""
+        return zip(self.ids.tolist(), zip(self.index.tolist(), self.wh[:, 0].tolist(), self.wh[:, 1].tolist()))
+
+    def by_id(self) -> tuple[np.ndarray, np.ndarray]:
+        """(ids sorted, their (width, height)), for np.searchsorted."""
+        return self._keys, self.wh[self._at]
 
 
 def screen_images(imgs: list[Any], as_id: Callable[[Any], int | None]
@@ -204,6 +253,13 @@ def screen_images(imgs: list[Any], as_id: Callable[[Any], int | None]
         clean &= ok
         wh[:, j] = v
     return clean, ids, wh, first_image, first_name
+
+
+def _small(vals: np.ndarray) -> np.ndarray:
+    """|vals| < 2**53 (NaN out), by two comparisons: no float64 temporary of np.abs."""
+    small = vals < EXACT
+    small &= vals > -EXACT
+    return small
 
 
 def _float_or_nan(v: Any) -> float:

@@ -17,7 +17,6 @@ import os
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ import numpy as np
 
 from . import columns
 from .cocojson import keypoint_lists
-from .columns import EXACT, MISSING, column, float_column, int_column, number_rows, screen_images, typed_rows
+from .columns import EXACT, MISSING, ImageRows, column, float_column, int_column, number_rows, screen_images, typed_rows
 from .errors import InputError, SkeletonError
 from .findings import Finding, FindingReport
 from .images import image_header, too_large
@@ -162,7 +161,7 @@ class _Validator(KeypointChecks):
         self.progress = progress
         self.add = rep.add
         self.cats: list[_Cat] = []
-        self.image_rows: dict[int, tuple[int, float, float]] | None = None
+        self.image_rows: ImageRows | None = None
         self.numbers: columns.NumberRows | None = None  # the annotations' parsed keypoints (cocojson)
 
     # ---------------------------------------------------------------- run
@@ -201,21 +200,21 @@ class _Validator(KeypointChecks):
         return v
 
     # ------------------------------------------------------------- images
-    def _images(self, imgs: list) -> dict[int, tuple[int, float, float]]:
+    def _images(self, imgs: list) -> ImageRows:
         """image id -> (index, width, height); width/height NaN when unusable."""
         n = len(imgs)
         self._first_image: dict[Any, int] = {}
         self._first_name: dict[str, int] = {}
         found: list[tuple[int, int, float, float]] = []  # (index, id, width, height) of each id's first image
         clean = np.zeros(n, dtype=bool)
+        ids, wh = np.zeros(n, dtype=np.int64), np.zeros((n, 2))
         if self.screen and not _dict_subclasses(imgs):
             clean, ids, wh, self._first_image, self._first_name = screen_images(imgs, _as_id)
-            rows = np.flatnonzero(clean)
-            found = list(zip(rows.tolist(), ids[rows].tolist(), *wh[rows].T.tolist()))
         for i in np.flatnonzero(~clean).tolist():
             self._image_row(i, imgs[i], found)
-        found.sort()
-        return {iid: (i, w, h) for i, iid, w, h in found}
+        self._first_image, self._first_name = {}, {}  # the row-by-row images' look-ups, done
+        rows = np.flatnonzero(clean)
+        return ImageRows.merged(rows, ids[rows], wh[rows], found)
 
     def _image_row(self, i: int, im: Any, found: list[tuple[int, int, float, float]]) -> None:
         """Every check of one image, one by one (the images the column screen does not pass)."""
@@ -453,10 +452,7 @@ class _Validator(KeypointChecks):
             # as _as_id read them), not a dict look-up per row; rows without an exact-int
             # image_id are not clean already
             m = len(img_rows)
-            keys = np.fromiter(img_rows, dtype=np.int64, count=m)
-            table = np.fromiter(chain.from_iterable(img_rows.values()), dtype=np.float64, count=3 * m).reshape(m, 3)
-            by_id = np.argsort(keys)
-            keys, table = keys[by_id], table[by_id]
+            keys, table = img_rows.by_id()
             at = np.searchsorted(keys, arrays["image_id"]).clip(max=max(m - 1, 0))
             clean &= (keys[at] == arrays["image_id"]) if m else False
         if cats is not None:
@@ -489,7 +485,7 @@ class _Validator(KeypointChecks):
                 cat.screened[rows[sub_cids[good] == cid]] = True
         if img_rows is not None:
             rows = np.flatnonzero(clean)
-            self.wh[rows] = table[at[rows], 1:]
+            self.wh[rows] = table[at[rows]]
         if self.keep is not None:
             k = self.keep
             k.anns, k.clean, k.ids, k.image_ids, k.category_ids = anns, clean, arrays["id"], arrays["image_id"], \

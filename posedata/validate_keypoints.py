@@ -215,15 +215,14 @@ class KeypointChecks:
     def _images_without_person(self) -> None:
         if self.image_rows is None or not self.cats:
             return
-        room, missing = self.rep.room("V064"), 0
-        for iid, (i, _w, _h) in self.image_rows.items():
-            if iid not in self.person_images:
-                missing += 1
-                if missing > room:  # counted only (validate_coco's per_code)
-                    continue
-                self.add("V064", f"images[{i}]", "no person (non-crowd instance with labelled keypoints): the "
-                         "reference drops this image from training", image_id=iid)
-        self.rep.tally("V064", max(0, missing - room))
+        table = self.image_rows
+        persons = np.fromiter(self.person_images, dtype=np.int64, count=len(self.person_images))
+        missing = np.flatnonzero(~np.isin(table.ids, persons))  # in image order
+        room = self.rep.room("V064")
+        for i, iid in zip(table.index[missing[:room]].tolist(), table.ids[missing[:room]].tolist()):
+            self.add("V064", f"images[{i}]", "no person (non-crowd instance with labelled keypoints): the "
+                     "reference drops this image from training", image_id=iid)
+        self.rep.tally("V064", max(0, len(missing) - room))  # counted only (validate_coco's per_code)
 
     def _flip_check(self, cat: _Cat, rows: np.ndarray, x: np.ndarray, lab: np.ndarray) -> None:
         """Per instance, every flip pair's sign of x_left - x_right should agree with the majority."""
