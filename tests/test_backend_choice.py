@@ -77,6 +77,9 @@ def test_infer_auto_runs_onnx_runtime_on_a_folder_large_enough(tmp_path, runner,
 
 def test_auto_stays_torch_for_small_jobs_gpus_and_without_onnxruntime(tmp_path, runner, no_gpu, asked,
                                                                        monkeypatch):
+    # the rule without a cached graph (tests/test_onnx_cache.py: with one; and the small auto job
+    # on torch that caches it)
+    monkeypatch.setenv("POSEDATA_ONNX_CACHE", "0")
     sk = sk_named("object5")
     coco_json, images, _ = make_dataset(tmp_path, sk, n_images=N - 1, h=64, w=96)
     ckpt = _checkpoint(tmp_path / "c.pt", sk)
@@ -97,10 +100,8 @@ def test_auto_stays_torch_for_small_jobs_gpus_and_without_onnxruntime(tmp_path, 
     assert asked[-1] == "onnx"
 
     # a large job without onnxruntime, or on a GPU: torch (the loader's device itself is not tested here)
-    # (the --backend onnx job above cached the checkpoint's graph: trainer/onnx_cache.py)
     assert P.choose_backend("auto", ckpt, "cpu", 100) == ("onnx", f"auto: 100 images on the CPU, ONNX Runtime is "
-                                                                  f"faster from {P.ONNX_MIN_IMAGES_CACHED} (its graph "
-                                                                  f"cached)")
+                                                                  f"faster from {N} (no cached graph)")
     assert P.choose_backend("torch", ckpt, "cpu", 100) == ("torch", "given")
     assert P.choose_backend("auto", ckpt, "cpu", None)[0] == "torch"  # a job of unknown size (library callers)
     assert P.choose_backend("auto", tmp_path / "m.onnx", "cpu", 1) == ("onnx", "an ONNX file")

@@ -205,3 +205,30 @@ def test_auto_takes_onnx_runtime_from_fewer_images_once_the_graph_is_cached(tmp_
     assert r.exit_code == 0, r.output
     assert "backend onnx (auto: 1 image on the CPU, ONNX Runtime is faster from 1 (its graph cached))" in " ".join(
         r.output.split())
+
+
+def test_a_small_auto_job_on_torch_caches_the_graph_for_the_next(tmp_path, runner, monkeypatch):
+    """Without it, a user running `posedata infer photo.jpg` one photo at a time would stay on
+    torch (and its import) forever: `auto` takes ONNX Runtime cold only from ONNX_MIN_IMAGES."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    sk = sk_named("object5")
+    _, images, _ = make_dataset(tmp_path, sk, n_images=1, h=64, w=96)
+    ckpt = _checkpoint(tmp_path / "c.pt", sk)
+    base = ["infer", str(images), "--checkpoint", str(ckpt)]
+    r = runner.invoke(cli, [*base, "-o", str(tmp_path / "t"), "--backend", "torch"])
+    assert r.exit_code == 0, r.output
+    assert _entries() == []  # an explicit torch job writes nothing
+    r = runner.invoke(cli, [*base, "-o", str(tmp_path / "a")])
+    assert r.exit_code == 0 and "backend torch (auto: 1 image(s)" in " ".join(r.output.split()), r.output
+    assert len(_entries()) == 1
+    written = _entries()[0].read_bytes()
+    r = runner.invoke(cli, [*base, "-o", str(tmp_path / "b")])
+    assert r.exit_code == 0 and "backend onnx (auto: 1 image on the CPU" in " ".join(r.output.split()), r.output
+    assert "run by ONNX Runtime" in " ".join(r.output.split())
+    for a, b in zip(*(json.loads((tmp_path / d / "results.json").read_text())["annotations"] for d in "ab"),
+                    strict=True):
+        np.testing.assert_allclose(a["keypoints"], b["keypoints"], atol=0.01)
+    # the torch job's entry is the one an onnx job writes itself
+    _entries()[0].unlink()
+    P.load_model(ckpt, backend="onnx")
+    assert _entries()[0].read_bytes() == written

@@ -19,6 +19,9 @@ class LoadedModel:
     skeleton: Any  # the Skeleton it runs with (given, or the one stored in the file)
     input_size: int | None  # the size it was trained at, when the file records it
     backend: str  # "torch" or "onnx"
+    # a checkpoint's torch network: what predict.cache_onnx_graph needs to cache its ONNX graph
+    # (path, the skeleton asked for, description, stored skeleton, the file's state when read)
+    source: dict[str, Any] | None = None
 
     def choose_input_size(self, given: int | None) -> tuple[int, str]:
         """(input size, why): an explicit size wins, then the file's training size, then 368."""

@@ -340,6 +340,10 @@ def load_for_inference(checkpoint: Path, skeleton_spec: str | None, threads: int
     if chosen == "torch":
         apply_thread_policy(threads)
     loaded = E.load_model(checkpoint, sk, device=device, backend=chosen)
+    if backend == "auto" and chosen == "torch":
+        from trainer.predict import cache_onnx_graph
+
+        cache_onnx_graph(loaded)  # a later job on this checkpoint then starts ONNX Runtime without torch
     size, why = loaded.choose_input_size(input_size)
     console.print(f"model: {checkpoint} ({loaded.description}); input {size} ({why}); backend {chosen} "
                   f"({why_backend})")
