@@ -248,7 +248,7 @@ def startup_child(variant: str, ckpt: Path) -> None:
     times what `--backend auto` adds when it picks torch (cache_onnx_graph), apart from the sum."""
     import json
 
-    marks = [("interpreter and bench imports", None, time.process_time())]
+    marks = [("interpreter (start, exit), bench imports", None, time.process_time())]
     w0 = time.perf_counter()
 
     def mark(name: str) -> None:

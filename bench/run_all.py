@@ -50,6 +50,9 @@ MANUAL = {
     "bench_infer.py --jobs --rounds 3 --sizes 1,4,9":
         "historical whole-job tables (stop 22 and stop 23, before the ONNX graph cache); `make bench` "
         "runs the current one with sizes 1,2,4,9,16 and the cache cold and warm",
+    "bench_infer.py --jobs --rounds 5 --sizes 4,9,16":
+        "a second run of the crossover's sizes at stop 24 (5 rounds), beside the --rounds 3 table "
+        "`make bench` reproduces",
     "bench_infer.py --jobs --rounds 5 --sizes 1,4,9":
         "historical whole-job table (11:06, code of commit 5f5facf); `make bench` runs the current "
         "one with --rounds 3",

@@ -318,10 +318,13 @@ def onnx_available() -> bool:
 
 # `--backend auto` runs ONNX Runtime on the CPU for jobs of at least ONNX_MIN_IMAGES images, or
 # ONNX_MIN_IMAGES_CACHED when trainer.onnx_cache holds the checkpoint's graph. Whole `posedata
-# infer` jobs (bench/README.md, "infer": `bench_infer.py --jobs`): ONNX Runtime saves 0.05-0.1 s
-# per image, but its start-up from a checkpoint (torch still imported to read it, the graph
-# written, the session) cost 0.1-0.2 s more than torch's, repaid from about 9 photos on the quiet
-# machine; from a cached graph the job imports no torch (1.3 CPU s) and is faster from one photo.
+# infer` jobs (bench/README.md, "infer": `bench_infer.py --jobs`, cold and warm cache): ONNX
+# Runtime saves 0.04-0.1 CPU s per image, but its start-up from a checkpoint (torch still imported
+# to read it, the graph written, the session) cost 0.15-0.2 s more than torch's: even at 4 photos,
+# ahead from 9 in CPU time in two runs at load 3-5 (stop 23's quiet machine: from about 9 in wall
+# time too). From a cached graph the job imports no torch (1.3 CPU s, about 2 s wall) and was
+# 1.7-2.8 CPU s faster at every size from one photo. A small `auto` job on torch caches the graph
+# for the next one (cache_onnx_graph).
 ONNX_MIN_IMAGES = 9
 ONNX_MIN_IMAGES_CACHED = 1
 
