@@ -55,12 +55,14 @@ def run_convert(data: Path, skeleton: Skeleton, output: Path, *, fmt: str = "lab
     """Convert DATA to a label file (fmt "labels") or the reference's pickle ("lwop-pickle").
     `step(name)` is told each of STEPS as it starts; `image_progress(done, total)` while image
     files are read (options.images given)."""
-    from .io import paused_gc
+    from .io import paused_gc, small_pages
 
     # One scoped GC pause over the whole job, and the parse dropped before it ends: millions of
     # parsed containers are then freed by reference counting without the collector ever scanning
     # them (measured in bench/README.md, "convert"); the collector's state is restored after.
-    with paused_gc():
+    # Arrays in 4 kB pages (io.small_pages: NumPy's huge-page advice cost kernel time that grew
+    # faster than the file); NumPy's setting is restored after too.
+    with paused_gc(), small_pages():
         return _run(data, skeleton, output, fmt, src_fmt, category, options or ImportOptions(), min_keypoints,
                     min_area, dedup, skip_checks, step or (lambda name: None), image_progress)
 

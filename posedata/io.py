@@ -200,6 +200,32 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
+@contextmanager
+def small_pages() -> Iterator[None]:
+    """NumPy's new arrays without madvise(MADV_HUGEPAGE) for the block, then as before.
+
+    Why: with transparent huge pages on "madvise" (this project's bench VM, a common default),
+    NumPy's advice makes the kernel fault each large array in 2 MB pages, compacting memory for
+    them when none is free; on a COCO file of 300k annotations that system time grew 3-6x for 2x
+    the file, varying with the machine's memory state, and user time gained nothing measurable
+    from the larger pages (bench/README.md, "convert", stop 24). NumPy reads its environment
+    variable NUMPY_MADVISE_HUGEPAGE only at import; its runtime switch is the function below
+    (numpy >= 1.19), and without it the block runs as NumPy is set."""
+    try:
+        from numpy._core.multiarray import _set_madvise_hugepage
+    except ImportError:
+        try:
+            from numpy.core.multiarray import _set_madvise_hugepage
+        except ImportError:  # pragma: no cover - numpy < 1.19
+            yield
+            return
+    was = _set_madvise_hugepage(False)
+    try:
+        yield
+    finally:
+        _set_madvise_hugepage(was)
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 

@@ -825,3 +825,43 @@ def test_most_instances_rejected_is_a_warning_naming_the_rule(tmp_path, runner):
     assert "C003" in text and "40 of 55 instance(s) rejected by min_keypoints" in text and "--min-keypoints" in text
     r = runner.invoke(cli, ["convert", str(src), "--skeleton", str(skp), "-o", str(out), "--force"])
     assert r.exit_code == 0 and "C003" not in r.output and L.load(out).num_samples == 55
+
+
+def _huge_page_advised(a: np.ndarray) -> bool:
+    """Whether the mapping holding a carries madvise(MADV_HUGEPAGE) ("hg" in /proc/self/smaps).
+    NumPy advises from the first page boundary inside the array, so its last byte is looked up."""
+    addr, inside = a.ctypes.data + a.nbytes - 1, False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            head = line.split(" ", 1)[0]
+            if "-" in head and not line.startswith("VmFlags"):
+                lo, _, hi = head.partition("-")
+                try:
+                    inside = int(lo, 16) <= addr < int(hi, 16)
+                except ValueError:
+                    pass
+            elif inside and line.startswith("VmFlags:"):
+                return "hg" in line.split()
+    raise AssertionError("array's mapping not found")
+
+
+def test_convert_job_allocates_without_huge_page_advice(tmp_path):
+    """`posedata convert` makes its arrays without NumPy's huge-page advice (on the bench VM the
+    kernel's compaction for 2 MB pages made system time grow 3-6x for 2x the file) and leaves
+    NumPy's setting as it found it."""
+    import os
+
+    from posedata.convert_job import run_convert
+
+    if not os.path.exists("/proc/self/smaps") or not _huge_page_advised(np.ones(8 << 20, np.uint8)):
+        pytest.skip("NumPy gives no huge-page advice here")
+    src = tmp_path / "c.json"
+    src.write_text(json.dumps(hand_coco()))
+    seen = {}
+
+    def step(name):
+        seen[name] = _huge_page_advised(np.ones(8 << 20, np.uint8))
+
+    job = run_convert(src, toy_skeleton(), tmp_path / "l.npz", step=step, skip_checks=True)
+    assert job.written and seen == {"reading": False, "validating": False, "converting": False, "writing": False}
+    assert _huge_page_advised(np.ones(8 << 20, np.uint8))
