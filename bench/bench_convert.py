@@ -5,6 +5,7 @@
     .venv/bin/python bench/bench_convert.py --headline 3    # the README's figure: the CLI vs the reference
     .venv/bin/python bench/bench_convert.py --growth 4      # 150k vs 300k annotations, per phase
     .venv/bin/python bench/bench_convert.py --growth 4 --prime-mb 2048   # and with the memory state equalised
+    .venv/bin/python bench/bench_convert.py --write-chunks 4   # the label file's write: plain, streamed
     (--data DIR keeps the generated files there and reuses them; generating both takes minutes)
 
 A synthetic COCO person-keypoints file of the requested size is generated (skewed persons per
@@ -279,6 +280,21 @@ def step(name: str, src: str, out: str) -> None:
         _report(t0)
     elif name == "cli-phases":
         _cli_phases(src, out)
+    elif name.startswith("write-"):  # write-0: a plain atomic write; write-MB: streamed in MB chunks
+        from posedata import io as pio
+
+        chunk_mb = int(name.split("-")[1])
+        data = Path(src).read_bytes()  # in memory, as convert has it when it writes the label file
+        u0 = _usage()
+        t = time.perf_counter()
+        if chunk_mb:
+            pio.STREAM_CHUNK = chunk_mb << 20
+        with pio.atomic_writer(out, stream=bool(chunk_mb)) as f:
+            f.write(data)
+        u1 = _usage()
+        Path(out).unlink()
+        _report(t0, write_seconds=round(time.perf_counter() - t, 3), write_user=round(u1[0] - u0[0], 3),
+                write_sys=round(u1[1] - u0[1], 3))
     elif name == "validate":
         from posedata import skeleton
         from posedata.convert import load_source
@@ -471,6 +487,30 @@ def _growth_summary(res: dict[str, list[dict]], pairs: int) -> None:
               f"user x{two[0] / max(one[0], 1e-9):.2f}")
 
 
+def write_chunks(n_images: int, n_annotations: int, seed: int, rounds: int, data: str | None) -> None:
+    """The label file's write alone: the 2x file's bytes (268 MB at the default size), already in
+    memory, written by io.atomic_writer as a plain file and streamed in chunks of 2, 4, 8 and 16
+    MB (io.StreamingWriter), each in a fresh process, the variants alternating for ROUNDS rounds:
+    system time and wall time of the write (fsync included)."""
+    import statistics
+
+    variants = (0, 2, 4, 8, 16)
+    with tempfile.TemporaryDirectory() as td:
+        tmp = Path(td)
+        _src, big = _files(tmp, data, n_images, n_annotations, seed)
+        res: dict[int, list[dict]] = {v: [] for v in variants}
+        for k in range(rounds):
+            for v in (variants if k % 2 == 0 else variants[::-1]):
+                res[v].append(run(f"write-{v}", big, tmp / "w.bin"))
+        print(f"writing {big.stat().st_size / 1e6:.0f} MB from memory, {rounds} rounds, load {os.getloadavg()[0]:.2f}:")
+        for v in variants:
+            sys_s = [r["write_sys"] for r in res[v]]
+            wall = [r["write_seconds"] for r in res[v]]
+            what = "plain (page cache the file's size)" if v == 0 else f"streamed, {v} MB chunks"
+            print(f"  {what:36s} system {statistics.median(sys_s):.3f} s ({min(sys_s):.3f}-{max(sys_s):.3f}), "
+                  f"wall {statistics.median(wall):.3f} s ({min(wall):.3f}-{max(wall):.3f})")
+
+
 def headline(n_images: int, n_annotations: int, seed: int, rounds: int, data: str | None = None) -> None:
     """The figure users care about: the command they run, against the reference, in one run."""
     import statistics
@@ -524,6 +564,9 @@ def main() -> None:
     ap.add_argument("--growth", type=int, metavar="PAIRS", default=0,
                     help="only the growth: `posedata convert` of the file and of one twice its size in PAIRS "
                          "alternating pairs, with per-phase user / system time and page faults")
+    ap.add_argument("--write-chunks", type=int, metavar="ROUNDS", default=0,
+                    help="only the label file's write: the 2x file's bytes written plain and streamed in 2-16 MB "
+                         "chunks, alternating for ROUNDS rounds, system and wall time")
     ap.add_argument("--prime-mb", type=int, metavar="MB", default=0,
                     help="with --growth: also run every pair with the memory state equalised (each run right "
                          "after a process touched and freed MB of memory) and report that condition apart")
@@ -535,6 +578,9 @@ def main() -> None:
         return
     if a.headline:
         headline(a.images, a.annotations, a.seed, a.headline, a.data)
+        return
+    if a.write_chunks:
+        write_chunks(a.images, a.annotations, a.seed, a.write_chunks, a.data)
         return
     if a.growth:
         growth(a.images, a.annotations, a.seed, a.growth, a.data, a.prime_mb)

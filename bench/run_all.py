@@ -29,6 +29,9 @@ ROOT = HERE.parent
 # Commands bench/README.md quotes that `make bench` does not run (argument values that are paths
 # are written as the README writes them; see command_key), each with the reason.
 MANUAL = {
+    "bench_convert.py --growth 4":
+        "the first table of `bench_convert.py --growth 4 --prime-mb 2048`, which `make bench` runs: the "
+        "same alternated pairs, without the equalised condition",
     "bench_synth.py --ab CHECKOUT --pairs 4":
         "compares this checkout with another one (`git worktree add /tmp/synth-old COMMIT`): an A/B "
         "against a chosen older commit, not a figure of the current code",
@@ -95,7 +98,9 @@ def scripts(out: Path, quick: bool) -> list[tuple[str, str, list[str]]]:
           for s in ("object5", "quadruped17", "coco17", "hand21")],
         *[(f"grouping{'' if i == 1 else f'-{i}'}", "bench_grouping.py", []) for i in range(1, 4)],
         ("convert-headline", "bench_convert.py", ["--headline", "3", *data]),
-        ("convert-growth", "bench_convert.py", ["--growth", "4", *data]),
+        # both conditions: as alternated (the plain --growth 4 table) and with the memory state equalised
+        ("convert-growth", "bench_convert.py", ["--growth", "4", "--prime-mb", "2048", *data]),
+        ("convert-write", "bench_convert.py", ["--write-chunks", "4", *data]),
         ("train", "bench_train.py", []),
         ("train-sizes", "bench_train_sizes.py", ["--steps", "4"]),
         ("demo", "bench_demo.py", ["-o", str(out / "demo")]),
@@ -127,7 +132,8 @@ def scripts(out: Path, quick: bool) -> list[tuple[str, str, list[str]]]:
         "synth": ["--images", "40"],
         "grouping": ["--quick"],
         "convert-headline": ["--headline", "1", *small_convert],
-        "convert-growth": ["--growth", "1", *small_convert],
+        "convert-growth": ["--growth", "1", "--prime-mb", "256", *small_convert],
+        "convert-write": ["--write-chunks", "1", *small_convert],
         "train": ["--quick"],
         "train-sizes": ["--quick", "--steps", "3"],
         "demo": ["-o", str(out / "demo-quick"), "--steps", "20"],
