@@ -55,12 +55,13 @@ def run_convert(data: Path, skeleton: Skeleton, output: Path, *, fmt: str = "lab
     """Convert DATA to a label file (fmt "labels") or the reference's pickle ("lwop-pickle").
     `step(name)` is told each of STEPS as it starts; `image_progress(done, total)` while image
     files are read (options.images given)."""
-    from .io import paused_gc, small_pages
+    from .io import paused_gc
+    from .memory import small_pages
 
     # One scoped GC pause over the whole job, and the parse dropped before it ends: millions of
     # parsed containers are then freed by reference counting without the collector ever scanning
     # them (measured in bench/README.md, "convert"); the collector's state is restored after.
-    # Arrays in 4 kB pages (io.small_pages: NumPy's huge-page advice cost kernel time that grew
+    # Arrays in 4 kB pages (memory.small_pages: NumPy's huge-page advice cost kernel time that grew
     # faster than the file); NumPy's setting is restored after too.
     with paused_gc(), small_pages():
         return _run(data, skeleton, output, fmt, src_fmt, category, options or ImportOptions(), min_keypoints,

@@ -829,7 +829,9 @@ def test_most_instances_rejected_is_a_warning_naming_the_rule(tmp_path, runner):
 
 def _huge_page_advised(a: np.ndarray) -> bool:
     """Whether the mapping holding a carries madvise(MADV_HUGEPAGE) ("hg" in /proc/self/smaps).
-    NumPy advises from the first page boundary inside the array, so its last byte is looked up."""
+    NumPy advises from the first page boundary inside the array, so its last byte is looked up.
+    The arrays tested are 64 MB: above glibc's largest mmap threshold (32 MB), so each is a mapping
+    of its own, not heap memory an earlier array's advice left marked."""
     addr, inside = a.ctypes.data + a.nbytes - 1, False
     with open("/proc/self/smaps") as f:
         for line in f:
@@ -853,15 +855,15 @@ def test_convert_job_allocates_without_huge_page_advice(tmp_path):
 
     from posedata.convert_job import run_convert
 
-    if not os.path.exists("/proc/self/smaps") or not _huge_page_advised(np.ones(8 << 20, np.uint8)):
+    if not os.path.exists("/proc/self/smaps") or not _huge_page_advised(np.empty(64 << 20, np.uint8)):
         pytest.skip("NumPy gives no huge-page advice here")
     src = tmp_path / "c.json"
     src.write_text(json.dumps(hand_coco()))
     seen = {}
 
     def step(name):
-        seen[name] = _huge_page_advised(np.ones(8 << 20, np.uint8))
+        seen[name] = _huge_page_advised(np.empty(64 << 20, np.uint8))
 
     job = run_convert(src, toy_skeleton(), tmp_path / "l.npz", step=step, skip_checks=True)
     assert job.written and seen == {"reading": False, "validating": False, "converting": False, "writing": False}
-    assert _huge_page_advised(np.ones(8 << 20, np.uint8))
+    assert _huge_page_advised(np.empty(64 << 20, np.uint8))

@@ -214,19 +214,19 @@ def test_label_file_is_written_through_a_few_chunks_of_page_cache(tmp_path, monk
     import numpy as np
     from test_labels import make_labels
 
-    from posedata import io as pio
     from posedata import labels as L
+    from posedata import memory as pio
 
     chunk = 256 << 10
     monkeypatch.setattr(pio, "STREAM_CHUNK", chunk)
     seen = []
-    real = pio._drop_cache
+    real = pio.drop_cache
 
     def spy(fd, offset, size):
         real(fd, offset, size)
         seen.append(_resident_pages(f"/proc/self/fd/{fd}"))
 
-    monkeypatch.setattr(pio, "_drop_cache", spy)
+    monkeypatch.setattr(pio, "drop_cache", spy)
     src = np.random.default_rng(0).integers(0, 255, 8 << 20, dtype=np.uint8).tobytes()
     L.save(make_labels(), tmp_path / "l.npz", source=src)
     assert _resident_pages(tmp_path / "l.npz") == 0
@@ -241,7 +241,7 @@ def test_streamed_write_errors_leave_nothing(tmp_path, monkeypatch):
     import ctypes
     import errno
 
-    from posedata import io as pio
+    from posedata import memory as pio
     from posedata.errors import OutputWriteError
 
     monkeypatch.setattr(pio, "STREAM_CHUNK", 4096)

@@ -277,7 +277,7 @@ def _savez_reference(lb: L.Labels, source: bytes | None) -> bytes:
 def test_label_file_is_np_savez_s_bytes(tmp_path, monkeypatch, n_img, with_source):
     """save writes each member from the arrays' own memory and streams the file to disk in chunks
     (here 4 kB, so every member crosses chunk boundaries); the file is still np.savez's, byte for byte."""
-    from posedata import io as pio
+    from posedata import memory as pio
 
     monkeypatch.setattr(pio, "STREAM_CHUNK", 4096)
     lb = make_labels(n_img=n_img)
