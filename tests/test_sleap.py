@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -441,8 +442,10 @@ def test_corrupted_bytes_raise_only_posedata_errors(sio, tmp_path_factory, flips
     for pos, val in flips:
         data[pos % len(data)] = val
     f.write_bytes(bytes(data))
-    try:
-        r = SL.read(f, S.load(SKEL), ImportOptions())
+    try:  # some flips make HDF5 loop forever (hang_heap.slp): such a file is refused after 10 s, not 60
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(SL, "TEST_READ_SECONDS", 10.0)
+            r = SL.read(f, S.load(SKEL), ImportOptions())
     except PosedataError:
         return
     finally:
@@ -468,6 +471,36 @@ def test_a_file_that_crashes_hdf5_is_a_located_refusal(sio, tmp_path, name) -> N
     text = " ".join((r.stdout + r.stderr).split())
     assert "Traceback" not in text and "crashed reading this .slp file (SIG" in text and str(src) in text
     assert not out.exists() and src.read_bytes() == before
+
+
+def test_a_file_that_makes_hdf5_loop_is_refused_in_its_time_limit(sio, tmp_path, monkeypatch) -> None:
+    """hang_heap.slp (14 KB, bytes flipped by the corruption test's flips) made HDF5 loop in
+    H5HG__cache_heap_deserialize for 15 minutes at 100% CPU before it was killed: `posedata import`
+    never ended. Its test read now has a time limit (a minute at least; 2 s here): the file is
+    named as damaged, exit 2, nothing written, the file untouched, and the looping child is gone."""
+    src = tmp_path / "hang_heap.slp"
+    shutil.copyfile(DATA / "hang_heap.slp", src)
+    before = src.read_bytes()
+    monkeypatch.setattr(SL, "TEST_READ_SECONDS", 2.0)
+    out = tmp_path / "out.json"
+    r = CliRunner().invoke(cli, ["import", "sleap", str(src), "--skeleton", str(SKEL), "-o", str(out)])
+    text = " ".join(r.output.split())
+    assert r.exit_code == 2, (r.exit_code, r.output[-2000:])
+    assert r.exception is None or isinstance(r.exception, SystemExit)
+    assert "did not finish reading this .slp file in 2 s" in text and "damaged" in text and src.name in text
+    assert not out.exists() and src.read_bytes() == before
+    left = subprocess.run(["pgrep", "-f", f"_test_read.*{src}"], capture_output=True, text=True)
+    assert left.stdout.strip() == ""
+
+
+def test_the_test_reads_time_limit_grows_with_the_file(tmp_path) -> None:
+    """A minute for any file, 2 s more per MB: ten times the 0.2 s per MB a sound file takes."""
+    small, big = tmp_path / "a.slp", tmp_path / "b.slp"
+    small.write_bytes(b"x" * 1000)
+    with open(big, "wb") as f:
+        f.truncate(500_000_000)
+    assert SL._read_time_limit(small) == pytest.approx(60.002)
+    assert SL._read_time_limit(big) == pytest.approx(1060.0)
 
 
 def test_a_crash_in_the_test_read_is_reported_with_its_signal(sio, tmp_path, monkeypatch) -> None:
