@@ -56,6 +56,9 @@ MANUAL = {
     "bench_infer.py --jobs --rounds 5 --sizes 4,9,16":
         "a second run of the crossover's sizes at stop 24 (5 rounds), beside the --rounds 3 table "
         "`make bench` reproduces",
+    "bench_infer.py --jobs --rounds 5 --sizes 6,9,12,16":
+        "the cold cache's crossover sizes with 5 rounds (stop 24's quiet re-measure), beside the "
+        "--rounds 3 table `make bench` reproduces",
     "bench_infer.py --jobs --rounds 5 --sizes 1,4,9":
         "historical whole-job table (11:06, code of commit 5f5facf); `make bench` runs the current "
         "one with --rounds 3",
