@@ -56,7 +56,6 @@ class NumberRows:
             out[lo:lo + len(r)] = grid[r] if grid is not None else self.values[self.start[r][:, None] + np.arange(width)]
         return out
 
-
     @property
     def exact_dtype(self) -> type:
         """The narrowest dtype holding every value exactly: int32 for a column of ints of up to
