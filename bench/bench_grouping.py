@@ -3,14 +3,16 @@ posedata.grouping.group (what `posedata val` / `infer` run) vs the port of the r
 extract_keypoints + group_keypoints in tests/test_grouping.py (loops where the reference loops,
 NumPy where it uses NumPy, so its speed is the reference's; tests check parity against it).
 
-Run: .venv/bin/python bench/bench_grouping.py [--quick] [--rounds N] [--ab OTHER_GROUPING_PY_OR_GIT_REV [--part peaks]]
+Run: .venv/bin/python bench/bench_grouping.py [--quick] [--rounds N] [--ab OTHER_GROUPING_PY_OR_GIT_REV
+     [--part peaks|scoring]]
      .venv/bin/python bench/bench_grouping.py --compare OTHER_GROUPING_PY_OR_GIT_REV [--quick]
 
 With --ab, it instead times another version of grouping (a git revision, e.g. `--ab main~3`, whose
 posedata/grouping.py and posedata/peaks.py are loaded together; or a grouping.py file from before
 the peak search moved to posedata/peaks.py) against the current one on the same maps, alternating
 which goes first, and checks that both return the same output: how a change to grouping is judged.
-With --part peaks it times only the peak search (`all_peaks`, as `group` calls it) of both.
+With --part peaks it times only the peak search (`all_peaks`, as `group` calls it) of both; with
+--part scoring only scoring + assembly (`group` with the peaks given, found before timing).
 With --compare, it runs both on 300 random inputs (40 with --quick) and the bench's maps and exits 1
 unless every output array is equal (how a change is checked to keep the output identical).
 
@@ -158,7 +160,8 @@ def ab(path: str, rounds: int, part: str | None = None) -> None:
     """Medians of per-call CPU time of the other grouping.py and the current one, rounds
     alternating which runs first; before each call a pass over 64 MB evicts the maps from the
     caches, as the reference's call between two posedata calls does in the main table. part
-    "peaks": the peak search alone (all_peaks with group's arguments)."""
+    "peaks": the peak search alone (all_peaks with group's arguments); "scoring": group with the
+    peaks given (extract_peaks' output, found before timing)."""
     from posedata.peaks import PEAK_MIN_DIST, PEAK_THRESHOLD, all_peaks
 
     other = load_other(path)
@@ -168,8 +171,10 @@ def ab(path: str, rounds: int, part: str | None = None) -> None:
     else:
         args = lambda h, p: (h, p, OP18)  # noqa: E731
         fns = (other.group, group)
+    kw = lambda h: {"peaks": extract_peaks(h, num_keypoints=18)} if part == "scoring" else {}  # noqa: E731
     flush = np.ones(16 << 20, np.float32)
-    print(f"other = {path}, current = posedata/grouping.py{', peak search only' if part else ''}; "
+    only = {"peaks": ", peak search only", "scoring": ", scoring + assembly only (peaks given)"}.get(part, "")
+    print(f"other = {path}, current = posedata/grouping.py{only}; "
           f"CPU medians of {rounds} rounds, order alternating")
     for noisy in (False, True):
         for n in (1, 5, 20):
@@ -177,15 +182,15 @@ def ab(path: str, rounds: int, part: str | None = None) -> None:
             if part == "peaks":
                 a, b = (fn(*args(heat, pafs)) for fn in fns)
             else:
-                a, b = other.group(heat, pafs, OP18, return_counts=True), group(heat, pafs, OP18, return_counts=True)
+                a, b = (fn(heat, pafs, OP18, return_counts=True, **kw(heat)) for fn in fns)
             same = all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
             t_o, t_c = [], []
-            call_args = args(heat, pafs)
+            call_args, call_kw = args(heat, pafs), kw(heat)
             for r in range(rounds):
                 pair = ((fns[0], t_o), (fns[1], t_c))
                 for fn, acc in pair if r % 2 == 0 else pair[::-1]:
                     flush.sum()
-                    acc.append(timed(lambda fn=fn, a=call_args: fn(*a))[0])
+                    acc.append(timed(lambda fn=fn, a=call_args, k=call_kw: fn(*a, **k))[0])
             co, cc = float(np.median(t_o)), float(np.median(t_c))
             q = float(np.percentile(t_c, 25) / np.percentile(t_o, 25))
             print(f"{n:>3} {'noisy' if noisy else 'clean'} same={same} other {1e3 * co:.2f} ms current {1e3 * cc:.2f} ms "
@@ -248,8 +253,8 @@ def main() -> None:
     rounds = int(sys.argv[sys.argv.index("--rounds") + 1]) if "--rounds" in sys.argv else 5 if quick else 21
     if "--ab" in sys.argv:
         part = sys.argv[sys.argv.index("--part") + 1] if "--part" in sys.argv else None
-        if part not in (None, "peaks"):
-            raise SystemExit(f"--part {part}: only peaks is known")
+        if part not in (None, "peaks", "scoring"):
+            raise SystemExit(f"--part {part}: only peaks and scoring are known")
         ab(sys.argv[sys.argv.index("--ab") + 1], rounds, part)
         return
     if "--compare" in sys.argv:

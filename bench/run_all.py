@@ -44,6 +44,9 @@ MANUAL = {
     "bench_grouping.py --ab OTHER_GROUPING_PY --part peaks --rounds 151":
         "the same A/B of the peak search alone (stop 25: a change to posedata/peaks.py against the code "
         "before it): not a figure of the current code alone",
+    "bench_grouping.py --ab OTHER_GROUPING_PY --part scoring --rounds 151":
+        "the A/B of scoring + assembly alone (group with the peaks given; stop 25): a change against the "
+        "code before it, not a figure of the current code alone",
     "bench_grouping.py --compare OTHER_GROUPING_PY":
         "checks that another version of grouping (a git revision) returns the same arrays as the "
         "current one on 300 random inputs: a check of a change, no figure",

@@ -155,6 +155,7 @@ def match_greedy(a_idx: np.ndarray, b_idx: np.ndarray, score: np.ndarray) -> tup
 
 
 _PLANS: dict = {}
+_DEFAULT_PARAMS = GroupingParams()
 
 
 def _plan(skeleton) -> tuple[tuple[tuple[int, int, int], ...], tuple[bool, ...]]:
@@ -189,71 +190,106 @@ def _middle_order(k: int) -> tuple[int, ...]:
     return tuple(out)
 
 
-def _pair_layout(limb_ab: list[tuple[int, int, int]], offsets: np.ndarray, sizes: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _pair_layout(limb_ab: list[tuple[int, int, int]], sizes: list[int]
+                 ) -> tuple[list[int], list[int], np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The candidate pairs of every step laid out in blocks, one per (step, b peak) holding the
-    step's a peaks: (a_step, a_row) per a peak, (blk_step, blk_row) per block, and per pair its
-    block and its a peak's position in the a table; rows index all peaks."""
-    n_steps = len(limb_ab)
-    a_type = np.array([t[1] for t in limb_ab], np.intp)
-    b_type = np.array([t[2] for t in limb_ab], np.intp)
-    n = sizes[a_type]
-    m = sizes[b_type]
-    # the a peaks of every step, and the blocks (b peaks of every step)
-    a_step = np.arange(n_steps).repeat(n)
-    a_first = n.cumsum() - n
-    a_row = np.arange(len(a_step)) - (a_first - offsets[a_type]).repeat(n)
-    blk_step = np.arange(n_steps).repeat(m)
-    blk_row = np.arange(len(blk_step)) - (m.cumsum() - m - offsets[b_type]).repeat(m)
-    blk_n = n[blk_step]
+    step's a peaks: per step its a and b peak counts (n, m); a_row per a peak; (blk_step, blk_row,
+    blk_n) per block; per pair its block and its a peak's position in the a table; rows index all
+    peaks. The per-step values are computed in Python (a few dozen), the arrays one call each."""
+    offsets = [0]
+    for c in sizes:
+        offsets.append(offsets[-1] + c)
+    n = [sizes[t[1]] for t in limb_ab]
+    m = [sizes[t[2]] for t in limb_ab]
+    a_first, b_first, pair_first = [0], [0], [0]
+    for s_n, s_m in zip(n, m):
+        a_first.append(a_first[-1] + s_n)
+        b_first.append(b_first[-1] + s_m)
+        pair_first.append(pair_first[-1] + s_n * s_m)
+    a_shift = np.array([f - offsets[t[1]] for f, t in zip(a_first, limb_ab)], np.intp)
+    b_shift = np.array([f - offsets[t[2]] for f, t in zip(b_first, limb_ab)], np.intp)
+    a_row = np.arange(a_first[-1]) - a_shift.repeat(n)
+    blk_step = np.arange(len(limb_ab)).repeat(m)
+    blk_row = np.arange(b_first[-1]) - b_shift.repeat(m)
+    blk_n = np.array(n, np.intp).repeat(m)
     blk_first = blk_n.cumsum() - blk_n
-    total = int(blk_n.sum())
-    blk = np.arange(len(blk_step)).repeat(blk_n)
-    at = np.arange(total) - (blk_first - a_first[blk_step]).repeat(blk_n)
-    return a_step, a_row, blk_step, blk_row, blk, at
+    at = np.arange(pair_first[-1]) - (blk_first - np.array(a_first[:-1], np.intp).repeat(m)).repeat(blk_n)
+    blk = np.arange(len(blk_n)).repeat(blk_n)
+    return n, m, a_row, blk_step, blk_row, blk_n, blk, at
+
+
+# The middle points left are read at once when that reads at most this many cells (per channel)
+# more than round by round would (each round is ~25 NumPy calls): the last rounds, where few pairs
+# leave, or every round of a small image. 2048 made the 20-noisy bench ~1% slower (731 pairs x 3
+# points at once against 731 + 524 + 524), 1024 batches only its last two rounds (524 pairs each).
+_TAIL_EXTRA = 1024
+
+
+def _projections(t: np.ndarray, pair: tuple[np.ndarray, ...], base: np.ndarray, read, w: int, hw: int
+                 ) -> np.ndarray:
+    """The pairs' PAF projections at sample point t: a float32 scalar (pairs,), or a (points, 1)
+    column of points (points, pairs), element for element the reference's float32 operations.
+    pair: (ax, ay, ux, uy, sx, sy); base: the flat index of each pair's x channel."""
+    ax, ay, ux, uy, sx, sy = pair
+    py = sy * t
+    py += ay
+    px = sx * t
+    px += ax
+    # cell index within a channel in int32 (float32 -> int32 converts in SIMD, -> int64 does not)
+    cell = np.rint(py, out=py).astype(np.int32)
+    cell *= w
+    cell += np.rint(px, out=px).astype(np.int32)
+    idx = (base + cell).reshape(-1)
+    s = read(idx).reshape(cell.shape)
+    s *= ux
+    idx += hw
+    fy = read(idx).reshape(cell.shape)
+    fy *= uy
+    s += fy
+    return s
 
 
 def _middle_points(pair: tuple[np.ndarray, ...], passed: np.ndarray, flat: PafReader, w: int, hw: int,
                    thr: float, allowed: int, k: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
-    """The middle sample points, one round per point (spread out, so that a pair crossing no limb
-    fails early), each gathered for the pairs still in the running; the arrays are compacted as
-    pairs leave. pair: (ax, ay, ux, uy, sx, sy, base) of the pairs; passed: their points above thr
-    so far (of 2). Returns the survivors' positions among the pairs and their projections (k,
-    survivors), the end points' rows left for the caller: each round's projections are kept as
-    computed and the survivors traced back through the compactions (a few calls on a few hundred
-    pairs, instead of writing every round's values into a table)."""
-    ax, ay, ux, uy, sx, sy, base = pair
+    """The middle sample points in rounds (spread out, so that a pair crossing no limb fails
+    early), each gathered for the pairs still in the running; the arrays are compacted as pairs
+    leave. A round reads one point, or all the points left once n * (points left - 1) <=
+    _TAIL_EXTRA (the last rounds, or every point of a small image: a pair then reads up to that
+    many cells it would have skipped, for a few calls instead of ~25 per round). pair: (ax, ay,
+    ux, uy, sx, sy, base) of the pairs; passed: their points above thr so far (of 2). Returns the
+    survivors' positions among the pairs and their projections (k, survivors), the end points'
+    rows left for the caller: each round's projections are kept as computed and the survivors
+    traced back through the compactions (a few calls on a few hundred pairs, instead of writing
+    every round's values into a table)."""
+    *pair, base = pair
     rounds = []
     done = 2
     read = flat.__getitem__
-    for t in _middle_order(k):
-        if len(passed) == 0:
+    order = _middle_order(k)
+    i = 0
+    while i < len(order) and len(passed):
+        n = len(passed)
+        if n * (len(order) - i - 1) <= _TAIL_EXTRA:  # all the points left, one row each
+            ts = order[i:]
+            s = _projections(np.array(ts, np.float32)[:, None], pair, base, read, w, hw)
+            for row in s > thr:
+                passed += row
+            done += len(ts)
+            rounds.append((ts, s, None))
             break
-        tt = np.float32(t)
-        py = sy * tt
-        py += ay
-        px = sx * tt
-        px += ax
-        # cell index within a channel in int32 (float32 -> int32 converts in SIMD, -> int64 does not)
-        cell = np.rint(py, out=py).astype(np.int32)
-        cell *= w
-        cell += np.rint(px, out=px).astype(np.int32)
-        idx = base + cell
-        s = read(idx)
-        s *= ux
-        idx += hw
-        fy = read(idx)
-        fy *= uy
-        s += fy
+        t = order[i]
+        i += 1
+        s = _projections(np.float32(t), pair, base, read, w, hw)
         passed += s > thr
         done += 1
         keep = (passed >= done - allowed).nonzero()[0]
         # compacting 8 arrays costs more than carrying a few pairs that have already failed (a
         # pair that has failed too many points can never pass again: passed rises by at most 1
-        # a round, the bar by 1)
-        if len(keep) * 4 < len(passed) * 3:
-            ax, ay, ux, uy, sx, sy, base, passed = (
-                v.take(keep) for v in (ax, ay, ux, uy, sx, sy, base, passed))
+        # a round, the bar by 1); after the last round the survivors are traced back instead
+        if len(keep) * 4 < n * 3 and i < len(order):
+            pair = tuple(v.take(keep) for v in pair)
+            base = base.take(keep)
+            passed = passed.take(keep)
         else:
             keep = None
         rounds.append((t, s, keep))
@@ -262,11 +298,14 @@ def _middle_points(pair: tuple[np.ndarray, ...], passed: np.ndarray, flat: PafRe
     for t, s, keep in reversed(rounds):
         if keep is not None:
             pos = keep.take(pos)
-        vals[t] = s.take(pos)
+        if s.ndim == 1:
+            vals[t] = s.take(pos)
+        else:  # the points read at once
+            vals[list(t)] = s.take(pos, axis=1)
     return pos, vals
 
 
-def _score_steps(limb_ab: list[tuple[int, int, int]], offsets: np.ndarray, sizes: np.ndarray, xy32: np.ndarray,
+def _score_steps(limb_ab: list[tuple[int, int, int]], sizes: list[int], xy32: np.ndarray,
                  flat: PafReader, params: GroupingParams) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """score_candidates for the candidates of every limb at once; only valid candidates are returned.
 
@@ -284,13 +323,20 @@ def _score_steps(limb_ab: list[tuple[int, int, int]], offsets: np.ndarray, sizes
     empty = np.zeros(0, np.intp)
     if not limb_ab or allowed < 0:
         return empty, empty, empty, np.zeros(0)
-    limb = np.array([t[0] for t in limb_ab], np.intp)
     _, h, w = flat.shape
     hw = h * w
     xs, ys = xy32[:, 0], xy32[:, 1]
     xi, yi = xs.astype(np.intp), ys.astype(np.intp)
-    a_step, a_row, blk_step, blk_row, blk, at = _pair_layout(limb_ab, offsets, sizes)
-    blk_n = sizes[np.array([t[1] for t in limb_ab], np.intp)][blk_step]
+    n, m, a_row, blk_step, blk_row, blk_n, blk, at = _pair_layout(limb_ab, sizes)
+    chan = np.array([2 * hw * t[0] for t in limb_ab], np.intp)  # each step's x channel's first flat index
+    # The first and last sample points are the peaks themselves (rint(a + 0) = a, and
+    # rint(a + (points - 1) * step * (b - a)) = b for any map size), so their field values are
+    # read once per peak and limb (x and y of both ends in one read); a pair's projection there is
+    # then formed exactly as below.
+    blk_chan = chan.repeat(m)
+    loc = np.concatenate((chan.repeat(n) + yi[a_row] * w + xi[a_row], blk_chan + yi[blk_row] * w + xi[blk_row]))
+    ends = flat[np.concatenate((loc, loc + hw))].reshape(2, -1)
+    n_a = len(a_row)
     # Per-pair values are a per-block value repeated (np.repeat: sequential, ~5x cheaper than a
     # gather) or a per-a-peak value taken through `at`.
     ax = xs[a_row].take(at)
@@ -304,19 +350,14 @@ def _score_steps(limb_ab: list[tuple[int, int, int]], offsets: np.ndarray, sizes
     ux = vx / norm
     uy = vy / norm
     thr = params.min_paf_score
-    # The first and last sample points are the peaks themselves (rint(a + 0) = a, and
-    # rint(a + (points - 1) * step * (b - a)) = b for any map size), so their field values are
-    # gathered once per peak and limb; a pair's projection there is then formed exactly as below.
-    loc = limb[a_step] * (2 * hw) + yi[a_row] * w + xi[a_row]
-    s_a = flat[loc].take(at)
+    s_a = ends[0, :n_a].take(at)
     s_a *= ux
-    f = flat[loc + hw].take(at)
+    f = ends[1, :n_a].take(at)
     f *= uy
     s_a += f
-    loc = limb[blk_step] * (2 * hw) + yi[blk_row] * w + xi[blk_row]
-    s_b = flat[loc].repeat(blk_n)
+    s_b = ends[0, n_a:].repeat(blk_n)
     s_b *= ux
-    f = flat[loc + hw].repeat(blk_n)
+    f = ends[1, n_a:].repeat(blk_n)
     f *= uy
     s_b += f
     passed = (s_a > thr).view(np.int8) + (s_b > thr)
@@ -326,7 +367,7 @@ def _score_steps(limb_ab: list[tuple[int, int, int]], offsets: np.ndarray, sizes
     step = 1 / (k - 1)
     pair = tuple(v.take(sel) for v in (ax, ay, ux, uy, vx, vy, passed))
     sx, sy = pair[4] * step, pair[5] * step  # (the reference's float32 step * (b - a))
-    base = (limb * (2 * hw))[blk_step].take(blk.take(sel))
+    base = blk_chan.take(blk.take(sel))
     pos, vals = _middle_points((*pair[:4], sx, sy, base), pair[6], flat, w, hw, thr, allowed, k, s_a.dtype)
     sel = sel.take(pos)
     vals[0] = s_a.take(sel)
@@ -356,7 +397,7 @@ def group(heatmaps: np.ndarray, pafs: np.ndarray | PafReader, skeleton, params: 
     peak extraction; `order` replaces the skeleton's walk, (limb, known end, new end) per step
     (tree limbs parent first, redundant limbs last), e.g. the reference's hand-written order.
     """
-    params = params or GroupingParams()
+    params = params or _DEFAULT_PARAMS
     steps, redundant = _plan(skeleton)
     if order is not None:
         steps = tuple(order)
@@ -366,16 +407,15 @@ def group(heatmaps: np.ndarray, pafs: np.ndarray | PafReader, skeleton, params: 
     hm, pf = _checked_maps(heatmaps, pafs, skeleton)
     if peaks is None:
         all_pts, sizes = all_peaks(hm, params.threshold, params.min_dist, k)
+        sizes = sizes.tolist()
     else:
-        sizes = np.array([len(p) for p in peaks], np.intp)
+        sizes = [len(p) for p in peaks]
         all_pts = np.concatenate(peaks) if peaks else np.zeros((0, 4))
-    offsets = sizes.cumsum() - sizes
     xy32 = all_pts[:, :2].astype(np.float32)  # the reference keeps its keypoints in float32
     pt_score = all_pts[:, 2].tolist()
-    walk = [(si, li) for si, (li, _kn, _nw) in enumerate(steps)
-            if sizes[skeleton.limbs[li][0]] and sizes[skeleton.limbs[li][1]]]
-    pos, ra, rb, sc = _score_steps([(li, *skeleton.limbs[li]) for _si, li in walk], offsets, sizes, xy32,
-                                   pf, params)
+    limbs = skeleton.limbs
+    walk = [(si, li) for si, (li, _kn, _nw) in enumerate(steps) if sizes[limbs[li][0]] and sizes[limbs[li][1]]]
+    pos, ra, rb, sc = _score_steps([(li, *limbs[li]) for _si, li in walk], sizes, xy32, pf, params)
     bounds = pos.searchsorted(np.arange(len(walk) + 1)).tolist()
     ra_l, rb_l, sc_l = ra.tolist(), rb.tolist(), sc.tolist()
     order = _descending(pos, sc, bounds).tolist()
@@ -384,26 +424,31 @@ def group(heatmaps: np.ndarray, pafs: np.ndarray | PafReader, skeleton, params: 
     ids: list[list[int]] = []
     count: list[int] = []
     total: list[float] = []
-    holders: dict[int, list[int]] = {}
+    holders: list = [None] * len(all_pts)
+    used_k = [-1] * len(all_pts)
+    used_n = [-1] * len(all_pts)
     for w_i, (si, li) in enumerate(walk):
         lo, hi = bounds[w_i], bounds[w_i + 1]
         if lo == hi:
             continue
-        a, b = skeleton.limbs[li]
+        a, b = limbs[li]
         _li, known, new = steps[si]
         if redundant[li]:
             _fill(ids, holders, a, b, _greedy(order[lo:hi], ra_l, rb_l, sc_l))
             continue
         rk, rn = (ra_l, rb_l) if known == a else (rb_l, ra_l)
-        _connect(order[lo:hi], rk, rn, sc_l, known, new, ids, holders, count, total, pt_score, k)
-    ids_a = np.array(ids, np.intp).reshape(-1, k)
-    count_a = np.array(count, np.int64)
-    total_a = np.array(total, np.float64)
-    keep = (count_a >= params.min_keypoints) & ~(total_a / np.maximum(count_a, 1) < params.min_mean_score)
-    ids_a, count_a, total_a = ids_a[keep], count_a[keep], total_a[keep]
-    poses = np.full((len(ids_a), k, 3), -1.0)
-    have = ids_a >= 0
-    poses[have] = all_pts[ids_a[have], :3]
+        _connect(order[lo:hi], rk, rn, sc_l, known, new, ids, holders, count, total, pt_score, k, used_k, used_n, w_i)
+    # the entries kept, chosen in Python (a few dozen); the same float64 mean as the reference's
+    min_kp, min_mean = params.min_keypoints, params.min_mean_score
+    kept = [r for r, (c, t) in enumerate(zip(count, total)) if c >= min_kp and not t / max(c, 1) < min_mean]
+    ids_a = np.array([ids[r] for r in kept], np.intp).reshape(-1, k)
+    count_a = np.array([count[r] for r in kept], np.int64)
+    total_a = np.array([total[r] for r in kept], np.float64)
+    # a missing keypoint (-1) takes the table's last row, all -1
+    table = np.empty((len(all_pts) + 1, 3))
+    table[:-1] = all_pts[:, :3]
+    table[-1] = -1.0
+    poses = table[ids_a]
     if return_counts:
         return poses, total_a, count_a
     return poses, total_a
@@ -423,41 +468,51 @@ def _checked_maps(heatmaps: np.ndarray, pafs: np.ndarray | PafReader, skeleton) 
 
 
 def _connect(order: list[int], rk: list[int], rn: list[int], score: list[float], known: int, new: int,
-             ids: list[list[int]], holders: dict[int, list[int]], count: list[int], total: list[float],
-             pt_score: list[float], k: int) -> None:
+             ids: list[list[int]], holders: list, count: list[int], total: list[float],
+             pt_score: list[float], k: int, used_k: list[int], used_n: list[int], stamp: int) -> None:
     """One tree limb's greedy matching and its connections in one loop: candidates taken in
     `order` (indices into rk, rn, score: the known and new ends' peak rows, the scores), each peak
-    once; each connection extends the entries holding its known end's peak, or starts a new entry
-    of the two peaks."""
-    used_k: set[int] = set()
-    used_n: set[int] = set()
+    once (used_k / used_n[row] == stamp: taken in this step; lists shared by all steps, so no set
+    per step); each connection extends the entries holding its known end's peak (holders[row]:
+    a list of entries or None), or starts a new entry of the two peaks."""
     for o in order:
-        gk, gn = rk[o], rn[o]
-        if gk in used_k or gn in used_n:
+        gk = rk[o]
+        gn = rn[o]
+        if used_k[gk] == stamp or used_n[gn] == stamp:
             continue
-        used_k.add(gk)
-        used_n.add(gn)
+        used_k[gk] = stamp
+        used_n[gn] = stamp
         s = score[o]
-        rows = holders.get(gk, ())
-        for r in rows:
-            e = ids[r]
-            old = e[new]
-            if old != gn:  # (a tree walk never overwrites; the rule does, so follow it)
-                if old >= 0:
-                    holders[old].remove(r)
-                holders.setdefault(gn, []).append(r)
-            e[new] = gn
-            count[r] += 1
-            total[r] += pt_score[gn] + s
-        if not rows:
+        rows = holders[gk]
+        if rows:
+            for r in rows:
+                e = ids[r]
+                old = e[new]
+                if old != gn:  # (a tree walk never overwrites; the rule does, so follow it)
+                    if old >= 0:
+                        holders[old].remove(r)
+                    h = holders[gn]
+                    if h is None:
+                        holders[gn] = [r]
+                    else:
+                        h.append(r)
+                e[new] = gn
+                count[r] += 1
+                total[r] += pt_score[gn] + s
+        else:
             e = [-1] * k
-            e[known], e[new] = gk, gn
+            e[known] = gk
+            e[new] = gn
             r = len(ids)
             ids.append(e)
             count.append(2)
             total.append(pt_score[gk] + pt_score[gn] + s)
-            holders.setdefault(gk, []).append(r)
-            holders.setdefault(gn, []).append(r)
+            holders[gk] = [r]
+            h = holders[gn]
+            if h is None:
+                holders[gn] = [r]
+            else:
+                h.append(r)
 
 
 def _descending(pos: np.ndarray, score: np.ndarray, bounds: list[int]) -> np.ndarray:
@@ -490,20 +545,25 @@ def _greedy(order: list[int], ra: list[int], rb: list[int], score: list[float]) 
     return out
 
 
-def _fill(ids: list[list[int]], holders: dict[int, list[int]], a: int, b: int,
-          conn: list[tuple[int, int, float]]) -> None:
+def _fill(ids: list[list[int]], holders: list, a: int, b: int, conn: list[tuple[int, int, float]]) -> None:
     """A redundant limb only fills a missing end of an entry that holds the other end; neither the
     count nor the score changes (as the reference). An entry can match on one side only, and peaks
     within a limb's connections are unique, so the fills are independent of their order."""
     for ga, gb, _s in conn:
-        for r in list(holders.get(ga, ())):
+        for r in list(holders[ga] or ()):
             if ids[r][a] == ga and ids[r][b] == -1:
                 ids[r][b] = gb
-                holders.setdefault(gb, []).append(r)
-        for r in list(holders.get(gb, ())):
+                if holders[gb] is None:
+                    holders[gb] = [r]
+                else:
+                    holders[gb].append(r)
+        for r in list(holders[gb] or ()):
             if ids[r][b] == gb and ids[r][a] == -1:
                 ids[r][a] = ga
-                holders.setdefault(ga, []).append(r)
+                if holders[ga] is None:
+                    holders[ga] = [r]
+                else:
+                    holders[ga].append(r)
 
 
 # ------------------------------------------------------------------ the reference's notation

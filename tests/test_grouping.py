@@ -419,6 +419,46 @@ def test_group_equals_reference_property(seed, quantise):
     assert_same_groups(our_instances(*default), ref_instances(entries, all_kp))
 
 
+@pytest.mark.parametrize("tail", [-1, 0, 10**9])
+def test_middle_points_in_rounds_or_at_once_equal_reference(monkeypatch, tail):
+    """The middle sample points are read one per round, or all those left at once when n * (points
+    left - 1) <= grouping._TAIL_EXTRA: forced never (-1), for the last point only (0) and from the
+    first round (10**9), on random maps (quantised ones for ties, float64 PAFs) and on a larger map
+    with many candidate pairs (rounds that compact, rounds that do not): the reference's entries
+    and scores to the bit, the same read counts as the path forced implies."""
+    import posedata.grouping as G
+
+    monkeypatch.setattr(G, "_TAIL_EXTRA", tail)
+    reads = []
+
+    class Counting(G.PafReader):
+        def __init__(self, pafs):
+            self.shape, self._flat = pafs.shape, pafs.reshape(-1)
+
+        def __getitem__(self, idx):
+            reads.append(len(idx))
+            return self._flat[idx]
+
+    maps = [_maps_from_seed(1000 + seed, 18, 19, quantise=seed % 3 == 0) for seed in range(10)]
+    maps.append(random_maps(np.random.default_rng(5), 18, 19, 160, 220, blobs=(20, 30)))
+    for heat, pafs in maps:
+        walked, default, ref = _both(heat, pafs)
+        assert_identical(walked, ref)
+        (entries, all_kp), _ = ref_run(heat, pafs)
+        assert_same_groups(our_instances(*default), ref_instances(entries, all_kp))
+        reads.clear()
+        assert all(np.array_equal(a, b) for a, b in zip(group(heat, Counting(pafs), OP18, return_counts=True),
+                                                        default, strict=True))
+        middle = reads[1:]  # after the end points' read: x and y of each round
+        assert middle[::2] == middle[1::2]
+        if tail > 10**6:
+            assert len(middle) <= 2  # every middle point in one round
+    # the larger map's pairs last to its final point: 8 rounds (one at once), fewer pairs from round to
+    # round as they fail, and rounds that carry their few failed pairs instead of compacting
+    assert (len(middle), middle[0] > middle[-1], len(set(middle)) < 8) == ((2, False, True) if tail > 10**6
+                                                                        else (16, True, True))
+
+
 @st.composite
 def random_skeletons(draw):
     """A tree of 2-9 keypoints (limbs listed parent -> child, in random file order) plus up to two
