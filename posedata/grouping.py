@@ -331,11 +331,11 @@ def _score_steps(limb_ab: list[tuple[int, int, int]], sizes: list[int], xy32: np
     chan = np.array([2 * hw * t[0] for t in limb_ab], np.intp)  # each step's x channel's first flat index
     # The first and last sample points are the peaks themselves (rint(a + 0) = a, and
     # rint(a + (points - 1) * step * (b - a)) = b for any map size), so their field values are
-    # read once per peak and limb (x and y of both ends in one read); a pair's projection there is
-    # then formed exactly as below.
+    # read once per peak and limb (both ends' x values in one read, their y values in another); a
+    # pair's projection there is then formed exactly as below.
     blk_chan = chan.repeat(m)
     loc = np.concatenate((chan.repeat(n) + yi[a_row] * w + xi[a_row], blk_chan + yi[blk_row] * w + xi[blk_row]))
-    ends = flat[np.concatenate((loc, loc + hw))].reshape(2, -1)
+    ends = (flat[loc], flat[loc + hw])  # x, then y (a reader upsampling channels on first touch: x ones, then y ones)
     n_a = len(a_row)
     # Per-pair values are a per-block value repeated (np.repeat: sequential, ~5x cheaper than a
     # gather) or a per-a-peak value taken through `at`.
@@ -350,14 +350,14 @@ def _score_steps(limb_ab: list[tuple[int, int, int]], sizes: list[int], xy32: np
     ux = vx / norm
     uy = vy / norm
     thr = params.min_paf_score
-    s_a = ends[0, :n_a].take(at)
+    s_a = ends[0][:n_a].take(at)
     s_a *= ux
-    f = ends[1, :n_a].take(at)
+    f = ends[1][:n_a].take(at)
     f *= uy
     s_a += f
-    s_b = ends[0, n_a:].repeat(blk_n)
+    s_b = ends[0][n_a:].repeat(blk_n)
     s_b *= ux
-    f = ends[1, n_a:].repeat(blk_n)
+    f = ends[1][n_a:].repeat(blk_n)
     f *= uy
     s_b += f
     passed = (s_a > thr).view(np.int8) + (s_b > thr)
