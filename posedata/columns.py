@@ -8,7 +8,7 @@ per-record code, which says exactly what is wrong; so a screen may be strict, ne
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from itertools import chain, compress, repeat
 from typing import Any
 
@@ -213,10 +213,6 @@ class ImageRows:
             return None
         p = int(self._at[j])
         return int(self.index[p]), float(self.wh[p, 0]), float(self.wh[p, 1])
-
-    def items(self) -> Iterator[tuple[int, tuple[int, float, float]]]:
-        """(id, (index, width, height)) in image order."""
-        return zip(self.ids.tolist(), zip(self.index.tolist(), self.wh[:, 0].tolist(), self.wh[:, 1].tolist()))
 
     def by_id(self) -> tuple[np.ndarray, np.ndarray]:
         """(ids sorted, their (width, height)), for np.searchsorted."""

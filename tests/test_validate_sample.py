@@ -187,8 +187,8 @@ def test_row_blocks_on_many_rows():
                 max_size=30, unique_by=lambda t: t[0]), st.lists(st.booleans(), max_size=30),
        st.lists(st.integers(-2**63, 2**63 - 1), max_size=10))
 def test_the_image_table_reads_as_the_dict_it_replaces(rows, by_screen, probes):
-    """validate's ImageRows (screened images as arrays, the others merged in) answers get() and
-    items() as the dict {id: (index, width, height)} in image order did."""
+    """validate's ImageRows (screened images as arrays, the others merged in) holds the rows of the
+    dict {id: (index, width, height)} it replaced, in image order, and answers get() as it did."""
     from posedata.columns import ImageRows
 
     index = list(range(0, 3 * len(rows), 3))
@@ -199,13 +199,13 @@ def test_the_image_table_reads_as_the_dict_it_replaces(rows, by_screen, probes):
                              np.array([rows[j][1:] for j in screened], dtype=np.float64).reshape(-1, 2), more)
     want = {iid: (i, w, h) for i, (iid, w, h) in zip(index, rows)}
     assert len(table) == len(want)
-    got = list(table.items())
-    assert [k for k, _ in got] == list(want)
-    for (k, v), (k2, v2) in zip(got, want.items()):
-        assert k == k2 and type(v[0]) is int and np.array_equal(v, v2, equal_nan=True)
+    assert table.ids.tolist() == list(want)
+    assert table.index.tolist() == [v[0] for v in want.values()]
+    assert np.array_equal(table.wh, np.array([v[1:] for v in want.values()], np.float64).reshape(-1, 2), equal_nan=True)
     for iid in [r[0] for r in rows] + probes:
         g, w = table.get(iid), want.get(iid)
         assert (g is None) == (w is None) and (g is None or np.array_equal(g, w, equal_nan=True))
+        assert g is None or type(g[0]) is int  # an index, as the dict's was
 
 
 def test_validate_keeps_no_python_objects_per_image():
